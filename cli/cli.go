@@ -1,0 +1,110 @@
+// Package cli is the patchbay command line: cobra commands that wire the
+// domain packages to the embedded store and the terminal. Run is the whole
+// program, so tests drive it in-process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/store/sqlite"
+)
+
+// Version is the patchbay version, set at build time with -ldflags.
+var Version = "dev"
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitFindings = 1 // --fail-on threshold reached
+	ExitError    = 2
+)
+
+// ErrThreshold is returned when findings at or above --fail-on exist.
+var ErrThreshold = errors.New("findings at or above the --fail-on priority")
+
+// env holds what every command shares. One config struct; precedence is
+// flag > environment > default.
+type env struct {
+	stdout, stderr io.Writer
+	dataDir        string
+	log            *slog.Logger
+	isTerminal     func(w io.Writer) bool
+}
+
+// Run runs patchbay with args (without the program name) and returns the
+// exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr, isTerminal: isTerminal}
+	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrThreshold):
+		fmt.Fprintln(stderr, "patchbay:", err)
+		return ExitFindings
+	default:
+		fmt.Fprintln(stderr, "patchbay:", err)
+		return ExitError
+	}
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "patchbay",
+		Short:         "Patch management: inventory, advisories, priorities and patches for a fleet",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if e.dataDir == "" {
+				e.dataDir = defaultDataDir()
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&e.dataDir, "data-dir", os.Getenv("PATCHBAY_DATA_DIR"),
+		"directory of the embedded database and caches (env PATCHBAY_DATA_DIR; default $XDG_DATA_HOME/patchbay)")
+	root.AddCommand(newScanCmd(e), newFeedsCmd(e))
+	return root
+}
+
+// defaultDataDir is $XDG_DATA_HOME/patchbay, or ~/.local/share/patchbay.
+func defaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "patchbay")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "patchbay")
+	}
+	return ".patchbay"
+}
+
+// openDB opens the embedded database in the data dir, creating both.
+func (e *env) openDB(ctx context.Context) (*sqlite.DB, error) {
+	if err := os.MkdirAll(e.dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(e.dataDir, "patchbay.db"))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

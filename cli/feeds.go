@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/store/sqlite"
+)
+
+func newFeedsCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "feeds",
+		Short: "Import, sync and inspect advisory feeds (OSV, CISA KEV, EPSS)",
+	}
+	cmd.AddCommand(newFeedsImportCmd(e), newFeedsSyncCmd(e), newFeedsStatusCmd(e))
+	return cmd
+}
+
+func newFeedsImportCmd(e *env) *cobra.Command {
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "import PATH...",
+		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := e.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			im := &feeds.Importer{Store: db}
+			start := time.Now()
+			sum, err := im.ImportPaths(ctx, args)
+			if err != nil {
+				return err
+			}
+			for _, p := range sum.Problems {
+				fmt.Fprintf(e.stderr, "patchbay: skipped malformed record %s\n", p.String())
+			}
+			fmt.Fprintf(e.stdout, "imported in %s: %s\n", time.Since(start).Round(time.Millisecond), sum)
+			if strict && sum.Malformed > 0 {
+				return fmt.Errorf("--strict: %d malformed records skipped", sum.Malformed)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) when any record is skipped as malformed")
+	return cmd
+}
+
+func newFeedsSyncCmd(e *env) *cobra.Command {
+	var (
+		ecosystems, sources []string
+		mirror              string
+	)
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Download the feeds from upstream or a mirror and apply them atomically",
+		Long: `sync downloads, for each OSV ecosystem, the bucket's all.zip, and the CISA
+KEV catalog and the EPSS scores, with conditional requests (unchanged feeds
+are not downloaded again), and applies each in one transaction.
+
+Without --ecosystem, the ecosystems already in the index are synced, or on a
+first sync: ` + strings.Join(feeds.DefaultEcosystems, ", ") + `, plus this host's distro.
+--mirror points at a server with the upstream layout (osv/<Ecosystem>/all.zip,
+kev/known_exploited_vulnerabilities.json, epss/epss_scores-current.csv.gz),
+for air-gapped sites.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := e.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			opts := feeds.SyncOptions{Mirror: mirror, TempDir: filepath.Join(e.dataDir, "tmp")}
+			for _, s := range sources {
+				switch s {
+				case "osv":
+				case "kev":
+					opts.KEV = true
+				case "epss":
+					opts.EPSS = true
+				default:
+					return fmt.Errorf("--sources: unknown source %q (want osv, kev, epss)", s)
+				}
+			}
+			if containsStr(sources, "osv") {
+				opts.Ecosystems = ecosystems
+				if len(opts.Ecosystems) == 0 {
+					if opts.Ecosystems, err = defaultEcosystems(cmd, db); err != nil {
+						return err
+					}
+				}
+			}
+			if e.isTerminal(e.stderr) {
+				opts.Progress = func(source string, done, total int64) {
+					fmt.Fprintf(e.stderr, "\r\x1b[K%s", progressLine(source, done, total))
+				}
+			}
+			im := &feeds.Importer{Store: db}
+			outcomes, err := im.Sync(ctx, opts)
+			if opts.Progress != nil {
+				fmt.Fprint(e.stderr, "\r\x1b[K")
+			}
+			for _, o := range outcomes {
+				switch o.Status {
+				case "failed":
+					fmt.Fprintf(e.stdout, "%-14s failed: %s\n", o.Source, o.Err)
+				case "updated":
+					fmt.Fprintf(e.stdout, "%-14s updated: %s\n", o.Source, o.Summary)
+				default:
+					fmt.Fprintf(e.stdout, "%-14s %s\n", o.Source, o.Status)
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringSliceVar(&ecosystems, "ecosystem", nil, "OSV ecosystem to sync (repeatable): Go, PyPI, npm, Debian, …")
+	cmd.Flags().StringSliceVar(&sources, "sources", []string{"osv", "kev", "epss"}, "feeds to sync: osv, kev, epss")
+	cmd.Flags().StringVar(&mirror, "mirror", "", "base URL of a mirror with the upstream layout")
+	return cmd
+}
+
+// defaultEcosystems are the OSV collections already imported, or on a first
+// sync the common language ecosystems and this host's distro.
+func defaultEcosystems(cmd *cobra.Command, db *sqlite.DB) ([]string, error) {
+	srcs, err := db.Sources(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range srcs {
+		if strings.HasPrefix(s.Source, feeds.SourceOSVPrefix) && s.Source != feeds.LocalCollection {
+			out = append(out, strings.TrimPrefix(s.Source, feeds.SourceOSVPrefix))
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	out = append(out, feeds.DefaultEcosystems...)
+	if d, err := inventory.ReadDistro("/"); err == nil && d.Ecosystem != "" {
+		out = append(out, inventory.BaseEcosystem(d.Ecosystem))
+	}
+	return out, nil
+}
+
+func progressLine(source string, done, total int64) string {
+	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+	if total <= 0 {
+		return fmt.Sprintf("%s %s", source, mb(done))
+	}
+	const width = 30
+	fill := int(float64(width) * float64(done) / float64(total))
+	if fill > width {
+		fill = width
+	}
+	return fmt.Sprintf("%-14s [%s%s] %s / %s %3d%%", source, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), mb(done), mb(total), done*100/total)
+}
+
+func newFeedsStatusCmd(e *env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each feed source and ecosystem: record counts and age",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := e.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			srcs, err := db.Sources(ctx)
+			if err != nil {
+				return err
+			}
+			counts, err := db.EcosystemCounts(ctx)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"sources": srcs, "ecosystems": counts})
+			}
+			if len(srcs) == 0 {
+				fmt.Fprintln(e.stdout, "no feeds imported; run `patchbay feeds sync` or `patchbay feeds import PATH`")
+				return nil
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SOURCE\tRECORDS\tIMPORTED\tDATA AS OF\tFROM")
+			for _, s := range srcs {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.Source, s.Records, age(now, s.ImportedAt), age(now, s.DataTime), s.Origin)
+			}
+			tw.Flush()
+			ecos := make([]string, 0, len(counts))
+			for k := range counts {
+				ecos = append(ecos, k)
+			}
+			sort.Strings(ecos)
+			fmt.Fprintln(e.stdout)
+			tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ECOSYSTEM\tADVISORIES")
+			for _, k := range ecos {
+				fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+// age renders how long ago t was: "3h ago (2026-11-22 16:00 UTC)".
+func age(now, t time.Time) string {
+	if t.IsZero() || t.Year() < 1971 {
+		return "unknown"
+	}
+	d := now.Sub(t)
+	var s string
+	switch {
+	case d < time.Minute:
+		s = "just now"
+	case d < time.Hour:
+		s = fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		s = fmt.Sprintf("%dh ago", int(d.Hours()))
+	default:
+		s = fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+	return s + " (" + t.UTC().Format("2006-01-02 15:04") + " UTC)"
+}

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/report"
+	"github.com/patchbay/patchbay/risk"
+	"github.com/patchbay/patchbay/scan"
+)
+
+func newScanCmd(e *env) *cobra.Command {
+	var (
+		root, format, failOn, output string
+		strict                       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "scan [PATH...]",
+		Short: "Find what is installed, match it against the advisory feeds, and say what to patch first",
+		Long: `scan reads OS package databases under --root (dpkg, rpm, apk) and the
+lockfiles, manifests, Go binaries, installed Python packages and SBOMs under
+each PATH, matches them against the imported advisory feeds, and prints the
+patches to apply, most urgent first.
+
+Exit status: 0, or 1 when --fail-on is given and a finding at or above that
+priority exists, or 2 on errors (and, with --strict, when any input was
+skipped).`,
+		Example: `  patchbay feeds sync
+  patchbay scan --root /
+  patchbay scan --format json ./service
+  patchbay scan --fail-on P2 --format sarif -o results.sarif .`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if root == "" && len(args) == 0 {
+				return fmt.Errorf("nothing to scan: give --root DIR (--root / for this host) and/or PATH arguments")
+			}
+			var threshold risk.Priority
+			if failOn != "" {
+				p, err := risk.ParsePriority(failOn)
+				if err != nil {
+					return fmt.Errorf("--fail-on: %w", err)
+				}
+				threshold = p
+			}
+			if !containsStr(report.Formats, format) {
+				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(report.Formats, ", "))
+			}
+			ctx := cmd.Context()
+			inv, err := inventory.Collect(ctx, inventory.Options{Root: root, Paths: args})
+			if err != nil {
+				return err
+			}
+			db, err := e.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			srcs, err := db.Sources(ctx)
+			if err != nil {
+				return err
+			}
+			if len(srcs) == 0 {
+				fmt.Fprintln(e.stderr, "patchbay: warning: no advisory feeds imported; run `patchbay feeds sync` or `patchbay feeds import`")
+			}
+			now := time.Now()
+			res, err := scan.Run(ctx, db, inv, now)
+			if err != nil {
+				return err
+			}
+			out := e.stdout
+			var f *os.File
+			if output != "" && output != "-" {
+				if f, err = os.Create(output); err != nil {
+					return fmt.Errorf("--output: %w", err)
+				}
+				defer f.Close()
+				out = f
+			}
+			bw := bufio.NewWriter(out)
+			meta := report.Meta{ToolVersion: Version, GeneratedAt: now, Color: format == "table" && f == nil && e.isTerminal(e.stdout) && os.Getenv("NO_COLOR") == ""}
+			if err := report.Write(bw, format, res, meta); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if f != nil {
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("--output: %w", err)
+				}
+			}
+			if format != "table" {
+				for _, s := range inv.Skipped {
+					fmt.Fprintf(e.stderr, "patchbay: skipped %s\n", s.Error())
+				}
+			}
+			if strict && len(inv.Skipped) > 0 {
+				return fmt.Errorf("--strict: %d inputs skipped (first: %s)", len(inv.Skipped), inv.Skipped[0].Error())
+			}
+			if threshold > 0 {
+				n := 0
+				for _, f := range res.Findings {
+					if f.Priority <= threshold {
+						n++
+					}
+				}
+				if n > 0 {
+					return fmt.Errorf("%w: %d findings at %s or above", ErrThreshold, n, threshold)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&root, "root", "", "filesystem root whose OS package databases are scanned (/ for this host)")
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: "+strings.Join(report.Formats, ", "))
+	cmd.Flags().StringVar(&failOn, "fail-on", "", "exit 1 when a finding at or above this priority exists (P1..P4)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the report to this file instead of standard output")
+	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) when any input is skipped")
+	return cmd
+}
+
+func containsStr(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

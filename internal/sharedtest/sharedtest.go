@@ -1,0 +1,61 @@
+// Package sharedtest finds the project's shared real-data directory
+// (../shared beside the repository: advisory feeds, dpkg fixtures, the
+// lockfile corpus) for tests. A test that needs it skips with a clear
+// message when it is absent, and fails instead when PATCHBAY_REQUIRE_SHARED=1
+// (as in CI).
+package sharedtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Dir returns the absolute path of shared/<rel>, or skips (fails when
+// required) the test when it does not exist.
+func Dir(tb testing.TB, rel string) string {
+	tb.Helper()
+	root := os.Getenv("PATCHBAY_SHARED")
+	if root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		// Walk up to the module root (the directory holding go.mod).
+		for dir := wd; ; dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				root = filepath.Join(filepath.Dir(dir), "shared")
+				break
+			}
+			if filepath.Dir(dir) == dir {
+				break
+			}
+		}
+	}
+	p := filepath.Join(root, rel)
+	if _, err := os.Stat(p); err != nil {
+		Missing(tb, "shared data "+p+" is absent ("+err.Error()+"); set PATCHBAY_SHARED or check out shared/ beside the repository")
+	}
+	return p
+}
+
+// Missing skips the test with msg, or fails it when PATCHBAY_REQUIRE_SHARED=1.
+func Missing(tb testing.TB, msg string) {
+	tb.Helper()
+	if os.Getenv("PATCHBAY_REQUIRE_SHARED") == "1" {
+		tb.Fatal("PATCHBAY_REQUIRE_SHARED=1: " + msg)
+	}
+	tb.Skip(msg)
+}
+
+// Tool returns the path of an external oracle program, or skips (fails
+// when PATCHBAY_REQUIRE_SHARED=1) when it is not installed.
+func Tool(tb testing.TB, name, why string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(tb, name+" is not installed ("+why+")")
+	}
+	return p
+}

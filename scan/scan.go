@@ -1,0 +1,354 @@
+// Package scan runs one scan: it takes an inventory, looks its packages up
+// in the advisory index, matches them, merges advisories that describe the
+// same vulnerability, and assesses each finding's priority.
+package scan
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/match"
+	"github.com/patchbay/patchbay/risk"
+)
+
+// Source is the advisory index as a scan reads it.
+type Source interface {
+	// Advisories returns every advisory naming any of the keys, each once.
+	Advisories(ctx context.Context, keys []match.Key) ([]*advisory.Advisory, error)
+	// Exploitation returns the KEV entries and EPSS scores of the CVEs.
+	Exploitation(ctx context.Context, cves []string) (map[string]advisory.KEVEntry, map[string]advisory.EPSSScore, error)
+}
+
+// Finding is one vulnerability of one package (for OS packages: of one
+// source package, whatever binaries it built).
+type Finding struct {
+	// Source says who found it: "osv" for the advisory feeds.
+	Source    string `json:"source"`
+	Ecosystem string `json:"ecosystem"`
+	// Package and Version are what advisories name: the source package
+	// for Debian, Ubuntu and Alpine.
+	Package string `json:"package"`
+	Version string `json:"version"`
+	// Binaries are the installed binary packages built from Package (OS
+	// packages only).
+	Binaries []string `json:"binaries,omitempty"`
+	// Locations are the files the package was found in.
+	Locations []string `json:"locations"`
+	Cycle     string   `json:"cycle"` // system or application
+	// Vulnerability is the preferred id (the CVE when there is exactly
+	// one); Aliases holds every other id of the merged advisories.
+	Vulnerability string   `json:"vulnerability"`
+	Aliases       []string `json:"aliases"`
+	// Advisories are the ids of the matched records.
+	Advisories []string `json:"advisories"`
+	Summary    string   `json:"summary,omitempty"`
+	URL        string   `json:"url,omitempty"`
+	// Fixed is the patch: the smallest version that fixes every merged
+	// advisory, "" when none names a fix.
+	Fixed     string              `json:"fixed"`
+	Priority  risk.Priority       `json:"priority"`
+	Severity  string              `json:"severity"`
+	Reasons   []string            `json:"reasons"`
+	FirstSeen time.Time           `json:"first_seen"`
+	Due       time.Time           `json:"due"`
+	CVSS      *risk.CVSS          `json:"cvss"`
+	KEV       *advisory.KEVEntry  `json:"kev"`
+	EPSS      *advisory.EPSSScore `json:"epss"`
+	// Assessment holds the decision inputs.
+	Exploitation    risk.Exploitation `json:"exploitation"`
+	Automatable     bool              `json:"automatable"`
+	TechnicalImpact string            `json:"technical_impact"`
+}
+
+// Result is a scan's output.
+type Result struct {
+	Inventory inventory.Result `json:"inventory"`
+	Findings  []Finding        `json:"findings"`
+	// Problems are advisory data that could not be used (unparsable
+	// versions or vectors); matching went on without them.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// unit is what is matched: one (ecosystem, match name, match version).
+type unit struct {
+	pkg       inventory.Package
+	binaries  []string
+	locations []string
+}
+
+// Run matches the inventory against the index and assesses the findings.
+// now is the first-seen time of every finding.
+func Run(ctx context.Context, src Source, inv inventory.Result, now time.Time) (Result, error) {
+	res := Result{Inventory: inv, Findings: []Finding{}}
+	units := groupUnits(inv.Packages)
+	keySet := map[match.Key]bool{}
+	var keys []match.Key
+	for _, u := range units {
+		for _, k := range match.Keys(u.pkg) {
+			if !keySet[k] {
+				keySet[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	advs, err := src.Advisories(ctx, keys)
+	if err != nil {
+		return res, err
+	}
+	ix := match.NewIndex()
+	for _, a := range advs {
+		ix.Add(a)
+	}
+	res.Problems = append(res.Problems, ix.Problems...)
+
+	type pending struct {
+		u    *unit
+		hits [][]match.Hit // merged groups
+	}
+	var all []pending
+	cveSet := map[string]bool{}
+	for _, u := range units {
+		hits := ix.Match(u.pkg)
+		if len(hits) == 0 {
+			continue
+		}
+		groups := MergeAliases(hits)
+		all = append(all, pending{u: u, hits: groups})
+		for _, h := range hits {
+			for _, c := range h.Advisory.CVEs() {
+				cveSet[c] = true
+			}
+		}
+	}
+	cves := make([]string, 0, len(cveSet))
+	for c := range cveSet {
+		cves = append(cves, c)
+	}
+	sort.Strings(cves)
+	kev, epss, err := src.Exploitation(ctx, cves)
+	if err != nil {
+		return res, err
+	}
+	for _, p := range all {
+		for _, g := range p.hits {
+			f := newFinding(p.u, g, kev, epss, now)
+			res.Findings = append(res.Findings, f)
+		}
+	}
+	SortFindings(res.Findings)
+	return res, ctx.Err()
+}
+
+// SortFindings orders by priority, then ecosystem, package and id.
+func SortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Priority != b.Priority {
+			return a.Priority < b.Priority
+		}
+		if a.Ecosystem != b.Ecosystem {
+			return a.Ecosystem < b.Ecosystem
+		}
+		if a.Package != b.Package {
+			return a.Package < b.Package
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return a.Vulnerability < b.Vulnerability
+	})
+}
+
+func groupUnits(pkgs []inventory.Package) []*unit {
+	byKey := map[string]*unit{}
+	var out []*unit
+	for _, p := range pkgs {
+		k := match.KeyOf(p)
+		key := k.Ecosystem + "\x00" + k.Name + "\x00" + p.MatchVersion()
+		u, ok := byKey[key]
+		if !ok {
+			u = &unit{pkg: p}
+			byKey[key] = u
+			out = append(out, u)
+		}
+		if inventory.IsOSEcosystem(p.Ecosystem) && !contains(u.binaries, p.Name) {
+			u.binaries = append(u.binaries, p.Name)
+		}
+		if !contains(u.locations, p.Location) {
+			u.locations = append(u.locations, p.Location)
+		}
+	}
+	return out
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// MergeAliases groups hits whose ids or aliases overlap: each group is one
+// vulnerability described by several databases.
+func MergeAliases(hits []match.Hit) [][]match.Hit {
+	parent := make([]int, len(hits))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	owner := map[string]int{}
+	for i, h := range hits {
+		for _, id := range h.Advisory.IDs() {
+			if j, ok := owner[id]; ok {
+				parent[find(i)] = find(j)
+			} else {
+				owner[id] = i
+			}
+		}
+	}
+	groups := map[int][]match.Hit{}
+	var order []int
+	for i, h := range hits {
+		r := find(i)
+		if _, ok := groups[r]; !ok {
+			order = append(order, r)
+		}
+		groups[r] = append(groups[r], h)
+	}
+	out := make([][]match.Hit, 0, len(order))
+	for _, r := range order {
+		g := groups[r]
+		sort.Slice(g, func(i, j int) bool { return g[i].Advisory.ID < g[j].Advisory.ID })
+		out = append(out, g)
+	}
+	return out
+}
+
+func newFinding(u *unit, group []match.Hit, kev map[string]advisory.KEVEntry, epss map[string]advisory.EPSSScore, now time.Time) Finding {
+	p := u.pkg
+	f := Finding{
+		Source:    "osv",
+		Ecosystem: p.Ecosystem,
+		Package:   p.MatchName(),
+		Version:   p.MatchVersion(),
+		Binaries:  u.binaries,
+		Locations: u.locations,
+		Cycle:     string(p.Cycle()),
+		FirstSeen: now.UTC(),
+	}
+	var ids, cves []string
+	in := risk.Input{}
+	for _, h := range group {
+		a := h.Advisory
+		f.Advisories = append(f.Advisories, a.ID)
+		for _, id := range a.IDs() {
+			if !contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		for _, c := range a.CVEs() {
+			if !contains(cves, c) {
+				cves = append(cves, c)
+			}
+		}
+		if f.Summary == "" {
+			f.Summary = a.Summary
+		}
+		if f.URL == "" {
+			f.URL = a.URL
+		}
+		sev, word := a.Severity, a.SeverityWord
+		if len(h.Affected.Severity) > 0 {
+			sev = h.Affected.Severity
+		}
+		if h.Affected.SeverityWord != "" {
+			word = h.Affected.SeverityWord
+		}
+		for _, s := range sev {
+			in.Vectors = append(in.Vectors, s.Score)
+		}
+		if word != "" {
+			in.SeverityWords = append(in.SeverityWords, word)
+		}
+		f.Fixed = MaxVersion(p.Ecosystem, f.Fixed, h.Fixed)
+	}
+	f.Vulnerability = preferredID(ids, cves, f.Advisories)
+	f.Aliases = []string{}
+	for _, id := range ids {
+		if id != f.Vulnerability {
+			f.Aliases = append(f.Aliases, id)
+		}
+	}
+	sort.Strings(f.Aliases)
+	for _, c := range cves {
+		if e, ok := kev[c]; ok && (f.KEV == nil || e.DateAdded.Before(f.KEV.DateAdded)) {
+			e := e
+			f.KEV = &e
+		}
+		if s, ok := epss[c]; ok && (f.EPSS == nil || s.Probability > f.EPSS.Probability) {
+			s := s
+			f.EPSS = &s
+		}
+	}
+	in.KEV, in.EPSS = f.KEV, f.EPSS
+	a := risk.Assess(in)
+	f.Priority, f.Severity, f.Reasons, f.CVSS = a.Priority, a.Severity, a.Reasons, a.CVSS
+	f.Exploitation, f.Automatable, f.TechnicalImpact = a.Exploitation, a.Automatable, a.TechnicalImpact
+	f.Due = risk.DueDate(a.Priority, f.FirstSeen, f.KEV)
+	return f
+}
+
+// preferredID picks the id a finding is shown under: its CVE when the
+// merged advisories name exactly one, else the first matched record's id.
+func preferredID(ids, cves, advisories []string) string {
+	if len(cves) == 1 {
+		return cves[0]
+	}
+	for _, id := range ids {
+		if strings.HasPrefix(id, "GHSA-") && len(advisories) > 1 {
+			return id
+		}
+	}
+	return advisories[0]
+}
+
+// MaxVersion returns the larger of two versions of an ecosystem; "" counts
+// as absent. Unparsable versions compare as text.
+func MaxVersion(eco, a, b string) string {
+	if a == "" {
+		return b
+	}
+	if b == "" {
+		return a
+	}
+	c, err := match.Compare(eco, a, b)
+	if err != nil {
+		if a < b {
+			return b
+		}
+		return a
+	}
+	if c < 0 {
+		return b
+	}
+	return a
+}
+
+// String renders a finding for logs.
+func (f Finding) String() string {
+	return fmt.Sprintf("%s %s %s@%s → %s", f.Priority, f.Vulnerability, f.Package, f.Version, f.Fixed)
+}
