@@ -31,6 +31,8 @@ type CVSS struct {
 	// complexity, no privileges, no user interaction (v4: and no attack
 	// requirements; v2: no authentication).
 	Network     bool `json:"network"`
+	// AttackVector is the vector's AV value: N, A, L or P.
+	AttackVector string `json:"attack_vector"`
 	Automatable bool `json:"automatable"`
 	// HighImpact: a high (v2: complete) impact on confidentiality,
 	// integrity or availability of the vulnerable system.
@@ -90,6 +92,7 @@ func ParseCVSS(vector string) (CVSS, error) {
 		c.Automatable = c.Network && get("AC") == "L" && get("PR") == "N" && get("UI") == "N"
 		c.Impacts = highs(get, [3]string{"C", "I", "A"}, "H")
 	}
+	c.AttackVector = get("AV")
 	c.HighImpact = len(c.Impacts) > 0
 	c.Rating = Rating(c.Score)
 	return c, nil

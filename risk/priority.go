@@ -148,8 +148,12 @@ func Assess(in Input) Assessment {
 			s += ", network-reachable without privileges or user interaction"
 		case c.Network:
 			s += ", network-reachable but not automatable"
+		case c.AttackVector == "A":
+			s += ", reachable from the adjacent network only"
+		case c.AttackVector == "P":
+			s += ", needs physical access"
 		default:
-			s += ", not reachable over the network"
+			s += ", needs local access"
 		}
 		severityReasons = append(severityReasons, s)
 		if c.HighImpact {
@@ -246,4 +250,14 @@ func DueDate(p Priority, firstSeen time.Time, kev *advisory.KEVEntry) time.Time 
 		return kev.DueDate
 	}
 	return due
+}
+
+// UnmarshalText parses "P1".."P4".
+func (p *Priority) UnmarshalText(b []byte) error {
+	v, err := ParsePriority(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
 }
