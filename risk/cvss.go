@@ -30,10 +30,10 @@ type CVSS struct {
 	// Network: attack vector network. Automatable: network, low
 	// complexity, no privileges, no user interaction (v4: and no attack
 	// requirements; v2: no authentication).
-	Network     bool `json:"network"`
+	Network bool `json:"network"`
 	// AttackVector is the vector's AV value: N, A, L or P.
 	AttackVector string `json:"attack_vector"`
-	Automatable bool `json:"automatable"`
+	Automatable  bool   `json:"automatable"`
 	// HighImpact: a high (v2: complete) impact on confidentiality,
 	// integrity or availability of the vulnerable system.
 	HighImpact bool `json:"high_impact"`
