@@ -216,7 +216,7 @@ func (c *collector) extract(ctx context.Context, fsys scalibrfs.FS, root, rel st
 			break
 		}
 	}
-	if chosen == nil && explicit {
+	if chosen == nil && (explicit || isRequirementsDirFile(rel)) {
 		chosen = guessExtractor(rel, exts)
 		if chosen == nil {
 			c.res.Skipped = append(c.res.Skipped, Skip{Path: display, Reason: "not a recognised lockfile, manifest, binary or SBOM"})
@@ -243,6 +243,13 @@ func (c *collector) extract(ctx context.Context, fsys scalibrfs.FS, root, rel st
 			c.res.Packages = append(c.res.Packages, pkg)
 		}
 	}
+}
+
+// isRequirementsDirFile reports whether rel is a *.txt in a directory named
+// "requirements" (requirements/dev.txt: the pip-tools convention), which is
+// read as a requirements file although its name does not say so.
+func isRequirementsDirFile(rel string) bool {
+	return strings.HasSuffix(rel, ".txt") && filepath.Base(filepath.Dir(rel)) == "requirements"
 }
 
 func guessExtractor(rel string, exts []filesystem.Extractor) filesystem.Extractor {

@@ -20,6 +20,7 @@ package match
 import (
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/inventory"
@@ -47,10 +48,17 @@ func Keys(p inventory.Package) []Key {
 	return []Key{k}
 }
 
-// Index holds compiled advisories by key. It is not safe for concurrent
-// writes; concurrent Match calls on a built index are safe.
+// Index holds compiled advisories by key. Add must not run concurrently
+// with Match; concurrent Match calls are safe.
+//
+// Per key, every version an event or an explicit `versions` list names is
+// parsed once and ranked; a look-up parses the installed version once,
+// finds its rank by binary search, and then evaluates every range of every
+// advisory of the key with integer comparisons. A key with thousands of
+// advisories (Debian's linux) costs a dozen version comparisons, not
+// thousands.
 type Index struct {
-	entries map[Key][]*entry
+	keys map[Key]*keyIndex
 	// Problems lists event versions that could not be parsed; their events
 	// are ignored.
 	Problems []string
@@ -65,61 +73,105 @@ const (
 	evLimit
 )
 
-type event struct {
+// rankedEvent is an event whose version is points[typ][rank].
+type rankedEvent struct {
 	kind eventKind
 	zero bool // introduced: "0", below everything
-	v    Version
+	rank int32
+	v    Version // until ranked
 }
 
 type compiledRange struct {
-	typ    string
-	events []event
+	typ    int // index into keyIndex.points: 0 ECOSYSTEM, 1 SEMVER
+	events []rankedEvent
 }
 
 type entry struct {
 	adv      *advisory.Advisory
 	affected *advisory.Affected
 	ranges   []compiledRange
-	versions map[string]bool
+	// versions are the explicit versions as written, and their ranks among
+	// the ECOSYSTEM points (for versions written differently: "1.0" vs
+	// "1.0.0" in PEP 440).
+	versions     map[string]bool
+	versionList  []Version
+	versionRanks []int32 // sorted
+}
+
+// keyIndex holds the advisories of one key.
+type keyIndex struct {
+	ecosystem string
+	entries   []*entry
+	once      sync.Once
+	points    [2][]Version // sorted distinct versions per range type
+	used      [2]bool      // whether any range (or versions list) has the type
+}
+
+const (
+	typEcosystem = 0
+	typSemver    = 1
+)
+
+func typeIndex(rangeType string) int {
+	if rangeType == advisory.RangeSemver {
+		return typSemver
+	}
+	return typEcosystem
 }
 
 // NewIndex returns an empty index.
-func NewIndex() *Index { return &Index{entries: map[Key][]*entry{}} }
+func NewIndex() *Index { return &Index{keys: map[Key]*keyIndex{}} }
 
 // Add compiles every affected entry of a.
 func (ix *Index) Add(a *advisory.Advisory) {
+	mine := make(map[Key]*entry, len(a.Affected))
 	for i := range a.Affected {
 		af := &a.Affected[i]
-		e := &entry{adv: a, affected: af}
-		if len(af.Versions) > 0 {
-			e.versions = make(map[string]bool, len(af.Versions))
-			for _, v := range af.Versions {
-				e.versions[v] = true
+		k := Key{Ecosystem: af.Ecosystem, Name: NormalizeName(af.Ecosystem, af.Name)}
+		ki := ix.keys[k]
+		if ki == nil {
+			ki = &keyIndex{ecosystem: af.Ecosystem}
+			ix.keys[k] = ki
+		}
+		ki.once = sync.Once{} // (re)rank at the next look-up
+		// Several affected entries of one advisory for the same package are
+		// one entry with their ranges and versions combined.
+		e := mine[k]
+		if e == nil {
+			e = &entry{adv: a, affected: af}
+			ki.entries = append(ki.entries, e)
+			mine[k] = e
+		}
+		// Explicit versions always match by their text. Only where they
+		// are the sole source (no ECOSYSTEM or SEMVER range: GIT-only
+		// records) are they also parsed, so that a version written
+		// differently ("1.0" for "1.0.0") still matches; next to ranges they
+		// enumerate what the ranges already say, and parsing hundreds of
+		// them per record would dominate a scan.
+		for _, v := range af.Versions {
+			if e.versions == nil {
+				e.versions = map[string]bool{}
+			}
+			e.versions[v] = true
+			if len(af.Ranges) == 0 {
+				if pv, err := ParseVersion(af.Ecosystem, advisory.RangeEcosystem, v); err == nil {
+					e.versionList = append(e.versionList, pv)
+				}
 			}
 		}
 		for _, r := range af.Ranges {
-			cr := compiledRange{typ: r.Type}
+			cr := compiledRange{typ: typeIndex(r.Type)}
 			for _, ev := range r.Events {
-				ce, ok := ix.compileEvent(af.Ecosystem, r.Type, ev, a.ID)
-				if ok {
+				if ce, ok := ix.compileEvent(af.Ecosystem, r.Type, ev, a.ID); ok {
 					cr.events = append(cr.events, ce)
 				}
 			}
-			sort.SliceStable(cr.events, func(i, j int) bool {
-				a, b := cr.events[i], cr.events[j]
-				if a.zero || b.zero {
-					return a.zero && !b.zero
-				}
-				return a.v.Compare(b.v) < 0
-			})
 			e.ranges = append(e.ranges, cr)
 		}
-		k := Key{Ecosystem: af.Ecosystem, Name: NormalizeName(af.Ecosystem, af.Name)}
-		ix.entries[k] = append(ix.entries[k], e)
 	}
 }
 
-func (ix *Index) compileEvent(eco, typ string, ev advisory.Event, id string) (event, bool) {
+func (ix *Index) compileEvent(eco, typ string, ev advisory.Event, id string) (rankedEvent, bool) {
 	var (
 		kind eventKind
 		s    string
@@ -128,7 +180,7 @@ func (ix *Index) compileEvent(eco, typ string, ev advisory.Event, id string) (ev
 	case ev.Introduced != "":
 		kind, s = evIntroduced, ev.Introduced
 		if s == "0" {
-			return event{kind: kind, zero: true}, true
+			return rankedEvent{kind: kind, zero: true}, true
 		}
 	case ev.Fixed != "":
 		kind, s = evFixed, ev.Fixed
@@ -137,24 +189,85 @@ func (ix *Index) compileEvent(eco, typ string, ev advisory.Event, id string) (ev
 	case ev.Limit != "":
 		kind, s = evLimit, ev.Limit
 		if s == "*" {
-			return event{}, false // unbounded limit: no bound
+			return rankedEvent{}, false // unbounded limit: no bound
 		}
 	default:
-		return event{}, false
+		return rankedEvent{}, false
 	}
 	v, err := ParseVersion(eco, typ, s)
 	if err != nil {
 		ix.Problems = append(ix.Problems, id+": "+err.Error())
-		return event{}, false
+		return rankedEvent{}, false
 	}
-	return event{kind: kind, v: v}, true
+	return rankedEvent{kind: kind, v: v}, true
+}
+
+// rank sorts the key's versions and turns every event into a rank.
+func (ki *keyIndex) rank() {
+	for t := range ki.points {
+		ki.points[t] = ki.points[t][:0]
+	}
+	ki.used = [2]bool{}
+	for _, e := range ki.entries {
+		if len(e.versionList) > 0 {
+			ki.used[typEcosystem] = true
+		}
+		for _, r := range e.ranges {
+			ki.used[r.typ] = true
+			for _, ev := range r.events {
+				if !ev.zero {
+					ki.points[r.typ] = append(ki.points[r.typ], ev.v)
+				}
+			}
+		}
+		ki.points[typEcosystem] = append(ki.points[typEcosystem], e.versionList...)
+	}
+	for t := range ki.points {
+		ps := ki.points[t]
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Compare(ps[j]) < 0 })
+		out := ps[:0]
+		for i, v := range ps {
+			if i == 0 || v.Compare(out[len(out)-1]) != 0 {
+				out = append(out, v)
+			}
+		}
+		ki.points[t] = out
+	}
+	find := func(t int, v Version) int32 {
+		ps := ki.points[t]
+		return int32(sort.Search(len(ps), func(i int) bool { return ps[i].Compare(v) >= 0 }))
+	}
+	for _, e := range ki.entries {
+		for ri := range e.ranges {
+			r := &e.ranges[ri]
+			for i := range r.events {
+				if !r.events[i].zero {
+					r.events[i].rank = find(r.typ, r.events[i].v)
+				}
+			}
+			// Sort by version: "introduced 0" first, then by rank; at equal
+			// versions keep the record's order.
+			sort.SliceStable(r.events, func(i, j int) bool {
+				a, b := r.events[i], r.events[j]
+				if a.zero || b.zero {
+					return a.zero && !b.zero
+				}
+				return a.rank < b.rank
+			})
+		}
+		e.versionRanks = e.versionRanks[:0]
+		for _, v := range e.versionList {
+			e.versionRanks = append(e.versionRanks, find(typEcosystem, v))
+		}
+		slices.Sort(e.versionRanks)
+	}
 }
 
 // Len returns the number of compiled affected entries.
 func (ix *Index) Len() int {
 	n := 0
-	for _, es := range ix.entries {
-		n += len(es)
+	for _, ki := range ix.keys {
+		n += len(ki.entries)
 	}
 	return n
 }
@@ -168,19 +281,58 @@ type Hit struct {
 	Fixed string
 }
 
+// position is where the installed version falls among a key's points of
+// one range type: lo points are below it, and eq says whether points[lo]
+// equals it. ok is false when the version does not parse.
+type position struct {
+	lo int32
+	eq bool
+	ok bool
+}
+
+func (p position) atLeast(rank int32) bool { return rank < p.lo || (p.eq && rank == p.lo) }
+func (p position) above(rank int32) bool   { return rank < p.lo }
+
 // Match returns the advisories that affect p, one hit per advisory.
-func (ix *Index) Match(p inventory.Package) []Hit {
-	var hits []Hit
-	for _, k := range Keys(p) {
-		es := ix.entries[k]
-		if len(es) == 0 {
+func (ix *Index) Match(p inventory.Package) []Hit { return ix.AppendMatches(nil, p) }
+
+// AppendMatches appends the advisories that affect p to hits, one hit per
+// advisory, so a caller can reuse a buffer across look-ups.
+func (ix *Index) AppendMatches(hits []Hit, p inventory.Package) []Hit {
+	start := len(hits)
+	k := KeyOf(p)
+	keys := [2]Key{k, {Ecosystem: inventory.BaseEcosystem(k.Ecosystem), Name: k.Name}}
+	n := 1
+	if keys[1].Ecosystem != k.Ecosystem {
+		n = 2
+	}
+	ver := p.MatchVersion()
+	for i, k := range keys[:n] {
+		ki := ix.keys[k]
+		if ki == nil {
 			continue
 		}
-		ver := p.MatchVersion()
-		parsed := map[string]*Version{} // by range type
-		for _, e := range es {
-			fixed, ok := e.affects(ver, parsed)
-			if !ok || slices.ContainsFunc(hits, func(h Hit) bool { return h.Advisory.ID == e.adv.ID }) {
+		ki.once.Do(ki.rank)
+		var pos [2]position
+		for t := range pos {
+			if !ki.used[t] {
+				continue
+			}
+			typ := advisory.RangeEcosystem
+			if t == typSemver {
+				typ = advisory.RangeSemver
+			}
+			v, err := parseVersion(ki.ecosystem, typ, ver)
+			if err != nil {
+				continue
+			}
+			ps := ki.points[t]
+			lo := sort.Search(len(ps), func(i int) bool { return ps[i].Compare(v) >= 0 })
+			pos[t] = position{lo: int32(lo), eq: lo < len(ps) && ps[lo].Compare(v) == 0, ok: true}
+		}
+		for _, e := range ki.entries {
+			fixed, ok := e.affects(ki, ver, &pos)
+			if !ok || (i > 0 && slices.ContainsFunc(hits[start:], func(h Hit) bool { return h.Advisory.ID == e.adv.ID })) {
 				continue
 			}
 			hits = append(hits, Hit{Advisory: e.adv, Affected: e.affected, Fixed: fixed})
@@ -189,74 +341,64 @@ func (ix *Index) Match(p inventory.Package) []Hit {
 	return hits
 }
 
-// affects reports whether version ver is affected by the entry, and the
-// smallest fixed version above it.
-func (e *entry) affects(ver string, parsed map[string]*Version) (string, bool) {
-	hit := e.versions[ver]
-	var best *Version
-	for _, r := range e.ranges {
-		v := parsedFor(e.affected.Ecosystem, r.typ, ver, parsed)
-		if v == nil {
-			continue
-		}
-		if r.contains(*v) {
+// affects reports whether the installed version (at pos) is affected by
+// the entry, and the smallest fixed version above it.
+func (e *entry) affects(ki *keyIndex, ver string, pos *[2]position) (string, bool) {
+	hit := false
+	for ri := range e.ranges {
+		r := &e.ranges[ri]
+		if p := pos[r.typ]; p.ok && r.contains(p) {
 			hit = true
-		}
-		for i := range r.events {
-			ev := &r.events[i]
-			if ev.kind == evFixed && ev.v.Compare(*v) > 0 && (best == nil || ev.v.Compare(*best) < 0) {
-				best = &ev.v
-			}
+			break
 		}
 	}
-	if !hit && len(e.versions) > 0 {
-		// Explicit versions may be written differently ("1.0" vs "1.0.0").
-		if v := parsedFor(e.affected.Ecosystem, advisory.RangeEcosystem, ver, parsed); v != nil {
-			for s := range e.versions {
-				if w, err := ParseVersion(e.affected.Ecosystem, advisory.RangeEcosystem, s); err == nil && w.Compare(*v) == 0 {
-					hit = true
-					break
-				}
+	if !hit && e.versions != nil {
+		if p := pos[typEcosystem]; p.ok {
+			if p.eq {
+				_, hit = slices.BinarySearch(e.versionRanks, p.lo)
 			}
+		}
+		if !hit {
+			hit = e.versions[ver]
 		}
 	}
 	if !hit {
 		return "", false
 	}
-	if best == nil {
+	best, bestTyp := int32(-1), 0
+	for ri := range e.ranges {
+		r := &e.ranges[ri]
+		p := pos[r.typ]
+		if !p.ok {
+			continue
+		}
+		for _, ev := range r.events {
+			if ev.kind == evFixed && !p.atLeast(ev.rank) && (best < 0 || ev.rank < best) {
+				best, bestTyp = ev.rank, r.typ
+			}
+		}
+	}
+	if best < 0 {
 		return "", true
 	}
-	return best.String(), true
-}
-
-func parsedFor(eco, typ, ver string, cache map[string]*Version) *Version {
-	if v, ok := cache[typ]; ok {
-		return v
-	}
-	var out *Version
-	if v, err := ParseVersion(eco, typ, ver); err == nil {
-		out = &v
-	}
-	cache[typ] = out
-	return out
+	return ki.points[bestTyp][best].String(), true
 }
 
 // contains applies the OSV range algorithm to a sorted event list.
-func (r *compiledRange) contains(v Version) bool {
+func (r *compiledRange) contains(p position) bool {
 	affected := false
-	for i := range r.events {
-		ev := &r.events[i]
+	for _, ev := range r.events {
 		switch ev.kind {
 		case evIntroduced:
-			if ev.zero || v.Compare(ev.v) >= 0 {
+			if ev.zero || p.atLeast(ev.rank) {
 				affected = true
 			}
 		case evFixed, evLimit:
-			if v.Compare(ev.v) >= 0 {
+			if p.atLeast(ev.rank) {
 				affected = false
 			}
 		case evLastAffected:
-			if v.Compare(ev.v) > 0 {
+			if p.above(ev.rank) {
 				affected = false
 			}
 		}

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/osv-scalibr/semantic"
+
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 )
@@ -343,4 +345,38 @@ func nodePath() string {
 	}
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".cache", "patchbay-oracles", "node_modules")
+}
+
+// TestDebianFastPathAgreesWithSemantic checks patchbay's allocation-free
+// Debian comparison against osv-scalibr's semantic package on every
+// neighbouring pair of the real versions.
+func TestDebianFastPathAgreesWithSemantic(t *testing.T) {
+	set := map[string]bool{}
+	for _, v := range feedVersions(t, filepath.Join(sharedtest.Dir(t, "feeds/osv/Debian"), "all.zip")) {
+		set[v] = true
+	}
+	fixtures, _ := filepath.Glob(filepath.Join(sharedtest.Dir(t, "fixtures/dpkg"), "status-*"))
+	for _, f := range fixtures {
+		data, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Version: "); ok {
+				set[v] = true
+			}
+		}
+	}
+	vs := sortedKeys(set)
+	for _, p := range append(pairs(vs, 20000), allPairs([]string{"1.0", "1.0-0", "1:1.0", "01:1.0", "1.0~rc1", "1.0~~", "1.0+b1", "1.0a", "1.0-1~bpo1", "0:1.0", "1.0.", "1.0-"})...) {
+		ours, err := Compare("Debian:12", p[0], p[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := semantic.ParseDebianVersion(p[0])
+		theirs, err := a.CompareStr(p[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ours != theirs {
+			t.Errorf("compare(%q, %q): patchbay %d, osv-scalibr %d", p[0], p[1], ours, theirs)
+		}
+	}
 }
