@@ -1,7 +1,9 @@
 package report
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"time"
 
@@ -87,9 +89,56 @@ func NewDocument(res scan.Result, meta Meta) Document {
 	return doc
 }
 
-// JSON writes the JSON document.
+// JSON writes the JSON document. Findings are encoded one at a time, so
+// memory does not grow with a second copy of the whole result.
 func JSON(w io.Writer, res scan.Result, meta Meta) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(NewDocument(res, meta))
+	doc := NewDocument(res, meta)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	field := func(name string, v any, last bool) error {
+		b, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", name, err)
+		}
+		fmt.Fprintf(bw, "  %q: %s", name, b)
+		if !last {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n")
+		return nil
+	}
+	bw.WriteString("{\n")
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"schema", doc.Schema}, {"tool", doc.Tool}, {"generated_at", doc.GeneratedAt}, {"distro", doc.Distro}, {"summary", doc.Summary}} {
+		if err := field(f.name, f.v, false); err != nil {
+			return err
+		}
+	}
+	bw.WriteString("  \"findings\": [")
+	for i := range doc.Findings {
+		b, err := json.MarshalIndent(&doc.Findings[i], "    ", "  ")
+		if err != nil {
+			return fmt.Errorf("encode finding %s: %w", doc.Findings[i].String(), err)
+		}
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n    ")
+		bw.Write(b)
+	}
+	if len(doc.Findings) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("],\n")
+	for i, f := range []struct {
+		name string
+		v    any
+	}{{"patches", doc.Patches}, {"files", doc.Files}, {"skipped", doc.Skipped}, {"problems", doc.Problems}} {
+		if err := field(f.name, f.v, i == 3); err != nil {
+			return err
+		}
+	}
+	bw.WriteString("}\n")
+	return bw.Flush()
 }

@@ -134,10 +134,15 @@ func Run(ctx context.Context, src Source, inv inventory.Result, now time.Time) (
 	if err != nil {
 		return res, err
 	}
+	n := 0
+	for _, p := range all {
+		n += len(p.hits)
+	}
+	res.Findings = make([]Finding, 0, n)
+	as := &assessor{kev: kev, epss: epss, cache: map[string]*Finding{}}
 	for _, p := range all {
 		for _, g := range p.hits {
-			f := newFinding(p.u, g, kev, epss, now)
-			res.Findings = append(res.Findings, f)
+			res.Findings = append(res.Findings, as.finding(p.u, g, now))
 		}
 	}
 	SortFindings(res.Findings)
@@ -238,18 +243,38 @@ func MergeAliases(hits []match.Hit) [][]match.Hit {
 	return out
 }
 
-func newFinding(u *unit, group []match.Hit, kev map[string]advisory.KEVEntry, epss map[string]advisory.EPSSScore, now time.Time) Finding {
-	p := u.pkg
-	f := Finding{
-		Source:    "osv",
-		Ecosystem: p.Ecosystem,
-		Package:   p.MatchName(),
-		Version:   p.MatchVersion(),
-		Binaries:  u.binaries,
-		Locations: u.locations,
-		Cycle:     string(p.Cycle()),
-		FirstSeen: now.UTC(),
+// vulnKey identifies what a finding's vulnerability part depends on: the
+// matched records and the affected entries (which may carry their own
+// severity).
+func vulnKey(group []match.Hit) string {
+	var b strings.Builder
+	for _, h := range group {
+		b.WriteString(h.Advisory.ID)
+		b.WriteByte(0)
+		b.WriteString(h.Affected.Ecosystem)
+		b.WriteByte(0)
+		b.WriteString(h.Affected.Name)
+		b.WriteByte(0)
 	}
+	return b.String()
+}
+
+// assessor computes the vulnerability part of findings (ids, severity,
+// exploitation, priority and reasons) once per distinct group of matched
+// records: an SBOM with thousands of copies of one vulnerable package
+// shares one assessment.
+type assessor struct {
+	kev   map[string]advisory.KEVEntry
+	epss  map[string]advisory.EPSSScore
+	cache map[string]*Finding
+}
+
+func (as *assessor) vulnerability(group []match.Hit) *Finding {
+	k := vulnKey(group)
+	if f, ok := as.cache[k]; ok {
+		return f
+	}
+	f := &Finding{Source: "osv"}
 	var ids, cves []string
 	in := risk.Input{}
 	for _, h := range group {
@@ -284,7 +309,6 @@ func newFinding(u *unit, group []match.Hit, kev map[string]advisory.KEVEntry, ep
 		if word != "" {
 			in.SeverityWords = append(in.SeverityWords, word)
 		}
-		f.Fixed = MaxVersion(p.Ecosystem, f.Fixed, h.Fixed)
 	}
 	f.Vulnerability = preferredID(ids, cves, f.Advisories)
 	f.Aliases = []string{}
@@ -295,11 +319,11 @@ func newFinding(u *unit, group []match.Hit, kev map[string]advisory.KEVEntry, ep
 	}
 	sort.Strings(f.Aliases)
 	for _, c := range cves {
-		if e, ok := kev[c]; ok && (f.KEV == nil || e.DateAdded.Before(f.KEV.DateAdded)) {
+		if e, ok := as.kev[c]; ok && (f.KEV == nil || e.DateAdded.Before(f.KEV.DateAdded)) {
 			e := e
 			f.KEV = &e
 		}
-		if s, ok := epss[c]; ok && (f.EPSS == nil || s.Probability > f.EPSS.Probability) {
+		if s, ok := as.epss[c]; ok && (f.EPSS == nil || s.Probability > f.EPSS.Probability) {
 			s := s
 			f.EPSS = &s
 		}
@@ -308,7 +332,21 @@ func newFinding(u *unit, group []match.Hit, kev map[string]advisory.KEVEntry, ep
 	a := risk.Assess(in)
 	f.Priority, f.Severity, f.Reasons, f.CVSS = a.Priority, a.Severity, a.Reasons, a.CVSS
 	f.Exploitation, f.Automatable, f.TechnicalImpact = a.Exploitation, a.Automatable, a.TechnicalImpact
-	f.Due = risk.DueDate(a.Priority, f.FirstSeen, f.KEV)
+	as.cache[k] = f
+	return f
+}
+
+// finding combines the vulnerability part with the package and its patch.
+func (as *assessor) finding(u *unit, group []match.Hit, now time.Time) Finding {
+	f := *as.vulnerability(group)
+	p := u.pkg
+	f.Ecosystem, f.Package, f.Version = p.Ecosystem, p.MatchName(), p.MatchVersion()
+	f.Binaries, f.Locations, f.Cycle = u.binaries, u.locations, string(p.Cycle())
+	f.FirstSeen = now.UTC()
+	for _, h := range group {
+		f.Fixed = MaxVersion(p.Ecosystem, f.Fixed, h.Fixed)
+	}
+	f.Due = risk.DueDate(f.Priority, f.FirstSeen, f.KEV)
 	return f
 }
 
