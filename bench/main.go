@@ -265,10 +265,10 @@ func writeSBOM(path string, n int, shared string) (int64, error) {
 		} `json:"license"`
 	}
 	type comp struct {
-		Type        string    `json:"type"`
-		BOMRef      string    `json:"bom-ref"`
-		Name        string    `json:"name"`
-		Version     string    `json:"version"`
+		Type     string    `json:"type"`
+		BOMRef   string    `json:"bom-ref"`
+		Name     string    `json:"name"`
+		Version  string    `json:"version"`
 		Licenses []license `json:"licenses"`
 		PURL     string    `json:"purl"`
 	}
