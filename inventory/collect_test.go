@@ -247,3 +247,41 @@ func TestCollectErrors(t *testing.T) {
 		t.Errorf("dev.txt: %+v %v", res, err)
 	}
 }
+
+// TestCollectRPMRoot builds a real noarch RPM with rpmbuild, records it in
+// a fresh rpm database under a root (rpm --justdb) and reads it back.
+func TestCollectRPMRoot(t *testing.T) {
+	rpm := sharedtest.Tool(t, "rpm", "apt-get install rpm: builds the RPM database of the test root")
+	rpmbuild := sharedtest.Tool(t, "rpmbuild", "apt-get install rpm")
+	top, root := t.TempDir(), t.TempDir()
+	spec := filepath.Join(top, "hello.spec")
+	os.WriteFile(spec, []byte("Name: patchbay-hello\nVersion: 1.2.3\nRelease: 4\nEpoch: 1\nSummary: test\nLicense: MIT\nBuildArch: noarch\n%description\ntest\n%files\n"), 0o644)
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), "HOME="+top)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run(rpmbuild, "--define", "_topdir "+top, "-bb", spec)
+	pkgs, _ := filepath.Glob(filepath.Join(top, "RPMS/noarch/*.rpm"))
+	if len(pkgs) != 1 {
+		t.Fatalf("rpmbuild made %v", pkgs)
+	}
+	run(rpm, "--root", root, "--dbpath", "/var/lib/rpm", "--initdb")
+	run(rpm, "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--justdb", pkgs[0])
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=\"rocky\"\nVERSION_ID=\"9.3\"\nPRETTY_NAME=\"Rocky Linux 9.3 (Blue Onyx)\"\n"), 0o644)
+	res, err := Collect(context.Background(), Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Skipped) > 0 || len(res.Packages) != 1 {
+		t.Fatalf("packages %+v skipped %v", res.Packages, res.Skipped)
+	}
+	p := res.Packages[0]
+	if p.Ecosystem != "Rocky Linux:9" || p.Name != "patchbay-hello" || p.Version != "1:1.2.3-4" || p.SourceName != "patchbay-hello-1.2.3-4" || p.Cycle() != CycleSystem {
+		t.Errorf("%+v", p)
+	}
+}
