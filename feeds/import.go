@@ -60,14 +60,20 @@ func (s *Summary) add(o Summary) {
 
 // String is the one-line summary printed after an import.
 func (s Summary) String() string {
-	parts := []string{fmt.Sprintf("%d added, %d updated, %d unchanged, %d removed", s.Added, s.Updated, s.Unchanged, s.Removed)}
+	var parts []string
+	osv := s.Added+s.Updated+s.Unchanged+s.Removed+s.Malformed > 0
+	if osv || s.KEV+s.EPSS == 0 {
+		parts = append(parts, fmt.Sprintf("%d added, %d updated, %d unchanged, %d removed", s.Added, s.Updated, s.Unchanged, s.Removed))
+	}
 	if s.KEV > 0 {
 		parts = append(parts, fmt.Sprintf("%d KEV entries", s.KEV))
 	}
 	if s.EPSS > 0 {
 		parts = append(parts, fmt.Sprintf("%d EPSS scores", s.EPSS))
 	}
-	parts = append(parts, fmt.Sprintf("%d skipped as malformed", s.Malformed))
+	if osv || s.KEV+s.EPSS == 0 {
+		parts = append(parts, fmt.Sprintf("%d skipped as malformed", s.Malformed))
+	}
 	return strings.Join(parts, ", ")
 }
 
