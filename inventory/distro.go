@@ -65,6 +65,14 @@ func ParseOSRelease(r io.Reader) (map[string]string, error) {
 		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
 			v = v[1 : len(v)-1]
 		}
+		// Control characters have no place in os-release values; drop them
+		// so that nothing built from a value spans lines.
+		v = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return -1
+			}
+			return r
+		}, v)
 		out[strings.TrimSpace(k)] = v
 	}
 	return out, s.Err()
