@@ -59,3 +59,14 @@ func Tool(tb testing.TB, name, why string) string {
 	}
 	return p
 }
+
+// System skips the test with msg (a missing privilege, program or network
+// access), or fails it when PATCHBAY_REQUIRE_SYSTEM=1, as in CI, where the
+// real-system tests must run.
+func System(tb testing.TB, msg string) {
+	tb.Helper()
+	if os.Getenv("PATCHBAY_REQUIRE_SYSTEM") == "1" {
+		tb.Fatal("PATCHBAY_REQUIRE_SYSTEM=1: " + msg)
+	}
+	tb.Skip(msg)
+}

@@ -1,0 +1,345 @@
+package pkgmgr
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"github.com/patchbay/patchbay/match"
+)
+
+// Changelogs finds the CVEs a Debian or Ubuntu update fixes: the CVE ids
+// named in the candidate's changelog entries newer than the installed
+// version. The candidate .deb is downloaded (from the URL apt gives, its
+// SHA-256 checked) and its changelog.Debian.gz read; the parsed changelog
+// is cached by (package, version) under CacheDir, so each is fetched once.
+type Changelogs struct {
+	CacheDir string
+	Client   *http.Client
+}
+
+// ChangelogEntry is one entry of a Debian changelog.
+type ChangelogEntry struct {
+	Version string   `json:"version"`
+	CVEs    []string `json:"cves"`
+}
+
+// CVEs returns the CVEs that the update fixes, sorted.
+func (c *Changelogs) CVEs(ctx context.Context, a *Apt, u Update) ([]string, error) {
+	entries, err := c.entries(ctx, a, u.Name, u.Candidate)
+	if err != nil {
+		return nil, err
+	}
+	since := u.Installed
+	if u.SourceVersion != "" {
+		since = u.SourceVersion
+	}
+	set := map[string]bool{}
+	for _, e := range entries {
+		newer, err := match.Compare("Debian", e.Version, since)
+		if err != nil {
+			continue
+		}
+		upTo, err := match.Compare("Debian", e.Version, u.Candidate)
+		if err != nil {
+			continue
+		}
+		if newer > 0 && upTo <= 0 {
+			for _, cve := range e.CVEs {
+				set[cve] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (c *Changelogs) entries(ctx context.Context, a *Apt, name, version string) ([]ChangelogEntry, error) {
+	cache := filepath.Join(c.CacheDir, "changelog", safeName(name+"_"+version)+".json")
+	if b, err := os.ReadFile(cache); err == nil {
+		var es []ChangelogEntry
+		if json.Unmarshal(b, &es) == nil {
+			return es, nil
+		}
+	}
+	url, size, sum, err := a.debURI(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	deb, err := c.download(ctx, url, size, sum)
+	if err != nil {
+		return nil, err
+	}
+	text, err := DebChangelog(bytes.NewReader(deb), name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path.Base(url), err)
+	}
+	es, err := ParseChangelog(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path.Base(url), err)
+	}
+	if err := os.MkdirAll(filepath.Dir(cache), 0o750); err == nil {
+		b, _ := json.Marshal(es)
+		tmp := cache + ".tmp"
+		if os.WriteFile(tmp, b, 0o640) == nil {
+			os.Rename(tmp, cache)
+		}
+	}
+	return es, nil
+}
+
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == 0 {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// debURI asks apt where the .deb of name=version is: URL, size, SHA-256.
+func (a *Apt) debURI(ctx context.Context, name, version string) (string, int64, string, error) {
+	if err := ValidateDebian([]Target{{name, version}}); err != nil {
+		return "", 0, "", err
+	}
+	c, err := a.R.Run(ctx, "apt-get", "--print-uris", "-q", "download", name+"="+version)
+	if err != nil {
+		return "", 0, "", err
+	}
+	for _, line := range strings.Split(c.Output, "\n") {
+		if !strings.HasPrefix(line, "'") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[3], "SHA256:") {
+			return "", 0, "", &ParseError{Cmd: c.String(), Line: line, Why: "want 'URL' FILE SIZE SHA256:HASH"}
+		}
+		size, err := strconv.ParseInt(f[2], 10, 64)
+		if err != nil {
+			return "", 0, "", &ParseError{Cmd: c.String(), Line: line, Why: "size is not a number"}
+		}
+		return strings.Trim(f[0], "'"), size, strings.TrimPrefix(f[3], "SHA256:"), nil
+	}
+	return "", 0, "", &ParseError{Cmd: c.String(), Line: lastLines(c.Output, 1), Why: "no download URI"}
+}
+
+func (c *Changelogs) download(ctx context.Context, url string, size int64, sum string) ([]byte, error) {
+	client := c.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("download %s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, size+1))
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", url, err)
+	}
+	h := sha256.Sum256(b)
+	if int64(len(b)) != size || hex.EncodeToString(h[:]) != sum {
+		return nil, fmt.Errorf("download %s: size or SHA-256 does not match what apt expects", url)
+	}
+	return b, nil
+}
+
+// DebChangelog returns the Debian changelog of binary package name from a
+// .deb: usr/share/doc/<name>/changelog.Debian.gz (or changelog.gz for
+// native packages), following a symlinked doc directory or file inside the
+// archive.
+func DebChangelog(deb io.ReaderAt, name string) (string, error) {
+	data, comp, err := debData(deb)
+	if err != nil {
+		return "", err
+	}
+	var r io.Reader = data
+	switch comp {
+	case ".xz":
+		xr, err := xz.NewReader(data)
+		if err != nil {
+			return "", fmt.Errorf("data.tar.xz: %w", err)
+		}
+		r = xr
+	case ".zst":
+		zr, err := zstd.NewReader(data)
+		if err != nil {
+			return "", fmt.Errorf("data.tar.zst: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	case ".gz":
+		gr, err := gzip.NewReader(data)
+		if err != nil {
+			return "", fmt.Errorf("data.tar.gz: %w", err)
+		}
+		r = gr
+	case "":
+	default:
+		return "", fmt.Errorf("data.tar%s: unsupported compression", comp)
+	}
+	files := map[string][]byte{}
+	links := map[string]string{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("data.tar: %w", err)
+		}
+		p := path.Clean("/" + h.Name)
+		if !strings.HasPrefix(p, "/usr/share/doc/") {
+			continue
+		}
+		switch h.Typeflag {
+		case tar.TypeSymlink:
+			links[p] = h.Linkname
+		case tar.TypeReg:
+			if strings.HasPrefix(path.Base(p), "changelog") {
+				b, err := io.ReadAll(io.LimitReader(tr, 64<<20))
+				if err != nil {
+					return "", fmt.Errorf("data.tar: %s: %w", p, err)
+				}
+				files[p] = b
+			}
+		}
+	}
+	resolve := func(p string) string {
+		for i := 0; i < 8; i++ {
+			changed := false
+			for from, to := range links {
+				if p == from || strings.HasPrefix(p, from+"/") {
+					target := to
+					if !strings.HasPrefix(to, "/") {
+						target = path.Join(path.Dir(from), to)
+					}
+					p = path.Clean(target + strings.TrimPrefix(p, from))
+					changed = true
+				}
+			}
+			if !changed {
+				break
+			}
+		}
+		return p
+	}
+	for _, f := range []string{"changelog.Debian.gz", "changelog.gz"} {
+		p := resolve("/usr/share/doc/" + name + "/" + f)
+		if b, ok := files[p]; ok {
+			gr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", p, err)
+			}
+			text, err := io.ReadAll(gr)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", p, err)
+			}
+			return string(text), nil
+		}
+	}
+	return "", errors.New("no changelog.Debian.gz in the package")
+}
+
+// debData finds the data.tar member of a .deb (an ar archive).
+func debData(deb io.ReaderAt) (io.Reader, string, error) {
+	magic := make([]byte, 8)
+	if _, err := deb.ReadAt(magic, 0); err != nil || string(magic) != "!<arch>\n" {
+		return nil, "", errors.New("not a .deb (ar archive)")
+	}
+	off := int64(8)
+	for {
+		hdr := make([]byte, 60)
+		if _, err := deb.ReadAt(hdr, off); err != nil {
+			return nil, "", errors.New("no data.tar member in the .deb")
+		}
+		name := strings.TrimSpace(string(hdr[0:16]))
+		size, err := strconv.ParseInt(strings.TrimSpace(string(hdr[48:58])), 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("ar member %q: bad size", name)
+		}
+		name = strings.TrimSuffix(name, "/")
+		if strings.HasPrefix(name, "data.tar") {
+			return io.NewSectionReader(deb, off+60, size), strings.TrimPrefix(name, "data.tar"), nil
+		}
+		off += 60 + size + size%2
+	}
+}
+
+var (
+	changelogHeader = regexp.MustCompile(`^(\S+) \(([^)\s]+)\) [^;]*;`)
+	cveID           = regexp.MustCompile(`CVE-\d{4}-\d{4,}`)
+)
+
+// ParseChangelog splits a Debian changelog into entries and the CVE ids
+// each names.
+func ParseChangelog(text string) ([]ChangelogEntry, error) {
+	var out []ChangelogEntry
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if m := changelogHeader.FindStringSubmatch(line); m != nil {
+			out = append(out, ChangelogEntry{Version: m[2], CVEs: []string{}})
+			continue
+		}
+		if len(out) == 0 {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			return nil, fmt.Errorf("changelog line %d: %q is not an entry header", n, line)
+		}
+		cur := &out[len(out)-1]
+		for _, id := range cveID.FindAllString(line, -1) {
+			if !contains(cur.CVEs, id) {
+				cur.CVEs = append(cur.CVEs, id)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("changelog has no entries")
+	}
+	return out, sc.Err()
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
