@@ -12,6 +12,7 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"github.com/patchbay/patchbay/internal/debroot"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
@@ -402,5 +403,44 @@ func TestScanWithoutFeedsWarns(t *testing.T) {
 	code, _, errs := run(t, t.TempDir(), "scan", "testdata/app")
 	if code != 0 || !strings.Contains(errs, "no advisory feeds imported") {
 		t.Errorf("exit %d stderr %q", code, errs)
+	}
+}
+
+// TestScanFreshDebianRootListsSecurityUpdates: on a real bookworm root with
+// no feeds imported, scan --root lists the pending security updates with
+// the CVEs their changelogs name, and patches lists them by cycle and type.
+func TestScanFreshDebianRootListsSecurityUpdates(t *testing.T) {
+	root := debroot.Bookworm(t)
+	dir := t.TempDir()
+	doc := scanJSON(t, dir, "--root", root)
+	f := find(doc, "pcre2", "CVE-2026-103111")
+	if f == nil || f.Source != "apt" || f.Ecosystem != "Debian:12" || !strings.HasPrefix(f.Reasons[0], "fixed by the bookworm-security update to 10.42-1+deb12u") {
+		t.Errorf("pcre2 finding %+v", f)
+	}
+	var lzma *scan.Update
+	for i, u := range doc.Updates {
+		if u.Name == "liblzma5" {
+			lzma = &doc.Updates[i]
+		}
+	}
+	if lzma == nil || lzma.Pocket != "security" || lzma.Cycle != "system" || len(lzma.Types) == 0 || lzma.Types[0] != "security" {
+		t.Errorf("liblzma5 update %+v", lzma)
+	}
+	code, out, errs := run(t, dir, "patches", "--root", root, "-o", "json")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var pl struct{ Patches []PatchRow }
+	if err := json.Unmarshal([]byte(out), &pl); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range pl.Patches {
+		if r.Binary == "liblzma5" && r.Cycle == "system" && r.Origin == "bookworm-security" && r.Package == "xz-utils" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("patches lacks liblzma5: %s", out)
 	}
 }

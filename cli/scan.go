@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -18,7 +19,7 @@ import (
 func newScanCmd(e *env) *cobra.Command {
 	var (
 		root, format, failOn, output string
-		strict                       bool
+		strict, noPM, refresh        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
@@ -51,27 +52,12 @@ skipped).`,
 				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(report.Formats, ", "))
 			}
 			ctx := cmd.Context()
-			inv, err := inventory.Collect(ctx, inventory.Options{Root: root, Paths: args})
-			if err != nil {
-				return err
-			}
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			srcs, err := db.Sources(ctx)
-			if err != nil {
-				return err
-			}
-			if len(srcs) == 0 {
-				fmt.Fprintln(e.stderr, "patchbay: warning: no advisory feeds imported; run `patchbay feeds sync` or `patchbay feeds import`")
-			}
 			now := time.Now()
-			res, err := scan.Run(ctx, db, inv, now)
+			res, err := e.scan(ctx, root, args, !noPM, refresh, now)
 			if err != nil {
 				return err
 			}
+			inv := res.Inventory
 			out := e.stdout
 			var f *os.File
 			if output != "" && output != "-" {
@@ -121,6 +107,8 @@ skipped).`,
 	cmd.Flags().StringVar(&failOn, "fail-on", "", "exit 1 when a finding at or above this priority exists (P1..P4)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write the report to this file instead of standard output")
 	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) when any input is skipped")
+	cmd.Flags().BoolVar(&noPM, "no-package-manager", false, "do not ask the root's package manager (apt) for available updates")
+	cmd.Flags().BoolVar(&refresh, "refresh", false, "refresh the package manager's lists (apt-get update) first")
 	return cmd
 }
 
@@ -131,4 +119,40 @@ func containsStr(xs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// scan collects the inventory, matches it against the feeds and, for a
+// root, merges the package manager's available updates.
+func (e *env) scan(ctx context.Context, root string, paths []string, usePM, refresh bool, now time.Time) (scan.Result, error) {
+	inv, err := inventory.Collect(ctx, inventory.Options{Root: root, Paths: paths})
+	if err != nil {
+		return scan.Result{}, err
+	}
+	db, err := e.openDB(ctx)
+	if err != nil {
+		return scan.Result{}, err
+	}
+	defer db.Close()
+	srcs, err := db.Sources(ctx)
+	if err != nil {
+		return scan.Result{}, err
+	}
+	if len(srcs) == 0 {
+		fmt.Fprintln(e.stderr, "patchbay: warning: no advisory feeds imported; run `patchbay feeds sync` or `patchbay feeds import`")
+	}
+	res, err := scan.Run(ctx, db, inv, now)
+	if err != nil {
+		return res, err
+	}
+	if root != "" && usePM {
+		manager, ups, why := e.systemUpdates(ctx, root, inv.Distro, refresh)
+		if why != "" {
+			res.Inventory.Skipped = append(res.Inventory.Skipped, inventory.Skip{Path: root, Reason: manager + ": " + why})
+		} else if manager != "" {
+			if err := scan.AddUpdates(ctx, db, &res, manager, ups, now); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
 }

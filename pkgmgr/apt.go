@@ -240,16 +240,14 @@ func (a *Apt) Updates(ctx context.Context) ([]Update, error) {
 		origin := bestOrigin(p.origins[p.candidate])
 		u := Update{Name: n, Arch: ip.Arch, SourceName: ip.SourceName, SourceVersion: ip.SourceVersion, Installed: ip.Version, Candidate: p.candidate,
 			Origin: origin, Pocket: pocketOf(origin), Held: ip.Held, CVEs: []string{}}
-		if a.Changelogs != nil {
-			cves, err := a.Changelogs.CVEs(ctx, a, u)
-			if err != nil {
-				return nil, fmt.Errorf("CVEs of %s %s: %w", u.Name, u.Candidate, err)
-			}
-			u.CVEs = cves
-		}
 		out = append(out, u)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if a.Changelogs != nil {
+		if err := a.Changelogs.fill(ctx, a, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

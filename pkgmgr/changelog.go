@@ -43,24 +43,51 @@ type ChangelogEntry struct {
 	CVEs    []string `json:"cves"`
 }
 
-// CVEs returns the CVEs that the update fixes, sorted.
-func (c *Changelogs) CVEs(ctx context.Context, a *Apt, u Update) ([]string, error) {
-	entries, err := c.entries(ctx, a, u.Name, u.Candidate)
-	if err != nil {
-		return nil, err
+// fill sets the CVEs of every update. Binaries built from one source
+// version share its changelog, so each (source, candidate) is read once,
+// from the smallest of its .debs that has the changelog. A changelog that
+// cannot be read leaves the updates' CVEs empty with the reason in Problem.
+func (c *Changelogs) fill(ctx context.Context, a *Apt, ups []Update) error {
+	groups := map[string][]int{}
+	var order []string
+	for i, u := range ups {
+		k := u.SourceName + "\x00" + u.Candidate
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
 	}
+	for _, k := range order {
+		idx := groups[k]
+		entries, err := c.sourceEntries(ctx, a, ups, idx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, i := range idx {
+				ups[i].Problem = "CVEs unknown: " + err.Error()
+			}
+			continue
+		}
+		for _, i := range idx {
+			ups[i].CVEs = entriesCVEs(entries, ups[i])
+		}
+	}
+	return nil
+}
+
+// entriesCVEs returns the CVEs named by entries above the installed
+// version, up to the candidate, sorted.
+func entriesCVEs(entries []ChangelogEntry, u Update) []string {
 	since := u.Installed
 	if u.SourceVersion != "" {
 		since = u.SourceVersion
 	}
 	set := map[string]bool{}
 	for _, e := range entries {
-		newer, err := match.Compare("Debian", e.Version, since)
-		if err != nil {
-			continue
-		}
-		upTo, err := match.Compare("Debian", e.Version, u.Candidate)
-		if err != nil {
+		newer, err1 := match.Compare("Debian", e.Version, since)
+		upTo, err2 := match.Compare("Debian", e.Version, u.Candidate)
+		if err1 != nil || err2 != nil {
 			continue
 		}
 		if newer > 0 && upTo <= 0 {
@@ -74,41 +101,53 @@ func (c *Changelogs) CVEs(ctx context.Context, a *Apt, u Update) ([]string, erro
 		out = append(out, k)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out
 }
 
-func (c *Changelogs) entries(ctx context.Context, a *Apt, name, version string) ([]ChangelogEntry, error) {
-	cache := filepath.Join(c.CacheDir, "changelog", safeName(name+"_"+version)+".json")
+// sourceEntries reads the changelog of a group of binaries of one source.
+func (c *Changelogs) sourceEntries(ctx context.Context, a *Apt, ups []Update, idx []int) ([]ChangelogEntry, error) {
+	first := ups[idx[0]]
+	cache := filepath.Join(c.CacheDir, "changelog", safeName(first.SourceName+"_"+first.Candidate)+".json")
 	if b, err := os.ReadFile(cache); err == nil {
 		var es []ChangelogEntry
 		if json.Unmarshal(b, &es) == nil {
 			return es, nil
 		}
 	}
-	url, size, sum, err := a.debURI(ctx, name, version)
+	var targets []Target
+	for _, i := range idx {
+		targets = append(targets, Target{ups[i].Name, ups[i].Candidate})
+	}
+	debs, err := a.debURIs(ctx, targets)
 	if err != nil {
 		return nil, err
 	}
-	deb, err := c.download(ctx, url, size, sum)
-	if err != nil {
-		return nil, err
-	}
-	text, err := DebChangelog(bytes.NewReader(deb), name)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path.Base(url), err)
-	}
-	es, err := ParseChangelog(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path.Base(url), err)
-	}
-	if err := os.MkdirAll(filepath.Dir(cache), 0o750); err == nil {
-		b, _ := json.Marshal(es)
-		tmp := cache + ".tmp"
-		if os.WriteFile(tmp, b, 0o640) == nil {
-			os.Rename(tmp, cache)
+	sort.SliceStable(debs, func(i, j int) bool { return debs[i].size < debs[j].size })
+	var lastErr error
+	for _, d := range debs {
+		b, err := c.download(ctx, d.url, d.size, d.sum)
+		if err != nil {
+			return nil, err
 		}
+		text, err := DebChangelog(bytes.NewReader(b), d.name)
+		if err != nil {
+			lastErr = fmt.Errorf("%s: %w", path.Base(d.url), err)
+			continue
+		}
+		es, err := ParseChangelog(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path.Base(d.url), err)
+		}
+		if err := os.MkdirAll(filepath.Dir(cache), 0o750); err == nil {
+			b, _ := json.Marshal(es)
+			tmp := cache + ".tmp"
+			if os.WriteFile(tmp, b, 0o640) == nil {
+				os.Rename(tmp, cache)
+			}
+		}
+		return es, nil
 	}
-	return es, nil
+	return nil, lastErr
 }
 
 func safeName(s string) string {
@@ -120,30 +159,44 @@ func safeName(s string) string {
 	}, s)
 }
 
-// debURI asks apt where the .deb of name=version is: URL, size, SHA-256.
-func (a *Apt) debURI(ctx context.Context, name, version string) (string, int64, string, error) {
-	if err := ValidateDebian([]Target{{name, version}}); err != nil {
-		return "", 0, "", err
+type debFile struct {
+	name, url, sum string
+	size           int64
+}
+
+// debURIs asks apt where the .debs of the targets are: URL, size, SHA-256.
+func (a *Apt) debURIs(ctx context.Context, targets []Target) ([]debFile, error) {
+	if err := ValidateDebian(targets); err != nil {
+		return nil, err
 	}
-	c, err := a.R.Run(ctx, "apt-get", "--print-uris", "-q", "download", name+"="+version)
+	args := []string{"apt-get", "--print-uris", "-q", "download"}
+	for _, t := range targets {
+		args = append(args, t.String())
+	}
+	c, err := a.R.Run(ctx, args...)
 	if err != nil {
-		return "", 0, "", err
+		return nil, err
 	}
+	var out []debFile
 	for _, line := range strings.Split(c.Output, "\n") {
 		if !strings.HasPrefix(line, "'") {
 			continue
 		}
 		f := strings.Fields(line)
 		if len(f) < 4 || !strings.HasPrefix(f[3], "SHA256:") {
-			return "", 0, "", &ParseError{Cmd: c.String(), Line: line, Why: "want 'URL' FILE SIZE SHA256:HASH"}
+			return nil, &ParseError{Cmd: c.String(), Line: line, Why: "want 'URL' FILE SIZE SHA256:HASH"}
 		}
 		size, err := strconv.ParseInt(f[2], 10, 64)
 		if err != nil {
-			return "", 0, "", &ParseError{Cmd: c.String(), Line: line, Why: "size is not a number"}
+			return nil, &ParseError{Cmd: c.String(), Line: line, Why: "size is not a number"}
 		}
-		return strings.Trim(f[0], "'"), size, strings.TrimPrefix(f[3], "SHA256:"), nil
+		name, _, _ := strings.Cut(f[1], "_")
+		out = append(out, debFile{name: name, url: strings.Trim(f[0], "'"), size: size, sum: strings.TrimPrefix(f[3], "SHA256:")})
 	}
-	return "", 0, "", &ParseError{Cmd: c.String(), Line: lastLines(c.Output, 1), Why: "no download URI"}
+	if len(out) == 0 {
+		return nil, &ParseError{Cmd: c.String(), Line: lastLines(c.Output, 1), Why: "no download URI"}
+	}
+	return out, nil
 }
 
 func (c *Changelogs) download(ctx context.Context, url string, size int64, sum string) ([]byte, error) {

@@ -35,8 +35,10 @@ type Update struct {
 	Advisory *Advisory `json:"advisory,omitempty"`
 	// CVEs the update fixes, from the advisory or the changelog.
 	CVEs []string `json:"cves"`
-	// Held updates are not installed by Install; Reason says why.
+	// Held updates are not installed by Install.
 	Held bool `json:"held"`
+	// Problem says why CVEs could not be read, when they could not.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Advisory is a package manager advisory (dnf updateinfo).

@@ -27,6 +27,8 @@ type Document struct {
 	Files       []string          `json:"files"`
 	Skipped     []inventory.Skip  `json:"skipped"`
 	Problems    []string          `json:"problems"`
+	// Updates are the package manager's available updates (system cycle).
+	Updates []scan.Update `json:"updates"`
 }
 
 // Tool names the producer.
@@ -86,6 +88,10 @@ func NewDocument(res scan.Result, meta Meta) Document {
 	if doc.Problems == nil {
 		doc.Problems = []string{}
 	}
+	doc.Updates = res.Updates
+	if doc.Updates == nil {
+		doc.Updates = []scan.Update{}
+	}
 	return doc
 }
 
@@ -134,8 +140,8 @@ func JSON(w io.Writer, res scan.Result, meta Meta) error {
 	for i, f := range []struct {
 		name string
 		v    any
-	}{{"patches", doc.Patches}, {"files", doc.Files}, {"skipped", doc.Skipped}, {"problems", doc.Problems}} {
-		if err := field(f.name, f.v, i == 3); err != nil {
+	}{{"patches", doc.Patches}, {"updates", doc.Updates}, {"files", doc.Files}, {"skipped", doc.Skipped}, {"problems", doc.Problems}} {
+		if err := field(f.name, f.v, i == 4); err != nil {
 			return err
 		}
 	}

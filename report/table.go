@@ -64,6 +64,18 @@ func Table(w io.Writer, res scan.Result, meta Meta) error {
 	c := CountByPriority(res.Findings)
 	fmt.Fprintf(w, "\n%d packages scanned in %d files; %d findings (P1 %d, P2 %d, P3 %d, P4 %d) fixed by %d patches.\n",
 		len(res.Inventory.Packages), len(res.Inventory.Files), len(res.Findings), c["P1"], c["P2"], c["P3"], c["P4"], len(patches))
+	if n := len(res.Updates); n > 0 {
+		sec := 0
+		for _, u := range res.Updates {
+			for _, t := range u.Types {
+				if t == "security" {
+					sec++
+					break
+				}
+			}
+		}
+		fmt.Fprintf(w, "%d updates available from the package manager (%d security); `patchbay patches` lists them.\n", n, sec)
+	}
 	if n := len(res.Inventory.Skipped); n > 0 {
 		fmt.Fprintf(w, "Skipped %d inputs:\n", n)
 		for _, s := range res.Inventory.Skipped {

@@ -72,6 +72,8 @@ type Result struct {
 	// Problems are advisory data that could not be used (unparsable
 	// versions or vectors); matching went on without them.
 	Problems []string `json:"problems,omitempty"`
+	// Updates are the updates the OS package manager offers, classified.
+	Updates []Update `json:"updates,omitempty"`
 }
 
 // unit is what is matched: one (ecosystem, match name, match version).

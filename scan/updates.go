@@ -1,0 +1,128 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/risk"
+)
+
+// Update is an update the OS package manager offers for an installed
+// package: the system cycle's patches.
+type Update struct {
+	Ecosystem  string `json:"ecosystem"`
+	Name       string `json:"name"`
+	SourceName string `json:"source_name,omitempty"`
+	// SourceVersion is the installed source version (what feeds compare).
+	SourceVersion string       `json:"source_version,omitempty"`
+	Installed     string       `json:"installed"`
+	Candidate     string       `json:"candidate"`
+	Origin        string       `json:"origin"` // archive, repository or advisory source
+	Pocket        string       `json:"pocket"`
+	Advisory      string       `json:"advisory,omitempty"`
+	CVEs          []string     `json:"cves"`
+	Types         []patch.Type `json:"types"`
+	Cycle         string       `json:"cycle"`
+	Held          bool         `json:"held"`
+}
+
+// SourceOf is the package advisories name: the source package when known.
+func (u Update) SourceOf() string {
+	if u.SourceName != "" {
+		return u.SourceName
+	}
+	return u.Name
+}
+
+func (u Update) sourceVersion() string {
+	if u.SourceVersion != "" {
+		return u.SourceVersion
+	}
+	return u.Installed
+}
+
+// AddUpdates merges the package manager's view into a result: each update
+// becomes a patch in res.Updates, and each CVE it fixes a finding of
+// source "apt" (or the manager's name) — or, when the feeds already found
+// that vulnerability in that package, the existing finding gains the
+// source. now is the first-seen time of new findings.
+func AddUpdates(ctx context.Context, src Source, res *Result, manager string, ups []Update, now time.Time) error {
+	res.Updates = append(res.Updates, ups...)
+	var cves []string
+	for _, u := range ups {
+		cves = append(cves, u.CVEs...)
+	}
+	kev, epss, err := src.Exploitation(ctx, cves)
+	if err != nil {
+		return err
+	}
+	index := map[string]int{} // package + id → finding
+	for i, f := range res.Findings {
+		for _, id := range append([]string{f.Vulnerability}, f.Aliases...) {
+			index[f.Ecosystem+"\x00"+f.Package+"\x00"+id] = i
+		}
+	}
+	for _, u := range ups {
+		for _, cve := range u.CVEs {
+			k := u.Ecosystem + "\x00" + u.SourceOf() + "\x00" + cve
+			if i, ok := index[k]; ok {
+				f := &res.Findings[i]
+				if f.Source != manager && !containsSource(f.Source, manager) {
+					f.Source += "+" + manager
+				}
+				if !contains(f.Binaries, u.Name) {
+					f.Binaries = append(f.Binaries, u.Name)
+				}
+				if f.Fixed == "" {
+					f.Fixed = u.Candidate
+				}
+				continue
+			}
+			f := Finding{
+				Source: manager, Ecosystem: u.Ecosystem, Package: u.SourceOf(), Version: u.sourceVersion(),
+				Binaries: []string{u.Name}, Locations: []string{}, Cycle: u.Cycle,
+				Vulnerability: cve, Aliases: []string{}, Advisories: []string{},
+				Fixed: u.Candidate, FirstSeen: now.UTC(),
+			}
+			if u.Advisory != "" {
+				f.Advisories = append(f.Advisories, u.Advisory)
+			}
+			in := risk.Input{}
+			if e, ok := kev[cve]; ok {
+				e := e
+				f.KEV, in.KEV = &e, &e
+			}
+			if s, ok := epss[cve]; ok {
+				s := s
+				f.EPSS, in.EPSS = &s, &s
+			}
+			a := risk.Assess(in)
+			f.Priority, f.Severity, f.CVSS = a.Priority, a.Severity, a.CVSS
+			f.Exploitation, f.Automatable, f.TechnicalImpact = a.Exploitation, a.Automatable, a.TechnicalImpact
+			f.Reasons = append([]string{fmt.Sprintf("fixed by the %s update to %s", u.Origin, u.Candidate)}, a.Reasons...)
+			f.Due = risk.DueDate(f.Priority, f.FirstSeen, f.KEV)
+			index[k] = len(res.Findings)
+			res.Findings = append(res.Findings, f)
+		}
+	}
+	SortFindings(res.Findings)
+	sort.SliceStable(res.Updates, func(i, j int) bool { return res.Updates[i].Name < res.Updates[j].Name })
+	return nil
+}
+
+func containsSource(sources, s string) bool {
+	for start := 0; start <= len(sources); {
+		end := start
+		for end < len(sources) && sources[end] != '+' {
+			end++
+		}
+		if sources[start:end] == s {
+			return true
+		}
+		start = end + 1
+	}
+	return false
+}
