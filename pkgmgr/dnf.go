@@ -1,0 +1,307 @@
+package pkgmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/patchbay/patchbay/match"
+)
+
+// Dnf drives dnf (Fedora, RHEL, AlmaLinux, Rocky) for a root. dnf runs on
+// the host with --installroot for a root other than "/", so the Runner's
+// own Root stays "/".
+type Dnf struct {
+	R *Runner
+	// InstallRoot is the root to manage; "" or "/" for this host.
+	InstallRoot string
+	// Options are extra global dnf options (repositories for an
+	// air-gapped site, --setopt=…), placed before the command.
+	Options []string
+}
+
+func (d *Dnf) cmd(args ...string) []string {
+	out := []string{"dnf", "-y", "-q"}
+	if d.InstallRoot != "" && d.InstallRoot != "/" {
+		out = append(out, "--installroot="+d.InstallRoot)
+	}
+	out = append(out, d.Options...)
+	return append(out, args...)
+}
+
+var (
+	rpmName    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._+-]*$`)
+	rpmVersion = regexp.MustCompile(`^([0-9]+:)?[A-Za-z0-9._+~^]+-[A-Za-z0-9._+~^]+$`)
+)
+
+// ValidateRPM refuses names and versions ("[epoch:]version-release") that
+// are not valid for rpm, before any command runs.
+func ValidateRPM(ts []Target) error {
+	for _, t := range ts {
+		if !rpmName.MatchString(t.Name) {
+			return fmt.Errorf("package name %q is not a valid RPM package name", t.Name)
+		}
+		if !rpmVersion.MatchString(t.Version) {
+			return fmt.Errorf("version %q of %s is not a valid RPM [epoch:]version-release", t.Version, t.Name)
+		}
+	}
+	return nil
+}
+
+// nevra renders name-[epoch:]version-release for dnf.
+func nevra(t Target) string { return t.Name + "-" + t.Version }
+
+// Installed lists the installed packages from the rpm database
+// ("epoch:version-release" versions; epoch 0 omitted).
+func (d *Dnf) Installed(ctx context.Context) ([]Installed, error) {
+	args := []string{"rpm", "-qa", "--qf", `%{NAME}\t%{ARCH}\t%{EPOCHNUM}\t%{VERSION}-%{RELEASE}\t%{SOURCERPM}\n`}
+	if d.InstallRoot != "" && d.InstallRoot != "/" {
+		args = append(args, "--root", d.InstallRoot)
+	}
+	c, err := d.R.Run(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Installed
+	for _, line := range strings.Split(c.Output, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 5 {
+			return nil, &ParseError{Cmd: c.String(), Line: line, Why: "want 5 tab-separated fields"}
+		}
+		v := f[3]
+		if f[2] != "0" && f[2] != "" {
+			v = f[2] + ":" + v
+		}
+		src := strings.TrimSuffix(f[4], ".src.rpm")
+		out = append(out, Installed{Name: f[0], Arch: f[1], Version: v, SourceName: src, Status: "installed"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+var checkUpdateRE = regexp.MustCompile(`^(\S+)\.(\S+)\s+(\S+)\s+(\S+)$`)
+
+// Updates lists available updates with their repository and, where the
+// repository publishes updateinfo, the advisory (id, type, severity, CVEs).
+func (d *Dnf) Updates(ctx context.Context) ([]Update, error) {
+	inst, err := d.Installed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]Installed{}
+	for _, p := range inst {
+		byName[p.Name] = p
+	}
+	c, err := d.R.Run(ctx, d.cmd("check-update")...)
+	var ee *ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.Cmd.Exit == 100) { // 100: updates available
+		return nil, err
+	}
+	var out []Update
+	for _, line := range strings.Split(c.Output, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "Obsoleting") || strings.HasPrefix(line, "Last metadata") || strings.HasPrefix(line, "Security:") {
+			continue
+		}
+		m := checkUpdateRE.FindStringSubmatch(line)
+		if m == nil {
+			return nil, &ParseError{Cmd: c.String(), Line: line, Why: "want NAME.ARCH VERSION REPOSITORY"}
+		}
+		p, ok := byName[m[1]]
+		if !ok {
+			continue
+		}
+		out = append(out, Update{Name: m[1], Arch: m[2], SourceName: p.SourceName, Installed: p.Version, Candidate: m[3],
+			Origin: m[4], Pocket: "updates", CVEs: []string{}})
+	}
+	advs, err := d.advisories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		u := &out[i]
+		if a, ok := advs[u.Name+"-"+stripEpoch(u.Candidate)]; ok {
+			a := a
+			u.Advisory = &a
+			u.CVEs = append(u.CVEs, a.CVEs...)
+			if a.Type == "security" {
+				u.Pocket = "security"
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func stripEpoch(v string) string {
+	if i := strings.IndexByte(v, ':'); i >= 0 {
+		return v[i+1:]
+	}
+	return v
+}
+
+var updateinfoListRE = regexp.MustCompile(`^(\S+)\s+(\S+)\s+(\S+)$`)
+
+// advisories maps "name-version-release" of each updatable package to its
+// advisory.
+func (d *Dnf) advisories(ctx context.Context) (map[string]Advisory, error) {
+	c, err := d.R.Run(ctx, d.cmd("updateinfo", "list", "--updates")...)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*Advisory{}
+	pkgOf := map[string]string{} // nevr → advisory id
+	for _, line := range strings.Split(c.Output, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		m := updateinfoListRE.FindStringSubmatch(line)
+		if m == nil {
+			return nil, &ParseError{Cmd: c.String(), Line: line, Why: "want ID SEVERITY/TYPE NEVRA"}
+		}
+		id, kind, nevraArch := m[1], m[2], m[3]
+		sev, typ, found := strings.Cut(kind, "/")
+		if !found {
+			typ, sev = kind, ""
+		}
+		a := byID[id]
+		if a == nil {
+			a = &Advisory{ID: id, Type: normalizeAdvisoryType(typ), Severity: sev}
+			byID[id] = a
+		}
+		// NEVRA without the arch: "patchbay-demo-1.1-1.noarch" → "patchbay-demo-1.1-1".
+		if i := strings.LastIndexByte(nevraArch, '.'); i > 0 {
+			pkgOf[nevraArch[:i]] = id
+		}
+	}
+	if len(byID) > 0 {
+		c, err := d.R.Run(ctx, d.cmd("updateinfo", "info", "--updates")...)
+		if err != nil {
+			return nil, err
+		}
+		var cur *Advisory
+		inCVEs := false
+		for _, line := range strings.Split(c.Output, "\n") {
+			k, v, ok := strings.Cut(line, ": ")
+			key := strings.TrimSpace(k)
+			switch {
+			case ok && key == "Update ID":
+				cur, inCVEs = byID[strings.TrimSpace(v)], false
+			case ok && key == "CVEs" && cur != nil:
+				cur.CVEs = append(cur.CVEs, strings.TrimSpace(v))
+				inCVEs = true
+			case ok && key == "Severity" && cur != nil:
+				cur.Severity = strings.TrimSpace(v)
+				inCVEs = false
+			case ok && key == "Type" && cur != nil:
+				cur.Type = normalizeAdvisoryType(strings.TrimSpace(v))
+				inCVEs = false
+			case ok && key == "" && inCVEs && cur != nil: // "           : CVE-…" continues the list
+				cur.CVEs = append(cur.CVEs, strings.TrimSpace(v))
+			case ok:
+				inCVEs = false
+			}
+		}
+	}
+	out := map[string]Advisory{}
+	for nevr, id := range pkgOf {
+		out[nevr] = *byID[id]
+	}
+	return out, nil
+}
+
+func normalizeAdvisoryType(t string) string {
+	switch strings.ToLower(strings.TrimSuffix(t, ".")) {
+	case "sec", "security":
+		return "security"
+	case "bugfix":
+		return "bugfix"
+	case "enhancement":
+		return "enhancement"
+	case "newpackage":
+		return "newpackage"
+	}
+	return strings.ToLower(t)
+}
+
+// Install brings the targets to their exact versions: dnf upgrade (or
+// install) for newer versions, dnf downgrade for older ones. Targets at
+// their version are left alone.
+func (d *Dnf) Install(ctx context.Context, targets []Target) (Result, error) {
+	var res Result
+	if err := ValidateRPM(targets); err != nil {
+		return res, err
+	}
+	before, err := d.Installed(ctx)
+	if err != nil {
+		return res, err
+	}
+	was := map[string]Installed{}
+	for _, p := range before {
+		was[p.Name] = p
+	}
+	var up, down []string
+	for _, t := range targets {
+		p, ok := was[t.Name]
+		if !ok {
+			up = append(up, nevra(t))
+			continue
+		}
+		c, err := match.Compare("Red Hat", p.Version, t.Version)
+		if err != nil {
+			return res, err
+		}
+		switch {
+		case c == 0:
+			res.Unchanged = append(res.Unchanged, t)
+		case c < 0:
+			up = append(up, nevra(t))
+		default:
+			down = append(down, nevra(t))
+		}
+	}
+	if len(up) > 0 {
+		if _, err := d.R.Run(ctx, d.cmd(append([]string{"install"}, up...)...)...); err != nil {
+			return res, err
+		}
+	}
+	if len(down) > 0 {
+		if _, err := d.R.Run(ctx, d.cmd(append([]string{"downgrade"}, down...)...)...); err != nil {
+			return res, err
+		}
+	}
+	after, err := d.Installed(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Changes = diffRPM(before, after)
+	now := map[string]Installed{}
+	for _, p := range after {
+		now[p.Name] = p
+	}
+	for _, t := range targets {
+		if now[t.Name].Version != t.Version {
+			return res, fmt.Errorf("after install %s is at %q, not %s", t.Name, now[t.Name].Version, t.Version)
+		}
+	}
+	return res, nil
+}
+
+func diffRPM(before, after []Installed) []Change {
+	ch := diff(before, after)
+	for i := range ch {
+		if ch[i].From != "" && ch[i].To != "" {
+			if c, err := match.Compare("Red Hat", ch[i].From, ch[i].To); err == nil {
+				ch[i].Action = map[bool]string{true: "downgrade", false: "upgrade"}[c > 0]
+			}
+		}
+	}
+	return ch
+}
