@@ -346,7 +346,7 @@ func (a *Apt) Install(ctx context.Context, targets []Target, opts InstallOptions
 	if err != nil {
 		return res, err
 	}
-	res.Changes = diff(before, after)
+	res.Changes = diff(before, after, "Debian")
 	if runErr != nil {
 		return res, runErr
 	}
@@ -371,7 +371,7 @@ func joinTargets(ts []Target) string {
 }
 
 // diff lists what changed between two package lists.
-func diff(before, after []Installed) []Change {
+func diff(before, after []Installed, ecosystem string) []Change {
 	was := map[string]string{}
 	for _, p := range before {
 		was[p.Name] = p.Version
@@ -386,7 +386,7 @@ func diff(before, after []Installed) []Change {
 			out = append(out, Change{Action: "install", Name: p.Name, To: p.Version})
 		case old != p.Version:
 			act := "upgrade"
-			if c, err := match.Compare("Debian", old, p.Version); err == nil && c > 0 {
+			if c, err := match.Compare(ecosystem, old, p.Version); err == nil && c > 0 {
 				act = "downgrade"
 			}
 			out = append(out, Change{Action: act, Name: p.Name, From: old, To: p.Version})

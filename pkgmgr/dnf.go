@@ -24,7 +24,11 @@ type Dnf struct {
 }
 
 func (d *Dnf) cmd(args ...string) []string {
-	out := []string{"dnf", "-y", "-q"}
+	return d.cmdWith([]string{"-y", "-q"}, args...)
+}
+
+func (d *Dnf) cmdWith(flags []string, args ...string) []string {
+	out := append([]string{"dnf"}, flags...)
 	if d.InstallRoot != "" && d.InstallRoot != "/" {
 		out = append(out, "--installroot="+d.InstallRoot)
 	}
@@ -231,23 +235,20 @@ func normalizeAdvisoryType(t string) string {
 	return strings.ToLower(t)
 }
 
-// Install brings the targets to their exact versions: dnf upgrade (or
-// install) for newer versions, dnf downgrade for older ones. Targets at
-// their version are left alone.
-func (d *Dnf) Install(ctx context.Context, targets []Target) (Result, error) {
-	var res Result
+// split sorts targets into those to install or upgrade, those to
+// downgrade and those already at their version.
+func (d *Dnf) split(ctx context.Context, targets []Target) (up, down []string, same []Target, before []Installed, err error) {
 	if err := ValidateRPM(targets); err != nil {
-		return res, err
+		return nil, nil, nil, nil, err
 	}
-	before, err := d.Installed(ctx)
+	before, err = d.Installed(ctx)
 	if err != nil {
-		return res, err
+		return nil, nil, nil, nil, err
 	}
 	was := map[string]Installed{}
 	for _, p := range before {
 		was[p.Name] = p
 	}
-	var up, down []string
 	for _, t := range targets {
 		p, ok := was[t.Name]
 		if !ok {
@@ -256,15 +257,101 @@ func (d *Dnf) Install(ctx context.Context, targets []Target) (Result, error) {
 		}
 		c, err := match.Compare("Red Hat", p.Version, t.Version)
 		if err != nil {
-			return res, err
+			return nil, nil, nil, nil, err
 		}
 		switch {
 		case c == 0:
-			res.Unchanged = append(res.Unchanged, t)
+			same = append(same, t)
 		case c < 0:
 			up = append(up, nevra(t))
 		default:
 			down = append(down, nevra(t))
+		}
+	}
+	return up, down, same, before, nil
+}
+
+var dnfRowRE = regexp.MustCompile(`^ (\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+[\d.]+\s*[kMG]?$`)
+
+// Simulate reports what installing the targets would change (dnf
+// --assumeno), including dependencies and removals.
+func (d *Dnf) Simulate(ctx context.Context, targets []Target) ([]Change, error) {
+	up, down, _, _, err := d.split(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	var out []Change
+	for _, op := range []struct {
+		verb string
+		pkgs []string
+	}{{"install", up}, {"downgrade", down}} {
+		if len(op.pkgs) == 0 {
+			continue
+		}
+		c, err := d.R.Run(ctx, d.cmdWith([]string{"--assumeno"}, append([]string{op.verb}, op.pkgs...)...)...)
+		if err != nil && !(isExit(err) && strings.Contains(c.Output, "Operation aborted")) {
+			return nil, err
+		}
+		action := ""
+		for _, line := range strings.Split(c.Output, "\n") {
+			switch {
+			case strings.HasPrefix(line, "Installing"):
+				action = "install"
+			case strings.HasPrefix(line, "Upgrading"):
+				action = "upgrade"
+			case strings.HasPrefix(line, "Downgrading"):
+				action = "downgrade"
+			case strings.HasPrefix(line, "Removing"):
+				action = "remove"
+			case strings.HasPrefix(line, "Reinstalling"):
+				action = "reinstall"
+			case strings.HasPrefix(line, "Transaction Summary"):
+				action = ""
+			case action != "" && strings.HasPrefix(line, " "):
+				m := dnfRowRE.FindStringSubmatch(line)
+				if m == nil {
+					return nil, &ParseError{Cmd: c.String(), Line: line, Why: "want NAME ARCH VERSION REPOSITORY SIZE"}
+				}
+				ch := Change{Action: action, Name: m[1]}
+				if action == "remove" {
+					ch.From = m[3]
+				} else {
+					ch.To = m[3]
+				}
+				out = append(out, ch)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Install brings the targets to their exact versions: dnf install for new
+// and newer versions, dnf downgrade for older ones. Targets at their version
+// are left alone; an install whose simulation removes packages is refused
+// unless opts.AllowRemovals.
+func (d *Dnf) Install(ctx context.Context, targets []Target, opts InstallOptions) (Result, error) {
+	var res Result
+	up, down, same, before, err := d.split(ctx, targets)
+	if err != nil {
+		return res, err
+	}
+	res.Unchanged = same
+	if len(up)+len(down) == 0 {
+		return res, nil
+	}
+	if !opts.AllowRemovals {
+		sim, err := d.Simulate(ctx, targets)
+		if err != nil {
+			return res, err
+		}
+		var removals []string
+		for _, ch := range sim {
+			if ch.Action == "remove" {
+				removals = append(removals, ch.Name)
+			}
+		}
+		if len(removals) > 0 {
+			return res, fmt.Errorf("installing %s would remove %s; refused (allow removals to proceed)", joinTargets(targets), strings.Join(removals, ", "))
 		}
 	}
 	if len(up) > 0 {
@@ -281,7 +368,7 @@ func (d *Dnf) Install(ctx context.Context, targets []Target) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.Changes = diffRPM(before, after)
+	res.Changes = diff(before, after, "Red Hat")
 	now := map[string]Installed{}
 	for _, p := range after {
 		now[p.Name] = p
@@ -292,16 +379,4 @@ func (d *Dnf) Install(ctx context.Context, targets []Target) (Result, error) {
 		}
 	}
 	return res, nil
-}
-
-func diffRPM(before, after []Installed) []Change {
-	ch := diff(before, after)
-	for i := range ch {
-		if ch[i].From != "" && ch[i].To != "" {
-			if c, err := match.Compare("Red Hat", ch[i].From, ch[i].To); err == nil {
-				ch[i].Action = map[bool]string{true: "downgrade", false: "upgrade"}[c > 0]
-			}
-		}
-	}
-	return ch
 }

@@ -90,7 +90,7 @@ func rpmQuery(t *testing.T, d *Dnf, name string) string {
 
 func TestDnfUpdatesWithAdvisoryInstallDowngrade(t *testing.T) {
 	d, _ := dnfRepo(t)
-	if _, err := d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}}); err != nil {
+	if _, err := d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}}, InstallOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ups, err := d.Updates(ctx)
@@ -108,25 +108,29 @@ func TestDnfUpdatesWithAdvisoryInstallDowngrade(t *testing.T) {
 		!slices.Equal(u.CVEs, []string{"CVE-2026-12345", "CVE-2026-12346"}) {
 		t.Errorf("advisory %+v, CVEs %v", u.Advisory, u.CVEs)
 	}
-	res, err := d.Install(ctx, []Target{{u.Name, u.Candidate}})
+	sim, err := d.Simulate(ctx, []Target{{u.Name, u.Candidate}})
+	if err != nil || !slices.Equal(sim, []Change{{Action: "upgrade", Name: "patchbay-demo", To: "1.1-1"}}) {
+		t.Errorf("simulation %+v %v", sim, err)
+	}
+	res, err := d.Install(ctx, []Target{{u.Name, u.Candidate}}, InstallOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v := rpmQuery(t, d, "patchbay-demo"); v != "1.1-1" || len(res.Changes) != 1 || res.Changes[0].Action != "upgrade" {
 		t.Errorf("after install: %s %+v", v, res)
 	}
-	res, err = d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}})
+	res, err = d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}}, InstallOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v := rpmQuery(t, d, "patchbay-demo"); v != "1.0-1" || len(res.Changes) != 1 || res.Changes[0].Action != "downgrade" {
 		t.Errorf("after downgrade: %s %+v", v, res)
 	}
-	res, err = d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}})
+	res, err = d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}}, InstallOptions{})
 	if err != nil || len(res.Unchanged) != 1 {
 		t.Errorf("repeat: %+v %v", res, err)
 	}
-	if _, err := d.Install(ctx, []Target{{"patchbay-demo", "1.0;reboot"}}); err == nil {
+	if _, err := d.Install(ctx, []Target{{"patchbay-demo", "1.0;reboot"}}, InstallOptions{}); err == nil {
 		t.Error("a bad version was accepted")
 	}
 }

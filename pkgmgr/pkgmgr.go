@@ -38,8 +38,12 @@ type Runner struct {
 	Root string
 	// MaxOutput bounds the output kept per command (head and tail).
 	MaxOutput int
-	mu        sync.Mutex
-	log       []Command
+	// Exec, when set, runs a command instead of the operating system (for
+	// drivers whose package manager is not on this machine, in tests): it
+	// returns the combined output and the exit status.
+	Exec func(ctx context.Context, args []string) (string, int, error)
+	mu   sync.Mutex
+	log  []Command
 }
 
 // DefaultMaxOutput is the output kept per command when Runner.MaxOutput is 0.
@@ -83,22 +87,32 @@ func (r *Runner) run(ctx context.Context, env []string, args ...string) (Command
 	if r.chrooted() {
 		full = append([]string{"chroot", r.Root}, args...)
 	}
-	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none"}, env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	c := Command{Args: args, Started: time.Now()}
-	err := cmd.Run()
+	var out bytes.Buffer
+	var err error
+	if r.Exec != nil {
+		var o string
+		o, c.Exit, err = r.Exec(ctx, full)
+		out.WriteString(o)
+		if err == nil && c.Exit != 0 {
+			err = fmt.Errorf("exit status %d", c.Exit)
+		}
+	} else {
+		cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+		cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none"}, env...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err = cmd.Run()
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			c.Exit = ee.ExitCode()
+		case err != nil:
+			c.Exit = -1
+			out.WriteString(err.Error())
+		}
+	}
 	c.Duration = time.Since(c.Started)
 	c.Output, c.Truncated = limit(out.String(), r.max())
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		c.Exit = ee.ExitCode()
-	case err != nil:
-		c.Exit = -1
-		c.Output = err.Error()
-	}
 	r.mu.Lock()
 	r.log = append(r.log, c)
 	r.mu.Unlock()

@@ -1,6 +1,7 @@
 package pkgmgr
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 )
@@ -81,6 +82,25 @@ type Result struct {
 	// Recovered is set when an interrupted earlier run was finished first.
 	Recovered bool `json:"recovered"`
 }
+
+// Driver is what every package manager driver does for its root.
+type Driver interface {
+	// Installed lists the installed packages.
+	Installed(ctx context.Context) ([]Installed, error)
+	// Updates lists the available updates with their origin.
+	Updates(ctx context.Context) ([]Update, error)
+	// Simulate reports what installing the targets would change.
+	Simulate(ctx context.Context, targets []Target) ([]Change, error)
+	// Install brings the targets to their exact versions (upgrades and
+	// downgrades alike).
+	Install(ctx context.Context, targets []Target, opts InstallOptions) (Result, error)
+}
+
+var (
+	_ Driver = (*Apt)(nil)
+	_ Driver = (*Dnf)(nil)
+	_ Driver = (*Apk)(nil)
+)
 
 // InstallOptions tune Install.
 type InstallOptions struct {
