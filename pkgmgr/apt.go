@@ -438,7 +438,7 @@ func (a *Apt) lockSeconds() string {
 	return strconv.Itoa(int(a.lockTimeout().Seconds()))
 }
 
-// LockError says who holds the dpkg lock after the timeout.
+// LockError says who holds the package manager's lock after the timeout.
 type LockError struct {
 	Path   string
 	PID    int
@@ -447,22 +447,28 @@ type LockError struct {
 }
 
 func (e *LockError) Error() string {
-	return fmt.Sprintf("dpkg lock %s is held by pid %d (%s); gave up after %s", e.Path, e.PID, e.Holder, e.Waited.Round(time.Second))
+	return fmt.Sprintf("lock %s is held by pid %d (%s); gave up after %s", e.Path, e.PID, e.Holder, e.Waited.Round(time.Second))
 }
 
 // WaitLock waits until no other process holds the dpkg locks, up to the
 // lock timeout, and then says who holds them.
 func (a *Apt) WaitLock(ctx context.Context) error {
+	return waitLock(ctx, a.lockTimeout(), filepath.Join(a.root(), "var/lib/dpkg/lock-frontend"), filepath.Join(a.root(), "var/lib/dpkg/lock"))
+}
+
+// waitLock waits until no other process holds an fcntl lock on any of the
+// files (as dpkg and rpm take them), up to timeout.
+func waitLock(ctx context.Context, timeout time.Duration, paths ...string) error {
 	start := time.Now()
 	for {
-		path, pid, err := a.lockHolder()
+		path, pid, err := lockHolder(paths)
 		if err != nil {
 			return err
 		}
 		if pid == 0 {
 			return nil
 		}
-		if waited := time.Since(start); waited >= a.lockTimeout() {
+		if waited := time.Since(start); waited >= timeout {
 			return &LockError{Path: path, PID: pid, Holder: cmdline(pid), Waited: waited}
 		}
 		select {
@@ -473,22 +479,21 @@ func (a *Apt) WaitLock(ctx context.Context) error {
 	}
 }
 
-// lockHolder returns the first dpkg lock file held by another process.
-func (a *Apt) lockHolder() (string, int, error) {
-	for _, rel := range []string{"var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock"} {
-		path := filepath.Join(a.root(), rel)
+// lockHolder returns the first lock file held by another process.
+func lockHolder(paths []string) (string, int, error) {
+	for _, path := range paths {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return "", 0, fmt.Errorf("check dpkg lock: %w", err)
+			return "", 0, fmt.Errorf("check lock: %w", err)
 		}
 		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
 		err = syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk)
 		f.Close()
 		if err != nil {
-			return "", 0, fmt.Errorf("check dpkg lock %s: %w", path, err)
+			return "", 0, fmt.Errorf("check lock %s: %w", path, err)
 		}
 		if lk.Type != syscall.F_UNLCK {
 			return path, int(lk.Pid), nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/inventory"
 )
 
 func findUpdate(us []Update, name string) *Update {
@@ -169,8 +170,14 @@ func TestAptHeldPackageIsSkipped(t *testing.T) {
 // is the fcntl lock apt uses) for d.
 func holdLock(t *testing.T, root string, d time.Duration) *exec.Cmd {
 	t.Helper()
+	return holdLockFile(t, filepath.Join(root, "var/lib/dpkg/lock-frontend"), d)
+}
+
+// holdLockFile takes an fcntl lock on path in another process for d.
+func holdLockFile(t *testing.T, path string, d time.Duration) *exec.Cmd {
+	t.Helper()
 	script := "import fcntl,sys,time\nf=open(sys.argv[1],'a+')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\ntime.sleep(float(sys.argv[2]))\n"
-	cmd := exec.Command("/usr/bin/python3", "-c", script, filepath.Join(root, "var/lib/dpkg/lock-frontend"), strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
+	cmd := exec.Command("/usr/bin/python3", "-c", script, path, strconv.FormatFloat(d.Seconds(), 'f', -1, 64))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +212,7 @@ func TestAptWaitsForTheDpkgLock(t *testing.T) {
 	if !errors.As(err, &le) || le.PID != holder.Process.Pid || !strings.Contains(le.Holder, "python3") || time.Since(start) < 2*time.Second {
 		t.Fatalf("err = %v (after %s)", err, time.Since(start))
 	}
-	if !strings.Contains(err.Error(), "lock-frontend is held by pid") {
+	if !strings.Contains(err.Error(), "lock /") || !strings.Contains(err.Error(), "lock-frontend is held by pid") {
 		t.Errorf("message %q", err)
 	}
 	holder.Process.Kill()
@@ -293,5 +300,48 @@ func TestRefusesBadNamesBeforeRunningAnything(t *testing.T) {
 	}
 	if len(a.R.Log()) != 0 {
 		t.Errorf("commands ran: %v", a.R.Log())
+	}
+}
+
+// TestAptInstalledAgreesWithInventory: the driver and the inventory
+// collector (osv-scalibr's dpkg extractor) see the same packages.
+func TestAptInstalledAgreesWithInventory(t *testing.T) {
+	root := bookwormRoot(t)
+	a := newApt(t, root)
+	inst, err := a.Installed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, p := range inv.Packages {
+		want[p.Name] = p.Version + " " + p.SourceName + " " + p.SourceVersion
+	}
+	if len(inst) != len(want) || len(inst) < 80 {
+		t.Errorf("driver sees %d packages, inventory %d", len(inst), len(want))
+	}
+	for _, p := range inst {
+		if got := p.Version + " " + p.SourceName + " " + p.SourceVersion; want[p.Name] != got {
+			t.Errorf("%s: driver %q, inventory %q", p.Name, got, want[p.Name])
+		}
+	}
+}
+
+func TestRunnerLimitsOutputAndRecordsEveryCommand(t *testing.T) {
+	r := &Runner{MaxOutput: 100}
+	c, err := r.Run(ctx, "sh", "-c", "seq 1 1000; exit 3")
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Cmd.Exit != 3 || !strings.Contains(err.Error(), "sh -c seq 1 1000; exit 3: exit status 3: 998 / 999 / 1000") {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(c.Output), "1000") {
+		t.Errorf("the caller sees the whole output")
+	}
+	log := r.Log()
+	if len(log) != 1 || !log[0].Truncated || len(log[0].Output) > 140 || log[0].Exit != 3 || !strings.HasPrefix(log[0].Output, "1\n2\n") {
+		t.Errorf("log %+v", log)
 	}
 }

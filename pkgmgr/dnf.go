@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/patchbay/patchbay/match"
 )
@@ -21,6 +23,27 @@ type Dnf struct {
 	// Options are extra global dnf options (repositories for an
 	// air-gapped site, --setopt=…), placed before the command.
 	Options []string
+	// LockTimeout is how long to wait for the rpm database lock; 0 means 5
+	// minutes.
+	LockTimeout time.Duration
+}
+
+// WaitLock waits until no other process holds the rpm database lock
+// (<root><%_dbpath>/.rpm.lock), then says who holds it.
+func (d *Dnf) WaitLock(ctx context.Context) error {
+	c, err := d.R.Run(ctx, "rpm", "--eval", "%{_dbpath}")
+	if err != nil {
+		return err
+	}
+	root := d.InstallRoot
+	if root == "" {
+		root = "/"
+	}
+	timeout := d.LockTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	return waitLock(ctx, timeout, filepath.Join(root, strings.TrimSpace(c.Output), ".rpm.lock"))
 }
 
 func (d *Dnf) cmd(args ...string) []string {
@@ -338,6 +361,9 @@ func (d *Dnf) Install(ctx context.Context, targets []Target, opts InstallOptions
 	res.Unchanged = same
 	if len(up)+len(down) == 0 {
 		return res, nil
+	}
+	if err := d.WaitLock(ctx); err != nil {
+		return res, err
 	}
 	if !opts.AllowRemovals {
 		sim, err := d.Simulate(ctx, targets)

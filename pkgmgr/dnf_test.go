@@ -1,11 +1,14 @@
 package pkgmgr
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
 )
@@ -132,5 +135,19 @@ func TestDnfUpdatesWithAdvisoryInstallDowngrade(t *testing.T) {
 	}
 	if _, err := d.Install(ctx, []Target{{"patchbay-demo", "1.0;reboot"}}, InstallOptions{}); err == nil {
 		t.Error("a bad version was accepted")
+	}
+
+	// Another process holds the rpm database lock: a clear timeout error.
+	dbpath, err := exec.Command("rpm", "--eval", "%{_dbpath}").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(d.InstallRoot, strings.TrimSpace(string(dbpath)), ".rpm.lock")
+	holder := holdLockFile(t, lock, time.Minute)
+	d.LockTimeout = time.Second
+	_, err = d.Install(ctx, []Target{{"patchbay-demo", "1.1-1"}}, InstallOptions{})
+	var le *LockError
+	if !errors.As(err, &le) || le.PID != holder.Process.Pid || le.Path != lock {
+		t.Errorf("err = %v", err)
 	}
 }
