@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -294,6 +295,40 @@ func (d *Dnf) split(ctx context.Context, targets []Target) (up, down []string, s
 	return up, down, same, before, nil
 }
 
+// versionLocks reads dnf's versionlock list in the root: package name →
+// the lock entry. Entries are NEVRA globs ("name-epoch:version-release.*");
+// "!" entries exclude versions and lock nothing.
+func (d *Dnf) versionLocks() (map[string]string, error) {
+	root := d.InstallRoot
+	if root == "" {
+		root = "/"
+	}
+	b, err := os.ReadFile(filepath.Join(root, "etc/dnf/plugins/versionlock.list"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dnf versionlock list: %w", err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "!") {
+			continue
+		}
+		nevr := line
+		if i := strings.LastIndexByte(nevr, '.'); i > 0 && !strings.ContainsAny(nevr[i:], "-:") {
+			nevr = nevr[:i] // drop ".arch" or ".*"
+		}
+		parts := strings.Split(nevr, "-")
+		if len(parts) < 3 {
+			continue
+		}
+		out[strings.Join(parts[:len(parts)-2], "-")] = line
+	}
+	return out, nil
+}
+
 var dnfRowRE = regexp.MustCompile(`^ (\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+[\d.]+\s*[kMG]?$`)
 
 // Simulate reports what installing the targets would change (dnf
@@ -351,9 +386,26 @@ func (d *Dnf) Simulate(ctx context.Context, targets []Target) ([]Change, error) 
 // Install brings the targets to their exact versions: dnf install for new
 // and newer versions, dnf downgrade for older ones. Targets at their version
 // are left alone; an install whose simulation removes packages is refused
-// unless opts.AllowRemovals.
+// unless opts.AllowRemovals; packages locked by dnf versionlock are skipped
+// with the reason.
 func (d *Dnf) Install(ctx context.Context, targets []Target, opts InstallOptions) (Result, error) {
 	var res Result
+	if err := ValidateRPM(targets); err != nil {
+		return res, err
+	}
+	locked, err := d.versionLocks()
+	if err != nil {
+		return res, err
+	}
+	var free []Target
+	for _, t := range targets {
+		if lock, ok := locked[t.Name]; ok {
+			res.Skipped = append(res.Skipped, Skip{Target: t, Reason: "locked by dnf versionlock (" + lock + ")"})
+			continue
+		}
+		free = append(free, t)
+	}
+	targets = free
 	up, down, same, before, err := d.split(ctx, targets)
 	if err != nil {
 		return res, err

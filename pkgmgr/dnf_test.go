@@ -137,6 +137,15 @@ func TestDnfUpdatesWithAdvisoryInstallDowngrade(t *testing.T) {
 		t.Error("a bad version was accepted")
 	}
 
+	// A dnf versionlock entry: the locked package is skipped with the reason.
+	os.MkdirAll(filepath.Join(d.InstallRoot, "etc/dnf/plugins"), 0o755)
+	os.WriteFile(filepath.Join(d.InstallRoot, "etc/dnf/plugins/versionlock.list"), []byte("# locked\npatchbay-demo-0:1.0-1.*\n"), 0o644)
+	res, err = d.Install(ctx, []Target{{"patchbay-demo", "1.1-1"}}, InstallOptions{})
+	if err != nil || len(res.Skipped) != 1 || res.Skipped[0].Reason != "locked by dnf versionlock (patchbay-demo-0:1.0-1.*)" || rpmQuery(t, d, "patchbay-demo") != "1.0-1" {
+		t.Errorf("locked: %+v %v", res, err)
+	}
+	os.Remove(filepath.Join(d.InstallRoot, "etc/dnf/plugins/versionlock.list"))
+
 	// Another process holds the rpm database lock: a clear timeout error.
 	dbpath, err := exec.Command("rpm", "--eval", "%{_dbpath}").Output()
 	if err != nil {
