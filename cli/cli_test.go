@@ -430,7 +430,13 @@ func TestScanFreshDebianRootListsSecurityUpdates(t *testing.T) {
 	if code != 0 {
 		t.Fatal(errs)
 	}
-	var pl struct{ Patches []PatchRow }
+	var pl struct {
+		Patches []PatchRow
+		Reboot  *struct {
+			Required bool
+			Stale    []any
+		}
+	}
 	if err := json.Unmarshal([]byte(out), &pl); err != nil {
 		t.Fatal(err)
 	}
@@ -442,5 +448,8 @@ func TestScanFreshDebianRootListsSecurityUpdates(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("patches lacks liblzma5: %s", out)
+	}
+	if pl.Reboot == nil || pl.Reboot.Required || pl.Reboot.Stale == nil {
+		t.Errorf("reboot status of a fresh root: %+v", pl.Reboot)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/pkgmgr"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
 )
@@ -86,10 +87,18 @@ fix the application dependencies' vulnerabilities.`,
 				return err
 			}
 			rows := patchRows(res)
+			var reboot *pkgmgr.RebootStatus
+			if root != "" {
+				st, err := (&pkgmgr.Reboot{R: &pkgmgr.Runner{Root: root}}).Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				reboot = &st
+			}
 			if output == "json" {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"patches": rows, "skipped": res.Inventory.Skipped})
+				return enc.Encode(map[string]any{"patches": rows, "reboot": reboot, "skipped": res.Inventory.Skipped})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "CYCLE\tTYPES\tPACKAGE\tINSTALLED\tCANDIDATE\tORIGIN\tCVES")
@@ -114,6 +123,18 @@ fix the application dependencies' vulnerabilities.`,
 			}
 			if err := tw.Flush(); err != nil {
 				return err
+			}
+			if reboot != nil {
+				if reboot.Required {
+					fmt.Fprintf(e.stdout, "\nReboot required: %s\n", strings.Join(reboot.Reasons, "; "))
+				}
+				for _, p := range reboot.Stale {
+					unit := p.Unit
+					if unit == "" {
+						unit = "no unit"
+					}
+					fmt.Fprintf(e.stdout, "Restart needed: pid %d %s (%s) maps replaced %s\n", p.PID, p.Command, unit, strings.Join(p.Libraries, ", "))
+				}
 			}
 			for _, s := range res.Inventory.Skipped {
 				fmt.Fprintf(e.stderr, "patchbay: skipped %s\n", s.Error())

@@ -119,7 +119,9 @@ func (rb *Reboot) Status(ctx context.Context) (RebootStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	st.Stale = stale
+	if stale != nil {
+		st.Stale = stale
+	}
 	return st, nil
 }
 
