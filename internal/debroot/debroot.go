@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,17 @@ func buildTarball() (string, error) {
 		return "", err
 	}
 	tarball := filepath.Join(dir, "bookworm-minbase.tar")
+	// Test binaries of several packages run at once: one builds, the others
+	// wait for it.
+	lock, err := os.OpenFile(filepath.Join(dir, "bookworm-minbase.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	if st, err := os.Stat(tarball); err == nil && time.Since(st.ModTime()) < 24*time.Hour {
 		return tarball, nil
 	}
