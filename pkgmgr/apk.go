@@ -243,10 +243,8 @@ func (a *Apk) Install(ctx context.Context, targets []Target, opts InstallOptions
 		if err != nil {
 			return res, err
 		}
-		for _, ch := range sim {
-			if ch.Action == "remove" {
-				return res, fmt.Errorf("installing %s would remove %s; refused (allow removals to proceed)", joinTargets(targets), ch.Name)
-			}
+		if err := refuseRemovals(sim, targets); err != nil {
+			return res, err
 		}
 	}
 	before, err := a.Installed(ctx)
@@ -261,5 +259,5 @@ func (a *Apk) Install(ctx context.Context, targets []Target, opts InstallOptions
 		return res, err
 	}
 	res.Changes = diff(before, after, "Alpine")
-	return res, nil
+	return res, verifyTargets(after, targets)
 }

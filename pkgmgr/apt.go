@@ -198,10 +198,7 @@ func (a *Apt) Updates(ctx context.Context) ([]Update, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]Installed{}
-	for _, p := range inst {
-		byName[p.Name] = p
-	}
+	installed := byName(inst)
 	c, err := a.R.Run(ctx, "apt-get", "-s", "-q", "-o", "Debug::NoLocking=1", "dist-upgrade")
 	if err != nil {
 		return nil, err
@@ -229,8 +226,8 @@ func (a *Apt) Updates(ctx context.Context) ([]Update, error) {
 	seen := map[string]bool{}
 	for _, n := range names {
 		p, ok := pol[n]
-		ip, installed := byName[n]
-		if !ok || !installed || seen[n] || p.candidate == "" || p.candidate == "(none)" {
+		ip, isInstalled := installed[n]
+		if !ok || !isInstalled || seen[n] || p.candidate == "" || p.candidate == "(none)" {
 			continue
 		}
 		if cmp, err := match.Compare("Debian", ip.Version, p.candidate); err != nil || cmp >= 0 {
@@ -300,10 +297,7 @@ func (a *Apt) Install(ctx context.Context, targets []Target, opts InstallOptions
 	if err != nil {
 		return res, err
 	}
-	was := map[string]Installed{}
-	for _, p := range before {
-		was[p.Name] = p
-	}
+	was := byName(before)
 	var todo []Target
 	for _, t := range targets {
 		p, ok := was[t.Name]
@@ -323,14 +317,10 @@ func (a *Apt) Install(ctx context.Context, targets []Target, opts InstallOptions
 	if err != nil {
 		return res, err
 	}
-	var removals []string
-	for _, ch := range sim {
-		if ch.Action == "remove" {
-			removals = append(removals, ch.Name)
+	if !opts.AllowRemovals {
+		if err := refuseRemovals(sim, todo); err != nil {
+			return res, err
 		}
-	}
-	if len(removals) > 0 && !opts.AllowRemovals {
-		return res, fmt.Errorf("installing %s would remove %s; refused (allow removals to proceed)", joinTargets(todo), strings.Join(removals, ", "))
 	}
 	if err := a.WaitLock(ctx); err != nil {
 		return res, err
@@ -350,24 +340,7 @@ func (a *Apt) Install(ctx context.Context, targets []Target, opts InstallOptions
 	if runErr != nil {
 		return res, runErr
 	}
-	now := map[string]Installed{}
-	for _, p := range after {
-		now[p.Name] = p
-	}
-	for _, t := range todo {
-		if p := now[t.Name]; p.Version != t.Version {
-			return res, fmt.Errorf("after install %s is at %q, not %s", t.Name, p.Version, t.Version)
-		}
-	}
-	return res, nil
-}
-
-func joinTargets(ts []Target) string {
-	s := make([]string, len(ts))
-	for i, t := range ts {
-		s[i] = t.String()
-	}
-	return strings.Join(s, " ")
+	return res, verifyTargets(after, todo)
 }
 
 // diff lists what changed between two package lists.

@@ -122,10 +122,7 @@ func (d *Dnf) Updates(ctx context.Context) ([]Update, error) {
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]Installed{}
-	for _, p := range inst {
-		byName[p.Name] = p
-	}
+	installed := byName(inst)
 	c, err := d.R.Run(ctx, d.cmd("check-update")...)
 	var ee *ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.Cmd.Exit == 100) { // 100: updates available
@@ -141,7 +138,7 @@ func (d *Dnf) Updates(ctx context.Context) ([]Update, error) {
 		if m == nil {
 			return nil, &ParseError{Cmd: c.String(), Line: line, Why: "want NAME.ARCH VERSION REPOSITORY"}
 		}
-		p, ok := byName[m[1]]
+		p, ok := installed[m[1]]
 		if !ok {
 			continue
 		}
@@ -269,10 +266,7 @@ func (d *Dnf) split(ctx context.Context, targets []Target) (up, down []string, s
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	was := map[string]Installed{}
-	for _, p := range before {
-		was[p.Name] = p
-	}
+	was := byName(before)
 	for _, t := range targets {
 		p, ok := was[t.Name]
 		if !ok {
@@ -422,14 +416,8 @@ func (d *Dnf) Install(ctx context.Context, targets []Target, opts InstallOptions
 		if err != nil {
 			return res, err
 		}
-		var removals []string
-		for _, ch := range sim {
-			if ch.Action == "remove" {
-				removals = append(removals, ch.Name)
-			}
-		}
-		if len(removals) > 0 {
-			return res, fmt.Errorf("installing %s would remove %s; refused (allow removals to proceed)", joinTargets(targets), strings.Join(removals, ", "))
+		if err := refuseRemovals(sim, targets); err != nil {
+			return res, err
 		}
 	}
 	if len(up) > 0 {
@@ -447,14 +435,5 @@ func (d *Dnf) Install(ctx context.Context, targets []Target, opts InstallOptions
 		return res, err
 	}
 	res.Changes = diff(before, after, "Red Hat")
-	now := map[string]Installed{}
-	for _, p := range after {
-		now[p.Name] = p
-	}
-	for _, t := range targets {
-		if now[t.Name].Version != t.Version {
-			return res, fmt.Errorf("after install %s is at %q, not %s", t.Name, now[t.Name].Version, t.Version)
-		}
-	}
-	return res, nil
+	return res, verifyTargets(after, targets)
 }

@@ -3,7 +3,9 @@ package scan
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/patch"
@@ -114,15 +116,5 @@ func AddUpdates(ctx context.Context, src Source, res *Result, manager string, up
 }
 
 func containsSource(sources, s string) bool {
-	for start := 0; start <= len(sources); {
-		end := start
-		for end < len(sources) && sources[end] != '+' {
-			end++
-		}
-		if sources[start:end] == s {
-			return true
-		}
-		start = end + 1
-	}
-	return false
+	return slices.Contains(strings.Split(sources, "+"), s)
 }
