@@ -1,319 +1,44 @@
 package sqlite
 
 import (
-	"context"
-	"database/sql"
-	"encoding/json"
-	"fmt"
 	"strings"
-	"time"
 
-	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/feeds"
-	"github.com/patchbay/patchbay/match"
+	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/store/internal/feedsql"
 )
 
-var _ feeds.Store = (*DB)(nil)
+var (
+	_ feeds.Store = (*DB)(nil)
+	_ scan.Source = (*DB)(nil)
+)
 
-// RecordVersions implements feeds.Store.
-func (d *DB) RecordVersions(ctx context.Context) (map[string]feeds.RecordVersion, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, modified, hash, collection FROM advisories`)
-	if err != nil {
-		return nil, fmt.Errorf("read advisory versions: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]feeds.RecordVersion{}
-	for rows.Next() {
-		var id, mod string
-		var h []byte
-		var rv feeds.RecordVersion
-		if err := rows.Scan(&id, &mod, &h, &rv.Collection); err != nil {
-			return nil, err
-		}
-		rv.Modified = parseTime(mod)
-		copy(rv.Hash[:], h)
-		out[id] = rv
-	}
-	return out, rows.Err()
-}
-
-// CollectionIDs implements feeds.Store.
-func (d *DB) CollectionIDs(ctx context.Context, collection string) ([]string, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id FROM advisories WHERE collection = ?`, collection)
-	if err != nil {
-		return nil, fmt.Errorf("read collection %s: %w", collection, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
-}
-
-// ApplyOSV implements feeds.Store.
-func (d *DB) ApplyOSV(ctx context.Context, b feeds.OSVBatch) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error {
-		del, err := tx.PrepareContext(ctx, `DELETE FROM advisories WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer del.Close()
-		delAff, err := tx.PrepareContext(ctx, `DELETE FROM affected WHERE advisory_id = ?`)
-		if err != nil {
-			return err
-		}
-		defer delAff.Close()
-		for _, id := range b.Deletes {
-			if _, err := delAff.ExecContext(ctx, id); err != nil {
-				return fmt.Errorf("delete advisory %s: %w", id, err)
-			}
-			if _, err := del.ExecContext(ctx, id); err != nil {
-				return fmt.Errorf("delete advisory %s: %w", id, err)
-			}
-		}
-		up, err := tx.PrepareContext(ctx, `INSERT INTO advisories(id, collection, modified, hash, doc) VALUES(?,?,?,?,?)
-			ON CONFLICT(id) DO UPDATE SET collection=excluded.collection, modified=excluded.modified, hash=excluded.hash, doc=excluded.doc`)
-		if err != nil {
-			return err
-		}
-		defer up.Close()
-		aff, err := tx.PrepareContext(ctx, `INSERT INTO affected(advisory_id, ecosystem, name) VALUES(?,?,?)`)
-		if err != nil {
-			return err
-		}
-		defer aff.Close()
-		for _, r := range b.Upserts {
-			a := r.Advisory
-			doc, err := json.Marshal(a)
-			if err != nil {
-				return fmt.Errorf("encode advisory %s: %w", a.ID, err)
-			}
-			if _, err := up.ExecContext(ctx, a.ID, r.Collection, fmtTime(a.Modified), r.Hash[:], doc); err != nil {
-				return fmt.Errorf("store advisory %s: %w", a.ID, err)
-			}
-			if _, err := delAff.ExecContext(ctx, a.ID); err != nil {
-				return fmt.Errorf("store advisory %s: %w", a.ID, err)
-			}
-			seen := map[match.Key]bool{}
-			for _, af := range a.Affected {
-				k := match.Key{Ecosystem: af.Ecosystem, Name: match.NormalizeName(af.Ecosystem, af.Name)}
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				if _, err := aff.ExecContext(ctx, a.ID, k.Ecosystem, k.Name); err != nil {
-					return fmt.Errorf("store advisory %s: %w", a.ID, err)
-				}
-			}
-		}
-		for _, s := range b.Sources {
-			// Counts and data age of an OSV collection are what it holds now.
-			var newest sql.NullString
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), MAX(modified) FROM advisories WHERE collection = ?`, s.Source).Scan(&s.Records, &newest); err != nil {
-				return fmt.Errorf("count collection %s: %w", s.Source, err)
-			}
-			s.DataTime = parseTime(newest.String)
-			if err := putSource(ctx, tx, s); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func putSource(ctx context.Context, tx *sql.Tx, s feeds.SourceState) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO feed_sources(source, origin, imported_at, data_time, records, etag, last_modified, version)
+// dialect is SQLite's SQL for the advisory index.
+var dialect = &feedsql.Dialect{
+	RecordVersions: `SELECT id, modified, hash, collection FROM advisories`,
+	CollectionIDs:  `SELECT id FROM advisories WHERE collection = ?`,
+	DeleteAdvisory: `DELETE FROM advisories WHERE id = ?`,
+	DeleteAffected: `DELETE FROM affected WHERE advisory_id = ?`,
+	UpsertAdvisory: `INSERT INTO advisories(id, collection, modified, hash, doc) VALUES(?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET collection=excluded.collection, modified=excluded.modified, hash=excluded.hash, doc=excluded.doc`,
+	InsertAffected:  `INSERT INTO affected(advisory_id, ecosystem, name) VALUES(?,?,?)`,
+	CollectionStats: `SELECT COUNT(*), MAX(modified) FROM advisories WHERE collection = ?`,
+	PutSource: `INSERT INTO feed_sources(source, origin, imported_at, data_time, records, etag, last_modified, version)
 		VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(source) DO UPDATE SET origin=excluded.origin, imported_at=excluded.imported_at,
 		data_time=excluded.data_time, records=excluded.records, etag=excluded.etag, last_modified=excluded.last_modified, version=excluded.version`,
-		s.Source, s.Origin, fmtTime(s.ImportedAt), fmtTime(s.DataTime), s.Records, s.ETag, s.LastModified, s.Version)
-	if err != nil {
-		return fmt.Errorf("record feed source %s: %w", s.Source, err)
-	}
-	return nil
-}
-
-// UpdateValidators implements feeds.Store.
-func (d *DB) UpdateValidators(ctx context.Context, s feeds.SourceState) error {
-	_, err := d.db.ExecContext(ctx, `UPDATE feed_sources SET etag=?, last_modified=?, origin=? WHERE source=?`, s.ETag, s.LastModified, s.Origin, s.Source)
-	if err != nil {
-		return fmt.Errorf("record feed source %s: %w", s.Source, err)
-	}
-	return nil
-}
-
-// ReplaceKEV implements feeds.Store.
-func (d *DB) ReplaceKEV(ctx context.Context, c *advisory.KEVCatalog, s feeds.SourceState) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM kev`); err != nil {
-			return err
-		}
-		ins, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO kev(cve, vendor, product, name, date_added, due_date, ransomware) VALUES(?,?,?,?,?,?,?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		for _, e := range c.Entries {
-			due := ""
-			if !e.DueDate.IsZero() {
-				due = e.DueDate.Format(time.DateOnly)
-			}
-			if _, err := ins.ExecContext(ctx, e.CVE, e.Vendor, e.Product, e.Name, e.DateAdded.Format(time.DateOnly), due, e.Ransomware); err != nil {
-				return fmt.Errorf("store KEV %s: %w", e.CVE, err)
-			}
-		}
-		return putSource(ctx, tx, s)
-	})
-}
-
-// ReplaceEPSS implements feeds.Store.
-func (d *DB) ReplaceEPSS(ctx context.Context, f *advisory.EPSSFile, s feeds.SourceState) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM epss`); err != nil {
-			return err
-		}
-		ins, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO epss(cve, probability, percentile) VALUES(?,?,?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		for _, e := range f.Scores {
-			if _, err := ins.ExecContext(ctx, e.CVE, e.Probability, e.Percentile); err != nil {
-				return fmt.Errorf("store EPSS %s: %w", e.CVE, err)
-			}
-		}
-		return putSource(ctx, tx, s)
-	})
-}
-
-// Sources implements feeds.Store.
-func (d *DB) Sources(ctx context.Context) ([]feeds.SourceState, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT source, origin, imported_at, data_time, records, etag, last_modified, version FROM feed_sources ORDER BY source`)
-	if err != nil {
-		return nil, fmt.Errorf("read feed sources: %w", err)
-	}
-	defer rows.Close()
-	var out []feeds.SourceState
-	for rows.Next() {
-		var s feeds.SourceState
-		var imp, dt string
-		if err := rows.Scan(&s.Source, &s.Origin, &imp, &dt, &s.Records, &s.ETag, &s.LastModified, &s.Version); err != nil {
-			return nil, err
-		}
-		s.ImportedAt, s.DataTime = parseTime(imp), parseTime(dt)
-		out = append(out, s)
-	}
-	return out, rows.Err()
-}
-
-// EcosystemCounts implements feeds.Store.
-func (d *DB) EcosystemCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT ecosystem, COUNT(DISTINCT advisory_id) FROM affected GROUP BY ecosystem`)
-	if err != nil {
-		return nil, fmt.Errorf("count advisories: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var eco string
-		var n int
-		if err := rows.Scan(&eco, &n); err != nil {
-			return nil, err
-		}
-		out[eco] = n
-	}
-	return out, rows.Err()
-}
-
-// Advisories returns the advisories that name any of the keys, each once.
-func (d *DB) Advisories(ctx context.Context, keys []match.Key) ([]*advisory.Advisory, error) {
-	conn, err := d.db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	stmt, err := conn.PrepareContext(ctx, `SELECT a.id, a.doc FROM affected f JOIN advisories a ON a.id = f.advisory_id WHERE f.ecosystem = ? AND f.name = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("look up advisories: %w", err)
-	}
-	defer stmt.Close()
-	seen := map[string]bool{}
-	var out []*advisory.Advisory
-	for _, k := range keys {
-		rows, err := stmt.QueryContext(ctx, k.Ecosystem, k.Name)
-		if err != nil {
-			return nil, fmt.Errorf("look up advisories for %s/%s: %w", k.Ecosystem, k.Name, err)
-		}
-		for rows.Next() {
-			var id string
-			var doc []byte
-			if err := rows.Scan(&id, &doc); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			a := &advisory.Advisory{}
-			if err := json.Unmarshal(doc, a); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("decode stored advisory %s: %w", id, err)
-			}
-			out = append(out, a)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// Exploitation returns the KEV entries and EPSS scores of the given CVEs.
-func (d *DB) Exploitation(ctx context.Context, cves []string) (map[string]advisory.KEVEntry, map[string]advisory.EPSSScore, error) {
-	kev := map[string]advisory.KEVEntry{}
-	epss := map[string]advisory.EPSSScore{}
-	for start := 0; start < len(cves); start += 500 {
-		chunk := cves[start:min(start+500, len(cves))]
-		args := make([]any, len(chunk))
-		for i, c := range chunk {
-			args[i] = c
-		}
-		in := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
-		rows, err := d.db.QueryContext(ctx, `SELECT cve, vendor, product, name, date_added, due_date, ransomware FROM kev WHERE cve IN (`+in+`)`, args...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read KEV: %w", err)
-		}
-		for rows.Next() {
-			var e advisory.KEVEntry
-			var added, due string
-			if err := rows.Scan(&e.CVE, &e.Vendor, &e.Product, &e.Name, &added, &due, &e.Ransomware); err != nil {
-				rows.Close()
-				return nil, nil, err
-			}
-			e.DateAdded, _ = time.Parse(time.DateOnly, added)
-			e.DueDate, _ = time.Parse(time.DateOnly, due)
-			kev[e.CVE] = e
-		}
-		rows.Close()
-		rows, err = d.db.QueryContext(ctx, `SELECT cve, probability, percentile FROM epss WHERE cve IN (`+in+`)`, args...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read EPSS: %w", err)
-		}
-		for rows.Next() {
-			var s advisory.EPSSScore
-			if err := rows.Scan(&s.CVE, &s.Probability, &s.Percentile); err != nil {
-				rows.Close()
-				return nil, nil, err
-			}
-			epss[s.CVE] = s
-		}
-		rows.Close()
-	}
-	return kev, epss, nil
+	UpdateValidators: `UPDATE feed_sources SET etag=?, last_modified=?, origin=? WHERE source=?`,
+	DeleteKEV:        `DELETE FROM kev`,
+	InsertKEV:        `INSERT OR REPLACE INTO kev(cve, vendor, product, name, date_added, due_date, ransomware) VALUES(?,?,?,?,?,?,?)`,
+	DeleteEPSS:       `DELETE FROM epss`,
+	InsertEPSS:       `INSERT OR REPLACE INTO epss(cve, probability, percentile) VALUES(?,?,?)`,
+	Sources:          `SELECT source, origin, imported_at, data_time, records, etag, last_modified, version FROM feed_sources ORDER BY source`,
+	EcosystemCounts:  `SELECT ecosystem, COUNT(DISTINCT advisory_id) FROM affected GROUP BY ecosystem`,
+	AdvisoriesByKey:  `SELECT a.id, a.doc FROM affected f JOIN advisories a ON a.id = f.advisory_id WHERE f.ecosystem = ? AND f.name = ?`,
+	KEVIn: func(in string) string {
+		return `SELECT cve, vendor, product, name, date_added, due_date, ransomware FROM kev WHERE cve IN (` + in + `)`
+	},
+	EPSSIn: func(in string) string {
+		return `SELECT cve, probability, percentile FROM epss WHERE cve IN (` + in + `)`
+	},
+	Placeholders: func(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") },
 }

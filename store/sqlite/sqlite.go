@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
+
+	"github.com/patchbay/patchbay/store/internal/feedsql"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
@@ -21,6 +23,7 @@ var migrations embed.FS
 
 // DB is an open, migrated patchbay database.
 type DB struct {
+	feedsql.Store
 	db *sql.DB
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -53,29 +56,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	return &DB{db: db, Now: time.Now}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, db: db, Now: time.Now}, nil
 }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
-
-func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
-const timeFormat = time.RFC3339Nano
-
-func fmtTime(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(timeFormat, s)
-	return t
-}

@@ -1,0 +1,109 @@
+// Package postgres is patchbay's scale-out store: PostgreSQL through pgx,
+// migrated with goose from the SQL files embedded in the binary. Several
+// server processes share one database.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+
+	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/store/internal/feedsql"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is an open, migrated patchbay database on PostgreSQL.
+type DB struct {
+	feedsql.Store
+	db *sql.DB
+}
+
+var (
+	_ feeds.Store = (*DB)(nil)
+	_ scan.Source = (*DB)(nil)
+)
+
+// Open connects to the database named by dsn (postgres://…) and applies
+// pending migrations.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, db: db}, nil
+}
+
+// Close closes the connection pool.
+func (d *DB) Close() error { return d.db.Close() }
+
+// dialect is PostgreSQL's SQL for the advisory index.
+var dialect = &feedsql.Dialect{
+	RecordVersions: `SELECT id, modified, hash, collection FROM advisories`,
+	CollectionIDs:  `SELECT id FROM advisories WHERE collection = $1`,
+	DeleteAdvisory: `DELETE FROM advisories WHERE id = $1`,
+	DeleteAffected: `DELETE FROM affected WHERE advisory_id = $1`,
+	UpsertAdvisory: `INSERT INTO advisories(id, collection, modified, hash, doc) VALUES($1,$2,$3,$4,$5)
+		ON CONFLICT(id) DO UPDATE SET collection=excluded.collection, modified=excluded.modified, hash=excluded.hash, doc=excluded.doc`,
+	InsertAffected:  `INSERT INTO affected(advisory_id, ecosystem, name) VALUES($1,$2,$3)`,
+	CollectionStats: `SELECT COUNT(*), MAX(modified) FROM advisories WHERE collection = $1`,
+	PutSource: `INSERT INTO feed_sources(source, origin, imported_at, data_time, records, etag, last_modified, version)
+		VALUES($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT(source) DO UPDATE SET origin=excluded.origin, imported_at=excluded.imported_at,
+		data_time=excluded.data_time, records=excluded.records, etag=excluded.etag, last_modified=excluded.last_modified, version=excluded.version`,
+	UpdateValidators: `UPDATE feed_sources SET etag=$1, last_modified=$2, origin=$3 WHERE source=$4`,
+	DeleteKEV:        `DELETE FROM kev`,
+	InsertKEV: `INSERT INTO kev(cve, vendor, product, name, date_added, due_date, ransomware) VALUES($1,$2,$3,$4,$5,$6,$7)
+		ON CONFLICT(cve) DO UPDATE SET vendor=excluded.vendor, product=excluded.product, name=excluded.name,
+		date_added=excluded.date_added, due_date=excluded.due_date, ransomware=excluded.ransomware`,
+	DeleteEPSS: `DELETE FROM epss`,
+	InsertEPSS: `INSERT INTO epss(cve, probability, percentile) VALUES($1,$2,$3)
+		ON CONFLICT(cve) DO UPDATE SET probability=excluded.probability, percentile=excluded.percentile`,
+	Sources:         `SELECT source, origin, imported_at, data_time, records, etag, last_modified, version FROM feed_sources ORDER BY source`,
+	EcosystemCounts: `SELECT ecosystem, COUNT(DISTINCT advisory_id) FROM affected GROUP BY ecosystem`,
+	AdvisoriesByKey: `SELECT a.id, a.doc FROM affected f JOIN advisories a ON a.id = f.advisory_id WHERE f.ecosystem = $1 AND f.name = $2`,
+	KEVIn: func(in string) string {
+		return `SELECT cve, vendor, product, name, date_added, due_date, ransomware FROM kev WHERE cve IN (` + in + `)`
+	},
+	EPSSIn: func(in string) string {
+		return `SELECT cve, probability, percentile FROM epss WHERE cve IN (` + in + `)`
+	},
+	Placeholders: func(n int) string {
+		var b strings.Builder
+		for i := 1; i <= n; i++ {
+			if i > 1 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i))
+		}
+		return b.String()
+	},
+}
