@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -451,5 +452,52 @@ func TestScanFreshDebianRootListsSecurityUpdates(t *testing.T) {
 	}
 	if pl.Reboot == nil || pl.Reboot.Required || pl.Reboot.Stale == nil {
 		t.Errorf("reboot status of a fresh root: %+v", pl.Reboot)
+	}
+}
+
+func TestAuditCommands(t *testing.T) {
+	kev := filepath.Join(sharedtest.Dir(t, "feeds"), "kev")
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		if code, _, errs := run(t, dir, "feeds", "import", kev); code != 0 {
+			t.Fatal(errs)
+		}
+	}
+	if code, out, errs := run(t, dir, "audit", "verify"); code != 0 || !strings.Contains(out, "audit chain intact: 2 entries") {
+		t.Fatalf("verify: %d %s %s", code, out, errs)
+	}
+	cp := filepath.Join(t.TempDir(), "checkpoint.json")
+	if code, _, errs := run(t, dir, "audit", "checkpoint", "--out", cp); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, _ := run(t, dir, "audit", "export")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var first struct {
+		Seq           int64
+		Actor, Action string
+	}
+	if code != 0 || len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &first) != nil || first.Seq != 1 || first.Action != "feeds.import" || !strings.HasPrefix(first.Actor, "cli") {
+		t.Fatalf("export: %d %q", code, out)
+	}
+	// Truncate the tail behind patchbay's back: the checkpoint catches it.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "patchbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DELETE FROM audit_log WHERE seq = 2"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if code, _, errs := run(t, dir, "audit", "verify"); code != 0 {
+		t.Errorf("without a checkpoint the shortened chain is consistent: %s", errs)
+	}
+	if code, _, errs := run(t, dir, "audit", "verify", "--checkpoint", cp); code != 2 || !strings.Contains(errs, "audit chain broken at entry 2: the chain ends at 1 but the checkpoint") {
+		t.Errorf("verify --checkpoint: %d %s", code, errs)
+	}
+	// A forged checkpoint is refused.
+	b, _ := os.ReadFile(cp)
+	os.WriteFile(cp, []byte(strings.Replace(string(b), `"seq": 2`, `"seq": 1`, 1)), 0o644)
+	if code, _, errs := run(t, dir, "audit", "verify", "--checkpoint", cp); code != 2 || !strings.Contains(errs, "signature does not verify") {
+		t.Errorf("forged checkpoint: %d %s", code, errs)
 	}
 }

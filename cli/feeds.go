@@ -47,6 +47,9 @@ func newFeedsImportCmd(e *env) *cobra.Command {
 			for _, p := range sum.Problems {
 				fmt.Fprintf(e.stderr, "patchbay: skipped malformed record %s\n", p.String())
 			}
+			if _, err := db.Audit.Append(ctx, actor(), "feeds.import", strings.Join(args, " "), sum); err != nil {
+				return err
+			}
 			fmt.Fprintf(e.stdout, "imported in %s: %s\n", time.Since(start).Round(time.Millisecond), sum)
 			if strict && sum.Malformed > 0 {
 				return fmt.Errorf("--strict: %d malformed records skipped", sum.Malformed)
@@ -109,6 +112,9 @@ for air-gapped sites.`,
 			}
 			im := &feeds.Importer{Store: db}
 			outcomes, err := im.Sync(ctx, opts)
+			if _, aerr := db.Audit.Append(ctx, actor(), "feeds.sync", mirror, outcomes); aerr != nil {
+				return aerr
+			}
 			if opts.Progress != nil {
 				fmt.Fprint(e.stderr, "\r\x1b[K")
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 )
 
@@ -26,7 +27,9 @@ var migrations embed.FS
 // DB is an open, migrated patchbay database on PostgreSQL.
 type DB struct {
 	feedsql.Store
-	db *sql.DB
+	// Audit is the tamper-evident log.
+	Audit *auditsql.Store
+	db    *sql.DB
 }
 
 var (
@@ -59,7 +62,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, db: db}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, db: db}, nil
 }
 
 // Close closes the connection pool.
@@ -106,4 +109,12 @@ var dialect = &feedsql.Dialect{
 		}
 		return b.String()
 	},
+}
+
+// auditDialect is this database's SQL for the audit log.
+var auditDialect = &auditsql.Dialect{
+	Lock:   `LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE`,
+	Last:   `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq DESC LIMIT 1`,
+	Insert: `INSERT INTO audit_log(seq, time, actor, action, object, digest, prev, hash) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
+	All:    `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq`,
 }

@@ -91,3 +91,18 @@ func TestImportSharedFeedsIntoPostgres(t *testing.T) {
 		t.Errorf("openssl advisories: %d %v", len(advs), err)
 	}
 }
+
+func TestAuditContract(t *testing.T) {
+	storetest.Audit(t, func(t *testing.T) (storetest.AuditStore, storetest.Tamper) {
+		db, err := Open(context.Background(), freshDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Audit, func(q string) {
+			if _, err := db.db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

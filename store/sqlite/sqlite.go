@@ -14,6 +14,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
@@ -24,7 +25,9 @@ var migrations embed.FS
 // DB is an open, migrated patchbay database.
 type DB struct {
 	feedsql.Store
-	db *sql.DB
+	// Audit is the tamper-evident log.
+	Audit *auditsql.Store
+	db    *sql.DB
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -56,8 +59,16 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, db: db, Now: time.Now}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, db: db, Now: time.Now}, nil
 }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
+
+// auditDialect is this database's SQL for the audit log.
+var auditDialect = &auditsql.Dialect{
+	Lock:   ``,
+	Last:   `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq DESC LIMIT 1`,
+	Insert: `INSERT INTO audit_log(seq, time, actor, action, object, digest, prev, hash) VALUES(?,?,?,?,?,?,?,?)`,
+	All:    `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq`,
+}

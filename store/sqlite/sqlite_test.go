@@ -18,3 +18,18 @@ func TestFeedsContract(t *testing.T) {
 		return db
 	})
 }
+
+func TestAuditContract(t *testing.T) {
+	storetest.Audit(t, func(t *testing.T) (storetest.AuditStore, storetest.Tamper) {
+		db, err := Open(context.Background(), filepath.Join(t.TempDir(), "patchbay.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Audit, func(q string) {
+			if _, err := db.db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

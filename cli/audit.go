@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/audit"
+)
+
+// actor names who runs the CLI, for audit entries.
+func actor() string {
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+// auditKey loads the Ed25519 key that signs checkpoints, creating it (mode
+// 0600) in the data dir on first use.
+func (e *env) auditKey() (ed25519.PrivateKey, error) {
+	path := filepath.Join(e.dataDir, "audit-signing.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(e.dataDir, 0o750); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, key.Seed(), 0o600); err != nil {
+			return nil, fmt.Errorf("audit key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	if len(b) != ed25519.SeedSize {
+		return nil, fmt.Errorf("audit key %s: want a %d-byte Ed25519 seed, found %d bytes", path, ed25519.SeedSize, len(b))
+	}
+	return ed25519.NewKeyFromSeed(b), nil
+}
+
+func newAuditCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Verify, checkpoint and export the tamper-evident audit log"}
+	var cpFile string
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute the hash chain (and check it against a checkpoint); name the first bad entry",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := e.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			es, err := db.Audit.Entries(ctx)
+			if err != nil {
+				return err
+			}
+			var cp *audit.Checkpoint
+			if cpFile != "" {
+				b, err := os.ReadFile(cpFile)
+				if err != nil {
+					return fmt.Errorf("--checkpoint: %w", err)
+				}
+				var c audit.Checkpoint
+				if err := json.Unmarshal(b, &c); err != nil {
+					return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+				}
+				key, err := e.auditKey()
+				if err != nil {
+					return err
+				}
+				if err := c.VerifySignature(key.Public().(ed25519.PublicKey)); err != nil {
+					return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+				}
+				cp = &c
+			}
+			if err := audit.Verify(es, cp); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "audit chain intact: %d entries", len(es))
+			if cp != nil {
+				fmt.Fprintf(e.stdout, ", reaches the checkpoint of entry %d (%s)", cp.Seq, cp.Time.Format(time.RFC3339))
+			}
+			fmt.Fprintln(e.stdout)
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&cpFile, "checkpoint", "", "a checkpoint file written by `patchbay audit checkpoint`")
+
+	var out string
+	checkpoint := &cobra.Command{
+		Use:   "checkpoint --out FILE",
+		Short: "Sign the chain head and write it outside the database",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return fmt.Errorf("--out: give the file to write the checkpoint to (outside the data dir)")
+			}
+			ctx := cmd.Context()
+			db, err := e.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			es, err := db.Audit.Entries(ctx)
+			if err != nil {
+				return err
+			}
+			if err := audit.Verify(es, nil); err != nil {
+				return fmt.Errorf("refusing to checkpoint a broken chain: %w", err)
+			}
+			key, err := e.auditKey()
+			if err != nil {
+				return err
+			}
+			b, _ := json.MarshalIndent(audit.NewCheckpoint(es, time.Now(), key), "", "  ")
+			tmp := out + ".tmp"
+			if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+				return err
+			}
+			return os.Rename(tmp, out)
+		},
+	}
+	checkpoint.Flags().StringVar(&out, "out", "", "where to write the checkpoint")
+
+	var exportTo string
+	export := &cobra.Command{
+		Use:   "export [-o FILE]",
+		Short: "Write the audit log as JSON Lines",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := e.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			es, err := db.Audit.Entries(ctx)
+			if err != nil {
+				return err
+			}
+			w := e.stdout
+			if exportTo != "" && exportTo != "-" {
+				f, err := os.Create(exportTo)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			bw := bufio.NewWriter(w)
+			enc := json.NewEncoder(bw)
+			for _, en := range es {
+				if err := enc.Encode(en); err != nil {
+					return err
+				}
+			}
+			return bw.Flush()
+		},
+	}
+	export.Flags().StringVarP(&exportTo, "output", "o", "", "file to write (default standard output)")
+	cmd.AddCommand(verify, checkpoint, export)
+	return cmd
+}
