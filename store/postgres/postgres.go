@@ -19,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
+	"github.com/patchbay/patchbay/store/internal/leasesql"
 )
 
 //go:embed migrations/*.sql
@@ -29,7 +30,9 @@ type DB struct {
 	feedsql.Store
 	// Audit is the tamper-evident log.
 	Audit *auditsql.Store
-	db    *sql.DB
+	// Leases elect the one process that runs once-only work.
+	Leases *leasesql.Store
+	db     *sql.DB
 }
 
 var (
@@ -62,7 +65,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, db: db}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, db: db}, nil
 }
 
 // Close closes the connection pool.
@@ -117,4 +120,13 @@ var auditDialect = &auditsql.Dialect{
 	Last:   `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq DESC LIMIT 1`,
 	Insert: `INSERT INTO audit_log(seq, time, actor, action, object, digest, prev, hash) VALUES($1,$2,$3,$4,$5,$6,$7,$8)`,
 	All:    `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq`,
+}
+
+// leaseDialect is PostgreSQL's SQL for leader leases.
+var leaseDialect = &leasesql.Dialect{
+	Ensure:   `INSERT INTO leases(name, holder, term, expires_at) VALUES($1, '', 0, 0) ON CONFLICT(name) DO NOTHING`,
+	Lock:     `SELECT holder, term, expires_at FROM leases WHERE name = $1 FOR UPDATE`,
+	Take:     `UPDATE leases SET holder = $1, term = $2, expires_at = $3 WHERE name = $4`,
+	Renew:    `UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND term = $4 AND expires_at > $5`,
+	ReadTerm: `SELECT term FROM leases WHERE name = $1 FOR SHARE`,
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/leader"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/store/storetest"
 )
@@ -104,5 +105,16 @@ func TestAuditContract(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	})
+}
+
+func TestLeasesContract(t *testing.T) {
+	storetest.Leases(t, func(t *testing.T) leader.Store {
+		db, err := Open(context.Background(), freshDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Leases
 	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
+	"github.com/patchbay/patchbay/store/internal/leasesql"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
@@ -27,7 +28,9 @@ type DB struct {
 	feedsql.Store
 	// Audit is the tamper-evident log.
 	Audit *auditsql.Store
-	db    *sql.DB
+	// Leases elect the one process that runs once-only work.
+	Leases *leasesql.Store
+	db     *sql.DB
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -59,7 +62,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, db: db, Now: time.Now}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, db: db, Now: time.Now}, nil
 }
 
 // Close closes the database.
@@ -71,4 +74,14 @@ var auditDialect = &auditsql.Dialect{
 	Last:   `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq DESC LIMIT 1`,
 	Insert: `INSERT INTO audit_log(seq, time, actor, action, object, digest, prev, hash) VALUES(?,?,?,?,?,?,?,?)`,
 	All:    `SELECT seq, time, actor, action, object, digest, prev, hash FROM audit_log ORDER BY seq`,
+}
+
+// leaseDialect is SQLite's SQL for leader leases (immediate transactions
+// serialise writers, so reads need no lock clause).
+var leaseDialect = &leasesql.Dialect{
+	Ensure:   `INSERT INTO leases(name, holder, term, expires_at) VALUES(?, '', 0, 0) ON CONFLICT(name) DO NOTHING`,
+	Lock:     `SELECT holder, term, expires_at FROM leases WHERE name = ?`,
+	Take:     `UPDATE leases SET holder = ?, term = ?, expires_at = ? WHERE name = ?`,
+	Renew:    `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND term = ? AND expires_at > ?`,
+	ReadTerm: `SELECT term FROM leases WHERE name = ?`,
 }

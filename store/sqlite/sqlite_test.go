@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/patchbay/patchbay/leader"
 	"github.com/patchbay/patchbay/store/storetest"
 )
 
@@ -31,5 +32,16 @@ func TestAuditContract(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	})
+}
+
+func TestLeasesContract(t *testing.T) {
+	storetest.Leases(t, func(t *testing.T) leader.Store {
+		db, err := Open(context.Background(), filepath.Join(t.TempDir(), "patchbay.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Leases
 	})
 }

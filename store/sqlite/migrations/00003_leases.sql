@@ -1,0 +1,12 @@
+-- +goose Up
+-- Leader leases (see package leader): one row per job that must run once.
+-- term grows by one at every change of holder and fences the leader's writes.
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    term       INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL -- unix nanoseconds
+);
+
+-- +goose Down
+DROP TABLE leases;
