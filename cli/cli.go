@@ -77,7 +77,7 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&e.dataDir, "data-dir", os.Getenv("PATCHBAY_DATA_DIR"),
 		"directory of the embedded database and caches (env PATCHBAY_DATA_DIR; default $XDG_DATA_HOME/patchbay)")
-	root.AddCommand(newScanCmd(e), newPatchesCmd(e), newFeedsCmd(e), newAuditCmd(e))
+	root.AddCommand(newScanCmd(e), newPatchesCmd(e), newFeedsCmd(e), newAuditCmd(e), newAdminCmd(e))
 	return root
 }
 

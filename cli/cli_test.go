@@ -13,6 +13,7 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/internal/debroot"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/report"
@@ -499,5 +500,34 @@ func TestAuditCommands(t *testing.T) {
 	os.WriteFile(cp, []byte(strings.Replace(string(b), `"seq": 2`, `"seq": 1`, 1)), 0o644)
 	if code, _, errs := run(t, dir, "audit", "verify", "--checkpoint", cp); code != 2 || !strings.Contains(errs, "signature does not verify") {
 		t.Errorf("forged checkpoint: %d %s", code, errs)
+	}
+}
+
+func TestAdminTokens(t *testing.T) {
+	dir := t.TempDir()
+	code, secret, errs := run(t, dir, "admin", "token", "create", "--role", "operator", "--name", "ci")
+	secret = strings.TrimSpace(secret)
+	if code != 0 || !strings.HasPrefix(secret, "pb_") || !strings.Contains(errs, "not be shown again") {
+		t.Fatalf("create: %d %q %s", code, secret, errs)
+	}
+	if code, _, errs := run(t, dir, "admin", "token", "create", "--role", "root"); code != 2 || !strings.Contains(errs, `role "root"`) {
+		t.Errorf("bad role: %d %s", code, errs)
+	}
+	if code, _, _ := run(t, dir, "admin", "token", "create", "--enrollment", "--uses", "3"); code != 0 {
+		t.Error("enrollment token")
+	}
+	code, out, _ := run(t, dir, "admin", "token", "list")
+	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "enrollment") || strings.Contains(out, secret) {
+		t.Errorf("list: %s", out)
+	}
+	id := auth.IDOf(secret)
+	if code, _, errs := run(t, dir, "admin", "token", "revoke", id); code != 0 {
+		t.Fatal(errs)
+	}
+	if _, out, _ := run(t, dir, "admin", "token", "list"); !strings.Contains(out, "credential revoked") {
+		t.Errorf("after revoke: %s", out)
+	}
+	if _, out, _ := run(t, dir, "audit", "export"); strings.Count(out, `"action":"token.`) != 3 || strings.Contains(out, secret) {
+		t.Errorf("audit: %s", out)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/tokensql"
 )
 
 //go:embed migrations/*.sql
@@ -32,6 +33,8 @@ type DB struct {
 	Audit *auditsql.Store
 	// Leases elect the one process that runs once-only work.
 	Leases *leasesql.Store
+	// Tokens are the credentials.
+	Tokens *tokensql.Store
 	db     *sql.DB
 }
 
@@ -65,7 +68,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, db: db}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, db: db}, nil
 }
 
 // Close closes the connection pool.
@@ -129,4 +132,14 @@ var leaseDialect = &leasesql.Dialect{
 	Take:     `UPDATE leases SET holder = $1, term = $2, expires_at = $3 WHERE name = $4`,
 	Renew:    `UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND term = $4 AND expires_at > $5`,
 	ReadTerm: `SELECT term FROM leases WHERE name = $1 FOR SHARE`,
+}
+
+// tokenDialect is PostgreSQL's SQL for credentials.
+var tokenDialect = &tokensql.Dialect{
+	Insert: `INSERT INTO tokens(id, hash, kind, role, name, created, expires, uses_left, revoked, subject) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+	ByHash: `SELECT ` + tokensql.Columns + ` FROM tokens WHERE hash = $1`,
+	UseEnrollment: `UPDATE tokens SET uses_left = CASE WHEN uses_left > 0 THEN uses_left - 1 ELSE uses_left END
+		WHERE hash = $1 AND kind = 'enrollment' AND NOT revoked AND uses_left <> 0 AND (expires = 0 OR expires > $2)`,
+	Revoke: `UPDATE tokens SET revoked = TRUE WHERE id = $1`,
+	List:   `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/tokensql"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
@@ -30,6 +31,8 @@ type DB struct {
 	Audit *auditsql.Store
 	// Leases elect the one process that runs once-only work.
 	Leases *leasesql.Store
+	// Tokens are the credentials.
+	Tokens *tokensql.Store
 	db     *sql.DB
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -62,7 +65,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, db: db, Now: time.Now}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, db: db, Now: time.Now}, nil
 }
 
 // Close closes the database.
@@ -84,4 +87,14 @@ var leaseDialect = &leasesql.Dialect{
 	Take:     `UPDATE leases SET holder = ?, term = ?, expires_at = ? WHERE name = ?`,
 	Renew:    `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND term = ? AND expires_at > ?`,
 	ReadTerm: `SELECT term FROM leases WHERE name = ?`,
+}
+
+// tokenDialect is SQLite's SQL for credentials.
+var tokenDialect = &tokensql.Dialect{
+	Insert: `INSERT INTO tokens(id, hash, kind, role, name, created, expires, uses_left, revoked, subject) VALUES(?,?,?,?,?,?,?,?,?,?)`,
+	ByHash: `SELECT ` + tokensql.Columns + ` FROM tokens WHERE hash = ?`,
+	UseEnrollment: `UPDATE tokens SET uses_left = CASE WHEN uses_left > 0 THEN uses_left - 1 ELSE uses_left END
+		WHERE hash = ? AND kind = 'enrollment' AND NOT revoked AND uses_left <> 0 AND (expires = 0 OR expires > ?)`,
+	Revoke: `UPDATE tokens SET revoked = TRUE WHERE id = ?`,
+	List:   `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
 }

@@ -45,3 +45,14 @@ func TestLeasesContract(t *testing.T) {
 		return db.Leases
 	})
 }
+
+func TestTokensContract(t *testing.T) {
+	storetest.Tokens(t, func(t *testing.T) storetest.TokenStore {
+		db, err := Open(context.Background(), filepath.Join(t.TempDir(), "patchbay.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Tokens
+	})
+}
