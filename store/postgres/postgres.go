@@ -19,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
+	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 )
@@ -35,7 +36,9 @@ type DB struct {
 	Leases *leasesql.Store
 	// Tokens are the credentials.
 	Tokens *tokensql.Store
-	db     *sql.DB
+	// Fleet keeps hosts and their inventories.
+	Fleet *fleetsql.Store
+	db    *sql.DB
 }
 
 var (
@@ -68,7 +71,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, db: db}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, db: db}, nil
 }
 
 // Close closes the connection pool.
@@ -142,4 +145,20 @@ var tokenDialect = &tokensql.Dialect{
 		WHERE hash = $1 AND kind = 'enrollment' AND NOT revoked AND uses_left <> 0 AND (expires = 0 OR expires > $2)`,
 	Revoke: `UPDATE tokens SET revoked = TRUE WHERE id = $1`,
 	List:   `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
+}
+
+// fleetDialect is PostgreSQL's SQL for hosts and inventories.
+var fleetDialect = &fleetsql.Dialect{
+	UpsertHost: `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash) VALUES($1,$2,$3,$4,$5,$6,'')
+		ON CONFLICT(id) DO UPDATE SET machine_id=excluded.machine_id, hostname=excluded.hostname, ecosystem=excluded.ecosystem,
+		labels=excluded.labels, last_seen=excluded.last_seen`,
+	Host:        `SELECT id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash FROM hosts WHERE id = $1`,
+	LockHost:    `SELECT inventory_hash FROM hosts WHERE id = $1 FOR UPDATE`,
+	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version) VALUES($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
+	SoftwareID:  `SELECT id FROM software WHERE ecosystem = $1 AND name = $2 AND version = $3 AND source_name = $4 AND source_version = $5`,
+	DeleteLinks: `DELETE FROM host_software WHERE host_id = $1`,
+	InsertLink:  `INSERT INTO host_software(host_id, software_id, location) VALUES($1,$2,$3) ON CONFLICT DO NOTHING`,
+	SetHash:     `UPDATE hosts SET inventory_hash = $1 WHERE id = $2`,
+	Inventory:   `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = $1 ORDER BY s.ecosystem, s.name, s.version, l.location`,
+	CountSW:     `SELECT COUNT(*) FROM software`,
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
+	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -33,7 +34,9 @@ type DB struct {
 	Leases *leasesql.Store
 	// Tokens are the credentials.
 	Tokens *tokensql.Store
-	db     *sql.DB
+	// Fleet keeps hosts and their inventories.
+	Fleet *fleetsql.Store
+	db    *sql.DB
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -65,7 +68,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, db: db, Now: time.Now}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, db: db, Now: time.Now}, nil
 }
 
 // Close closes the database.
@@ -97,4 +100,20 @@ var tokenDialect = &tokensql.Dialect{
 		WHERE hash = ? AND kind = 'enrollment' AND NOT revoked AND uses_left <> 0 AND (expires = 0 OR expires > ?)`,
 	Revoke: `UPDATE tokens SET revoked = TRUE WHERE id = ?`,
 	List:   `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
+}
+
+// fleetDialect is SQLite's SQL for hosts and inventories.
+var fleetDialect = &fleetsql.Dialect{
+	UpsertHost: `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash) VALUES(?,?,?,?,?,?,'')
+		ON CONFLICT(id) DO UPDATE SET machine_id=excluded.machine_id, hostname=excluded.hostname, ecosystem=excluded.ecosystem,
+		labels=excluded.labels, last_seen=excluded.last_seen`,
+	Host:        `SELECT id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash FROM hosts WHERE id = ?`,
+	LockHost:    `SELECT inventory_hash FROM hosts WHERE id = ?`,
+	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING`,
+	SoftwareID:  `SELECT id FROM software WHERE ecosystem = ? AND name = ? AND version = ? AND source_name = ? AND source_version = ?`,
+	DeleteLinks: `DELETE FROM host_software WHERE host_id = ?`,
+	InsertLink:  `INSERT INTO host_software(host_id, software_id, location) VALUES(?,?,?) ON CONFLICT DO NOTHING`,
+	SetHash:     `UPDATE hosts SET inventory_hash = ? WHERE id = ?`,
+	Inventory:   `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = ? ORDER BY s.ecosystem, s.name, s.version, l.location`,
+	CountSW:     `SELECT COUNT(*) FROM software`,
 }

@@ -56,3 +56,14 @@ func TestTokensContract(t *testing.T) {
 		return db.Tokens
 	})
 }
+
+func TestFleetContract(t *testing.T) {
+	storetest.Fleet(t, func(t *testing.T) storetest.FleetStore {
+		db, err := Open(context.Background(), filepath.Join(t.TempDir(), "patchbay.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db.Fleet
+	})
+}

@@ -1,0 +1,150 @@
+// Package fleetsql keeps hosts and their inventories on database/sql,
+// shared by the SQLite and PostgreSQL stores, each with its own SQL.
+package fleetsql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/inventory"
+)
+
+// Dialect holds one database's SQL for hosts and inventories.
+type Dialect struct {
+	UpsertHost  string // (id, machine_id, hostname, ecosystem, labels, last_seen)
+	Host        string // (id) → id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash
+	LockHost    string // (id) → inventory_hash, locking the host row for the transaction
+	EnsureSW    string // (ecosystem, name, version, source_name, source_version): insert if missing
+	SoftwareID  string // (ecosystem, name, version, source_name, source_version) → id
+	DeleteLinks string // (host_id)
+	InsertLink  string // (host_id, software_id, location)
+	SetHash     string // (inventory_hash, host_id)
+	Inventory   string // (host_id) → ecosystem, name, version, source_name, source_version, location
+	CountSW     string // → count of software rows
+}
+
+// Store keeps hosts and inventories.
+type Store struct {
+	DB *sql.DB
+	D  *Dialect
+}
+
+// UpsertHost creates or updates a host's identity and facts.
+func (s *Store) UpsertHost(ctx context.Context, h fleet.Host) error {
+	labels, err := json.Marshal(h.Labels)
+	if err != nil {
+		return err
+	}
+	if _, err := s.DB.ExecContext(ctx, s.D.UpsertHost, h.ID, h.MachineID, h.Hostname, h.Ecosystem, string(labels), h.LastSeen.UnixNano()); err != nil {
+		return fmt.Errorf("store host %s: %w", h.ID, err)
+	}
+	return nil
+}
+
+// Host returns one host.
+func (s *Store) Host(ctx context.Context, id string) (fleet.Host, error) {
+	var h fleet.Host
+	var labels string
+	var seen int64
+	err := s.DB.QueryRowContext(ctx, s.D.Host, id).Scan(&h.ID, &h.MachineID, &h.Hostname, &h.Ecosystem, &labels, &seen, &h.InventoryHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, fmt.Errorf("host %s: %w", id, fleet.ErrNotFound)
+	}
+	if err != nil {
+		return h, fmt.Errorf("read host %s: %w", id, err)
+	}
+	h.LastSeen = time.Unix(0, seen).UTC()
+	if err := json.Unmarshal([]byte(labels), &h.Labels); err != nil {
+		return h, fmt.Errorf("host %s labels: %w", id, err)
+	}
+	return h, nil
+}
+
+// ReplaceInventory replaces a host's inventory in one transaction: a
+// failed ingest leaves the previous inventory intact. It does nothing and
+// returns false when the inventory hash is unchanged.
+func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (bool, error) {
+	hash := fleet.InventoryHash(pkgs)
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	var cur string
+	if err := tx.QueryRowContext(ctx, s.D.LockHost, hostID).Scan(&cur); errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("host %s: %w", hostID, fleet.ErrNotFound)
+	} else if err != nil {
+		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+	}
+	if cur == hash {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, s.D.DeleteLinks, hostID); err != nil {
+		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+	}
+	ensure, err := tx.PrepareContext(ctx, s.D.EnsureSW)
+	if err != nil {
+		return false, err
+	}
+	defer ensure.Close()
+	getID, err := tx.PrepareContext(ctx, s.D.SoftwareID)
+	if err != nil {
+		return false, err
+	}
+	defer getID.Close()
+	link, err := tx.PrepareContext(ctx, s.D.InsertLink)
+	if err != nil {
+		return false, err
+	}
+	defer link.Close()
+	for i, p := range pkgs {
+		if err := fleet.Validate(i, p); err != nil {
+			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+		}
+		args := []any{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
+		if _, err := ensure.ExecContext(ctx, args...); err != nil {
+			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+		}
+		var id int64
+		if err := getID.QueryRowContext(ctx, args...).Scan(&id); err != nil {
+			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+		}
+		if _, err := link.ExecContext(ctx, hostID, id, p.Location); err != nil {
+			return false, fmt.Errorf("ingest inventory of %s: %s: %w", hostID, p, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.D.SetHash, hash, hostID); err != nil {
+		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+	}
+	return true, tx.Commit()
+}
+
+// Inventory returns a host's packages, sorted.
+func (s *Store) Inventory(ctx context.Context, hostID string) ([]inventory.Package, error) {
+	rows, err := s.DB.QueryContext(ctx, s.D.Inventory, hostID)
+	if err != nil {
+		return nil, fmt.Errorf("read inventory of %s: %w", hostID, err)
+	}
+	defer rows.Close()
+	var out []inventory.Package
+	for rows.Next() {
+		var p inventory.Package
+		if err := rows.Scan(&p.Ecosystem, &p.Name, &p.Version, &p.SourceName, &p.SourceVersion, &p.Location); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// SoftwareCount counts the distinct package versions stored.
+func (s *Store) SoftwareCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.DB.QueryRowContext(ctx, s.D.CountSW).Scan(&n)
+	return n, err
+}
