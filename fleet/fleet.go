@@ -61,3 +61,27 @@ func InventoryHash(pkgs []inventory.Package) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// Finding is a vulnerability of a package on a host, with its history: it
+// opens when first seen and is closed with the time it was remediated when
+// it no longer appears (the package was upgraded or removed). Closed
+// findings are kept: they are what mean time to patch is computed from.
+type Finding struct {
+	HostID        string    `json:"host_id"`
+	Ecosystem     string    `json:"ecosystem"`
+	Package       string    `json:"package"`
+	Vulnerability string    `json:"vulnerability"`
+	Version       string    `json:"version"`
+	Priority      string    `json:"priority"`
+	Fixed         string    `json:"fixed"`
+	FirstSeen     time.Time `json:"first_seen"`
+	// RemediatedAt is zero while the finding is open.
+	RemediatedAt time.Time `json:"remediated_at,omitempty"`
+}
+
+// Key identifies a finding across inventories: the same vulnerability in
+// the same package stays one finding while the package moves between
+// affected versions.
+func (f Finding) Key() string {
+	return f.Ecosystem + "\x00" + f.Package + "\x00" + f.Vulnerability
+}

@@ -38,7 +38,9 @@ type DB struct {
 	Tokens *tokensql.Store
 	// Fleet keeps hosts and their inventories.
 	Fleet *fleetsql.Store
-	db    *sql.DB
+	// Findings keeps host findings and their history.
+	Findings *fleetsql.Findings
+	db       *sql.DB
 }
 
 var (
@@ -71,7 +73,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, db: db}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, Findings: &fleetsql.Findings{DB: db, D: findingsDialect}, db: db}, nil
 }
 
 // Close closes the connection pool.
@@ -161,4 +163,16 @@ var fleetDialect = &fleetsql.Dialect{
 	SetHash:     `UPDATE hosts SET inventory_hash = $1 WHERE id = $2`,
 	Inventory:   `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = $1 ORDER BY s.ecosystem, s.name, s.version, l.location`,
 	CountSW:     `SELECT COUNT(*) FROM software`,
+}
+
+// findingsDialect is this database's SQL for host findings.
+var findingsDialect = &fleetsql.FindingsDialect{
+	LockHost: `SELECT inventory_hash FROM hosts WHERE id = $1 FOR UPDATE`,
+	Open:     `SELECT id, ecosystem, package, vulnerability FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
+	Insert: `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at)
+		VALUES($1, $2, $3, $4, $5, $6, $7, $8, 0)`,
+	Update: `UPDATE host_findings SET version = $1, priority = $2, fixed = $3 WHERE id = $4`,
+	Close:  `UPDATE host_findings SET remediated_at = $1 WHERE id = $2`,
+	List: `SELECT ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at
+		FROM host_findings WHERE host_id = $1 ORDER BY first_seen, id`,
 }

@@ -36,7 +36,9 @@ type DB struct {
 	Tokens *tokensql.Store
 	// Fleet keeps hosts and their inventories.
 	Fleet *fleetsql.Store
-	db    *sql.DB
+	// Findings keeps host findings and their history.
+	Findings *fleetsql.Findings
+	db       *sql.DB
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -68,7 +70,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, db: db, Now: time.Now}, nil
+	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, Findings: &fleetsql.Findings{DB: db, D: findingsDialect}, db: db, Now: time.Now}, nil
 }
 
 // Close closes the database.
@@ -116,4 +118,16 @@ var fleetDialect = &fleetsql.Dialect{
 	SetHash:     `UPDATE hosts SET inventory_hash = ? WHERE id = ?`,
 	Inventory:   `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = ? ORDER BY s.ecosystem, s.name, s.version, l.location`,
 	CountSW:     `SELECT COUNT(*) FROM software`,
+}
+
+// findingsDialect is this database's SQL for host findings.
+var findingsDialect = &fleetsql.FindingsDialect{
+	LockHost: `SELECT inventory_hash FROM hosts WHERE id = ?`,
+	Open:     `SELECT id, ecosystem, package, vulnerability FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
+	Insert: `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+	Update: `UPDATE host_findings SET version = ?, priority = ?, fixed = ? WHERE id = ?`,
+	Close:  `UPDATE host_findings SET remediated_at = ? WHERE id = ?`,
+	List: `SELECT ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at
+		FROM host_findings WHERE host_id = ? ORDER BY first_seen, id`,
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/leader"
 	"github.com/patchbay/patchbay/store/storetest"
 )
@@ -65,5 +66,19 @@ func TestFleetContract(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		return db.Fleet
+	})
+}
+
+func TestFindingsContract(t *testing.T) {
+	storetest.Findings(t, func(t *testing.T) storetest.FindingStore {
+		db, err := Open(context.Background(), filepath.Join(t.TempDir(), "patchbay.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if err := db.Fleet.UpsertHost(context.Background(), fleet.Host{ID: "h1", MachineID: "m1"}); err != nil {
+			t.Fatal(err)
+		}
+		return db.Findings
 	})
 }

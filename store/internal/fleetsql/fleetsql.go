@@ -148,3 +148,105 @@ func (s *Store) SoftwareCount(ctx context.Context) (int, error) {
 	err := s.DB.QueryRowContext(ctx, s.D.CountSW).Scan(&n)
 	return n, err
 }
+
+// FindingsDialect holds one database's SQL for host findings.
+type FindingsDialect struct {
+	LockHost string // (host_id): serialise syncs of one host
+	Open     string // (host_id) → id, ecosystem, package, vulnerability
+	Insert   string // (host_id, ecosystem, package, vulnerability, version, priority, fixed, first_seen)
+	Update   string // (version, priority, fixed, id)
+	Close    string // (remediated_at, id)
+	List     string // (host_id) → ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at
+}
+
+// Findings keeps host findings and their history.
+type Findings struct {
+	DB *sql.DB
+	D  *FindingsDialect
+}
+
+// Sync makes the host's open findings those of current: new ones open
+// (first seen now), those still present are updated, and those gone are
+// closed as remediated now. It returns how many opened and closed.
+func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time) (opened, closed int, err error) {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	var hash string
+	if err := tx.QueryRowContext(ctx, s.D.LockHost, hostID).Scan(&hash); errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("host %s: %w", hostID, fleet.ErrNotFound)
+	} else if err != nil {
+		return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
+	}
+	rows, err := tx.QueryContext(ctx, s.D.Open, hostID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
+	}
+	open := map[string]int64{}
+	for rows.Next() {
+		var id int64
+		var f fleet.Finding
+		if err := rows.Scan(&id, &f.Ecosystem, &f.Package, &f.Vulnerability); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		open[f.Key()] = id
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	seen := map[string]bool{}
+	for _, f := range current {
+		k := f.Key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if id, ok := open[k]; ok {
+			if _, err := tx.ExecContext(ctx, s.D.Update, f.Version, f.Priority, f.Fixed, id); err != nil {
+				return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.D.Insert, hostID, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Fixed, now.UnixNano()); err != nil {
+			return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
+		}
+		opened++
+	}
+	for k, id := range open {
+		if seen[k] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.D.Close, now.UnixNano(), id); err != nil {
+			return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
+		}
+		closed++
+	}
+	return opened, closed, tx.Commit()
+}
+
+// List returns a host's findings, open and closed, oldest first.
+func (s *Findings) List(ctx context.Context, hostID string) ([]fleet.Finding, error) {
+	rows, err := s.DB.QueryContext(ctx, s.D.List, hostID)
+	if err != nil {
+		return nil, fmt.Errorf("list findings of %s: %w", hostID, err)
+	}
+	defer rows.Close()
+	var out []fleet.Finding
+	for rows.Next() {
+		f := fleet.Finding{HostID: hostID}
+		var first, rem int64
+		if err := rows.Scan(&f.Ecosystem, &f.Package, &f.Vulnerability, &f.Version, &f.Priority, &f.Fixed, &first, &rem); err != nil {
+			return nil, err
+		}
+		f.FirstSeen = time.Unix(0, first).UTC()
+		if rem != 0 {
+			f.RemediatedAt = time.Unix(0, rem).UTC()
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,77 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/fleet"
+)
+
+// FindingStore keeps host findings and their history.
+type FindingStore interface {
+	Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time) (opened, closed int, err error)
+	List(ctx context.Context, hostID string) ([]fleet.Finding, error)
+}
+
+// Findings runs the host findings contract: open, keep, remediate, reopen.
+// open returns a store holding host "h1".
+func Findings(t *testing.T, open func(t *testing.T) FindingStore) {
+	ctx := context.Background()
+	s := open(t)
+	t1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	t2, t3, t4 := t1.Add(24*time.Hour), t1.Add(48*time.Hour), t1.Add(72*time.Hour)
+	f := func(pkg, version, vuln, prio string) fleet.Finding {
+		return fleet.Finding{Ecosystem: "Debian:12", Package: pkg, Version: version, Vulnerability: vuln, Priority: prio, Fixed: "9"}
+	}
+	sync := func(at time.Time, fs ...fleet.Finding) (int, int) {
+		t.Helper()
+		o, c, err := s.Sync(ctx, "h1", fs, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o, c
+	}
+	if o, c := sync(t1, f("openssl", "3.0.11-1", "CVE-A", "P2"), f("curl", "7.88.1-10", "CVE-B", "P3")); o != 2 || c != 0 {
+		t.Fatalf("first sync opened %d closed %d", o, c)
+	}
+	// openssl upgraded to a version still affected by CVE-A: the same
+	// finding, updated; curl fixed; a new one appears.
+	if o, c := sync(t2, f("openssl", "3.0.13-1", "CVE-A", "P1"), f("zlib", "1.2.13", "CVE-C", "P4")); o != 1 || c != 1 {
+		t.Fatalf("second sync opened %d closed %d", o, c)
+	}
+	if o, c := sync(t3); o != 0 || c != 2 {
+		t.Fatalf("third sync opened %d closed %d", o, c)
+	}
+	// CVE-B comes back (a downgrade): a new finding; the closed one stays.
+	if o, c := sync(t4, f("curl", "7.88.1-10", "CVE-B", "P3")); o != 1 || c != 0 {
+		t.Fatalf("fourth sync opened %d closed %d", o, c)
+	}
+	got, err := s.List(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		vuln, version, prio string
+		first, rem          time.Time
+	}
+	want := []row{
+		{"CVE-A", "3.0.13-1", "P1", t1, t3},
+		{"CVE-B", "7.88.1-10", "P3", t1, t2},
+		{"CVE-C", "1.2.13", "P4", t2, t3},
+		{"CVE-B", "7.88.1-10", "P3", t4, time.Time{}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("history %+v", got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Vulnerability != w.vuln || g.Version != w.version || g.Priority != w.prio || !g.FirstSeen.Equal(w.first) || !g.RemediatedAt.Equal(w.rem) {
+			t.Errorf("row %d: %+v, want %+v", i, g, w)
+		}
+	}
+	if _, _, err := s.Sync(ctx, "nope", nil, t4); !errors.Is(err, fleet.ErrNotFound) {
+		t.Errorf("unknown host: %v", err)
+	}
+}
