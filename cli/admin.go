@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/store/sqlite"
 
 	"github.com/patchbay/patchbay/auth"
 )
@@ -37,33 +40,29 @@ func newAdminCmd(e *env) *cobra.Command {
 			if uses == 0 || uses < -1 {
 				return fmt.Errorf("--uses %d: want a positive number, or -1 for unlimited", uses)
 			}
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			secret, id, hash, err := auth.NewSecret()
-			if err != nil {
-				return err
-			}
-			now := time.Now().UTC()
-			t := auth.Token{ID: id, Kind: kind, Role: r, Name: name, Created: now, UsesLeft: -1}
-			if ttl > 0 {
-				t.Expires = now.Add(ttl)
-			}
-			if kind == auth.KindEnrollment {
-				t.UsesLeft = uses
-			}
-			if err := db.Tokens.Create(ctx, t, hash); err != nil {
-				return err
-			}
-			if _, err := db.Audit.Append(ctx, actor(), "token.create", "token/"+id, t); err != nil {
-				return err
-			}
-			fmt.Fprintln(e.stdout, secret)
-			fmt.Fprintf(e.stderr, "created %s token %s (role %s); the secret above is not stored and will not be shown again\n", kind, id, r)
-			return nil
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				secret, id, hash, err := auth.NewSecret()
+				if err != nil {
+					return err
+				}
+				now := time.Now().UTC()
+				t := auth.Token{ID: id, Kind: kind, Role: r, Name: name, Created: now, UsesLeft: -1}
+				if ttl > 0 {
+					t.Expires = now.Add(ttl)
+				}
+				if kind == auth.KindEnrollment {
+					t.UsesLeft = uses
+				}
+				if err := db.Tokens.Create(ctx, t, hash); err != nil {
+					return err
+				}
+				if _, err := db.Audit.Append(ctx, actor(), "token.create", "token/"+id, t); err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, secret)
+				fmt.Fprintf(e.stderr, "created %s token %s (role %s); the secret above is not stored and will not be shown again\n", kind, id, r)
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&role, "role", "viewer", "admin, operator or viewer")
@@ -82,36 +81,32 @@ func newAdminCmd(e *env) *cobra.Command {
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			ts, err := db.Tokens.List(ctx)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tKIND\tROLE\tNAME\tCREATED\tEXPIRES\tUSES LEFT\tSTATE")
-			now := time.Now()
-			for _, t := range ts {
-				exp, left, state := "never", "-", "active"
-				if !t.Expires.IsZero() {
-					exp = t.Expires.Format(time.RFC3339)
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				ts, err := db.Tokens.List(ctx)
+				if err != nil {
+					return err
 				}
-				if t.Kind == auth.KindEnrollment {
-					left = fmt.Sprint(t.UsesLeft)
-					if t.UsesLeft < 0 {
-						left = "unlimited"
+				tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tKIND\tROLE\tNAME\tCREATED\tEXPIRES\tUSES LEFT\tSTATE")
+				now := time.Now()
+				for _, t := range ts {
+					exp, left, state := "never", "-", "active"
+					if !t.Expires.IsZero() {
+						exp = t.Expires.Format(time.RFC3339)
 					}
+					if t.Kind == auth.KindEnrollment {
+						left = fmt.Sprint(t.UsesLeft)
+						if t.UsesLeft < 0 {
+							left = "unlimited"
+						}
+					}
+					if err := t.Check(now); err != nil {
+						state = err.Error()
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.Role, t.Name, t.Created.Format(time.RFC3339), exp, left, state)
 				}
-				if err := t.Check(now); err != nil {
-					state = err.Error()
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.Role, t.Name, t.Created.Format(time.RFC3339), exp, left, state)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 
@@ -120,17 +115,13 @@ func newAdminCmd(e *env) *cobra.Command {
 		Short: "Revoke a token; it is refused from its next use on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				if err := db.Tokens.Revoke(ctx, args[0]); err != nil {
+					return err
+				}
+				_, err := db.Audit.Append(ctx, actor(), "token.revoke", "token/"+args[0], map[string]string{"id": args[0]})
 				return err
-			}
-			defer db.Close()
-			if err := db.Tokens.Revoke(ctx, args[0]); err != nil {
-				return err
-			}
-			_, err = db.Audit.Append(ctx, actor(), "token.revoke", "token/"+args[0], map[string]string{"id": args[0]})
-			return err
+			})
 		},
 	}
 	token.AddCommand(create, list, revoke)

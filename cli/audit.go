@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/store/sqlite"
 
 	"github.com/patchbay/patchbay/audit"
 )
@@ -60,44 +63,40 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "verify",
 		Short: "Recompute the hash chain (and check it against a checkpoint); name the first bad entry",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			es, err := db.Audit.Entries(ctx)
-			if err != nil {
-				return err
-			}
-			var cp *audit.Checkpoint
-			if cpFile != "" {
-				b, err := os.ReadFile(cpFile)
-				if err != nil {
-					return fmt.Errorf("--checkpoint: %w", err)
-				}
-				var c audit.Checkpoint
-				if err := json.Unmarshal(b, &c); err != nil {
-					return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
-				}
-				key, err := e.auditKey()
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				es, err := db.Audit.Entries(ctx)
 				if err != nil {
 					return err
 				}
-				if err := c.VerifySignature(key.Public().(ed25519.PublicKey)); err != nil {
-					return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+				var cp *audit.Checkpoint
+				if cpFile != "" {
+					b, err := os.ReadFile(cpFile)
+					if err != nil {
+						return fmt.Errorf("--checkpoint: %w", err)
+					}
+					var c audit.Checkpoint
+					if err := json.Unmarshal(b, &c); err != nil {
+						return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+					}
+					key, err := e.auditKey()
+					if err != nil {
+						return err
+					}
+					if err := c.VerifySignature(key.Public().(ed25519.PublicKey)); err != nil {
+						return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+					}
+					cp = &c
 				}
-				cp = &c
-			}
-			if err := audit.Verify(es, cp); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "audit chain intact: %d entries", len(es))
-			if cp != nil {
-				fmt.Fprintf(e.stdout, ", reaches the checkpoint of entry %d (%s)", cp.Seq, cp.Time.Format(time.RFC3339))
-			}
-			fmt.Fprintln(e.stdout)
-			return nil
+				if err := audit.Verify(es, cp); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "audit chain intact: %d entries", len(es))
+				if cp != nil {
+					fmt.Fprintf(e.stdout, ", reaches the checkpoint of entry %d (%s)", cp.Seq, cp.Time.Format(time.RFC3339))
+				}
+				fmt.Fprintln(e.stdout)
+				return nil
+			})
 		},
 	}
 	verify.Flags().StringVar(&cpFile, "checkpoint", "", "a checkpoint file written by `patchbay audit checkpoint`")
@@ -110,29 +109,25 @@ func newAuditCmd(e *env) *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("--out: give the file to write the checkpoint to (outside the data dir)")
 			}
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			es, err := db.Audit.Entries(ctx)
-			if err != nil {
-				return err
-			}
-			if err := audit.Verify(es, nil); err != nil {
-				return fmt.Errorf("refusing to checkpoint a broken chain: %w", err)
-			}
-			key, err := e.auditKey()
-			if err != nil {
-				return err
-			}
-			b, _ := json.MarshalIndent(audit.NewCheckpoint(es, time.Now(), key), "", "  ")
-			tmp := out + ".tmp"
-			if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-				return err
-			}
-			return os.Rename(tmp, out)
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				es, err := db.Audit.Entries(ctx)
+				if err != nil {
+					return err
+				}
+				if err := audit.Verify(es, nil); err != nil {
+					return fmt.Errorf("refusing to checkpoint a broken chain: %w", err)
+				}
+				key, err := e.auditKey()
+				if err != nil {
+					return err
+				}
+				b, _ := json.MarshalIndent(audit.NewCheckpoint(es, time.Now(), key), "", "  ")
+				tmp := out + ".tmp"
+				if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+					return err
+				}
+				return os.Rename(tmp, out)
+			})
 		},
 	}
 	checkpoint.Flags().StringVar(&out, "out", "", "where to write the checkpoint")
@@ -142,33 +137,29 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "export [-o FILE]",
 		Short: "Write the audit log as JSON Lines",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			es, err := db.Audit.Entries(ctx)
-			if err != nil {
-				return err
-			}
-			w := e.stdout
-			if exportTo != "" && exportTo != "-" {
-				f, err := os.Create(exportTo)
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				es, err := db.Audit.Entries(ctx)
 				if err != nil {
 					return err
 				}
-				defer f.Close()
-				w = f
-			}
-			bw := bufio.NewWriter(w)
-			enc := json.NewEncoder(bw)
-			for _, en := range es {
-				if err := enc.Encode(en); err != nil {
-					return err
+				w := e.stdout
+				if exportTo != "" && exportTo != "-" {
+					f, err := os.Create(exportTo)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					w = f
 				}
-			}
-			return bw.Flush()
+				bw := bufio.NewWriter(w)
+				enc := json.NewEncoder(bw)
+				for _, en := range es {
+					if err := enc.Encode(en); err != nil {
+						return err
+					}
+				}
+				return bw.Flush()
+			})
 		},
 	}
 	export.Flags().StringVarP(&exportTo, "output", "o", "", "file to write (default standard output)")

@@ -100,6 +100,17 @@ func (e *env) openDB(ctx context.Context) (*sqlite.DB, error) {
 	return sqlite.Open(ctx, filepath.Join(e.dataDir, "patchbay.db"))
 }
 
+// withDB runs fn with the embedded database open, and closes it.
+func (e *env) withDB(cmd *cobra.Command, fn func(ctx context.Context, db *sqlite.DB) error) error {
+	ctx := cmd.Context()
+	db, err := e.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(ctx, db)
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {

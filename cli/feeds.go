@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -32,29 +33,25 @@ func newFeedsImportCmd(e *env) *cobra.Command {
 		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			im := &feeds.Importer{Store: db}
-			start := time.Now()
-			sum, err := im.ImportPaths(ctx, args)
-			if err != nil {
-				return err
-			}
-			for _, p := range sum.Problems {
-				fmt.Fprintf(e.stderr, "patchbay: skipped malformed record %s\n", p.String())
-			}
-			if _, err := db.Audit.Append(ctx, actor(), "feeds.import", strings.Join(args, " "), sum); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "imported in %s: %s\n", time.Since(start).Round(time.Millisecond), sum)
-			if strict && sum.Malformed > 0 {
-				return fmt.Errorf("--strict: %d malformed records skipped", sum.Malformed)
-			}
-			return nil
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				im := &feeds.Importer{Store: db}
+				start := time.Now()
+				sum, err := im.ImportPaths(ctx, args)
+				if err != nil {
+					return err
+				}
+				for _, p := range sum.Problems {
+					fmt.Fprintf(e.stderr, "patchbay: skipped malformed record %s\n", p.String())
+				}
+				if _, err := db.Audit.Append(ctx, actor(), "feeds.import", strings.Join(args, " "), sum); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "imported in %s: %s\n", time.Since(start).Round(time.Millisecond), sum)
+				if strict && sum.Malformed > 0 {
+					return fmt.Errorf("--strict: %d malformed records skipped", sum.Malformed)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) when any record is skipped as malformed")
@@ -79,56 +76,54 @@ first sync: ` + strings.Join(feeds.DefaultEcosystems, ", ") + `, plus this host'
 kev/known_exploited_vulnerabilities.json, epss/epss_scores-current.csv.gz),
 for air-gapped sites.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			opts := feeds.SyncOptions{Mirror: mirror, TempDir: filepath.Join(e.dataDir, "tmp")}
-			for _, s := range sources {
-				switch s {
-				case "osv":
-				case "kev":
-					opts.KEV = true
-				case "epss":
-					opts.EPSS = true
-				default:
-					return fmt.Errorf("--sources: unknown source %q (want osv, kev, epss)", s)
-				}
-			}
-			if containsStr(sources, "osv") {
-				opts.Ecosystems = ecosystems
-				if len(opts.Ecosystems) == 0 {
-					if opts.Ecosystems, err = defaultEcosystems(cmd, db); err != nil {
-						return err
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				opts := feeds.SyncOptions{Mirror: mirror, TempDir: filepath.Join(e.dataDir, "tmp")}
+				for _, s := range sources {
+					switch s {
+					case "osv":
+					case "kev":
+						opts.KEV = true
+					case "epss":
+						opts.EPSS = true
+					default:
+						return fmt.Errorf("--sources: unknown source %q (want osv, kev, epss)", s)
 					}
 				}
-			}
-			if e.isTerminal(e.stderr) {
-				opts.Progress = func(source string, done, total int64) {
-					fmt.Fprintf(e.stderr, "\r\x1b[K%s", progressLine(source, done, total))
+				if containsStr(sources, "osv") {
+					opts.Ecosystems = ecosystems
+					if len(opts.Ecosystems) == 0 {
+						ecos, err := defaultEcosystems(cmd, db)
+						if err != nil {
+							return err
+						}
+						opts.Ecosystems = ecos
+					}
 				}
-			}
-			im := &feeds.Importer{Store: db}
-			outcomes, err := im.Sync(ctx, opts)
-			if _, aerr := db.Audit.Append(ctx, actor(), "feeds.sync", mirror, outcomes); aerr != nil {
-				return aerr
-			}
-			if opts.Progress != nil {
-				fmt.Fprint(e.stderr, "\r\x1b[K")
-			}
-			for _, o := range outcomes {
-				switch o.Status {
-				case "failed":
-					fmt.Fprintf(e.stdout, "%-14s failed: %s\n", o.Source, o.Err)
-				case "updated":
-					fmt.Fprintf(e.stdout, "%-14s updated: %s\n", o.Source, o.Summary)
-				default:
-					fmt.Fprintf(e.stdout, "%-14s %s\n", o.Source, o.Status)
+				if e.isTerminal(e.stderr) {
+					opts.Progress = func(source string, done, total int64) {
+						fmt.Fprintf(e.stderr, "\r\x1b[K%s", progressLine(source, done, total))
+					}
 				}
-			}
-			return err
+				im := &feeds.Importer{Store: db}
+				outcomes, err := im.Sync(ctx, opts)
+				if _, aerr := db.Audit.Append(ctx, actor(), "feeds.sync", mirror, outcomes); aerr != nil {
+					return aerr
+				}
+				if opts.Progress != nil {
+					fmt.Fprint(e.stderr, "\r\x1b[K")
+				}
+				for _, o := range outcomes {
+					switch o.Status {
+					case "failed":
+						fmt.Fprintf(e.stdout, "%-14s failed: %s\n", o.Source, o.Err)
+					case "updated":
+						fmt.Fprintf(e.stdout, "%-14s updated: %s\n", o.Source, o.Summary)
+					default:
+						fmt.Fprintf(e.stdout, "%-14s %s\n", o.Source, o.Status)
+					}
+				}
+				return err
+			})
 		},
 	}
 	cmd.Flags().StringSliceVar(&ecosystems, "ecosystem", nil, "OSV ecosystem to sync (repeatable): Go, PyPI, npm, Debian, …")
@@ -179,48 +174,44 @@ func newFeedsStatusCmd(e *env) *cobra.Command {
 		Use:   "status",
 		Short: "Show each feed source and ecosystem: record counts and age",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			db, err := e.openDB(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			srcs, err := db.Sources(ctx)
-			if err != nil {
-				return err
-			}
-			counts, err := db.EcosystemCounts(ctx)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"sources": srcs, "ecosystems": counts})
-			}
-			if len(srcs) == 0 {
-				fmt.Fprintln(e.stdout, "no feeds imported; run `patchbay feeds sync` or `patchbay feeds import PATH`")
-				return nil
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "SOURCE\tRECORDS\tIMPORTED\tDATA AS OF\tFROM")
-			for _, s := range srcs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.Source, s.Records, age(now, s.ImportedAt), age(now, s.DataTime), s.Origin)
-			}
-			tw.Flush()
-			ecos := make([]string, 0, len(counts))
-			for k := range counts {
-				ecos = append(ecos, k)
-			}
-			sort.Strings(ecos)
-			fmt.Fprintln(e.stdout)
-			tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ECOSYSTEM\tADVISORIES")
-			for _, k := range ecos {
-				fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
-			}
-			return tw.Flush()
+			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+				srcs, err := db.Sources(ctx)
+				if err != nil {
+					return err
+				}
+				counts, err := db.EcosystemCounts(ctx)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					enc := json.NewEncoder(e.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(map[string]any{"sources": srcs, "ecosystems": counts})
+				}
+				if len(srcs) == 0 {
+					fmt.Fprintln(e.stdout, "no feeds imported; run `patchbay feeds sync` or `patchbay feeds import PATH`")
+					return nil
+				}
+				now := time.Now()
+				tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "SOURCE\tRECORDS\tIMPORTED\tDATA AS OF\tFROM")
+				for _, s := range srcs {
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.Source, s.Records, age(now, s.ImportedAt), age(now, s.DataTime), s.Origin)
+				}
+				tw.Flush()
+				ecos := make([]string, 0, len(counts))
+				for k := range counts {
+					ecos = append(ecos, k)
+				}
+				sort.Strings(ecos)
+				fmt.Fprintln(e.stdout)
+				tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "ECOSYSTEM\tADVISORIES")
+				for _, k := range ecos {
+					fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
