@@ -1,0 +1,84 @@
+package fleet_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/store/sqlite"
+)
+
+// TestIngestClosesRemediatedFindings: a real web/db host's inventory opens
+// its findings; upgrading openssl to the fixed version closes openssl's
+// findings as remediated, and only those.
+func TestIngestClosesRemediatedFindings(t *testing.T) {
+	ctx := context.Background()
+	feed := filepath.Join(sharedtest.Dir(t, "feeds/osv/Debian"), "all.zip")
+	status := filepath.Join(sharedtest.Dir(t, "fixtures/dpkg"), "status-bookworm-web-db")
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "patchbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := (&feeds.Importer{Store: db}).ImportPaths(ctx, []string{feed}); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	b, _ := os.ReadFile(status)
+	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), b, 0o644)
+	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\n"), 0o644)
+	inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := fleet.Host{ID: "web-db-1", MachineID: "m", Ecosystem: "Debian:12"}
+	if err := db.Fleet.UpsertHost(ctx, host); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	r, err := fleet.Ingest(ctx, db.Fleet, db.Findings, db, host, inv.Packages, t1)
+	if err != nil || !r.Changed || r.Opened == 0 || r.Opened != r.Findings || r.Closed != 0 {
+		t.Fatalf("first ingest %+v %v", r, err)
+	}
+	hist, _ := db.Findings.List(ctx, host.ID)
+	openssl := 0
+	for _, f := range hist {
+		if f.Package == "openssl" {
+			openssl++
+		}
+	}
+	if openssl == 0 {
+		t.Fatal("the fixture's openssl has no findings")
+	}
+	// The same inventory again: nothing to do.
+	if r, err := fleet.Ingest(ctx, db.Fleet, db.Findings, db, host, inv.Packages, t1.Add(time.Hour)); err != nil || r.Changed {
+		t.Fatalf("unchanged ingest %+v %v", r, err)
+	}
+	// Upgrade every binary of openssl to a version past all its fixes.
+	up := append([]inventory.Package(nil), inv.Packages...)
+	for i := range up {
+		if up[i].SourceName == "openssl" {
+			up[i].Version, up[i].SourceVersion = "3.9.99-1", "3.9.99-1"
+		}
+	}
+	t2 := t1.Add(48 * time.Hour)
+	r, err = fleet.Ingest(ctx, db.Fleet, db.Findings, db, host, up, t2)
+	if err != nil || r.Closed != openssl || r.Opened != 0 || r.Findings != len(hist)-openssl {
+		t.Fatalf("after the upgrade %+v %v (openssl had %d findings of %d)", r, err, openssl, len(hist))
+	}
+	hist, _ = db.Findings.List(ctx, host.ID)
+	for _, f := range hist {
+		closed := !f.RemediatedAt.IsZero()
+		if closed != (f.Package == "openssl") || (closed && !f.RemediatedAt.Equal(t2)) || !f.FirstSeen.Equal(t1) {
+			t.Errorf("%s %s: first seen %v, remediated %v", f.Package, f.Vulnerability, f.FirstSeen, f.RemediatedAt)
+		}
+	}
+}
