@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/match"
 )
 
 // Source names.
@@ -72,6 +73,8 @@ type Store interface {
 	RecordVersions(ctx context.Context) (map[string]RecordVersion, error)
 	// CollectionIDs returns the ids of the records of a collection.
 	CollectionIDs(ctx context.Context, collection string) ([]string, error)
+	// KeysOf returns the package keys the stored records name.
+	KeysOf(ctx context.Context, ids []string) ([]match.Key, error)
 	// ApplyOSV writes a batch in one transaction.
 	ApplyOSV(ctx context.Context, b OSVBatch) error
 	// ReplaceKEV replaces the KEV catalog in one transaction.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/match"
 )
 
 // Importer loads feed files into a Store.
@@ -45,6 +46,9 @@ type Summary struct {
 	KEV       int       `json:"kev"`       // KEV entries imported
 	EPSS      int       `json:"epss"`      // EPSS scores imported
 	Problems  []Problem `json:"problems,omitempty"`
+	// Changed are the package keys named by added, updated or removed
+	// records (before and after the change): the inventories to rematch.
+	Changed []match.Key `json:"-"`
 }
 
 func (s *Summary) add(o Summary) {
@@ -56,6 +60,7 @@ func (s *Summary) add(o Summary) {
 	s.KEV += o.KEV
 	s.EPSS += o.EPSS
 	s.Problems = append(s.Problems, o.Problems...)
+	s.Changed = append(s.Changed, o.Changed...)
 }
 
 // String is the one-line summary printed after an import.
@@ -201,7 +206,8 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 	if localSeen {
 		p.sources = append(p.sources, SourceState{Source: LocalCollection, Origin: "files", ImportedAt: im.now()})
 	}
-	return p.sum, im.commit(ctx, p)
+	err = im.commit(ctx, p) // before reading p.sum: commit records what changed
+	return p.sum, err
 }
 
 func detectFile(path string) (Kind, error) {
@@ -246,6 +252,32 @@ func (im *Importer) commit(ctx context.Context, p *pending) error {
 		b.Upserts = append(b.Upserts, r)
 	}
 	sort.Slice(b.Upserts, func(i, j int) bool { return b.Upserts[i].Advisory.ID < b.Upserts[j].Advisory.ID })
+	// What changed, for incremental rematching: the keys the records name
+	// now and named before (an update may move a record between packages).
+	var touched []string
+	seen := map[match.Key]bool{}
+	for _, r := range b.Upserts {
+		if _, stored := p.versions[r.Advisory.ID]; stored {
+			touched = append(touched, r.Advisory.ID)
+		}
+		for _, af := range r.Advisory.Affected {
+			seen[match.Key{Ecosystem: af.Ecosystem, Name: match.NormalizeName(af.Ecosystem, af.Name)}] = true
+		}
+	}
+	old, err := im.Store.KeysOf(ctx, append(touched, b.Deletes...))
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		seen[k] = true
+	}
+	for k := range seen {
+		p.sum.Changed = append(p.sum.Changed, k)
+	}
+	sort.Slice(p.sum.Changed, func(i, j int) bool {
+		a, b := p.sum.Changed[i], p.sum.Changed[j]
+		return a.Ecosystem < b.Ecosystem || (a.Ecosystem == b.Ecosystem && a.Name < b.Name)
+	})
 	return im.Store.ApplyOSV(ctx, b)
 }
 

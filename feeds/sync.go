@@ -191,7 +191,8 @@ func (im *Importer) syncOne(ctx context.Context, client *http.Client, source, u 
 			st.Source = source
 			return p.sum, false, im.Store.UpdateValidators(ctx, st)
 		}
-		return p.sum, true, im.commit(ctx, p)
+		err = im.commit(ctx, p) // before reading p.sum: commit records what changed
+		return p.sum, true, err
 	case source == SourceKEV:
 		s, err := im.ImportKEV(ctx, tmp, st)
 		return s, err == nil, err

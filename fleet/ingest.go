@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/scan"
 )
 
@@ -44,12 +45,61 @@ func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.
 	if err != nil {
 		return r, fmt.Errorf("match inventory of %s: %w", host.ID, err)
 	}
-	current := make([]Finding, 0, len(res.Findings))
-	for _, f := range res.Findings {
-		current = append(current, Finding{HostID: host.ID, Ecosystem: f.Ecosystem, Package: f.Package, Vulnerability: f.Vulnerability,
-			Version: f.Version, Priority: f.Priority.String(), Fixed: f.Fixed})
-	}
+	current := findingsOf(host.ID, res)
 	r.Findings = len(current)
 	r.Opened, r.Closed, err = hist.Sync(ctx, host.ID, current, now)
 	return r, err
+}
+
+// HostIndex finds hosts by the software they have and reads inventories.
+type HostIndex interface {
+	HostsWith(ctx context.Context, keys []match.Key) ([]string, error)
+	Inventory(ctx context.Context, hostID string) ([]inventory.Package, error)
+}
+
+// RematchResult says what an incremental rematch did.
+type RematchResult struct {
+	Hosts          []string // the hosts rematched
+	Opened, Closed int
+}
+
+// Rematch recomputes the findings of the hosts that have software named by
+// keys — the packages of new, modified or withdrawn advisories after a
+// feed import — and only of those.
+func Rematch(ctx context.Context, idx HostIndex, hist FindingHistory, src scan.Source, keys []match.Key, now time.Time) (RematchResult, error) {
+	var r RematchResult
+	if len(keys) == 0 {
+		return r, nil
+	}
+	hosts, err := idx.HostsWith(ctx, keys)
+	if err != nil {
+		return r, err
+	}
+	for _, id := range hosts {
+		pkgs, err := idx.Inventory(ctx, id)
+		if err != nil {
+			return r, err
+		}
+		res, err := scan.Run(ctx, src, inventory.Result{Packages: pkgs}, now)
+		if err != nil {
+			return r, fmt.Errorf("rematch %s: %w", id, err)
+		}
+		o, c, err := hist.Sync(ctx, id, findingsOf(id, res), now)
+		if err != nil {
+			return r, err
+		}
+		r.Hosts = append(r.Hosts, id)
+		r.Opened += o
+		r.Closed += c
+	}
+	return r, nil
+}
+
+func findingsOf(hostID string, res scan.Result) []Finding {
+	out := make([]Finding, 0, len(res.Findings))
+	for _, f := range res.Findings {
+		out = append(out, Finding{HostID: hostID, Ecosystem: f.Ecosystem, Package: f.Package, Vulnerability: f.Vulnerability,
+			Version: f.Version, Priority: f.Priority.String(), Fixed: f.Fixed})
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/store/sqlite"
 )
 
@@ -80,5 +81,90 @@ func TestIngestClosesRemediatedFindings(t *testing.T) {
 		if closed != (f.Package == "openssl") || (closed && !f.RemediatedAt.Equal(t2)) || !f.FirstSeen.Equal(t1) {
 			t.Errorf("%s %s: first seen %v, remediated %v", f.Package, f.Vulnerability, f.FirstSeen, f.RemediatedAt)
 		}
+	}
+}
+
+// TestRematchOnlyTheHostsANewAdvisoryNames: after importing one new
+// advisory, only the host that has its package is rematched, and
+// withdrawing the advisory closes the finding again.
+func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
+	ctx := context.Background()
+	feed := filepath.Join(sharedtest.Dir(t, "feeds/osv/Debian"), "all.zip")
+	fixtures := sharedtest.Dir(t, "fixtures/dpkg")
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "patchbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	im := &feeds.Importer{Store: db}
+	if _, err := im.ImportPaths(ctx, []string{feed}); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for id, fixture := range map[string]string{"web": "status-bookworm-web-db", "base": "status-bookworm-minbase"} {
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
+		os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+		b, _ := os.ReadFile(filepath.Join(fixtures, fixture))
+		os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), b, 0o644)
+		os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\n"), 0o644)
+		inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := fleet.Host{ID: id, MachineID: id, Ecosystem: "Debian:12"}
+		if err := db.Fleet.UpsertHost(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fleet.Ingest(ctx, db.Fleet, db.Findings, db, h, inv.Packages, t1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record := func(withdrawn string) string {
+		p := filepath.Join(t.TempDir(), "PB-2026-0001.json")
+		w := ""
+		if withdrawn != "" {
+			w = `"withdrawn": "` + withdrawn + `",`
+		}
+		os.WriteFile(p, []byte(`{"id": "PB-2026-0001", "modified": "`+time.Now().UTC().Format(time.RFC3339Nano)+`", `+w+`
+			"aliases": ["CVE-2026-99999"],
+			"affected": [{"package": {"ecosystem": "Debian:12", "name": "nginx"},
+			  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.9"}]}]}]}`), 0o644)
+		return p
+	}
+	sum, err := im.ImportPaths(ctx, []string{record("")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Changed) != 1 || sum.Changed[0] != (match.Key{Ecosystem: "Debian:12", Name: "nginx"}) {
+		t.Fatalf("changed keys %v", sum.Changed)
+	}
+	t2 := t1.Add(24 * time.Hour)
+	r, err := fleet.Rematch(ctx, db.Fleet, db.Findings, db, sum.Changed, t2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Hosts) != 1 || r.Hosts[0] != "web" || r.Opened != 1 || r.Closed != 0 {
+		t.Fatalf("rematch %+v: only the nginx host, one new finding", r)
+	}
+	// Withdrawn: the record's keys are still known, the finding closes.
+	sum, err = im.ImportPaths(ctx, []string{record(time.Now().UTC().Format(time.RFC3339))})
+	if err != nil || sum.Removed != 1 || len(sum.Changed) != 1 {
+		t.Fatalf("withdrawal %+v %v", sum, err)
+	}
+	t3 := t2.Add(24 * time.Hour)
+	r, err = fleet.Rematch(ctx, db.Fleet, db.Findings, db, sum.Changed, t3)
+	if err != nil || len(r.Hosts) != 1 || r.Closed != 1 || r.Opened != 0 {
+		t.Fatalf("after withdrawal %+v %v", r, err)
+	}
+	hist, _ := db.Findings.List(ctx, "web")
+	found := false
+	for _, f := range hist {
+		if f.Vulnerability == "CVE-2026-99999" {
+			found = f.Package == "nginx" && f.FirstSeen.Equal(t2) && f.RemediatedAt.Equal(t3)
+		}
+	}
+	if !found {
+		t.Error("the withdrawn advisory's finding is not closed at the withdrawal")
 	}
 }

@@ -106,6 +106,9 @@ var dialect = &feedsql.Dialect{
 	KEVIn: func(in string) string {
 		return `SELECT cve, vendor, product, name, date_added, due_date, ransomware FROM kev WHERE cve IN (` + in + `)`
 	},
+	KeysIn: func(in string) string {
+		return `SELECT DISTINCT ecosystem, name FROM affected WHERE advisory_id IN (` + in + `)`
+	},
 	EPSSIn: func(in string) string {
 		return `SELECT cve, probability, percentile FROM epss WHERE cve IN (` + in + `)`
 	},
@@ -156,13 +159,15 @@ var fleetDialect = &fleetsql.Dialect{
 		labels=excluded.labels, last_seen=excluded.last_seen`,
 	Host:        `SELECT id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash FROM hosts WHERE id = $1`,
 	LockHost:    `SELECT inventory_hash FROM hosts WHERE id = $1 FOR UPDATE`,
-	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version) VALUES($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
+	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
 	SoftwareID:  `SELECT id FROM software WHERE ecosystem = $1 AND name = $2 AND version = $3 AND source_name = $4 AND source_version = $5`,
 	DeleteLinks: `DELETE FROM host_software WHERE host_id = $1`,
 	InsertLink:  `INSERT INTO host_software(host_id, software_id, location) VALUES($1,$2,$3) ON CONFLICT DO NOTHING`,
 	SetHash:     `UPDATE hosts SET inventory_hash = $1 WHERE id = $2`,
 	Inventory:   `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = $1 ORDER BY s.ecosystem, s.name, s.version, l.location`,
 	CountSW:     `SELECT COUNT(*) FROM software`,
+	HostsWith: `SELECT DISTINCT l.host_id FROM software s JOIN host_software l ON l.software_id = s.id
+		WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
 }
 
 // findingsDialect is this database's SQL for host findings.

@@ -37,6 +37,9 @@ var dialect = &feedsql.Dialect{
 	KEVIn: func(in string) string {
 		return `SELECT cve, vendor, product, name, date_added, due_date, ransomware FROM kev WHERE cve IN (` + in + `)`
 	},
+	KeysIn: func(in string) string {
+		return `SELECT DISTINCT ecosystem, name FROM affected WHERE advisory_id IN (` + in + `)`
+	},
 	EPSSIn: func(in string) string {
 		return `SELECT cve, probability, percentile FROM epss WHERE cve IN (` + in + `)`
 	},

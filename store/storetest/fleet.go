@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/match"
 )
 
 // FleetStore keeps hosts and inventories.
@@ -20,6 +21,7 @@ type FleetStore interface {
 	ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (bool, error)
 	Inventory(ctx context.Context, hostID string) ([]inventory.Package, error)
 	SoftwareCount(ctx context.Context) (int, error)
+	HostsWith(ctx context.Context, keys []match.Key) ([]string, error)
 }
 
 func debPkgs(from, to int, version string) []inventory.Package {
@@ -75,6 +77,23 @@ func Fleet(t *testing.T, open func(t *testing.T) FleetStore) {
 	}
 	if h, _ := s.Host(ctx, "h1"); h.InventoryHash != fleet.InventoryHash(inv1) {
 		t.Errorf("hash %q", h.InventoryHash)
+	}
+
+	// Hosts by the software advisories name (Debian: the source package).
+	for _, c := range []struct {
+		keys []match.Key
+		want string
+	}{
+		{[]match.Key{{Ecosystem: "Debian:12", Name: "srclib060"}}, "[h1 h2]"},
+		{[]match.Key{{Ecosystem: "Debian:12", Name: "srclib010"}}, "[h1]"},
+		{[]match.Key{{Ecosystem: "Debian", Name: "srclib180"}}, "[h2]"}, // a release-less record
+		{[]match.Key{{Ecosystem: "Debian:11", Name: "srclib010"}}, "[]"},
+		{[]match.Key{{Ecosystem: "Debian:12", Name: "lib010"}}, "[]"}, // binary names are not what advisories name
+	} {
+		got, err := s.HostsWith(ctx, c.keys)
+		if err != nil || fmt.Sprint(got) != c.want {
+			t.Errorf("hosts with %v: %v %v, want %s", c.keys, got, err, c.want)
+		}
 	}
 
 	// The same inventory, in another order: nothing to do.

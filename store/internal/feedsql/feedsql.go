@@ -39,6 +39,35 @@ func (d *Store) RecordVersions(ctx context.Context) (map[string]feeds.RecordVers
 	return out, rows.Err()
 }
 
+// KeysOf implements feeds.Store.
+func (d *Store) KeysOf(ctx context.Context, ids []string) ([]match.Key, error) {
+	var out []match.Key
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := d.DB.QueryContext(ctx, d.D.KeysIn(d.D.Placeholders(len(chunk))), args...)
+		if err != nil {
+			return nil, fmt.Errorf("read advisory keys: %w", err)
+		}
+		for rows.Next() {
+			var k match.Key
+			if err := rows.Scan(&k.Ecosystem, &k.Name); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // CollectionIDs implements feeds.Store.
 func (d *Store) CollectionIDs(ctx context.Context, collection string) ([]string, error) {
 	rows, err := d.DB.QueryContext(ctx, d.D.CollectionIDs, collection)
@@ -322,8 +351,9 @@ type Dialect struct {
 	RecordVersions, CollectionIDs, DeleteAdvisory, DeleteAffected, UpsertAdvisory, InsertAffected,
 	CollectionStats, PutSource, UpdateValidators, DeleteKEV, InsertKEV, DeleteEPSS, InsertEPSS,
 	Sources, EcosystemCounts, AdvisoriesByKey string
-	// KEVIn and EPSSIn select by a list of CVEs given as placeholders.
-	KEVIn, EPSSIn func(placeholders string) string
+	// KEVIn and EPSSIn select by a list of CVEs given as placeholders;
+	// KeysIn the affected keys of a list of advisory ids.
+	KEVIn, EPSSIn, KeysIn func(placeholders string) string
 	// Placeholders renders n bind parameters: "?,?,?" or "$1,$2,$3".
 	Placeholders func(n int) string
 }

@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/match"
 )
 
 // Dialect holds one database's SQL for hosts and inventories.
@@ -19,13 +22,16 @@ type Dialect struct {
 	UpsertHost  string // (id, machine_id, hostname, ecosystem, labels, last_seen)
 	Host        string // (id) → id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash
 	LockHost    string // (id) → inventory_hash, locking the host row for the transaction
-	EnsureSW    string // (ecosystem, name, version, source_name, source_version): insert if missing
+	EnsureSW    string // (ecosystem, name, version, source_name, source_version, match_name): insert if missing
 	SoftwareID  string // (ecosystem, name, version, source_name, source_version) → id
 	DeleteLinks string // (host_id)
 	InsertLink  string // (host_id, software_id, location)
 	SetHash     string // (inventory_hash, host_id)
 	Inventory   string // (host_id) → ecosystem, name, version, source_name, source_version, location
 	CountSW     string // → count of software rows
+	// HostsWith lists the hosts with software of a key: (match_name,
+	// ecosystem, ecosystem LIKE pattern) → host_id.
+	HostsWith string
 }
 
 // Store keeps hosts and inventories.
@@ -107,7 +113,7 @@ func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inve
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
 		args := []any{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
-		if _, err := ensure.ExecContext(ctx, args...); err != nil {
+		if _, err := ensure.ExecContext(ctx, append(args, match.KeyOf(p).Name)...); err != nil {
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
 		var id int64
@@ -140,6 +146,40 @@ func (s *Store) Inventory(ctx context.Context, hostID string) ([]inventory.Packa
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// HostsWith returns the hosts that have software named by any of the keys
+// (a key of a bare ecosystem, "Debian", also names "Debian:12" software).
+func (s *Store) HostsWith(ctx context.Context, keys []match.Key) ([]string, error) {
+	set := map[string]bool{}
+	for _, k := range keys {
+		like := k.Ecosystem
+		if !strings.Contains(k.Ecosystem, ":") {
+			like = k.Ecosystem + ":%"
+		}
+		rows, err := s.DB.QueryContext(ctx, s.D.HostsWith, k.Name, k.Ecosystem, like)
+		if err != nil {
+			return nil, fmt.Errorf("hosts with %s/%s: %w", k.Ecosystem, k.Name, err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			set[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]string, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // SoftwareCount counts the distinct package versions stored.

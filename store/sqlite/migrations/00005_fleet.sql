@@ -19,8 +19,10 @@ CREATE TABLE software (
     version        TEXT NOT NULL,
     source_name    TEXT NOT NULL,
     source_version TEXT NOT NULL,
+    match_name     TEXT NOT NULL, -- the name advisories use, normalised (match.KeyOf)
     UNIQUE (ecosystem, name, version, source_name, source_version)
 );
+CREATE INDEX software_match ON software(match_name, ecosystem);
 
 CREATE TABLE host_software (
     host_id     TEXT NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,
