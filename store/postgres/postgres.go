@@ -15,12 +15,11 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
 
-	"github.com/patchbay/patchbay/feeds"
-	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/sqlstore"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 )
 
@@ -29,24 +28,9 @@ var migrations embed.FS
 
 // DB is an open, migrated patchbay database on PostgreSQL.
 type DB struct {
-	feedsql.Store
-	// Audit is the tamper-evident log.
-	Audit *auditsql.Store
-	// Leases elect the one process that runs once-only work.
-	Leases *leasesql.Store
-	// Tokens are the credentials.
-	Tokens *tokensql.Store
-	// Fleet keeps hosts and their inventories.
-	Fleet *fleetsql.Store
-	// Findings keeps host findings and their history.
-	Findings *fleetsql.Findings
-	db       *sql.DB
+	sqlstore.Stores
+	db *sql.DB
 }
-
-var (
-	_ feeds.Store = (*DB)(nil)
-	_ scan.Source = (*DB)(nil)
-)
 
 // Open connects to the database named by dsn (postgres://…) and applies
 // pending migrations.
@@ -64,16 +48,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
-	if err != nil {
+	if err := sqlstore.Migrate(ctx, goose.DialectPostgres, db, sub); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrations: %w", err)
+		return nil, err
 	}
-	if _, err := p.Up(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate database: %w", err)
-	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, Findings: &fleetsql.Findings{DB: db, D: findingsDialect}, db: db}, nil
+	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect}), db: db}, nil
 }
 
 // Close closes the connection pool.

@@ -11,9 +11,7 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/feeds"
-	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
-	"github.com/patchbay/patchbay/leader"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/store/storetest"
 )
@@ -54,13 +52,6 @@ func freshDatabase(t *testing.T) string {
 	return dsn[:i+1] + name + rest
 }
 
-func TestFeedsContract(t *testing.T) {
-	storetest.Feeds(t, func(t *testing.T) storetest.FeedStore {
-		db := openTest(t)
-		return db
-	})
-}
-
 // TestImportSharedFeedsIntoPostgres imports the real feeds and scans a
 // real host against them on PostgreSQL, as the SQLite tests do.
 func TestImportSharedFeedsIntoPostgres(t *testing.T) {
@@ -90,48 +81,6 @@ func TestImportSharedFeedsIntoPostgres(t *testing.T) {
 	}
 }
 
-func TestAuditContract(t *testing.T) {
-	storetest.Audit(t, func(t *testing.T) (storetest.AuditStore, storetest.Tamper) {
-		db := openTest(t)
-		return db.Audit, func(q string) {
-			if _, err := db.db.Exec(q); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
-}
-
-func TestLeasesContract(t *testing.T) {
-	storetest.Leases(t, func(t *testing.T) leader.Store {
-		db := openTest(t)
-		return db.Leases
-	})
-}
-
-func TestTokensContract(t *testing.T) {
-	storetest.Tokens(t, func(t *testing.T) storetest.TokenStore {
-		db := openTest(t)
-		return db.Tokens
-	})
-}
-
-func TestFleetContract(t *testing.T) {
-	storetest.Fleet(t, func(t *testing.T) storetest.FleetStore {
-		db := openTest(t)
-		return db.Fleet
-	})
-}
-
-func TestFindingsContract(t *testing.T) {
-	storetest.Findings(t, func(t *testing.T) storetest.FindingStore {
-		db := openTest(t)
-		if err := db.Fleet.UpsertHost(context.Background(), fleet.Host{ID: "h1", MachineID: "m1"}); err != nil {
-			t.Fatal(err)
-		}
-		return db.Findings
-	})
-}
-
 // openTest opens a fresh, migrated store for one test.
 func openTest(t *testing.T) *DB {
 	t.Helper()
@@ -141,4 +90,18 @@ func openTest(t *testing.T) *DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+func TestContract(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		db := openTest(t)
+		return storetest.Backend{
+			Feeds: db, Audit: db.Audit, Leases: db.Leases, Tokens: db.Tokens, Fleet: db.Fleet, Findings: db.Findings,
+			Tamper: func(q string) {
+				if _, err := db.db.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			},
+		}
+	})
 }

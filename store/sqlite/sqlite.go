@@ -10,14 +10,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"time"
 
 	"github.com/pressly/goose/v3"
 
 	"github.com/patchbay/patchbay/store/internal/auditsql"
-	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/sqlstore"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
@@ -27,20 +26,8 @@ var migrations embed.FS
 
 // DB is an open, migrated patchbay database.
 type DB struct {
-	feedsql.Store
-	// Audit is the tamper-evident log.
-	Audit *auditsql.Store
-	// Leases elect the one process that runs once-only work.
-	Leases *leasesql.Store
-	// Tokens are the credentials.
-	Tokens *tokensql.Store
-	// Fleet keeps hosts and their inventories.
-	Fleet *fleetsql.Store
-	// Findings keeps host findings and their history.
-	Findings *fleetsql.Findings
-	db       *sql.DB
-	// Now is the clock; tests replace it.
-	Now func() time.Time
+	sqlstore.Stores
+	db *sql.DB
 }
 
 // Open opens (creating if needed) the database file at path and applies
@@ -61,16 +48,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
-	if err != nil {
+	if err := sqlstore.Migrate(ctx, goose.DialectSQLite3, db, sub); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("migrate database %s: %w", path, err)
-	}
-	return &DB{Store: feedsql.Store{DB: db, D: dialect}, Audit: &auditsql.Store{DB: db, D: auditDialect}, Leases: &leasesql.Store{DB: db, D: leaseDialect}, Tokens: &tokensql.Store{DB: db, D: tokenDialect}, Fleet: &fleetsql.Store{DB: db, D: fleetDialect}, Findings: &fleetsql.Findings{DB: db, D: findingsDialect}, db: db, Now: time.Now}, nil
+	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect}), db: db}, nil
 }
 
 // Close closes the database.

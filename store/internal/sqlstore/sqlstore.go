@@ -1,0 +1,76 @@
+// Package sqlstore assembles patchbay's store on database/sql from one
+// database's SQL: store/sqlite and store/postgres each supply their
+// dialects and migrations, and share everything else.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/store/internal/auditsql"
+	"github.com/patchbay/patchbay/store/internal/feedsql"
+	"github.com/patchbay/patchbay/store/internal/fleetsql"
+	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/tokensql"
+)
+
+// Dialects are one database's SQL, per aggregate.
+type Dialects struct {
+	Feeds    *feedsql.Dialect
+	Audit    *auditsql.Dialect
+	Leases   *leasesql.Dialect
+	Tokens   *tokensql.Dialect
+	Fleet    *fleetsql.Dialect
+	Findings *fleetsql.FindingsDialect
+}
+
+// Stores is the store, one part per aggregate. The advisory index is
+// embedded: Stores is a feeds.Store and a scan.Source.
+type Stores struct {
+	feedsql.Store
+	// Audit is the tamper-evident log.
+	Audit *auditsql.Store
+	// Leases elect the one process that runs once-only work.
+	Leases *leasesql.Store
+	// Tokens are the credentials.
+	Tokens *tokensql.Store
+	// Fleet keeps hosts and their inventories.
+	Fleet *fleetsql.Store
+	// Findings keeps host findings and their history.
+	Findings *fleetsql.Findings
+}
+
+var (
+	_ feeds.Store = (*Stores)(nil)
+	_ scan.Source = (*Stores)(nil)
+)
+
+// New assembles the stores on db.
+func New(db *sql.DB, d Dialects) Stores {
+	return Stores{
+		Store:    feedsql.Store{DB: db, D: d.Feeds},
+		Audit:    &auditsql.Store{DB: db, D: d.Audit},
+		Leases:   &leasesql.Store{DB: db, D: d.Leases},
+		Tokens:   &tokensql.Store{DB: db, D: d.Tokens},
+		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet},
+		Findings: &fleetsql.Findings{DB: db, D: d.Findings},
+	}
+}
+
+// Migrate applies the pending migrations of fsys (goose SQL files).
+func Migrate(ctx context.Context, dialect goose.Dialect, db *sql.DB, fsys fs.FS) error {
+	p, err := goose.NewProvider(dialect, db, fsys)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	return nil
+}

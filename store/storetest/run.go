@@ -1,0 +1,41 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/leader"
+)
+
+// Backend is one store implementation under test, part by part.
+type Backend struct {
+	Feeds    FeedStore
+	Audit    AuditStore
+	Tamper   Tamper
+	Leases   leader.Store
+	Tokens   TokenStore
+	Fleet    FleetStore
+	Findings FindingStore
+}
+
+// Run runs every contract against the backend; open returns a fresh,
+// empty backend each call.
+func Run(t *testing.T, open func(t *testing.T) Backend) {
+	t.Run("feeds", func(t *testing.T) { Feeds(t, func(t *testing.T) FeedStore { return open(t).Feeds }) })
+	t.Run("audit", func(t *testing.T) {
+		Audit(t, func(t *testing.T) (AuditStore, Tamper) { b := open(t); return b.Audit, b.Tamper })
+	})
+	t.Run("leases", func(t *testing.T) { Leases(t, func(t *testing.T) leader.Store { return open(t).Leases }) })
+	t.Run("tokens", func(t *testing.T) { Tokens(t, func(t *testing.T) TokenStore { return open(t).Tokens }) })
+	t.Run("fleet", func(t *testing.T) { Fleet(t, func(t *testing.T) FleetStore { return open(t).Fleet }) })
+	t.Run("findings", func(t *testing.T) {
+		Findings(t, func(t *testing.T) FindingStore {
+			b := open(t)
+			if err := b.Fleet.UpsertHost(context.Background(), fleet.Host{ID: "h1", MachineID: "m1"}); err != nil {
+				t.Fatal(err)
+			}
+			return b.Findings
+		})
+	})
+}
