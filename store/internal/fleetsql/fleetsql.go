@@ -112,12 +112,18 @@ func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inve
 		if err := fleet.Validate(i, p); err != nil {
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
+		// Most software is already known (fleets share versions): look it
+		// up first, insert only what is new.
 		args := []any{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
-		if _, err := ensure.ExecContext(ctx, append(args, match.KeyOf(p).Name)...); err != nil {
-			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
-		}
 		var id int64
-		if err := getID.QueryRowContext(ctx, args...).Scan(&id); err != nil {
+		err := getID.QueryRowContext(ctx, args...).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err := ensure.ExecContext(ctx, append(args, match.KeyOf(p).Name)...); err != nil {
+				return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+			}
+			err = getID.QueryRowContext(ctx, args...).Scan(&id)
+		}
+		if err != nil {
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
 		if _, err := link.ExecContext(ctx, hostID, id, p.Location); err != nil {
