@@ -141,10 +141,21 @@ var fleetDialect = &fleetsql.Dialect{
 	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
 	SoftwareID:  `SELECT id FROM software WHERE ecosystem = $1 AND name = $2 AND version = $3 AND source_name = $4 AND source_version = $5`,
 	DeleteLinks: `DELETE FROM host_software WHERE host_id = $1`,
-	InsertLink:  `INSERT INTO host_software(host_id, software_id, location) VALUES($1,$2,$3) ON CONFLICT DO NOTHING`,
-	SetHash:     `UPDATE hosts SET inventory_hash = $1 WHERE id = $2`,
-	Inventory:   `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = $1 ORDER BY s.ecosystem, s.name, s.version, l.location`,
-	CountSW:     `SELECT COUNT(*) FROM software`,
+	InsertLinks: func(n int) string {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO host_software(host_id, software_id, location) VALUES `)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "($%d,$%d,$%d)", 3*i+1, 3*i+2, 3*i+3)
+		}
+		b.WriteString(` ON CONFLICT DO NOTHING`)
+		return b.String()
+	},
+	SetHash:   `UPDATE hosts SET inventory_hash = $1 WHERE id = $2`,
+	Inventory: `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = $1 ORDER BY s.ecosystem, s.name, s.version, l.location`,
+	CountSW:   `SELECT COUNT(*) FROM software`,
 	HostsWith: `SELECT DISTINCT l.host_id FROM software s JOIN host_software l ON l.software_id = s.id
 		WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
 }

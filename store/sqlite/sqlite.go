@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 
@@ -96,10 +97,13 @@ var fleetDialect = &fleetsql.Dialect{
 	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
 	SoftwareID:  `SELECT id FROM software WHERE ecosystem = ? AND name = ? AND version = ? AND source_name = ? AND source_version = ?`,
 	DeleteLinks: `DELETE FROM host_software WHERE host_id = ?`,
-	InsertLink:  `INSERT INTO host_software(host_id, software_id, location) VALUES(?,?,?) ON CONFLICT DO NOTHING`,
-	SetHash:     `UPDATE hosts SET inventory_hash = ? WHERE id = ?`,
-	Inventory:   `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = ? ORDER BY s.ecosystem, s.name, s.version, l.location`,
-	CountSW:     `SELECT COUNT(*) FROM software`,
+	InsertLinks: func(n int) string {
+		return `INSERT INTO host_software(host_id, software_id, location) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?,?),", n), ",") + ` ON CONFLICT DO NOTHING`
+	},
+	SetHash:   `UPDATE hosts SET inventory_hash = ? WHERE id = ?`,
+	Inventory: `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = ? ORDER BY s.ecosystem, s.name, s.version, l.location`,
+	CountSW:   `SELECT COUNT(*) FROM software`,
 	HostsWith: `SELECT DISTINCT l.host_id FROM software s JOIN host_software l ON l.software_id = s.id
 		WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
@@ -25,7 +26,8 @@ type Dialect struct {
 	EnsureSW    string // (ecosystem, name, version, source_name, source_version, match_name): insert if missing
 	SoftwareID  string // (ecosystem, name, version, source_name, source_version) → id
 	DeleteLinks string // (host_id)
-	InsertLink  string // (host_id, software_id, location)
+	// InsertLinks inserts n (host_id, software_id, location) rows.
+	InsertLinks func(n int) string
 	SetHash     string // (inventory_hash, host_id)
 	Inventory   string // (host_id) → ecosystem, name, version, source_name, source_version, location
 	CountSW     string // → count of software rows
@@ -38,6 +40,31 @@ type Dialect struct {
 type Store struct {
 	DB *sql.DB
 	D  *Dialect
+
+	// ids caches software ids. Software rows are never deleted or
+	// renumbered, so an id once committed stays right.
+	mu  sync.Mutex
+	ids map[swKey]int64
+}
+
+type swKey struct{ eco, name, version, srcName, srcVersion string }
+
+func (s *Store) cached(k swKey) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.ids[k]
+	return id, ok
+}
+
+func (s *Store) remember(fresh map[swKey]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[swKey]int64{}
+	}
+	for k, id := range fresh {
+		s.ids[k] = id
+	}
 }
 
 // UpsertHost creates or updates a host's identity and facts.
@@ -74,7 +101,7 @@ func (s *Store) Host(ctx context.Context, id string) (fleet.Host, error) {
 // ReplaceInventory replaces a host's inventory in one transaction: a
 // failed ingest leaves the previous inventory intact. It does nothing and
 // returns false when the inventory hash is unchanged.
-func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (bool, error) {
+func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (changed bool, err error) {
 	hash := fleet.InventoryHash(pkgs)
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -103,33 +130,53 @@ func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inve
 		return false, err
 	}
 	defer getID.Close()
-	link, err := tx.PrepareContext(ctx, s.D.InsertLink)
-	if err != nil {
-		return false, err
+	type link struct {
+		id       int64
+		location string
 	}
-	defer link.Close()
+	links := make([]link, 0, len(pkgs))
+	fresh := map[swKey]int64{} // inserted by this transaction: cached after commit
 	for i, p := range pkgs {
 		if err := fleet.Validate(i, p); err != nil {
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
-		// Most software is already known (fleets share versions): look it
-		// up first, insert only what is new.
-		args := []any{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
-		var id int64
-		err := getID.QueryRowContext(ctx, args...).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			if _, err := ensure.ExecContext(ctx, append(args, match.KeyOf(p).Name)...); err != nil {
+		// Most software is already known (fleets share versions): a
+		// process-wide cache, then a look-up, then an insert.
+		k := swKey{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
+		id, ok := s.cached(k)
+		if !ok {
+			args := []any{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
+			err := getID.QueryRowContext(ctx, args...).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				if _, err := ensure.ExecContext(ctx, append(args, match.KeyOf(p).Name)...); err != nil {
+					return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+				}
+				err = getID.QueryRowContext(ctx, args...).Scan(&id)
+			}
+			if err != nil {
 				return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 			}
-			err = getID.QueryRowContext(ctx, args...).Scan(&id)
+			fresh[k] = id
 		}
-		if err != nil {
+		links = append(links, link{id, p.Location})
+	}
+	// Links in multi-row statements.
+	const batch = 200
+	for start := 0; start < len(links); start += batch {
+		chunk := links[start:min(start+batch, len(links))]
+		args := make([]any, 0, 3*len(chunk))
+		for _, l := range chunk {
+			args = append(args, hostID, l.id, l.location)
+		}
+		if _, err := tx.ExecContext(ctx, s.D.InsertLinks(len(chunk)), args...); err != nil {
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
-		if _, err := link.ExecContext(ctx, hostID, id, p.Location); err != nil {
-			return false, fmt.Errorf("ingest inventory of %s: %s: %w", hostID, p, err)
-		}
 	}
+	defer func() {
+		if err == nil {
+			s.remember(fresh)
+		}
+	}()
 	if _, err := tx.ExecContext(ctx, s.D.SetHash, hash, hostID); err != nil {
 		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 	}
