@@ -36,7 +36,7 @@ func TestRunHandsOverWhenTheLeaderStops(t *testing.T) {
 		}
 	}
 	elector := func(id string) *leader.Elector {
-		return &leader.Elector{Store: db.Leases, Name: "sync", ID: id, TTL: 300 * time.Millisecond, Interval: 50 * time.Millisecond, Now: time.Now}
+		return &leader.Elector{Store: db.Leases, Name: "sync", ID: id, TTL: 2 * time.Second, Interval: 100 * time.Millisecond, Now: time.Now}
 	}
 	ctxA, stopA := context.WithCancel(context.Background())
 	doneA := make(chan struct{})
@@ -46,7 +46,7 @@ func TestRunHandsOverWhenTheLeaderStops(t *testing.T) {
 	ctxB, stopB := context.WithCancel(context.Background())
 	defer stopB()
 	go elector("b").Run(ctxB, nil, lead("b"))
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
 	if terms["b"] != 0 {
 		t.Fatalf("b leads (term %d) while a renews", terms["b"])
@@ -60,10 +60,10 @@ func TestRunHandsOverWhenTheLeaderStops(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 5 s")
+			t.Fatal("condition not reached within 10 s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
