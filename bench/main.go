@@ -84,8 +84,8 @@ func run(shared string, runs, sbomSize int, keep bool, extra []string) error {
 	fmt.Printf("feeds import (Go, PyPI, Debian OSV + KEV, fresh database): %s, peak RSS %.0f MB\n  %s\n",
 		time.Since(start).Round(time.Millisecond), rss, strings.TrimSpace(string(out)))
 	start = time.Now()
-	if _, out, err = measure(bin, append([]string{"--data-dir", data, "feeds", "import"}, feeds...)...); err != nil {
-		return err
+	if _, out, err := measure(bin, append([]string{"--data-dir", data, "feeds", "import"}, feeds...)...); err != nil {
+		return fmt.Errorf("feeds import again: %w\n%s", err, out)
 	}
 	fmt.Printf("feeds import again (nothing changed): %s\n\n", time.Since(start).Round(time.Millisecond))
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -53,17 +52,4 @@ func (e *env) systemUpdates(ctx context.Context, root string, distro *inventory.
 		out = append(out, su)
 	}
 	return "apt", out, ""
-}
-
-func updateSummary(ups []scan.Update) string {
-	sec := 0
-	for _, u := range ups {
-		for _, t := range u.Types {
-			if t == patch.Security {
-				sec++
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%d updates available from the package manager (%d security)", len(ups), sec)
 }

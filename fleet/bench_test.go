@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,14 +19,7 @@ import (
 // packages.
 func BenchmarkReplaceInventory(b *testing.B) {
 	ctx := context.Background()
-	status := filepath.Join(sharedtest.Dir(b, "fixtures/dpkg"), "status-bookworm-host")
-	root := b.TempDir()
-	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	data, _ := os.ReadFile(status)
-	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), data, 0o644)
-	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\n"), 0o644)
-	inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+	inv, err := inventory.Collect(ctx, inventory.Options{Root: sharedtest.DebianRoot(b, "status-bookworm-host")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,7 +21,6 @@ import (
 func TestIngestClosesRemediatedFindings(t *testing.T) {
 	ctx := context.Background()
 	feed := filepath.Join(sharedtest.Dir(t, "feeds/osv/Debian"), "all.zip")
-	status := filepath.Join(sharedtest.Dir(t, "fixtures/dpkg"), "status-bookworm-web-db")
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "patchbay.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -30,13 +29,7 @@ func TestIngestClosesRemediatedFindings(t *testing.T) {
 	if _, err := (&feeds.Importer{Store: db}).ImportPaths(ctx, []string{feed}); err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	b, _ := os.ReadFile(status)
-	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), b, 0o644)
-	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\n"), 0o644)
-	inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+	inv, err := inventory.Collect(ctx, inventory.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-web-db")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +83,6 @@ func TestIngestClosesRemediatedFindings(t *testing.T) {
 func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 	ctx := context.Background()
 	feed := filepath.Join(sharedtest.Dir(t, "feeds/osv/Debian"), "all.zip")
-	fixtures := sharedtest.Dir(t, "fixtures/dpkg")
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "patchbay.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -102,13 +94,7 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 	}
 	t1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for id, fixture := range map[string]string{"web": "status-bookworm-web-db", "base": "status-bookworm-minbase"} {
-		root := t.TempDir()
-		os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
-		os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-		b, _ := os.ReadFile(filepath.Join(fixtures, fixture))
-		os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), b, 0o644)
-		os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\n"), 0o644)
-		inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+		inv, err := inventory.Collect(ctx, inventory.Options{Root: sharedtest.DebianRoot(t, fixture)})
 		if err != nil {
 			t.Fatal(err)
 		}

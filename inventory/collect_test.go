@@ -112,15 +112,11 @@ func TestCollectGoBinary(t *testing.T) {
 
 func TestCollectDpkgRootWithSourcePackages(t *testing.T) {
 	status := filepath.Join(sharedtest.Dir(t, "fixtures/dpkg"), "status-bookworm-web-db")
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
-	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	root := sharedtest.DebianRoot(t, "status-bookworm-web-db")
 	data, err := os.ReadFile(status)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), data, 0o644)
-	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"), 0o644)
 	res, err := Collect(context.Background(), Options{Root: root})
 	if err != nil {
 		t.Fatal(err)

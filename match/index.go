@@ -41,11 +41,18 @@ func KeyOf(p inventory.Package) Key {
 // ecosystem with a release suffix, the bare ecosystem ("Debian:12" and
 // "Debian"), since a few databases publish release-less records.
 func Keys(p inventory.Package) []Key {
+	keys, n := keysOf(p)
+	return keys[:n:n]
+}
+
+// keysOf is Keys without an allocation, for the look-up path.
+func keysOf(p inventory.Package) ([2]Key, int) {
 	k := KeyOf(p)
-	if base := inventory.BaseEcosystem(k.Ecosystem); base != k.Ecosystem {
-		return []Key{k, {Ecosystem: base, Name: k.Name}}
+	keys := [2]Key{k, {Ecosystem: inventory.BaseEcosystem(k.Ecosystem), Name: k.Name}}
+	if keys[1].Ecosystem == k.Ecosystem {
+		return keys, 1
 	}
-	return []Key{k}
+	return keys, 2
 }
 
 // Index holds compiled advisories by key. Add must not run concurrently
@@ -263,15 +270,6 @@ func (ki *keyIndex) rank() {
 	}
 }
 
-// Len returns the number of compiled affected entries.
-func (ix *Index) Len() int {
-	n := 0
-	for _, ki := range ix.keys {
-		n += len(ki.entries)
-	}
-	return n
-}
-
 // Hit is one advisory that affects a package.
 type Hit struct {
 	Advisory *advisory.Advisory
@@ -300,12 +298,7 @@ func (ix *Index) Match(p inventory.Package) []Hit { return ix.AppendMatches(nil,
 // advisory, so a caller can reuse a buffer across look-ups.
 func (ix *Index) AppendMatches(hits []Hit, p inventory.Package) []Hit {
 	start := len(hits)
-	k := KeyOf(p)
-	keys := [2]Key{k, {Ecosystem: inventory.BaseEcosystem(k.Ecosystem), Name: k.Name}}
-	n := 1
-	if keys[1].Ecosystem != k.Ecosystem {
-		n = 2
-	}
+	keys, n := keysOf(p)
 	ver := p.MatchVersion()
 	for i, k := range keys[:n] {
 		ki := ix.keys[k]

@@ -43,15 +43,7 @@ var (
 
 // ValidateAPK refuses names and versions that are not valid for apk.
 func ValidateAPK(ts []Target) error {
-	for _, t := range ts {
-		if !apkName.MatchString(t.Name) {
-			return fmt.Errorf("package name %q is not a valid apk package name", t.Name)
-		}
-		if !apkVersion.MatchString(t.Version) {
-			return fmt.Errorf("version %q of %s is not a valid apk version", t.Version, t.Name)
-		}
-	}
-	return nil
+	return validate(ts, "apk", apkName, apkVersion, "apk version")
 }
 
 // Installed reads the installed database (lib/apk/db/installed) of the root.

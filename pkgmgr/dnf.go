@@ -68,15 +68,7 @@ var (
 // ValidateRPM refuses names and versions ("[epoch:]version-release") that
 // are not valid for rpm, before any command runs.
 func ValidateRPM(ts []Target) error {
-	for _, t := range ts {
-		if !rpmName.MatchString(t.Name) {
-			return fmt.Errorf("package name %q is not a valid RPM package name", t.Name)
-		}
-		if !rpmVersion.MatchString(t.Version) {
-			return fmt.Errorf("version %q of %s is not a valid RPM [epoch:]version-release", t.Version, t.Name)
-		}
-	}
-	return nil
+	return validate(ts, "RPM", rpmName, rpmVersion, "RPM [epoch:]version-release")
 }
 
 // nevra renders name-[epoch:]version-release for dnf.

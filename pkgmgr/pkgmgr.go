@@ -79,10 +79,6 @@ func (r *Runner) chrooted() bool { return r.Root != "" && r.Root != "/" }
 // Run runs args (inside Root), records it, and returns the output. A
 // non-zero exit is an *ExitError; the command is recorded either way.
 func (r *Runner) Run(ctx context.Context, args ...string) (Command, error) {
-	return r.run(ctx, nil, args...)
-}
-
-func (r *Runner) run(ctx context.Context, env []string, args ...string) (Command, error) {
 	full := args
 	if r.chrooted() {
 		full = append([]string{"chroot", r.Root}, args...)
@@ -99,7 +95,7 @@ func (r *Runner) run(ctx context.Context, env []string, args ...string) (Command
 		}
 	} else {
 		cmd := exec.CommandContext(ctx, full[0], full[1:]...)
-		cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none"}, env...)
+		cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none"}
 		cmd.Stdout, cmd.Stderr = &out, &out
 		err = cmd.Run()
 		var ee *exec.ExitError

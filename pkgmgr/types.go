@@ -117,12 +117,18 @@ var (
 // ValidateDebian refuses names and versions that are not valid for dpkg,
 // before any command runs.
 func ValidateDebian(ts []Target) error {
+	return validate(ts, "Debian", debName, debVersion, "Debian version")
+}
+
+// validate refuses the first target whose name or version does not have the
+// manager's syntax; no command ever sees it.
+func validate(ts []Target, manager string, name, version *regexp.Regexp, versionForm string) error {
 	for _, t := range ts {
-		if !debName.MatchString(t.Name) {
-			return fmt.Errorf("package name %q is not a valid Debian package name", t.Name)
+		if !name.MatchString(t.Name) {
+			return fmt.Errorf("package name %q is not a valid %s package name", t.Name, manager)
 		}
-		if !debVersion.MatchString(t.Version) {
-			return fmt.Errorf("version %q of %s is not a valid Debian version", t.Version, t.Name)
+		if !version.MatchString(t.Version) {
+			return fmt.Errorf("version %q of %s is not a valid %s", t.Version, t.Name, versionForm)
 		}
 	}
 	return nil

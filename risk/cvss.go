@@ -48,7 +48,7 @@ var ErrUnknownCVSS = errors.New("unknown CVSS version")
 func ParseCVSS(vector string) (CVSS, error) {
 	vector = strings.TrimSpace(vector)
 	c := CVSS{Vector: vector}
-	get := func(string) string { return "" }
+	var get func(string) string
 	switch {
 	case strings.HasPrefix(vector, "CVSS:4.0/"):
 		v, err := gocvss40.ParseVector(vector)

@@ -17,7 +17,7 @@ import (
 func benchInventory(b *testing.B) inventory.Result {
 	b.Helper()
 	corpus := sharedtest.Dir(b, "corpus/lockfiles")
-	host := hostRoot(b, filepath.Join(sharedtest.Dir(b, "fixtures/dpkg"), "status-bookworm-host"))
+	host := sharedtest.DebianRoot(b, "status-bookworm-host")
 	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: host, Paths: []string{corpus}})
 	if err != nil {
 		b.Fatal(err)
@@ -68,7 +68,7 @@ func BenchmarkMatch(b *testing.B) {
 // collected) of one lockfile and of a Debian host root.
 func BenchmarkScan(b *testing.B) {
 	db := openStore(b, allFeeds(b)...)
-	host := hostRoot(b, filepath.Join(sharedtest.Dir(b, "fixtures/dpkg"), "status-bookworm-host"))
+	host := sharedtest.DebianRoot(b, "status-bookworm-host")
 	lock := filepath.Join(sharedtest.Dir(b, "corpus/lockfiles"), "saleor/poetry.lock")
 	for _, c := range []struct {
 		name string

@@ -38,30 +38,6 @@ func openStore(t testing.TB, paths ...string) *sqlite.DB {
 	return db
 }
 
-// hostRoot makes a root directory holding a dpkg status file and a Debian
-// 12 os-release.
-func hostRoot(t testing.TB, status string) string {
-	t.Helper()
-	root := t.TempDir()
-	for _, d := range []string{"var/lib/dpkg", "etc"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile(status)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	osr := "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n"
-	if err := os.WriteFile(filepath.Join(root, "etc/os-release"), []byte(osr), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // installedSources parses a dpkg status file independently of patchbay:
 // source package name → source versions of installed binaries.
 func installedSources(t *testing.T, path string) map[string]map[string]bool {
@@ -160,7 +136,7 @@ func TestDebianHostOracle(t *testing.T) {
 	}
 
 	db := openStore(t, feed)
-	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: hostRoot(t, status)})
+	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-host")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,3 +70,26 @@ func System(tb testing.TB, msg string) {
 	}
 	tb.Skip(msg)
 }
+
+// DebianRoot makes a Debian 12 (bookworm) root for tests: the shared dpkg
+// status fixture (fixtures/dpkg/<fixture>) as var/lib/dpkg/status, and a
+// bookworm os-release.
+func DebianRoot(tb testing.TB, fixture string) string {
+	tb.Helper()
+	data, err := os.ReadFile(filepath.Join(Dir(tb, "fixtures/dpkg"), fixture))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root := tb.TempDir()
+	osRelease := "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n"
+	for path, content := range map[string]string{"var/lib/dpkg/status": string(data), "etc/os-release": osRelease} {
+		p := filepath.Join(root, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return root
+}
