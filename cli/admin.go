@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/store/sqlite"
+	"github.com/patchbay/patchbay/store"
 
 	"github.com/patchbay/patchbay/auth"
 )
@@ -40,7 +40,7 @@ func newAdminCmd(e *env) *cobra.Command {
 			if uses == 0 || uses < -1 {
 				return fmt.Errorf("--uses %d: want a positive number, or -1 for unlimited", uses)
 			}
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				secret, id, hash, err := auth.NewSecret()
 				if err != nil {
 					return err
@@ -81,7 +81,7 @@ func newAdminCmd(e *env) *cobra.Command {
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				ts, err := db.Tokens.List(ctx)
 				if err != nil {
 					return err
@@ -115,7 +115,7 @@ func newAdminCmd(e *env) *cobra.Command {
 		Short: "Revoke a token; it is refused from its next use on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				if err := db.Tokens.Revoke(ctx, args[0]); err != nil {
 					return err
 				}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/store/sqlite"
+	"github.com/patchbay/patchbay/store"
 
 	"github.com/patchbay/patchbay/audit"
 )
@@ -63,7 +63,7 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "verify",
 		Short: "Recompute the hash chain (and check it against a checkpoint); name the first bad entry",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				es, err := db.Audit.Entries(ctx)
 				if err != nil {
 					return err
@@ -109,7 +109,7 @@ func newAuditCmd(e *env) *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("--out: give the file to write the checkpoint to (outside the data dir)")
 			}
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				es, err := db.Audit.Entries(ctx)
 				if err != nil {
 					return err
@@ -137,7 +137,7 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "export [-o FILE]",
 		Short: "Write the audit log as JSON Lines",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				es, err := db.Audit.Entries(ctx)
 				if err != nil {
 					return err

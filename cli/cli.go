@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/store/sqlite"
+	"github.com/patchbay/patchbay/store"
 )
 
 // Version is the patchbay version, set at build time with -ldflags.
@@ -35,6 +35,7 @@ var ErrThreshold = errors.New("findings at or above the --fail-on priority")
 type env struct {
 	stdout, stderr io.Writer
 	dataDir        string
+	dsn            string // --db
 	log            *slog.Logger
 	isTerminal     func(w io.Writer) bool
 }
@@ -77,7 +78,11 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&e.dataDir, "data-dir", os.Getenv("PATCHBAY_DATA_DIR"),
 		"directory of the embedded database and caches (env PATCHBAY_DATA_DIR; default $XDG_DATA_HOME/patchbay)")
-	root.AddCommand(newScanCmd(e), newPatchesCmd(e), newFeedsCmd(e), newAuditCmd(e), newAdminCmd(e))
+	root.PersistentFlags().StringVar(&e.dsn, "db", os.Getenv("PATCHBAY_DB"),
+		"database: postgres://… for PostgreSQL, or a SQLite file (env PATCHBAY_DB; default patchbay.db in the data dir)")
+	root.AddCommand(newScanCmd(e), newPatchesCmd(e), newFeedsCmd(e), newAuditCmd(e), newAdminCmd(e),
+		newServerCmd(e), newAgentCmd(e), newQuickstartCmd(e), newDevCmd(e))
+	root.AddCommand(newClientCmds(e)...)
 	return root
 }
 
@@ -92,16 +97,20 @@ func defaultDataDir() string {
 	return ".patchbay"
 }
 
-// openDB opens the embedded database in the data dir, creating both.
-func (e *env) openDB(ctx context.Context) (*sqlite.DB, error) {
+// openDB opens the database: --db (PostgreSQL, or a SQLite file), or the
+// embedded one in the data dir, creating both.
+func (e *env) openDB(ctx context.Context) (*store.DB, error) {
+	if e.dsn != "" {
+		return store.Open(ctx, e.dsn)
+	}
 	if err := os.MkdirAll(e.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return sqlite.Open(ctx, filepath.Join(e.dataDir, "patchbay.db"))
+	return store.Open(ctx, filepath.Join(e.dataDir, "patchbay.db"))
 }
 
 // withDB runs fn with the embedded database open, and closes it.
-func (e *env) withDB(cmd *cobra.Command, fn func(ctx context.Context, db *sqlite.DB) error) error {
+func (e *env) withDB(cmd *cobra.Command, fn func(ctx context.Context, db *store.DB) error) error {
 	ctx := cmd.Context()
 	db, err := e.openDB(ctx)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/inventory"
-	"github.com/patchbay/patchbay/store/sqlite"
+	"github.com/patchbay/patchbay/store"
 )
 
 func newFeedsCmd(e *env) *cobra.Command {
@@ -33,7 +33,7 @@ func newFeedsImportCmd(e *env) *cobra.Command {
 		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				im := &feeds.Importer{Store: db}
 				start := time.Now()
 				sum, err := im.ImportPaths(ctx, args)
@@ -76,7 +76,7 @@ first sync: ` + strings.Join(feeds.DefaultEcosystems, ", ") + `, plus this host'
 kev/known_exploited_vulnerabilities.json, epss/epss_scores-current.csv.gz),
 for air-gapped sites.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				opts := feeds.SyncOptions{Mirror: mirror, TempDir: filepath.Join(e.dataDir, "tmp")}
 				for _, s := range sources {
 					switch s {
@@ -92,7 +92,7 @@ for air-gapped sites.`,
 				if containsStr(sources, "osv") {
 					opts.Ecosystems = ecosystems
 					if len(opts.Ecosystems) == 0 {
-						ecos, err := defaultEcosystems(cmd, db)
+						ecos, err := defaultEcosystems(ctx, db)
 						if err != nil {
 							return err
 						}
@@ -134,8 +134,8 @@ for air-gapped sites.`,
 
 // defaultEcosystems are the OSV collections already imported, or on a first
 // sync the common language ecosystems and this host's distro.
-func defaultEcosystems(cmd *cobra.Command, db *sqlite.DB) ([]string, error) {
-	srcs, err := db.Sources(cmd.Context())
+func defaultEcosystems(ctx context.Context, db *store.DB) ([]string, error) {
+	srcs, err := db.Sources(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +174,7 @@ func newFeedsStatusCmd(e *env) *cobra.Command {
 		Use:   "status",
 		Short: "Show each feed source and ecosystem: record counts and age",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *sqlite.DB) error {
+			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				srcs, err := db.Sources(ctx)
 				if err != nil {
 					return err

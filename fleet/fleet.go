@@ -6,12 +6,14 @@ package fleet
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/scan"
 )
 
 // Host is one enrolled machine.
@@ -26,6 +28,87 @@ type Host struct {
 	// of its packages): an agent whose inventory did not change sends only
 	// the hash.
 	InventoryHash string `json:"inventory_hash"`
+	// UpdatesHash identifies the package manager's updates last stored.
+	UpdatesHash string    `json:"updates_hash,omitempty"`
+	Facts       Facts     `json:"facts"`
+	EnrolledAt  time.Time `json:"enrolled_at"`
+	// CloneOf names another host that enrolled with the same machine-id
+	// (a cloned image): both are kept, never merged, and flagged.
+	CloneOf string `json:"clone_of,omitempty"`
+}
+
+// Facts are what an agent reports of its host at every check-in.
+type Facts struct {
+	Hostname      string `json:"hostname"`
+	MachineID     string `json:"machine_id"`
+	OSID          string `json:"os_id"`      // os-release ID: debian
+	OSVersion     string `json:"os_version"` // os-release VERSION_ID: 12
+	OSPretty      string `json:"os_pretty,omitempty"`
+	Ecosystem     string `json:"ecosystem"` // the OSV ecosystem: Debian:12
+	KernelRunning string `json:"kernel_running,omitempty"`
+	KernelNewest  string `json:"kernel_newest,omitempty"`
+	// UptimeSeconds is 0 when unknown (a chroot host).
+	UptimeSeconds  int64             `json:"uptime_seconds,omitempty"`
+	RebootRequired bool              `json:"reboot_required"`
+	RebootReasons  []string          `json:"reboot_reasons,omitempty"`
+	Addresses      []string          `json:"addresses,omitempty"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	AgentVersion   string            `json:"agent_version"`
+	// PackageManager names the driver whose updates are reported ("apt"),
+	// and Problem why its view is missing, when it is.
+	PackageManager string `json:"package_manager,omitempty"`
+	Problem        string `json:"problem,omitempty"`
+}
+
+// ValidateFacts checks what an agent reports before it is stored.
+func ValidateFacts(f Facts) error {
+	switch {
+	case f.MachineID == "":
+		return fmt.Errorf("facts.machine_id: missing")
+	case len(f.MachineID) > 128:
+		return fmt.Errorf("facts.machine_id: longer than 128 bytes")
+	case f.Hostname == "":
+		return fmt.Errorf("facts.hostname: missing")
+	case len(f.Hostname) > 255:
+		return fmt.Errorf("facts.hostname: longer than 255 bytes")
+	}
+	for k, v := range f.Labels {
+		if err := ValidateLabel(k, v); err != nil {
+			return fmt.Errorf("facts.labels: %w", err)
+		}
+	}
+	return nil
+}
+
+// ValidateLabel checks one label: a key of letters, digits, '.', '_', '-'
+// and '/', up to 63 bytes; a value up to 255 bytes.
+func ValidateLabel(k, v string) error {
+	if k == "" || len(k) > 63 {
+		return fmt.Errorf("label key %q: want 1 to 63 bytes", k)
+	}
+	for _, r := range k {
+		ok := r == '.' || r == '_' || r == '-' || r == '/' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+		if !ok {
+			return fmt.Errorf("label key %q: %q is not allowed (letters, digits, '.', '_', '-', '/')", k, r)
+		}
+	}
+	if len(v) > 255 {
+		return fmt.Errorf("label %s: value longer than 255 bytes", k)
+	}
+	return nil
+}
+
+// EffectiveLabels are the labels a host is filtered by: the agent's,
+// overridden by those set on the server.
+func (h Host) EffectiveLabels() map[string]string {
+	out := make(map[string]string, len(h.Facts.Labels)+len(h.Labels))
+	for k, v := range h.Facts.Labels {
+		out[k] = v
+	}
+	for k, v := range h.Labels {
+		out[k] = v
+	}
+	return out
 }
 
 // ErrNotFound is returned for an unknown host.
@@ -73,8 +156,14 @@ type Finding struct {
 	Vulnerability string    `json:"vulnerability"`
 	Version       string    `json:"version"`
 	Priority      string    `json:"priority"`
+	Severity      string    `json:"severity,omitempty"`
 	Fixed         string    `json:"fixed"`
 	FirstSeen     time.Time `json:"first_seen"`
+	// Due is the SLA due date, counted from FirstSeen.
+	Due time.Time `json:"due,omitempty"`
+	// KEVDue is CISA's due date when the vulnerability is in KEV: it caps
+	// Due for P1 findings.
+	KEVDue time.Time `json:"kev_due,omitempty"`
 	// RemediatedAt is zero while the finding is open.
 	RemediatedAt time.Time `json:"remediated_at,omitempty"`
 }
@@ -84,4 +173,20 @@ type Finding struct {
 // affected versions.
 func (f Finding) Key() string {
 	return f.Ecosystem + "\x00" + f.Package + "\x00" + f.Vulnerability
+}
+
+// UpdatesHash is a stable digest of a package manager's update list.
+func UpdatesHash(ups []scan.Update) string {
+	lines := make([]string, len(ups))
+	for i, u := range ups {
+		b, _ := json.Marshal(u)
+		lines[i] = string(b)
+	}
+	sort.Strings(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

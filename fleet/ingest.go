@@ -51,55 +51,112 @@ func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.
 	return r, err
 }
 
-// HostIndex finds hosts by the software they have and reads inventories.
+// HostIndex finds the software hosts have.
 type HostIndex interface {
-	HostsWith(ctx context.Context, keys []match.Key) ([]string, error)
-	Inventory(ctx context.Context, hostID string) ([]inventory.Package, error)
+	// SoftwareWith returns, per host, its packages named by any of the
+	// keys (a key of a bare ecosystem, "Debian", also names "Debian:12").
+	SoftwareWith(ctx context.Context, keys []match.Key) (map[string][]inventory.Package, error)
+}
+
+// PackageID names a package as findings do: ecosystem and the name
+// advisories use (the source package for OS packages).
+type PackageID struct{ Ecosystem, Name string }
+
+// ScopedChange replaces one host's open findings of the packages in Scope
+// with Findings; its other findings are left alone.
+type ScopedChange struct {
+	HostID   string
+	Scope    []PackageID
+	Findings []Finding
+}
+
+// Fence is the lease term the leader writes under: a write under a term
+// that is no longer the lease's is refused. The zero Fence does not fence.
+type Fence struct {
+	Lease string
+	Term  int64
+}
+
+// ScopedHistory applies scoped finding changes.
+type ScopedHistory interface {
+	// SyncScoped applies every change in one transaction, checking the
+	// fence inside it.
+	SyncScoped(ctx context.Context, changes []ScopedChange, now time.Time, fence Fence) (opened, closed int, err error)
 }
 
 // RematchResult says what an incremental rematch did.
 type RematchResult struct {
-	Hosts          []string // the hosts rematched
+	Hosts          int // hosts whose software the keys name
+	Groups         int // distinct package sets among them, each matched once
 	Opened, Closed int
 }
 
-// Rematch recomputes the findings of the hosts that have software named by
-// keys — the packages of new, modified or withdrawn advisories after a
-// feed import — and only of those.
-func Rematch(ctx context.Context, idx HostIndex, hist FindingHistory, src scan.Source, keys []match.Key, now time.Time) (RematchResult, error) {
+// Rematch recomputes, after a feed import, the findings of the packages
+// named by keys — those of new, modified or withdrawn advisories — on the
+// hosts that have them, and nothing else: no host's full inventory is read
+// or matched. Hosts with the same set of such packages are matched once.
+func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.Source, keys []match.Key, now time.Time, fence Fence) (RematchResult, error) {
 	var r RematchResult
 	if len(keys) == 0 {
 		return r, nil
 	}
-	hosts, err := idx.HostsWith(ctx, keys)
+	byHost, err := idx.SoftwareWith(ctx, keys)
 	if err != nil {
 		return r, err
 	}
-	for _, id := range hosts {
-		pkgs, err := idx.Inventory(ctx, id)
-		if err != nil {
-			return r, err
+	r.Hosts = len(byHost)
+	type group struct {
+		scope    []PackageID
+		findings []Finding
+		done     bool
+	}
+	groups := map[string]*group{}
+	hostGroup := make(map[string]string, len(byHost))
+	for id, pkgs := range byHost {
+		sig := InventoryHash(pkgs)
+		hostGroup[id] = sig
+		if _, ok := groups[sig]; ok {
+			continue
 		}
 		res, err := scan.Run(ctx, src, inventory.Result{Packages: pkgs}, now)
 		if err != nil {
-			return r, fmt.Errorf("rematch %s: %w", id, err)
+			return r, fmt.Errorf("rematch: %w", err)
 		}
-		o, c, err := hist.Sync(ctx, id, findingsOf(id, res), now)
-		if err != nil {
-			return r, err
+		g := &group{findings: findingsOf("", res)}
+		seen := map[PackageID]bool{}
+		for _, p := range pkgs {
+			pid := PackageID{p.Ecosystem, p.MatchName()}
+			if !seen[pid] {
+				seen[pid] = true
+				g.scope = append(g.scope, pid)
+			}
 		}
-		r.Hosts = append(r.Hosts, id)
-		r.Opened += o
-		r.Closed += c
+		groups[sig] = g
 	}
-	return r, nil
+	r.Groups = len(groups)
+	changes := make([]ScopedChange, 0, len(byHost))
+	for id, sig := range hostGroup {
+		g := groups[sig]
+		fs := make([]Finding, len(g.findings))
+		for i, f := range g.findings {
+			f.HostID = id
+			fs[i] = f
+		}
+		changes = append(changes, ScopedChange{HostID: id, Scope: g.scope, Findings: fs})
+	}
+	r.Opened, r.Closed, err = hist.SyncScoped(ctx, changes, now, fence)
+	return r, err
 }
 
 func findingsOf(hostID string, res scan.Result) []Finding {
 	out := make([]Finding, 0, len(res.Findings))
 	for _, f := range res.Findings {
-		out = append(out, Finding{HostID: hostID, Ecosystem: f.Ecosystem, Package: f.Package, Vulnerability: f.Vulnerability,
-			Version: f.Version, Priority: f.Priority.String(), Fixed: f.Fixed})
+		ff := Finding{HostID: hostID, Ecosystem: f.Ecosystem, Package: f.Package, Vulnerability: f.Vulnerability,
+			Version: f.Version, Priority: f.Priority.String(), Severity: f.Severity, Fixed: f.Fixed, Due: f.Due}
+		if f.KEV != nil {
+			ff.KEVDue = f.KEV.DueDate
+		}
+		out = append(out, ff)
 	}
 	return out
 }

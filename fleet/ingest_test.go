@@ -126,12 +126,20 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 		t.Fatalf("changed keys %v", sum.Changed)
 	}
 	t2 := t1.Add(24 * time.Hour)
-	r, err := fleet.Rematch(ctx, db.Fleet, db.Findings, db, sum.Changed, t2)
+	before, _ := db.Findings.List(ctx, "web")
+	r, err := fleet.Rematch(ctx, db.Fleet, db.Findings, db, sum.Changed, t2, fleet.Fence{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Hosts) != 1 || r.Hosts[0] != "web" || r.Opened != 1 || r.Closed != 0 {
+	if r.Hosts != 1 || r.Opened != 1 || r.Closed != 0 {
 		t.Fatalf("rematch %+v: only the nginx host, one new finding", r)
+	}
+	after, _ := db.Findings.List(ctx, "web")
+	if len(after) != len(before)+1 {
+		t.Fatalf("%d findings before, %d after: the rematch touched other packages' findings", len(before), len(after))
+	}
+	if h, _ := db.Fleet.HostSummary(ctx, "web"); h.OpenTotal() != len(after) {
+		t.Errorf("open counts %v, %d open findings", h.Open, len(after))
 	}
 	// Withdrawn: the record's keys are still known, the finding closes.
 	sum, err = im.ImportPaths(ctx, []string{record(time.Now().UTC().Format(time.RFC3339))})
@@ -139,8 +147,8 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 		t.Fatalf("withdrawal %+v %v", sum, err)
 	}
 	t3 := t2.Add(24 * time.Hour)
-	r, err = fleet.Rematch(ctx, db.Fleet, db.Findings, db, sum.Changed, t3)
-	if err != nil || len(r.Hosts) != 1 || r.Closed != 1 || r.Opened != 0 {
+	r, err = fleet.Rematch(ctx, db.Fleet, db.Findings, db, sum.Changed, t3, fleet.Fence{})
+	if err != nil || r.Hosts != 1 || r.Closed != 1 || r.Opened != 0 {
 		t.Fatalf("after withdrawal %+v %v", r, err)
 	}
 	hist, _ := db.Findings.List(ctx, "web")

@@ -58,6 +58,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 // Close closes the connection pool.
 func (d *DB) Close() error { return d.db.Close() }
 
+// SQL is the connection pool, for its statistics.
+func (d *DB) SQL() *sql.DB { return d.db }
+
 // dialect is PostgreSQL's SQL for the advisory index.
 var dialect = &feedsql.Dialect{
 	RecordVersions: `SELECT id, modified, hash, collection FROM advisories`,
@@ -136,7 +139,7 @@ var fleetDialect = &fleetsql.Dialect{
 	UpsertHost: `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash) VALUES($1,$2,$3,$4,$5,$6,'')
 		ON CONFLICT(id) DO UPDATE SET machine_id=excluded.machine_id, hostname=excluded.hostname, ecosystem=excluded.ecosystem,
 		labels=excluded.labels, last_seen=excluded.last_seen`,
-	Host:        `SELECT id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash FROM hosts WHERE id = $1`,
+	Host:        `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = $1`,
 	LockHost:    `SELECT inventory_hash FROM hosts WHERE id = $1 FOR UPDATE`,
 	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
 	SoftwareID:  `SELECT id FROM software WHERE ecosystem = $1 AND name = $2 AND version = $3 AND source_name = $4 AND source_version = $5`,
@@ -158,16 +161,46 @@ var fleetDialect = &fleetsql.Dialect{
 	CountSW:   `SELECT COUNT(*) FROM software`,
 	HostsWith: `SELECT DISTINCT l.host_id FROM software s JOIN host_software l ON l.software_id = s.id
 		WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
+	SoftwareWith:   `SELECT l.host_id, s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM software s JOIN host_software l ON l.software_id = s.id WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
+	InsertHost:     `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash, facts, enrolled_at, clone_of) VALUES($1,$2,$3,$4,$5,$6,'',$7,$8,$9)`,
+	OtherByMachine: `SELECT id FROM hosts WHERE machine_id = $1 AND id <> $2 ORDER BY enrolled_at LIMIT 1`,
+	MarkClone:      `UPDATE hosts SET clone_of = $1 WHERE id = $2 AND clone_of = ''`,
+	InsertToken:    tokenDialect.Insert,
+	CheckIn:        `UPDATE hosts SET hostname = $1, ecosystem = $2, facts = $3, last_seen = $4 WHERE id = $5`,
+	Touch:          `UPDATE hosts SET last_seen = $1 WHERE id = $2 AND last_seen < $3`,
+	SetUpdates:     `UPDATE hosts SET updates_hash = $1, updates = $2, updates_count = $3 WHERE id = $4`,
+	Updates:        `SELECT updates FROM hosts WHERE id = $1`,
+	SetLabels:      `UPDATE hosts SET labels = $1 WHERE id = $2`,
+	Hosts:          `SELECT ` + fleetsql.HostColumns + ` FROM hosts ORDER BY hostname, id`,
+	HostSummary:    `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = $1`,
+	Rebind:         rebind,
 }
 
 // findingsDialect is this database's SQL for host findings.
 var findingsDialect = &fleetsql.FindingsDialect{
-	LockHost: `SELECT inventory_hash FROM hosts WHERE id = $1 FOR UPDATE`,
-	Open:     `SELECT id, ecosystem, package, vulnerability FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
-	Insert: `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at)
-		VALUES($1, $2, $3, $4, $5, $6, $7, $8, 0)`,
-	Update: `UPDATE host_findings SET version = $1, priority = $2, fixed = $3 WHERE id = $4`,
-	Close:  `UPDATE host_findings SET remediated_at = $1 WHERE id = $2`,
-	List: `SELECT ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at
-		FROM host_findings WHERE host_id = $1 ORDER BY first_seen, id`,
+	LockHost:  `SELECT open_counts FROM hosts WHERE id = $1 FOR UPDATE`,
+	SetCounts: `UPDATE hosts SET open_counts = $1 WHERE id = $2`,
+	Open:      `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
+	OpenOf:    `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = $1 AND package = $2 AND ecosystem = $3 AND remediated_at = 0`,
+	Insert:    `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)`,
+	Update:    `UPDATE host_findings SET version = $1, priority = $2, severity = $3, fixed = $4, due = $5 WHERE id = $6`,
+	Close:     `UPDATE host_findings SET remediated_at = $1 WHERE id = $2`,
+	List:      `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = $1 ORDER BY first_seen, id`,
+	Rebind:    rebind,
+}
+
+// rebind turns '?' placeholders into PostgreSQL's $1, $2, ….
+func rebind(q string) string {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
 }

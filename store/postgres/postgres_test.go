@@ -2,55 +2,17 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/store/storetest"
 )
 
-// adminDSN reaches the test server: $PATCHBAY_TEST_POSTGRES, or the
-// machine's PostgreSQL on 127.0.0.1:5432 (trust auth, database test).
-func adminDSN() string {
-	if d := os.Getenv("PATCHBAY_TEST_POSTGRES"); d != "" {
-		return d
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// freshDatabase creates an empty database for one test and drops it after.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", adminDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	if err := admin.PingContext(context.Background()); err != nil {
-		sharedtest.System(t, "PostgreSQL is not reachable at "+adminDSN()+": "+err.Error())
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "patchbay_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
-	dsn := adminDSN()
-	i := strings.LastIndex(dsn, "/")
-	rest := ""
-	if q := strings.IndexByte(dsn[i:], '?'); q >= 0 {
-		rest = dsn[i+q:]
-	}
-	return dsn[:i+1] + name + rest
-}
+func freshDatabase(t *testing.T) string { return pgtest.Fresh(t) }
 
 // TestImportSharedFeedsIntoPostgres imports the real feeds and scans a
 // real host against them on PostgreSQL, as the SQLite tests do.

@@ -59,6 +59,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
+// SQL is the connection pool, for its statistics.
+func (d *DB) SQL() *sql.DB { return d.db }
+
 // auditDialect is this database's SQL for the audit log.
 var auditDialect = &auditsql.Dialect{
 	Lock:   ``,
@@ -92,7 +95,7 @@ var fleetDialect = &fleetsql.Dialect{
 	UpsertHost: `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash) VALUES(?,?,?,?,?,?,'')
 		ON CONFLICT(id) DO UPDATE SET machine_id=excluded.machine_id, hostname=excluded.hostname, ecosystem=excluded.ecosystem,
 		labels=excluded.labels, last_seen=excluded.last_seen`,
-	Host:        `SELECT id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash FROM hosts WHERE id = ?`,
+	Host:        `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
 	LockHost:    `SELECT inventory_hash FROM hosts WHERE id = ?`,
 	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
 	SoftwareID:  `SELECT id FROM software WHERE ecosystem = ? AND name = ? AND version = ? AND source_name = ? AND source_version = ?`,
@@ -106,16 +109,33 @@ var fleetDialect = &fleetsql.Dialect{
 	CountSW:   `SELECT COUNT(*) FROM software`,
 	HostsWith: `SELECT DISTINCT l.host_id FROM software s JOIN host_software l ON l.software_id = s.id
 		WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
+	SoftwareWith:   `SELECT l.host_id, s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM software s JOIN host_software l ON l.software_id = s.id WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
+	InsertHost:     `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash, facts, enrolled_at, clone_of) VALUES(?,?,?,?,?,?,'',?,?,?)`,
+	OtherByMachine: `SELECT id FROM hosts WHERE machine_id = ? AND id <> ? ORDER BY enrolled_at LIMIT 1`,
+	MarkClone:      `UPDATE hosts SET clone_of = ? WHERE id = ? AND clone_of = ''`,
+	InsertToken:    tokenDialect.Insert,
+	CheckIn:        `UPDATE hosts SET hostname = ?, ecosystem = ?, facts = ?, last_seen = ? WHERE id = ?`,
+	Touch:          `UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`,
+	SetUpdates:     `UPDATE hosts SET updates_hash = ?, updates = ?, updates_count = ? WHERE id = ?`,
+	Updates:        `SELECT updates FROM hosts WHERE id = ?`,
+	SetLabels:      `UPDATE hosts SET labels = ? WHERE id = ?`,
+	Hosts:          `SELECT ` + fleetsql.HostColumns + ` FROM hosts ORDER BY hostname, id`,
+	HostSummary:    `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
+	Rebind:         rebind,
 }
 
 // findingsDialect is this database's SQL for host findings.
 var findingsDialect = &fleetsql.FindingsDialect{
-	LockHost: `SELECT inventory_hash FROM hosts WHERE id = ?`,
-	Open:     `SELECT id, ecosystem, package, vulnerability FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
-	Insert: `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-	Update: `UPDATE host_findings SET version = ?, priority = ?, fixed = ? WHERE id = ?`,
-	Close:  `UPDATE host_findings SET remediated_at = ? WHERE id = ?`,
-	List: `SELECT ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at
-		FROM host_findings WHERE host_id = ? ORDER BY first_seen, id`,
+	LockHost:  `SELECT open_counts FROM hosts WHERE id = ?`,
+	SetCounts: `UPDATE hosts SET open_counts = ? WHERE id = ?`,
+	Open:      `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
+	OpenOf:    `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = ? AND package = ? AND ecosystem = ? AND remediated_at = 0`,
+	Insert:    `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+	Update:    `UPDATE host_findings SET version = ?, priority = ?, severity = ?, fixed = ?, due = ? WHERE id = ?`,
+	Close:     `UPDATE host_findings SET remediated_at = ? WHERE id = ?`,
+	List:      `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = ? ORDER BY first_seen, id`,
+	Rebind:    rebind,
 }
+
+// rebind keeps SQLite's '?' placeholders.
+func rebind(q string) string { return q }

@@ -13,9 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/match"
+	"github.com/patchbay/patchbay/scan"
 )
 
 // Dialect holds one database's SQL for hosts and inventories.
@@ -34,7 +36,39 @@ type Dialect struct {
 	// HostsWith lists the hosts with software of a key: (match_name,
 	// ecosystem, ecosystem LIKE pattern) → host_id.
 	HostsWith string
+	// SoftwareWith is HostsWith with the software: → host_id, ecosystem,
+	// name, version, source_name, source_version, location.
+	SoftwareWith string
+
+	// InsertHost enrolls a host: (id, machine_id, hostname, ecosystem,
+	// labels, last_seen, facts, enrolled_at, clone_of).
+	InsertHost string
+	// OtherByMachine finds another host with a machine-id: (machine_id, id) → id.
+	OtherByMachine string
+	// MarkClone sets clone_of where unset: (clone_of, id).
+	MarkClone string
+	// InsertToken is the token store's insert, for enrollment's transaction.
+	InsertToken string
+	// CheckIn stores facts: (hostname, ecosystem, facts, last_seen, id).
+	CheckIn string
+	// Touch updates last_seen only when it grows: (last_seen, id, last_seen).
+	Touch string
+	// SetUpdates: (updates_hash, updates, updates_count, id).
+	SetUpdates string
+	// Updates: (id) → updates.
+	Updates string
+	// SetLabels: (labels, id).
+	SetLabels string
+	// Hosts lists every host: → HostColumns.
+	Hosts string
+	// HostSummary reads one host: (id) → HostColumns.
+	HostSummary string
+	// Rebind turns '?' placeholders into the database's.
+	Rebind func(string) string
 }
+
+// HostColumns is the column list of Hosts and HostSummary, in order.
+const HostColumns = "id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash, updates_hash, facts, enrolled_at, clone_of, open_counts, updates_count"
 
 // Store keeps hosts and inventories.
 type Store struct {
@@ -81,21 +115,227 @@ func (s *Store) UpsertHost(ctx context.Context, h fleet.Host) error {
 
 // Host returns one host.
 func (s *Store) Host(ctx context.Context, id string) (fleet.Host, error) {
-	var h fleet.Host
-	var labels string
-	var seen int64
-	err := s.DB.QueryRowContext(ctx, s.D.Host, id).Scan(&h.ID, &h.MachineID, &h.Hostname, &h.Ecosystem, &labels, &seen, &h.InventoryHash)
+	h, err := s.HostSummary(ctx, id)
+	return h.Host, err
+}
+
+// HostSummary returns one host with its counts.
+func (s *Store) HostSummary(ctx context.Context, id string) (fleet.HostSummary, error) {
+	h, err := scanHost(s.DB.QueryRowContext(ctx, s.D.HostSummary, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, fmt.Errorf("host %s: %w", id, fleet.ErrNotFound)
 	}
 	if err != nil {
 		return h, fmt.Errorf("read host %s: %w", id, err)
 	}
+	return h, nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanHost(r scanner) (fleet.HostSummary, error) {
+	var h fleet.HostSummary
+	var labels, facts, counts string
+	var seen, enrolled int64
+	if err := r.Scan(&h.ID, &h.MachineID, &h.Hostname, &h.Ecosystem, &labels, &seen, &h.InventoryHash, &h.UpdatesHash,
+		&facts, &enrolled, &h.CloneOf, &counts, &h.Updates); err != nil {
+		return h, err
+	}
 	h.LastSeen = time.Unix(0, seen).UTC()
+	if enrolled != 0 {
+		h.EnrolledAt = time.Unix(0, enrolled).UTC()
+	}
 	if err := json.Unmarshal([]byte(labels), &h.Labels); err != nil {
-		return h, fmt.Errorf("host %s labels: %w", id, err)
+		return h, fmt.Errorf("host %s labels: %w", h.ID, err)
+	}
+	if err := json.Unmarshal([]byte(facts), &h.Facts); err != nil {
+		return h, fmt.Errorf("host %s facts: %w", h.ID, err)
+	}
+	if err := json.Unmarshal([]byte(counts), &h.Open); err != nil {
+		return h, fmt.Errorf("host %s counts: %w", h.ID, err)
+	}
+	if h.Labels == nil {
+		h.Labels = map[string]string{}
+	}
+	if h.Open == nil {
+		h.Open = map[string]int{}
 	}
 	return h, nil
+}
+
+// Hosts lists the hosts a filter selects, by hostname.
+func (s *Store) Hosts(ctx context.Context, f fleet.HostFilter) ([]fleet.HostSummary, error) {
+	rows, err := s.DB.QueryContext(ctx, s.D.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	defer rows.Close()
+	out := []fleet.HostSummary{}
+	for rows.Next() {
+		h, err := scanHost(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list hosts: %w", err)
+		}
+		if HostMatches(h, f) {
+			out = append(out, h)
+		}
+	}
+	return out, rows.Err()
+}
+
+// HostMatches applies a host filter.
+func HostMatches(h fleet.HostSummary, f fleet.HostFilter) bool {
+	if f.Ecosystem != "" && h.Ecosystem != f.Ecosystem && !strings.HasPrefix(h.Ecosystem, f.Ecosystem+":") {
+		return false
+	}
+	if !f.SeenAfter.IsZero() && h.LastSeen.Before(f.SeenAfter) {
+		return false
+	}
+	if !f.SeenBefore.IsZero() && !h.LastSeen.Before(f.SeenBefore) {
+		return false
+	}
+	if f.Clones && h.CloneOf == "" {
+		return false
+	}
+	if len(f.Labels) > 0 {
+		eff := h.EffectiveLabels()
+		for k, v := range f.Labels {
+			if eff[k] != v {
+				return false
+			}
+		}
+	}
+	n := h.OpenTotal()
+	if f.Priority != "" {
+		n = h.Open[f.Priority]
+		if n == 0 {
+			return false
+		}
+	}
+	return n >= f.MinOpen
+}
+
+// Enroll stores a new host and its credential in one transaction. When
+// another host has the same machine-id, both are flagged as clones of each
+// other (never merged); the new host's CloneOf is returned.
+func (s *Store) Enroll(ctx context.Context, h fleet.Host, cred auth.Token, credHash string) (cloneOf string, err error) {
+	labels, err := json.Marshal(h.Labels)
+	if err != nil {
+		return "", err
+	}
+	facts, err := json.Marshal(h.Facts)
+	if err != nil {
+		return "", err
+	}
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	var other string
+	if err := tx.QueryRowContext(ctx, s.D.OtherByMachine, h.MachineID, h.ID).Scan(&other); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("enroll %s: %w", h.Hostname, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.D.InsertHost, h.ID, h.MachineID, h.Hostname, h.Ecosystem, string(labels), h.LastSeen.UnixNano(),
+		string(facts), h.EnrolledAt.UnixNano(), other); err != nil {
+		return "", fmt.Errorf("enroll %s: %w", h.Hostname, err)
+	}
+	if other != "" {
+		if _, err := tx.ExecContext(ctx, s.D.MarkClone, h.ID, other); err != nil {
+			return "", fmt.Errorf("enroll %s: %w", h.Hostname, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.D.InsertToken, cred.ID, credHash, string(cred.Kind), string(cred.Role), cred.Name,
+		cred.Created.UnixNano(), int64(0), cred.UsesLeft, false, cred.Subject); err != nil {
+		return "", fmt.Errorf("enroll %s: %w", h.Hostname, err)
+	}
+	return other, tx.Commit()
+}
+
+// CheckIn stores a host's facts and the time it was seen.
+func (s *Store) CheckIn(ctx context.Context, id string, f fleet.Facts, seen time.Time) error {
+	facts, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	res, err := s.DB.ExecContext(ctx, s.D.CheckIn, f.Hostname, f.Ecosystem, string(facts), seen.UnixNano(), id)
+	if err != nil {
+		return fmt.Errorf("check-in of %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("host %s: %w", id, fleet.ErrNotFound)
+	}
+	return nil
+}
+
+// Touch records that hosts were seen, in one transaction; a host's
+// last_seen never goes back.
+func (s *Store) Touch(ctx context.Context, seen map[string]time.Time) error {
+	if len(seen) == 0 {
+		return nil
+	}
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, s.D.Touch)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for id, t := range seen {
+		if _, err := st.ExecContext(ctx, t.UnixNano(), id, t.UnixNano()); err != nil {
+			return fmt.Errorf("record check-ins: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// SetUpdates stores the updates a host's package manager offers.
+func (s *Store) SetUpdates(ctx context.Context, id, hash string, ups []scan.Update) error {
+	if ups == nil {
+		ups = []scan.Update{}
+	}
+	b, err := json.Marshal(ups)
+	if err != nil {
+		return err
+	}
+	if _, err := s.DB.ExecContext(ctx, s.D.SetUpdates, hash, string(b), len(ups), id); err != nil {
+		return fmt.Errorf("store updates of %s: %w", id, err)
+	}
+	return nil
+}
+
+// Updates returns the updates a host's package manager offers.
+func (s *Store) Updates(ctx context.Context, id string) ([]scan.Update, error) {
+	var b string
+	if err := s.DB.QueryRowContext(ctx, s.D.Updates, id).Scan(&b); errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("host %s: %w", id, fleet.ErrNotFound)
+	} else if err != nil {
+		return nil, fmt.Errorf("read updates of %s: %w", id, err)
+	}
+	var ups []scan.Update
+	if err := json.Unmarshal([]byte(b), &ups); err != nil {
+		return nil, fmt.Errorf("updates of %s: %w", id, err)
+	}
+	return ups, nil
+}
+
+// SetLabels replaces the labels set on the server for a host.
+func (s *Store) SetLabels(ctx context.Context, id string, labels map[string]string) error {
+	b, err := json.Marshal(labels)
+	if err != nil {
+		return err
+	}
+	res, err := s.DB.ExecContext(ctx, s.D.SetLabels, string(b), id)
+	if err != nil {
+		return fmt.Errorf("set labels of %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("host %s: %w", id, fleet.ErrNotFound)
+	}
+	return nil
 }
 
 // ReplaceInventory replaces a host's inventory in one transaction: a
@@ -235,111 +475,43 @@ func (s *Store) HostsWith(ctx context.Context, keys []match.Key) ([]string, erro
 	return out, nil
 }
 
+// SoftwareWith returns, per host, its packages named by any of the keys.
+func (s *Store) SoftwareWith(ctx context.Context, keys []match.Key) (map[string][]inventory.Package, error) {
+	out := map[string][]inventory.Package{}
+	seen := map[match.Key]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		like := k.Ecosystem
+		if !strings.Contains(k.Ecosystem, ":") {
+			like = k.Ecosystem + ":%"
+		}
+		rows, err := s.DB.QueryContext(ctx, s.D.SoftwareWith, k.Name, k.Ecosystem, like)
+		if err != nil {
+			return nil, fmt.Errorf("software of %s/%s: %w", k.Ecosystem, k.Name, err)
+		}
+		for rows.Next() {
+			var id string
+			var p inventory.Package
+			if err := rows.Scan(&id, &p.Ecosystem, &p.Name, &p.Version, &p.SourceName, &p.SourceVersion, &p.Location); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = append(out[id], p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // SoftwareCount counts the distinct package versions stored.
 func (s *Store) SoftwareCount(ctx context.Context) (int, error) {
 	var n int
 	err := s.DB.QueryRowContext(ctx, s.D.CountSW).Scan(&n)
 	return n, err
-}
-
-// FindingsDialect holds one database's SQL for host findings.
-type FindingsDialect struct {
-	LockHost string // (host_id): serialise syncs of one host
-	Open     string // (host_id) → id, ecosystem, package, vulnerability
-	Insert   string // (host_id, ecosystem, package, vulnerability, version, priority, fixed, first_seen)
-	Update   string // (version, priority, fixed, id)
-	Close    string // (remediated_at, id)
-	List     string // (host_id) → ecosystem, package, vulnerability, version, priority, fixed, first_seen, remediated_at
-}
-
-// Findings keeps host findings and their history.
-type Findings struct {
-	DB *sql.DB
-	D  *FindingsDialect
-}
-
-// Sync makes the host's open findings those of current: new ones open
-// (first seen now), those still present are updated, and those gone are
-// closed as remediated now. It returns how many opened and closed.
-func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time) (opened, closed int, err error) {
-	tx, err := s.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer tx.Rollback()
-	var hash string
-	if err := tx.QueryRowContext(ctx, s.D.LockHost, hostID).Scan(&hash); errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, fmt.Errorf("host %s: %w", hostID, fleet.ErrNotFound)
-	} else if err != nil {
-		return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
-	}
-	rows, err := tx.QueryContext(ctx, s.D.Open, hostID)
-	if err != nil {
-		return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
-	}
-	open := map[string]int64{}
-	for rows.Next() {
-		var id int64
-		var f fleet.Finding
-		if err := rows.Scan(&id, &f.Ecosystem, &f.Package, &f.Vulnerability); err != nil {
-			rows.Close()
-			return 0, 0, err
-		}
-		open[f.Key()] = id
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, 0, err
-	}
-	seen := map[string]bool{}
-	for _, f := range current {
-		k := f.Key()
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		if id, ok := open[k]; ok {
-			if _, err := tx.ExecContext(ctx, s.D.Update, f.Version, f.Priority, f.Fixed, id); err != nil {
-				return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
-			}
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, s.D.Insert, hostID, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Fixed, now.UnixNano()); err != nil {
-			return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
-		}
-		opened++
-	}
-	for k, id := range open {
-		if seen[k] {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, s.D.Close, now.UnixNano(), id); err != nil {
-			return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
-		}
-		closed++
-	}
-	return opened, closed, tx.Commit()
-}
-
-// List returns a host's findings, open and closed, oldest first.
-func (s *Findings) List(ctx context.Context, hostID string) ([]fleet.Finding, error) {
-	rows, err := s.DB.QueryContext(ctx, s.D.List, hostID)
-	if err != nil {
-		return nil, fmt.Errorf("list findings of %s: %w", hostID, err)
-	}
-	defer rows.Close()
-	var out []fleet.Finding
-	for rows.Next() {
-		f := fleet.Finding{HostID: hostID}
-		var first, rem int64
-		if err := rows.Scan(&f.Ecosystem, &f.Package, &f.Vulnerability, &f.Version, &f.Priority, &f.Fixed, &first, &rem); err != nil {
-			return nil, err
-		}
-		f.FirstSeen = time.Unix(0, first).UTC()
-		if rem != 0 {
-			f.RemediatedAt = time.Unix(0, rem).UTC()
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
 }

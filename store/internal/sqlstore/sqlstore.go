@@ -53,13 +53,14 @@ var (
 
 // New assembles the stores on db.
 func New(db *sql.DB, d Dialects) Stores {
+	leases := &leasesql.Store{DB: db, D: d.Leases}
 	return Stores{
 		Store:    feedsql.Store{DB: db, D: d.Feeds},
 		Audit:    &auditsql.Store{DB: db, D: d.Audit},
-		Leases:   &leasesql.Store{DB: db, D: d.Leases},
+		Leases:   leases,
 		Tokens:   &tokensql.Store{DB: db, D: d.Tokens},
 		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet},
-		Findings: &fleetsql.Findings{DB: db, D: d.Findings},
+		Findings: &fleetsql.Findings{DB: db, D: d.Findings, Fencer: leases},
 	}
 }
 

@@ -1,0 +1,121 @@
+// Package api holds the wire types of patchbay's HTTP API (/api/v1) and a
+// client for it, shared by the server, the agent and the CLI.
+package api
+
+import (
+	"time"
+
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/scan"
+)
+
+// Prefix is the API's path prefix.
+const Prefix = "/api/v1"
+
+// Error is every error response: a message naming the problem, a stable
+// code, and the request field at fault when there is one.
+type Error struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	Field string `json:"field,omitempty"`
+}
+
+// Error codes.
+const (
+	CodeBadRequest        = "bad_request"
+	CodeUnauthorized      = "unauthorized"
+	CodeForbidden         = "forbidden"
+	CodeNotFound          = "not_found"
+	CodeTooLarge          = "too_large"
+	CodeInventoryRequired = "inventory_required" // send the full inventory
+	CodeUpdatesRequired   = "updates_required"   // send the full update list
+	CodeMachineMismatch   = "machine_mismatch"   // a credential used by another machine
+	CodeInternal          = "internal"
+	CodeUnavailable       = "unavailable"
+)
+
+// EnrollRequest is sent with an enrollment token.
+type EnrollRequest struct {
+	Facts fleet.Facts `json:"facts"`
+}
+
+// EnrollResponse carries the host's credential, shown once.
+type EnrollResponse struct {
+	HostID     string `json:"host_id"`
+	Credential string `json:"credential"`
+	// CloneOf names another host with the same machine-id: this host is
+	// flagged as a clone.
+	CloneOf string `json:"clone_of,omitempty"`
+}
+
+// Report is what an agent sends at a check-in. Inventory and Updates are
+// nil when the agent believes the server has them (their hashes match
+// what it last sent); the server answers 409 with CodeInventoryRequired or
+// CodeUpdatesRequired when it does not.
+type Report struct {
+	// CollectedAt is when the agent looked: a report kept on disk while
+	// the server was unreachable is applied at this time (never later
+	// than its arrival, never earlier than the host's last report).
+	CollectedAt   time.Time            `json:"collected_at"`
+	Facts         fleet.Facts          `json:"facts"`
+	InventoryHash string               `json:"inventory_hash"`
+	Inventory     *[]inventory.Package `json:"inventory,omitempty"`
+	UpdatesHash   string               `json:"updates_hash"`
+	Updates       *[]scan.Update       `json:"updates,omitempty"`
+}
+
+// CheckinResponse says what the server did with a report.
+type CheckinResponse struct {
+	HostID string `json:"host_id"`
+	// Inventory is "unchanged" or "stored"; Updates likewise.
+	Inventory string `json:"inventory"`
+	Updates   string `json:"updates"`
+	// Open is the number of open findings; Opened and Closed what this
+	// report changed.
+	Open   int `json:"open"`
+	Opened int `json:"opened"`
+	Closed int `json:"closed"`
+	// NextCheckinSeconds is the interval the server asks for.
+	NextCheckinSeconds int `json:"next_checkin_seconds"`
+}
+
+// TokenRequest creates a token.
+type TokenRequest struct {
+	// Kind is "api" (default) or "enrollment".
+	Kind auth.Kind `json:"kind"`
+	Role auth.Role `json:"role"`
+	Name string    `json:"name"`
+	// TTLSeconds is the token's lifetime; 0 never expires (enrollment
+	// tokens default to 24 hours).
+	TTLSeconds int64 `json:"ttl_seconds"`
+	// Uses limits an enrollment token's enrollments (-1 unlimited).
+	Uses int `json:"uses"`
+}
+
+// TokenResponse carries a new token's secret, shown once.
+type TokenResponse struct {
+	Token  auth.Token `json:"token"`
+	Secret string     `json:"secret"`
+}
+
+// Labels replaces the labels set on the server for a host.
+type Labels struct {
+	Labels map[string]string `json:"labels"`
+}
+
+// HostList is the hosts list.
+type HostList struct {
+	Hosts []fleet.HostSummary `json:"hosts"`
+}
+
+// VulnList is the vulnerabilities list.
+type VulnList struct {
+	Vulnerabilities []fleet.Vulnerability `json:"vulnerabilities"`
+}
+
+// Whoami describes the calling credential.
+type Whoami struct {
+	Token auth.Token `json:"token"`
+}

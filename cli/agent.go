@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/agent"
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/fleet"
+)
+
+// parseLabels parses k=v pairs.
+func parseLabels(flag string, kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s %q: want key=value", flag, kv)
+		}
+		if err := fleet.ValidateLabel(k, v); err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func newAgentCmd(e *env) *cobra.Command {
+	var (
+		serverURL, enrollToken, root, stateDir, ca, pin, logLevel string
+		labels, paths                                             []string
+		interval                                                  time.Duration
+		once, noPM, refresh                                       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "agent --server URL --enroll-token T",
+		Short: "Report this host (or a chroot) to the server on an interval",
+		Long: `agent enrolls the host with an enrollment token (once: the host credential it
+gets is kept in the state dir, mode 0600), then checks in on a jittered
+interval with the host's facts, its inventory (only a hash when unchanged)
+and the updates the package manager offers. While the server is unreachable
+it backs off with jitter and keeps its reports on disk; they are sent,
+oldest first, when the server is back — after a restart too.
+
+--root DIR reports a chroot instead of this machine: one machine can run
+several agents, each with its own --root and state dir.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if serverURL == "" {
+				return fmt.Errorf("--server: give the server's URL (or set PATCHBAY_SERVER)")
+			}
+			log, err := newLogger(e.stderr, logLevel)
+			if err != nil {
+				return err
+			}
+			lbl, err := parseLabels("--label", labels)
+			if err != nil {
+				return err
+			}
+			if stateDir == "" {
+				stateDir = filepath.Join(root, "var/lib/patchbay/agent")
+			}
+			hc, err := api.NewHTTPClient(ca, pin)
+			if err != nil {
+				return err
+			}
+			a := &agent.Agent{
+				Client:      &api.Client{Base: serverURL, HTTP: hc, UserAgent: "patchbay-agent/" + Version},
+				EnrollToken: enrollToken, StateDir: stateDir, Interval: interval, Log: log,
+				Collector: agent.Collector{Root: root, Paths: paths, Labels: lbl, CacheDir: filepath.Join(stateDir, "cache"),
+					Refresh: refresh, NoPackageManager: noPM, Version: Version},
+			}
+			if once {
+				resp, err := a.Once(cmd.Context())
+				if err != nil {
+					if n := a.Pending(); n > 0 {
+						return fmt.Errorf("%w (%d report(s) kept in %s for the next run)", err, n, stateDir)
+					}
+					return err
+				}
+				fmt.Fprintf(e.stdout, "checked in as host %s: inventory %s, updates %s, %d open findings (%d opened, %d closed)\n",
+					resp.HostID, resp.Inventory, resp.Updates, resp.Open, resp.Opened, resp.Closed)
+				return nil
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&serverURL, "server", os.Getenv("PATCHBAY_SERVER"), "server URL (env PATCHBAY_SERVER)")
+	f.StringVar(&enrollToken, "enroll-token", os.Getenv("PATCHBAY_ENROLL_TOKEN"), "enrollment token, used once (env PATCHBAY_ENROLL_TOKEN)")
+	f.StringVar(&root, "root", "/", "filesystem root of the host to report (a chroot)")
+	f.StringVar(&stateDir, "state-dir", "", "where the credential and pending reports are kept (default ROOT/var/lib/patchbay/agent)")
+	f.StringVar(&ca, "ca", os.Getenv("PATCHBAY_CA"), "CA certificate (PEM) that signed the server's certificate (env PATCHBAY_CA)")
+	f.StringVar(&pin, "pin", os.Getenv("PATCHBAY_PIN"), "pin the server's certificate by its fingerprint, sha256:… (env PATCHBAY_PIN)")
+	f.StringSliceVar(&labels, "label", nil, "label of this host, key=value (repeatable)")
+	f.StringSliceVar(&paths, "path", nil, "application dependency file or directory to report too (repeatable)")
+	f.DurationVar(&interval, "interval", 5*time.Minute, "check-in interval (jittered; the server may ask for another)")
+	f.BoolVar(&once, "once", false, "check in once and exit")
+	f.BoolVar(&noPM, "no-package-manager", false, "do not ask the package manager for updates")
+	f.BoolVar(&refresh, "refresh", false, "update the package manager's index first (apt-get update)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,456 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/server"
+)
+
+func newDevCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "dev", Short: "Developer tools: load generation", Hidden: false}
+	cmd.AddCommand(newSimulateCmd(e))
+	return cmd
+}
+
+type simOpts struct {
+	agents, concurrency, rounds, packages int
+	serverURL, token, pin, shared         string
+	feedsDirs                             []string
+	keep                                  bool
+}
+
+func newSimulateCmd(e *env) *cobra.Command {
+	o := &simOpts{}
+	cmd := &cobra.Command{
+		Use:   "simulate --agents N",
+		Short: "Run N in-process agents with realistic Debian inventories against a real server over loopback, and print figures",
+		Long: `simulate builds N varied Debian 12 hosts from the shared dpkg fixtures (OS
+packages, a tenth of their versions varied per host) plus application
+dependencies from the shared lockfile corpus, up to --packages each, and runs
+them as agents against a server over loopback: enrollment, the first full
+check-in of every host (inventory ingest), --rounds rounds of steady
+check-ins with unchanged inventories, and an incremental rematch after a new
+advisory is imported. Without --server it starts ` + "`patchbay server`" + ` as a child
+process on the database --db names (default a fresh SQLite file) and reports
+its peak RSS.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return e.simulate(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.agents, "agents", 100, "hosts to simulate")
+	f.IntVar(&o.concurrency, "concurrency", 64, "agents talking to the server at once")
+	f.IntVar(&o.rounds, "rounds", 3, "rounds of steady check-ins")
+	f.IntVar(&o.packages, "packages", 1500, "packages per host (OS packages plus application dependencies)")
+	f.StringVar(&o.serverURL, "server", "", "server URL (default: start one)")
+	f.StringVar(&o.token, "token", os.Getenv("PATCHBAY_TOKEN"), "admin token of --server (env PATCHBAY_TOKEN)")
+	f.StringVar(&o.pin, "pin", "", "certificate fingerprint of --server")
+	f.StringVar(&o.shared, "shared", "../shared", "the shared material (fixtures/dpkg, corpus, feeds)")
+	f.StringSliceVar(&o.feedsDirs, "feeds-dir", nil, "feeds the started server imports (default SHARED/feeds/osv/Debian and the KEV catalog)")
+	f.BoolVar(&o.keep, "keep", false, "keep the started server's data dir")
+	return cmd
+}
+
+// simHost is one simulated host.
+type simHost struct {
+	facts fleet.Facts
+	pkgs  []inventory.Package
+	hash  string
+	cred  string
+	id    string
+}
+
+// templates reads the shared dpkg fixtures and corpus lockfiles.
+func simTemplates(ctx context.Context, shared string) (oses [][]inventory.Package, apps [][]inventory.Package, err error) {
+	fixtures, err := filepath.Glob(filepath.Join(shared, "fixtures/dpkg/status-*"))
+	if err != nil || len(fixtures) == 0 {
+		return nil, nil, fmt.Errorf("no dpkg fixtures in %s/fixtures/dpkg (--shared)", shared)
+	}
+	sort.Strings(fixtures)
+	tmp, err := tempDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(tmp)
+	osRelease := "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nID=debian\n"
+	for i, fx := range fixtures {
+		root := filepath.Join(tmp, strconv.Itoa(i))
+		b, err := os.ReadFile(fx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := writeFiles(root, map[string]string{"var/lib/dpkg/status": string(b), "etc/os-release": osRelease}); err != nil {
+			return nil, nil, err
+		}
+		inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+		if err != nil {
+			return nil, nil, err
+		}
+		for j := range inv.Packages {
+			inv.Packages[j].Location = "/var/lib/dpkg/status"
+		}
+		oses = append(oses, inv.Packages)
+	}
+	inv, err := inventory.Collect(ctx, inventory.Options{Paths: []string{filepath.Join(shared, "corpus")}})
+	if err != nil {
+		return nil, nil, err
+	}
+	byFile := map[string][]inventory.Package{}
+	var files []string
+	for _, p := range inv.Packages {
+		rel, _ := filepath.Rel(shared, p.Location)
+		p.Location = "/srv/" + rel
+		if _, ok := byFile[p.Location]; !ok {
+			files = append(files, p.Location)
+		}
+		byFile[p.Location] = append(byFile[p.Location], p)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		apps = append(apps, byFile[f])
+	}
+	return oses, apps, nil
+}
+
+// simInventory varies a template for host i: a tenth of the OS package
+// versions changed, and application lockfiles up to n packages.
+func simInventory(i, n int, oses, apps [][]inventory.Package) []inventory.Package {
+	base := oses[len(oses)-1]
+	switch i % 10 {
+	case 7, 8:
+		base = oses[i%len(oses)]
+	}
+	pkgs := make([]inventory.Package, 0, n)
+	for j, p := range base {
+		if (j+i)%10 == 0 {
+			p.Version += fmt.Sprintf("~pb%d", i%5)
+			if p.SourceVersion != "" {
+				p.SourceVersion += fmt.Sprintf("~pb%d", i%5)
+			}
+		}
+		pkgs = append(pkgs, p)
+	}
+	for k := 0; len(pkgs) < n && k < len(apps); k++ {
+		app := apps[(i*7+k*13)%len(apps)]
+		for _, p := range app {
+			if len(pkgs) >= n {
+				break
+			}
+			pkgs = append(pkgs, p)
+		}
+	}
+	return pkgs
+}
+
+// latencies keeps durations for percentiles.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) pct(p float64) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0
+	}
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	return l.d[min(len(l.d)-1, int(float64(len(l.d))*p))]
+}
+
+// phase runs fn for every host with the given concurrency and reports
+// rate and latencies.
+func (e *env) phase(ctx context.Context, name string, hosts []*simHost, conc int, fn func(ctx context.Context, h *simHost) error) error {
+	var lat latencies
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(hosts) || ctx.Err() != nil {
+					return
+				}
+				t := time.Now()
+				if err := fn(ctx, hosts[i]); err != nil {
+					failed.Add(1)
+					errOnce.Do(func() { firstErr = fmt.Errorf("%s: host %d: %w", name, i, err) })
+					continue
+				}
+				lat.add(time.Since(t))
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	fmt.Fprintf(e.stdout, "%-28s %7d in %7.2fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d\n", name, len(hosts), el.Seconds(),
+		float64(len(hosts))/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load())
+	return firstErr
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (e *env) simulate(ctx context.Context, o *simOpts) error {
+	if o.agents <= 0 || o.concurrency <= 0 {
+		return errors.New("--agents and --concurrency: want positive numbers")
+	}
+	oses, apps, err := simTemplates(ctx, o.shared)
+	if err != nil {
+		return err
+	}
+	var child *exec.Cmd
+	if o.serverURL == "" {
+		var stop func()
+		child, stop, err = e.spawnServer(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	hc, err := api.NewHTTPClient("", o.pin)
+	if err != nil {
+		return err
+	}
+	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = o.concurrency * 2
+	admin := &api.Client{Base: o.serverURL, Token: o.token, HTTP: hc}
+	var tr api.TokenResponse
+	if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/tokens", api.TokenRequest{Kind: auth.KindEnrollment, Name: "simulate", Uses: o.agents, TTLSeconds: 86400}, &tr); err != nil {
+		return fmt.Errorf("create enrollment token: %w", err)
+	}
+	hosts := make([]*simHost, o.agents)
+	run := make([]byte, 4)
+	rand.Read(run)
+	total := 0
+	for i := range hosts {
+		pkgs := simInventory(i, o.packages, oses, apps)
+		total += len(pkgs)
+		mid := make([]byte, 16)
+		rand.Read(mid)
+		hosts[i] = &simHost{pkgs: pkgs, hash: fleet.InventoryHash(pkgs), facts: fleet.Facts{
+			Hostname: fmt.Sprintf("sim-%s-%05d", hex.EncodeToString(run), i), MachineID: hex.EncodeToString(mid), OSID: "debian", OSVersion: "12",
+			OSPretty: "Debian GNU/Linux 12 (bookworm)", Ecosystem: "Debian:12", KernelRunning: "6.1.0-28-amd64", KernelNewest: "6.1.0-28-amd64",
+			Labels: map[string]string{"env": []string{"prod", "staging"}[i%2], "team": fmt.Sprintf("team-%d", i%8)}, AgentVersion: Version}}
+	}
+	fmt.Fprintf(e.stdout, "simulating %d hosts (%.0f packages each on average) against %s, %d at a time\n", o.agents, float64(total)/float64(o.agents), o.serverURL, o.concurrency)
+	noUpdates := []scan.Update{}
+	updHash := fleet.UpdatesHash(noUpdates)
+	err = e.phase(ctx, "enroll", hosts, o.concurrency, func(ctx context.Context, h *simHost) error {
+		c := &api.Client{Base: o.serverURL, Token: tr.Secret, HTTP: hc}
+		var r api.EnrollResponse
+		if err := c.Do(ctx, http.MethodPost, api.Prefix+"/agent/enroll", api.EnrollRequest{Facts: h.facts}, &r); err != nil {
+			return err
+		}
+		h.id, h.cred = r.HostID, r.Credential
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = e.phase(ctx, "first check-in (full ingest)", hosts, o.concurrency, func(ctx context.Context, h *simHost) error {
+		c := &api.Client{Base: o.serverURL, Token: h.cred, HTTP: hc, GzipAbove: 4 << 10}
+		return c.Do(ctx, http.MethodPost, api.Prefix+"/agent/checkin", api.Report{CollectedAt: time.Now(), Facts: h.facts,
+			InventoryHash: h.hash, Inventory: &h.pkgs, UpdatesHash: updHash, Updates: &noUpdates}, nil)
+	})
+	if err != nil {
+		return err
+	}
+	for r := 0; r < o.rounds; r++ {
+		err = e.phase(ctx, fmt.Sprintf("steady check-in, round %d", r+1), hosts, o.concurrency, func(ctx context.Context, h *simHost) error {
+			c := &api.Client{Base: o.serverURL, Token: h.cred, HTTP: hc}
+			return c.Do(ctx, http.MethodPost, api.Prefix+"/agent/checkin", api.Report{CollectedAt: time.Now(), Facts: h.facts,
+				InventoryHash: h.hash, UpdatesHash: updHash}, nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if child != nil {
+		// A new advisory for a package every simulated host has.
+		if err := writeFiles(e.simFeedDir(), map[string]string{"PB-SIM-0001.json": `{"id": "PB-SIM-0001", "modified": "` + time.Now().UTC().Format(time.RFC3339Nano) + `",
+			"aliases": ["CVE-2099-0001"], "summary": "simulated advisory",
+			"affected": [{"package": {"ecosystem": "Debian:12", "name": "bash"},
+			  "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.9"}]}]}]}`}); err != nil {
+			return err
+		}
+		var rr server.RefreshResult
+		start := time.Now()
+		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/feeds/refresh", nil, &rr); err != nil {
+			return fmt.Errorf("refresh: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "%-28s %7d hosts (%d package sets) rematched in %.3fs; %d opened (refresh with import %.2fs)\n", "rematch after new advisory",
+			rr.Rematch.Hosts, rr.Rematch.Groups, rr.RematchSeconds, rr.Rematch.Opened, time.Since(start).Seconds())
+		rss, hwm := procRSS(child.Process.Pid)
+		fmt.Fprintf(e.stdout, "%-28s RSS %.0f MiB, peak %.0f MiB\n", "server memory", rss, hwm)
+	}
+	return nil
+}
+
+// simFeedDir is where the started server finds the simulation's advisories.
+func (e *env) simFeedDir() string { return filepath.Join(e.dataDir, "sim-feeds") }
+
+// spawnServer starts `patchbay server` over plain HTTP on a free loopback
+// port, with a fresh data dir (and the --db of this command).
+func (e *env) spawnServer(ctx context.Context, o *simOpts) (*exec.Cmd, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.dataDir == "" || e.dataDir == defaultDataDir() {
+		d, err := tempDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		e.dataDir = d
+	}
+	if err := os.MkdirAll(e.simFeedDir(), 0o755); err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	feedsDirs := o.feedsDirs
+	if len(feedsDirs) == 0 {
+		feedsDirs = []string{filepath.Join(o.shared, "feeds/osv/Debian"), filepath.Join(o.shared, "feeds/kev")}
+	}
+	args := []string{"server", "--plain-http", "--listen", addr, "--data-dir", e.dataDir, "--log-level", "warn", "--sync-interval", "24h",
+		"--feeds-dir", e.simFeedDir()}
+	for _, d := range feedsDirs {
+		args = append(args, "--feeds-dir", d)
+	}
+	if e.dsn != "" {
+		args = append(args, "--db", e.dsn)
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if !o.keep {
+			os.RemoveAll(e.dataDir)
+		}
+	}
+	tokenCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if !sent && strings.HasPrefix(line, "pb_") {
+				tokenCh <- line
+				sent = true
+			}
+			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+				fmt.Fprintln(e.stderr, "server:", line)
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case o.token = <-tokenCh:
+	case <-time.After(60 * time.Second):
+		stop()
+		return nil, nil, errors.New("the server did not print its admin token within 60 s")
+	}
+	o.serverURL = "http://" + addr
+	// Ready once the leader has imported the feeds.
+	c := &api.Client{Base: o.serverURL, HTTP: http.DefaultClient}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var ready map[string]any
+		if err := c.Do(ctx, http.MethodGet, "/readyz", nil, &ready); err == nil && ready["leader"] == true {
+			var st map[string]any
+			ac := &api.Client{Base: o.serverURL, Token: o.token, HTTP: http.DefaultClient}
+			if err := ac.Do(ctx, http.MethodGet, api.Prefix+"/feeds", nil, &st); err == nil {
+				if srcs, _ := st["sources"].([]any); len(srcs) > 0 {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, nil, errors.New("the server did not become ready with feeds within 5 minutes")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return cmd, stop, nil
+}
+
+// procRSS reads a process's resident and peak resident memory, in MiB.
+func procRSS(pid int) (rss, hwm float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v / 1024
+		case "VmHWM:":
+			hwm = v / 1024
+		}
+	}
+	return rss, hwm
+}
+
+func tempDir() (string, error) { return os.MkdirTemp("", "patchbay-sim-") }
+
+func writeFiles(root string, files map[string]string) error {
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

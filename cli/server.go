@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/server"
+	"github.com/patchbay/patchbay/store"
+)
+
+// serverOpts are the server's flags.
+type serverOpts struct {
+	listen          string
+	tlsCert, tlsKey string
+	tlsNames        []string
+	plainHTTP       bool
+	checkpointDir   string
+	checkpointURL   string
+	checkpointEvery time.Duration
+	feedsDirs       []string
+	feedsSync       bool
+	feedsMirror     string
+	ecosystems      []string
+	syncInterval    time.Duration
+	checkin         time.Duration
+	maxBody         int64
+	replicaID       string
+	logLevel        string
+}
+
+func (o *serverOpts) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", ":8443", "address to listen on")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM); default a self-signed one made on first start in the data dir")
+	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM) of --tls-cert")
+	f.StringSliceVar(&o.tlsNames, "tls-name", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
+	f.BoolVar(&o.plainHTTP, "plain-http", false, "serve plain HTTP (behind a TLS-terminating proxy only)")
+	f.StringVar(&o.checkpointDir, "checkpoint-dir", "", "where signed audit checkpoints are written (default DATA_DIR/checkpoints; better on another disk or host)")
+	f.StringVar(&o.checkpointURL, "checkpoint-url", "", "webhook that receives each signed audit checkpoint (POST, JSON)")
+	f.DurationVar(&o.checkpointEvery, "checkpoint-every", 15*time.Minute, "how often the audit chain head is signed and exported (at most 15m)")
+	f.StringSliceVar(&o.feedsDirs, "feeds-dir", nil, "import advisories from this directory or file (upstream layout) at every refresh (repeatable)")
+	f.BoolVar(&o.feedsSync, "feeds-sync", false, "download advisories from upstream (or --feeds-mirror) at every refresh")
+	f.StringVar(&o.feedsMirror, "feeds-mirror", "", "base URL of a feed mirror with the upstream layout (implies --feeds-sync)")
+	f.StringSliceVar(&o.ecosystems, "ecosystem", nil, "OSV ecosystems to sync (default: those already imported, else common ones)")
+	f.DurationVar(&o.syncInterval, "sync-interval", 6*time.Hour, "how often the leader refreshes the feeds")
+	f.DurationVar(&o.checkin, "checkin-interval", 5*time.Minute, "check-in interval asked of agents")
+	f.Int64Var(&o.maxBody, "max-body", 64<<20, "largest request body accepted, in bytes, after decompression")
+	f.StringVar(&o.replicaID, "replica-id", "", "this process's name in the leader lease (default host:pid)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// running is a started server.
+type running struct {
+	srv         *server.Server
+	db          *store.DB
+	url         string
+	fingerprint string
+	adminToken  string // made on first start, shown once
+	done        chan error
+}
+
+// startServer opens the database, makes the first admin token when there
+// is none, and serves until ctx ends; done receives the outcome after a
+// graceful shutdown.
+func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) (*running, error) {
+	db, err := e.openDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*running, error) {
+		db.Close()
+		return nil, err
+	}
+	key, err := e.auditKey()
+	if err != nil {
+		return fail(err)
+	}
+	if o.replicaID == "" {
+		h, _ := os.Hostname()
+		o.replicaID = fmt.Sprintf("%s:%d", h, os.Getpid())
+	}
+	cpDir := o.checkpointDir
+	if cpDir == "" {
+		cpDir = filepath.Join(e.dataDir, "checkpoints")
+	}
+	if o.checkpointEvery > 15*time.Minute {
+		return fail(fmt.Errorf("--checkpoint-every %s: at most 15m", o.checkpointEvery))
+	}
+	fs := server.FeedSource{Paths: o.feedsDirs, Sync: o.feedsSync || o.feedsMirror != "", Mirror: o.feedsMirror, Ecosystems: o.ecosystems,
+		KEV: true, EPSS: true, TempDir: filepath.Join(e.dataDir, "tmp")}
+	if fs.Sync && len(fs.Ecosystems) == 0 {
+		ecos, err := defaultEcosystems(ctx, db)
+		if err != nil {
+			return fail(err)
+		}
+		fs.Ecosystems = ecos
+	}
+	srv, err := server.New(server.Config{DB: db, Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key,
+		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
+		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody})
+	if err != nil {
+		return fail(err)
+	}
+	r := &running{srv: srv, db: db, done: make(chan error, 1)}
+	if r.adminToken, err = e.bootstrapAdmin(ctx, db); err != nil {
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fail(fmt.Errorf("--listen %s: %w", o.listen, err))
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	scheme := "https"
+	if o.plainHTTP {
+		scheme = "http"
+	} else {
+		var cert tls.Certificate
+		if o.tlsCert != "" || o.tlsKey != "" {
+			if o.tlsCert == "" || o.tlsKey == "" {
+				ln.Close()
+				return fail(errors.New("--tls-cert and --tls-key go together"))
+			}
+			cert, r.fingerprint, err = server.LoadCert(o.tlsCert, o.tlsKey)
+		} else {
+			cert, r.fingerprint, err = server.SelfSigned(e.dataDir, o.tlsNames)
+		}
+		if err != nil {
+			ln.Close()
+			return fail(err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+	}
+	r.url = scheme + "://" + urlHost(ln.Addr())
+	bctx, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
+	bgDone := make(chan error, 1)
+	go func() { bgDone <- srv.Run(bctx) }()
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		var err error
+		select {
+		case <-ctx.Done():
+		case err = <-served:
+		}
+		// Drain: stop accepting, let requests in flight finish.
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if serr := hs.Shutdown(sctx); serr != nil && err == nil {
+			err = fmt.Errorf("shutdown: %w", serr)
+		}
+		cancel()
+		cancelBG()
+		if berr := <-bgDone; berr != nil && err == nil {
+			err = berr
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		db.Close()
+		log.Info("server stopped")
+		r.done <- err
+	}()
+	log.Info("serving", "url", r.url, "backend", db.Backend, "replica", o.replicaID, "tls_fingerprint", r.fingerprint)
+	return r, nil
+}
+
+func urlHost(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// bootstrapAdmin makes an admin token when no usable one exists, and
+// returns its secret (shown once).
+func (e *env) bootstrapAdmin(ctx context.Context, db *store.DB) (string, error) {
+	toks, err := db.Tokens.List(ctx)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC()
+	for _, t := range toks {
+		if t.Kind == auth.KindAPI && t.Role == auth.Admin && t.Check(now) == nil {
+			return "", nil
+		}
+	}
+	secret, id, hash, err := auth.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	t := auth.Token{ID: id, Kind: auth.KindAPI, Role: auth.Admin, Name: "first admin (made on first start)", Created: now, UsesLeft: -1}
+	if err := db.Tokens.Create(ctx, t, hash); err != nil {
+		return "", err
+	}
+	if _, err := db.Audit.Append(ctx, "server", "token.create", "token/"+id, t); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func newServerCmd(e *env) *cobra.Command {
+	o := &serverOpts{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Serve the API for agents, people and automation",
+		Long: `server keeps the inventory and findings of every enrolled host and serves
+the JSON API under /api/v1 (OpenAPI at /api/v1/openapi.json), /healthz,
+/readyz and Prometheus /metrics.
+
+The database is the embedded SQLite file in the data dir, or PostgreSQL with
+--db postgres://…, where several server processes share one database; one of
+them, holding a lease, refreshes feeds, rematches and exports audit
+checkpoints.
+
+On first start it prints a one-time admin token; TLS uses --tls-cert/--tls-key
+or a self-signed certificate whose fingerprint agents pin with --pin.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(e.stderr, o.logLevel)
+			if err != nil {
+				return err
+			}
+			r, err := e.startServer(cmd.Context(), o, log)
+			if err != nil {
+				return err
+			}
+			if r.adminToken != "" {
+				fmt.Fprintf(e.stderr, "\nfirst start: admin token (shown once, only its hash is kept):\n\n    %s\n\n", r.adminToken)
+			}
+			if r.fingerprint != "" {
+				fmt.Fprintf(e.stderr, "TLS certificate fingerprint (agents: --pin %s)\n", r.fingerprint)
+			}
+			fmt.Fprintf(e.stderr, "serving %s\n", r.url)
+			return <-r.done
+		},
+	}
+	o.flags(cmd)
+	return cmd
+}

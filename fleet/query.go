@@ -1,0 +1,147 @@
+package fleet
+
+import (
+	"errors"
+	"time"
+
+	"github.com/patchbay/patchbay/scan"
+)
+
+// HostFilter selects hosts. Zero fields select everything.
+type HostFilter struct {
+	// Labels must all match the host's effective labels.
+	Labels map[string]string
+	// Ecosystem is the OS: "Debian:12", or a bare "Debian" for every release.
+	Ecosystem string
+	// SeenAfter and SeenBefore bound LastSeen (stale hosts: SeenBefore).
+	SeenAfter, SeenBefore time.Time
+	// MinOpen keeps hosts with at least this many open findings;
+	// Priority counts only findings of that priority.
+	MinOpen  int
+	Priority string
+	// Clones keeps only hosts flagged as clones.
+	Clones bool
+}
+
+// HostSummary is a host in a list: its record and open finding counts.
+type HostSummary struct {
+	Host
+	// Open counts open findings by priority ("P1".."P4").
+	Open map[string]int `json:"open"`
+	// Updates is how many updates the package manager offers.
+	Updates int `json:"updates_count"`
+}
+
+// OpenTotal is the number of open findings.
+func (h HostSummary) OpenTotal() int {
+	n := 0
+	for _, c := range h.Open {
+		n += c
+	}
+	return n
+}
+
+// HostDetail is one host with its packages, findings and available patches.
+type HostDetail struct {
+	HostSummary
+	Packages []PackageRef  `json:"packages"`
+	Findings []Finding     `json:"findings"`
+	Updates  []scan.Update `json:"updates"`
+}
+
+// PackageRef is an installed package as a host detail lists it.
+type PackageRef struct {
+	Ecosystem     string `json:"ecosystem"`
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	SourceName    string `json:"source_name,omitempty"`
+	SourceVersion string `json:"source_version,omitempty"`
+	Location      string `json:"location"`
+}
+
+// FindingSort orders a finding list.
+type FindingSort string
+
+// Orders; every one ends with the finding's id, so pages are stable.
+const (
+	SortPriority  FindingSort = "priority"   // P1 first, then oldest
+	SortDue       FindingSort = "due"        // soonest due first
+	SortFirstSeen FindingSort = "first_seen" // oldest first
+	SortNewest    FindingSort = "-first_seen"
+)
+
+// ParseFindingSort checks a sort name.
+func ParseFindingSort(s string) (FindingSort, bool) {
+	switch FindingSort(s) {
+	case "":
+		return SortPriority, true
+	case SortPriority, SortDue, SortFirstSeen, SortNewest:
+		return FindingSort(s), true
+	}
+	return "", false
+}
+
+// FindingStatus selects open, remediated or all findings.
+type FindingStatus string
+
+// Statuses.
+const (
+	StatusOpen       FindingStatus = "open"
+	StatusRemediated FindingStatus = "remediated"
+	StatusAll        FindingStatus = "all"
+)
+
+// FindingFilter selects findings across the fleet.
+type FindingFilter struct {
+	Status        FindingStatus
+	Priorities    []string
+	HostID        string
+	Labels        map[string]string
+	Ecosystem     string // exact, or bare ("Debian") for every release
+	Vulnerability string
+	Package       string
+	// Overdue keeps open findings whose due date is before Now.
+	Overdue bool
+	Now     time.Time
+	Sort    FindingSort
+	// Limit is the page size; After is the cursor of the previous page.
+	Limit int
+	After string
+}
+
+// FindingRow is a finding in a fleet-wide list, with its host's name.
+type FindingRow struct {
+	ID int64 `json:"id"`
+	Finding
+	Hostname string `json:"hostname"`
+}
+
+// FindingPage is one page of findings; Next is the cursor of the next
+// page, empty on the last.
+type FindingPage struct {
+	Findings []FindingRow `json:"findings"`
+	Next     string       `json:"next,omitempty"`
+}
+
+// Vulnerability is one vulnerability across the fleet.
+type Vulnerability struct {
+	ID string `json:"id"`
+	// Hosts counts hosts with an open finding of it; Remediated counts
+	// findings of it closed so far.
+	Hosts      int      `json:"hosts"`
+	Open       int      `json:"open"`
+	Remediated int      `json:"remediated"`
+	Priority   string   `json:"priority"` // the highest among open findings
+	Severity   string   `json:"severity,omitempty"`
+	Packages   []string `json:"packages"` // ecosystem/name
+	Fixed      []string `json:"fixed"`    // fixed versions, distinct
+	KEV        bool     `json:"kev"`
+	KEVDue     string   `json:"kev_due,omitempty"`
+	EPSS       *float64 `json:"epss,omitempty"`
+	Percentile *float64 `json:"epss_percentile,omitempty"`
+	// HostIDs lists the affected hosts (in the detail view only).
+	HostIDs []string `json:"host_ids,omitempty"`
+}
+
+// ErrBadCursor is returned for a page cursor the store did not make.
+var ErrBadCursor = errors.New("invalid cursor")

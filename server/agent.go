@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/store"
+)
+
+func newHostID() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// enroll exchanges an enrollment token for a host and its credential.
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req api.EnrollRequest
+	if err := decode(r, &req, false); err != nil {
+		return err
+	}
+	if err := fleet.ValidateFacts(req.Facts); err != nil {
+		return errBadRequest(err.Error(), fieldOf(err.Error()))
+	}
+	ctx := r.Context()
+	now := s.cfg.Now().UTC()
+	// Spend one use; a racing enrollment may have taken the last one.
+	secret := bearer(r)
+	if _, err := s.db.Tokens.UseEnrollment(ctx, secret, now); err != nil {
+		return errUnauthorized("enrollment token refused: " + err.Error())
+	}
+	id, err := newHostID()
+	if err != nil {
+		return err
+	}
+	cred, credID, credHash, err := auth.NewSecret()
+	if err != nil {
+		return err
+	}
+	h := fleet.Host{ID: id, MachineID: req.Facts.MachineID, Hostname: req.Facts.Hostname, Ecosystem: req.Facts.Ecosystem,
+		Labels: map[string]string{}, LastSeen: now, Facts: req.Facts, EnrolledAt: now}
+	tok := auth.Token{ID: credID, Kind: auth.KindHost, Role: auth.Agent, Name: req.Facts.Hostname, Created: now, UsesLeft: -1, Subject: id}
+	cloneOf, err := s.db.Fleet.Enroll(ctx, h, tok, credHash)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.Audit.Append(ctx, c.actor(), "host.enroll", "host/"+id,
+		map[string]any{"hostname": h.Hostname, "machine_id": h.MachineID, "credential": credID, "clone_of": cloneOf}); err != nil {
+		return err
+	}
+	if cloneOf != "" {
+		s.log.Warn("host enrolled with the machine-id of another host: flagged as a clone", "host", id, "hostname", h.Hostname, "clone_of", cloneOf)
+	}
+	s.metrics.enrollments.Inc()
+	return writeJSON(w, http.StatusCreated, api.EnrollResponse{HostID: id, Credential: cred, CloneOf: cloneOf})
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 {
+		return h[7:]
+	}
+	return ""
+}
+
+// fieldOf takes the field path a validation message starts with.
+func fieldOf(msg string) string {
+	for i := 0; i < len(msg); i++ {
+		if msg[i] == ':' {
+			return msg[:i]
+		}
+	}
+	return ""
+}
+
+// checkin applies an agent's report: facts, then the inventory and the
+// package manager's updates when they changed.
+func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var rep api.Report
+	if err := decode(r, &rep, false); err != nil {
+		return err
+	}
+	if err := fleet.ValidateFacts(rep.Facts); err != nil {
+		return errBadRequest(err.Error(), fieldOf(err.Error()))
+	}
+	ctx := r.Context()
+	hostID := c.tok.Subject
+	h, err := s.db.Fleet.HostSummary(ctx, hostID)
+	if err != nil {
+		return err
+	}
+	if rep.Facts.MachineID != h.MachineID {
+		s.log.Warn("a host credential was presented by another machine", "host", hostID, "enrolled_machine_id", h.MachineID, "presented_machine_id", rep.Facts.MachineID)
+		return errConflict(api.CodeMachineMismatch, "this credential belongs to host "+hostID+" with another machine-id; a copied state dir? enroll this machine with its own enrollment (remove the state dir's credential)")
+	}
+	now := s.cfg.Now().UTC()
+	// A report kept on disk is applied at the time it was collected, but
+	// never after now nor before the host's last report.
+	at := now
+	if !rep.CollectedAt.IsZero() && rep.CollectedAt.Before(now) {
+		at = rep.CollectedAt.UTC()
+	}
+	if at.Before(h.LastSeen) {
+		at = h.LastSeen
+	}
+	resp := api.CheckinResponse{HostID: hostID, Inventory: "unchanged", Updates: "unchanged", Open: h.OpenTotal(),
+		NextCheckinSeconds: int(s.cfg.Checkin / time.Second)}
+
+	invChanged := rep.InventoryHash != h.InventoryHash
+	if invChanged && rep.Inventory == nil {
+		return errConflict(api.CodeInventoryRequired, "the server does not have inventory "+rep.InventoryHash+": send it in full")
+	}
+	updChanged := rep.UpdatesHash != h.UpdatesHash
+	if updChanged && rep.Updates == nil {
+		return errConflict(api.CodeUpdatesRequired, "the server does not have updates "+rep.UpdatesHash+": send them in full")
+	}
+	if invChanged {
+		pkgs := *rep.Inventory
+		for i, p := range pkgs {
+			if err := fleet.Validate(i, p); err != nil {
+				return errBadRequest("inventory: "+err.Error(), "inventory")
+			}
+		}
+		if got := fleet.InventoryHash(pkgs); got != rep.InventoryHash {
+			return errBadRequest("inventory_hash "+rep.InventoryHash+" is not the hash of the inventory sent ("+got+")", "inventory_hash")
+		}
+	}
+	if updChanged {
+		if got := fleet.UpdatesHash(*rep.Updates); got != rep.UpdatesHash {
+			return errBadRequest("updates_hash "+rep.UpdatesHash+" is not the hash of the updates sent ("+got+")", "updates_hash")
+		}
+	}
+	factsChanged := !reflect.DeepEqual(normFacts(rep.Facts), normFacts(h.Facts))
+	switch {
+	case factsChanged || invChanged || updChanged:
+		if err := s.db.Fleet.CheckIn(ctx, hostID, rep.Facts, at); err != nil {
+			return err
+		}
+	default:
+		s.touches.add(hostID, at)
+	}
+	kind := "unchanged"
+	if factsChanged {
+		kind = "facts"
+	}
+	if updChanged {
+		if err := s.db.Fleet.SetUpdates(ctx, hostID, rep.UpdatesHash, *rep.Updates); err != nil {
+			return err
+		}
+		resp.Updates, kind = "stored", "updates"
+	}
+	if invChanged {
+		start := time.Now()
+		h.Host.Ecosystem = rep.Facts.Ecosystem
+		res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.db, h.Host, *rep.Inventory, at)
+		if err != nil {
+			return err
+		}
+		s.metrics.ingestRows.Add(float64(len(*rep.Inventory)))
+		s.metrics.ingestSeconds.Observe(time.Since(start).Seconds())
+		resp.Inventory, kind = "stored", "inventory"
+		resp.Open, resp.Opened, resp.Closed = res.Findings, res.Opened, res.Closed
+	}
+	s.metrics.checkins.WithLabelValues(kind).Inc()
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// normFacts makes empty and missing collections compare equal.
+func normFacts(f fleet.Facts) fleet.Facts {
+	if len(f.Labels) == 0 {
+		f.Labels = nil
+	}
+	if len(f.Addresses) == 0 {
+		f.Addresses = nil
+	}
+	if len(f.RebootReasons) == 0 {
+		f.RebootReasons = nil
+	}
+	// Uptime changes at every check-in: it is written with the next
+	// change or, for an unchanged host, not at all (last_seen tells more).
+	f.UptimeSeconds = 0
+	return f
+}
+
+// toucher batches the check-in times of unchanged hosts: one transaction
+// a second instead of one write per check-in.
+type toucher struct {
+	db   *store.DB
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func (t *toucher) add(id string, at time.Time) {
+	t.mu.Lock()
+	if at.After(t.seen[id]) {
+		t.seen[id] = at
+	}
+	t.mu.Unlock()
+}
+
+func (t *toucher) flush(ctx context.Context) error {
+	t.mu.Lock()
+	batch := t.seen
+	t.seen = map[string]time.Time{}
+	t.mu.Unlock()
+	if err := t.db.Fleet.Touch(ctx, batch); err != nil {
+		// Keep them for the next flush.
+		t.mu.Lock()
+		for id, at := range batch {
+			if at.After(t.seen[id]) {
+				t.seen[id] = at
+			}
+		}
+		t.mu.Unlock()
+		return err
+	}
+	return nil
+}

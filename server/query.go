@@ -1,0 +1,436 @@
+package server
+
+import (
+	"bufio"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/risk"
+)
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(openAPIDoc)
+	return err
+}
+
+// labelsParam parses repeated label=k=v parameters.
+func labelsParam(q url.Values) (map[string]string, error) {
+	out := map[string]string{}
+	for _, l := range q["label"] {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return nil, errBadRequest(fmt.Sprintf("label %q: want key=value", l), "query.label")
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func timeParam(q url.Values, name string) (time.Time, error) {
+	v := q.Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return t, errBadRequest(fmt.Sprintf("%s %q: want an RFC 3339 time (2026-11-22T10:00:00Z)", name, v), "query."+name)
+	}
+	return t, nil
+}
+
+func intParam(q url.Values, name string, def, max int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || (max > 0 && n > max) {
+		return 0, errBadRequest(fmt.Sprintf("%s %q: want a whole number from 0 to %d", name, v, max), "query."+name)
+	}
+	return n, nil
+}
+
+func priorityList(q url.Values) ([]string, error) {
+	var out []string
+	for _, v := range q["priority"] {
+		for _, p := range strings.Split(v, ",") {
+			pr, err := risk.ParsePriority(strings.TrimSpace(p))
+			if err != nil {
+				return nil, errBadRequest(fmt.Sprintf("priority %q: want P1, P2, P3 or P4", p), "query.priority")
+			}
+			out = append(out, pr.String())
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	var f fleet.HostFilter
+	var err error
+	if f.Labels, err = labelsParam(q); err != nil {
+		return err
+	}
+	f.Ecosystem = q.Get("os")
+	if f.SeenAfter, err = timeParam(q, "seen_after"); err != nil {
+		return err
+	}
+	if f.SeenBefore, err = timeParam(q, "seen_before"); err != nil {
+		return err
+	}
+	if f.MinOpen, err = intParam(q, "min_open", 0, 1<<30); err != nil {
+		return err
+	}
+	if ps, err := priorityList(q); err != nil {
+		return err
+	} else if len(ps) > 1 {
+		return errBadRequest("priority: one priority for hosts", "query.priority")
+	} else if len(ps) == 1 {
+		f.Priority = ps[0]
+	}
+	f.Clones = q.Get("clones") == "true"
+	hosts, err := s.db.Fleet.Hosts(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, api.HostList{Hosts: hosts})
+}
+
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	h, err := s.db.Fleet.HostSummary(ctx, id)
+	if err != nil {
+		return err
+	}
+	d := fleet.HostDetail{HostSummary: h}
+	pkgs, err := s.db.Fleet.Inventory(ctx, id)
+	if err != nil {
+		return err
+	}
+	d.Packages = make([]fleet.PackageRef, len(pkgs))
+	for i, p := range pkgs {
+		d.Packages[i] = fleet.PackageRef{Ecosystem: p.Ecosystem, Name: p.Name, Version: p.Version, SourceName: p.SourceName, SourceVersion: p.SourceVersion, Location: p.Location}
+	}
+	if d.Findings, err = s.db.Findings.List(ctx, id); err != nil {
+		return err
+	}
+	if d.Updates, err = s.db.Fleet.Updates(ctx, id); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) setLabels(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req api.Labels
+	if err := decode(r, &req, true); err != nil {
+		return err
+	}
+	for k, v := range req.Labels {
+		if err := fleet.ValidateLabel(k, v); err != nil {
+			return errBadRequest("labels: "+err.Error(), "labels."+k)
+		}
+	}
+	if req.Labels == nil {
+		req.Labels = map[string]string{}
+	}
+	id := r.PathValue("id")
+	if err := s.db.Fleet.SetLabels(r.Context(), id, req.Labels); err != nil {
+		return err
+	}
+	if _, err := s.db.Audit.Append(r.Context(), c.actor(), "host.labels", "host/"+id, req.Labels); err != nil {
+		return err
+	}
+	h, err := s.db.Fleet.HostSummary(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, h)
+}
+
+// revokeHost revokes a host's credentials: its next check-in is refused.
+func (s *Server) revokeHost(w http.ResponseWriter, r *http.Request, c *caller) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if _, err := s.db.Fleet.Host(ctx, id); err != nil {
+		return err
+	}
+	toks, err := s.db.Tokens.List(ctx)
+	if err != nil {
+		return err
+	}
+	var revoked []string
+	for _, t := range toks {
+		if t.Kind == auth.KindHost && t.Subject == id && !t.Revoked {
+			if err := s.db.Tokens.Revoke(ctx, t.ID); err != nil {
+				return err
+			}
+			revoked = append(revoked, t.ID)
+		}
+	}
+	if _, err := s.db.Audit.Append(ctx, c.actor(), "host.revoke", "host/"+id, map[string]any{"credentials": revoked}); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"host_id": id, "revoked": revoked})
+}
+
+func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	f := fleet.FindingFilter{Status: fleet.FindingStatus(q.Get("status")), HostID: q.Get("host"), Ecosystem: q.Get("ecosystem"),
+		Vulnerability: q.Get("vuln"), Package: q.Get("package"), Overdue: q.Get("overdue") == "true", Now: s.cfg.Now(), After: q.Get("cursor")}
+	switch f.Status {
+	case "", fleet.StatusOpen, fleet.StatusRemediated, fleet.StatusAll:
+	default:
+		return errBadRequest(fmt.Sprintf("status %q: want open, remediated or all", f.Status), "query.status")
+	}
+	sortBy, ok := fleet.ParseFindingSort(q.Get("sort"))
+	if !ok {
+		return errBadRequest(fmt.Sprintf("sort %q: want priority, due, first_seen or -first_seen", q.Get("sort")), "query.sort")
+	}
+	f.Sort = sortBy
+	var err error
+	if f.Priorities, err = priorityList(q); err != nil {
+		return err
+	}
+	if f.Limit, err = intParam(q, "limit", 100, 1000); err != nil {
+		return err
+	}
+	labels, err := labelsParam(q)
+	if err != nil {
+		return err
+	}
+	var hostIDs []string
+	if len(labels) > 0 {
+		hosts, err := s.db.Fleet.Hosts(r.Context(), fleet.HostFilter{Labels: labels})
+		if err != nil {
+			return err
+		}
+		hostIDs = make([]string, 0, len(hosts))
+		for _, h := range hosts {
+			hostIDs = append(hostIDs, h.ID)
+		}
+	}
+	page, err := s.db.Findings.Query(r.Context(), f, hostIDs)
+	if errors.Is(err, fleet.ErrBadCursor) {
+		return errBadRequest("cursor: not a cursor this server returned", "query.cursor")
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+// exploitation adds KEV and EPSS to vulnerabilities named by a CVE.
+func (s *Server) exploitation(r *http.Request, vs []fleet.Vulnerability) error {
+	var cves []string
+	for _, v := range vs {
+		if c := advisory.CVEOf(v.ID); c != "" {
+			cves = append(cves, c)
+		}
+	}
+	kev, epss, err := s.db.Exploitation(r.Context(), cves)
+	if err != nil {
+		return err
+	}
+	for i := range vs {
+		c := advisory.CVEOf(vs[i].ID)
+		if e, ok := kev[c]; ok {
+			vs[i].KEV = true
+			if !e.DueDate.IsZero() {
+				vs[i].KEVDue = e.DueDate.Format(time.DateOnly)
+			}
+		}
+		if e, ok := epss[c]; ok {
+			p, pc := e.Probability, e.Percentile
+			vs[i].EPSS, vs[i].Percentile = &p, &pc
+		}
+	}
+	return nil
+}
+
+func (s *Server) listVulns(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	limit, err := intParam(q, "limit", 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	vs, err := s.db.Findings.Vulnerabilities(r.Context(), "")
+	if err != nil {
+		return err
+	}
+	if ps, err := priorityList(q); err != nil {
+		return err
+	} else if len(ps) > 0 {
+		keep := vs[:0]
+		for _, v := range vs {
+			for _, p := range ps {
+				if v.Priority == p {
+					keep = append(keep, v)
+					break
+				}
+			}
+		}
+		vs = keep
+	}
+	if limit > 0 && len(vs) > limit {
+		vs = vs[:limit]
+	}
+	if err := s.exploitation(r, vs); err != nil {
+		return err
+	}
+	if q.Get("kev") == "true" {
+		keep := vs[:0]
+		for _, v := range vs {
+			if v.KEV {
+				keep = append(keep, v)
+			}
+		}
+		vs = keep
+	}
+	return writeJSON(w, http.StatusOK, api.VulnList{Vulnerabilities: vs})
+}
+
+func (s *Server) getVuln(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	id := r.PathValue("id")
+	vs, err := s.db.Findings.Vulnerabilities(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if len(vs) == 0 {
+		return errNotFound("vulnerability " + id + ": no host has or had it")
+	}
+	if err := s.exploitation(r, vs); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, vs[0])
+}
+
+func (s *Server) feedStatus(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	srcs, err := s.db.Sources(r.Context())
+	if err != nil {
+		return err
+	}
+	counts, err := s.db.EcosystemCounts(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"sources": srcs, "ecosystems": counts})
+}
+
+// refreshNow refreshes the feeds and rematches, on this replica, now.
+// Imports are idempotent and transactional, so a refresh racing the
+// leader's does no harm.
+func (s *Server) refreshNow(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if !s.feedSource().enabled() {
+		return errConflict("no_feeds", "this server has no feed source (start it with --feeds-dir, --feeds-sync or --feeds-mirror)")
+	}
+	res, err := s.RefreshFeeds(r.Context(), fleet.Fence{})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	toks, err := s.db.Tokens.List(r.Context())
+	if err != nil {
+		return err
+	}
+	if toks == nil {
+		toks = []auth.Token{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"tokens": toks})
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var req api.TokenRequest
+	if err := decode(r, &req, true); err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	t := auth.Token{Kind: req.Kind, Name: req.Name, Created: now, UsesLeft: -1}
+	switch req.Kind {
+	case "", auth.KindAPI:
+		t.Kind = auth.KindAPI
+		role, err := auth.ParseRole(string(req.Role))
+		if err != nil || role == auth.Agent {
+			return errBadRequest(fmt.Sprintf("role %q: want admin, operator or viewer", req.Role), "role")
+		}
+		t.Role = role
+	case auth.KindEnrollment:
+		t.Role = auth.Agent
+		if req.Uses == 0 || req.Uses < -1 {
+			return errBadRequest(fmt.Sprintf("uses %d: want a positive number, or -1 for unlimited", req.Uses), "uses")
+		}
+		t.UsesLeft = req.Uses
+		if req.TTLSeconds == 0 {
+			req.TTLSeconds = int64((24 * time.Hour) / time.Second)
+		}
+	default:
+		return errBadRequest(fmt.Sprintf("kind %q: want api or enrollment", req.Kind), "kind")
+	}
+	if req.TTLSeconds < 0 {
+		return errBadRequest("ttl_seconds: negative", "ttl_seconds")
+	}
+	if req.TTLSeconds > 0 {
+		t.Expires = now.Add(time.Duration(req.TTLSeconds) * time.Second)
+	}
+	secret, id, hash, err := auth.NewSecret()
+	if err != nil {
+		return err
+	}
+	t.ID = id
+	if err := s.db.Tokens.Create(r.Context(), t, hash); err != nil {
+		return err
+	}
+	if _, err := s.db.Audit.Append(r.Context(), c.actor(), "token.create", "token/"+id, t); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, api.TokenResponse{Token: t, Secret: secret})
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id := r.PathValue("id")
+	if err := s.db.Tokens.Revoke(r.Context(), id); errors.Is(err, auth.ErrUnknown) {
+		return errNotFound("token " + id + ": no such token")
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.db.Audit.Append(r.Context(), c.actor(), "token.revoke", "token/"+id, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// exportAudit writes the audit log as JSON Lines.
+func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	es, err := s.db.Audit.Entries(r.Context())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/jsonl")
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for _, e := range es {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}

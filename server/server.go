@@ -1,0 +1,394 @@
+// Package server is patchbay's HTTP server: the JSON API under /api/v1
+// for people, automation and agents, health and metrics endpoints, and the
+// work one replica runs for all (feed sync, incremental rematch, audit
+// checkpoints) under a leader lease. Any replica serves any request: all
+// state is in the database.
+package server
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/store"
+)
+
+// Config is what a server needs.
+type Config struct {
+	DB      *store.DB
+	Log     *slog.Logger
+	Version string
+	// ReplicaID names this process in leases and logs.
+	ReplicaID string
+	// AuditKey signs audit checkpoints.
+	AuditKey ed25519.PrivateKey
+	// CheckpointDir receives signed checkpoints of the audit chain head;
+	// CheckpointURL, when set, receives them by POST as well.
+	CheckpointDir   string
+	CheckpointURL   string
+	CheckpointEvery time.Duration // at most 15 minutes
+	// Feeds says where the leader gets advisories, and how often.
+	Feeds        FeedSource
+	SyncInterval time.Duration
+	// Checkin is the interval agents are asked to keep.
+	Checkin time.Duration
+	// MaxBody limits request bodies (after decompression), in bytes.
+	MaxBody int64
+	// LeaseTTL and ElectEvery tune the leader election.
+	LeaseTTL, ElectEvery time.Duration
+	// TouchEvery is how often check-in times of unchanged hosts are
+	// written, in one transaction.
+	TouchEvery time.Duration
+	Now        func() time.Time
+}
+
+// Server serves the API.
+type Server struct {
+	cfg     Config
+	db      *store.DB
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []Route
+	metrics *metrics
+	touches *toucher
+	ready   chan struct{}
+	readyMu sync.Once
+	feedsMu sync.Mutex
+	term    atomic.Int64 // the lease term while leading, else 0
+}
+
+// Route is one API route and the role it needs.
+type Route struct {
+	Method  string
+	Pattern string // net/http pattern path: /api/v1/hosts/{id}
+	// Need is the role required; "" for public routes, "enrollment" for
+	// the enrollment endpoint (enrollment tokens only).
+	Need auth.Role
+	h    func(w http.ResponseWriter, r *http.Request, c *caller) error
+}
+
+// needEnrollment marks the route enrollment tokens reach.
+const needEnrollment auth.Role = "enrollment"
+
+// caller is the authenticated credential of a request.
+type caller struct {
+	tok auth.Token
+}
+
+func (c *caller) actor() string {
+	if c == nil {
+		return "anonymous"
+	}
+	switch c.tok.Kind {
+	case auth.KindHost:
+		return "host:" + c.tok.Subject
+	default:
+		return fmt.Sprintf("%s:%s", c.tok.Kind, c.tok.ID)
+	}
+}
+
+// New makes a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("server: no database")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 64 << 20
+	}
+	if cfg.Checkin <= 0 {
+		cfg.Checkin = 5 * time.Minute
+	}
+	if cfg.CheckpointEvery <= 0 || cfg.CheckpointEvery > 15*time.Minute {
+		cfg.CheckpointEvery = 15 * time.Minute
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = 6 * time.Hour
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
+	if cfg.ElectEvery <= 0 {
+		cfg.ElectEvery = cfg.LeaseTTL / 3
+	}
+	if cfg.TouchEvery <= 0 {
+		cfg.TouchEvery = time.Second
+	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = "replica"
+	}
+	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s.metrics = newMetrics(cfg.DB)
+	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
+	})
+	return s, nil
+}
+
+// Routes lists the API's routes.
+func (s *Server) Routes() []Route { return s.routes }
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routeTable() []Route {
+	p := api.Prefix
+	return []Route{
+		{"GET", "/healthz", "", s.healthz},
+		{"GET", "/readyz", "", s.readyz},
+		{"GET", "/metrics", "", s.serveMetrics},
+		{"GET", p + "/openapi.json", "", s.openapi},
+		{"GET", p + "/whoami", auth.Viewer, s.whoami},
+		{"POST", p + "/agent/enroll", needEnrollment, s.enroll},
+		{"POST", p + "/agent/checkin", auth.Agent, s.checkin},
+		{"GET", p + "/hosts", auth.Viewer, s.listHosts},
+		{"GET", p + "/hosts/{id}", auth.Viewer, s.getHost},
+		{"PUT", p + "/hosts/{id}/labels", auth.Operator, s.setLabels},
+		{"POST", p + "/hosts/{id}/revoke", auth.Admin, s.revokeHost},
+		{"GET", p + "/findings", auth.Viewer, s.listFindings},
+		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
+		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
+		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},
+		{"POST", p + "/feeds/refresh", auth.Operator, s.refreshNow},
+		{"GET", p + "/tokens", auth.Admin, s.listTokens},
+		{"POST", p + "/tokens", auth.Admin, s.createToken},
+		{"DELETE", p + "/tokens/{id}", auth.Admin, s.revokeToken},
+		{"GET", p + "/audit", auth.Admin, s.exportAudit},
+	}
+}
+
+// statusWriter records the status for metrics and logs.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// wrap authenticates, authorises, limits the body, and records metrics.
+func (s *Server) wrap(rt Route) http.Handler {
+	name := rt.Method + " " + rt.Pattern
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		err := s.serve(rt, sw, r)
+		if err != nil {
+			s.writeError(sw, r, err)
+		}
+		if sw.status == 0 {
+			sw.WriteHeader(http.StatusNoContent)
+		}
+		s.metrics.request(name, sw.status, time.Since(start))
+	})
+}
+
+func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) error {
+	var c *caller
+	if rt.Need != "" {
+		tok, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		c = &caller{tok: tok}
+		switch {
+		case rt.Need == needEnrollment:
+			if tok.Kind != auth.KindEnrollment {
+				return errForbidden("this endpoint takes an enrollment token")
+			}
+		case tok.Kind == auth.KindEnrollment:
+			return errForbidden("an enrollment token only enrolls agents")
+		case !tok.Role.Allows(rt.Need):
+			return errForbidden(fmt.Sprintf("role %s may not %s %s (needs %s)", tok.Role, rt.Method, rt.Pattern, rt.Need))
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return errBadRequest("body: not gzip: "+err.Error(), "")
+		}
+		defer zr.Close()
+		r.Body = &limitedBody{r: io.LimitReader(zr, s.cfg.MaxBody+1), max: s.cfg.MaxBody, c: r.Body}
+	}
+	return rt.h(w, r, c)
+}
+
+// limitedBody fails a decompressed body past the limit (a gzip bomb).
+type limitedBody struct {
+	r   io.Reader
+	n   int64
+	max int64
+	c   io.Closer
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > b.max {
+		return n, &http.MaxBytesError{Limit: b.max}
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.c.Close() }
+
+func (s *Server) authenticate(r *http.Request) (auth.Token, error) {
+	h := r.Header.Get("Authorization")
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || secret == "" {
+		return auth.Token{}, errUnauthorized("missing credential: send Authorization: Bearer <token>")
+	}
+	tok, err := s.db.Tokens.Authenticate(r.Context(), strings.TrimSpace(secret), s.cfg.Now())
+	if err != nil {
+		if errors.Is(err, auth.ErrUnknown) || errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrRevoked) || errors.Is(err, auth.ErrExhausted) {
+			return tok, errUnauthorized("invalid credential")
+		}
+		return tok, err
+	}
+	return tok, nil
+}
+
+// httpError is an error with its response.
+type httpError struct {
+	status int
+	body   api.Error
+}
+
+func (e *httpError) Error() string { return e.body.Error }
+
+func errBadRequest(msg, field string) error {
+	return &httpError{http.StatusBadRequest, api.Error{Error: msg, Code: api.CodeBadRequest, Field: field}}
+}
+func errUnauthorized(msg string) error {
+	return &httpError{http.StatusUnauthorized, api.Error{Error: msg, Code: api.CodeUnauthorized}}
+}
+func errForbidden(msg string) error {
+	return &httpError{http.StatusForbidden, api.Error{Error: msg, Code: api.CodeForbidden}}
+}
+func errNotFound(msg string) error {
+	return &httpError{http.StatusNotFound, api.Error{Error: msg, Code: api.CodeNotFound}}
+}
+func errConflict(code, msg string) error {
+	return &httpError{http.StatusConflict, api.Error{Error: msg, Code: code}}
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		if he.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="patchbay"`)
+		}
+		writeErr(w, he.status, he.body.Code, he.body.Error, he.body.Field)
+	case errors.As(err, &mbe):
+		writeErr(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit), "")
+	case errors.Is(err, fleet.ErrNotFound):
+		writeErr(w, http.StatusNotFound, api.CodeNotFound, err.Error(), "")
+	case errors.Is(err, context.Canceled):
+		// The client went away; nothing to answer.
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeErr(w, http.StatusInternalServerError, api.CodeInternal, "internal error (logged on the server)", "")
+	}
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg, field string) {
+	writeJSON(w, status, api.Error{Error: msg, Code: code, Field: field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body into v. Malformed JSON is a 400 naming the
+// field (for a wrong type) or the byte offset (for a syntax error).
+func decode(r *http.Request, v any, strict bool) error {
+	dec := json.NewDecoder(r.Body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err := dec.Decode(v)
+	var mbe *http.MaxBytesError
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		if dec.More() {
+			return errBadRequest("body: more than one JSON value", "")
+		}
+		return nil
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, io.EOF):
+		return errBadRequest("body: empty; want a JSON object", "")
+	case errors.As(err, &se):
+		return errBadRequest(fmt.Sprintf("body: malformed JSON at byte %d: %v", se.Offset, err), "")
+	case errors.As(err, &te):
+		field := te.Field
+		return errBadRequest(fmt.Sprintf("%s: want %s, got JSON %s", field, te.Type, te.Value), field)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errBadRequest("body: truncated JSON", "")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return errBadRequest("unknown field "+f, f)
+	default:
+		return errBadRequest("body: "+err.Error(), "")
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+// readyz is ready when the database answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.SQL().PingContext(ctx); err != nil {
+		writeErr(w, http.StatusServiceUnavailable, api.CodeUnavailable, "database unreachable: "+err.Error(), "")
+		return nil
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "backend": s.db.Backend, "leader": s.term.Load() != 0})
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return writeJSON(w, http.StatusOK, api.Whoami{Token: c.tok})
+}

@@ -1,0 +1,27 @@
+-- +goose Up
+-- What agents report: host facts, the package manager's available updates,
+-- enrollment and clone flags; due dates and severities of findings.
+ALTER TABLE hosts ADD COLUMN facts TEXT NOT NULL DEFAULT '{}';        -- JSON fleet.Facts
+ALTER TABLE hosts ADD COLUMN enrolled_at BIGINT NOT NULL DEFAULT 0;   -- unix nanoseconds
+ALTER TABLE hosts ADD COLUMN clone_of TEXT NOT NULL DEFAULT '';       -- another host with the same machine-id
+ALTER TABLE hosts ADD COLUMN updates_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE hosts ADD COLUMN updates TEXT NOT NULL DEFAULT '[]';      -- JSON []scan.Update
+ALTER TABLE hosts ADD COLUMN updates_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE hosts ADD COLUMN open_counts TEXT NOT NULL DEFAULT '{}';  -- JSON {"P1": n, …}, kept by every findings sync
+ALTER TABLE host_findings ADD COLUMN due BIGINT NOT NULL DEFAULT 0;   -- unix nanoseconds; 0: no SLA
+ALTER TABLE host_findings ADD COLUMN severity TEXT NOT NULL DEFAULT '';
+CREATE INDEX host_findings_vulnerability ON host_findings(vulnerability);
+CREATE INDEX host_findings_open_package ON host_findings(host_id, package, ecosystem) WHERE remediated_at = 0;
+
+-- +goose Down
+DROP INDEX host_findings_open_package;
+DROP INDEX host_findings_vulnerability;
+ALTER TABLE host_findings DROP COLUMN severity;
+ALTER TABLE host_findings DROP COLUMN due;
+ALTER TABLE hosts DROP COLUMN open_counts;
+ALTER TABLE hosts DROP COLUMN updates_count;
+ALTER TABLE hosts DROP COLUMN updates;
+ALTER TABLE hosts DROP COLUMN updates_hash;
+ALTER TABLE hosts DROP COLUMN clone_of;
+ALTER TABLE hosts DROP COLUMN enrolled_at;
+ALTER TABLE hosts DROP COLUMN facts;
