@@ -133,21 +133,38 @@ func TLSConfig(caFile, pin string) (*tls.Config, error) {
 // Do sends in (JSON, unless nil) and decodes the response into out
 // (unless nil). Error responses come back as *StatusError.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	if in == nil {
+		return c.DoRaw(ctx, method, path, nil, false, out)
+	}
+	b, gz, err := c.Encode(in)
+	if err != nil {
+		return err
+	}
+	return c.DoRaw(ctx, method, path, b, gz, out)
+}
+
+// Encode is the request body Do sends for in: JSON, gzip-compressed
+// above GzipAbove bytes.
+func (c *Client) Encode(in any) (body []byte, gz bool, err error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, false, err
+	}
+	if c.GzipAbove > 0 && len(b) > c.GzipAbove {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes(), true, nil
+	}
+	return b, false, nil
+}
+
+// DoRaw is Do with a body already encoded (gz: gzip-compressed).
+func (c *Client) DoRaw(ctx context.Context, method, path string, in []byte, gz bool, out any) error {
 	var body io.Reader
-	var gz bool
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		if c.GzipAbove > 0 && len(b) > c.GzipAbove {
-			var buf bytes.Buffer
-			zw := gzip.NewWriter(&buf)
-			zw.Write(b)
-			zw.Close()
-			b, gz = buf.Bytes(), true
-		}
-		body = bytes.NewReader(b)
+		body = bytes.NewReader(in)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Base, "/")+path, body)
 	if err != nil {

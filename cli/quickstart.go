@@ -20,7 +20,7 @@ import (
 
 func newQuickstartCmd(e *env) *cobra.Command {
 	o := &serverOpts{}
-	var feedsDir string
+	var feedsDir, root string
 	var noPM, exit bool
 	var labels []string
 	cmd := &cobra.Command{
@@ -102,7 +102,7 @@ serving until interrupted (or exits with --exit).`,
 				return fail(err)
 			}
 			a := &agent.Agent{Client: &api.Client{Base: r.url, HTTP: hc, UserAgent: "patchbay-agent/" + Version}, EnrollToken: enroll, StateDir: stateDir, Log: log,
-				Collector: agent.Collector{Root: "/", Labels: lbl, CacheDir: filepath.Join(e.dataDir, "cache"), NoPackageManager: noPM, Version: Version}}
+				Collector: agent.Collector{Root: root, Labels: lbl, CacheDir: filepath.Join(e.dataDir, "cache"), NoPackageManager: noPM, Version: Version}}
 			resp, err := a.Once(ctx)
 			if err != nil {
 				return fail(fmt.Errorf("check-in of this host: %w", err))
@@ -137,6 +137,7 @@ serving until interrupted (or exits with --exit).`,
 	cmd.Flags().BoolVar(&noPM, "no-package-manager", false, "do not ask this host's package manager for updates")
 	cmd.Flags().BoolVar(&exit, "exit", false, "exit after the summary instead of serving")
 	cmd.Flags().StringSliceVar(&labels, "label", nil, "label of this host, key=value (repeatable)")
+	cmd.Flags().StringVar(&root, "root", "/", "filesystem root of the host to report (a chroot)")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -37,6 +38,7 @@ type serverOpts struct {
 	maxBody         int64
 	replicaID       string
 	logLevel        string
+	debugListen     string
 }
 
 func (o *serverOpts) flags(cmd *cobra.Command) {
@@ -58,6 +60,7 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.Int64Var(&o.maxBody, "max-body", 64<<20, "largest request body accepted, in bytes, after decompression")
 	f.StringVar(&o.replicaID, "replica-id", "", "this process's name in the leader lease (default host:pid)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
 }
 
 // running is a started server.
@@ -144,6 +147,22 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
 	r.url = scheme + "://" + urlHost(ln.Addr())
+	if o.debugListen != "" {
+		dmux := http.NewServeMux()
+		dmux.HandleFunc("/debug/pprof/", pprof.Index)
+		dmux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		dmux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ds := &http.Server{Addr: o.debugListen, Handler: dmux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			ds.Close()
+		}()
+		go func() {
+			if err := ds.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("debug listener", "err", err)
+			}
+		}()
+	}
 	bctx, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
 	bgDone := make(chan error, 1)
 	go func() { bgDone <- srv.Run(bctx) }()

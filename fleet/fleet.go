@@ -4,11 +4,14 @@
 package fleet
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -130,17 +133,23 @@ func Validate(i int, p inventory.Package) error {
 	return nil
 }
 
-// InventoryHash is a stable digest of a package list, whatever its order.
+// InventoryHash is a stable digest of a package list, whatever its order:
+// the SHA-256 of the sorted digests of the packages' fields.
 func InventoryHash(pkgs []inventory.Package) string {
-	lines := make([]string, len(pkgs))
+	sums := make([][sha256.Size]byte, len(pkgs))
+	buf := make([]byte, 0, 256)
 	for i, p := range pkgs {
-		lines[i] = fmt.Sprintf("%q %q %q %q %q %q", p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, p.Location)
+		buf = buf[:0]
+		for _, f := range [...]string{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion, p.Location} {
+			buf = binary.AppendUvarint(buf, uint64(len(f)))
+			buf = append(buf, f...)
+		}
+		sums[i] = sha256.Sum256(buf)
 	}
-	sort.Strings(lines)
+	slices.SortFunc(sums, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
 	h := sha256.New()
-	for _, l := range lines {
-		h.Write([]byte(l))
-		h.Write([]byte{'\n'})
+	for i := range sums {
+		h.Write(sums[i][:])
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -162,7 +162,7 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if invChanged {
 		start := time.Now()
 		h.Host.Ecosystem = rep.Facts.Ecosystem
-		res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.db, h.Host, *rep.Inventory, at)
+		res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.index, h.Host, *rep.Inventory, at)
 		if err != nil {
 			return err
 		}

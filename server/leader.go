@@ -158,6 +158,7 @@ func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshRe
 	default:
 		return r, nil
 	}
+	s.index.Invalidate()
 	if err != nil && len(r.Summary.Changed) == 0 {
 		return r, err
 	}
@@ -184,7 +185,7 @@ func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshRe
 // that have them.
 func (s *Server) Rematch(ctx context.Context, keys []match.Key, fence fleet.Fence) (fleet.RematchResult, error) {
 	start := time.Now()
-	r, err := fleet.Rematch(ctx, s.db.Fleet, s.db.Findings, s.db, keys, s.cfg.Now().UTC(), fence)
+	r, err := fleet.Rematch(ctx, s.db.Fleet, s.db.Findings, s.index, keys, s.cfg.Now().UTC(), fence)
 	if err == nil && len(keys) > 0 {
 		s.metrics.rematchSeconds.Observe(time.Since(start).Seconds())
 	}

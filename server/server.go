@@ -68,6 +68,7 @@ type Server struct {
 	readyMu sync.Once
 	feedsMu sync.Mutex
 	term    atomic.Int64 // the lease term while leading, else 0
+	index   *advisoryCache
 }
 
 // Route is one API route and the role it needs.
@@ -137,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{})}
 	s.metrics = newMetrics(cfg.DB)
+	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {

@@ -33,7 +33,7 @@ func TestDomainPackagesStayPure(t *testing.T) {
 			}
 		}
 		for _, dep := range goList(t, "{{.ImportPath}}", mod+pkg, true) {
-			for _, adapter := range []string{mod + "store", mod + "cli", mod + "feeds"} {
+			for _, adapter := range []string{mod + "store", mod + "cli", mod + "feeds", mod + "server", mod + "api", mod + "agent"} {
 				if dep == adapter || strings.HasPrefix(dep, adapter+"/") {
 					t.Errorf("%s depends on the adapter %s", pkg, dep)
 				}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
@@ -39,6 +40,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	// database/sql keeps two idle connections by default: under load,
+	// connections would be opened and closed at every burst.
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
@@ -139,14 +145,20 @@ var fleetDialect = &fleetsql.Dialect{
 	UpsertHost: `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash) VALUES($1,$2,$3,$4,$5,$6,'')
 		ON CONFLICT(id) DO UPDATE SET machine_id=excluded.machine_id, hostname=excluded.hostname, ecosystem=excluded.ecosystem,
 		labels=excluded.labels, last_seen=excluded.last_seen`,
-	Host:        `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = $1`,
-	LockHost:    `SELECT inventory_hash FROM hosts WHERE id = $1 FOR UPDATE`,
-	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
-	SoftwareID:  `SELECT id FROM software WHERE ecosystem = $1 AND name = $2 AND version = $3 AND source_name = $4 AND source_version = $5`,
-	DeleteLinks: `DELETE FROM host_software WHERE host_id = $1`,
+	Host:           `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = $1`,
+	LockHost:       `SELECT inventory_hash FROM hosts WHERE id = $1 FOR UPDATE`,
+	EnsureSW:       `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING`,
+	SoftwareID:     `SELECT id FROM software WHERE ecosystem = $1 AND name = $2 AND version = $3 AND source_name = $4 AND source_version = $5`,
+	HostHash:       `SELECT inventory_hash FROM hosts WHERE id = $1`,
+	HostSeq:        `SELECT seq FROM host_keys WHERE host_id = $1`,
+	EnsureHostSeq:  `INSERT INTO host_keys(host_id) VALUES($1) ON CONFLICT DO NOTHING`,
+	LocationID:     `SELECT id FROM locations WHERE path = $1`,
+	EnsureLocation: `INSERT INTO locations(path) VALUES($1) ON CONFLICT DO NOTHING`,
+	Links:          `SELECT software_id, location_id FROM host_links WHERE host_seq = $1`,
+	DeleteLink:     `DELETE FROM host_links WHERE host_seq = $1 AND software_id = $2 AND location_id = $3`,
 	InsertLinks: func(n int) string {
 		var b strings.Builder
-		b.WriteString(`INSERT INTO host_software(host_id, software_id, location) VALUES `)
+		b.WriteString(`INSERT INTO host_links(host_seq, software_id, location_id) VALUES `)
 		for i := 0; i < n; i++ {
 			if i > 0 {
 				b.WriteByte(',')
@@ -156,12 +168,11 @@ var fleetDialect = &fleetsql.Dialect{
 		b.WriteString(` ON CONFLICT DO NOTHING`)
 		return b.String()
 	},
-	SetHash:   `UPDATE hosts SET inventory_hash = $1 WHERE id = $2`,
-	Inventory: `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = $1 ORDER BY s.ecosystem, s.name, s.version, l.location`,
-	CountSW:   `SELECT COUNT(*) FROM software`,
-	HostsWith: `SELECT DISTINCT l.host_id FROM software s JOIN host_software l ON l.software_id = s.id
-		WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
-	SoftwareWith:   `SELECT l.host_id, s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM software s JOIN host_software l ON l.software_id = s.id WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
+	SetHash:        `UPDATE hosts SET inventory_hash = $1 WHERE id = $2`,
+	Inventory:      `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, loc.path FROM host_keys k JOIN host_links l ON l.host_seq = k.seq JOIN software s ON s.id = l.software_id JOIN locations loc ON loc.id = l.location_id WHERE k.host_id = $1 ORDER BY s.ecosystem, s.name, s.version, loc.path`,
+	CountSW:        `SELECT COUNT(*) FROM software`,
+	HostsWith:      `SELECT DISTINCT k.host_id FROM software s JOIN host_links l ON l.software_id = s.id JOIN host_keys k ON k.seq = l.host_seq WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
+	SoftwareWith:   `SELECT k.host_id, s.ecosystem, s.name, s.version, s.source_name, s.source_version, loc.path FROM software s JOIN host_links l ON l.software_id = s.id JOIN host_keys k ON k.seq = l.host_seq JOIN locations loc ON loc.id = l.location_id WHERE s.match_name = $1 AND (s.ecosystem = $2 OR s.ecosystem LIKE $3)`,
 	InsertHost:     `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash, facts, enrolled_at, clone_of) VALUES($1,$2,$3,$4,$5,$6,'',$7,$8,$9)`,
 	OtherByMachine: `SELECT id FROM hosts WHERE machine_id = $1 AND id <> $2 ORDER BY enrolled_at LIMIT 1`,
 	MarkClone:      `UPDATE hosts SET clone_of = $1 WHERE id = $2 AND clone_of = ''`,
@@ -183,10 +194,25 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	Open:      `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
 	OpenOf:    `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = $1 AND package = $2 AND ecosystem = $3 AND remediated_at = 0`,
 	Insert:    `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)`,
-	Update:    `UPDATE host_findings SET version = $1, priority = $2, severity = $3, fixed = $4, due = $5 WHERE id = $6`,
-	Close:     `UPDATE host_findings SET remediated_at = $1 WHERE id = $2`,
-	List:      `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = $1 ORDER BY first_seen, id`,
-	Rebind:    rebind,
+	InsertMany: func(n int) string {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES `)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			for j := 1; j <= 10; j++ {
+				fmt.Fprintf(&b, "$%d,", 10*i+j)
+			}
+			b.WriteString("0)")
+		}
+		return b.String()
+	},
+	Update: `UPDATE host_findings SET version = $1, priority = $2, severity = $3, fixed = $4, due = $5 WHERE id = $6`,
+	Close:  `UPDATE host_findings SET remediated_at = $1 WHERE id = $2`,
+	List:   `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = $1 ORDER BY first_seen, id`,
+	Rebind: rebind,
 }
 
 // rebind turns '?' placeholders into PostgreSQL's $1, $2, ….

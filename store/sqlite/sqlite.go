@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/pressly/goose/v3"
 
@@ -35,7 +36,7 @@ type DB struct {
 // pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)", "cache_size(-65536)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -43,7 +44,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(4)
+	// A few readers beside the one writer; kept open (the default keeps
+	// two idle, and opening a connection applies every pragma again).
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		db.Close()
@@ -95,21 +99,26 @@ var fleetDialect = &fleetsql.Dialect{
 	UpsertHost: `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash) VALUES(?,?,?,?,?,?,'')
 		ON CONFLICT(id) DO UPDATE SET machine_id=excluded.machine_id, hostname=excluded.hostname, ecosystem=excluded.ecosystem,
 		labels=excluded.labels, last_seen=excluded.last_seen`,
-	Host:        `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
-	LockHost:    `SELECT inventory_hash FROM hosts WHERE id = ?`,
-	EnsureSW:    `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
-	SoftwareID:  `SELECT id FROM software WHERE ecosystem = ? AND name = ? AND version = ? AND source_name = ? AND source_version = ?`,
-	DeleteLinks: `DELETE FROM host_software WHERE host_id = ?`,
+	Host:           `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
+	LockHost:       `SELECT inventory_hash FROM hosts WHERE id = ?`,
+	EnsureSW:       `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+	SoftwareID:     `SELECT id FROM software WHERE ecosystem = ? AND name = ? AND version = ? AND source_name = ? AND source_version = ?`,
+	HostHash:       `SELECT inventory_hash FROM hosts WHERE id = ?`,
+	HostSeq:        `SELECT seq FROM host_keys WHERE host_id = ?`,
+	EnsureHostSeq:  `INSERT INTO host_keys(host_id) VALUES(?) ON CONFLICT DO NOTHING`,
+	LocationID:     `SELECT id FROM locations WHERE path = ?`,
+	EnsureLocation: `INSERT INTO locations(path) VALUES(?) ON CONFLICT DO NOTHING`,
+	Links:          `SELECT software_id, location_id FROM host_links WHERE host_seq = ?`,
+	DeleteLink:     `DELETE FROM host_links WHERE host_seq = ? AND software_id = ? AND location_id = ?`,
 	InsertLinks: func(n int) string {
-		return `INSERT INTO host_software(host_id, software_id, location) VALUES ` +
+		return `INSERT INTO host_links(host_seq, software_id, location_id) VALUES ` +
 			strings.TrimSuffix(strings.Repeat("(?,?,?),", n), ",") + ` ON CONFLICT DO NOTHING`
 	},
-	SetHash:   `UPDATE hosts SET inventory_hash = ? WHERE id = ?`,
-	Inventory: `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM host_software l JOIN software s ON s.id = l.software_id WHERE l.host_id = ? ORDER BY s.ecosystem, s.name, s.version, l.location`,
-	CountSW:   `SELECT COUNT(*) FROM software`,
-	HostsWith: `SELECT DISTINCT l.host_id FROM software s JOIN host_software l ON l.software_id = s.id
-		WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
-	SoftwareWith:   `SELECT l.host_id, s.ecosystem, s.name, s.version, s.source_name, s.source_version, l.location FROM software s JOIN host_software l ON l.software_id = s.id WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
+	SetHash:        `UPDATE hosts SET inventory_hash = ? WHERE id = ?`,
+	Inventory:      `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, loc.path FROM host_keys k JOIN host_links l ON l.host_seq = k.seq JOIN software s ON s.id = l.software_id JOIN locations loc ON loc.id = l.location_id WHERE k.host_id = ? ORDER BY s.ecosystem, s.name, s.version, loc.path`,
+	CountSW:        `SELECT COUNT(*) FROM software`,
+	HostsWith:      `SELECT DISTINCT k.host_id FROM software s JOIN host_links l ON l.software_id = s.id JOIN host_keys k ON k.seq = l.host_seq WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
+	SoftwareWith:   `SELECT k.host_id, s.ecosystem, s.name, s.version, s.source_name, s.source_version, loc.path FROM software s JOIN host_links l ON l.software_id = s.id JOIN host_keys k ON k.seq = l.host_seq JOIN locations loc ON loc.id = l.location_id WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
 	InsertHost:     `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash, facts, enrolled_at, clone_of) VALUES(?,?,?,?,?,?,'',?,?,?)`,
 	OtherByMachine: `SELECT id FROM hosts WHERE machine_id = ? AND id <> ? ORDER BY enrolled_at LIMIT 1`,
 	MarkClone:      `UPDATE hosts SET clone_of = ? WHERE id = ? AND clone_of = ''`,
@@ -122,6 +131,7 @@ var fleetDialect = &fleetsql.Dialect{
 	Hosts:          `SELECT ` + fleetsql.HostColumns + ` FROM hosts ORDER BY hostname, id`,
 	HostSummary:    `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
 	Rebind:         rebind,
+	WriteLock:      &writeLock,
 }
 
 // findingsDialect is this database's SQL for host findings.
@@ -131,11 +141,20 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	Open:      `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
 	OpenOf:    `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = ? AND package = ? AND ecosystem = ? AND remediated_at = 0`,
 	Insert:    `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+	InsertMany: func(n int) string {
+		return `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,0),", n), ",")
+	},
 	Update:    `UPDATE host_findings SET version = ?, priority = ?, severity = ?, fixed = ?, due = ? WHERE id = ?`,
 	Close:     `UPDATE host_findings SET remediated_at = ? WHERE id = ?`,
 	List:      `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = ? ORDER BY first_seen, id`,
 	Rebind:    rebind,
+	WriteLock: &writeLock,
 }
+
+// writeLock queues this process's big write transactions (inventories,
+// findings) for SQLite's single writer.
+var writeLock sync.Mutex
 
 // rebind keeps SQLite's '?' placeholders.
 func rebind(q string) string { return q }

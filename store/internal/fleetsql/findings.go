@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/advisory"
@@ -24,11 +25,15 @@ type FindingsDialect struct {
 	// OpenOf is Open for one package: (host_id, package, ecosystem).
 	OpenOf string
 	Insert string // (host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due)
-	Update string // (version, priority, severity, fixed, due, id)
-	Close  string // (remediated_at, id)
-	List   string // (host_id) → ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due
+	// InsertMany is Insert of n rows in one statement.
+	InsertMany func(n int) string
+	Update     string // (version, priority, severity, fixed, due, id)
+	Close      string // (remediated_at, id)
+	List       string // (host_id) → ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due
 	// Rebind turns '?' placeholders into the database's.
 	Rebind func(string) string
+	// WriteLock: see Dialect.WriteLock.
+	WriteLock *sync.Mutex
 }
 
 // Fencer checks a leader's term inside a transaction.
@@ -79,13 +84,14 @@ func dueOf(f fleet.Finding, firstSeen time.Time) int64 {
 // syncer applies finding changes of one host inside a transaction.
 type syncer struct {
 	tx             *sql.Tx
+	d              *FindingsDialect
 	ins, upd, cls  *sql.Stmt
 	opened, closed int
 	now            time.Time
 }
 
 func (s *Findings) newSyncer(ctx context.Context, tx *sql.Tx, now time.Time) (*syncer, error) {
-	sy := &syncer{tx: tx, now: now}
+	sy := &syncer{tx: tx, d: s.D, now: now}
 	var err error
 	if sy.ins, err = tx.PrepareContext(ctx, s.D.Insert); err != nil {
 		return nil, err
@@ -111,6 +117,7 @@ func (sy *syncer) close() {
 // current, adjusting counts.
 func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]openRow, current []fleet.Finding, counts map[string]int) error {
 	seen := map[string]bool{}
+	var fresh []fleet.Finding
 	for _, f := range current {
 		k := f.Key()
 		if seen[k] {
@@ -127,12 +134,30 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 			}
 			continue
 		}
-		if _, err := sy.ins.ExecContext(ctx, hostID, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed,
-			sy.now.UnixNano(), dueOf(f, sy.now)); err != nil {
-			return fmt.Errorf("sync findings of %s: %w", hostID, err)
-		}
+		fresh = append(fresh, f)
 		counts[f.Priority]++
 		sy.opened++
+	}
+	// New findings in multi-row statements: a first inventory opens
+	// thousands.
+	const batch = 100
+	for start := 0; start < len(fresh); start += batch {
+		chunk := fresh[start:min(start+batch, len(fresh))]
+		if len(chunk) == 1 {
+			f := chunk[0]
+			if _, err := sy.ins.ExecContext(ctx, hostID, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed,
+				sy.now.UnixNano(), dueOf(f, sy.now)); err != nil {
+				return fmt.Errorf("sync findings of %s: %w", hostID, err)
+			}
+			continue
+		}
+		args := make([]any, 0, 10*len(chunk))
+		for _, f := range chunk {
+			args = append(args, hostID, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed, sy.now.UnixNano(), dueOf(f, sy.now))
+		}
+		if _, err := sy.tx.ExecContext(ctx, sy.d.InsertMany(len(chunk)), args...); err != nil {
+			return fmt.Errorf("sync findings of %s: %w", hostID, err)
+		}
 	}
 	for k, o := range open {
 		if seen[k] {
@@ -196,6 +221,7 @@ func readOpen(ctx context.Context, tx *sql.Tx, q string, args ...any) (map[strin
 // (first seen now), those still present are updated, and those gone are
 // closed as remediated now. It returns how many opened and closed.
 func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time) (opened, closed int, err error) {
+	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, err
@@ -229,6 +255,7 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 	if len(changes) == 0 {
 		return 0, 0, nil
 	}
+	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, err

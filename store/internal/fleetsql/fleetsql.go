@@ -22,13 +22,19 @@ import (
 
 // Dialect holds one database's SQL for hosts and inventories.
 type Dialect struct {
-	UpsertHost  string // (id, machine_id, hostname, ecosystem, labels, last_seen)
-	Host        string // (id) → id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash
-	LockHost    string // (id) → inventory_hash, locking the host row for the transaction
-	EnsureSW    string // (ecosystem, name, version, source_name, source_version, match_name): insert if missing
-	SoftwareID  string // (ecosystem, name, version, source_name, source_version) → id
-	DeleteLinks string // (host_id)
-	// InsertLinks inserts n (host_id, software_id, location) rows.
+	UpsertHost string // (id, machine_id, hostname, ecosystem, labels, last_seen)
+	Host       string // (id) → id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash
+	LockHost   string // (id) → inventory_hash, locking the host row for the transaction
+	EnsureSW   string // (ecosystem, name, version, source_name, source_version, match_name): insert if missing
+	SoftwareID string // (ecosystem, name, version, source_name, source_version) → id
+	HostHash   string // (id) → inventory_hash, without locking
+	// HostSeq and EnsureHostSeq give a host its integer key: (host_id).
+	HostSeq, EnsureHostSeq string
+	// LocationID and EnsureLocation store each file path once: (path).
+	LocationID, EnsureLocation string
+	Links                      string // (host_seq) → software_id, location_id
+	DeleteLink                 string // (host_seq, software_id, location_id)
+	// InsertLinks inserts n (host_seq, software_id, location_id) rows.
 	InsertLinks func(n int) string
 	SetHash     string // (inventory_hash, host_id)
 	Inventory   string // (host_id) → ecosystem, name, version, source_name, source_version, location
@@ -65,6 +71,18 @@ type Dialect struct {
 	HostSummary string
 	// Rebind turns '?' placeholders into the database's.
 	Rebind func(string) string
+	// WriteLock, when set, serialises this process's big write
+	// transactions (SQLite has one writer: queueing in Go is fair and
+	// cheap, where busy-waiting on the database lock is neither).
+	WriteLock *sync.Mutex
+}
+
+func lockWrites(mu *sync.Mutex) func() {
+	if mu == nil {
+		return func() {}
+	}
+	mu.Lock()
+	return mu.Unlock
 }
 
 // HostColumns is the column list of Hosts and HostSummary, in order.
@@ -79,6 +97,37 @@ type Store struct {
 	// renumbered, so an id once committed stays right.
 	mu  sync.Mutex
 	ids map[swKey]int64
+	// seqs and locs cache host keys and location ids, never renumbered.
+	seqs map[string]int64
+	locs map[string]int64
+}
+
+// keyOf returns the id of name in a table of names (host keys, locations),
+// inserting it when missing, through a process-wide cache.
+func (s *Store) keyOf(ctx context.Context, cache *map[string]int64, get, ensure, name string) (int64, error) {
+	s.mu.Lock()
+	id, ok := (*cache)[name]
+	s.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	err := s.DB.QueryRowContext(ctx, get, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := s.DB.ExecContext(ctx, ensure, name); err != nil {
+			return 0, err
+		}
+		err = s.DB.QueryRowContext(ctx, get, name).Scan(&id)
+	}
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	if *cache == nil {
+		*cache = map[string]int64{}
+	}
+	(*cache)[name] = id
+	s.mu.Unlock()
+	return id, nil
 }
 
 type swKey struct{ eco, name, version, srcName, srcVersion string }
@@ -338,17 +387,125 @@ func (s *Store) SetLabels(ctx context.Context, id string, labels map[string]stri
 	return nil
 }
 
+// softwareIDs returns the id of every package's software row, inserting
+// the missing ones first. Software rows are shared and never change, so
+// they are inserted outside the inventory's transaction, one autocommit
+// statement each, in a stable order: concurrent ingests cannot deadlock
+// on them, and a failed ingest leaves at most unused rows behind.
+func (s *Store) softwareIDs(ctx context.Context, pkgs []inventory.Package) ([]int64, error) {
+	ids := make([]int64, len(pkgs))
+	var missing []int
+	for i, p := range pkgs {
+		if id, ok := s.cached(swKey{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}); ok {
+			ids[i] = id
+		} else {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return ids, nil
+	}
+	sort.Slice(missing, func(a, b int) bool {
+		pa, pb := pkgs[missing[a]], pkgs[missing[b]]
+		return swLess(swKey{pa.Ecosystem, pa.Name, pa.Version, pa.SourceName, pa.SourceVersion}, swKey{pb.Ecosystem, pb.Name, pb.Version, pb.SourceName, pb.SourceVersion})
+	})
+	getID, err := s.DB.PrepareContext(ctx, s.D.SoftwareID)
+	if err != nil {
+		return nil, err
+	}
+	defer getID.Close()
+	ensure, err := s.DB.PrepareContext(ctx, s.D.EnsureSW)
+	if err != nil {
+		return nil, err
+	}
+	defer ensure.Close()
+	fresh := map[swKey]int64{}
+	for _, i := range missing {
+		p := pkgs[i]
+		k := swKey{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
+		if id, ok := fresh[k]; ok {
+			ids[i] = id
+			continue
+		}
+		args := []any{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
+		var id int64
+		err := getID.QueryRowContext(ctx, args...).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err := ensure.ExecContext(ctx, append(args, match.KeyOf(p).Name)...); err != nil {
+				return nil, err
+			}
+			err = getID.QueryRowContext(ctx, args...).Scan(&id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		fresh[k], ids[i] = id, id
+	}
+	s.remember(fresh)
+	return ids, nil
+}
+
+func swLess(a, b swKey) bool {
+	switch {
+	case a.eco != b.eco:
+		return a.eco < b.eco
+	case a.name != b.name:
+		return a.name < b.name
+	case a.version != b.version:
+		return a.version < b.version
+	case a.srcName != b.srcName:
+		return a.srcName < b.srcName
+	}
+	return a.srcVersion < b.srcVersion
+}
+
+type link struct {
+	id       int64
+	location int64
+}
+
 // ReplaceInventory replaces a host's inventory in one transaction: a
 // failed ingest leaves the previous inventory intact. It does nothing and
-// returns false when the inventory hash is unchanged.
+// returns false when the inventory hash is unchanged. Only the links that
+// changed are written: an upgrade of a few packages costs a few rows.
 func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (changed bool, err error) {
 	hash := fleet.InventoryHash(pkgs)
+	for i, p := range pkgs {
+		if err := fleet.Validate(i, p); err != nil {
+			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+		}
+	}
+	var cur string
+	if err := s.DB.QueryRowContext(ctx, s.D.HostHash, hostID).Scan(&cur); errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("host %s: %w", hostID, fleet.ErrNotFound)
+	} else if err != nil {
+		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+	} else if cur == hash {
+		return false, nil
+	}
+	ids, err := s.softwareIDs(ctx, pkgs)
+	if err != nil {
+		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+	}
+	seq, err := s.keyOf(ctx, &s.seqs, s.D.HostSeq, s.D.EnsureHostSeq, hostID)
+	if err != nil {
+		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+	}
+	want := make(map[link]bool, len(pkgs))
+	for i, p := range pkgs {
+		loc, err := s.keyOf(ctx, &s.locs, s.D.LocationID, s.D.EnsureLocation, p.Location)
+		if err != nil {
+			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+		}
+		want[link{ids[i], loc}] = true
+	}
+
+	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
 	}
 	defer tx.Rollback()
-	var cur string
 	if err := tx.QueryRowContext(ctx, s.D.LockHost, hostID).Scan(&cur); errors.Is(err, sql.ErrNoRows) {
 		return false, fmt.Errorf("host %s: %w", hostID, fleet.ErrNotFound)
 	} else if err != nil {
@@ -357,66 +514,63 @@ func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inve
 	if cur == hash {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, s.D.DeleteLinks, hostID); err != nil {
-		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
-	}
-	ensure, err := tx.PrepareContext(ctx, s.D.EnsureSW)
-	if err != nil {
-		return false, err
-	}
-	defer ensure.Close()
-	getID, err := tx.PrepareContext(ctx, s.D.SoftwareID)
-	if err != nil {
-		return false, err
-	}
-	defer getID.Close()
-	type link struct {
-		id       int64
-		location string
-	}
-	links := make([]link, 0, len(pkgs))
-	fresh := map[swKey]int64{} // inserted by this transaction: cached after commit
-	for i, p := range pkgs {
-		if err := fleet.Validate(i, p); err != nil {
+	var gone []link
+	if cur != "" {
+		rows, err := tx.QueryContext(ctx, s.D.Links, seq)
+		if err != nil {
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
-		// Most software is already known (fleets share versions): a
-		// process-wide cache, then a look-up, then an insert.
-		k := swKey{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
-		id, ok := s.cached(k)
-		if !ok {
-			args := []any{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}
-			err := getID.QueryRowContext(ctx, args...).Scan(&id)
-			if errors.Is(err, sql.ErrNoRows) {
-				if _, err := ensure.ExecContext(ctx, append(args, match.KeyOf(p).Name)...); err != nil {
-					return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
-				}
-				err = getID.QueryRowContext(ctx, args...).Scan(&id)
+		for rows.Next() {
+			var l link
+			if err := rows.Scan(&l.id, &l.location); err != nil {
+				rows.Close()
+				return false, err
 			}
-			if err != nil {
+			if want[l] {
+				delete(want, l)
+			} else {
+				gone = append(gone, l)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, err
+		}
+	}
+	if len(gone) > 0 {
+		del, err := tx.PrepareContext(ctx, s.D.DeleteLink)
+		if err != nil {
+			return false, err
+		}
+		defer del.Close()
+		for _, l := range gone {
+			if _, err := del.ExecContext(ctx, seq, l.id, l.location); err != nil {
 				return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 			}
-			fresh[k] = id
 		}
-		links = append(links, link{id, p.Location})
 	}
-	// Links in multi-row statements.
+	added := make([]link, 0, len(want))
+	for l := range want {
+		added = append(added, l)
+	}
+	// In key order: neighbouring rows share pages.
+	sort.Slice(added, func(a, b int) bool {
+		if added[a].id != added[b].id {
+			return added[a].id < added[b].id
+		}
+		return added[a].location < added[b].location
+	})
 	const batch = 200
-	for start := 0; start < len(links); start += batch {
-		chunk := links[start:min(start+batch, len(links))]
+	for start := 0; start < len(added); start += batch {
+		chunk := added[start:min(start+batch, len(added))]
 		args := make([]any, 0, 3*len(chunk))
 		for _, l := range chunk {
-			args = append(args, hostID, l.id, l.location)
+			args = append(args, seq, l.id, l.location)
 		}
 		if _, err := tx.ExecContext(ctx, s.D.InsertLinks(len(chunk)), args...); err != nil {
 			return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
 	}
-	defer func() {
-		if err == nil {
-			s.remember(fresh)
-		}
-	}()
 	if _, err := tx.ExecContext(ctx, s.D.SetHash, hash, hostID); err != nil {
 		return false, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 	}

@@ -12,8 +12,11 @@ ALTER TABLE host_findings ADD COLUMN due BIGINT NOT NULL DEFAULT 0;   -- unix na
 ALTER TABLE host_findings ADD COLUMN severity TEXT NOT NULL DEFAULT '';
 CREATE INDEX host_findings_vulnerability ON host_findings(vulnerability);
 CREATE INDEX host_findings_open_package ON host_findings(host_id, package, ecosystem) WHERE remediated_at = 0;
+-- The partial index serves every look-up of a host's open findings.
+DROP INDEX host_findings_open;
 
 -- +goose Down
+CREATE INDEX host_findings_open ON host_findings(host_id, remediated_at);
 DROP INDEX host_findings_open_package;
 DROP INDEX host_findings_vulnerability;
 ALTER TABLE host_findings DROP COLUMN severity;

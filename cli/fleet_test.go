@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/sharedtest"
+)
+
+// syncBuffer is a buffer written by a running command and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func fixtureHost(t *testing.T, fixture, machineID, hostname string) string {
+	root := sharedtest.DebianRoot(t, fixture)
+	os.WriteFile(filepath.Join(root, "etc/machine-id"), []byte(machineID+"\n"), 0o444)
+	os.WriteFile(filepath.Join(root, "etc/hostname"), []byte(hostname+"\n"), 0o644)
+	return root
+}
+
+// TestQuickstartAndClients runs quickstart (server, feeds, one agent,
+// summary), then the client commands against it, a second agent process
+// enrolled with a token from `admin token create`, and a graceful stop;
+// the audit chain verifies against the exported checkpoint.
+func TestQuickstartAndClients(t *testing.T) {
+	debian := sharedtest.Dir(t, "feeds/osv/Debian")
+	kev := sharedtest.Dir(t, "feeds/kev")
+	feeds := t.TempDir()
+	os.Symlink(filepath.Join(debian, "all.zip"), filepath.Join(feeds, "all.zip"))
+	os.Symlink(filepath.Join(kev, "known_exploited_vulnerabilities.json"), filepath.Join(feeds, "known_exploited_vulnerabilities.json"))
+	data := t.TempDir()
+	root := fixtureHost(t, "status-bookworm-web-db", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "web-db-1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"--data-dir", data, "quickstart", "--feeds", feeds, "--listen", "127.0.0.1:0", "--root", root,
+			"--no-package-manager", "--log-level", "warn", "--label", "env=prod"}, &out, &errb)
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(out.String(), "serving; press Ctrl-C") {
+		select {
+		case code := <-done:
+			t.Fatalf("quickstart exited %d:\n%s\n%s", code, out.String(), errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("quickstart did not start:\n%s\n%s", out.String(), errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	summary := out.String()
+	for _, want := range []string{"feeds: 5368 added", "KEV 1404", "this host: enrolled as", "fleet: 1 hosts; open findings", "top patches:", "self-signed; pin sha256:"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("quickstart output lacks %q:\n%s", want, summary)
+		}
+	}
+	url := regexp.MustCompile(`API:\s+(https://127\.0\.0\.1:\d+)/api/v1`).FindStringSubmatch(summary)
+	pin := regexp.MustCompile(`pin (sha256:[0-9a-f]{64})`).FindStringSubmatch(summary)
+	admin := regexp.MustCompile(`admin token \(shown once\): (pb_\S+)`).FindStringSubmatch(summary)
+	if url == nil || pin == nil || admin == nil {
+		t.Fatalf("no URL, pin or admin token in:\n%s", summary)
+	}
+	t.Setenv("PATCHBAY_SERVER", url[1])
+	t.Setenv("PATCHBAY_PIN", pin[1])
+	t.Setenv("PATCHBAY_TOKEN", admin[1])
+
+	code, stdout, stderr := run(t, data, "hosts", "list")
+	if code != 0 || !strings.Contains(stdout, "web-db-1") || !strings.Contains(stdout, "Debian:12") || !strings.Contains(stdout, "env=prod") || !strings.Contains(stderr, "1 hosts") {
+		t.Fatalf("hosts list: %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, data, "hosts", "list", "-o", "json")
+	var hl api.HostList
+	if code != 0 || json.Unmarshal([]byte(stdout), &hl) != nil || len(hl.Hosts) != 1 || hl.Hosts[0].OpenTotal() == 0 {
+		t.Fatalf("hosts list -o json: %d %s", code, stdout)
+	}
+	h := hl.Hosts[0]
+	code, stdout, _ = run(t, data, "hosts", "show", h.ID)
+	if code != 0 || !strings.Contains(stdout, "web-db-1 ("+h.ID+")") || !strings.Contains(stdout, "VULNERABILITY") {
+		t.Errorf("hosts show: %d\n%s", code, stdout)
+	}
+	code, stdout, stderr = run(t, data, "findings", "list", "--all", "-o", "json", "--limit", "50")
+	var page fleet.FindingPage
+	if code != 0 || json.Unmarshal([]byte(stdout), &page) != nil || len(page.Findings) != h.OpenTotal() {
+		t.Errorf("findings list --all: %d findings, host has %d open; %s", len(page.Findings), h.OpenTotal(), stderr)
+	}
+	code, stdout, stderr = run(t, data, "findings", "list", "--limit", "5", "--sort", "due")
+	if code != 0 || strings.Count(stdout, "\n") != 6 || !strings.Contains(stderr, "more: --cursor") {
+		t.Errorf("findings list --limit 5: %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, data, "vulns", "list", "-o", "json")
+	var vl api.VulnList
+	if code != 0 || json.Unmarshal([]byte(stdout), &vl) != nil || len(vl.Vulnerabilities) == 0 {
+		t.Fatalf("vulns list: %d %s", code, stdout)
+	}
+	code, stdout, _ = run(t, data, "vulns", "show", vl.Vulnerabilities[0].ID)
+	if code != 0 || !strings.Contains(stdout, h.ID) {
+		t.Errorf("vulns show: %d\n%s", code, stdout)
+	}
+	if code, _, stderr = run(t, data, "vulns", "show", "CVE-1999-0001"); code != ExitError || !strings.Contains(stderr, "404") {
+		t.Errorf("vulns show unknown: %d %s", code, stderr)
+	}
+	t.Setenv("PATCHBAY_TOKEN", "pb_wrong")
+	if code, _, stderr = run(t, data, "hosts", "list"); code != ExitError || !strings.Contains(stderr, "401") {
+		t.Errorf("wrong token: %d %s", code, stderr)
+	}
+	t.Setenv("PATCHBAY_TOKEN", admin[1])
+
+	// A second host: an enrollment token from the CLI, an agent process.
+	code, tok, stderr := run(t, data, "admin", "token", "create", "--enrollment", "--uses", "1")
+	if code != 0 {
+		t.Fatalf("enrollment token: %d %s", code, stderr)
+	}
+	base := fixtureHost(t, "status-bookworm-minbase", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "base-1")
+	code, stdout, stderr = run(t, data, "agent", "--once", "--root", base, "--enroll-token", strings.TrimSpace(tok), "--no-package-manager", "--label", "env=staging")
+	if code != 0 || !strings.Contains(stdout, "checked in as host") {
+		t.Fatalf("agent --once: %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = run(t, data, "hosts", "list", "--label", "env=staging")
+	if code != 0 || !strings.Contains(stdout, "base-1") || strings.Contains(stdout, "web-db-1") {
+		t.Errorf("hosts list --label env=staging: %d\n%s", code, stdout)
+	}
+
+	// Graceful stop.
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("quickstart stopped with %d: %s", code, errb.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("quickstart did not stop")
+	}
+	cp := filepath.Join(data, "checkpoints", "audit-checkpoint.json")
+	code, stdout, stderr = run(t, data, "audit", "verify", "--checkpoint", cp)
+	if code != 0 || !strings.Contains(stdout, "audit chain intact") {
+		t.Errorf("audit verify: %d %s %s", code, stdout, stderr)
+	}
+}
