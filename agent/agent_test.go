@@ -3,6 +3,8 @@ package agent_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -358,5 +360,42 @@ func TestClonedHostIsFlagged(t *testing.T) {
 	var se *api.StatusError
 	if !errors.As(err, &se) {
 		t.Errorf("not a server error: %v", err)
+	}
+}
+
+// TestTrustByCA: with --ca the agent verifies the server's certificate
+// chain and name; a server whose certificate the CA did not sign is
+// refused.
+func TestTrustByCA(t *testing.T) {
+	e := newEnv(t)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.ts.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := api.NewHTTPClient(ca, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &api.Client{Base: e.ts.URL, HTTP: hc}
+	if err := c.Do(context.Background(), http.MethodGet, "/healthz", nil, nil); err != nil {
+		t.Errorf("trusted by CA: %v", err)
+	}
+	other := httptest.NewUnstartedServer(http.NotFoundHandler())
+	cert, _, err := server.SelfSigned(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	other.StartTLS()
+	defer other.Close()
+	c.Base = other.URL
+	if err := c.Do(context.Background(), http.MethodGet, "/healthz", nil, nil); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a server the CA did not sign: %v", err)
+	}
+	if _, err := api.NewHTTPClient(filepath.Join(t.TempDir(), "missing.pem"), ""); err == nil {
+		t.Error("a missing CA file is accepted")
+	}
+	if _, err := api.TLSConfig("", "sha256:abc"); err == nil {
+		t.Error("a short pin is accepted")
 	}
 }

@@ -108,7 +108,6 @@ func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.So
 	type group struct {
 		scope    []PackageID
 		findings []Finding
-		done     bool
 	}
 	groups := map[string]*group{}
 	hostGroup := make(map[string]string, len(byHost))

@@ -525,11 +525,14 @@ func testFleet(t *testing.T, backend string) {
 // TestRefreshRematchesAndFences: a new advisory imported by a refresh
 // opens a finding on the one host with the package, through the
 // incremental rematch; the rematch of a stale leader is refused.
-func TestRefreshRematchesAndFences(t *testing.T) {
+func TestRefreshRematchesAndFencesSQLite(t *testing.T)   { testRefreshRematchesAndFences(t, "sqlite") }
+func TestRefreshRematchesAndFencesPostgres(t *testing.T) { testRefreshRematchesAndFences(t, "postgres") }
+
+func testRefreshRematchesAndFences(t *testing.T, backend string) {
 	feed := debianFeed(t)
 	pkgs := webDB(t)
 	dir := t.TempDir()
-	f := newFixture(t, "sqlite", func(c *server.Config) { c.Feeds = server.FeedSource{Paths: []string{feed, dir}} })
+	f := newFixture(t, backend, func(c *server.Config) { c.Feeds = server.FeedSource{Paths: []string{feed, dir}} })
 	ctx := context.Background()
 	if _, err := f.srv.RefreshFeeds(ctx, fleet.Fence{}); err != nil {
 		t.Fatal(err)

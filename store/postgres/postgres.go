@@ -191,9 +191,8 @@ var fleetDialect = &fleetsql.Dialect{
 var findingsDialect = &fleetsql.FindingsDialect{
 	LockHost:  `SELECT open_counts FROM hosts WHERE id = $1 FOR UPDATE`,
 	SetCounts: `UPDATE hosts SET open_counts = $1 WHERE id = $2`,
-	Open:      `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
-	OpenOf:    `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = $1 AND package = $2 AND ecosystem = $3 AND remediated_at = 0`,
-	Insert:    `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0)`,
+	Open:      `SELECT ` + fleetsql.OpenColumns + ` FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
+	ForUpdate: ` FOR UPDATE`,
 	InsertMany: func(n int) string {
 		var b strings.Builder
 		b.WriteString(`INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES `)
@@ -210,7 +209,6 @@ var findingsDialect = &fleetsql.FindingsDialect{
 		return b.String()
 	},
 	Update: `UPDATE host_findings SET version = $1, priority = $2, severity = $3, fixed = $4, due = $5 WHERE id = $6`,
-	Close:  `UPDATE host_findings SET remediated_at = $1 WHERE id = $2`,
 	List:   `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = $1 ORDER BY first_seen, id`,
 	Rebind: rebind,
 }

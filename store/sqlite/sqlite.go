@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
@@ -29,14 +30,20 @@ var migrations embed.FS
 // DB is an open, migrated patchbay database.
 type DB struct {
 	sqlstore.Stores
-	db *sql.DB
+	db   *sql.DB
+	stop func() // ends the checkpointer
 }
 
 // Open opens (creating if needed) the database file at path and applies
 // pending migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)", "cache_size(-65536)", "temp_store(MEMORY)"} {
+	// Every connection reads pages through one shared memory map (each
+	// has its own page cache otherwise, cold for whichever connection the
+	// pool hands the next writer). The WAL is checkpointed in the
+	// background, not inside the writers' commits.
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(1)",
+		"cache_size(-32768)", "mmap_size(536870912)", "temp_store(MEMORY)", "wal_autocheckpoint(0)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -57,11 +64,42 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect}), db: db}, nil
+	cctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go checkpointer(cctx, db, done)
+	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect}),
+		db: db, stop: func() { cancel(); <-done }}, nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// checkpointer copies the WAL into the database file every second
+// (PASSIVE: it never blocks readers or the writer), and truncates the WAL
+// when it has grown past 256 MiB.
+func checkpointer(ctx context.Context, db *sql.DB, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var busy, logPages, done int
+		if err := db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logPages, &done); err != nil {
+			continue
+		}
+		if logPages > 65536 {
+			db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+		}
+	}
+}
+
+// Close checkpoints and closes the database.
+func (d *DB) Close() error {
+	d.stop()
+	d.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	return d.db.Close()
+}
 
 // SQL is the connection pool, for its statistics.
 func (d *DB) SQL() *sql.DB { return d.db }
@@ -138,15 +176,12 @@ var fleetDialect = &fleetsql.Dialect{
 var findingsDialect = &fleetsql.FindingsDialect{
 	LockHost:  `SELECT open_counts FROM hosts WHERE id = ?`,
 	SetCounts: `UPDATE hosts SET open_counts = ? WHERE id = ?`,
-	Open:      `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
-	OpenOf:    `SELECT id, ecosystem, package, vulnerability, priority, first_seen FROM host_findings WHERE host_id = ? AND package = ? AND ecosystem = ? AND remediated_at = 0`,
-	Insert:    `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+	Open:      `SELECT ` + fleetsql.OpenColumns + ` FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
 	InsertMany: func(n int) string {
 		return `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES ` +
 			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,0),", n), ",")
 	},
 	Update:    `UPDATE host_findings SET version = ?, priority = ?, severity = ?, fixed = ?, due = ? WHERE id = ?`,
-	Close:     `UPDATE host_findings SET remediated_at = ? WHERE id = ?`,
 	List:      `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = ? ORDER BY first_seen, id`,
 	Rebind:    rebind,
 	WriteLock: &writeLock,

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,16 +23,16 @@ type FindingsDialect struct {
 	LockHost  string // (host_id) → open_counts, serialising syncs of one host
 	SetCounts string // (open_counts, host_id)
 	Open      string // (host_id) → id, ecosystem, package, vulnerability, priority, first_seen
-	// OpenOf is Open for one package: (host_id, package, ecosystem).
-	OpenOf string
-	Insert string // (host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due)
-	// InsertMany is Insert of n rows in one statement.
+	// InsertMany inserts n findings: (host_id, ecosystem, package,
+	// vulnerability, version, priority, severity, fixed, first_seen, due).
 	InsertMany func(n int) string
 	Update     string // (version, priority, severity, fixed, due, id)
-	Close      string // (remediated_at, id)
 	List       string // (host_id) → ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due
 	// Rebind turns '?' placeholders into the database's.
 	Rebind func(string) string
+	// ForUpdate is the row-locking clause of a SELECT ("" for SQLite,
+	// whose transactions lock the whole database).
+	ForUpdate string
 	// WriteLock: see Dialect.WriteLock.
 	WriteLock *sync.Mutex
 }
@@ -49,9 +50,16 @@ type Findings struct {
 }
 
 type openRow struct {
-	id        int64
-	priority  string
-	firstSeen int64
+	id                                 int64
+	priority, version, severity, fixed string
+	firstSeen, due                     int64
+}
+
+// OpenColumns are what Open returns, in order.
+const OpenColumns = "id, ecosystem, package, vulnerability, priority, first_seen, version, severity, fixed, due"
+
+func scanOpen(r scanner, o *openRow, f *fleet.Finding) error {
+	return r.Scan(&o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due)
 }
 
 func nanos(t time.Time) int64 {
@@ -85,28 +93,25 @@ func dueOf(f fleet.Finding, firstSeen time.Time) int64 {
 type syncer struct {
 	tx             *sql.Tx
 	d              *FindingsDialect
-	ins, upd, cls  *sql.Stmt
+	upd            *sql.Stmt
 	opened, closed int
 	now            time.Time
+	closing        []int64 // ids to close at the next flush
+	inserting      []pendingInsert
+	deferred       bool // flush is called by the caller
 }
 
 func (s *Findings) newSyncer(ctx context.Context, tx *sql.Tx, now time.Time) (*syncer, error) {
 	sy := &syncer{tx: tx, d: s.D, now: now}
 	var err error
-	if sy.ins, err = tx.PrepareContext(ctx, s.D.Insert); err != nil {
-		return nil, err
-	}
 	if sy.upd, err = tx.PrepareContext(ctx, s.D.Update); err != nil {
-		return nil, err
-	}
-	if sy.cls, err = tx.PrepareContext(ctx, s.D.Close); err != nil {
 		return nil, err
 	}
 	return sy, nil
 }
 
 func (sy *syncer) close() {
-	for _, st := range []*sql.Stmt{sy.ins, sy.upd, sy.cls} {
+	for _, st := range []*sql.Stmt{sy.upd} {
 		if st != nil {
 			st.Close()
 		}
@@ -125,7 +130,11 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 		}
 		seen[k] = true
 		if o, ok := open[k]; ok {
-			if _, err := sy.upd.ExecContext(ctx, f.Version, f.Priority, f.Severity, f.Fixed, dueOf(f, fromNanos(o.firstSeen)), o.id); err != nil {
+			due := dueOf(f, fromNanos(o.firstSeen))
+			if o.version == f.Version && o.priority == f.Priority && o.severity == f.Severity && o.fixed == f.Fixed && o.due == due {
+				continue
+			}
+			if _, err := sy.upd.ExecContext(ctx, f.Version, f.Priority, f.Severity, f.Fixed, due, o.id); err != nil {
 				return fmt.Errorf("sync findings of %s: %w", hostID, err)
 			}
 			if o.priority != f.Priority {
@@ -138,37 +147,59 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 		counts[f.Priority]++
 		sy.opened++
 	}
-	// New findings in multi-row statements: a first inventory opens
-	// thousands.
-	const batch = 100
-	for start := 0; start < len(fresh); start += batch {
-		chunk := fresh[start:min(start+batch, len(fresh))]
-		if len(chunk) == 1 {
-			f := chunk[0]
-			if _, err := sy.ins.ExecContext(ctx, hostID, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed,
-				sy.now.UnixNano(), dueOf(f, sy.now)); err != nil {
-				return fmt.Errorf("sync findings of %s: %w", hostID, err)
-			}
-			continue
-		}
-		args := make([]any, 0, 10*len(chunk))
-		for _, f := range chunk {
-			args = append(args, hostID, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed, sy.now.UnixNano(), dueOf(f, sy.now))
-		}
-		if _, err := sy.tx.ExecContext(ctx, sy.d.InsertMany(len(chunk)), args...); err != nil {
-			return fmt.Errorf("sync findings of %s: %w", hostID, err)
-		}
+	for _, f := range fresh {
+		sy.inserting = append(sy.inserting, pendingInsert{hostID, f})
 	}
 	for k, o := range open {
 		if seen[k] {
 			continue
 		}
-		if _, err := sy.cls.ExecContext(ctx, sy.now.UnixNano(), o.id); err != nil {
-			return fmt.Errorf("sync findings of %s: %w", hostID, err)
-		}
+		sy.closing = append(sy.closing, o.id)
 		counts[o.priority]--
 		sy.closed++
 	}
+	if !sy.deferred {
+		return sy.flush(ctx)
+	}
+	return nil
+}
+
+type pendingInsert struct {
+	host string
+	f    fleet.Finding
+}
+
+// flush writes the new findings and the closes collected so far, in
+// multi-row statements: a first inventory opens thousands, a rematch one
+// on each of thousands of hosts.
+func (sy *syncer) flush(ctx context.Context) error {
+	const rows = 100
+	for start := 0; start < len(sy.inserting); start += rows {
+		chunk := sy.inserting[start:min(start+rows, len(sy.inserting))]
+		args := make([]any, 0, 10*len(chunk))
+		for _, p := range chunk {
+			f := p.f
+			args = append(args, p.host, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed, sy.now.UnixNano(), dueOf(f, sy.now))
+		}
+		if _, err := sy.tx.ExecContext(ctx, sy.d.InsertMany(len(chunk)), args...); err != nil {
+			return fmt.Errorf("open findings: %w", err)
+		}
+	}
+	sy.inserting = sy.inserting[:0]
+	const batch = 500
+	for start := 0; start < len(sy.closing); start += batch {
+		chunk := sy.closing[start:min(start+batch, len(sy.closing))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, sy.now.UnixNano())
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		q := "UPDATE host_findings SET remediated_at = ? WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",") + ")"
+		if _, err := sy.tx.ExecContext(ctx, sy.d.Rebind(q), args...); err != nil {
+			return fmt.Errorf("close findings: %w", err)
+		}
+	}
+	sy.closing = sy.closing[:0]
 	return nil
 }
 
@@ -209,7 +240,7 @@ func readOpen(ctx context.Context, tx *sql.Tx, q string, args ...any) (map[strin
 	for rows.Next() {
 		var o openRow
 		var f fleet.Finding
-		if err := rows.Scan(&o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen); err != nil {
+		if err := scanOpen(rows, &o, &f); err != nil {
 			return nil, err
 		}
 		open[f.Key()] = o
@@ -255,6 +286,10 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 	if len(changes) == 0 {
 		return 0, 0, nil
 	}
+	// Host rows are locked in id order, as in every multi-host
+	// transaction: two of them cannot deadlock.
+	changes = slices.Clone(changes)
+	slices.SortFunc(changes, func(a, b fleet.ScopedChange) int { return strings.Compare(a.HostID, b.HostID) })
 	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -271,45 +306,120 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 		return 0, 0, err
 	}
 	defer sy.close()
-	openOf, err := tx.PrepareContext(ctx, s.D.OpenOf)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer openOf.Close()
-	for _, c := range changes {
-		counts, err := s.lockHost(ctx, tx, c.HostID)
-		if errors.Is(err, fleet.ErrNotFound) {
-			continue // deleted meanwhile
-		} else if err != nil {
+	sy.deferred = true
+	// A few statements per 500 hosts, not per host: the packages in
+	// scope are few (those the changed advisories name), the hosts many.
+	const chunk = 500
+	for start := 0; start < len(changes); start += chunk {
+		part := changes[start:min(start+chunk, len(changes))]
+		ids := make([]any, len(part))
+		names := map[string]bool{}
+		for i, c := range part {
+			ids[i] = c.HostID
+			for _, pid := range c.Scope {
+				names[pid.Name] = true
+			}
+		}
+		in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+		rows, err := tx.QueryContext(ctx, s.D.Rebind("SELECT id, open_counts FROM hosts WHERE id IN ("+in+") ORDER BY id"+s.D.ForUpdate), ids...)
+		if err != nil {
+			return 0, 0, fmt.Errorf("rematch: %w", err)
+		}
+		counts := map[string]map[string]int{}
+		for rows.Next() {
+			var id, b string
+			if err := rows.Scan(&id, &b); err != nil {
+				rows.Close()
+				return 0, 0, err
+			}
+			c := map[string]int{}
+			if err := json.Unmarshal([]byte(b), &c); err != nil {
+				rows.Close()
+				return 0, 0, fmt.Errorf("host %s counts: %w", id, err)
+			}
+			counts[id] = c
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return 0, 0, err
 		}
-		open := map[string]openRow{}
-		for _, pid := range c.Scope {
-			rows, err := openOf.QueryContext(ctx, c.HostID, pid.Name, pid.Ecosystem)
-			if err != nil {
-				return 0, 0, fmt.Errorf("rematch %s: %w", c.HostID, err)
+		args := append([]any(nil), ids...)
+		for n := range names {
+			args = append(args, n)
+		}
+		q := "SELECT host_id, " + OpenColumns + " FROM host_findings WHERE remediated_at = 0 AND host_id IN (" + in + ") AND package IN (" +
+			strings.TrimSuffix(strings.Repeat("?,", len(names)), ",") + ")"
+		rows, err = tx.QueryContext(ctx, s.D.Rebind(q), args...)
+		if err != nil {
+			return 0, 0, fmt.Errorf("rematch: %w", err)
+		}
+		open := map[string]map[string]openRow{}
+		type hostPkg struct{ host, eco, name string }
+		found := map[hostPkg]map[string]openRow{}
+		for rows.Next() {
+			var host string
+			var o openRow
+			var f fleet.Finding
+			if err := rows.Scan(&host, &o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due); err != nil {
+				rows.Close()
+				return 0, 0, err
 			}
-			for rows.Next() {
-				var o openRow
-				var f fleet.Finding
-				if err := rows.Scan(&o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen); err != nil {
-					rows.Close()
-					return 0, 0, err
+			hp := hostPkg{host, f.Ecosystem, f.Package}
+			if found[hp] == nil {
+				found[hp] = map[string]openRow{}
+			}
+			found[hp][f.Key()] = o
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, 0, err
+		}
+		var dirty []string
+		for _, c := range part {
+			cnt, ok := counts[c.HostID]
+			if !ok {
+				continue // deleted meanwhile
+			}
+			o := map[string]openRow{}
+			for _, pid := range c.Scope {
+				for k, r := range found[hostPkg{c.HostID, pid.Ecosystem, pid.Name}] {
+					o[k] = r
 				}
-				open[f.Key()] = o
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			open[c.HostID] = o
+			before := sy.opened + sy.closed
+			if err := sy.apply(ctx, c.HostID, o, c.Findings, cnt); err != nil {
 				return 0, 0, err
 			}
+			if sy.opened+sy.closed != before {
+				dirty = append(dirty, c.HostID)
+			}
 		}
-		before := sy.opened + sy.closed
-		if err := sy.apply(ctx, c.HostID, open, c.Findings, counts); err != nil {
+		if err := sy.flush(ctx); err != nil {
 			return 0, 0, err
 		}
-		if sy.opened+sy.closed != before || len(c.Findings) > 0 {
-			if err := s.setCounts(ctx, tx, c.HostID, counts); err != nil {
-				return 0, 0, err
+		// Counts of the hosts that changed, in one statement per chunk.
+		if len(dirty) > 0 {
+			var b strings.Builder
+			args := make([]any, 0, 3*len(dirty))
+			b.WriteString("UPDATE hosts SET open_counts = CASE id")
+			for _, id := range dirty {
+				c := counts[id]
+				for p, n := range c {
+					if n <= 0 {
+						delete(c, p)
+					}
+				}
+				js, _ := json.Marshal(c)
+				b.WriteString(" WHEN ? THEN ?")
+				args = append(args, id, string(js))
+			}
+			b.WriteString(" END WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(dirty)), ",") + ")")
+			for _, id := range dirty {
+				args = append(args, id)
+			}
+			if _, err := tx.ExecContext(ctx, s.D.Rebind(b.String()), args...); err != nil {
+				return 0, 0, fmt.Errorf("rematch counts: %w", err)
 			}
 		}
 	}
@@ -498,72 +608,115 @@ func anys(xs []string) []any {
 	return out
 }
 
-// Vulnerabilities aggregates findings by vulnerability: every
-// vulnerability with an open finding (or, with id set, that one with its
-// hosts, open or not).
+// Vulnerabilities aggregates findings by vulnerability, in the database:
+// every vulnerability with an open finding (or, with id set, that one
+// with its hosts, open or not).
 func (s *Findings) Vulnerabilities(ctx context.Context, id string) ([]fleet.Vulnerability, error) {
-	q := `SELECT vulnerability, host_id, ecosystem, package, priority, severity, fixed, remediated_at FROM host_findings`
-	var args []any
+	where, args := "1 = 1", []any{}
 	if id != "" {
-		q += ` WHERE vulnerability = ?`
-		args = append(args, id)
-	} else {
-		q += ` WHERE remediated_at = 0`
+		where, args = "vulnerability = ?", []any{id}
 	}
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(q), args...)
+	by := map[string]*fleet.Vulnerability{}
+	var order []string
+	get := func(v string) *fleet.Vulnerability {
+		x := by[v]
+		if x == nil {
+			x = &fleet.Vulnerability{ID: v, Packages: []string{}, Fixed: []string{}}
+			by[v] = x
+			order = append(order, v)
+		}
+		return x
+	}
+	query := func(q string, scan func(rows *sql.Rows) error) error {
+		rows, err := s.DB.QueryContext(ctx, s.D.Rebind(q), args...)
+		if err != nil {
+			return fmt.Errorf("vulnerabilities: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return fmt.Errorf("vulnerabilities: %w", err)
+			}
+		}
+		return rows.Err()
+	}
+	err := query(`SELECT vulnerability, COUNT(DISTINCT host_id), COUNT(*), MIN(priority), MAX(severity) FROM host_findings
+		WHERE `+where+` AND remediated_at = 0 GROUP BY vulnerability`, func(rows *sql.Rows) error {
+		var v string
+		var hosts, open int
+		var prio, sev string
+		if err := rows.Scan(&v, &hosts, &open, &prio, &sev); err != nil {
+			return err
+		}
+		x := get(v)
+		x.Hosts, x.Open, x.Priority, x.Severity = hosts, open, prio, sev
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("vulnerabilities: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	type agg struct {
-		v     fleet.Vulnerability
-		hosts map[string]bool
-		pkgs  map[string]bool
-		fixed map[string]bool
+	err = query(`SELECT vulnerability, ecosystem, package, fixed FROM host_findings WHERE `+where+` AND remediated_at = 0
+		GROUP BY vulnerability, ecosystem, package, fixed`, func(rows *sql.Rows) error {
+		var v, eco, pkg, fixed string
+		if err := rows.Scan(&v, &eco, &pkg, &fixed); err != nil {
+			return err
+		}
+		x := get(v)
+		if p := eco + "/" + pkg; !slices.Contains(x.Packages, p) {
+			x.Packages = append(x.Packages, p)
+		}
+		if fixed != "" && !slices.Contains(x.Fixed, fixed) {
+			x.Fixed = append(x.Fixed, fixed)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	by := map[string]*agg{}
-	for rows.Next() {
-		var vid, host, eco, pkg, prio, sev, fixed string
-		var rem int64
-		if err := rows.Scan(&vid, &host, &eco, &pkg, &prio, &sev, &fixed, &rem); err != nil {
-			return nil, fmt.Errorf("vulnerabilities: %w", err)
+	err = query(`SELECT vulnerability, COUNT(*) FROM host_findings WHERE `+where+` AND remediated_at <> 0 GROUP BY vulnerability`, func(rows *sql.Rows) error {
+		var v string
+		var n int
+		if err := rows.Scan(&v, &n); err != nil {
+			return err
 		}
-		a := by[vid]
-		if a == nil {
-			a = &agg{v: fleet.Vulnerability{ID: vid}, hosts: map[string]bool{}, pkgs: map[string]bool{}, fixed: map[string]bool{}}
-			by[vid] = a
+		if x, ok := by[v]; ok || id != "" {
+			if !ok {
+				x = get(v)
+			}
+			x.Remediated = n
 		}
-		if rem != 0 {
-			a.v.Remediated++
-			continue
-		}
-		a.v.Open++
-		a.hosts[host] = true
-		a.pkgs[eco+"/"+pkg] = true
-		if fixed != "" {
-			a.fixed[fixed] = true
-		}
-		if a.v.Priority == "" || prio < a.v.Priority {
-			a.v.Priority = prio
-		}
-		if a.v.Severity == "" {
-			a.v.Severity = sev
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("vulnerabilities: %w", err)
+	if id != "" && by[id] != nil {
+		x := by[id]
+		x.HostIDs = []string{}
+		err = query(`SELECT DISTINCT host_id FROM host_findings WHERE `+where+` AND remediated_at = 0 ORDER BY host_id`, func(rows *sql.Rows) error {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				return err
+			}
+			x.HostIDs = append(x.HostIDs, h)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	out := make([]fleet.Vulnerability, 0, len(by))
-	for _, a := range by {
-		a.v.Hosts = len(a.hosts)
-		a.v.Packages, a.v.Fixed = keys(a.pkgs), keys(a.fixed)
-		if id != "" {
-			a.v.HostIDs = keys(a.hosts)
-		}
-		out = append(out, a.v)
+	for _, v := range order {
+		x := by[v]
+		sort.Strings(x.Packages)
+		sort.Strings(x.Fixed)
+		out = append(out, *x)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
+		if (a.Priority == "") != (b.Priority == "") {
+			return b.Priority == "" // remediated-only last
+		}
 		if a.Priority != b.Priority {
 			return a.Priority < b.Priority
 		}
@@ -573,13 +726,4 @@ func (s *Findings) Vulnerabilities(ctx context.Context, id string) ([]fleet.Vuln
 		return a.ID < b.ID
 	})
 	return out, nil
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -333,7 +333,15 @@ func (s *Store) Touch(ctx context.Context, seen map[string]time.Time) error {
 		return err
 	}
 	defer st.Close()
-	for id, t := range seen {
+	// Rows are locked in id order, as every multi-host transaction
+	// does: two of them cannot deadlock.
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		t := seen[id]
 		if _, err := st.ExecContext(ctx, t.UnixNano(), id, t.UnixNano()); err != nil {
 			return fmt.Errorf("record check-ins: %w", err)
 		}
