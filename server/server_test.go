@@ -525,8 +525,10 @@ func testFleet(t *testing.T, backend string) {
 // TestRefreshRematchesAndFences: a new advisory imported by a refresh
 // opens a finding on the one host with the package, through the
 // incremental rematch; the rematch of a stale leader is refused.
-func TestRefreshRematchesAndFencesSQLite(t *testing.T)   { testRefreshRematchesAndFences(t, "sqlite") }
-func TestRefreshRematchesAndFencesPostgres(t *testing.T) { testRefreshRematchesAndFences(t, "postgres") }
+func TestRefreshRematchesAndFencesSQLite(t *testing.T) { testRefreshRematchesAndFences(t, "sqlite") }
+func TestRefreshRematchesAndFencesPostgres(t *testing.T) {
+	testRefreshRematchesAndFences(t, "postgres")
+}
 
 func testRefreshRematchesAndFences(t *testing.T, backend string) {
 	feed := debianFeed(t)
