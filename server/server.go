@@ -394,3 +394,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *caller) error
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c *caller) error {
 	return writeJSON(w, http.StatusOK, api.Whoami{Token: c.tok})
 }
+
+// DB is the server's database.
+func (s *Server) DB() *store.DB { return s.db }

@@ -664,3 +664,91 @@ func TestCheckpointAndHealth(t *testing.T) {
 		t.Errorf("/metrics: %d", code)
 	}
 }
+
+// TestReplicasShareOneLeader: two server processes on one PostgreSQL
+// database serve the same data; exactly one leads, and when it dies the
+// other takes over within the lease TTL and one election interval.
+func TestReplicasShareOneLeader(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	type replica struct {
+		srv    *server.Server
+		url    string
+		cancel context.CancelFunc
+		done   chan struct{} // closed when Run returned
+	}
+	const ttl, every = time.Second, 200 * time.Millisecond
+	start := func(name string) *replica {
+		db, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		srv, err := server.New(server.Config{DB: db, ReplicaID: name, LeaseTTL: ttl, ElectEvery: every})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv.Handler())
+		t.Cleanup(ts.Close)
+		rctx, cancel := context.WithCancel(ctx)
+		r := &replica{srv: srv, url: ts.URL, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			if err := srv.Run(rctx); err != nil {
+				t.Error(err)
+			}
+			close(r.done)
+		}()
+		t.Cleanup(func() { cancel(); <-r.done })
+		return r
+	}
+	leads := func(r *replica) bool {
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct{ Leader bool }
+		json.NewDecoder(resp.Body).Decode(&v)
+		return v.Leader
+	}
+	a, b := start("a"), start("b")
+	deadline := time.Now().Add(10 * time.Second)
+	for !leads(a) && !leads(b) {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica leads")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(3 * every)
+	la, lb := leads(a), leads(b)
+	if la == lb {
+		t.Fatalf("leaders: a %v, b %v; want exactly one", la, lb)
+	}
+	leader, other := a, b
+	if lb {
+		leader, other = b, a
+	}
+	// Data written through one replica is served by the other.
+	secret, id, hash, _ := auth.NewSecret()
+	if err := other.srv.DB().Tokens.Create(ctx, auth.Token{ID: id, Kind: auth.KindAPI, Role: auth.Viewer, Created: time.Now(), UsesLeft: -1}, hash); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", leader.url+api.Prefix+"/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a token made through one replica, used on the other: %v %v", resp, err)
+	}
+	// The leader dies without releasing its lease.
+	died := time.Now()
+	leader.cancel()
+	<-leader.done
+	for !leads(other) {
+		if time.Since(died) > ttl+every+2*time.Second {
+			t.Fatalf("no takeover after %v", time.Since(died))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if took := time.Since(died); took > ttl+every+500*time.Millisecond {
+		t.Errorf("takeover took %v, want within TTL %v + interval %v", took, ttl, every)
+	}
+}
