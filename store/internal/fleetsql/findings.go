@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/risk"
+	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
 
 // FindingsDialect holds one database's SQL for host findings.
@@ -60,20 +61,6 @@ const OpenColumns = "id, ecosystem, package, vulnerability, priority, first_seen
 
 func scanOpen(r scanner, o *openRow, f *fleet.Finding) error {
 	return r.Scan(&o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due)
-}
-
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
 }
 
 // dueOf is a finding's due date counted from when it was first seen.
@@ -130,7 +117,7 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 		}
 		seen[k] = true
 		if o, ok := open[k]; ok {
-			due := dueOf(f, fromNanos(o.firstSeen))
+			due := dueOf(f, unixnano.To(o.firstSeen))
 			if o.version == f.Version && o.priority == f.Priority && o.severity == f.Severity && o.fixed == f.Fixed && o.due == due {
 				continue
 			}
@@ -431,7 +418,7 @@ func scanFinding(r scanner, f *fleet.Finding) error {
 	if err := r.Scan(&f.Ecosystem, &f.Package, &f.Vulnerability, &f.Version, &f.Priority, &f.Severity, &f.Fixed, &first, &rem, &due); err != nil {
 		return err
 	}
-	f.FirstSeen, f.RemediatedAt, f.Due = fromNanos(first), fromNanos(rem), fromNanos(due)
+	f.FirstSeen, f.RemediatedAt, f.Due = unixnano.To(first), unixnano.To(rem), unixnano.To(due)
 	return nil
 }
 
@@ -577,7 +564,7 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 			&r.Severity, &r.Fixed, &first, &rem, &due); err != nil {
 			return page, fmt.Errorf("list findings: %w", err)
 		}
-		r.FirstSeen, r.RemediatedAt, r.Due = fromNanos(first), fromNanos(rem), fromNanos(due)
+		r.FirstSeen, r.RemediatedAt, r.Due = unixnano.To(first), unixnano.To(rem), unixnano.To(due)
 		page.Findings = append(page.Findings, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -591,9 +578,9 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 		case fleet.SortPriority:
 			c.S = last.Priority
 		case fleet.SortDue:
-			c.N = nanos(last.Due)
+			c.N = unixnano.From(last.Due)
 		default:
-			c.N = nanos(last.FirstSeen)
+			c.N = unixnano.From(last.FirstSeen)
 		}
 		page.Next = c.encode()
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
 
 // Dialect holds one database's SQL for tokens.
@@ -26,23 +27,9 @@ type Store struct {
 // Columns is the column list the dialect's SELECTs return, in order.
 const Columns = "id, kind, role, name, created, expires, uses_left, revoked, subject"
 
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n).UTC()
-}
-
 // Create stores a token record with the hash of its secret.
 func (s *Store) Create(ctx context.Context, t auth.Token, hash string) error {
-	_, err := s.DB.ExecContext(ctx, s.D.Insert, t.ID, hash, string(t.Kind), string(t.Role), t.Name, nanos(t.Created), nanos(t.Expires), t.UsesLeft, t.Revoked, t.Subject)
+	_, err := s.DB.ExecContext(ctx, s.D.Insert, t.ID, hash, string(t.Kind), string(t.Role), t.Name, unixnano.From(t.Created), unixnano.From(t.Expires), t.UsesLeft, t.Revoked, t.Subject)
 	if err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
@@ -56,7 +43,7 @@ func scan(r row) (auth.Token, error) {
 	var kind, role string
 	var created, expires int64
 	err := r.Scan(&t.ID, &kind, &role, &t.Name, &created, &expires, &t.UsesLeft, &t.Revoked, &t.Subject)
-	t.Kind, t.Role, t.Created, t.Expires = auth.Kind(kind), auth.Role(role), fromNanos(created), fromNanos(expires)
+	t.Kind, t.Role, t.Created, t.Expires = auth.Kind(kind), auth.Role(role), unixnano.To(created), unixnano.To(expires)
 	return t, err
 }
 
