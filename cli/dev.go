@@ -31,7 +31,7 @@ import (
 )
 
 func newDevCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "dev", Short: "Developer tools: load generation", Hidden: false}
+	cmd := &cobra.Command{Use: "dev", Short: "Developer tools: load generation"}
 	cmd.AddCommand(newSimulateCmd(e))
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,8 +36,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 	ctx := r.Context()
 	now := s.cfg.Now().UTC()
 	// Spend one use; a racing enrollment may have taken the last one.
-	secret := bearer(r)
-	if _, err := s.db.Tokens.UseEnrollment(ctx, secret, now); err != nil {
+	if _, err := s.db.Tokens.UseEnrollment(ctx, c.secret, now); err != nil {
 		return errUnauthorized("enrollment token refused: " + err.Error())
 	}
 	id, err := newHostID()
@@ -65,22 +65,10 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 	return writeJSON(w, http.StatusCreated, api.EnrollResponse{HostID: id, Credential: cred, CloneOf: cloneOf})
 }
 
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 {
-		return h[7:]
-	}
-	return ""
-}
-
 // fieldOf takes the field path a validation message starts with.
 func fieldOf(msg string) string {
-	for i := 0; i < len(msg); i++ {
-		if msg[i] == ':' {
-			return msg[:i]
-		}
-	}
-	return ""
+	field, _, _ := strings.Cut(msg, ":")
+	return field
 }
 
 // checkin applies an agent's report: facts, then the inventory and the

@@ -86,7 +86,8 @@ const needEnrollment auth.Role = "enrollment"
 
 // caller is the authenticated credential of a request.
 type caller struct {
-	tok auth.Token
+	tok    auth.Token
+	secret string
 }
 
 func (c *caller) actor() string {
@@ -222,11 +223,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) error {
 	var c *caller
 	if rt.Need != "" {
-		tok, err := s.authenticate(r)
+		tok, secret, err := s.authenticate(r)
 		if err != nil {
 			return err
 		}
-		c = &caller{tok: tok}
+		c = &caller{tok: tok, secret: secret}
 		switch {
 		case rt.Need == needEnrollment:
 			if tok.Kind != auth.KindEnrollment {
@@ -269,20 +270,20 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 
 func (b *limitedBody) Close() error { return b.c.Close() }
 
-func (s *Server) authenticate(r *http.Request) (auth.Token, error) {
-	h := r.Header.Get("Authorization")
-	secret, ok := strings.CutPrefix(h, "Bearer ")
+func (s *Server) authenticate(r *http.Request) (auth.Token, string, error) {
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	secret = strings.TrimSpace(secret)
 	if !ok || secret == "" {
-		return auth.Token{}, errUnauthorized("missing credential: send Authorization: Bearer <token>")
+		return auth.Token{}, "", errUnauthorized("missing credential: send Authorization: Bearer <token>")
 	}
-	tok, err := s.db.Tokens.Authenticate(r.Context(), strings.TrimSpace(secret), s.cfg.Now())
+	tok, err := s.db.Tokens.Authenticate(r.Context(), secret, s.cfg.Now())
 	if err != nil {
 		if errors.Is(err, auth.ErrUnknown) || errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrRevoked) || errors.Is(err, auth.ErrExhausted) {
-			return tok, errUnauthorized("invalid credential")
+			return tok, "", errUnauthorized("invalid credential")
 		}
-		return tok, err
+		return tok, "", err
 	}
-	return tok, nil
+	return tok, secret, nil
 }
 
 // httpError is an error with its response.
