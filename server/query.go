@@ -269,7 +269,7 @@ func (s *Server) listVulns(w http.ResponseWriter, r *http.Request, _ *caller) er
 	if err != nil {
 		return err
 	}
-	vs, err := s.db.Findings.Vulnerabilities(r.Context(), "")
+	vs, err := s.db.Findings.Vulnerabilities(r.Context())
 	if err != nil {
 		return err
 	}
@@ -307,13 +307,14 @@ func (s *Server) listVulns(w http.ResponseWriter, r *http.Request, _ *caller) er
 
 func (s *Server) getVuln(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	id := r.PathValue("id")
-	vs, err := s.db.Findings.Vulnerabilities(r.Context(), id)
+	v, ok, err := s.db.Findings.Vulnerability(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	if len(vs) == 0 {
+	if !ok {
 		return errNotFound("vulnerability " + id + ": no host has or had it")
 	}
+	vs := []fleet.Vulnerability{v}
 	if err := s.exploitation(r, vs); err != nil {
 		return err
 	}

@@ -595,14 +595,61 @@ func anys(xs []string) []any {
 	return out
 }
 
-// Vulnerabilities aggregates findings by vulnerability, in the database:
-// every vulnerability with an open finding (or, with id set, that one
-// with its hosts, open or not).
-func (s *Findings) Vulnerabilities(ctx context.Context, id string) ([]fleet.Vulnerability, error) {
-	where, args := "1 = 1", []any{}
-	if id != "" {
-		where, args = "vulnerability = ?", []any{id}
+// Vulnerability aggregates the findings of one vulnerability, with its
+// hosts, in one pass over them. ok is false when no host has or had it.
+func (s *Findings) Vulnerability(ctx context.Context, id string) (v fleet.Vulnerability, ok bool, err error) {
+	v = fleet.Vulnerability{ID: id, Packages: []string{}, Fixed: []string{}, HostIDs: []string{}}
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT host_id, ecosystem, package, priority, severity, fixed, remediated_at
+		FROM host_findings WHERE vulnerability = ?`), id)
+	if err != nil {
+		return v, false, fmt.Errorf("vulnerability %s: %w", id, err)
 	}
+	defer rows.Close()
+	hosts := map[string]bool{}
+	for rows.Next() {
+		var host, eco, pkg, prio, sev, fixed string
+		var rem int64
+		if err := rows.Scan(&host, &eco, &pkg, &prio, &sev, &fixed, &rem); err != nil {
+			return v, false, fmt.Errorf("vulnerability %s: %w", id, err)
+		}
+		ok = true
+		if rem != 0 {
+			v.Remediated++
+			continue
+		}
+		v.Open++
+		hosts[host] = true
+		if p := eco + "/" + pkg; !slices.Contains(v.Packages, p) {
+			v.Packages = append(v.Packages, p)
+		}
+		if fixed != "" && !slices.Contains(v.Fixed, fixed) {
+			v.Fixed = append(v.Fixed, fixed)
+		}
+		if v.Priority == "" || prio < v.Priority {
+			v.Priority = prio
+		}
+		if sev > v.Severity {
+			v.Severity = sev
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return v, false, fmt.Errorf("vulnerability %s: %w", id, err)
+	}
+	for h := range hosts {
+		v.HostIDs = append(v.HostIDs, h)
+	}
+	v.Hosts = len(v.HostIDs)
+	sort.Strings(v.HostIDs)
+	sort.Strings(v.Packages)
+	sort.Strings(v.Fixed)
+	return v, ok, nil
+}
+
+// Vulnerabilities aggregates, in the database, the findings of every
+// vulnerability with an open finding.
+func (s *Findings) Vulnerabilities(ctx context.Context) ([]fleet.Vulnerability, error) {
+	const where = "1 = 1"
+	var args []any
 	by := map[string]*fleet.Vulnerability{}
 	var order []string
 	get := func(v string) *fleet.Vulnerability {
@@ -666,31 +713,13 @@ func (s *Findings) Vulnerabilities(ctx context.Context, id string) ([]fleet.Vuln
 		if err := rows.Scan(&v, &n); err != nil {
 			return err
 		}
-		if x, ok := by[v]; ok || id != "" {
-			if !ok {
-				x = get(v)
-			}
+		if x, ok := by[v]; ok {
 			x.Remediated = n
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	if id != "" && by[id] != nil {
-		x := by[id]
-		x.HostIDs = []string{}
-		err = query(`SELECT DISTINCT host_id FROM host_findings WHERE `+where+` AND remediated_at = 0 ORDER BY host_id`, func(rows *sql.Rows) error {
-			var h string
-			if err := rows.Scan(&h); err != nil {
-				return err
-			}
-			x.HostIDs = append(x.HostIDs, h)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 	out := make([]fleet.Vulnerability, 0, len(by))
 	for _, v := range order {
@@ -701,9 +730,6 @@ func (s *Findings) Vulnerabilities(ctx context.Context, id string) ([]fleet.Vuln
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		if (a.Priority == "") != (b.Priority == "") {
-			return b.Priority == "" // remediated-only last
-		}
 		if a.Priority != b.Priority {
 			return a.Priority < b.Priority
 		}
