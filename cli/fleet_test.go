@@ -162,3 +162,19 @@ func TestQuickstartAndClients(t *testing.T) {
 		t.Errorf("audit verify: %d %s %s", code, stdout, stderr)
 	}
 }
+
+// TestQuickstartOffline: with the feeds unreachable, quickstart says so and
+// goes on: this host is enrolled and checked in, and the summary printed.
+func TestQuickstartOffline(t *testing.T) {
+	root := fixtureHost(t, "status-bookworm-minbase", "cccccccccccccccccccccccccccccccc", "offline-1")
+	code, stdout, stderr := run(t, t.TempDir(), "quickstart", "--exit", "--listen", "127.0.0.1:0", "--root", root,
+		"--no-package-manager", "--log-level", "error", "--feeds-mirror", "http://127.0.0.1:1")
+	if code != 0 {
+		t.Fatalf("quickstart offline: %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"feeds: offline or unreachable", "this host: enrolled as", "fleet: 1 hosts", "admin token (shown once)"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+}

@@ -69,7 +69,14 @@ serving until interrupted (or exits with --exit).`,
 			case err != nil && feedsDir != "":
 				return fail(fmt.Errorf("--feeds %s: %w", feedsDir, err))
 			case err != nil:
-				fmt.Fprintf(w, "feeds: offline or unreachable (%v); going on with what is imported and the package manager's view\n", err)
+				why := err.Error()
+				for _, o := range refreshed.Outcomes {
+					if o.Err != "" {
+						why += "; first: " + o.Source + ": " + o.Err
+						break
+					}
+				}
+				fmt.Fprintf(w, "feeds: offline or unreachable (%s); going on with what is imported and the package manager's view\n", why)
 			default:
 				fmt.Fprintf(w, "feeds: %d added, %d updated, %d removed, %d unchanged; KEV %d, EPSS %d\n",
 					refreshed.Summary.Added, refreshed.Summary.Updated, refreshed.Summary.Removed, refreshed.Summary.Unchanged, refreshed.Summary.KEV, refreshed.Summary.EPSS)

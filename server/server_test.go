@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -750,5 +751,43 @@ func TestReplicasShareOneLeader(t *testing.T) {
 	}
 	if took := time.Since(died); took > ttl+every+500*time.Millisecond {
 		t.Errorf("takeover took %v, want within TTL %v + interval %v", took, ttl, every)
+	}
+}
+
+// TestCheckpointWebhook: with a webhook set, each signed checkpoint is
+// POSTed to it, and a webhook that fails makes the export fail (and be
+// logged by the leader) rather than pass silently.
+func TestCheckpointWebhook(t *testing.T) {
+	var fail atomic.Bool
+	posts := make(chan []byte, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		posts <- b
+	}))
+	defer hook.Close()
+	f := newFixture(t, "sqlite", func(c *server.Config) { c.CheckpointDir, c.CheckpointURL = "", hook.URL })
+	admin := f.api(auth.Admin)
+	if code, body := f.do("POST", api.Prefix+"/tokens", admin, api.TokenRequest{Role: auth.Viewer}); code != 201 {
+		t.Fatal(code, string(body))
+	}
+	cp, err := f.srv.Checkpoint(context.Background())
+	if err != nil || cp.Seq != 1 {
+		t.Fatal(cp, err)
+	}
+	var posted audit.Checkpoint
+	got := <-posts
+	if err := json.Unmarshal(got, &posted); err != nil {
+		t.Fatalf("webhook body %q: %v", got, err)
+	}
+	if posted.Seq != 1 || posted.Hash != cp.Hash || posted.VerifySignature(f.key.Public().(ed25519.PublicKey)) != nil {
+		t.Errorf("webhook got %+v, want %+v, signed", posted, cp)
+	}
+	fail.Store(true)
+	if _, err := f.srv.Checkpoint(context.Background()); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("failing webhook: %v", err)
 	}
 }
