@@ -2,8 +2,10 @@ package fleet
 
 import (
 	"errors"
+	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/scan"
 )
 
@@ -21,6 +23,38 @@ type HostFilter struct {
 	Priority string
 	// Clones keeps only hosts flagged as clones.
 	Clones bool
+}
+
+// Match applies the filter to a host.
+func (f HostFilter) Match(h HostSummary) bool {
+	if f.Ecosystem != "" && h.Ecosystem != f.Ecosystem && !strings.HasPrefix(h.Ecosystem, f.Ecosystem+":") {
+		return false
+	}
+	if !f.SeenAfter.IsZero() && h.LastSeen.Before(f.SeenAfter) {
+		return false
+	}
+	if !f.SeenBefore.IsZero() && !h.LastSeen.Before(f.SeenBefore) {
+		return false
+	}
+	if f.Clones && h.CloneOf == "" {
+		return false
+	}
+	if len(f.Labels) > 0 {
+		eff := h.EffectiveLabels()
+		for k, v := range f.Labels {
+			if eff[k] != v {
+				return false
+			}
+		}
+	}
+	n := h.OpenTotal()
+	if f.Priority != "" {
+		n = h.Open[f.Priority]
+		if n == 0 {
+			return false
+		}
+	}
+	return n >= f.MinOpen
 }
 
 // HostSummary is a host in a list: its record and open finding counts.
@@ -44,19 +78,9 @@ func (h HostSummary) OpenTotal() int {
 // HostDetail is one host with its packages, findings and available patches.
 type HostDetail struct {
 	HostSummary
-	Packages []PackageRef  `json:"packages"`
-	Findings []Finding     `json:"findings"`
-	Updates  []scan.Update `json:"updates"`
-}
-
-// PackageRef is an installed package as a host detail lists it.
-type PackageRef struct {
-	Ecosystem     string `json:"ecosystem"`
-	Name          string `json:"name"`
-	Version       string `json:"version"`
-	SourceName    string `json:"source_name,omitempty"`
-	SourceVersion string `json:"source_version,omitempty"`
-	Location      string `json:"location"`
+	Packages []inventory.Package `json:"packages"`
+	Findings []Finding           `json:"findings"`
+	Updates  []scan.Update       `json:"updates"`
 }
 
 // FindingSort orders a finding list.

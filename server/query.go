@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/risk"
 )
 
@@ -119,13 +120,11 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, _ *caller) erro
 		return err
 	}
 	d := fleet.HostDetail{HostSummary: h}
-	pkgs, err := s.db.Fleet.Inventory(ctx, id)
-	if err != nil {
+	if d.Packages, err = s.db.Fleet.Inventory(ctx, id); err != nil {
 		return err
 	}
-	d.Packages = make([]fleet.PackageRef, len(pkgs))
-	for i, p := range pkgs {
-		d.Packages[i] = fleet.PackageRef{Ecosystem: p.Ecosystem, Name: p.Name, Version: p.Version, SourceName: p.SourceName, SourceVersion: p.SourceVersion, Location: p.Location}
+	if d.Packages == nil {
+		d.Packages = []inventory.Package{}
 	}
 	if d.Findings, err = s.db.Findings.List(ctx, id); err != nil {
 		return err

@@ -137,7 +137,6 @@ var fleetDialect = &fleetsql.Dialect{
 	UpsertHost: `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash) VALUES(?,?,?,?,?,?,'')
 		ON CONFLICT(id) DO UPDATE SET machine_id=excluded.machine_id, hostname=excluded.hostname, ecosystem=excluded.ecosystem,
 		labels=excluded.labels, last_seen=excluded.last_seen`,
-	Host:           `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
 	LockHost:       `SELECT inventory_hash FROM hosts WHERE id = ?`,
 	EnsureSW:       `INSERT INTO software(ecosystem, name, version, source_name, source_version, match_name) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
 	SoftwareID:     `SELECT id FROM software WHERE ecosystem = ? AND name = ? AND version = ? AND source_name = ? AND source_version = ?`,
@@ -155,7 +154,6 @@ var fleetDialect = &fleetsql.Dialect{
 	SetHash:        `UPDATE hosts SET inventory_hash = ? WHERE id = ?`,
 	Inventory:      `SELECT s.ecosystem, s.name, s.version, s.source_name, s.source_version, loc.path FROM host_keys k JOIN host_links l ON l.host_seq = k.seq JOIN software s ON s.id = l.software_id JOIN locations loc ON loc.id = l.location_id WHERE k.host_id = ? ORDER BY s.ecosystem, s.name, s.version, loc.path`,
 	CountSW:        `SELECT COUNT(*) FROM software`,
-	HostsWith:      `SELECT DISTINCT k.host_id FROM software s JOIN host_links l ON l.software_id = s.id JOIN host_keys k ON k.seq = l.host_seq WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
 	SoftwareWith:   `SELECT k.host_id, s.ecosystem, s.name, s.version, s.source_name, s.source_version, loc.path FROM software s JOIN host_links l ON l.software_id = s.id JOIN host_keys k ON k.seq = l.host_seq JOIN locations loc ON loc.id = l.location_id WHERE s.match_name = ? AND (s.ecosystem = ? OR s.ecosystem LIKE ?)`,
 	InsertHost:     `INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash, facts, enrolled_at, clone_of) VALUES(?,?,?,?,?,?,'',?,?,?)`,
 	OtherByMachine: `SELECT id FROM hosts WHERE machine_id = ? AND id <> ? ORDER BY enrolled_at LIMIT 1`,

@@ -21,7 +21,7 @@ type FleetStore interface {
 	ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (bool, error)
 	Inventory(ctx context.Context, hostID string) ([]inventory.Package, error)
 	SoftwareCount(ctx context.Context) (int, error)
-	HostsWith(ctx context.Context, keys []match.Key) ([]string, error)
+	SoftwareWith(ctx context.Context, keys []match.Key) (map[string][]inventory.Package, error)
 }
 
 func debPkgs(from, to int, version string) []inventory.Package {
@@ -90,9 +90,19 @@ func Fleet(t *testing.T, open func(t *testing.T) FleetStore) {
 		{[]match.Key{{Ecosystem: "Debian:11", Name: "srclib010"}}, "[]"},
 		{[]match.Key{{Ecosystem: "Debian:12", Name: "lib010"}}, "[]"}, // binary names are not what advisories name
 	} {
-		got, err := s.HostsWith(ctx, c.keys)
-		if err != nil || fmt.Sprint(got) != c.want {
-			t.Errorf("hosts with %v: %v %v, want %s", c.keys, got, err, c.want)
+		byHost, err := s.SoftwareWith(ctx, c.keys)
+		var hosts []string
+		for h, pkgs := range byHost {
+			hosts = append(hosts, h)
+			for _, p := range pkgs {
+				if p.SourceName != c.keys[0].Name {
+					t.Errorf("software with %v: %s has %+v", c.keys, h, p)
+				}
+			}
+		}
+		sort.Strings(hosts)
+		if err != nil || fmt.Sprint(hosts) != c.want {
+			t.Errorf("hosts with %v: %v %v, want %s", c.keys, hosts, err, c.want)
 		}
 	}
 

@@ -23,7 +23,6 @@ import (
 // Dialect holds one database's SQL for hosts and inventories.
 type Dialect struct {
 	UpsertHost string // (id, machine_id, hostname, ecosystem, labels, last_seen)
-	Host       string // (id) → id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash
 	LockHost   string // (id) → inventory_hash, locking the host row for the transaction
 	EnsureSW   string // (ecosystem, name, version, source_name, source_version, match_name): insert if missing
 	SoftwareID string // (ecosystem, name, version, source_name, source_version) → id
@@ -39,11 +38,9 @@ type Dialect struct {
 	SetHash     string // (inventory_hash, host_id)
 	Inventory   string // (host_id) → ecosystem, name, version, source_name, source_version, location
 	CountSW     string // → count of software rows
-	// HostsWith lists the hosts with software of a key: (match_name,
-	// ecosystem, ecosystem LIKE pattern) → host_id.
-	HostsWith string
-	// SoftwareWith is HostsWith with the software: → host_id, ecosystem,
-	// name, version, source_name, source_version, location.
+	// SoftwareWith lists the hosts with software of a key, with the
+	// software: (match_name, ecosystem, ecosystem LIKE pattern) → host_id,
+	// ecosystem, name, version, source_name, source_version, location.
 	SoftwareWith string
 
 	// InsertHost enrolls a host: (id, machine_id, hostname, ecosystem,
@@ -225,43 +222,11 @@ func (s *Store) Hosts(ctx context.Context, f fleet.HostFilter) ([]fleet.HostSumm
 		if err != nil {
 			return nil, fmt.Errorf("list hosts: %w", err)
 		}
-		if HostMatches(h, f) {
+		if f.Match(h) {
 			out = append(out, h)
 		}
 	}
 	return out, rows.Err()
-}
-
-// HostMatches applies a host filter.
-func HostMatches(h fleet.HostSummary, f fleet.HostFilter) bool {
-	if f.Ecosystem != "" && h.Ecosystem != f.Ecosystem && !strings.HasPrefix(h.Ecosystem, f.Ecosystem+":") {
-		return false
-	}
-	if !f.SeenAfter.IsZero() && h.LastSeen.Before(f.SeenAfter) {
-		return false
-	}
-	if !f.SeenBefore.IsZero() && !h.LastSeen.Before(f.SeenBefore) {
-		return false
-	}
-	if f.Clones && h.CloneOf == "" {
-		return false
-	}
-	if len(f.Labels) > 0 {
-		eff := h.EffectiveLabels()
-		for k, v := range f.Labels {
-			if eff[k] != v {
-				return false
-			}
-		}
-	}
-	n := h.OpenTotal()
-	if f.Priority != "" {
-		n = h.Open[f.Priority]
-		if n == 0 {
-			return false
-		}
-	}
-	return n >= f.MinOpen
 }
 
 // Enroll stores a new host and its credential in one transaction. When
@@ -601,40 +566,6 @@ func (s *Store) Inventory(ctx context.Context, hostID string) ([]inventory.Packa
 		out = append(out, p)
 	}
 	return out, rows.Err()
-}
-
-// HostsWith returns the hosts that have software named by any of the keys
-// (a key of a bare ecosystem, "Debian", also names "Debian:12" software).
-func (s *Store) HostsWith(ctx context.Context, keys []match.Key) ([]string, error) {
-	set := map[string]bool{}
-	for _, k := range keys {
-		like := k.Ecosystem
-		if !strings.Contains(k.Ecosystem, ":") {
-			like = k.Ecosystem + ":%"
-		}
-		rows, err := s.DB.QueryContext(ctx, s.D.HostsWith, k.Name, k.Ecosystem, like)
-		if err != nil {
-			return nil, fmt.Errorf("hosts with %s/%s: %w", k.Ecosystem, k.Name, err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			set[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]string, 0, len(set))
-	for id := range set {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out, nil
 }
 
 // SoftwareWith returns, per host, its packages named by any of the keys.
