@@ -90,7 +90,7 @@ func simTemplates(ctx context.Context, shared string) (oses [][]inventory.Packag
 		return nil, nil, fmt.Errorf("no dpkg fixtures in %s/fixtures/dpkg (--shared)", shared)
 	}
 	sort.Strings(fixtures)
-	tmp, err := tempDir()
+	tmp, err := os.MkdirTemp("", "patchbay-sim-")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -339,7 +339,7 @@ func (e *env) spawnServer(ctx context.Context, o *simOpts) (*exec.Cmd, func(), e
 		return nil, nil, err
 	}
 	if e.dataDir == "" || e.dataDir == defaultDataDir() {
-		d, err := tempDir()
+		d, err := os.MkdirTemp("", "patchbay-sim-")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -449,7 +449,6 @@ func procRSS(pid int) (rss, hwm float64) {
 	return rss, hwm
 }
 
-func tempDir() (string, error) { return os.MkdirTemp("", "patchbay-sim-") }
 
 func writeFiles(root string, files map[string]string) error {
 	for p, c := range files {
