@@ -449,7 +449,6 @@ func procRSS(pid int) (rss, hwm float64) {
 	return rss, hwm
 }
 
-
 func writeFiles(root string, files map[string]string) error {
 	for p, c := range files {
 		full := filepath.Join(root, p)
