@@ -45,3 +45,17 @@ func BenchmarkReplaceInventory(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hosts/s")
 	b.ReportMetric(float64(len(inv.Packages)), "packages/host")
 }
+
+// BenchmarkInventoryHash hashes a real host inventory (~700 packages),
+// which every full check-in does twice (the handler's check, the store's).
+func BenchmarkInventoryHash(b *testing.B) {
+	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: sharedtest.DebianRoot(b, "status-bookworm-host")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fleet.InventoryHash(inv.Packages)
+	}
+	b.ReportMetric(float64(len(inv.Packages)), "packages")
+}
