@@ -3,11 +3,13 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/scan"
 )
 
@@ -20,6 +22,9 @@ type Error struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
 	Field string `json:"field,omitempty"`
+	// Problems are every problem of invalid policy documents, each with
+	// its file, line, column and field path.
+	Problems []*policy.FieldError `json:"problems,omitempty"`
 }
 
 // Error codes.
@@ -32,6 +37,8 @@ const (
 	CodeInventoryRequired = "inventory_required" // send the full inventory
 	CodeUpdatesRequired   = "updates_required"   // send the full update list
 	CodeMachineMismatch   = "machine_mismatch"   // a credential used by another machine
+	CodeInvalidPolicy     = "invalid_policy"     // see problems
+	CodeConflict          = "conflict"
 	CodeInternal          = "internal"
 	CodeUnavailable       = "unavailable"
 )
@@ -113,6 +120,90 @@ type HostList struct {
 // VulnList is the vulnerabilities list.
 type VulnList struct {
 	Vulnerabilities []fleet.Vulnerability `json:"vulnerabilities"`
+}
+
+// PolicyFile is one file of policy documents, sent as it is on disk: the
+// server parses it, so every error names the file, line and column.
+type PolicyFile struct {
+	Name    string `json:"name"`
+	Content string `json:"content"`
+}
+
+// ApplyRequest applies documents and deletes others ("Kind/name"), all
+// or nothing.
+type ApplyRequest struct {
+	Files  []PolicyFile `json:"files"`
+	Delete []string     `json:"delete,omitempty"`
+	DryRun bool         `json:"dry_run,omitempty"`
+}
+
+// ApplyResponse says what an apply changed (or would, in a dry run).
+type ApplyResponse struct {
+	DryRun        bool                      `json:"dry_run"`
+	Changes       []policy.Change           `json:"changes"`
+	Reprioritized *fleet.ReprioritizeResult `json:"reprioritized,omitempty"`
+}
+
+// PolicyDocument is an applied document: Document is its canonical JSON
+// (kind, metadata, spec).
+type PolicyDocument struct {
+	Kind      string          `json:"kind"`
+	Name      string          `json:"name"`
+	Version   int             `json:"version"`
+	AppliedAt time.Time       `json:"applied_at"`
+	AppliedBy string          `json:"applied_by"`
+	Document  json.RawMessage `json:"document"`
+}
+
+// PolicyList lists applied documents.
+type PolicyList struct {
+	Documents []PolicyDocument `json:"documents"`
+}
+
+// PolicyVersion is one version in a document's history.
+type PolicyVersion struct {
+	Kind      string          `json:"kind"`
+	Name      string          `json:"name"`
+	Version   int             `json:"version"`
+	Action    string          `json:"action"`
+	AppliedAt time.Time       `json:"applied_at"`
+	AppliedBy string          `json:"applied_by"`
+	Document  json.RawMessage `json:"document,omitempty"`
+}
+
+// PolicyHistory is the history of documents.
+type PolicyHistory struct {
+	Versions []PolicyVersion `json:"versions"`
+}
+
+// FindingDetail explains a finding: its asset's context, the decision the
+// current policy makes and why, the vulnerability's own evidence, and every
+// change of its priority or state with the cause.
+type FindingDetail struct {
+	Finding  fleet.Finding        `json:"finding"`
+	Hostname string               `json:"hostname"`
+	Context  policy.Context       `json:"context"`
+	Decision policy.Decision      `json:"decision"`
+	Evidence []string             `json:"evidence"`
+	Aliases  []string             `json:"aliases,omitempty"`
+	Summary  string               `json:"summary,omitempty"`
+	History  []fleet.FindingEvent `json:"history"`
+}
+
+// ServiceInventory is an application inventory uploaded for a service
+// (from CI: patchbay scan --upload --service NAME).
+type ServiceInventory struct {
+	Packages []inventory.Package `json:"packages"`
+}
+
+// ServiceInventoryResponse says what the upload changed.
+type ServiceInventoryResponse struct {
+	Service  string `json:"service"`
+	HostID   string `json:"asset_id"`
+	Packages int    `json:"packages"`
+	Open     int    `json:"open"`
+	Opened   int    `json:"opened"`
+	Closed   int    `json:"closed"`
 }
 
 // Whoami describes the calling credential.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
@@ -101,6 +102,20 @@ func ValidateLabel(k, v string) error {
 	return nil
 }
 
+// ServiceLabel names, on the asset that holds a service's uploaded
+// inventory, the service.
+const ServiceLabel = "patchbay.io/service"
+
+// ServicePrefix starts the machine-id of a service's asset.
+const ServicePrefix = "service:"
+
+// IsService says whether the host is a service's uploaded inventory
+// rather than a machine.
+func (h Host) IsService() bool { return strings.HasPrefix(h.MachineID, ServicePrefix) }
+
+// ServiceAssetID is the id of the asset holding a service's inventory.
+func ServiceAssetID(service string) string { return "svc-" + service }
+
 // EffectiveLabels are the labels a host is filtered by: the agent's,
 // overridden by those set on the server.
 func (h Host) EffectiveLabels() map[string]string {
@@ -159,6 +174,7 @@ func InventoryHash(pkgs []inventory.Package) string {
 // it no longer appears (the package was upgraded or removed). Closed
 // findings are kept: they are what mean time to patch is computed from.
 type Finding struct {
+	ID            int64     `json:"id,omitempty"`
 	HostID        string    `json:"host_id"`
 	Ecosystem     string    `json:"ecosystem"`
 	Package       string    `json:"package"`
@@ -175,6 +191,42 @@ type Finding struct {
 	KEVDue time.Time `json:"kev_due,omitempty"`
 	// RemediatedAt is zero while the finding is open.
 	RemediatedAt time.Time `json:"remediated_at,omitempty"`
+	// State is open, accepted (an exception) or not_affected (VEX) while
+	// the finding is not remediated.
+	State     string `json:"state"`
+	Exception string `json:"exception,omitempty"`
+	Lane      string `json:"lane,omitempty"` // "emergency" or ""
+	// Exploitation, Automatable and Impact are the vulnerability's decision
+	// points; Cycle is the patch cycle (system or application).
+	Exploitation string `json:"exploitation"`
+	Automatable  bool   `json:"automatable"`
+	Impact       string `json:"impact"`
+	Cycle        string `json:"cycle"`
+	// SLA and DueCap are the decision's, when one was made: Due is
+	// FirstSeen + SLA, no later than DueCap.
+	SLA    time.Duration `json:"-"`
+	DueCap time.Time     `json:"-"`
+	// Reasons are the decision's, recorded with a change of priority or
+	// state.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// States of an unremediated finding.
+const (
+	StateOpen        = "open"
+	StateAccepted    = "accepted"
+	StateNotAffected = "not_affected"
+)
+
+// FindingEvent is a change of a finding's priority or state.
+type FindingEvent struct {
+	At           time.Time `json:"at"`
+	PriorityFrom string    `json:"priority_from"`
+	PriorityTo   string    `json:"priority_to"`
+	StateFrom    string    `json:"state_from"`
+	StateTo      string    `json:"state_to"`
+	Cause        string    `json:"cause"`
+	Reasons      []string  `json:"reasons"`
 }
 
 // Key identifies a finding across inventories: the same vulnerability in

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
@@ -17,7 +18,22 @@ type Inventories interface {
 
 // FindingHistory is where hosts' findings are kept, with their history.
 type FindingHistory interface {
-	Sync(ctx context.Context, hostID string, current []Finding, now time.Time) (opened, closed int, err error)
+	// Sync makes the host's open findings current; changes of priority
+	// or state are recorded with cause.
+	Sync(ctx context.Context, hostID string, current []Finding, now time.Time, cause string) (opened, closed int, err error)
+}
+
+// Asset is a host as decisions see it.
+type Asset struct {
+	ID     string
+	Labels map[string]string // effective labels
+}
+
+// Triage decides findings in their host's context: priority, SLA, state,
+// lane and reasons. Without one, findings keep the context-free
+// assessment of the scan.
+type Triage interface {
+	Decide(a Asset, fs []Finding, now time.Time)
 }
 
 // IngestResult says what an inventory ingest changed.
@@ -31,7 +47,7 @@ type IngestResult struct {
 // Ingest stores a host's inventory and, when it changed, recomputes the
 // host's findings against the advisory index: new ones open, those whose
 // package was upgraded or removed close as remediated now.
-func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.Source, host Host, pkgs []inventory.Package, now time.Time) (IngestResult, error) {
+func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.Source, tr Triage, host Host, pkgs []inventory.Package, now time.Time) (IngestResult, error) {
 	var r IngestResult
 	changed, err := inv.ReplaceInventory(ctx, host.ID, pkgs)
 	if err != nil {
@@ -46,8 +62,11 @@ func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.
 		return r, fmt.Errorf("match inventory of %s: %w", host.ID, err)
 	}
 	current := findingsOf(host.ID, res)
+	if tr != nil {
+		tr.Decide(Asset{ID: host.ID, Labels: host.EffectiveLabels()}, current, now)
+	}
 	r.Findings = len(current)
-	r.Opened, r.Closed, err = hist.Sync(ctx, host.ID, current, now)
+	r.Opened, r.Closed, err = hist.Sync(ctx, host.ID, current, now, "inventory of "+host.Hostname+" changed")
 	return r, err
 }
 
@@ -56,6 +75,8 @@ type HostIndex interface {
 	// SoftwareWith returns, per host, its packages named by any of the
 	// keys (a key of a bare ecosystem, "Debian", also names "Debian:12").
 	SoftwareWith(ctx context.Context, keys []match.Key) (map[string][]inventory.Package, error)
+	// Assets are every host with its effective labels, by id.
+	Assets(ctx context.Context) (map[string]Asset, error)
 }
 
 // PackageID names a package as findings do: ecosystem and the name
@@ -68,6 +89,9 @@ type ScopedChange struct {
 	HostID   string
 	Scope    []PackageID
 	Findings []Finding
+	// UpdateOnly re-decides the findings in Findings that are still
+	// open, and opens and closes none.
+	UpdateOnly bool
 }
 
 // Fence is the lease term the leader writes under: a write under a term
@@ -81,7 +105,9 @@ type Fence struct {
 type ScopedHistory interface {
 	// SyncScoped applies every change in one transaction, checking the
 	// fence inside it.
-	SyncScoped(ctx context.Context, changes []ScopedChange, now time.Time, fence Fence) (opened, closed int, err error)
+	SyncScoped(ctx context.Context, changes []ScopedChange, now time.Time, fence Fence, cause string) (opened, closed int, err error)
+	// OpenOf returns the unremediated findings of the hosts.
+	OpenOf(ctx context.Context, hostIDs []string) (map[string][]Finding, error)
 }
 
 // RematchResult says what an incremental rematch did.
@@ -95,7 +121,7 @@ type RematchResult struct {
 // named by keys — those of new, modified or withdrawn advisories — on the
 // hosts that have them, and nothing else: no host's full inventory is read
 // or matched. Hosts with the same set of such packages are matched once.
-func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.Source, keys []match.Key, now time.Time, fence Fence) (RematchResult, error) {
+func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.Source, tr Triage, keys []match.Key, now time.Time, fence Fence, cause string) (RematchResult, error) {
 	var r RematchResult
 	if len(keys) == 0 {
 		return r, nil
@@ -133,6 +159,12 @@ func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.So
 		groups[sig] = g
 	}
 	r.Groups = len(groups)
+	var assets map[string]Asset
+	if tr != nil {
+		if assets, err = idx.Assets(ctx); err != nil {
+			return r, err
+		}
+	}
 	changes := make([]ScopedChange, 0, len(byHost))
 	for id, sig := range hostGroup {
 		g := groups[sig]
@@ -141,17 +173,115 @@ func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.So
 			f.HostID = id
 			fs[i] = f
 		}
+		if a, ok := assets[id]; ok {
+			tr.Decide(a, fs, now)
+		}
 		changes = append(changes, ScopedChange{HostID: id, Scope: g.scope, Findings: fs})
 	}
-	r.Opened, r.Closed, err = hist.SyncScoped(ctx, changes, now, fence)
+	r.Opened, r.Closed, err = hist.SyncScoped(ctx, changes, now, fence, cause)
 	return r, err
+}
+
+// Evidence is new exploitation evidence of one vulnerability.
+type Evidence struct {
+	Exploitation string
+	KEVDue       time.Time
+}
+
+// Scope selects what Reprioritize re-decides.
+type Scope struct {
+	// HostIDs are the hosts; nil means every host.
+	HostIDs []string
+	// Evidence replaces the exploitation of the findings of these
+	// vulnerabilities before deciding.
+	Evidence map[string]Evidence
+}
+
+// ReprioritizeResult says what a re-decision changed.
+type ReprioritizeResult struct {
+	Hosts    int `json:"hosts"`
+	Findings int `json:"findings"` // unremediated findings decided again
+	Changed  int `json:"changed"`  // whose priority, state, lane, exception or due date changed
+}
+
+// Reprioritize decides the unremediated findings of the hosts in scope
+// again, from their stored decision inputs, after a policy, label or
+// exploitation change: no inventory is read or matched. Changes of
+// priority or state are recorded with cause.
+func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Triage, scope Scope, now time.Time, fence Fence, cause string) (ReprioritizeResult, error) {
+	var r ReprioritizeResult
+	assets, err := idx.Assets(ctx)
+	if err != nil {
+		return r, err
+	}
+	ids := scope.HostIDs
+	if ids == nil {
+		for id := range assets {
+			ids = append(ids, id)
+		}
+	}
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	const chunk = 500
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		open, err := hist.OpenOf(ctx, part)
+		if err != nil {
+			return r, err
+		}
+		var changes []ScopedChange
+		for _, id := range part {
+			a, ok := assets[id]
+			fs := open[id]
+			if !ok || len(fs) == 0 {
+				continue
+			}
+			r.Hosts++
+			type before struct {
+				prio, state, lane, exc string
+				due                    time.Time
+			}
+			was := make([]before, len(fs))
+			for i := range fs {
+				f := &fs[i]
+				was[i] = before{f.Priority, f.State, f.Lane, f.Exception, f.Due}
+				if ev, ok := scope.Evidence[f.Vulnerability]; ok {
+					f.Exploitation, f.KEVDue = ev.Exploitation, ev.KEVDue
+				}
+			}
+			tr.Decide(a, fs, now)
+			seen := map[PackageID]bool{}
+			var pkgs []PackageID
+			for i, f := range fs {
+				r.Findings++
+				due := f.FirstSeen.Add(f.SLA)
+				if !f.DueCap.IsZero() && f.DueCap.Before(due) {
+					due = f.DueCap
+				}
+				if w := was[i]; w.prio != f.Priority || w.state != f.State || w.lane != f.Lane || w.exc != f.Exception || !w.due.Equal(due) {
+					r.Changed++
+				}
+				pid := PackageID{f.Ecosystem, f.Package}
+				if !seen[pid] {
+					seen[pid] = true
+					pkgs = append(pkgs, pid)
+				}
+			}
+			changes = append(changes, ScopedChange{HostID: id, Scope: pkgs, Findings: fs, UpdateOnly: true})
+		}
+		if _, _, err := hist.SyncScoped(ctx, changes, now, fence, cause); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }
 
 func findingsOf(hostID string, res scan.Result) []Finding {
 	out := make([]Finding, 0, len(res.Findings))
 	for _, f := range res.Findings {
 		ff := Finding{HostID: hostID, Ecosystem: f.Ecosystem, Package: f.Package, Vulnerability: f.Vulnerability,
-			Version: f.Version, Priority: f.Priority.String(), Severity: f.Severity, Fixed: f.Fixed, Due: f.Due}
+			Version: f.Version, Priority: f.Priority.String(), Severity: f.Severity, Fixed: f.Fixed, Due: f.Due,
+			State: StateOpen, Exploitation: string(f.Exploitation), Automatable: f.Automatable, Impact: f.TechnicalImpact, Cycle: f.Cycle}
 		if f.KEV != nil {
 			ff.KEVDue = f.KEV.DueDate
 		}

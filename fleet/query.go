@@ -23,10 +23,23 @@ type HostFilter struct {
 	Priority string
 	// Clones keeps only hosts flagged as clones.
 	Clones bool
+	// Kind is "" or "host" for hosts, "service" for the inventories
+	// uploaded for services, "all" for both.
+	Kind string
 }
 
 // Match applies the filter to a host.
 func (f HostFilter) Match(h HostSummary) bool {
+	switch f.Kind {
+	case "", "host":
+		if h.IsService() {
+			return false
+		}
+	case "service":
+		if !h.IsService() {
+			return false
+		}
+	}
 	if f.Ecosystem != "" && h.Ecosystem != f.Ecosystem && !strings.HasPrefix(h.Ecosystem, f.Ecosystem+":") {
 		return false
 	}
@@ -88,6 +101,7 @@ type FindingSort string
 
 // Orders; every one ends with the finding's id, so pages are stable.
 const (
+	SortUrgency   FindingSort = "urgency"    // overdue first, then by priority
 	SortPriority  FindingSort = "priority"   // P1 first, then oldest
 	SortDue       FindingSort = "due"        // soonest due first
 	SortFirstSeen FindingSort = "first_seen" // oldest first
@@ -98,21 +112,25 @@ const (
 func ParseFindingSort(s string) (FindingSort, bool) {
 	switch FindingSort(s) {
 	case "":
-		return SortPriority, true
-	case SortPriority, SortDue, SortFirstSeen, SortNewest:
+		return SortUrgency, true
+	case SortUrgency, SortPriority, SortDue, SortFirstSeen, SortNewest:
 		return FindingSort(s), true
 	}
 	return "", false
 }
 
-// FindingStatus selects open, remediated or all findings.
+// FindingStatus selects findings by state.
 type FindingStatus string
 
 // Statuses.
 const (
-	StatusOpen       FindingStatus = "open"
-	StatusRemediated FindingStatus = "remediated"
-	StatusAll        FindingStatus = "all"
+	StatusOpen         FindingStatus = "open"    // to fix: not remediated, no exception
+	StatusOverdue      FindingStatus = "overdue" // open and past due
+	StatusAccepted     FindingStatus = "accepted"
+	StatusNotAffected  FindingStatus = "not_affected"
+	StatusUnremediated FindingStatus = "unremediated" // open, accepted or not affected
+	StatusRemediated   FindingStatus = "remediated"
+	StatusAll          FindingStatus = "all"
 )
 
 // FindingFilter selects findings across the fleet.
@@ -126,6 +144,12 @@ type FindingFilter struct {
 	Package       string
 	// Overdue keeps open findings whose due date is before Now.
 	Overdue bool
+	// Lane keeps the findings of one lane ("emergency").
+	Lane string
+	// Team and Service keep the findings of their hosts (resolved by the
+	// caller with the applied policy).
+	Team    string
+	Service string
 	Now     time.Time
 	Sort    FindingSort
 	// Limit is the page size; After is the cursor of the previous page.
@@ -135,7 +159,6 @@ type FindingFilter struct {
 
 // FindingRow is a finding in a fleet-wide list, with its host's name.
 type FindingRow struct {
-	ID int64 `json:"id"`
 	Finding
 	Hostname string `json:"hostname"`
 }

@@ -52,6 +52,18 @@ const (
 // EPSSLikely is the EPSS probability from which exploitation is "likely".
 const EPSSLikely = 0.1
 
+// ExploitationOf is the exploitation decision of a vulnerability: active
+// when in KEV, likely when its EPSS probability is at least EPSSLikely.
+func ExploitationOf(kev *advisory.KEVEntry, epss *advisory.EPSSScore) Exploitation {
+	switch {
+	case kev != nil:
+		return ExploitActive
+	case epss != nil && epss.Probability >= EPSSLikely:
+		return ExploitLikely
+	}
+	return ExploitNone
+}
+
 // Input is what is known about one vulnerability of one package.
 type Input struct {
 	// Vectors are the CVSS vectors of the advisories (all aliases).
@@ -107,9 +119,9 @@ func b2i(b bool) int {
 func Assess(in Input) Assessment {
 	a := Assessment{Exploitation: ExploitNone, TechnicalImpact: "partial", Severity: "unknown"}
 	var exploitReasons, severityReasons []string
-	switch {
-	case in.KEV != nil:
-		a.Exploitation = ExploitActive
+	a.Exploitation = ExploitationOf(in.KEV, in.EPSS)
+	switch a.Exploitation {
+	case ExploitActive:
 		s := "known exploited (CISA KEV since " + in.KEV.DateAdded.Format(time.DateOnly)
 		if !in.KEV.DueDate.IsZero() {
 			s += ", federal due date " + in.KEV.DueDate.Format(time.DateOnly)
@@ -119,8 +131,7 @@ func Assess(in Input) Assessment {
 			s += ", used in ransomware campaigns"
 		}
 		exploitReasons = append(exploitReasons, s)
-	case in.EPSS != nil && in.EPSS.Probability >= EPSSLikely:
-		a.Exploitation = ExploitLikely
+	case ExploitLikely:
 		exploitReasons = append(exploitReasons, fmt.Sprintf("exploitation likely (EPSS %.2f, %s percentile)", in.EPSS.Probability, ordinal(in.EPSS.Percentile)))
 	}
 	if in.EPSS != nil && a.Exploitation != ExploitLikely {

@@ -150,7 +150,11 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if invChanged {
 		start := time.Now()
 		h.Host.Ecosystem = rep.Facts.Ecosystem
-		res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.index, h.Host, *rep.Inventory, at)
+		tr, err := s.triage(ctx)
+		if err != nil {
+			return err
+		}
+		res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.index, tr, h.Host, *rep.Inventory, at)
 		if err != nil {
 			return err
 		}

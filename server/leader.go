@@ -92,9 +92,15 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	defer syncT.Stop()
 	cpT := time.NewTicker(s.cfg.CheckpointEvery)
 	defer cpT.Stop()
+	reconcileT := time.NewTicker(s.cfg.ReconcileEvery)
+	defer reconcileT.Stop()
 	if s.feedSource().enabled() {
 		s.refreshLogged(ctx, fence)
+	} else {
+		// Exploitation data may have been imported by `feeds import`.
+		s.reassessLogged(ctx)
 	}
+	s.reconcileLogged(ctx)
 	s.checkpointLogged(ctx)
 	for {
 		select {
@@ -105,9 +111,23 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			if s.feedSource().enabled() {
 				s.refreshLogged(ctx, fence)
 			}
+		case <-reconcileT.C:
+			s.reconcileLogged(ctx)
 		case <-cpT.C:
 			s.checkpointLogged(ctx)
 		}
+	}
+}
+
+func (s *Server) reconcileLogged(ctx context.Context) {
+	if _, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("policy reconcile", "err", err)
+	}
+}
+
+func (s *Server) reassessLogged(ctx context.Context) {
+	if _, err := s.ReassessExploitation(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("exploitation reassessment", "err", err)
 	}
 }
 
@@ -128,6 +148,8 @@ type RefreshResult struct {
 	Summary  feeds.Summary       `json:"summary"`
 	Outcomes []feeds.SyncOutcome `json:"outcomes,omitempty"`
 	Rematch  fleet.RematchResult `json:"rematch"`
+	// Reprioritized says what new exploitation evidence changed.
+	Reprioritized fleet.ReprioritizeResult `json:"reprioritized"`
 	// RematchSeconds is the time of the rematch alone; Took of it all.
 	RematchSeconds float64       `json:"rematch_seconds"`
 	Took           time.Duration `json:"took_ns"`
@@ -165,10 +187,16 @@ func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshRe
 	// A partial sync still rematches what it changed.
 	rstart := time.Now()
 	rr, rerr := s.Rematch(ctx, r.Summary.Changed, fence)
-	r.Rematch, r.RematchSeconds, r.Took = rr, time.Since(rstart).Seconds(), time.Since(start)
+	r.Rematch, r.RematchSeconds = rr, time.Since(rstart).Seconds()
 	if rerr != nil {
 		return r, rerr
 	}
+	if r.Summary.KEV+r.Summary.EPSS > 0 {
+		if r.Reprioritized, rerr = s.ReassessExploitation(ctx); rerr != nil {
+			return r, rerr
+		}
+	}
+	r.Took = time.Since(start)
 	if r.Summary.Added+r.Summary.Updated+r.Summary.Removed+r.Summary.KEV+r.Summary.EPSS > 0 {
 		if _, aerr := s.db.Audit.Append(ctx, "server:"+s.cfg.ReplicaID, "feeds.refresh", "feeds",
 			map[string]any{"added": r.Summary.Added, "updated": r.Summary.Updated, "removed": r.Summary.Removed, "kev": r.Summary.KEV, "epss": r.Summary.EPSS,
@@ -185,7 +213,11 @@ func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshRe
 // that have them.
 func (s *Server) Rematch(ctx context.Context, keys []match.Key, fence fleet.Fence) (fleet.RematchResult, error) {
 	start := time.Now()
-	r, err := fleet.Rematch(ctx, s.db.Fleet, s.db.Findings, s.index, keys, s.cfg.Now().UTC(), fence)
+	tr, err := s.triage(ctx)
+	if err != nil {
+		return fleet.RematchResult{}, err
+	}
+	r, err := fleet.Rematch(ctx, s.db.Fleet, s.db.Findings, s.index, tr, keys, s.cfg.Now().UTC(), fence, "advisories changed")
 	if err == nil && len(keys) > 0 {
 		s.metrics.rematchSeconds.Observe(time.Since(start).Seconds())
 	}

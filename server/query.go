@@ -2,12 +2,14 @@ package server
 
 import (
 	"bufio"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +157,10 @@ func (s *Server) setLabels(w http.ResponseWriter, r *http.Request, c *caller) er
 	if _, err := s.db.Audit.Append(r.Context(), c.actor(), "host.labels", "host/"+id, req.Labels); err != nil {
 		return err
 	}
+	if _, err := s.Reprioritize(context.WithoutCancel(r.Context()), fleet.Scope{HostIDs: []string{id}},
+		fmt.Sprintf("labels of host %s set by %s: %s", id, c.actor(), labelList(req.Labels))); err != nil {
+		return err
+	}
 	h, err := s.db.Fleet.HostSummary(r.Context(), id)
 	if err != nil {
 		return err
@@ -191,15 +197,21 @@ func (s *Server) revokeHost(w http.ResponseWriter, r *http.Request, c *caller) e
 func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	q := r.URL.Query()
 	f := fleet.FindingFilter{Status: fleet.FindingStatus(q.Get("status")), HostID: q.Get("host"), Ecosystem: q.Get("ecosystem"),
-		Vulnerability: q.Get("vuln"), Package: q.Get("package"), Overdue: q.Get("overdue") == "true", Now: s.cfg.Now(), After: q.Get("cursor")}
+		Vulnerability: q.Get("vuln"), Package: q.Get("package"), Overdue: q.Get("overdue") == "true", Now: s.cfg.Now(), After: q.Get("cursor"),
+		Lane: q.Get("lane"), Team: q.Get("team"), Service: q.Get("service")}
 	switch f.Status {
-	case "", fleet.StatusOpen, fleet.StatusRemediated, fleet.StatusAll:
+	case "", fleet.StatusOpen, fleet.StatusOverdue, fleet.StatusAccepted, fleet.StatusNotAffected, fleet.StatusUnremediated, fleet.StatusRemediated, fleet.StatusAll:
 	default:
-		return errBadRequest(fmt.Sprintf("status %q: want open, remediated or all", f.Status), "query.status")
+		return errBadRequest(fmt.Sprintf("status %q: want open, overdue, accepted, not_affected, unremediated, remediated or all", f.Status), "query.status")
+	}
+	switch f.Lane {
+	case "", "emergency":
+	default:
+		return errBadRequest(fmt.Sprintf("lane %q: want emergency", f.Lane), "query.lane")
 	}
 	sortBy, ok := fleet.ParseFindingSort(q.Get("sort"))
 	if !ok {
-		return errBadRequest(fmt.Sprintf("sort %q: want priority, due, first_seen or -first_seen", q.Get("sort")), "query.sort")
+		return errBadRequest(fmt.Sprintf("sort %q: want urgency, priority, due, first_seen or -first_seen", q.Get("sort")), "query.sort")
 	}
 	f.Sort = sortBy
 	var err error
@@ -215,7 +227,7 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, _ *caller)
 	}
 	var hostIDs []string
 	if len(labels) > 0 {
-		hosts, err := s.db.Fleet.Hosts(r.Context(), fleet.HostFilter{Labels: labels})
+		hosts, err := s.db.Fleet.Hosts(r.Context(), fleet.HostFilter{Labels: labels, Kind: "all"})
 		if err != nil {
 			return err
 		}
@@ -223,6 +235,16 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, _ *caller)
 		for _, h := range hosts {
 			hostIDs = append(hostIDs, h.ID)
 		}
+	}
+	if f.Team != "" || f.Service != "" {
+		ids, err := s.teamServiceHosts(r.Context(), f.Team, f.Service)
+		if err != nil {
+			return err
+		}
+		if hostIDs != nil {
+			ids = slices.DeleteFunc(ids, func(id string) bool { return !slices.Contains(hostIDs, id) })
+		}
+		hostIDs = ids
 	}
 	page, err := s.db.Findings.Query(r.Context(), f, hostIDs)
 	if errors.Is(err, fleet.ErrBadCursor) {
@@ -232,6 +254,21 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, _ *caller)
 		return err
 	}
 	return writeJSON(w, http.StatusOK, page)
+}
+
+func labelList(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + m[k]
+	}
+	if len(keys) == 0 {
+		return "(none)"
+	}
+	return strings.Join(keys, ",")
 }
 
 // exploitation adds KEV and EPSS to vulnerabilities named by a CVE.

@@ -43,6 +43,9 @@ type Config struct {
 	// Feeds says where the leader gets advisories, and how often.
 	Feeds        FeedSource
 	SyncInterval time.Duration
+	// ReconcileEvery is how often the leader checks that findings follow
+	// the policy (expired exceptions, unfinished re-decisions).
+	ReconcileEvery time.Duration
 	// Checkin is the interval agents are asked to keep.
 	Checkin time.Duration
 	// MaxBody limits request bodies (after decompression), in bytes.
@@ -69,6 +72,7 @@ type Server struct {
 	feedsMu sync.Mutex
 	term    atomic.Int64 // the lease term while leading, else 0
 	index   *advisoryCache
+	pol     policyCache
 }
 
 // Route is one API route and the role it needs.
@@ -122,6 +126,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CheckpointEvery <= 0 || cfg.CheckpointEvery > 15*time.Minute {
 		cfg.CheckpointEvery = 15 * time.Minute
 	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = time.Minute
+	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 6 * time.Hour
 	}
@@ -172,6 +179,11 @@ func (s *Server) routeTable() []Route {
 		{"PUT", p + "/hosts/{id}/labels", auth.Operator, s.setLabels},
 		{"POST", p + "/hosts/{id}/revoke", auth.Admin, s.revokeHost},
 		{"GET", p + "/findings", auth.Viewer, s.listFindings},
+		{"GET", p + "/findings/{id}", auth.Viewer, s.getFinding},
+		{"POST", p + "/policy/apply", auth.Admin, s.applyPolicy},
+		{"GET", p + "/policy", auth.Viewer, s.listPolicy},
+		{"GET", p + "/policy/history", auth.Viewer, s.policyHistory},
+		{"PUT", p + "/services/{name}/inventory", auth.Operator, s.uploadServiceInventory},
 		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
 		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
 		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},

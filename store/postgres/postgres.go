@@ -191,24 +191,7 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	SetCounts: `UPDATE hosts SET open_counts = $1 WHERE id = $2`,
 	Open:      `SELECT ` + fleetsql.OpenColumns + ` FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
 	ForUpdate: ` FOR UPDATE`,
-	InsertMany: func(n int) string {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES `)
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			for j := 1; j <= 10; j++ {
-				fmt.Fprintf(&b, "$%d,", 10*i+j)
-			}
-			b.WriteString("0)")
-		}
-		return b.String()
-	},
-	Update: `UPDATE host_findings SET version = $1, priority = $2, severity = $3, fixed = $4, due = $5 WHERE id = $6`,
-	List:   `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = $1 ORDER BY first_seen, id`,
-	Rebind: rebind,
+	Rebind:    rebind,
 }
 
 // rebind turns '?' placeholders into PostgreSQL's $1, $2, ….

@@ -175,12 +175,6 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	LockHost:  `SELECT open_counts FROM hosts WHERE id = ?`,
 	SetCounts: `UPDATE hosts SET open_counts = ? WHERE id = ?`,
 	Open:      `SELECT ` + fleetsql.OpenColumns + ` FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
-	InsertMany: func(n int) string {
-		return `INSERT INTO host_findings(host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, remediated_at) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,0),", n), ",")
-	},
-	Update:    `UPDATE host_findings SET version = ?, priority = ?, severity = ?, fixed = ?, due = ? WHERE id = ?`,
-	List:      `SELECT ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due FROM host_findings WHERE host_id = ? ORDER BY first_seen, id`,
 	Rebind:    rebind,
 	WriteLock: &writeLock,
 }

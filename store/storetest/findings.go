@@ -11,7 +11,7 @@ import (
 
 // FindingStore keeps host findings and their history.
 type FindingStore interface {
-	Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time) (opened, closed int, err error)
+	Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time, cause string) (opened, closed int, err error)
 	List(ctx context.Context, hostID string) ([]fleet.Finding, error)
 }
 
@@ -27,7 +27,7 @@ func Findings(t *testing.T, open func(t *testing.T) FindingStore) {
 	}
 	sync := func(at time.Time, fs ...fleet.Finding) (int, int) {
 		t.Helper()
-		o, c, err := s.Sync(ctx, "h1", fs, at)
+		o, c, err := s.Sync(ctx, "h1", fs, at, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func Findings(t *testing.T, open func(t *testing.T) FindingStore) {
 			t.Errorf("row %d: %+v, want %+v", i, g, w)
 		}
 	}
-	if _, _, err := s.Sync(ctx, "nope", nil, t4); !errors.Is(err, fleet.ErrNotFound) {
+	if _, _, err := s.Sync(ctx, "nope", nil, t4, "test"); !errors.Is(err, fleet.ErrNotFound) {
 		t.Errorf("unknown host: %v", err)
 	}
 }

@@ -36,15 +36,25 @@ func (s *Store) Append(ctx context.Context, actor, action, object string, change
 	if err != nil {
 		return audit.Entry{}, err
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return audit.Entry{}, fmt.Errorf("audit append: %w", err)
 	}
 	defer tx.Rollback()
+	e, err := s.AppendTx(ctx, tx, actor, action, object, digest)
+	if err != nil {
+		return e, err
+	}
+	return e, tx.Commit()
+}
+
+// AppendTx appends an entry inside tx: the change it records and the
+// entry commit together or not at all.
+func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, actor, action, object, digest string) (audit.Entry, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
 	if s.D.Lock != "" {
 		if _, err := tx.ExecContext(ctx, s.D.Lock); err != nil {
 			return audit.Entry{}, fmt.Errorf("audit append: %w", err)
@@ -63,7 +73,7 @@ func (s *Store) Append(ctx context.Context, actor, action, object string, change
 	if _, err := tx.ExecContext(ctx, s.D.Insert, e.Seq, e.Time.Format(time.RFC3339Nano), e.Actor, e.Action, e.Object, e.Digest, e.Prev, e.Hash); err != nil {
 		return audit.Entry{}, fmt.Errorf("audit append: %w", err)
 	}
-	return e, tx.Commit()
+	return e, nil
 }
 
 // Entries returns the whole log in sequence order.

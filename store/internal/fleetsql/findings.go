@@ -23,12 +23,7 @@ import (
 type FindingsDialect struct {
 	LockHost  string // (host_id) → open_counts, serialising syncs of one host
 	SetCounts string // (open_counts, host_id)
-	Open      string // (host_id) → id, ecosystem, package, vulnerability, priority, first_seen
-	// InsertMany inserts n findings: (host_id, ecosystem, package,
-	// vulnerability, version, priority, severity, fixed, first_seen, due).
-	InsertMany func(n int) string
-	Update     string // (version, priority, severity, fixed, due, id)
-	List       string // (host_id) → ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, remediated_at, due
+	Open      string // (host_id) → OpenColumns
 	// Rebind turns '?' placeholders into the database's.
 	Rebind func(string) string
 	// ForUpdate is the row-locking clause of a SELECT ("" for SQLite,
@@ -53,18 +48,36 @@ type Findings struct {
 type openRow struct {
 	id                                 int64
 	priority, version, severity, fixed string
-	firstSeen, due                     int64
+	state, exception, lane             string
+	exploitation, impact, cycle        string
+	automatable                        bool
+	firstSeen, due, kevDue             int64
 }
 
 // OpenColumns are what Open returns, in order.
-const OpenColumns = "id, ecosystem, package, vulnerability, priority, first_seen, version, severity, fixed, due"
+const OpenColumns = "id, ecosystem, package, vulnerability, priority, first_seen, version, severity, fixed, due, state, exception, lane, exploitation, automatable, impact, cycle, kev_due"
 
 func scanOpen(r scanner, o *openRow, f *fleet.Finding) error {
-	return r.Scan(&o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due)
+	return r.Scan(&o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due,
+		&o.state, &o.exception, &o.lane, &o.exploitation, &o.automatable, &o.impact, &o.cycle, &o.kevDue)
 }
 
-// dueOf is a finding's due date counted from when it was first seen.
+// insertColumns are the columns a new finding is written with.
+const insertColumns = "host_id, ecosystem, package, vulnerability, version, priority, severity, fixed, first_seen, due, state, exception, lane, exploitation, automatable, impact, cycle, kev_due, remediated_at"
+
+const updateFinding = `UPDATE host_findings SET version = ?, priority = ?, severity = ?, fixed = ?, due = ?, state = ?, exception = ?, lane = ?,
+	exploitation = ?, automatable = ?, impact = ?, cycle = ?, kev_due = ? WHERE id = ?`
+
+// dueOf is a finding's due date counted from when it was first seen: its
+// decision's SLA, capped; without a decision, the built-in SLAs.
 func dueOf(f fleet.Finding, firstSeen time.Time) int64 {
+	if f.SLA > 0 {
+		due := firstSeen.Add(f.SLA)
+		if !f.DueCap.IsZero() && f.DueCap.Before(due) {
+			due = f.DueCap
+		}
+		return due.UnixNano()
+	}
 	p, err := risk.ParsePriority(f.Priority)
 	if err != nil {
 		return 0
@@ -82,16 +95,25 @@ type syncer struct {
 	d              *FindingsDialect
 	upd            *sql.Stmt
 	opened, closed int
+	changed        int
 	now            time.Time
+	cause          string
 	closing        []int64 // ids to close at the next flush
 	inserting      []pendingInsert
+	events         []event
 	deferred       bool // flush is called by the caller
 }
 
-func (s *Findings) newSyncer(ctx context.Context, tx *sql.Tx, now time.Time) (*syncer, error) {
-	sy := &syncer{tx: tx, d: s.D, now: now}
+type event struct {
+	finding                int64
+	pFrom, pTo, sFrom, sTo string
+	reasons                []string
+}
+
+func (s *Findings) newSyncer(ctx context.Context, tx *sql.Tx, now time.Time, cause string) (*syncer, error) {
+	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause}
 	var err error
-	if sy.upd, err = tx.PrepareContext(ctx, s.D.Update); err != nil {
+	if sy.upd, err = tx.PrepareContext(ctx, s.D.Rebind(updateFinding)); err != nil {
 		return nil, err
 	}
 	return sy, nil
@@ -105,9 +127,18 @@ func (sy *syncer) close() {
 	}
 }
 
+func stateOf(f fleet.Finding) string {
+	if f.State == "" {
+		return fleet.StateOpen
+	}
+	return f.State
+}
+
 // apply makes open (the host's open findings in scope, by key) into
-// current, adjusting counts.
-func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]openRow, current []fleet.Finding, counts map[string]int) error {
+// current, adjusting counts (of findings in the open state, by
+// priority). With updateOnly, findings are only re-decided: none opens
+// or closes.
+func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]openRow, current []fleet.Finding, counts map[string]int, updateOnly bool) error {
 	seen := map[string]bool{}
 	var fresh []fleet.Finding
 	for _, f := range current {
@@ -116,34 +147,54 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 			continue
 		}
 		seen[k] = true
+		st := stateOf(f)
 		if o, ok := open[k]; ok {
 			due := dueOf(f, unixnano.To(o.firstSeen))
-			if o.version == f.Version && o.priority == f.Priority && o.severity == f.Severity && o.fixed == f.Fixed && o.due == due {
+			kevDue := unixnano.From(f.KEVDue)
+			if o.version == f.Version && o.priority == f.Priority && o.severity == f.Severity && o.fixed == f.Fixed && o.due == due &&
+				o.state == st && o.exception == f.Exception && o.lane == f.Lane && o.exploitation == f.Exploitation &&
+				o.automatable == f.Automatable && o.impact == f.Impact && o.cycle == cycleOf(f) && o.kevDue == kevDue {
 				continue
 			}
-			if _, err := sy.upd.ExecContext(ctx, f.Version, f.Priority, f.Severity, f.Fixed, due, o.id); err != nil {
+			if _, err := sy.upd.ExecContext(ctx, f.Version, f.Priority, f.Severity, f.Fixed, due, st, f.Exception, f.Lane,
+				f.Exploitation, f.Automatable, f.Impact, cycleOf(f), kevDue, o.id); err != nil {
 				return fmt.Errorf("sync findings of %s: %w", hostID, err)
 			}
-			if o.priority != f.Priority {
+			sy.changed++
+			if o.priority != f.Priority || o.state != st {
+				sy.events = append(sy.events, event{o.id, o.priority, f.Priority, o.state, st, f.Reasons})
+			}
+			if o.state == fleet.StateOpen {
 				counts[o.priority]--
+			}
+			if st == fleet.StateOpen {
 				counts[f.Priority]++
 			}
 			continue
 		}
+		if updateOnly {
+			continue
+		}
 		fresh = append(fresh, f)
-		counts[f.Priority]++
+		if st == fleet.StateOpen {
+			counts[f.Priority]++
+		}
 		sy.opened++
 	}
 	for _, f := range fresh {
 		sy.inserting = append(sy.inserting, pendingInsert{hostID, f})
 	}
-	for k, o := range open {
-		if seen[k] {
-			continue
+	if !updateOnly {
+		for k, o := range open {
+			if seen[k] {
+				continue
+			}
+			sy.closing = append(sy.closing, o.id)
+			if o.state == fleet.StateOpen {
+				counts[o.priority]--
+			}
+			sy.closed++
 		}
-		sy.closing = append(sy.closing, o.id)
-		counts[o.priority]--
-		sy.closed++
 	}
 	if !sy.deferred {
 		return sy.flush(ctx)
@@ -151,24 +202,41 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 	return nil
 }
 
+func cycleOf(f fleet.Finding) string {
+	if f.Cycle == "" {
+		return "system"
+	}
+	return f.Cycle
+}
+
 type pendingInsert struct {
 	host string
 	f    fleet.Finding
 }
 
-// flush writes the new findings and the closes collected so far, in
-// multi-row statements: a first inventory opens thousands, a rematch one
-// on each of thousands of hosts.
+// flush writes the new findings, the closes and the events collected so
+// far, in multi-row statements: a first inventory opens thousands, a
+// rematch one on each of thousands of hosts.
 func (sy *syncer) flush(ctx context.Context) error {
-	const rows = 100
+	const rows = 50
 	for start := 0; start < len(sy.inserting); start += rows {
 		chunk := sy.inserting[start:min(start+rows, len(sy.inserting))]
-		args := make([]any, 0, 10*len(chunk))
+		args := make([]any, 0, 18*len(chunk))
 		for _, p := range chunk {
 			f := p.f
-			args = append(args, p.host, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed, sy.now.UnixNano(), dueOf(f, sy.now))
+			exp, imp := f.Exploitation, f.Impact
+			if exp == "" {
+				exp = "none"
+			}
+			if imp == "" {
+				imp = "partial"
+			}
+			args = append(args, p.host, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed, sy.now.UnixNano(), dueOf(f, sy.now),
+				stateOf(f), f.Exception, f.Lane, exp, f.Automatable, imp, cycleOf(f), unixnano.From(f.KEVDue))
 		}
-		if _, err := sy.tx.ExecContext(ctx, sy.d.InsertMany(len(chunk)), args...); err != nil {
+		q := "INSERT INTO host_findings(" + insertColumns + ") VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0),", len(chunk)), ",")
+		if _, err := sy.tx.ExecContext(ctx, sy.d.Rebind(q), args...); err != nil {
 			return fmt.Errorf("open findings: %w", err)
 		}
 	}
@@ -187,6 +255,24 @@ func (sy *syncer) flush(ctx context.Context) error {
 		}
 	}
 	sy.closing = sy.closing[:0]
+	const evRows = 100
+	for start := 0; start < len(sy.events); start += evRows {
+		chunk := sy.events[start:min(start+evRows, len(sy.events))]
+		args := make([]any, 0, 8*len(chunk))
+		for _, e := range chunk {
+			reasons, _ := json.Marshal(e.reasons)
+			if e.reasons == nil {
+				reasons = []byte("[]")
+			}
+			args = append(args, e.finding, sy.now.UnixNano(), e.pFrom, e.pTo, e.sFrom, e.sTo, sy.cause, string(reasons))
+		}
+		q := "INSERT INTO finding_events(finding_id, at, priority_from, priority_to, state_from, state_to, cause, reasons) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", len(chunk)), ",")
+		if _, err := sy.tx.ExecContext(ctx, sy.d.Rebind(q), args...); err != nil {
+			return fmt.Errorf("finding history: %w", err)
+		}
+	}
+	sy.events = sy.events[:0]
 	return nil
 }
 
@@ -238,7 +324,7 @@ func readOpen(ctx context.Context, tx *sql.Tx, q string, args ...any) (map[strin
 // Sync makes the host's open findings those of current: new ones open
 // (first seen now), those still present are updated, and those gone are
 // closed as remediated now. It returns how many opened and closed.
-func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time) (opened, closed int, err error) {
+func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time, cause string) (opened, closed int, err error) {
 	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -253,12 +339,12 @@ func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Find
 	if err != nil {
 		return 0, 0, fmt.Errorf("sync findings of %s: %w", hostID, err)
 	}
-	sy, err := s.newSyncer(ctx, tx, now)
+	sy, err := s.newSyncer(ctx, tx, now, cause)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer sy.close()
-	if err := sy.apply(ctx, hostID, open, current, counts); err != nil {
+	if err := sy.apply(ctx, hostID, open, current, counts, false); err != nil {
 		return 0, 0, err
 	}
 	if err := s.setCounts(ctx, tx, hostID, counts); err != nil {
@@ -269,7 +355,7 @@ func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Find
 
 // SyncScoped applies scoped changes of many hosts in one transaction,
 // under the leader's fence.
-func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange, now time.Time, fence fleet.Fence) (opened, closed int, err error) {
+func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange, now time.Time, fence fleet.Fence, cause string) (opened, closed int, err error) {
 	if len(changes) == 0 {
 		return 0, 0, nil
 	}
@@ -288,7 +374,7 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 			return 0, 0, err
 		}
 	}
-	sy, err := s.newSyncer(ctx, tx, now)
+	sy, err := s.newSyncer(ctx, tx, now, cause)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -347,7 +433,8 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 			var host string
 			var o openRow
 			var f fleet.Finding
-			if err := rows.Scan(&host, &o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due); err != nil {
+			if err := rows.Scan(&host, &o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due,
+				&o.state, &o.exception, &o.lane, &o.exploitation, &o.automatable, &o.impact, &o.cycle, &o.kevDue); err != nil {
 				rows.Close()
 				return 0, 0, err
 			}
@@ -374,11 +461,11 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 				}
 			}
 			open[c.HostID] = o
-			before := sy.opened + sy.closed
-			if err := sy.apply(ctx, c.HostID, o, c.Findings, cnt); err != nil {
+			before := sy.opened + sy.closed + sy.changed
+			if err := sy.apply(ctx, c.HostID, o, c.Findings, cnt, c.UpdateOnly); err != nil {
 				return 0, 0, err
 			}
-			if sy.opened+sy.closed != before {
+			if sy.opened+sy.closed+sy.changed != before {
 				dirty = append(dirty, c.HostID)
 			}
 		}
@@ -413,29 +500,90 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 	return sy.opened, sy.closed, tx.Commit()
 }
 
-func scanFinding(r scanner, f *fleet.Finding) error {
-	var first, rem, due int64
-	if err := r.Scan(&f.Ecosystem, &f.Package, &f.Vulnerability, &f.Version, &f.Priority, &f.Severity, &f.Fixed, &first, &rem, &due); err != nil {
+// findingColumns are what scanFinding reads, of host_findings f.
+const findingColumns = `f.id, f.host_id, f.ecosystem, f.package, f.vulnerability, f.version, f.priority, f.severity, f.fixed, f.first_seen,
+	f.remediated_at, f.due, f.state, f.exception, f.lane, f.exploitation, f.automatable, f.impact, f.cycle, f.kev_due`
+
+func scanFinding(r scanner, f *fleet.Finding, extra ...any) error {
+	var first, rem, due, kevDue int64
+	dest := []any{&f.ID, &f.HostID, &f.Ecosystem, &f.Package, &f.Vulnerability, &f.Version, &f.Priority, &f.Severity, &f.Fixed, &first, &rem, &due,
+		&f.State, &f.Exception, &f.Lane, &f.Exploitation, &f.Automatable, &f.Impact, &f.Cycle, &kevDue}
+	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return err
 	}
-	f.FirstSeen, f.RemediatedAt, f.Due = unixnano.To(first), unixnano.To(rem), unixnano.To(due)
+	f.FirstSeen, f.RemediatedAt, f.Due, f.KEVDue = unixnano.To(first), unixnano.To(rem), unixnano.To(due), unixnano.To(kevDue)
 	return nil
 }
 
 // List returns a host's findings, open and closed, oldest first.
 func (s *Findings) List(ctx context.Context, hostID string) ([]fleet.Finding, error) {
-	rows, err := s.DB.QueryContext(ctx, s.D.List, hostID)
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+findingColumns+` FROM host_findings f WHERE f.host_id = ? ORDER BY f.first_seen, f.id`), hostID)
 	if err != nil {
 		return nil, fmt.Errorf("list findings of %s: %w", hostID, err)
 	}
 	defer rows.Close()
 	out := []fleet.Finding{}
 	for rows.Next() {
-		f := fleet.Finding{HostID: hostID}
+		var f fleet.Finding
 		if err := scanFinding(rows, &f); err != nil {
 			return nil, err
 		}
 		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// Finding returns one finding by id, with its history, oldest first.
+func (s *Findings) Finding(ctx context.Context, id int64) (fleet.Finding, []fleet.FindingEvent, error) {
+	var f fleet.Finding
+	err := scanFinding(s.DB.QueryRowContext(ctx, s.D.Rebind(`SELECT `+findingColumns+` FROM host_findings f WHERE f.id = ?`), id), &f)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, nil, fmt.Errorf("finding %d: %w", id, fleet.ErrNotFound)
+	} else if err != nil {
+		return f, nil, fmt.Errorf("finding %d: %w", id, err)
+	}
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT at, priority_from, priority_to, state_from, state_to, cause, reasons
+		FROM finding_events WHERE finding_id = ? ORDER BY at, id`), id)
+	if err != nil {
+		return f, nil, fmt.Errorf("finding %d history: %w", id, err)
+	}
+	defer rows.Close()
+	events := []fleet.FindingEvent{}
+	for rows.Next() {
+		var e fleet.FindingEvent
+		var at int64
+		var reasons string
+		if err := rows.Scan(&at, &e.PriorityFrom, &e.PriorityTo, &e.StateFrom, &e.StateTo, &e.Cause, &reasons); err != nil {
+			return f, nil, fmt.Errorf("finding %d history: %w", id, err)
+		}
+		e.At = unixnano.To(at)
+		if err := json.Unmarshal([]byte(reasons), &e.Reasons); err != nil {
+			return f, nil, fmt.Errorf("finding %d history: %w", id, err)
+		}
+		events = append(events, e)
+	}
+	return f, events, rows.Err()
+}
+
+// OpenOf returns the unremediated findings of the hosts, by host.
+func (s *Findings) OpenOf(ctx context.Context, hostIDs []string) (map[string][]fleet.Finding, error) {
+	out := map[string][]fleet.Finding{}
+	if len(hostIDs) == 0 {
+		return out, nil
+	}
+	q := `SELECT ` + findingColumns + ` FROM host_findings f WHERE f.remediated_at = 0 AND f.host_id IN (` +
+		strings.TrimSuffix(strings.Repeat("?,", len(hostIDs)), ",") + `)`
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(q), anys(hostIDs)...)
+	if err != nil {
+		return nil, fmt.Errorf("open findings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f fleet.Finding
+		if err := scanFinding(rows, &f); err != nil {
+			return nil, fmt.Errorf("open findings: %w", err)
+		}
+		out[f.HostID] = append(out[f.HostID], f)
 	}
 	return out, rows.Err()
 }
@@ -480,12 +628,21 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 	}
 	switch f.Status {
 	case "", fleet.StatusOpen:
+		add("f.remediated_at = 0 AND f.state = 'open'")
+	case fleet.StatusOverdue:
+		add("f.remediated_at = 0 AND f.state = 'open' AND f.due > 0 AND f.due < ?", f.Now.UnixNano())
+	case fleet.StatusAccepted, fleet.StatusNotAffected:
+		add("f.remediated_at = 0 AND f.state = ?", string(f.Status))
+	case fleet.StatusUnremediated:
 		add("f.remediated_at = 0")
 	case fleet.StatusRemediated:
 		add("f.remediated_at <> 0")
 	case fleet.StatusAll:
 	default:
-		return page, fmt.Errorf("status %q: want open, remediated or all", f.Status)
+		return page, fmt.Errorf("status %q: want open, overdue, accepted, not_affected, unremediated, remediated or all", f.Status)
+	}
+	if f.Lane != "" {
+		add("f.lane = ?", f.Lane)
 	}
 	if len(f.Priorities) > 0 {
 		add("f.priority IN ("+strings.TrimSuffix(strings.Repeat("?,", len(f.Priorities)), ",")+")", anys(f.Priorities)...)
@@ -510,11 +667,15 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 	}
 	sortBy, ok := fleet.ParseFindingSort(string(f.Sort))
 	if !ok {
-		return page, fmt.Errorf("sort %q: want priority, due, first_seen or -first_seen", f.Sort)
+		return page, fmt.Errorf("sort %q: want urgency, priority, due, first_seen or -first_seen", f.Sort)
 	}
 	var order string
 	var strKey bool
 	switch sortBy {
+	case fleet.SortUrgency:
+		// Overdue first, then by priority; now is the server's clock, an
+		// integer, never user input.
+		order, strKey = fmt.Sprintf("(CASE WHEN f.remediated_at = 0 AND f.state = 'open' AND f.due > 0 AND f.due < %d THEN '0' ELSE '1' END || f.priority)", f.Now.UnixNano()), true
 	case fleet.SortPriority:
 		order, strKey = "f.priority", true
 	case fleet.SortDue:
@@ -546,8 +707,7 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 	if desc {
 		dir = " DESC"
 	}
-	q := `SELECT f.id, f.host_id, h.hostname, f.ecosystem, f.package, f.vulnerability, f.version, f.priority, f.severity, f.fixed,
-		f.first_seen, f.remediated_at, f.due FROM host_findings f JOIN hosts h ON h.id = f.host_id`
+	q := `SELECT ` + findingColumns + `, h.hostname FROM host_findings f JOIN hosts h ON h.id = f.host_id`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -559,12 +719,9 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 	defer rows.Close()
 	for rows.Next() {
 		var r fleet.FindingRow
-		var first, rem, due int64
-		if err := rows.Scan(&r.ID, &r.HostID, &r.Hostname, &r.Ecosystem, &r.Package, &r.Vulnerability, &r.Version, &r.Priority,
-			&r.Severity, &r.Fixed, &first, &rem, &due); err != nil {
+		if err := scanFinding(rows, &r.Finding, &r.Hostname); err != nil {
 			return page, fmt.Errorf("list findings: %w", err)
 		}
-		r.FirstSeen, r.RemediatedAt, r.Due = unixnano.To(first), unixnano.To(rem), unixnano.To(due)
 		page.Findings = append(page.Findings, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -575,6 +732,11 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 		last := page.Findings[limit-1]
 		c := cursor{ID: last.ID}
 		switch sortBy {
+		case fleet.SortUrgency:
+			c.S = "1" + last.Priority
+			if last.RemediatedAt.IsZero() && last.State == fleet.StateOpen && !last.Due.IsZero() && last.Due.Before(f.Now) {
+				c.S = "0" + last.Priority
+			}
 		case fleet.SortPriority:
 			c.S = last.Priority
 		case fleet.SortDue:
@@ -739,4 +901,75 @@ func (s *Findings) Vulnerabilities(ctx context.Context) ([]fleet.Vulnerability, 
 		return a.ID < b.ID
 	})
 	return out, nil
+}
+
+// Evidence returns, for every vulnerability with an unremediated finding,
+// the distinct exploitation inputs its findings were decided with.
+func (s *Findings) Evidence(ctx context.Context) (map[string][]fleet.Evidence, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT vulnerability, exploitation, kev_due FROM host_findings WHERE remediated_at = 0
+		GROUP BY vulnerability, exploitation, kev_due`)
+	if err != nil {
+		return nil, fmt.Errorf("finding evidence: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]fleet.Evidence{}
+	for rows.Next() {
+		var v, e string
+		var due int64
+		if err := rows.Scan(&v, &e, &due); err != nil {
+			return nil, fmt.Errorf("finding evidence: %w", err)
+		}
+		out[v] = append(out[v], fleet.Evidence{Exploitation: e, KEVDue: unixnano.To(due)})
+	}
+	return out, rows.Err()
+}
+
+// HostsWith returns the hosts with an unremediated finding of one of the
+// vulnerabilities, or decided by one of the exceptions.
+func (s *Findings) HostsWith(ctx context.Context, vulns, exceptions []string) ([]string, error) {
+	var conds []string
+	var args []any
+	if len(vulns) > 0 {
+		conds = append(conds, "vulnerability IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vulns)), ",")+")")
+		args = append(args, anys(vulns)...)
+	}
+	if len(exceptions) > 0 {
+		conds = append(conds, "exception IN ("+strings.TrimSuffix(strings.Repeat("?,", len(exceptions)), ",")+")")
+		args = append(args, anys(exceptions)...)
+	}
+	if len(conds) == 0 {
+		return []string{}, nil
+	}
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind("SELECT DISTINCT host_id FROM host_findings WHERE remediated_at = 0 AND ("+strings.Join(conds, " OR ")+")"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("hosts with findings: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// Exceptions returns the exceptions that decide unremediated findings.
+func (s *Findings) Exceptions(ctx context.Context) ([]string, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT DISTINCT exception FROM host_findings WHERE remediated_at = 0 AND exception <> ''`)
+	if err != nil {
+		return nil, fmt.Errorf("finding exceptions: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var x string
+		if err := rows.Scan(&x); err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
 }

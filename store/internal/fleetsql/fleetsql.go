@@ -608,3 +608,36 @@ func (s *Store) SoftwareCount(ctx context.Context) (int, error) {
 	err := s.DB.QueryRowContext(ctx, s.D.CountSW).Scan(&n)
 	return n, err
 }
+
+// Assets returns every host with its effective labels.
+func (s *Store) Assets(ctx context.Context) (map[string]fleet.Asset, error) {
+	hosts, err := s.Hosts(ctx, fleet.HostFilter{Kind: "all"})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]fleet.Asset, len(hosts))
+	for _, h := range hosts {
+		out[h.ID] = fleet.Asset{ID: h.ID, Labels: h.EffectiveLabels()}
+	}
+	return out, nil
+}
+
+// EnsureService returns the asset that holds a service's uploaded
+// inventory, creating it the first time.
+func (s *Store) EnsureService(ctx context.Context, name string, now time.Time) (fleet.Host, error) {
+	id := fleet.ServiceAssetID(name)
+	labels := map[string]string{fleet.ServiceLabel: name}
+	facts, err := json.Marshal(fleet.Facts{Hostname: name, MachineID: fleet.ServicePrefix + name, Labels: labels})
+	if err != nil {
+		return fleet.Host{}, err
+	}
+	if _, err := s.DB.ExecContext(ctx, s.D.Rebind(`INSERT INTO hosts(id, machine_id, hostname, ecosystem, labels, last_seen, inventory_hash, facts, enrolled_at, clone_of)
+		VALUES(?,?,?,'','{}',?,'',?,?,'') ON CONFLICT(id) DO NOTHING`), id, fleet.ServicePrefix+name, name, now.UnixNano(), string(facts), now.UnixNano()); err != nil {
+		return fleet.Host{}, fmt.Errorf("service %s: %w", name, err)
+	}
+	if _, err := s.DB.ExecContext(ctx, s.D.Rebind(`UPDATE hosts SET last_seen = ? WHERE id = ?`), now.UnixNano(), id); err != nil {
+		return fleet.Host{}, fmt.Errorf("service %s: %w", name, err)
+	}
+	h, err := s.HostSummary(ctx, id)
+	return h.Host, err
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/policysql"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 )
 
@@ -44,6 +45,8 @@ type Stores struct {
 	Fleet *fleetsql.Store
 	// Findings keeps host findings and their history.
 	Findings *fleetsql.Findings
+	// Policy keeps the applied policy documents and their versions.
+	Policy *policysql.Store
 }
 
 var (
@@ -54,13 +57,15 @@ var (
 // New assembles the stores on db.
 func New(db *sql.DB, d Dialects) Stores {
 	leases := &leasesql.Store{DB: db, D: d.Leases}
+	aud := &auditsql.Store{DB: db, D: d.Audit}
 	return Stores{
 		Store:    feedsql.Store{DB: db, D: d.Feeds},
-		Audit:    &auditsql.Store{DB: db, D: d.Audit},
+		Audit:    aud,
 		Leases:   leases,
 		Tokens:   &tokensql.Store{DB: db, D: d.Tokens},
 		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet},
 		Findings: &fleetsql.Findings{DB: db, D: d.Findings, Fencer: leases},
+		Policy:   &policysql.Store{DB: db, Audit: aud, Rebind: d.Findings.Rebind, WriteLock: d.Findings.WriteLock},
 	}
 }
 

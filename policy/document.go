@@ -1,0 +1,333 @@
+// Package policy holds patchbay's policy as code: YAML documents
+// (apiVersion patchbay/v1) naming teams, services, host groups, the
+// prioritisation policy and accepted risks, their strict parsing and
+// validation, and the decisions they make: a finding's priority, reasons,
+// SLA due date, lane and state.
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// APIVersion is the version of the documents this package reads.
+const APIVersion = "patchbay/v1"
+
+// Metadata names a document.
+type Metadata struct {
+	Name string `yaml:"name" json:"name" policy:"required"`
+	// Labels are free-form, for the users' own tooling.
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+}
+
+// Spec is a kind's content.
+type Spec interface {
+	// check validates the spec alone; cross-document rules are the Set's.
+	check(c *checker)
+}
+
+// Document is one policy document.
+type Document struct {
+	APIVersion string   `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string   `yaml:"kind" json:"kind"`
+	Metadata   Metadata `yaml:"metadata" json:"metadata"`
+	Spec       Spec     `yaml:"spec" json:"spec"`
+	// Source is where the document starts; paths are the positions of
+	// its fields, for errors found after parsing.
+	Source Pos            `yaml:"-" json:"-"`
+	paths  map[string]Pos `yaml:"-" json:"-"`
+}
+
+// Ref is "Kind/name".
+func (d *Document) Ref() string { return d.Kind + "/" + d.Metadata.Name }
+
+// Kinds are the document kinds, each with a constructor of its spec.
+var kinds = builtinKinds()
+
+// Register adds a kind (the rollout documents register theirs).
+func Register(kind string, newSpec func() Spec) { kinds[kind] = newSpec }
+
+// KindNames lists the registered kinds in order.
+func KindNames() []string {
+	out := make([]string, 0, len(kinds))
+	for k := range kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CanonicalKind returns the registered kind named by s, case-insensitive,
+// singular or plural ("services" → "Service").
+func CanonicalKind(s string) (string, error) {
+	l := strings.ToLower(s)
+	for k := range kinds {
+		kl := strings.ToLower(k)
+		if l == kl || l == kl+"s" || l == kl+"es" {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown kind %q (want one of %s)", s, strings.Join(KindNames(), ", "))
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
+
+type envelope struct {
+	APIVersion string   `yaml:"apiVersion" policy:"required"`
+	Kind       string   `yaml:"kind" policy:"required"`
+	Metadata   Metadata `yaml:"metadata" policy:"required"`
+	Spec       rawNode  `yaml:"spec" policy:"required"`
+}
+
+// Parse reads every document of a YAML stream (documents separated by
+// "---"; empty ones are skipped). name is the file name errors cite.
+// Every problem of every document is reported, as Errors.
+func Parse(name string, data []byte) ([]*Document, error) {
+	var docs []*Document
+	var errs Errors
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, syntaxError(name, err))
+			break
+		}
+		if len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null") {
+			continue
+		}
+		d, derrs := decodeDocument(name, &n)
+		errs = append(errs, derrs...)
+		if d != nil {
+			docs = append(docs, d)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	return docs, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func syntaxError(name string, err error) *FieldError {
+	msg := err.Error()
+	fe := &FieldError{Pos: Pos{File: name}, Message: "invalid YAML: " + msg}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		var line int
+		fmt.Sscan(m[1], &line)
+		fe.Pos.Line, fe.Pos.Column = line, 1
+		fe.Message = "invalid YAML: " + m[2]
+	}
+	return fe
+}
+
+func decodeDocument(file string, n *yaml.Node) (*Document, Errors) {
+	d := &decoder{file: file, pos: map[string]Pos{}}
+	root := n.Content[0]
+	var env envelope
+	d.decode(root, reflect.ValueOf(&env).Elem(), "")
+	doc := &Document{APIVersion: env.APIVersion, Kind: env.Kind, Metadata: env.Metadata, Source: d.at(root), paths: d.pos}
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	c := &checker{doc: doc}
+	if env.APIVersion != APIVersion {
+		c.errorf("apiVersion", "want %s, got %q", APIVersion, env.APIVersion)
+	}
+	if !nameRE.MatchString(env.Metadata.Name) {
+		c.errorf("metadata.name", "%q: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, up to 63 characters", env.Metadata.Name)
+	}
+	newSpec, ok := kinds[env.Kind]
+	if !ok {
+		c.errorf("kind", "unknown kind %q (want one of %s)", env.Kind, strings.Join(KindNames(), ", "))
+		return nil, c.errs
+	}
+	spec := newSpec()
+	d.decode(env.Spec.node, reflect.ValueOf(spec).Elem(), "spec")
+	doc.Spec = spec
+	if len(d.errs) > 0 {
+		return nil, append(c.errs, d.errs...).sorted()
+	}
+	spec.check(c)
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	return doc, nil
+}
+
+// ReadPaths parses every document of the files and directories named:
+// *.yaml and *.yml files (directories recursively, in name order), and
+// VEX documents (*.json, OpenVEX or CycloneDX). "-" reads standard input.
+func ReadPaths(paths []string, stdin io.Reader) ([]*Document, error) {
+	var files []string
+	for _, p := range paths {
+		if p == "-" {
+			files = append(files, p)
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, e os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() && strings.HasPrefix(e.Name(), ".") && path != p {
+				return filepath.SkipDir
+			}
+			switch filepath.Ext(path) {
+			case ".yaml", ".yml", ".json":
+				if !e.IsDir() {
+					files = append(files, path)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var docs []*Document
+	var errs Errors
+	for _, f := range files {
+		var data []byte
+		var err error
+		if f == "-" {
+			data, err = io.ReadAll(stdin)
+		} else {
+			data, err = os.ReadFile(f)
+		}
+		if err != nil {
+			return nil, err
+		}
+		ds, err := ParseFile(f, data)
+		if es := AsErrors(err); es != nil {
+			errs = append(errs, es...)
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		docs = append(docs, ds...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return docs, nil
+}
+
+// ParseFile parses a YAML file, or a VEX document (JSON) into Exceptions.
+func ParseFile(name string, data []byte) ([]*Document, error) {
+	if filepath.Ext(name) == ".json" || IsVEX(data) {
+		return ParseVEX(name, data)
+	}
+	return Parse(name, data)
+}
+
+// checker collects a document's validation errors.
+type checker struct {
+	doc  *Document
+	errs Errors
+}
+
+// errorf records a problem at path, placed at the path's position or, for
+// a field that is absent, at its nearest present parent's.
+func (c *checker) errorf(path, format string, args ...any) {
+	c.errs = append(c.errs, &FieldError{Pos: c.doc.posOf(path), Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *Document) posOf(path string) Pos {
+	for p := path; ; {
+		if pos, ok := d.paths[p]; ok {
+			return pos
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return d.Source
+}
+
+// Encode renders documents as a YAML stream that parses back to the same
+// documents.
+func Encode(w io.Writer, docs []*Document) error {
+	for i, d := range docs {
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		enc := yaml.NewEncoder(w)
+		enc.SetIndent(2)
+		if err := enc.Encode(d); err != nil {
+			return err
+		}
+		if err := enc.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Canonical is a document's stable JSON form: equal for equal documents,
+// what versions are compared and stored by.
+func Canonical(d *Document) ([]byte, error) {
+	return json.Marshal(struct {
+		Kind     string   `json:"kind"`
+		Metadata Metadata `json:"metadata"`
+		Spec     Spec     `json:"spec"`
+	}{d.Kind, d.Metadata, d.Spec})
+}
+
+// FromCanonical rebuilds a document from its Canonical form.
+func FromCanonical(data []byte) (*Document, error) {
+	var raw struct {
+		Kind     string          `json:"kind"`
+		Metadata Metadata        `json:"metadata"`
+		Spec     json.RawMessage `json:"spec"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("stored document: %w", err)
+	}
+	newSpec, ok := kinds[raw.Kind]
+	if !ok {
+		return nil, fmt.Errorf("stored document: unknown kind %q", raw.Kind)
+	}
+	spec := newSpec()
+	if err := json.Unmarshal(raw.Spec, spec); err != nil {
+		return nil, fmt.Errorf("stored %s/%s: %w", raw.Kind, raw.Metadata.Name, err)
+	}
+	return &Document{APIVersion: APIVersion, Kind: raw.Kind, Metadata: raw.Metadata, Spec: spec, paths: map[string]Pos{}}, nil
+}
+
+// SortDocuments orders documents by kind then name.
+func SortDocuments(docs []*Document) {
+	slices.SortFunc(docs, func(a, b *Document) int {
+		if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Metadata.Name, b.Metadata.Name)
+	})
+}
