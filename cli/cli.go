@@ -83,6 +83,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newScanCmd(e), newPatchesCmd(e), newFeedsCmd(e), newAuditCmd(e), newAdminCmd(e),
 		newServerCmd(e), newAgentCmd(e), newQuickstartCmd(e), newDevCmd(e))
 	root.AddCommand(newClientCmds(e)...)
+	root.AddCommand(newPolicyCmds(e)...)
 	return root
 }
 

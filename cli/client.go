@@ -217,7 +217,7 @@ func newFindingsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "findings", Short: "Query findings across the fleet"}
 	o.flags(cmd)
 	var priorities, labels []string
-	var status, host, eco, vuln, pkg, sortBy, cursor string
+	var status, host, eco, vuln, pkg, sortBy, cursor, team, service, lane string
 	var overdue, all bool
 	var limit int
 	list := &cobra.Command{
@@ -241,6 +241,9 @@ func newFindingsCmd(e *env) *cobra.Command {
 			set("package", pkg)
 			set("sort", sortBy)
 			set("cursor", cursor)
+			set("team", team)
+			set("service", service)
+			set("lane", lane)
 			if len(priorities) > 0 {
 				q.Set("priority", strings.Join(priorities, ","))
 			}
@@ -269,18 +272,26 @@ func newFindingsCmd(e *env) *cobra.Command {
 				return printJSON(e.stdout, fleet.FindingPage{Findings: rows, Next: next})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PRIORITY\tVULNERABILITY\tPACKAGE\tVERSION\tFIXED\tHOST\tFIRST SEEN\tDUE\tREMEDIATED")
+			fmt.Fprintln(tw, "ID\tPRIORITY\tSTATE\tVULNERABILITY\tPACKAGE\tVERSION\tFIXED\tHOST\tFIRST SEEN\tDUE")
+			now := time.Now()
 			for _, f := range rows {
 				fixed := f.Fixed
 				if fixed == "" {
 					fixed = "(no fix)"
 				}
-				rem := ""
-				if !f.RemediatedAt.IsZero() {
-					rem = f.RemediatedAt.Format(time.DateOnly)
+				state := f.State
+				switch {
+				case !f.RemediatedAt.IsZero():
+					state = "remediated " + f.RemediatedAt.Format(time.DateOnly)
+				case f.State == "open" && !f.Due.IsZero() && f.Due.Before(now):
+					state = "OVERDUE"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Priority, f.Vulnerability, f.Package, f.Version, fixed, f.Hostname,
-					f.FirstSeen.Format(time.DateOnly), f.Due.Format(time.DateOnly), rem)
+				prio := f.Priority
+				if f.Lane != "" {
+					prio += "!"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, prio, state, f.Vulnerability, f.Package, f.Version, fixed, f.Hostname,
+					f.FirstSeen.Format(time.DateOnly), f.Due.Format(time.DateOnly))
 			}
 			tw.Flush()
 			if next != "" {
@@ -293,18 +304,21 @@ func newFindingsCmd(e *env) *cobra.Command {
 	}
 	lf := list.Flags()
 	lf.StringSliceVar(&priorities, "priority", nil, "P1..P4 (repeatable)")
-	lf.StringVar(&status, "status", "open", "open, remediated or all")
+	lf.StringVar(&status, "status", "open", "open, overdue, accepted, not_affected, unremediated, remediated or all")
+	lf.StringVar(&team, "team", "", "findings on the assets of this team")
+	lf.StringVar(&service, "service", "", "findings on the hosts and uploaded inventory of this service")
+	lf.StringVar(&lane, "lane", "", "emergency: only the emergency lane (marked ! after the priority)")
 	lf.StringVar(&host, "host", "", "host id")
 	lf.StringSliceVar(&labels, "label", nil, "hosts with this label, key=value (repeatable)")
 	lf.StringVar(&eco, "ecosystem", "", "ecosystem: Debian:12, Debian, PyPI, …")
 	lf.StringVar(&vuln, "vuln", "", "vulnerability id")
 	lf.StringVar(&pkg, "package", "", "package name")
 	lf.BoolVar(&overdue, "overdue", false, "only open findings past their due date")
-	lf.StringVar(&sortBy, "sort", "priority", "priority, due, first_seen or -first_seen")
+	lf.StringVar(&sortBy, "sort", "urgency", "urgency (overdue first, then priority), priority, due, first_seen or -first_seen")
 	lf.IntVar(&limit, "limit", 100, "page size (at most 1000)")
 	lf.StringVar(&cursor, "cursor", "", "continue after a previous page")
 	lf.BoolVar(&all, "all", false, "fetch every page")
-	cmd.AddCommand(list)
+	cmd.AddCommand(list, newFindingsExplainCmd(e, o))
 	return cmd
 }
 

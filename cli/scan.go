@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/risk"
@@ -20,6 +23,8 @@ func newScanCmd(e *env) *cobra.Command {
 	var (
 		root, format, failOn, output string
 		strict, noPM, refresh        bool
+		upload                       bool
+		service, server              string
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
@@ -40,6 +45,9 @@ skipped).`,
 			if root == "" && len(args) == 0 {
 				return fmt.Errorf("nothing to scan: give --root DIR (--root / for this host) and/or PATH arguments")
 			}
+			if upload && service == "" {
+				return fmt.Errorf("--upload: name the service the inventory belongs to with --service NAME")
+			}
 			var threshold risk.Priority
 			if failOn != "" {
 				p, err := risk.ParsePriority(failOn)
@@ -58,6 +66,11 @@ skipped).`,
 				return err
 			}
 			inv := res.Inventory
+			if upload {
+				if err := e.uploadService(ctx, server, service, inv); err != nil {
+					return err
+				}
+			}
 			out := e.stdout
 			var f *os.File
 			if output != "" && output != "-" {
@@ -109,7 +122,32 @@ skipped).`,
 	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) when any input is skipped")
 	cmd.Flags().BoolVar(&noPM, "no-package-manager", false, "do not ask the root's package manager (apt) for available updates")
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "refresh the package manager's lists (apt-get update) first")
+	cmd.Flags().BoolVar(&upload, "upload", false, "upload the application inventory to the server as --service's (from CI); the server matches and prioritises it")
+	cmd.Flags().StringVar(&service, "service", "", "with --upload: the Service the inventory belongs to")
+	cmd.Flags().StringVar(&server, "server", os.Getenv("PATCHBAY_SERVER"), "with --upload: server URL (env PATCHBAY_SERVER; token in PATCHBAY_TOKEN, pin in PATCHBAY_PIN)")
 	return cmd
+}
+
+// uploadService sends the application packages of a scan (the OS
+// packages are the hosts' agents' to report) as a service's inventory.
+func (e *env) uploadService(ctx context.Context, server, service string, inv inventory.Result) error {
+	o := &clientOpts{server: server, ca: os.Getenv("PATCHBAY_CA"), pin: os.Getenv("PATCHBAY_PIN"), output: "table"}
+	c, err := o.client()
+	if err != nil {
+		return fmt.Errorf("--upload: %w", err)
+	}
+	req := api.ServiceInventory{Packages: []inventory.Package{}}
+	for _, p := range inv.Packages {
+		if p.Cycle() == inventory.CycleApplication {
+			req.Packages = append(req.Packages, p)
+		}
+	}
+	var resp api.ServiceInventoryResponse
+	if err := c.Do(ctx, http.MethodPut, api.Prefix+"/services/"+url.PathEscape(service)+"/inventory", req, &resp); err != nil {
+		return fmt.Errorf("--upload: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "uploaded %d packages of service %s: %d open findings (%d new, %d closed)\n", resp.Packages, service, resp.Open, resp.Opened, resp.Closed)
+	return nil
 }
 
 func containsStr(xs []string, s string) bool {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"net/mail"
 	"net/url"
 	"path"
@@ -302,15 +303,18 @@ func (p *Priorities) check(c *checker) {
 	if len(c.errs) > 0 {
 		return
 	}
+	var missing []string
 	for e := range exploitationLevels {
 		for a := range 2 {
 			for im := range impactLevels {
 				if _, ok := seen[[3]int{e, a, im}]; !ok {
-					c.errorf("spec.priorities.base", "no row for exploitation %s, automatable %t, impact %s (the table has one row for each of the 12 combinations)",
-						exploitationLevels[e], a == 1, impactLevels[im])
+					missing = append(missing, fmt.Sprintf("%s/%t/%s", exploitationLevels[e], a == 1, impactLevels[im]))
 				}
 			}
 		}
+	}
+	if len(missing) > 0 {
+		c.errorf("spec.priorities.base", "%d of the 12 rows missing (one per exploitation/automatable/impact): %s", len(missing), strings.Join(missing, ", "))
 	}
 	if len(c.errs) > 0 {
 		return
@@ -337,13 +341,20 @@ func (p *Priorities) check(c *checker) {
 	}
 	shifts := func(field string, m map[string]int, levels []string, what string) {
 		// levels are ordered from the least to the most critical.
-		for k, v := range m {
+		bad := false
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			v := m[k]
 			if levelOf(levels, k) < 0 {
 				c.errorf("spec.priorities."+field+"."+k, "unknown %s (want %s)", what, oneOf(levels))
+				bad = true
 			}
 			if v < -3 || v > 3 {
 				c.errorf("spec.priorities."+field+"."+k, "%d: want a shift from -3 to 3", v)
+				bad = true
 			}
+		}
+		if bad {
+			return
 		}
 		for i := 1; i < len(levels); i++ {
 			lo, hi := m[levels[i-1]], m[levels[i]]

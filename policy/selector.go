@@ -186,3 +186,6 @@ func (s *Selector) UnmarshalText(b []byte) error {
 	*s = v
 	return nil
 }
+
+// IsZero reports the empty selector (for omitempty and omitzero).
+func (s Selector) IsZero() bool { return s.Empty() }

@@ -299,6 +299,8 @@ func (s *Set) Decide(in Inputs, c Context, now time.Time) Decision {
 	}
 	d.SLA = time.Duration(table.of(d.Priority))
 	slaFrom := fmt.Sprintf("SLA %s for %s %s patches", Duration(d.SLA), d.Priority, cycle)
+	// Every matching rule applies and the most urgent wins: with
+	// threshold conditions, more evidence only adds matching rules.
 	for _, r := range p.Emergency {
 		if !r.When.holds(in, c, cycle) {
 			continue
@@ -313,8 +315,7 @@ func (s *Set) Decide(in Inputs, c Context, now time.Time) Decision {
 			d.SLA = time.Duration(r.SLA)
 			slaFrom = fmt.Sprintf("SLA %s of emergency rule %s", r.SLA, r.Name)
 		}
-		d.Reasons = append(d.Reasons, fmt.Sprintf("emergency rule %s (%s): %s, emergency lane", r.Name, r.When, d.Priority))
-		break
+		d.Reasons = append(d.Reasons, fmt.Sprintf("emergency rule %s (%s): at least %s, emergency lane", r.Name, r.When, r.Priority))
 	}
 	d.Reasons = append(d.Reasons, slaFrom)
 	if p.KEVDueDates && d.Priority == risk.P1 && !in.KEVDue.IsZero() {

@@ -1,0 +1,465 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/policy"
+)
+
+func newPolicyCmds(e *env) []*cobra.Command {
+	return []*cobra.Command{newApplyCmd(e, false), newApplyCmd(e, true), newGetCmd(e), newDeleteCmd(e), newPolicyCmd(e)}
+}
+
+// readPolicyFiles reads the files and directories named, as the server
+// will read them: YAML documents and VEX (JSON) files. They are parsed
+// here first, so problems are reported before anything is sent.
+func readPolicyFiles(paths []string, stdin io.Reader) ([]api.PolicyFile, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("-f: name a file or directory of policy documents (- for standard input)")
+	}
+	var files []api.PolicyFile
+	for _, p := range paths {
+		if p == "-" {
+			b, err := io.ReadAll(stdin)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, api.PolicyFile{Name: "<stdin>", Content: string(b)})
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, api.PolicyFile{Name: p, Content: string(b)})
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if path != p && strings.HasPrefix(d.Name(), ".") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			switch filepath.Ext(path) {
+			case ".yaml", ".yml", ".json":
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				files = append(files, api.PolicyFile{Name: path, Content: string(b)})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var problems policy.Errors
+	for _, f := range files {
+		if _, err := policy.ParseFile(f.Name, []byte(f.Content)); err != nil {
+			es := policy.AsErrors(err)
+			if es == nil {
+				return nil, err
+			}
+			problems = append(problems, es...)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problemsError(problems)
+	}
+	return files, nil
+}
+
+// problemsError lists every problem, one per line, and says nothing was
+// applied.
+func problemsError(es policy.Errors) error {
+	return fmt.Errorf("%d problem(s); nothing applied:\n%s", len(es), es.Error())
+}
+
+// policyErr turns an invalid_policy response into its problems.
+func policyErr(err error) error {
+	var se *api.StatusError
+	if errors.As(err, &se) && len(se.Body.Problems) > 0 {
+		return problemsError(se.Body.Problems)
+	}
+	return err
+}
+
+func newApplyCmd(e *env, diffOnly bool) *cobra.Command {
+	o := &clientOpts{}
+	var files []string
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE|DIR …",
+		Short: "Apply policy documents: validate all, then apply all in one transaction",
+		Long: `Apply policy documents (apiVersion patchbay/v1: Team, Service, HostGroup,
+Policy, Exception) and VEX files (OpenVEX, CycloneDX VEX: their not_affected
+statements become Exceptions). Every document of every file is validated
+first; if anything fails, nothing is applied. Prints, per document,
+created, changed or unchanged.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pf, err := readPolicyFiles(files, os.Stdin)
+			if err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var resp api.ApplyResponse
+			req := api.ApplyRequest{Files: pf, DryRun: dryRun || diffOnly}
+			if err := c.Do(cmd.Context(), http.MethodPost, api.Prefix+"/policy/apply", req, &resp); err != nil {
+				return policyErr(err)
+			}
+			return printChanges(e, o, resp, diffOnly)
+		},
+	}
+	if diffOnly {
+		cmd.Use, cmd.Short = "diff -f FILE|DIR …", "Show what applying policy documents would change"
+		cmd.Long = "Show, as a line diff of the YAML, what `patchbay apply` would change; nothing is applied."
+	}
+	o.flags(cmd)
+	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "file or directory of documents (repeatable; - for standard input)")
+	if !diffOnly {
+		cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and report, apply nothing")
+	}
+	return cmd
+}
+
+func printChanges(e *env, o *clientOpts, resp api.ApplyResponse, diff bool) error {
+	if o.output == "json" {
+		return printJSON(e.stdout, resp)
+	}
+	n := map[string]int{}
+	for _, ch := range resp.Changes {
+		n[ch.Action]++
+		if diff {
+			if ch.Action != policy.Unchanged {
+				fmt.Fprintf(e.stdout, "%s %s (version %d)\n%s\n", ch.Ref(), ch.Action, ch.Version, ch.Diff)
+			}
+			continue
+		}
+		suffix := ""
+		if resp.DryRun && ch.Action != policy.Unchanged {
+			suffix = " (dry run)"
+		}
+		fmt.Fprintf(e.stdout, "%s %s%s\n", ch.Ref(), ch.Action, suffix)
+	}
+	fmt.Fprintf(e.stderr, "%d created, %d changed, %d unchanged, %d deleted", n[policy.Created], n[policy.Changed], n[policy.Unchanged], n[policy.Deleted])
+	if r := resp.Reprioritized; r != nil {
+		fmt.Fprintf(e.stderr, "; findings decided again: %d on %d hosts, %d changed", r.Findings, r.Hosts, r.Changed)
+	}
+	fmt.Fprintln(e.stderr)
+	return nil
+}
+
+func newGetCmd(e *env) *cobra.Command {
+	o := &clientOpts{}
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME]",
+		Short: "Show applied policy documents (-o yaml applies again unchanged)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := policy.CanonicalKind(args[0])
+			if err != nil {
+				return err
+			}
+			out := o.output
+			o.output = "table"
+			if out == "json" {
+				o.output = "json"
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"kind": {kind}}
+			if len(args) == 2 {
+				q.Set("name", args[1])
+			}
+			var list api.PolicyList
+			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/policy?"+q.Encode(), nil, &list); err != nil {
+				return err
+			}
+			switch out {
+			case "json":
+				return printJSON(e.stdout, list)
+			case "yaml":
+				docs := make([]*policy.Document, 0, len(list.Documents))
+				for _, d := range list.Documents {
+					doc, err := policy.FromCanonical(d.Document)
+					if err != nil {
+						return err
+					}
+					docs = append(docs, doc)
+				}
+				return policy.Encode(e.stdout, docs)
+			case "table":
+				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tAPPLIED\tBY")
+				for _, d := range list.Documents {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.Kind, d.Name, d.Version, d.AppliedAt.Format(time.RFC3339), d.AppliedBy)
+				}
+				return tw.Flush()
+			}
+			return fmt.Errorf("-o %q: want table, yaml or json", out)
+		},
+	}
+	o.flags(cmd)
+	cmd.Flag("output").Usage = "table, yaml or json"
+	return cmd
+}
+
+func newDeleteCmd(e *env) *cobra.Command {
+	o := &clientOpts{}
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "delete KIND NAME…",
+		Short: "Delete applied policy documents (kept in their history)",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := policy.CanonicalKind(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			req := api.ApplyRequest{DryRun: dryRun}
+			for _, n := range args[1:] {
+				req.Delete = append(req.Delete, kind+"/"+n)
+			}
+			var resp api.ApplyResponse
+			if err := c.Do(cmd.Context(), http.MethodPost, api.Prefix+"/policy/apply", req, &resp); err != nil {
+				return policyErr(err)
+			}
+			return printChanges(e, o, resp, false)
+		},
+	}
+	o.flags(cmd)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and report, delete nothing")
+	return cmd
+}
+
+func newPolicyCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "The built-in policy, validation and history of policy documents"}
+	def := &cobra.Command{
+		Use:   "default",
+		Short: "Print the built-in Policy document, a start for your own",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := e.stdout.Write(policy.DefaultYAML())
+			return err
+		},
+	}
+	var files []string
+	validate := &cobra.Command{
+		Use:   "validate -f FILE|DIR …",
+		Short: "Check policy documents offline (each on its own; references between documents are checked by apply)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pf, err := readPolicyFiles(files, os.Stdin)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, f := range pf {
+				docs, err := policy.ParseFile(f.Name, []byte(f.Content))
+				if err != nil {
+					return err
+				}
+				n += len(docs)
+			}
+			fmt.Fprintf(e.stdout, "%d documents in %d files: valid\n", n, len(pf))
+			return nil
+		},
+	}
+	validate.Flags().StringSliceVarP(&files, "filename", "f", nil, "file or directory of documents (repeatable)")
+	o := &clientOpts{}
+	history := &cobra.Command{
+		Use:   "history KIND [NAME]",
+		Short: "Every applied version of documents: who, when, what changed",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := policy.CanonicalKind(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{"kind": {kind}}
+			if len(args) == 2 {
+				q.Set("name", args[1])
+			}
+			var h api.PolicyHistory
+			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/policy/history?"+q.Encode(), nil, &h); err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, h)
+			}
+			prev := map[string]*policy.Document{}
+			for _, v := range h.Versions {
+				ref := v.Kind + "/" + v.Name
+				fmt.Fprintf(e.stdout, "%s version %d %s by %s at %s\n", ref, v.Version, v.Action, v.AppliedBy, v.AppliedAt.Format(time.RFC3339))
+				var doc *policy.Document
+				if len(v.Document) > 0 {
+					if doc, err = policy.FromCanonical(v.Document); err != nil {
+						return err
+					}
+				}
+				fmt.Fprint(e.stdout, indent(docDiff(prev[ref], doc), "    "))
+				prev[ref] = doc
+			}
+			return nil
+		},
+	}
+	o.flags(history)
+	cmd.AddCommand(def, validate, history)
+	return cmd
+}
+
+func docDiff(a, b *policy.Document) string {
+	lines := func(d *policy.Document) []string {
+		if d == nil {
+			return nil
+		}
+		var buf bytes.Buffer
+		if err := policy.Encode(&buf, []*policy.Document{d}); err != nil {
+			return []string{err.Error()}
+		}
+		return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	}
+	var out []string
+	for _, l := range strings.Split(policy.Diff(lines(a), lines(b)), "\n") {
+		if strings.HasPrefix(l, "+ ") || strings.HasPrefix(l, "- ") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+func indent(s, pre string) string {
+	if s == "" {
+		return ""
+	}
+	return pre + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+pre) + "\n"
+}
+
+// explainFinding prints a finding's decision path.
+func explainFinding(w io.Writer, d api.FindingDetail, now time.Time) {
+	f := d.Finding
+	fmt.Fprintf(w, "finding %d: %s in %s %s (%s) on %s\n", f.ID, f.Vulnerability, f.Package, f.Version, f.Ecosystem, d.Hostname)
+	state := f.State
+	switch {
+	case !f.RemediatedAt.IsZero():
+		state = "remediated " + f.RemediatedAt.Format(time.RFC3339)
+	case f.State == "open" && !f.Due.IsZero() && f.Due.Before(now):
+		state = "overdue"
+	}
+	lane := ""
+	if f.Lane != "" {
+		lane = ", " + f.Lane + " lane"
+	}
+	fmt.Fprintf(w, "  %s, %s%s, first seen %s, due %s; fix: %s\n", state, f.Priority, lane, f.FirstSeen.Format(time.DateOnly), f.Due.Format(time.DateOnly), orNone(f.Fixed))
+	if d.Summary != "" {
+		fmt.Fprintf(w, "  %s\n", d.Summary)
+	}
+	fmt.Fprintln(w, "\nvulnerability evidence:")
+	for _, r := range d.Evidence {
+		fmt.Fprintf(w, "  - %s\n", r)
+	}
+	fmt.Fprintf(w, "  decision points: exploitation %s, automatable %t, technical impact %s, %s cycle\n", f.Exploitation, f.Automatable, f.Impact, f.Cycle)
+	c := d.Context
+	fmt.Fprintln(w, "\nasset context:")
+	fmt.Fprintf(w, "  tier %d (%s), exposure %s (%s)\n", c.Tier, c.TierFrom, c.Exposure, c.ExposureFrom)
+	if c.Team != "" {
+		fmt.Fprintf(w, "  team %s (%s)\n", c.Team, c.TeamFrom)
+	}
+	if len(c.Services) > 0 {
+		fmt.Fprintf(w, "  services: %s\n", strings.Join(c.Services, ", "))
+	}
+	if len(c.Groups) > 0 {
+		fmt.Fprintf(w, "  host groups: %s\n", strings.Join(c.Groups, ", "))
+	}
+	fmt.Fprintf(w, "\ndecision (policy %s, now):\n", c.Policy)
+	for i, r := range d.Decision.Reasons {
+		fmt.Fprintf(w, "  %d. %s\n", i+1, r)
+	}
+	fmt.Fprintf(w, "  → %s, %s\n", d.Decision.Priority, d.Decision.State)
+	if len(d.History) > 0 {
+		fmt.Fprintln(w, "\nhistory:")
+		for _, h := range d.History {
+			fmt.Fprintf(w, "  %s  %s → %s", h.At.Format(time.RFC3339), h.PriorityFrom, h.PriorityTo)
+			if h.StateFrom != h.StateTo {
+				fmt.Fprintf(w, ", %s → %s", h.StateFrom, h.StateTo)
+			}
+			fmt.Fprintf(w, "  because %s\n", h.Cause)
+		}
+	} else {
+		fmt.Fprintln(w, "\nhistory: no change of priority or state since first seen")
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no fix yet)"
+	}
+	return s
+}
+
+func newFindingsExplainCmd(e *env, o *clientOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "explain ID",
+		Short: "Explain a finding: evidence, asset context, the decision path, and why its priority or state changed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := strconv.ParseInt(args[0], 10, 64); err != nil {
+				return fmt.Errorf("finding id %q: want the number findings list shows", args[0])
+			}
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			var d api.FindingDetail
+			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/findings/"+args[0], nil, &d); err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, d)
+			}
+			explainFinding(e.stdout, d, time.Now())
+			return nil
+		},
+	}
+}
