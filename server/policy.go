@@ -404,6 +404,8 @@ func (s *Server) ReassessExploitation(ctx context.Context) (fleet.ReprioritizeRe
 	if len(evidence) == 0 {
 		return fleet.ReprioritizeResult{}, nil
 	}
+	// What the scans of this replica see (the explanations) must agree.
+	s.index.Invalidate()
 	slices.Sort(causes)
 	hosts, err := s.db.Findings.HostsWith(ctx, vulns, nil)
 	if err != nil {

@@ -330,7 +330,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if he.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="patchbay"`)
 		}
-		writeErr(w, he.status, he.body.Code, he.body.Error, he.body.Field)
+		writeJSON(w, he.status, he.body)
 	case errors.As(err, &mbe):
 		writeErr(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit), "")
 	case errors.Is(err, fleet.ErrNotFound):
