@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -144,6 +145,67 @@ func TestQuickstartAndClients(t *testing.T) {
 	code, stdout, _ = run(t, data, "hosts", "list", "--label", "env=staging")
 	if code != 0 || !strings.Contains(stdout, "base-1") || strings.Contains(stdout, "web-db-1") {
 		t.Errorf("hosts list --label env=staging: %d\n%s", code, stdout)
+	}
+
+	// Policy as code: validate, dry run, apply, round trip, diff, explain,
+	// delete, history.
+	example := filepath.Join("..", "docs", "policy-example")
+	if code, stdout, stderr = run(t, data, "policy", "validate", "-f", example); code != 0 || stdout != "12 documents in 6 files: valid\n" {
+		t.Errorf("policy validate: %d %q %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, data, "apply", "-f", example, "--dry-run")
+	if code != 0 || !strings.Contains(stdout, "Service/checkout created (dry run)") || !strings.Contains(stderr, "12 created, 0 changed, 0 unchanged, 0 deleted") {
+		t.Fatalf("apply --dry-run: %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, data, "apply", "-f", example)
+	if code != 0 || !strings.Contains(stderr, "12 created, 0 changed, 0 unchanged, 0 deleted; findings decided again") {
+		t.Fatalf("apply: %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, yml, stderr := run(t, data, "get", "services", "-o", "yaml")
+	if code != 0 || strings.Count(yml, "kind: Service") != 3 {
+		t.Fatalf("get services -o yaml: %d\n%s\n%s", code, yml, stderr)
+	}
+	got := filepath.Join(t.TempDir(), "services.yaml")
+	os.WriteFile(got, []byte(yml), 0o644)
+	if code, _, stderr = run(t, data, "apply", "-f", got); code != 0 || !strings.HasPrefix(stderr, "0 created, 0 changed, 3 unchanged, 0 deleted") {
+		t.Errorf("apply of get's output: %d %s", code, stderr)
+	}
+	os.WriteFile(got, []byte(strings.Replace(yml, "  tier: 3\n", "  tier: 2\n", 1)), 0o644)
+	code, stdout, stderr = run(t, data, "diff", "-f", got)
+	if code != 0 || !strings.Contains(stdout, "Service/reporting changed (version 2)") || !strings.Contains(stdout, "-   tier: 3") || !strings.Contains(stdout, "+   tier: 2") {
+		t.Errorf("diff: %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, _ = run(t, data, "get", "service", "reporting"); code != 0 || !strings.Contains(stdout, "Service  reporting  1") {
+		t.Errorf("diff applied something: %s", stdout)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  owner: payments\n  tier: 9\n  exposure: internet\n  team: x\n"), 0o644)
+	code, _, stderr = run(t, data, "apply", "-f", example, "-f", bad)
+	if code != ExitError || !strings.Contains(stderr, "1 problem(s); nothing applied:\n"+bad+":9:3: spec.team: unknown field (want one of description, owner, tier, exposure, hosts, repository)") {
+		t.Errorf("invalid apply: %d %s", code, stderr)
+	}
+	os.WriteFile(bad, []byte("apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  owner: nobody\n  tier: 2\n  exposure: internet\n"), 0o644)
+	code, _, stderr = run(t, data, "apply", "-f", bad)
+	if code != ExitError || !strings.Contains(stderr, bad+`:6:10: spec.owner: no Team named "nobody"`) {
+		t.Errorf("apply with a dangling reference: %d %s", code, stderr)
+	}
+	code, stdout, stderr = run(t, data, "findings", "list", "--status", "not_affected", "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(stdout), &page) != nil || len(page.Findings) != 1 || page.Findings[0].Package != "openssl" {
+		t.Fatalf("findings --status not_affected: %d %s %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, data, "findings", "explain", fmt.Sprint(page.Findings[0].ID))
+	for _, want := range []string{"CVE-2026-54872 in openssl", "asset context:", "decision (policy default, now):", "not affected per Exception/vex-", "→ P4, not_affected", "history:"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("findings explain lacks %q: %d\n%s\n%s", want, code, stdout, stderr)
+		}
+	}
+	if code, stdout, stderr = run(t, data, "delete", "exception", "reporting-postgres-upgrade"); code != 0 || stdout != "Exception/reporting-postgres-upgrade deleted\n" {
+		t.Errorf("delete: %d %q %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = run(t, data, "policy", "history", "exceptions", "reporting-postgres-upgrade")
+	if code != 0 || !strings.Contains(stdout, "Exception/reporting-postgres-upgrade version 1 created by") || !strings.Contains(stdout, "version 2 deleted by") ||
+		!strings.Contains(stdout, "    + kind: Exception") || !strings.Contains(stdout, "    - kind: Exception") {
+		t.Errorf("policy history: %d\n%s\n%s", code, stdout, stderr)
 	}
 
 	// Graceful stop.

@@ -176,8 +176,13 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 		return err
 	}
 	s.invalidatePolicy()
+	// The cause names what decides priorities first: policies, then
+	// exceptions, services, host groups and teams.
+	rank := map[string]int{policy.KindPolicy: 0, policy.KindException: 1, policy.KindService: 2, policy.KindHostGroup: 3, policy.KindTeam: 4}
+	ordered := slices.Clone(changes)
+	slices.SortStableFunc(ordered, func(a, b policy.Change) int { return rank[a.Kind] - rank[b.Kind] })
 	var changed []string
-	for _, ch := range changes {
+	for _, ch := range ordered {
 		if ch.Action != policy.Unchanged {
 			changed = append(changed, fmt.Sprintf("%s %s (v%d)", ch.Ref(), ch.Action, ch.Version))
 		}

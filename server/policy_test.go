@@ -18,7 +18,9 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
+	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/server"
 )
 
@@ -105,6 +107,7 @@ func testPolicy(t *testing.T, backend string) {
 	viewer, operator, admin := f.api(auth.Viewer), f.api(auth.Operator), f.api(auth.Admin)
 	tok := f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{})
 	hosts := map[string]string{}
+	var stgCred string
 	for _, h := range []struct {
 		name   string
 		labels map[string]string
@@ -117,6 +120,9 @@ func testPolicy(t *testing.T, backend string) {
 		facts.Labels = h.labels
 		e := f.enroll(tok, facts)
 		hosts[h.name] = e.HostID
+		if h.name == "web-stg" {
+			stgCred = e.Credential
+		}
 		if code, body := f.do("POST", api.Prefix+"/agent/checkin", e.Credential, report(facts, pkgs, true)); code != 200 {
 			t.Fatalf("check-in %s: %d %s", h.name, code, body)
 		}
@@ -274,6 +280,23 @@ func testPolicy(t *testing.T, backend string) {
 	f.decode(body, &teams)
 	if len(teams.Documents) != 1 || teams.Documents[0].Version != 1 || strings.Contains(string(teams.Documents[0].Document), `"description":"Payments"`) {
 		t.Errorf("a failed apply changed Team/payments: %s", body)
+	}
+
+	// The policy's classification rules add their types to the updates
+	// agents report (libjemalloc2: performance, in the example policy).
+	stgFacts := factsOf("web-stg", "m-web-stg")
+	stgFacts.Labels = map[string]string{"env": "staging", "role": "web"}
+	rep := report(stgFacts, pkgs, false)
+	ups := []scan.Update{{Ecosystem: "Debian:12", Name: "libjemalloc2", Installed: "5.3.0-1", Candidate: "5.3.0-1+deb12u1", Pocket: "updates", CVEs: []string{}, Types: []patch.Type{patch.BugFix}, Cycle: "system"}}
+	rep.Updates, rep.UpdatesHash = &ups, fleet.UpdatesHash(ups)
+	if code, body := f.do("POST", api.Prefix+"/agent/checkin", stgCred, rep); code != 200 {
+		t.Fatalf("check-in with updates: %d %s", code, body)
+	}
+	var hd fleet.HostDetail
+	_, body = f.do("GET", api.Prefix+"/hosts/"+hosts["web-stg"], viewer, nil)
+	f.decode(body, &hd)
+	if len(hd.Updates) != 1 || fmt.Sprint(hd.Updates[0].Types) != "[bugfix performance]" {
+		t.Errorf("update types: %+v", hd.Updates)
 	}
 
 	// A label change re-decides the host's findings, with the cause.

@@ -19,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 )
 
@@ -133,6 +134,21 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	}
 	if d.Updates, err = s.db.Fleet.Updates(ctx, id); err != nil {
 		return err
+	}
+	// The policy's classification rules add their types to the agent's.
+	set, err := s.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	rules := set.ClassRules(set.Context(assetOf(fleet.Asset{ID: h.ID, Labels: h.EffectiveLabels()})))
+	for i := range d.Updates {
+		u := &d.Updates[i]
+		for _, t := range patch.Classify(patch.Facts{Package: u.Name, Source: u.SourceName, Pocket: u.Pocket, CVEs: u.CVEs}, rules) {
+			if !slices.Contains(u.Types, t) {
+				u.Types = append(u.Types, t)
+			}
+		}
+		slices.SortFunc(u.Types, func(a, b patch.Type) int { return slices.Index(patch.Types, a) - slices.Index(patch.Types, b) })
 	}
 	return writeJSON(w, http.StatusOK, d)
 }
