@@ -322,6 +322,43 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 		}
 		fmt.Fprintf(e.stdout, "%-28s %7d hosts (%d package sets) rematched in %.3fs; %d opened (refresh with import %.2fs)\n", "rematch after new advisory",
 			rr.Rematch.Hosts, rr.Rematch.Groups, rr.RematchSeconds, rr.Rematch.Opened, time.Since(start).Seconds())
+		// CISA adds the simulated CVE to KEV: its findings are decided again.
+		if err := writeFiles(e.simFeedDir(), map[string]string{"known_exploited_vulnerabilities.json": `{"title": "CISA Catalog of Known Exploited Vulnerabilities",
+			"catalogVersion": "2099.01.01", "dateReleased": "2099-01-01T00:00:00Z", "count": 1, "vulnerabilities": [{"cveID": "CVE-2099-0001", "vendorProject": "sim",
+			"product": "bash", "vulnerabilityName": "simulated", "dateAdded": "` + time.Now().UTC().Format(time.DateOnly) + `", "shortDescription": "x", "requiredAction": "patch",
+			"dueDate": "` + time.Now().UTC().AddDate(0, 0, 14).Format(time.DateOnly) + `", "knownRansomwareCampaignUse": "Unknown", "notes": ""}]}`}); err != nil {
+			return err
+		}
+		start = time.Now()
+		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/feeds/refresh", nil, &rr); err != nil {
+			return fmt.Errorf("refresh: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "%-28s %7d hosts, %d findings decided again, %d changed in %.3fs (refresh with import %.2fs)\n", "KEV update",
+			rr.Reprioritized.Hosts, rr.Reprioritized.Findings, rr.Reprioritized.Changed, rr.ReprioritizeSeconds, time.Since(start).Seconds())
+		// A policy for the whole fleet: every open finding decided again.
+		docs := `apiVersion: patchbay/v1
+kind: Team
+metadata: {name: sim}
+spec: {}
+---
+apiVersion: patchbay/v1
+kind: Service
+metadata: {name: sim-prod}
+spec: {owner: sim, tier: 1, exposure: internet, hosts: env=prod}
+`
+		var ar api.ApplyResponse
+		start = time.Now()
+		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/policy/apply", api.ApplyRequest{Files: []api.PolicyFile{{Name: "sim.yaml", Content: docs}}}, &ar); err != nil {
+			return fmt.Errorf("policy apply: %w", err)
+		}
+		if r := ar.Reprioritized; r != nil {
+			fmt.Fprintf(e.stdout, "%-28s %7d hosts, %d findings decided again, %d changed in %.3fs\n", "policy apply (fleet-wide)", r.Hosts, r.Findings, r.Changed, time.Since(start).Seconds())
+		}
+		start = time.Now()
+		if err := admin.Do(ctx, http.MethodPut, api.Prefix+"/hosts/"+hosts[0].id+"/labels", api.Labels{Labels: map[string]string{"tier": "4"}}, nil); err != nil {
+			return fmt.Errorf("labels: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "%-28s %7d host decided again in %.3fs\n", "label change", 1, time.Since(start).Seconds())
 		rss, hwm := procRSS(child.Process.Pid)
 		fmt.Fprintf(e.stdout, "%-28s RSS %.0f MiB, peak %.0f MiB\n", "server memory", rss, hwm)
 	}
@@ -358,9 +395,9 @@ func (e *env) spawnServer(ctx context.Context, o *simOpts) (*exec.Cmd, func(), e
 	if len(feedsDirs) == 0 {
 		feedsDirs = []string{filepath.Join(o.shared, "feeds/osv/Debian"), filepath.Join(o.shared, "feeds/kev")}
 	}
-	args := []string{"server", "--plain-http", "--listen", addr, "--data-dir", e.dataDir, "--log-level", "warn", "--sync-interval", "24h",
-		"--feeds-dir", e.simFeedDir()}
-	for _, d := range feedsDirs {
+	args := []string{"server", "--plain-http", "--listen", addr, "--data-dir", e.dataDir, "--log-level", "warn", "--sync-interval", "24h"}
+	// The simulation's own feeds last: its KEV catalog replaces the real one.
+	for _, d := range append(feedsDirs, e.simFeedDir()) {
 		args = append(args, "--feeds-dir", d)
 	}
 	if e.dsn != "" {

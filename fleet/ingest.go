@@ -89,9 +89,6 @@ type ScopedChange struct {
 	HostID   string
 	Scope    []PackageID
 	Findings []Finding
-	// UpdateOnly re-decides the findings in Findings that are still
-	// open, and opens and closes none.
-	UpdateOnly bool
 }
 
 // Fence is the lease term the leader writes under: a write under a term
@@ -106,8 +103,20 @@ type ScopedHistory interface {
 	// SyncScoped applies every change in one transaction, checking the
 	// fence inside it.
 	SyncScoped(ctx context.Context, changes []ScopedChange, now time.Time, fence Fence, cause string) (opened, closed int, err error)
-	// OpenOf returns the unremediated findings of the hosts.
-	OpenOf(ctx context.Context, hostIDs []string) (map[string][]Finding, error)
+	// OpenOf returns the unremediated findings of the hosts (only those
+	// of vulns, when given).
+	OpenOf(ctx context.Context, hostIDs, vulns []string) (map[string][]Finding, error)
+	// Redecide stores new decisions of findings still unremediated, with
+	// an event for each change of priority or state, in one transaction.
+	Redecide(ctx context.Context, changes []Redecision, now time.Time, cause string) error
+}
+
+// Redecision is a finding's new decision (its Priority, State,
+// Exception, Lane, Exploitation, KEVDue, Due and Reasons) and what it
+// was before.
+type Redecision struct {
+	Finding
+	PriorityFrom, StateFrom string
 }
 
 // RematchResult says what an incremental rematch did.
@@ -208,7 +217,7 @@ type ReprioritizeResult struct {
 // again, from their stored decision inputs, after a policy, label or
 // exploitation change: no inventory is read or matched. Changes of
 // priority or state are recorded with cause.
-func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Triage, scope Scope, now time.Time, fence Fence, cause string) (ReprioritizeResult, error) {
+func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Triage, scope Scope, now time.Time, cause string) (ReprioritizeResult, error) {
 	var r ReprioritizeResult
 	assets, err := idx.Assets(ctx)
 	if err != nil {
@@ -222,54 +231,53 @@ func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Tri
 	}
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
+	var vulns []string
+	for v := range scope.Evidence {
+		vulns = append(vulns, v)
+	}
+	slices.Sort(vulns)
 	const chunk = 500
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
-		open, err := hist.OpenOf(ctx, part)
+		open, err := hist.OpenOf(ctx, part, vulns)
 		if err != nil {
 			return r, err
 		}
-		var changes []ScopedChange
+		var changes []Redecision
 		for _, id := range part {
 			a, ok := assets[id]
 			fs := open[id]
+			if scope.Evidence != nil {
+				// Only the findings the evidence is about can change.
+				fs = slices.DeleteFunc(fs, func(f Finding) bool { _, ok := scope.Evidence[f.Vulnerability]; return !ok })
+			}
 			if !ok || len(fs) == 0 {
 				continue
 			}
 			r.Hosts++
-			type before struct {
-				prio, state, lane, exc string
-				due                    time.Time
-			}
-			was := make([]before, len(fs))
+			was := slices.Clone(fs)
 			for i := range fs {
-				f := &fs[i]
-				was[i] = before{f.Priority, f.State, f.Lane, f.Exception, f.Due}
-				if ev, ok := scope.Evidence[f.Vulnerability]; ok {
-					f.Exploitation, f.KEVDue = ev.Exploitation, ev.KEVDue
+				if ev, ok := scope.Evidence[fs[i].Vulnerability]; ok {
+					fs[i].Exploitation, fs[i].KEVDue = ev.Exploitation, ev.KEVDue
 				}
 			}
 			tr.Decide(a, fs, now)
-			seen := map[PackageID]bool{}
-			var pkgs []PackageID
 			for i, f := range fs {
 				r.Findings++
-				due := f.FirstSeen.Add(f.SLA)
-				if !f.DueCap.IsZero() && f.DueCap.Before(due) {
-					due = f.DueCap
+				f.Due = f.FirstSeen.Add(f.SLA)
+				if !f.DueCap.IsZero() && f.DueCap.Before(f.Due) {
+					f.Due = f.DueCap
 				}
-				if w := was[i]; w.prio != f.Priority || w.state != f.State || w.lane != f.Lane || w.exc != f.Exception || !w.due.Equal(due) {
-					r.Changed++
+				w := was[i]
+				if w.Priority == f.Priority && w.State == f.State && w.Lane == f.Lane && w.Exception == f.Exception && w.Due.Equal(f.Due) &&
+					w.Exploitation == f.Exploitation && w.KEVDue.Equal(f.KEVDue) {
+					continue
 				}
-				pid := PackageID{f.Ecosystem, f.Package}
-				if !seen[pid] {
-					seen[pid] = true
-					pkgs = append(pkgs, pid)
-				}
+				r.Changed++
+				changes = append(changes, Redecision{Finding: f, PriorityFrom: w.Priority, StateFrom: w.State})
 			}
-			changes = append(changes, ScopedChange{HostID: id, Scope: pkgs, Findings: fs, UpdateOnly: true})
 		}
-		if _, _, err := hist.SyncScoped(ctx, changes, now, fence, cause); err != nil {
+		if err := hist.Redecide(ctx, changes, now, cause); err != nil {
 			return r, err
 		}
 	}

@@ -148,8 +148,10 @@ type RefreshResult struct {
 	Summary  feeds.Summary       `json:"summary"`
 	Outcomes []feeds.SyncOutcome `json:"outcomes,omitempty"`
 	Rematch  fleet.RematchResult `json:"rematch"`
-	// Reprioritized says what new exploitation evidence changed.
-	Reprioritized fleet.ReprioritizeResult `json:"reprioritized"`
+	// Reprioritized says what new exploitation evidence changed, in
+	// ReprioritizeSeconds.
+	Reprioritized       fleet.ReprioritizeResult `json:"reprioritized"`
+	ReprioritizeSeconds float64                  `json:"reprioritize_seconds"`
 	// RematchSeconds is the time of the rematch alone; Took of it all.
 	RematchSeconds float64       `json:"rematch_seconds"`
 	Took           time.Duration `json:"took_ns"`
@@ -192,9 +194,11 @@ func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshRe
 		return r, rerr
 	}
 	if r.Summary.KEV+r.Summary.EPSS > 0 {
+		pstart := time.Now()
 		if r.Reprioritized, rerr = s.ReassessExploitation(ctx); rerr != nil {
 			return r, rerr
 		}
+		r.ReprioritizeSeconds = time.Since(pstart).Seconds()
 	}
 	r.Took = time.Since(start)
 	if r.Summary.Added+r.Summary.Updated+r.Summary.Removed+r.Summary.KEV+r.Summary.EPSS > 0 {

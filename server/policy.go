@@ -107,7 +107,7 @@ func (s *Server) Reprioritize(ctx context.Context, scope fleet.Scope, cause stri
 		return fleet.ReprioritizeResult{}, err
 	}
 	start := time.Now()
-	r, err := fleet.Reprioritize(ctx, s.db.Fleet, s.db.Findings, triage{set}, scope, s.cfg.Now().UTC(), fleet.Fence{}, cause)
+	r, err := fleet.Reprioritize(ctx, s.db.Fleet, s.db.Findings, triage{set}, scope, s.cfg.Now().UTC(), cause)
 	if err != nil {
 		return r, fmt.Errorf("re-decide findings: %w", err)
 	}

@@ -31,6 +31,11 @@ type FindingsDialect struct {
 	ForUpdate string
 	// WriteLock: see Dialect.WriteLock.
 	WriteLock *sync.Mutex
+	// UpdateFromValues batches many rows' updates into one UPDATE … FROM
+	// (VALUES …) (PostgreSQL, where each statement is a round trip);
+	// without it rows are updated one by one with a prepared statement
+	// (SQLite, in process, where the join form is an order slower).
+	UpdateFromValues bool
 }
 
 // Fencer checks a leader's term inside a transaction.
@@ -136,9 +141,8 @@ func stateOf(f fleet.Finding) string {
 
 // apply makes open (the host's open findings in scope, by key) into
 // current, adjusting counts (of findings in the open state, by
-// priority). With updateOnly, findings are only re-decided: none opens
-// or closes.
-func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]openRow, current []fleet.Finding, counts map[string]int, updateOnly bool) error {
+// priority).
+func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]openRow, current []fleet.Finding, counts map[string]int) error {
 	seen := map[string]bool{}
 	var fresh []fleet.Finding
 	for _, f := range current {
@@ -172,9 +176,6 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 			}
 			continue
 		}
-		if updateOnly {
-			continue
-		}
 		fresh = append(fresh, f)
 		if st == fleet.StateOpen {
 			counts[f.Priority]++
@@ -184,17 +185,15 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 	for _, f := range fresh {
 		sy.inserting = append(sy.inserting, pendingInsert{hostID, f})
 	}
-	if !updateOnly {
-		for k, o := range open {
-			if seen[k] {
-				continue
-			}
-			sy.closing = append(sy.closing, o.id)
-			if o.state == fleet.StateOpen {
-				counts[o.priority]--
-			}
-			sy.closed++
+	for k, o := range open {
+		if seen[k] {
+			continue
 		}
+		sy.closing = append(sy.closing, o.id)
+		if o.state == fleet.StateOpen {
+			counts[o.priority]--
+		}
+		sy.closed++
 	}
 	if !sy.deferred {
 		return sy.flush(ctx)
@@ -344,7 +343,7 @@ func (s *Findings) Sync(ctx context.Context, hostID string, current []fleet.Find
 		return 0, 0, err
 	}
 	defer sy.close()
-	if err := sy.apply(ctx, hostID, open, current, counts, false); err != nil {
+	if err := sy.apply(ctx, hostID, open, current, counts); err != nil {
 		return 0, 0, err
 	}
 	if err := s.setCounts(ctx, tx, hostID, counts); err != nil {
@@ -462,7 +461,7 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 			}
 			open[c.HostID] = o
 			before := sy.opened + sy.closed + sy.changed
-			if err := sy.apply(ctx, c.HostID, o, c.Findings, cnt, c.UpdateOnly); err != nil {
+			if err := sy.apply(ctx, c.HostID, o, c.Findings, cnt); err != nil {
 				return 0, 0, err
 			}
 			if sy.opened+sy.closed+sy.changed != before {
@@ -565,15 +564,21 @@ func (s *Findings) Finding(ctx context.Context, id int64) (fleet.Finding, []flee
 	return f, events, rows.Err()
 }
 
-// OpenOf returns the unremediated findings of the hosts, by host.
-func (s *Findings) OpenOf(ctx context.Context, hostIDs []string) (map[string][]fleet.Finding, error) {
+// OpenOf returns the unremediated findings of the hosts, by host; only
+// those of vulns when given.
+func (s *Findings) OpenOf(ctx context.Context, hostIDs, vulns []string) (map[string][]fleet.Finding, error) {
 	out := map[string][]fleet.Finding{}
 	if len(hostIDs) == 0 {
 		return out, nil
 	}
 	q := `SELECT ` + findingColumns + ` FROM host_findings f WHERE f.remediated_at = 0 AND f.host_id IN (` +
 		strings.TrimSuffix(strings.Repeat("?,", len(hostIDs)), ",") + `)`
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(q), anys(hostIDs)...)
+	args := anys(hostIDs)
+	if len(vulns) > 0 {
+		q += ` AND f.vulnerability IN (` + strings.TrimSuffix(strings.Repeat("?,", len(vulns)), ",") + `)`
+		args = append(args, anys(vulns)...)
+	}
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("open findings: %w", err)
 	}
@@ -972,4 +977,110 @@ func (s *Findings) Exceptions(ctx context.Context) ([]string, error) {
 		out = append(out, x)
 	}
 	return out, rows.Err()
+}
+
+// Redecide stores new decisions in one transaction: the findings (those
+// remediated meanwhile are left alone; see UpdateFromValues), their events
+// (one INSERT per 100), then the open counts of the hosts touched,
+// recounted.
+func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now time.Time, cause string) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	defer lockWrites(s.D.WriteLock)()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause}
+	const chunk = 500
+	const row = "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
+	var one *sql.Stmt
+	if !s.D.UpdateFromValues {
+		if one, err = tx.PrepareContext(ctx, s.D.Rebind(`UPDATE host_findings SET priority = ?, state = ?, exception = ?, lane = ?,
+			exploitation = ?, kev_due = ?, due = ? WHERE id = ? AND remediated_at = 0`)); err != nil {
+			return fmt.Errorf("re-decide findings: %w", err)
+		}
+		defer one.Close()
+	}
+	hosts := map[string]bool{}
+	for start := 0; start < len(changes); start += chunk {
+		part := changes[start:min(start+chunk, len(changes))]
+		args := make([]any, 0, 8*len(part))
+		for _, c := range part {
+			hosts[c.HostID] = true
+			if c.PriorityFrom != c.Priority || c.StateFrom != stateOf(c.Finding) {
+				sy.events = append(sy.events, event{c.ID, c.PriorityFrom, c.Priority, c.StateFrom, stateOf(c.Finding), c.Reasons})
+			}
+			if one != nil {
+				if _, err := one.ExecContext(ctx, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due), c.ID); err != nil {
+					return fmt.Errorf("re-decide findings: %w", err)
+				}
+				continue
+			}
+			args = append(args, c.ID, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due))
+		}
+		if one == nil {
+			q := `UPDATE host_findings SET priority = v.column2, state = v.column3, exception = v.column4, lane = v.column5,
+				exploitation = v.column6, kev_due = v.column7, due = v.column8
+				FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", len(part)), ",") + `) AS v
+				WHERE host_findings.id = v.column1 AND host_findings.remediated_at = 0`
+			if _, err := tx.ExecContext(ctx, s.D.Rebind(q), args...); err != nil {
+				return fmt.Errorf("re-decide findings: %w", err)
+			}
+		}
+		if err := sy.flush(ctx); err != nil {
+			return err
+		}
+	}
+	ids := make([]string, 0, len(hosts))
+	for h := range hosts {
+		ids = append(ids, h)
+	}
+	slices.Sort(ids)
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		in := strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")
+		rows, err := tx.QueryContext(ctx, s.D.Rebind(`SELECT host_id, priority, COUNT(*) FROM host_findings
+			WHERE remediated_at = 0 AND state = 'open' AND host_id IN (`+in+`) GROUP BY host_id, priority`), anys(part)...)
+		if err != nil {
+			return fmt.Errorf("recount findings: %w", err)
+		}
+		counts := map[string]map[string]int{}
+		for rows.Next() {
+			var h, p string
+			var n int
+			if err := rows.Scan(&h, &p, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			if counts[h] == nil {
+				counts[h] = map[string]int{}
+			}
+			counts[h][p] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var b strings.Builder
+		args := make([]any, 0, 3*len(part))
+		b.WriteString("UPDATE hosts SET open_counts = CASE id")
+		for _, h := range part {
+			c := counts[h]
+			if c == nil {
+				c = map[string]int{}
+			}
+			js, _ := json.Marshal(c)
+			b.WriteString(" WHEN ? THEN ?")
+			args = append(args, h, string(js))
+		}
+		b.WriteString(" END WHERE id IN (" + in + ")")
+		args = append(args, anys(part)...)
+		if _, err := tx.ExecContext(ctx, s.D.Rebind(b.String()), args...); err != nil {
+			return fmt.Errorf("recount findings: %w", err)
+		}
+	}
+	return tx.Commit()
 }
