@@ -142,6 +142,9 @@ type ApplyResponse struct {
 	DryRun        bool                      `json:"dry_run"`
 	Changes       []policy.Change           `json:"changes"`
 	Reprioritized *fleet.ReprioritizeResult `json:"reprioritized,omitempty"`
+	// Pending says the findings were not all decided again within the
+	// request: the leader finishes within its reconcile interval.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // PolicyDocument is an applied document: Document is its canonical JSON

@@ -172,6 +172,9 @@ func printChanges(e *env, o *clientOpts, resp api.ApplyResponse, diff bool) erro
 	fmt.Fprintf(e.stderr, "%d created, %d changed, %d unchanged, %d deleted", n[policy.Created], n[policy.Changed], n[policy.Unchanged], n[policy.Deleted])
 	if r := resp.Reprioritized; r != nil {
 		fmt.Fprintf(e.stderr, "; findings decided again: %d on %d hosts, %d changed", r.Findings, r.Hosts, r.Changed)
+		if resp.Pending {
+			fmt.Fprint(e.stderr, " so far (the server's leader decides the rest within a minute)")
+		}
 	}
 	fmt.Fprintln(e.stderr)
 	return nil

@@ -319,7 +319,9 @@ func FromCanonical(data []byte) (*Document, error) {
 	if err := json.Unmarshal(raw.Spec, spec); err != nil {
 		return nil, fmt.Errorf("stored %s/%s: %w", raw.Kind, raw.Metadata.Name, err)
 	}
-	return &Document{APIVersion: APIVersion, Kind: raw.Kind, Metadata: raw.Metadata, Spec: spec, paths: map[string]Pos{}}, nil
+	// Errors about an applied document name it.
+	src := Pos{File: raw.Kind + "/" + raw.Metadata.Name + " (applied)"}
+	return &Document{APIVersion: APIVersion, Kind: raw.Kind, Metadata: raw.Metadata, Spec: spec, Source: src, paths: map[string]Pos{}}, nil
 }
 
 // SortDocuments orders documents by kind then name.

@@ -159,6 +159,32 @@ func TestCrossDocumentErrors(t *testing.T) {
 	}
 }
 
+// TestDeleteReferencedTeam: deleting a Team an applied Service names
+// fails, naming the Service.
+func TestDeleteReferencedTeam(t *testing.T) {
+	docs := exampleDocs(t)
+	changes, _, err := Plan(nil, docs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []Applied
+	for _, c := range changes {
+		d, err := FromCanonical([]byte(c.Canonical))
+		if err != nil {
+			t.Fatal(err)
+		}
+		applied = append(applied, Applied{Doc: d, Version: 1})
+	}
+	_, _, err = Plan(applied, nil, []string{"Team/payments"})
+	want := "Service/billing-api (applied): spec.owner: no Team named \"payments\"\nService/checkout (applied): spec.owner: no Team named \"payments\""
+	if err == nil || err.Error() != want {
+		t.Errorf("delete a referenced team: %v\nwant %s", err, want)
+	}
+	if _, _, err := Plan(applied, nil, []string{"Exception/reporting-postgres-upgrade"}); err != nil {
+		t.Errorf("delete an exception: %v", err)
+	}
+}
+
 const fullTable = `  priorities:
     base:
       - {exploitation: active, automatable: true, impact: total, priority: P1}

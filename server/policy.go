@@ -26,6 +26,9 @@ type policyCache struct {
 	mu      sync.Mutex
 	set     *policy.Set
 	checked time.Time
+	// exceptionsChecked is when the leader last compared the exceptions
+	// findings were decided with against the policy's.
+	exceptionsChecked time.Time
 }
 
 // Policy returns the applied policy set.
@@ -188,8 +191,16 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 	}
 	if len(changed) > 0 {
-		rr, err := s.Reprioritize(context.WithoutCancel(ctx), fleet.Scope{}, fmt.Sprintf("policy applied by %s: %s", c.actor(), shortList(changed, 5)))
-		if err != nil {
+		// Findings are decided again in the request, up to a minute; a
+		// larger fleet's leader finishes (Reconcile) and the response says
+		// so.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ApplyWait)
+		defer cancel()
+		rr, err := s.Reprioritize(rctx, fleet.Scope{}, fmt.Sprintf("policy applied by %s: %s", c.actor(), shortList(changed, 5)))
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			resp.Pending = true
+		case err != nil:
 			return fmt.Errorf("policy applied, but %w (the leader retries)", err)
 		}
 		resp.Reprioritized = &rr
@@ -424,7 +435,7 @@ func (s *Server) ReassessExploitation(ctx context.Context) (fleet.ReprioritizeRe
 // were not all decided with it (an apply whose re-decision failed), or an
 // accepted risk expired (or its exception was deleted), which reopens its
 // findings. The leader runs it on every tick.
-func (s *Server) Reconcile(ctx context.Context) (fleet.ReprioritizeResult, error) {
+func (s *Server) Reconcile(ctx context.Context) (_ fleet.ReprioritizeResult, err error) {
 	set, err := s.Policy(ctx)
 	if err != nil {
 		return fleet.ReprioritizeResult{}, err
@@ -436,11 +447,27 @@ func (s *Server) Reconcile(ctx context.Context) (fleet.ReprioritizeResult, error
 	if decided < set.Revision() {
 		return s.Reprioritize(ctx, fleet.Scope{}, fmt.Sprintf("policy revision %d not yet applied to every finding", set.Revision()))
 	}
+	now := s.cfg.Now()
+	// Scanning findings for their exceptions is needed once per leader,
+	// then only when an accepted risk ends (a deleted exception is a new
+	// policy revision: everything was decided again above).
+	s.pol.mu.Lock()
+	checked := s.pol.exceptionsChecked
+	s.pol.mu.Unlock()
+	if next := set.NextExpiry(checked); !checked.IsZero() && (next.IsZero() || next.After(now)) {
+		return fleet.ReprioritizeResult{}, nil
+	}
 	inUse, err := s.db.Findings.Exceptions(ctx)
 	if err != nil {
 		return fleet.ReprioritizeResult{}, err
 	}
-	now := s.cfg.Now()
+	defer func() {
+		if err == nil {
+			s.pol.mu.Lock()
+			s.pol.exceptionsChecked = now
+			s.pol.mu.Unlock()
+		}
+	}()
 	var ended []string
 	for _, x := range inUse {
 		if !set.ExceptionActive(x, now) {
@@ -460,6 +487,43 @@ func (s *Server) Reconcile(ctx context.Context) (fleet.ReprioritizeResult, error
 		causes[i] = "Exception/" + x
 	}
 	return s.Reprioritize(ctx, fleet.Scope{HostIDs: hosts}, "exception expired or deleted: "+shortList(causes, 5))
+}
+
+// withReasons adds to each unremediated finding of a page the reasons of
+// its decision under the current policy (the one it was decided with).
+func (s *Server) withReasons(ctx context.Context, rows []fleet.FindingRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	set, err := s.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, r := range rows {
+		if !slices.Contains(ids, r.HostID) {
+			ids = append(ids, r.HostID)
+		}
+	}
+	assets, err := s.db.Fleet.AssetsOf(ctx, ids)
+	if err != nil {
+		return err
+	}
+	contexts := map[string]policy.Context{}
+	now := s.cfg.Now()
+	for i := range rows {
+		f := &rows[i].Finding
+		if !f.RemediatedAt.IsZero() {
+			continue
+		}
+		c, ok := contexts[f.HostID]
+		if !ok {
+			c = set.Context(assetOf(assets[f.HostID]))
+			contexts[f.HostID] = c
+		}
+		f.Reasons = set.Decide(inputsOf(*f), c, now).Reasons
+	}
+	return nil
 }
 
 // teamServiceHosts resolves the team and service filters of a finding

@@ -361,6 +361,27 @@ func testPolicy(t *testing.T, backend string) {
 		t.Errorf("second reassessment: %+v %v", rr, err)
 	}
 
+	// EPSS: CVE-2026-54874 (openssl) rises to 0.52 → exploitation likely:
+	// on web-1, base P3, tier 1 and internet shift it to P1.
+	epss := "#model_version:v2025.03.14,score_date:2026-11-24T00:00:00+0000\ncve,epss,percentile\nCVE-2026-54874,0.52000,0.98000\n"
+	if _, err := im.ImportEPSS(ctx, strings.NewReader(epss), feeds.SourceState{Origin: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if rr, err := f.srv.ReassessExploitation(ctx); err != nil || rr.Changed != 3 {
+		t.Errorf("reassessment after EPSS: %+v %v", rr, err)
+	}
+	ep := f.findings(viewer, url.Values{"host": {hosts["web-1"]}, "vuln": {"CVE-2026-54874"}})
+	if len(ep) != 1 || ep[0].Priority != "P1" || ep[0].Exploitation != "likely" || ep[0].Lane != "" {
+		t.Fatalf("after EPSS: %+v", ep)
+	}
+	if h := f.explain(viewer, ep[0].ID).History; len(h) != 2 || h[1].Cause != "exploitation evidence: EPSS of CVE-2026-54874 now 0.520 (exploitation likely)" {
+		t.Errorf("history after EPSS: %+v", h)
+	}
+	// The list carries the reasons of each decision.
+	if r := ep[0].Reasons; len(r) == 0 || r[0] != "base P3: exploitation likely, not automatable, partial impact (policy default)" {
+		t.Errorf("reasons in the list: %q", r)
+	}
+
 	// The accepted risk expires at the end of 2027-03-31: its findings
 	// reopen, and say why.
 	if rr, err := f.srv.Reconcile(ctx); err != nil || rr.Changed != 0 {
@@ -379,14 +400,15 @@ func testPolicy(t *testing.T, backend string) {
 		last.Cause != "exception expired or deleted: Exception/reporting-postgres-upgrade" {
 		t.Errorf("after expiry: %+v %+v", d.Finding, d.History)
 	}
-	// Overdue first: on db-1, the KEV finding (P2, 30 days) is overdue,
-	// the P4s (180 days) are not yet; on the web hosts every P1 and P2.
+	// Overdue first: on db-1, the KEV finding (P2, 30 days) and the EPSS
+	// one (P3, 90 days) are overdue, the P4s (180 days) not yet; on the
+	// web hosts every P1 and P2.
 	rows := f.findings(viewer, url.Values{"host": {hosts["db-1"]}})
-	if rows[0].Vulnerability != "CVE-2026-35189" || !rows[0].Due.Before(expired) || !rows[1].Due.After(expired) {
-		t.Errorf("urgency order on db-1: %+v, then %+v", rows[0], rows[1])
+	if rows[0].Vulnerability != "CVE-2026-35189" || rows[1].Vulnerability != "CVE-2026-54874" || !rows[1].Due.Before(expired) || !rows[2].Due.After(expired) {
+		t.Errorf("urgency order on db-1: %s %s, %s %s, %s %s", rows[0].Vulnerability, rows[0].Due, rows[1].Vulnerability, rows[1].Due, rows[2].Vulnerability, rows[2].Due)
 	}
-	if n := len(f.findings(viewer, url.Values{"status": {"overdue"}})); n != 2*(perHost-1)+1 {
-		t.Errorf("%d overdue findings at %s, want %d", n, expired, 2*(perHost-1)+1)
+	if n := len(f.findings(viewer, url.Values{"status": {"overdue"}})); n != 2*(perHost-1)+2 {
+		t.Errorf("%d overdue findings at %s, want %d", n, expired, 2*(perHost-1)+2)
 	}
 
 	// A service's code inventory uploaded from CI is decided in the
@@ -453,4 +475,40 @@ func exampleFile(t *testing.T, files []api.PolicyFile, base string) string {
 	}
 	t.Fatalf("no %s in the example", base)
 	return ""
+}
+
+// TestApplyLeavesTheRestToTheLeader: when deciding the findings again
+// takes longer than the apply may wait, the apply answers "pending" and
+// the leader's reconcile finishes: the policy revision is then decided.
+func TestApplyLeavesTheRestToTheLeader(t *testing.T) {
+	pkgs := webDB(t)
+	f := newFixture(t, "sqlite", func(c *server.Config) { c.ApplyWait = time.Nanosecond })
+	ctx := context.Background()
+	if _, err := (&feeds.Importer{Store: f.db}).ImportPaths(ctx, []string{debianFeed(t)}); err != nil {
+		t.Fatal(err)
+	}
+	facts := factsOf("web-1", "m-web-1")
+	facts.Labels = map[string]string{"env": "prod", "role": "web"}
+	e := f.enroll(f.token(auth.KindEnrollment, auth.Agent, 1, time.Time{}), facts)
+	if code, body := f.do("POST", api.Prefix+"/agent/checkin", e.Credential, report(facts, pkgs, true)); code != 200 {
+		t.Fatal(code, string(body))
+	}
+	res := f.apply(f.api(auth.Admin), api.ApplyRequest{Files: exampleFiles(t)})
+	if !res.Pending {
+		t.Fatalf("apply with no time to wait: %+v", res)
+	}
+	viewer := f.api(auth.Viewer)
+	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority }); got["P2"] != 0 {
+		t.Fatalf("decided within a nanosecond? %v", got)
+	}
+	rr, err := f.srv.Reconcile(ctx)
+	if err != nil || rr.Changed == 0 {
+		t.Fatalf("reconcile: %+v %v", rr, err)
+	}
+	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority }); got["P2"] == 0 || got["P4"] != 0 {
+		t.Errorf("after the leader's reconcile: %v", got)
+	}
+	if rr, err := f.srv.Reconcile(ctx); err != nil || rr.Findings != 0 {
+		t.Errorf("second reconcile did work again: %+v %v", rr, err)
+	}
 }

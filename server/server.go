@@ -43,6 +43,9 @@ type Config struct {
 	// Feeds says where the leader gets advisories, and how often.
 	Feeds        FeedSource
 	SyncInterval time.Duration
+	// ApplyWait bounds the re-decision of findings inside a policy apply
+	// request; the leader finishes what is left.
+	ApplyWait time.Duration
 	// ReconcileEvery is how often the leader checks that findings follow
 	// the policy (expired exceptions, unfinished re-decisions).
 	ReconcileEvery time.Duration
@@ -125,6 +128,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.CheckpointEvery <= 0 || cfg.CheckpointEvery > 15*time.Minute {
 		cfg.CheckpointEvery = 15 * time.Minute
+	}
+	if cfg.ApplyWait <= 0 {
+		cfg.ApplyWait = time.Minute
 	}
 	if cfg.ReconcileEvery <= 0 {
 		cfg.ReconcileEvery = time.Minute

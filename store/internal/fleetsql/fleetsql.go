@@ -641,3 +641,28 @@ func (s *Store) EnsureService(ctx context.Context, name string, now time.Time) (
 	h, err := s.HostSummary(ctx, id)
 	return h.Host, err
 }
+
+// AssetsOf returns the named hosts with their effective labels.
+func (s *Store) AssetsOf(ctx context.Context, ids []string) (map[string]fleet.Asset, error) {
+	out := make(map[string]fleet.Asset, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+HostColumns+` FROM hosts WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("hosts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		h, err := scanHost(rows)
+		if err != nil {
+			return nil, fmt.Errorf("hosts: %w", err)
+		}
+		out[h.ID] = fleet.Asset{ID: h.ID, Labels: h.EffectiveLabels()}
+	}
+	return out, rows.Err()
+}
