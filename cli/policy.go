@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -27,70 +26,38 @@ func newPolicyCmds(e *env) []*cobra.Command {
 // readPolicyFiles reads the files and directories named, as the server
 // will read them: YAML documents and VEX (JSON) files. They are parsed
 // here first, so problems are reported before anything is sent.
-func readPolicyFiles(paths []string, stdin io.Reader) ([]api.PolicyFile, error) {
+func readPolicyFiles(paths []string, stdin io.Reader) ([]api.PolicyFile, int, error) {
 	if len(paths) == 0 {
-		return nil, fmt.Errorf("-f: name a file or directory of policy documents (- for standard input)")
+		return nil, 0, fmt.Errorf("-f: name a file or directory of policy documents (- for standard input)")
 	}
-	var files []api.PolicyFile
-	for _, p := range paths {
-		if p == "-" {
-			b, err := io.ReadAll(stdin)
-			if err != nil {
-				return nil, err
-			}
-			files = append(files, api.PolicyFile{Name: "<stdin>", Content: string(b)})
-			continue
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, err
-			}
-			files = append(files, api.PolicyFile{Name: p, Content: string(b)})
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if path != p && strings.HasPrefix(d.Name(), ".") {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			switch filepath.Ext(path) {
-			case ".yaml", ".yml", ".json":
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
-				files = append(files, api.PolicyFile{Name: path, Content: string(b)})
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	files, err := policy.CollectFiles(paths, stdin)
+	if err != nil {
+		return nil, 0, err
 	}
-	var problems policy.Errors
-	for _, f := range files {
-		if _, err := policy.ParseFile(f.Name, []byte(f.Content)); err != nil {
-			es := policy.AsErrors(err)
-			if es == nil {
-				return nil, err
-			}
-			problems = append(problems, es...)
-		}
+	docs, err := policy.ParseFiles(files)
+	if es := policy.AsErrors(err); es != nil {
+		return nil, 0, problemsError(es)
+	} else if err != nil {
+		return nil, 0, err
 	}
-	if len(problems) > 0 {
-		return nil, problemsError(problems)
+	out := make([]api.PolicyFile, len(files))
+	for i, f := range files {
+		out[i] = api.PolicyFile{Name: f.Name, Content: string(f.Data)}
 	}
-	return files, nil
+	return out, len(docs), nil
+}
+
+// kindQuery is the query of KIND [NAME] arguments.
+func kindQuery(args []string) (url.Values, error) {
+	kind, err := policy.CanonicalKind(args[0])
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"kind": {kind}}
+	if len(args) == 2 {
+		q.Set("name", args[1])
+	}
+	return q, nil
 }
 
 // problemsError lists every problem, one per line, and says nothing was
@@ -122,7 +89,7 @@ first; if anything fails, nothing is applied. Prints, per document,
 created, changed or unchanged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pf, err := readPolicyFiles(files, os.Stdin)
+			pf, _, err := readPolicyFiles(files, os.Stdin)
 			if err != nil {
 				return err
 			}
@@ -187,7 +154,7 @@ func newGetCmd(e *env) *cobra.Command {
 		Short: "Show applied policy documents (-o yaml applies again unchanged)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, err := policy.CanonicalKind(args[0])
+			q, err := kindQuery(args)
 			if err != nil {
 				return err
 			}
@@ -199,10 +166,6 @@ func newGetCmd(e *env) *cobra.Command {
 			c, err := o.client()
 			if err != nil {
 				return err
-			}
-			q := url.Values{"kind": {kind}}
-			if len(args) == 2 {
-				q.Set("name", args[1])
 			}
 			var list api.PolicyList
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/policy?"+q.Encode(), nil, &list); err != nil {
@@ -286,17 +249,9 @@ func newPolicyCmd(e *env) *cobra.Command {
 		Short: "Check policy documents offline (each on its own; references between documents are checked by apply)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pf, err := readPolicyFiles(files, os.Stdin)
+			pf, n, err := readPolicyFiles(files, os.Stdin)
 			if err != nil {
 				return err
-			}
-			n := 0
-			for _, f := range pf {
-				docs, err := policy.ParseFile(f.Name, []byte(f.Content))
-				if err != nil {
-					return err
-				}
-				n += len(docs)
 			}
 			fmt.Fprintf(e.stdout, "%d documents in %d files: valid\n", n, len(pf))
 			return nil
@@ -309,17 +264,13 @@ func newPolicyCmd(e *env) *cobra.Command {
 		Short: "Every applied version of documents: who, when, what changed",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, err := policy.CanonicalKind(args[0])
+			q, err := kindQuery(args)
 			if err != nil {
 				return err
 			}
 			c, err := o.client()
 			if err != nil {
 				return err
-			}
-			q := url.Values{"kind": {kind}}
-			if len(args) == 2 {
-				q.Set("name", args[1])
 			}
 			var h api.PolicyHistory
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/policy/history?"+q.Encode(), nil, &h); err != nil {

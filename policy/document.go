@@ -171,14 +171,29 @@ func decodeDocument(file string, n *yaml.Node) (*Document, Errors) {
 	return doc, nil
 }
 
-// ReadPaths parses every document of the files and directories named:
-// *.yaml and *.yml files (directories recursively, in name order), and
-// VEX documents (*.json, OpenVEX or CycloneDX). "-" reads standard input.
-func ReadPaths(paths []string, stdin io.Reader) ([]*Document, error) {
-	var files []string
+// File is one file of documents, as read.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// CollectFiles reads the files and directories named: *.yaml, *.yml and
+// (VEX) *.json files, directories recursively in name order, skipping
+// hidden directories. "-" reads stdin, named <stdin>.
+func CollectFiles(paths []string, stdin io.Reader) ([]File, error) {
+	var files []File
+	add := func(name string) error {
+		b, err := os.ReadFile(name)
+		files = append(files, File{Name: name, Data: b})
+		return err
+	}
 	for _, p := range paths {
 		if p == "-" {
-			files = append(files, p)
+			b, err := io.ReadAll(stdin)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, File{Name: "<stdin>", Data: b})
 			continue
 		}
 		st, err := os.Stat(p)
@@ -186,21 +201,23 @@ func ReadPaths(paths []string, stdin io.Reader) ([]*Document, error) {
 			return nil, err
 		}
 		if !st.IsDir() {
-			files = append(files, p)
+			if err := add(p); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, e os.DirEntry, err error) error {
-			if err != nil {
+			switch {
+			case err != nil:
 				return err
-			}
-			if e.IsDir() && strings.HasPrefix(e.Name(), ".") && path != p {
+			case e.IsDir() && path != p && strings.HasPrefix(e.Name(), "."):
 				return filepath.SkipDir
+			case e.IsDir():
+				return nil
 			}
 			switch filepath.Ext(path) {
 			case ".yaml", ".yml", ".json":
-				if !e.IsDir() {
-					files = append(files, path)
-				}
+				return add(path)
 			}
 			return nil
 		})
@@ -208,20 +225,16 @@ func ReadPaths(paths []string, stdin io.Reader) ([]*Document, error) {
 			return nil, err
 		}
 	}
+	return files, nil
+}
+
+// ParseFiles parses every document of the files, reporting every problem
+// of every file (as Errors).
+func ParseFiles(files []File) ([]*Document, error) {
 	var docs []*Document
 	var errs Errors
 	for _, f := range files {
-		var data []byte
-		var err error
-		if f == "-" {
-			data, err = io.ReadAll(stdin)
-		} else {
-			data, err = os.ReadFile(f)
-		}
-		if err != nil {
-			return nil, err
-		}
-		ds, err := ParseFile(f, data)
+		ds, err := ParseFile(f.Name, f.Data)
 		if es := AsErrors(err); es != nil {
 			errs = append(errs, es...)
 			continue
@@ -234,6 +247,16 @@ func ReadPaths(paths []string, stdin io.Reader) ([]*Document, error) {
 		return nil, errs
 	}
 	return docs, nil
+}
+
+// ReadPaths parses every document of the files and directories named
+// (see CollectFiles).
+func ReadPaths(paths []string, stdin io.Reader) ([]*Document, error) {
+	files, err := CollectFiles(paths, stdin)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFiles(files)
 }
 
 // ParseFile parses a YAML file, or a VEX document (JSON) into Exceptions.

@@ -343,7 +343,7 @@ func TestSelector(t *testing.T) {
 		"role in web":       `selector "role in web": "role in web": want in (a,b,…)`,
 		"role in (web,)":    `selector "role in (web,)": "role in (web,)": empty value in the list`,
 		"env=prod role=web": `selector "env=prod role=web": "env=prod role=web": bad value "prod role=web"`,
-		"bad key!=x":        `selector "bad key!=x": label key "bad key": ' ' is not allowed`,
+		"bad key!=x":        `selector "bad key!=x": label key "bad key": ' ' is not allowed (letters, digits, '.', '_', '-', '/')`,
 		"a b c":             `selector "a b c": "a b c": want key=value, key!=value, key in (…), key notin (…), key or !key`,
 	} {
 		if _, err := ParseSelector(sel); err == nil || err.Error() != want {

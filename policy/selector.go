@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/patchbay/patchbay/fleet"
 )
 
 // Selector picks hosts by their labels, as Kubernetes label selectors do:
@@ -112,18 +114,7 @@ func parseRequirement(p string) (requirement, error) {
 	return requirement{key: p, op: "exists"}, checkKey(p)
 }
 
-func validKey(k string) error {
-	if k == "" || len(k) > 63 {
-		return fmt.Errorf("label key %q: want 1 to 63 bytes", k)
-	}
-	for _, r := range k {
-		ok := r == '.' || r == '_' || r == '-' || r == '/' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
-		if !ok {
-			return fmt.Errorf("label key %q: %q is not allowed", k, r)
-		}
-	}
-	return nil
-}
+func validKey(k string) error { return fleet.ValidateLabel(k, "") }
 
 // Empty says whether the selector has no requirement.
 func (s Selector) Empty() bool { return len(s.reqs) == 0 }

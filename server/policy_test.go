@@ -318,9 +318,9 @@ func testPolicy(t *testing.T, backend string) {
 	// internet) it becomes P1 in the emergency lane; the history says why.
 	later := start.Add(24 * time.Hour)
 	clock.Store(&later)
-	kevJSON := fmt.Sprintf(`{"title": "CISA Catalog of Known Exploited Vulnerabilities", "catalogVersion": "2026.11.24", "dateReleased": "2026-11-24T12:00:00Z", "count": 1,
+	kevJSON := `{"title": "CISA Catalog of Known Exploited Vulnerabilities", "catalogVersion": "2026.11.24", "dateReleased": "2026-11-24T12:00:00Z", "count": 1,
 		"vulnerabilities": [{"cveID": "CVE-2026-35189", "vendorProject": "OpenSSL", "product": "OpenSSL", "vulnerabilityName": "OpenSSL test", "dateAdded": "2026-11-24",
-		"shortDescription": "x", "requiredAction": "patch", "dueDate": "2026-12-15", "knownRansomwareCampaignUse": "Known", "notes": ""}]}`)
+		"shortDescription": "x", "requiredAction": "patch", "dueDate": "2026-12-15", "knownRansomwareCampaignUse": "Known", "notes": ""}]}`
 	if _, err := im.ImportKEV(ctx, strings.NewReader(kevJSON), feeds.SourceState{Origin: "test"}); err != nil {
 		t.Fatal(err)
 	}
