@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"strings"
@@ -154,6 +156,7 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 		if err != nil {
 			return err
 		}
+		h.Host.Facts = rep.Facts
 		res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.index, tr, h.Host, *rep.Inventory, at)
 		if err != nil {
 			return err
@@ -162,6 +165,18 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 		s.metrics.ingestSeconds.Observe(time.Since(start).Seconds())
 		resp.Inventory, kind = "stored", "inventory"
 		resp.Open, resp.Opened, resp.Closed = res.Findings, res.Opened, res.Closed
+	}
+	// Labels the agent reports are part of the host's context: when they
+	// change, so may its priorities (a new inventory was decided with
+	// them already).
+	if !invChanged {
+		before, after := h.EffectiveLabels(), (fleet.Host{Labels: h.Labels, Facts: rep.Facts}).EffectiveLabels()
+		if !maps.Equal(before, after) {
+			if _, err := s.Reprioritize(ctx, fleet.Scope{HostIDs: []string{hostID}},
+				fmt.Sprintf("labels reported by %s changed: %s", rep.Facts.Hostname, labelList(after))); err != nil {
+				return err
+			}
+		}
 	}
 	s.metrics.checkins.WithLabelValues(kind).Inc()
 	return writeJSON(w, http.StatusOK, resp)

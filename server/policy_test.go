@@ -108,6 +108,7 @@ func testPolicy(t *testing.T, backend string) {
 	tok := f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{})
 	hosts := map[string]string{}
 	var stgCred string
+	creds := map[string]string{}
 	for _, h := range []struct {
 		name   string
 		labels map[string]string
@@ -120,6 +121,7 @@ func testPolicy(t *testing.T, backend string) {
 		facts.Labels = h.labels
 		e := f.enroll(tok, facts)
 		hosts[h.name] = e.HostID
+		creds[h.name] = e.Credential
 		if h.name == "web-stg" {
 			stgCred = e.Credential
 		}
@@ -312,6 +314,25 @@ func testPolicy(t *testing.T, backend string) {
 	if len(d.History) != 1 || !strings.HasPrefix(d.History[0].Cause, fmt.Sprintf("labels of host %s set by api:", hosts["web-stg"])) ||
 		!strings.HasSuffix(d.History[0].Cause, ": exposure=internet,tier=1") {
 		t.Errorf("label change history: %+v", d.History)
+	}
+
+	// Labels the agent reports count too: db-1's agent now says it is
+	// internet-facing (an unchanged inventory: only the facts move).
+	dbFacts := factsOf("db-1", "m-db-1")
+	dbFacts.Labels = map[string]string{"env": "prod", "role": "db", "exposure": "internet"}
+	if code, body := f.do("POST", api.Prefix+"/agent/checkin", creds["db-1"], report(dbFacts, pkgs, false)); code != 200 {
+		t.Fatalf("check-in with new labels: %d %s", code, body)
+	}
+	db := f.findings(viewer, url.Values{"host": {hosts["db-1"]}})
+	if got := countBy(db, func(r fleet.FindingRow) string { return r.Priority }); got["P3"] != len(db) {
+		t.Errorf("db-1 after exposure=internet: %v", got)
+	}
+	if h := f.explain(viewer, db[0].ID).History; len(h) != 1 || h[0].Cause != "labels reported by db-1 changed: env=prod,exposure=internet,role=db" {
+		t.Errorf("history after the agent's labels: %+v", h)
+	}
+	dbFacts.Labels = map[string]string{"env": "prod", "role": "db"}
+	if code, body := f.do("POST", api.Prefix+"/agent/checkin", creds["db-1"], report(dbFacts, pkgs, false)); code != 200 {
+		t.Fatalf("check-in with the labels back: %d %s", code, body)
 	}
 
 	// CISA adds CVE-2026-35189 (openssl) to KEV: on web-1 (tier 1,
