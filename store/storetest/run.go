@@ -17,6 +17,7 @@ type Backend struct {
 	Tokens   TokenStore
 	Fleet    FleetStore
 	Findings FindingStore
+	Policy   PolicyStore
 }
 
 // Run runs every contract against the backend; open returns a fresh,
@@ -29,6 +30,9 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("leases", func(t *testing.T) { Leases(t, func(t *testing.T) leader.Store { return open(t).Leases }) })
 	t.Run("tokens", func(t *testing.T) { Tokens(t, func(t *testing.T) TokenStore { return open(t).Tokens }) })
 	t.Run("fleet", func(t *testing.T) { Fleet(t, func(t *testing.T) FleetStore { return open(t).Fleet }) })
+	t.Run("policy", func(t *testing.T) {
+		Policy(t, func(t *testing.T) (PolicyStore, AuditStore) { b := open(t); return b.Policy, b.Audit })
+	})
 	t.Run("findings", func(t *testing.T) {
 		Findings(t, func(t *testing.T) FindingStore {
 			b := open(t)
