@@ -104,7 +104,7 @@ type ScopedHistory interface {
 	// fence inside it.
 	SyncScoped(ctx context.Context, changes []ScopedChange, now time.Time, fence Fence, cause string) (opened, closed int, err error)
 	// OpenOf returns the unremediated findings of the hosts (only those
-	// of vulns, when given).
+	// of vulns, when given; then nil hosts means all).
 	OpenOf(ctx context.Context, hostIDs, vulns []string) (map[string][]Finding, error)
 	// Redecide stores new decisions of findings still unremediated, with
 	// an event for each change of priority or state, in one transaction.
@@ -223,25 +223,41 @@ func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Tri
 	if err != nil {
 		return r, err
 	}
-	ids := scope.HostIDs
-	if ids == nil {
-		for id := range assets {
-			ids = append(ids, id)
-		}
-	}
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
 	var vulns []string
 	for v := range scope.Evidence {
 		vulns = append(vulns, v)
 	}
 	slices.Sort(vulns)
+	// New evidence is about a few vulnerabilities: their findings are
+	// read in one pass, and only their hosts visited.
+	var preloaded map[string][]Finding
+	if len(vulns) > 0 {
+		if preloaded, err = hist.OpenOf(ctx, scope.HostIDs, vulns); err != nil {
+			return r, err
+		}
+	}
+	var ids []string
+	switch {
+	case preloaded != nil:
+		for id := range preloaded {
+			ids = append(ids, id)
+		}
+	case scope.HostIDs != nil:
+		ids = slices.Clone(scope.HostIDs)
+	default:
+		for id := range assets {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
 	const chunk = 500
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
-		open, err := hist.OpenOf(ctx, part, vulns)
-		if err != nil {
-			return r, err
+		open := preloaded
+		if open == nil {
+			if open, err = hist.OpenOf(ctx, part, nil); err != nil {
+				return r, err
+			}
 		}
 		var changes []Redecision
 		for _, id := range part {

@@ -382,7 +382,7 @@ func (s *Server) ReassessExploitation(ctx context.Context) (fleet.ReprioritizeRe
 		return fleet.ReprioritizeResult{}, err
 	}
 	evidence := map[string]fleet.Evidence{}
-	var causes, vulns []string
+	var causes []string
 	for _, cve := range cves {
 		var k *advisory.KEVEntry
 		if e, ok := kev[cve]; ok {
@@ -401,7 +401,6 @@ func (s *Server) ReassessExploitation(ctx context.Context) (fleet.ReprioritizeRe
 				continue
 			}
 			evidence[cve] = now
-			vulns = append(vulns, cve)
 			switch {
 			case k != nil && was.Exploitation != string(risk.ExploitActive):
 				causes = append(causes, fmt.Sprintf("%s added to CISA KEV on %s", cve, k.DateAdded.Format(time.DateOnly)))
@@ -423,11 +422,7 @@ func (s *Server) ReassessExploitation(ctx context.Context) (fleet.ReprioritizeRe
 	// What the scans of this replica see (the explanations) must agree.
 	s.index.Invalidate()
 	slices.Sort(causes)
-	hosts, err := s.db.Findings.HostsWith(ctx, vulns, nil)
-	if err != nil {
-		return fleet.ReprioritizeResult{}, err
-	}
-	return s.Reprioritize(ctx, fleet.Scope{HostIDs: hosts, Evidence: evidence}, "exploitation evidence: "+shortList(causes, 5))
+	return s.Reprioritize(ctx, fleet.Scope{Evidence: evidence}, "exploitation evidence: "+shortList(causes, 5))
 }
 
 // Reconcile brings findings in line with the policy when something moved

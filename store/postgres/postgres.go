@@ -192,6 +192,9 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	Open:      `SELECT ` + fleetsql.OpenColumns + ` FROM host_findings WHERE host_id = $1 AND remediated_at = 0`,
 	ForUpdate: ` FOR UPDATE`,
 	Rebind:    rebind,
+	// Many rows per statement: each is a round trip.
+	UpdateFromValues:       true,
+	BeforeUpdateFromValues: []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`},
 }
 
 // rebind turns '?' placeholders into PostgreSQL's $1, $2, ….

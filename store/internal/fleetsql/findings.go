@@ -36,6 +36,11 @@ type FindingsDialect struct {
 	// without it rows are updated one by one with a prepared statement
 	// (SQLite, in process, where the join form is an order slower).
 	UpdateFromValues bool
+	// BeforeUpdateFromValues are run in the transaction first: PostgreSQL
+	// plans the join from statistics that lag behind bulk changes, and a
+	// hash join over every open finding costs ten times the look-ups by
+	// primary key it replaces.
+	BeforeUpdateFromValues []string
 }
 
 // Fencer checks a leader's term inside a transaction.
@@ -565,15 +570,19 @@ func (s *Findings) Finding(ctx context.Context, id int64) (fleet.Finding, []flee
 }
 
 // OpenOf returns the unremediated findings of the hosts, by host; only
-// those of vulns when given.
+// those of vulns when given. With vulns, hostIDs nil means every host (one
+// pass over the findings, there being no index by vulnerability).
 func (s *Findings) OpenOf(ctx context.Context, hostIDs, vulns []string) (map[string][]fleet.Finding, error) {
 	out := map[string][]fleet.Finding{}
-	if len(hostIDs) == 0 {
+	if (hostIDs == nil && len(vulns) == 0) || (hostIDs != nil && len(hostIDs) == 0) {
 		return out, nil
 	}
-	q := `SELECT ` + findingColumns + ` FROM host_findings f WHERE f.remediated_at = 0 AND f.host_id IN (` +
-		strings.TrimSuffix(strings.Repeat("?,", len(hostIDs)), ",") + `)`
-	args := anys(hostIDs)
+	q := `SELECT ` + findingColumns + ` FROM host_findings f WHERE f.remediated_at = 0`
+	var args []any
+	if hostIDs != nil {
+		q += ` AND f.host_id IN (` + strings.TrimSuffix(strings.Repeat("?,", len(hostIDs)), ",") + `)`
+		args = anys(hostIDs)
+	}
 	if len(vulns) > 0 {
 		q += ` AND f.vulnerability IN (` + strings.TrimSuffix(strings.Repeat("?,", len(vulns)), ",") + `)`
 		args = append(args, anys(vulns)...)
@@ -997,6 +1006,11 @@ func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now
 	const chunk = 500
 	const row = "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
 	var one *sql.Stmt
+	for _, q := range s.D.BeforeUpdateFromValues {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("re-decide findings: %w", err)
+		}
+	}
 	if !s.D.UpdateFromValues {
 		if one, err = tx.PrepareContext(ctx, s.D.Rebind(`UPDATE host_findings SET priority = ?, state = ?, exception = ?, lane = ?,
 			exploitation = ?, kev_due = ?, due = ? WHERE id = ? AND remediated_at = 0`)); err != nil {
