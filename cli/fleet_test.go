@@ -199,6 +199,19 @@ func TestQuickstartAndClients(t *testing.T) {
 			t.Errorf("findings explain lacks %q: %d\n%s\n%s", want, code, stdout, stderr)
 		}
 	}
+	// A service's code inventory, uploaded from CI.
+	app := t.TempDir()
+	os.WriteFile(filepath.Join(app, "requirements.txt"), []byte("requests==2.25.0\njinja2==3.1.2\n"), 0o644)
+	if code, _, stderr = run(t, data, "scan", "--upload", "--service", "billing-api", "-f", "json", app); code != 0 ||
+		!strings.Contains(stderr, "uploaded 2 packages of service billing-api:") {
+		t.Errorf("scan --upload: %d %s", code, stderr)
+	}
+	if code, _, stderr = run(t, data, "scan", "--upload", app); code != ExitError || !strings.Contains(stderr, "--upload: name the service the inventory belongs to with --service NAME") {
+		t.Errorf("scan --upload without --service: %d %s", code, stderr)
+	}
+	if code, _, stderr = run(t, data, "scan", "--upload", "--service", "nope", app); code != ExitError || !strings.Contains(stderr, `no Service named "nope"`) {
+		t.Errorf("scan --upload to an unknown service: %d %s", code, stderr)
+	}
 	if code, stdout, stderr = run(t, data, "delete", "exception", "reporting-postgres-upgrade"); code != 0 || stdout != "Exception/reporting-postgres-upgrade deleted\n" {
 		t.Errorf("delete: %d %q %s", code, stdout, stderr)
 	}
