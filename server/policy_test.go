@@ -76,6 +76,21 @@ func (f *fixture) explain(token string, id int64) api.FindingDetail {
 	return d
 }
 
+// checkCounts checks that every host's open counts (kept by the syncs
+// and re-decisions) equal its open findings, by priority.
+func (f *fixture) checkCounts(token string, hosts map[string]string, when string) {
+	f.t.Helper()
+	for name, id := range hosts {
+		var h fleet.HostSummary
+		_, body := f.do("GET", api.Prefix+"/hosts/"+id, token, nil)
+		f.decode(body, &h)
+		want := countBy(f.findings(token, url.Values{"host": {id}}), func(r fleet.FindingRow) string { return r.Priority })
+		if fmt.Sprint(h.Open) != fmt.Sprint(want) {
+			f.t.Errorf("%s: %s open counts %v, findings %v", when, name, h.Open, want)
+		}
+	}
+}
+
 func countBy(rows []fleet.FindingRow, key func(fleet.FindingRow) string) map[string]int {
 	m := map[string]int{}
 	for _, r := range rows {
@@ -194,6 +209,7 @@ func testPolicy(t *testing.T, backend string) {
 	if code, body := f.do("GET", api.Prefix+"/findings?team=nobody", viewer, nil); code != 400 || errOf(body).Field != "query.team" {
 		t.Errorf("unknown team: %d %s", code, body)
 	}
+	f.checkCounts(viewer, hosts, "after the apply")
 	// Why is a web-1 finding P2? The decision path and its history.
 	web := f.findings(viewer, url.Values{"host": {hosts["web-1"]}, "package": {"openssl"}})
 	var webID int64
@@ -377,6 +393,7 @@ func testPolicy(t *testing.T, backend string) {
 	if len(dbKEV) != 1 || dbKEV[0].Priority != "P2" || dbKEV[0].Lane != "" {
 		t.Errorf("db-1 after KEV: %+v", dbKEV)
 	}
+	f.checkCounts(viewer, hosts, "after KEV")
 	// Nothing moved: reassessing again changes nothing.
 	if rr, err := f.srv.ReassessExploitation(ctx); err != nil || rr.Changed != 0 {
 		t.Errorf("second reassessment: %+v %v", rr, err)
@@ -416,6 +433,7 @@ func testPolicy(t *testing.T, backend string) {
 	if n := len(f.findings(viewer, url.Values{"status": {"accepted"}})); n != 0 {
 		t.Errorf("%d findings still accepted after the expiry", n)
 	}
+	f.checkCounts(viewer, hosts, "after the expiry")
 	d = f.explain(viewer, accepted[0].ID)
 	if last := d.History[len(d.History)-1]; d.Finding.State != "open" || last.StateFrom != "accepted" || last.StateTo != "open" ||
 		last.Cause != "exception expired or deleted: Exception/reporting-postgres-upgrade" {

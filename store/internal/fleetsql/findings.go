@@ -398,27 +398,9 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 			}
 		}
 		in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
-		rows, err := tx.QueryContext(ctx, s.D.Rebind("SELECT id, open_counts FROM hosts WHERE id IN ("+in+") ORDER BY id"+s.D.ForUpdate), ids...)
+		counts, err := s.lockCounts(ctx, tx, "SELECT id, open_counts FROM hosts WHERE id IN ("+in+") ORDER BY id"+s.D.ForUpdate, ids)
 		if err != nil {
 			return 0, 0, fmt.Errorf("rematch: %w", err)
-		}
-		counts := map[string]map[string]int{}
-		for rows.Next() {
-			var id, b string
-			if err := rows.Scan(&id, &b); err != nil {
-				rows.Close()
-				return 0, 0, err
-			}
-			c := map[string]int{}
-			if err := json.Unmarshal([]byte(b), &c); err != nil {
-				rows.Close()
-				return 0, 0, fmt.Errorf("host %s counts: %w", id, err)
-			}
-			counts[id] = c
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return 0, 0, err
 		}
 		args := append([]any(nil), ids...)
 		for n := range names {
@@ -426,7 +408,7 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 		}
 		q := "SELECT host_id, " + OpenColumns + " FROM host_findings WHERE remediated_at = 0 AND host_id IN (" + in + ") AND package IN (" +
 			strings.TrimSuffix(strings.Repeat("?,", len(names)), ",") + ")"
-		rows, err = tx.QueryContext(ctx, s.D.Rebind(q), args...)
+		rows, err := tx.QueryContext(ctx, s.D.Rebind(q), args...)
 		if err != nil {
 			return 0, 0, fmt.Errorf("rematch: %w", err)
 		}
@@ -477,28 +459,8 @@ func (s *Findings) SyncScoped(ctx context.Context, changes []fleet.ScopedChange,
 			return 0, 0, err
 		}
 		// Counts of the hosts that changed, in one statement per chunk.
-		if len(dirty) > 0 {
-			var b strings.Builder
-			args := make([]any, 0, 3*len(dirty))
-			b.WriteString("UPDATE hosts SET open_counts = CASE id")
-			for _, id := range dirty {
-				c := counts[id]
-				for p, n := range c {
-					if n <= 0 {
-						delete(c, p)
-					}
-				}
-				js, _ := json.Marshal(c)
-				b.WriteString(" WHEN ? THEN ?")
-				args = append(args, id, string(js))
-			}
-			b.WriteString(" END WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(dirty)), ",") + ")")
-			for _, id := range dirty {
-				args = append(args, id)
-			}
-			if _, err := tx.ExecContext(ctx, s.D.Rebind(b.String()), args...); err != nil {
-				return 0, 0, fmt.Errorf("rematch counts: %w", err)
-			}
+		if err := s.writeCounts(ctx, tx, dirty, counts); err != nil {
+			return 0, 0, fmt.Errorf("rematch counts: %w", err)
 		}
 	}
 	return sy.opened, sy.closed, tx.Commit()
@@ -988,29 +950,36 @@ func (s *Findings) Exceptions(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// Redecide stores new decisions in one transaction: the findings (those
-// remediated meanwhile are left alone; see UpdateFromValues), their events
-// (one INSERT per 100), then the open counts of the hosts touched,
-// recounted.
+// Redecide stores new decisions in one transaction. The hosts' rows are
+// locked first (in id order, as every multi-host transaction does); then
+// the findings are updated — those remediated meanwhile are left alone
+// (see UpdateFromValues) — with an event for each change of priority or
+// state, and the hosts' open counts moved by what was updated.
 func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now time.Time, cause string) error {
 	if len(changes) == 0 {
 		return nil
 	}
+	byHost := map[string][]fleet.Redecision{}
+	for _, c := range changes {
+		byHost[c.HostID] = append(byHost[c.HostID], c)
+	}
+	ids := make([]string, 0, len(byHost))
+	for h := range byHost {
+		ids = append(ids, h)
+	}
+	slices.Sort(ids)
 	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause}
-	const chunk = 500
-	const row = "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
-	var one *sql.Stmt
 	for _, q := range s.D.BeforeUpdateFromValues {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("re-decide findings: %w", err)
 		}
 	}
+	var one *sql.Stmt
 	if !s.D.UpdateFromValues {
 		if one, err = tx.PrepareContext(ctx, s.D.Rebind(`UPDATE host_findings SET priority = ?, state = ?, exception = ?, lane = ?,
 			exploitation = ?, kev_due = ?, due = ? WHERE id = ? AND remediated_at = 0`)); err != nil {
@@ -1018,83 +987,139 @@ func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now
 		}
 		defer one.Close()
 	}
-	hosts := map[string]bool{}
-	for start := 0; start < len(changes); start += chunk {
-		part := changes[start:min(start+chunk, len(changes))]
-		args := make([]any, 0, 8*len(part))
-		for _, c := range part {
-			hosts[c.HostID] = true
-			if c.PriorityFrom != c.Priority || c.StateFrom != stateOf(c.Finding) {
-				sy.events = append(sy.events, event{c.ID, c.PriorityFrom, c.Priority, c.StateFrom, stateOf(c.Finding), c.Reasons})
-			}
+	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause}
+	const hostChunk, rowChunk = 500, 500
+	const row = "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
+	for start := 0; start < len(ids); start += hostChunk {
+		part := ids[start:min(start+hostChunk, len(ids))]
+		in := strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")
+		counts, err := s.lockCounts(ctx, tx, "SELECT id, open_counts FROM hosts WHERE id IN ("+in+") ORDER BY id"+s.D.ForUpdate, anys(part))
+		if err != nil {
+			return fmt.Errorf("re-decide findings: %w", err)
+		}
+		var rows []fleet.Redecision
+		for _, h := range part {
+			rows = append(rows, byHost[h]...)
+		}
+		updated := map[int64]bool{}
+		for rs := 0; rs < len(rows); rs += rowChunk {
+			batch := rows[rs:min(rs+rowChunk, len(rows))]
 			if one != nil {
-				if _, err := one.ExecContext(ctx, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due), c.ID); err != nil {
-					return fmt.Errorf("re-decide findings: %w", err)
+				for _, c := range batch {
+					res, err := one.ExecContext(ctx, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due), c.ID)
+					if err != nil {
+						return fmt.Errorf("re-decide findings: %w", err)
+					}
+					if n, _ := res.RowsAffected(); n == 1 {
+						updated[c.ID] = true
+					}
 				}
 				continue
 			}
-			args = append(args, c.ID, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due))
-		}
-		if one == nil {
+			args := make([]any, 0, 8*len(batch))
+			for _, c := range batch {
+				args = append(args, c.ID, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due))
+			}
 			q := `UPDATE host_findings SET priority = v.column2, state = v.column3, exception = v.column4, lane = v.column5,
 				exploitation = v.column6, kev_due = v.column7, due = v.column8
-				FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", len(part)), ",") + `) AS v
-				WHERE host_findings.id = v.column1 AND host_findings.remediated_at = 0`
-			if _, err := tx.ExecContext(ctx, s.D.Rebind(q), args...); err != nil {
+				FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", len(batch)), ",") + `) AS v
+				WHERE host_findings.id = v.column1 AND host_findings.remediated_at = 0 RETURNING host_findings.id`
+			res, err := tx.QueryContext(ctx, s.D.Rebind(q), args...)
+			if err != nil {
 				return fmt.Errorf("re-decide findings: %w", err)
+			}
+			for res.Next() {
+				var id int64
+				if err := res.Scan(&id); err != nil {
+					res.Close()
+					return err
+				}
+				updated[id] = true
+			}
+			res.Close()
+			if err := res.Err(); err != nil {
+				return fmt.Errorf("re-decide findings: %w", err)
+			}
+		}
+		var dirty []string
+		for _, c := range rows {
+			if !updated[c.ID] {
+				continue // remediated meanwhile
+			}
+			st := stateOf(c.Finding)
+			if c.PriorityFrom == c.Priority && c.StateFrom == st {
+				continue
+			}
+			sy.events = append(sy.events, event{c.ID, c.PriorityFrom, c.Priority, c.StateFrom, st, c.Reasons})
+			cnt := counts[c.HostID]
+			if cnt == nil {
+				continue // deleted meanwhile
+			}
+			if c.StateFrom == fleet.StateOpen {
+				cnt[c.PriorityFrom]--
+			}
+			if st == fleet.StateOpen {
+				cnt[c.Priority]++
+			}
+			if len(dirty) == 0 || dirty[len(dirty)-1] != c.HostID {
+				dirty = append(dirty, c.HostID)
 			}
 		}
 		if err := sy.flush(ctx); err != nil {
 			return err
 		}
-	}
-	ids := make([]string, 0, len(hosts))
-	for h := range hosts {
-		ids = append(ids, h)
-	}
-	slices.Sort(ids)
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		in := strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")
-		rows, err := tx.QueryContext(ctx, s.D.Rebind(`SELECT host_id, priority, COUNT(*) FROM host_findings
-			WHERE remediated_at = 0 AND state = 'open' AND host_id IN (`+in+`) GROUP BY host_id, priority`), anys(part)...)
-		if err != nil {
-			return fmt.Errorf("recount findings: %w", err)
-		}
-		counts := map[string]map[string]int{}
-		for rows.Next() {
-			var h, p string
-			var n int
-			if err := rows.Scan(&h, &p, &n); err != nil {
-				rows.Close()
-				return err
-			}
-			if counts[h] == nil {
-				counts[h] = map[string]int{}
-			}
-			counts[h][p] = n
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		var b strings.Builder
-		args := make([]any, 0, 3*len(part))
-		b.WriteString("UPDATE hosts SET open_counts = CASE id")
-		for _, h := range part {
-			c := counts[h]
-			if c == nil {
-				c = map[string]int{}
-			}
-			js, _ := json.Marshal(c)
-			b.WriteString(" WHEN ? THEN ?")
-			args = append(args, h, string(js))
-		}
-		b.WriteString(" END WHERE id IN (" + in + ")")
-		args = append(args, anys(part)...)
-		if _, err := tx.ExecContext(ctx, s.D.Rebind(b.String()), args...); err != nil {
-			return fmt.Errorf("recount findings: %w", err)
+		if err := s.writeCounts(ctx, tx, dirty, counts); err != nil {
+			return fmt.Errorf("re-decide findings: %w", err)
 		}
 	}
 	return tx.Commit()
+}
+
+// lockCounts reads (and locks) hosts' open counts: q returns id, open_counts.
+func (s *Findings) lockCounts(ctx context.Context, tx *sql.Tx, q string, args []any) (map[string]map[string]int, error) {
+	rows, err := tx.QueryContext(ctx, s.D.Rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[string]map[string]int{}
+	for rows.Next() {
+		var id, b string
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, err
+		}
+		c := map[string]int{}
+		if err := json.Unmarshal([]byte(b), &c); err != nil {
+			return nil, fmt.Errorf("host %s counts: %w", id, err)
+		}
+		counts[id] = c
+	}
+	return counts, rows.Err()
+}
+
+// writeCounts stores the counts of the hosts named, in one statement.
+func (s *Findings) writeCounts(ctx context.Context, tx *sql.Tx, hosts []string, counts map[string]map[string]int) error {
+	if len(hosts) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	args := make([]any, 0, 3*len(hosts))
+	b.WriteString("UPDATE hosts SET open_counts = CASE id")
+	for _, id := range hosts {
+		c := counts[id]
+		for p, n := range c {
+			if n <= 0 {
+				delete(c, p)
+			}
+		}
+		js, _ := json.Marshal(c)
+		b.WriteString(" WHEN ? THEN ?")
+		args = append(args, id, string(js))
+	}
+	b.WriteString(" END WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(hosts)), ",") + ")")
+	for _, id := range hosts {
+		args = append(args, id)
+	}
+	_, err := tx.ExecContext(ctx, s.D.Rebind(b.String()), args...)
+	return err
 }
