@@ -351,3 +351,39 @@ func TestSelector(t *testing.T) {
 		}
 	}
 }
+
+// TestDeciderEqualsDecide: the memoising decider decides every finding as
+// Decide does, exceptions included, without the shared reasons leaking
+// between findings.
+func TestDeciderEqualsDecide(t *testing.T) {
+	docs := exampleDocs(t)
+	_, set, err := Plan(nil, docs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := set.Context(Asset{ID: "h", Labels: map[string]string{"env": "prod", "role": "db"}})
+	dec := set.Decider(c)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var got []Decision
+	var ins []Inputs
+	for _, v := range []string{"CVE-2026-116303", "CVE-2026-116304", "CVE-2026-54872", "CVE-1"} {
+		for _, pkg := range []string{"postgresql-15", "openssl"} {
+			for _, e := range exploitationLevels {
+				in := Inputs{Vulnerability: v, Ecosystem: "Debian:12", Package: pkg, Version: "1", Exploitation: e, Impact: "partial", Cycle: "system"}
+				ins = append(ins, in)
+				got = append(got, dec.Decide(in, now))
+			}
+		}
+	}
+	states := map[string]int{}
+	for i, in := range ins {
+		want := set.Decide(in, c, now)
+		if fmt.Sprint(got[i]) != fmt.Sprint(want) {
+			t.Errorf("%+v:\n got %+v\nwant %+v", in, got[i], want)
+		}
+		states[got[i].State]++
+	}
+	if states[StateAccepted] != 6 || states[StateNotAffected] != 3 {
+		t.Errorf("states: %v", states)
+	}
+}

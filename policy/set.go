@@ -254,11 +254,49 @@ func (d Decision) Due(firstSeen time.Time) time.Time {
 	return due
 }
 
+// Decider decides the findings of one asset, remembering the decisions
+// of equal inputs: an asset's hundreds of findings share a handful of
+// decision-point combinations, and only exceptions differ per finding.
+type Decider struct {
+	set  *Set
+	ctx  Context
+	memo map[decisionKey]Decision
+}
+
+type decisionKey struct {
+	exploitation, impact, cycle string
+	automatable                 bool
+	kevDue                      int64
+}
+
+// Decider returns a decider for an asset's context.
+func (s *Set) Decider(c Context) *Decider {
+	return &Decider{set: s, ctx: c, memo: map[decisionKey]Decision{}}
+}
+
+// Decide is Set.Decide; the returned Reasons may be shared: do not
+// modify them.
+func (d *Decider) Decide(in Inputs, now time.Time) Decision {
+	k := decisionKey{in.Exploitation, in.Impact, in.Cycle, in.Automatable, in.KEVDue.UnixNano()}
+	base, ok := d.memo[k]
+	if !ok {
+		base = d.set.decideBase(in, d.ctx)
+		d.memo[k] = base
+	}
+	return d.set.withException(base, in, d.ctx, now)
+}
+
 // State values of an open finding.
 const StateOpen = "open"
 
 // Decide decides a finding's priority in its asset's context at now.
 func (s *Set) Decide(in Inputs, c Context, now time.Time) Decision {
+	return s.withException(s.decideBase(in, c), in, c, now)
+}
+
+// decideBase is the decision before exceptions: it depends only on the
+// decision points, the cycle, the KEV due date and the context.
+func (s *Set) decideBase(in Inputs, c Context) Decision {
 	p := c.policy
 	if p == nil {
 		p = s.fallback.spec
@@ -322,7 +360,13 @@ func (s *Set) Decide(in Inputs, c Context, now time.Time) Decision {
 		d.DueCap = in.KEVDue
 		d.Reasons = append(d.Reasons, "due no later than CISA KEV's due date "+in.KEVDue.Format(time.DateOnly))
 	}
+	return d
+}
+
+// withException applies the exception covering a finding, if any.
+func (s *Set) withException(d Decision, in Inputs, c Context, now time.Time) Decision {
 	if x, ex := s.exception(in, c, now); ex != nil {
+		d.Reasons = slices.Clip(d.Reasons) // shared by memoised decisions
 		d.State, d.Exception = ex.state(), x
 		switch d.State {
 		case StateNotAffected:

@@ -83,10 +83,10 @@ func inputsOf(f fleet.Finding) policy.Inputs {
 }
 
 func (t triage) Decide(a fleet.Asset, fs []fleet.Finding, now time.Time) {
-	c := t.set.Context(assetOf(a))
+	dec := t.set.Decider(t.set.Context(assetOf(a)))
 	for i := range fs {
 		f := &fs[i]
-		d := t.set.Decide(inputsOf(*f), c, now)
+		d := dec.Decide(inputsOf(*f), now)
 		f.Priority, f.SLA, f.DueCap, f.State, f.Exception, f.Lane, f.Reasons =
 			d.Priority.String(), d.SLA, d.DueCap, d.State, d.Exception, d.Lane, d.Reasons
 	}
