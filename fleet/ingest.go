@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
@@ -27,6 +28,18 @@ type FindingHistory interface {
 type Asset struct {
 	ID     string
 	Labels map[string]string // effective labels
+	// Service names the service whose uploaded inventory the asset holds
+	// ("" for a host).
+	Service string
+}
+
+// AssetOf is a host as decisions see it.
+func AssetOf(h Host) Asset {
+	a := Asset{ID: h.ID, Labels: h.EffectiveLabels()}
+	if h.IsService() {
+		a.Service = strings.TrimPrefix(h.MachineID, ServicePrefix)
+	}
+	return a
 }
 
 // Triage decides findings in their host's context: priority, SLA, state,
@@ -63,7 +76,7 @@ func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.
 	}
 	current := findingsOf(host.ID, res)
 	if tr != nil {
-		tr.Decide(Asset{ID: host.ID, Labels: host.EffectiveLabels()}, current, now)
+		tr.Decide(AssetOf(host), current, now)
 	}
 	r.Findings = len(current)
 	r.Opened, r.Closed, err = hist.Sync(ctx, host.ID, current, now, "inventory of "+host.Hostname+" changed")

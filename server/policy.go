@@ -74,7 +74,7 @@ func (s *Server) invalidatePolicy() {
 type triage struct{ set *policy.Set }
 
 func assetOf(a fleet.Asset) policy.Asset {
-	return policy.Asset{ID: a.ID, Labels: a.Labels, Service: a.Labels[fleet.ServiceLabel]}
+	return policy.Asset{ID: a.ID, Labels: a.Labels, Service: a.Service}
 }
 
 func inputsOf(f fleet.Finding) policy.Inputs {
@@ -295,7 +295,7 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if err != nil {
 		return err
 	}
-	a := fleet.Asset{ID: h.ID, Labels: h.EffectiveLabels()}
+	a := fleet.AssetOf(h.Host)
 	pc := set.Context(assetOf(a))
 	d := api.FindingDetail{Finding: f, Hostname: h.Hostname, Context: pc, Decision: set.Decide(inputsOf(f), pc, s.cfg.Now()), History: history}
 	// The vulnerability's own evidence, as the scan assesses it today.

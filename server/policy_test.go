@@ -446,6 +446,37 @@ func testPolicy(t *testing.T, backend string) {
 	if rows[0].Vulnerability != "CVE-2026-35189" || rows[1].Vulnerability != "CVE-2026-54874" || !rows[1].Due.Before(expired) || !rows[2].Due.After(expired) {
 		t.Errorf("urgency order on db-1: %s %s, %s %s, %s %s", rows[0].Vulnerability, rows[0].Due, rows[1].Vulnerability, rows[1].Due, rows[2].Vulnerability, rows[2].Due)
 	}
+	// Paging keeps the order across the two walks (overdue, then the
+	// rest): pages of 1 and of 2 (the boundary falls on a page's end).
+	for _, size := range []string{"1", "2", "7"} {
+		var ids []int64
+		q := url.Values{"host": {hosts["db-1"]}, "limit": {size}}
+		for page := 0; page < 500; page++ {
+			code, body := f.do("GET", api.Prefix+"/findings?"+q.Encode(), viewer, nil)
+			var p fleet.FindingPage
+			f.decode(body, &p)
+			if code != 200 {
+				t.Fatalf("pages of %s, page %d (cursor %s): %d %s", size, page, q.Get("cursor"), code, body)
+			}
+			for _, r := range p.Findings {
+				ids = append(ids, r.ID)
+			}
+			if p.Next == "" {
+				break
+			}
+			q.Set("cursor", p.Next)
+		}
+		if len(ids) != len(rows) {
+			t.Errorf("pages of %s: %d findings, want %d", size, len(ids), len(rows))
+			continue
+		}
+		for i := range ids {
+			if ids[i] != rows[i].ID {
+				t.Errorf("pages of %s: finding %d is %d, want %d", size, i, ids[i], rows[i].ID)
+				break
+			}
+		}
+	}
 	if n := len(f.findings(viewer, url.Values{"status": {"overdue"}})); n != 2*(perHost-1)+2 {
 		t.Errorf("%d overdue findings at %s, want %d", n, expired, 2*(perHost-1)+2)
 	}

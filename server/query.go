@@ -140,7 +140,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	if err != nil {
 		return err
 	}
-	rules := set.ClassRules(set.Context(assetOf(fleet.Asset{ID: h.ID, Labels: h.EffectiveLabels()})))
+	rules := set.ClassRules(set.Context(assetOf(fleet.AssetOf(h.Host))))
 	for i := range d.Updates {
 		u := &d.Updates[i]
 		for _, t := range patch.Classify(patch.Facts{Package: u.Name, Source: u.SourceName, Pocket: u.Pocket, CVEs: u.CVEs}, rules) {

@@ -592,6 +592,80 @@ func decodeCursor(s string) (cursor, error) {
 // Query lists findings across the fleet, a page at a time. hostIDs, when
 // not nil, restricts the hosts (the label filter, resolved by the caller).
 func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []string) (fleet.FindingPage, error) {
+	sortBy, ok := fleet.ParseFindingSort(string(f.Sort))
+	if !ok {
+		return fleet.FindingPage{}, fmt.Errorf("sort %q: want urgency, priority, due, first_seen or -first_seen", f.Sort)
+	}
+	if sortBy != fleet.SortUrgency {
+		return s.query(ctx, f, hostIDs, "")
+	}
+	// Overdue first, then the rest, each by priority: two walks of the
+	// (priority, id) order — overdue findings are found through the index
+	// of open findings by due date — rather than one sort of every open
+	// finding by a computed key. The cursor says which walk it is in.
+	overdue := fmt.Sprintf("f.remediated_at = 0 AND f.state = 'open' AND f.due > 0 AND f.due < %d", f.Now.UnixNano())
+	phase := "0"
+	g := f
+	g.Sort, g.After = fleet.SortPriority, ""
+	if f.After != "" {
+		var c cursor
+		b, err := base64.RawURLEncoding.DecodeString(f.After)
+		if err != nil || json.Unmarshal(b, &c) != nil || (!strings.HasPrefix(c.S, "0") && !strings.HasPrefix(c.S, "1")) {
+			return fleet.FindingPage{}, fleet.ErrBadCursor
+		}
+		phase, c.S = c.S[:1], c.S[1:]
+		switch {
+		case c.S == "" && c.ID == 0 && phase == "1":
+			// The second walk, from its start.
+		case c.ID <= 0:
+			return fleet.FindingPage{}, fleet.ErrBadCursor
+		default:
+			g.After = c.encode()
+		}
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	g.Limit = limit
+	page := fleet.FindingPage{Findings: []fleet.FindingRow{}}
+	if phase == "0" {
+		p, err := s.query(ctx, g, hostIDs, overdue)
+		if err != nil {
+			return p, err
+		}
+		page.Findings = p.Findings
+		if p.Next != "" {
+			page.Next = tagCursor(p.Next, "0")
+			return page, nil
+		}
+		g.After, g.Limit = "", limit-len(p.Findings)
+		if g.Limit == 0 {
+			// The next page starts the second walk.
+			page.Next = cursor{S: "1", ID: 0}.encode()
+			return page, nil
+		}
+	}
+	p, err := s.query(ctx, g, hostIDs, "NOT ("+overdue+")")
+	if err != nil {
+		return p, err
+	}
+	page.Findings = append(page.Findings, p.Findings...)
+	if p.Next != "" {
+		page.Next = tagCursor(p.Next, "1")
+	}
+	return page, nil
+}
+
+// tagCursor prefixes a priority cursor with the urgency walk it is in.
+func tagCursor(next, phase string) string {
+	c, _ := decodeCursor(next)
+	c.S = phase + c.S
+	return c.encode()
+}
+
+// query lists findings in one order; extra is one more condition.
+func (s *Findings) query(ctx context.Context, f fleet.FindingFilter, hostIDs []string, extra string) (fleet.FindingPage, error) {
 	page := fleet.FindingPage{Findings: []fleet.FindingRow{}}
 	if hostIDs != nil && len(hostIDs) == 0 {
 		return page, nil
@@ -601,6 +675,9 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 	add := func(cond string, a ...any) {
 		where = append(where, cond)
 		args = append(args, a...)
+	}
+	if extra != "" {
+		add(extra)
 	}
 	switch f.Status {
 	case "", fleet.StatusOpen:
@@ -641,17 +718,10 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 	if f.Overdue {
 		add("f.remediated_at = 0 AND f.due > 0 AND f.due < ?", f.Now.UnixNano())
 	}
-	sortBy, ok := fleet.ParseFindingSort(string(f.Sort))
-	if !ok {
-		return page, fmt.Errorf("sort %q: want urgency, priority, due, first_seen or -first_seen", f.Sort)
-	}
+	sortBy, _ := fleet.ParseFindingSort(string(f.Sort))
 	var order string
 	var strKey bool
 	switch sortBy {
-	case fleet.SortUrgency:
-		// Overdue first, then by priority; now is the server's clock, an
-		// integer, never user input.
-		order, strKey = fmt.Sprintf("(CASE WHEN f.remediated_at = 0 AND f.state = 'open' AND f.due > 0 AND f.due < %d THEN '0' ELSE '1' END || f.priority)", f.Now.UnixNano()), true
 	case fleet.SortPriority:
 		order, strKey = "f.priority", true
 	case fleet.SortDue:
@@ -708,11 +778,6 @@ func (s *Findings) Query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 		last := page.Findings[limit-1]
 		c := cursor{ID: last.ID}
 		switch sortBy {
-		case fleet.SortUrgency:
-			c.S = "1" + last.Priority
-			if last.RemediatedAt.IsZero() && last.State == fleet.StateOpen && !last.Due.IsZero() && last.Due.Before(f.Now) {
-				c.S = "0" + last.Priority
-			}
 		case fleet.SortPriority:
 			c.S = last.Priority
 		case fleet.SortDue:

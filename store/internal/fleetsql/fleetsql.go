@@ -617,7 +617,7 @@ func (s *Store) Assets(ctx context.Context) (map[string]fleet.Asset, error) {
 	}
 	out := make(map[string]fleet.Asset, len(hosts))
 	for _, h := range hosts {
-		out[h.ID] = fleet.Asset{ID: h.ID, Labels: h.EffectiveLabels()}
+		out[h.ID] = fleet.AssetOf(h.Host)
 	}
 	return out, nil
 }
@@ -662,7 +662,7 @@ func (s *Store) AssetsOf(ctx context.Context, ids []string) (map[string]fleet.As
 		if err != nil {
 			return nil, fmt.Errorf("hosts: %w", err)
 		}
-		out[h.ID] = fleet.Asset{ID: h.ID, Labels: h.EffectiveLabels()}
+		out[h.ID] = fleet.AssetOf(h.Host)
 	}
 	return out, rows.Err()
 }

@@ -40,6 +40,9 @@ ALTER TABLE host_findings ADD COLUMN automatable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE host_findings ADD COLUMN impact TEXT NOT NULL DEFAULT 'partial';
 ALTER TABLE host_findings ADD COLUMN cycle TEXT NOT NULL DEFAULT 'system';
 ALTER TABLE host_findings ADD COLUMN kev_due BIGINT NOT NULL DEFAULT 0;
+-- Open findings by due date: the overdue ones come first in the default
+-- order, and sort=due.
+CREATE INDEX host_findings_open_due ON host_findings(due) WHERE remediated_at = 0;
 
 -- Every change of a finding's priority or state, with its cause.
 CREATE TABLE finding_events (
@@ -57,6 +60,7 @@ CREATE INDEX finding_events_finding ON finding_events(finding_id, at);
 
 -- +goose Down
 DROP TABLE finding_events;
+DROP INDEX host_findings_open_due;
 ALTER TABLE host_findings DROP COLUMN kev_due;
 ALTER TABLE host_findings DROP COLUMN cycle;
 ALTER TABLE host_findings DROP COLUMN impact;
