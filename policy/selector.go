@@ -78,11 +78,14 @@ func parseRequirement(p string) (requirement, error) {
 	}
 	if i := strings.Index(p, "!="); i >= 0 {
 		k, v := strings.TrimSpace(p[:i]), strings.TrimSpace(p[i+2:])
+		if !validValue(v) {
+			return requirement{}, fmt.Errorf("%q: bad value %q", p, v)
+		}
 		return requirement{key: k, op: "notin", values: []string{v}}, checkKey(k)
 	}
 	if i := strings.Index(p, "="); i >= 0 {
 		k, v := strings.TrimSpace(p[:i]), strings.TrimSpace(strings.TrimPrefix(p[i+1:], "="))
-		if strings.ContainsAny(v, "=()! ") {
+		if !validValue(v) {
 			return requirement{}, fmt.Errorf("%q: bad value %q", p, v)
 		}
 		return requirement{key: k, op: "in", values: []string{v}}, checkKey(k)
@@ -101,6 +104,9 @@ func parseRequirement(p string) (requirement, error) {
 			if v == "" {
 				return requirement{}, fmt.Errorf("%q: empty value in the list", p)
 			}
+			if !validValue(v) {
+				return requirement{}, fmt.Errorf("%q: bad value %q", p, v)
+			}
 			vals = append(vals, v)
 		}
 		return requirement{key: k, op: fields[1], values: vals}, checkKey(k)
@@ -113,6 +119,9 @@ func parseRequirement(p string) (requirement, error) {
 	}
 	return requirement{key: p, op: "exists"}, checkKey(p)
 }
+
+// validValue: a value holds no space nor any of the selector's syntax.
+func validValue(v string) bool { return !strings.ContainsAny(v, " \t\n\r,()=!") }
 
 func validKey(k string) error { return fleet.ValidateLabel(k, "") }
 
