@@ -105,6 +105,16 @@ func (s *Server) triage(ctx context.Context) (fleet.Triage, error) {
 // policy; with the whole fleet in scope and no new evidence, it records
 // the policy revision as decided.
 func (s *Server) Reprioritize(ctx context.Context, scope fleet.Scope, cause string) (fleet.ReprioritizeResult, error) {
+	if scope.HostIDs == nil && scope.Evidence == nil {
+		// One fleet-wide pass at a time in this process (an apply's and
+		// the leader's would only slow each other down).
+		select {
+		case s.fleetWide <- struct{}{}:
+			defer func() { <-s.fleetWide }()
+		case <-ctx.Done():
+			return fleet.ReprioritizeResult{}, ctx.Err()
+		}
+	}
 	set, err := s.Policy(ctx)
 	if err != nil {
 		return fleet.ReprioritizeResult{}, err
@@ -440,6 +450,9 @@ func (s *Server) Reconcile(ctx context.Context) (_ fleet.ReprioritizeResult, err
 		return fleet.ReprioritizeResult{}, err
 	}
 	if decided < set.Revision() {
+		if len(s.fleetWide) > 0 {
+			return fleet.ReprioritizeResult{}, nil // an apply is on it; the next tick checks again
+		}
 		return s.Reprioritize(ctx, fleet.Scope{}, fmt.Sprintf("policy revision %d not yet applied to every finding", set.Revision()))
 	}
 	now := s.cfg.Now()
@@ -473,7 +486,7 @@ func (s *Server) Reconcile(ctx context.Context) (_ fleet.ReprioritizeResult, err
 		return fleet.ReprioritizeResult{}, nil
 	}
 	slices.Sort(ended)
-	hosts, err := s.db.Findings.HostsWith(ctx, nil, ended)
+	hosts, err := s.db.Findings.HostsDecidedBy(ctx, ended)
 	if err != nil {
 		return fleet.ReprioritizeResult{}, err
 	}

@@ -76,6 +76,8 @@ type Server struct {
 	term    atomic.Int64 // the lease term while leading, else 0
 	index   *advisoryCache
 	pol     policyCache
+	// fleetWide admits one fleet-wide re-decision at a time.
+	fleetWide chan struct{}
 }
 
 // Route is one API route and the role it needs.
@@ -150,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = "replica"
 	}
-	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{}), fleetWide: make(chan struct{}, 1)}
 	s.metrics = newMetrics(cfg.DB)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}

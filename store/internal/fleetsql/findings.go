@@ -965,25 +965,16 @@ func (s *Findings) Evidence(ctx context.Context) (map[string][]fleet.Evidence, e
 	return out, rows.Err()
 }
 
-// HostsWith returns the hosts with an unremediated finding of one of the
-// vulnerabilities, or decided by one of the exceptions.
-func (s *Findings) HostsWith(ctx context.Context, vulns, exceptions []string) ([]string, error) {
-	var conds []string
-	var args []any
-	if len(vulns) > 0 {
-		conds = append(conds, "vulnerability IN ("+strings.TrimSuffix(strings.Repeat("?,", len(vulns)), ",")+")")
-		args = append(args, anys(vulns)...)
-	}
-	if len(exceptions) > 0 {
-		conds = append(conds, "exception IN ("+strings.TrimSuffix(strings.Repeat("?,", len(exceptions)), ",")+")")
-		args = append(args, anys(exceptions)...)
-	}
-	if len(conds) == 0 {
+// HostsDecidedBy returns the hosts with an unremediated finding decided
+// by one of the exceptions.
+func (s *Findings) HostsDecidedBy(ctx context.Context, exceptions []string) ([]string, error) {
+	if len(exceptions) == 0 {
 		return []string{}, nil
 	}
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind("SELECT DISTINCT host_id FROM host_findings WHERE remediated_at = 0 AND ("+strings.Join(conds, " OR ")+")"), args...)
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind("SELECT DISTINCT host_id FROM host_findings WHERE remediated_at = 0 AND exception IN ("+
+		strings.TrimSuffix(strings.Repeat("?,", len(exceptions)), ",")+")"), anys(exceptions)...)
 	if err != nil {
-		return nil, fmt.Errorf("hosts with findings: %w", err)
+		return nil, fmt.Errorf("hosts decided by exceptions: %w", err)
 	}
 	defer rows.Close()
 	out := []string{}
