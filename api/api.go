@@ -158,9 +158,13 @@ type PolicyDocument struct {
 	Document  json.RawMessage `json:"document"`
 }
 
-// PolicyList lists applied documents.
+// PolicyList lists applied documents. Revision moves with every change;
+// Decided is the revision every finding was last decided with (behind
+// Revision while the leader is still deciding them again).
 type PolicyList struct {
 	Documents []PolicyDocument `json:"documents"`
+	Revision  int64            `json:"revision"`
+	Decided   int64            `json:"decided"`
 }
 
 // PolicyVersion is one version in a document's history.

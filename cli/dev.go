@@ -354,6 +354,21 @@ spec: {owner: sim, tier: 1, exposure: internet, hosts: env=prod}
 		if r := ar.Reprioritized; r != nil {
 			fmt.Fprintf(e.stdout, "%-28s %7d hosts, %d findings decided again, %d changed in %.3fs\n", "policy apply (fleet-wide)", r.Hosts, r.Findings, r.Changed, time.Since(start).Seconds())
 		}
+		if ar.Pending {
+			// The leader finishes: wait until every finding is decided
+			// with the new revision.
+			for {
+				var pl api.PolicyList
+				if err := admin.Do(ctx, http.MethodGet, api.Prefix+"/policy?kind=team", nil, &pl); err != nil {
+					return err
+				}
+				if pl.Decided >= pl.Revision {
+					break
+				}
+				time.Sleep(time.Second)
+			}
+			fmt.Fprintf(e.stdout, "%-28s every finding decided with the new policy %.1fs after the apply\n", "", time.Since(start).Seconds())
+		}
 		start = time.Now()
 		if err := admin.Do(ctx, http.MethodPut, api.Prefix+"/hosts/"+hosts[0].id+"/labels", api.Labels{Labels: map[string]string{"tier": "4"}}, nil); err != nil {
 			return fmt.Errorf("labels: %w", err)

@@ -247,6 +247,12 @@ func (s *Server) listPolicy(w http.ResponseWriter, r *http.Request, _ *caller) e
 		return err
 	}
 	out := api.PolicyList{Documents: []api.PolicyDocument{}}
+	if out.Revision, err = s.db.Policy.Revision(r.Context()); err != nil {
+		return err
+	}
+	if out.Decided, err = s.db.Policy.Decided(r.Context()); err != nil {
+		return err
+	}
 	for _, a := range applied {
 		if (kind != "" && a.Doc.Kind != kind) || (name != "" && a.Doc.Metadata.Name != name) {
 			continue

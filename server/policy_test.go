@@ -571,9 +571,20 @@ func TestApplyLeavesTheRestToTheLeader(t *testing.T) {
 	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority }); got["P2"] != 0 {
 		t.Fatalf("decided within a nanosecond? %v", got)
 	}
+	var pl api.PolicyList
+	_, body := f.do("GET", api.Prefix+"/policy", viewer, nil)
+	f.decode(body, &pl)
+	if pl.Revision == 0 || pl.Decided >= pl.Revision {
+		t.Errorf("pending apply: revision %d, decided %d", pl.Revision, pl.Decided)
+	}
 	rr, err := f.srv.Reconcile(ctx)
 	if err != nil || rr.Changed == 0 {
 		t.Fatalf("reconcile: %+v %v", rr, err)
+	}
+	_, body = f.do("GET", api.Prefix+"/policy", viewer, nil)
+	f.decode(body, &pl)
+	if pl.Decided != pl.Revision {
+		t.Errorf("after the reconcile: revision %d, decided %d", pl.Revision, pl.Decided)
 	}
 	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority }); got["P2"] == 0 || got["P4"] != 0 {
 		t.Errorf("after the leader's reconcile: %v", got)
