@@ -517,15 +517,6 @@ func (s *Set) ClassRules(c Context) []patch.Rule {
 // TeamOf returns a team's spec, or nil.
 func (s *Set) TeamOf(name string) *TeamSpec { return s.teams[name] }
 
-// ServiceNames lists the services, by name.
-func (s *Set) ServiceNames() []string {
-	out := make([]string, len(s.services))
-	for i, sv := range s.services {
-		out[i] = sv.name
-	}
-	return out
-}
-
 // Service returns a service's spec, or nil.
 func (s *Set) Service(name string) *ServiceSpec { return s.service(name) }
 

@@ -971,37 +971,29 @@ func (s *Findings) HostsDecidedBy(ctx context.Context, exceptions []string) ([]s
 	if len(exceptions) == 0 {
 		return []string{}, nil
 	}
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind("SELECT DISTINCT host_id FROM host_findings WHERE remediated_at = 0 AND exception IN ("+
-		strings.TrimSuffix(strings.Repeat("?,", len(exceptions)), ",")+")"), anys(exceptions)...)
-	if err != nil {
-		return nil, fmt.Errorf("hosts decided by exceptions: %w", err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return s.strings(ctx, "hosts decided by exceptions", "SELECT DISTINCT host_id FROM host_findings WHERE remediated_at = 0 AND exception IN ("+
+		strings.TrimSuffix(strings.Repeat("?,", len(exceptions)), ",")+")", anys(exceptions)...)
 }
 
 // Exceptions returns the exceptions that decide unremediated findings.
 func (s *Findings) Exceptions(ctx context.Context) ([]string, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT DISTINCT exception FROM host_findings WHERE remediated_at = 0 AND exception <> ''`)
+	return s.strings(ctx, "finding exceptions", `SELECT DISTINCT exception FROM host_findings WHERE remediated_at = 0 AND exception <> ''`)
+}
+
+// strings runs a query of one text column.
+func (s *Findings) strings(ctx context.Context, what, q string, args ...any) ([]string, error) {
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(q), args...)
 	if err != nil {
-		return nil, fmt.Errorf("finding exceptions: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
-	var out []string
+	out := []string{}
 	for rows.Next() {
-		var x string
-		if err := rows.Scan(&x); err != nil {
-			return nil, err
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		out = append(out, x)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
