@@ -34,8 +34,21 @@ type Metadata struct {
 
 // Spec is a kind's content.
 type Spec interface {
-	// check validates the spec alone; cross-document rules are the Set's.
-	check(c *checker)
+	// Check validates the spec alone; cross-document rules are the Set's
+	// (see Referrer).
+	Check(c *Checker)
+}
+
+// Referrer is a spec that names other documents: each must exist in the
+// set applied (checked by NewSet, pointing at Path).
+type Referrer interface {
+	References() []Reference
+}
+
+// Reference names a document from a field.
+type Reference struct {
+	Kind, Name string
+	Path       string // the field: spec.hostGroups[1]
 }
 
 // Document is one policy document.
@@ -56,8 +69,16 @@ func (d *Document) Ref() string { return d.Kind + "/" + d.Metadata.Name }
 // Kinds are the document kinds, each with a constructor of its spec.
 var kinds = builtinKinds()
 
-// Register adds a kind (the rollout documents register theirs).
+// Register adds a kind (the rollout documents register theirs). Its spec
+// validates itself in Check.
 func Register(kind string, newSpec func() Spec) { kinds[kind] = newSpec }
+
+// Checker collects a document's validation errors, for specs of other
+// packages.
+type Checker = checker
+
+// Errorf records a problem of the field at path.
+func (c *checker) Errorf(path, format string, args ...any) { c.errorf(path, format, args...) }
 
 // KindNames lists the registered kinds in order.
 func KindNames() []string {
@@ -164,7 +185,7 @@ func decodeDocument(file string, n *yaml.Node) (*Document, Errors) {
 	if len(d.errs) > 0 {
 		return nil, append(c.errs, d.errs...).sorted()
 	}
-	spec.check(c)
+	spec.Check(c)
 	if len(c.errs) > 0 {
 		return nil, c.errs
 	}

@@ -52,7 +52,7 @@ type Member struct {
 	Chat  string `yaml:"chat,omitempty" json:"chat,omitempty"`
 }
 
-func (s *TeamSpec) check(c *checker) {
+func (s *TeamSpec) Check(c *Checker) {
 	for i, m := range s.Members {
 		if m.Email != "" {
 			if a, err := mail.ParseAddress(m.Email); err != nil || a.Address != m.Email {
@@ -87,7 +87,7 @@ type ServiceSpec struct {
 	Repository string `yaml:"repository,omitempty" json:"repository,omitempty"`
 }
 
-func (s *ServiceSpec) check(c *checker) {
+func (s *ServiceSpec) Check(c *Checker) {
 	if s.Tier < 1 || s.Tier > 4 {
 		c.errorf("spec.tier", "%d: want 1 (most critical) to 4", s.Tier)
 	}
@@ -102,7 +102,7 @@ type HostGroupSpec struct {
 	Selector    Selector `yaml:"selector" json:"selector" policy:"required"`
 }
 
-func (s *HostGroupSpec) check(c *checker) {
+func (s *HostGroupSpec) Check(c *Checker) {
 	if s.Selector.Empty() {
 		c.errorf("spec.selector", "empty: a host group names at least one label requirement")
 	}
@@ -200,7 +200,7 @@ type ClassRule struct {
 	Packages []string   `yaml:"packages" json:"packages" policy:"required"`
 }
 
-func (s *PolicySpec) check(c *checker) {
+func (s *PolicySpec) Check(c *Checker) {
 	if s.Defaults.Tier != 0 && (s.Defaults.Tier < 1 || s.Defaults.Tier > 4) {
 		c.errorf("spec.defaults.tier", "%d: want 1 (most critical) to 4", s.Defaults.Tier)
 	}
@@ -422,7 +422,7 @@ func (s *ExceptionSpec) state() string {
 	return s.State
 }
 
-func (s *ExceptionSpec) check(c *checker) {
+func (s *ExceptionSpec) Check(c *Checker) {
 	if len(s.Vulnerabilities) == 0 && len(s.Packages) == 0 {
 		c.errorf("spec", "name at least one vulnerability or package: an exception never covers every finding")
 	}

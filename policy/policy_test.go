@@ -151,7 +151,7 @@ func policySet(t *testing.T, p *PolicySpec) *Set {
 	t.Helper()
 	d := &Document{APIVersion: APIVersion, Kind: KindPolicy, Metadata: Metadata{Name: "random"}, Spec: p, paths: map[string]Pos{}}
 	c := &checker{doc: d}
-	p.check(c)
+	p.Check(c)
 	if len(c.errs) > 0 {
 		t.Fatalf("random policy invalid: %v", c.errs)
 	}

@@ -85,6 +85,13 @@ func NewSet(docs []*Document) (*Set, error) {
 		}
 	}
 	for _, d := range s.docs {
+		if r, ok := d.Spec.(Referrer); ok {
+			for _, ref := range r.References() {
+				if _, ok := seen[ref.Kind+"/"+ref.Name]; !ok {
+					fail(d, ref.Path, "no %s named %q", ref.Kind, ref.Name)
+				}
+			}
+		}
 		switch sp := d.Spec.(type) {
 		case *ServiceSpec:
 			if _, ok := s.teams[sp.Owner]; !ok {

@@ -267,7 +267,7 @@ func vexException(file, at, docID, author, vuln string, pkgs []string, justifica
 	doc := &Document{APIVersion: APIVersion, Kind: KindException, Metadata: Metadata{Name: name}, Spec: spec,
 		Source: Pos{File: file}, paths: map[string]Pos{}}
 	c := &checker{doc: doc}
-	spec.check(c)
+	spec.Check(c)
 	for _, e := range c.errs {
 		e.Path = at + " → " + e.Path
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
+	_ "github.com/patchbay/patchbay/rollout" // registers MaintenanceWindow, ApprovalRule, RolloutStrategy
 	"github.com/patchbay/patchbay/scan"
 )
 

@@ -593,3 +593,26 @@ func TestApplyLeavesTheRestToTheLeader(t *testing.T) {
 		t.Errorf("second reconcile did work again: %+v %v", rr, err)
 	}
 }
+
+// TestRolloutKindsApply: the rollout documents go through the same apply,
+// validation and listing as the policy's.
+func TestRolloutKindsApply(t *testing.T) {
+	f := newFixture(t, "sqlite", nil)
+	admin := f.api(auth.Admin)
+	window := "apiVersion: patchbay/v1\nkind: MaintenanceWindow\nmetadata:\n  name: prod-monthly\nspec:\n  schedule: \"0 22 * * TUE#2\"\n  duration: 4h\n  timeZone: Europe/Paris\n  hostGroups: [production]\n"
+	code, body := f.do("POST", api.Prefix+"/policy/apply", admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "w.yaml", Content: window}}})
+	if e := errOf(body); code != 400 || len(e.Problems) != 1 || e.Problems[0].Error() != `w.yaml:9:16: spec.hostGroups[0]: no HostGroup named "production"` {
+		t.Errorf("window without its host group: %d %s", code, body)
+	}
+	group := "apiVersion: patchbay/v1\nkind: HostGroup\nmetadata:\n  name: production\nspec:\n  selector: env=prod\n"
+	res := f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "w.yaml", Content: window}, {Name: "g.yaml", Content: group}}})
+	if len(res.Changes) != 2 {
+		t.Fatalf("apply: %+v", res.Changes)
+	}
+	var list api.PolicyList
+	_, body = f.do("GET", api.Prefix+"/policy?kind=maintenancewindows", f.api(auth.Viewer), nil)
+	f.decode(body, &list)
+	if len(list.Documents) != 1 || list.Documents[0].Name != "prod-monthly" || !strings.Contains(string(list.Documents[0].Document), `"schedule":"0 22 * * TUE#2"`) {
+		t.Errorf("listing: %s", body)
+	}
+}
