@@ -1,0 +1,233 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Outcome is how one host's job ended. Distinct states: a skipped host
+// (held or kept back) is never reported as patched.
+type Outcome string
+
+// Outcomes.
+const (
+	Succeeded       Outcome = "succeeded"
+	SucceededReboot Outcome = "succeeded_reboot_required"
+	NoChange        Outcome = "no_change_needed"
+	Skipped         Outcome = "skipped"
+	Failed          Outcome = "failed"
+	RolledBack      Outcome = "rolled_back"
+	TimedOut        Outcome = "timed_out"
+	NoAgent         Outcome = "no_agent"
+)
+
+// Error says whether the outcome counts toward the error threshold: a
+// host without an active agent is reported, not counted.
+func (o Outcome) Error() bool { return o == Failed || o == RolledBack || o == TimedOut }
+
+// State is a rollout's.
+type State string
+
+// States.
+const (
+	Running           State = "running"
+	Baking            State = "baking"
+	AwaitingPromotion State = "awaiting_promotion"
+	Paused            State = "paused"
+	Halted            State = "halted"
+	Completed         State = "completed"
+	Aborted           State = "aborted"
+)
+
+// HostJob is one host's job in a rollout.
+type HostJob struct {
+	Host    string    `json:"host"`
+	Ring    int       `json:"ring"`
+	Attempt int       `json:"attempt"` // 0 until started
+	Started time.Time `json:"started,omitzero"`
+	Outcome Outcome   `json:"outcome,omitempty"`
+}
+
+// Machine is a rollout's state, persisted as it is: every method is a
+// transition, deterministic in its inputs (the time is given).
+type Machine struct {
+	Strategy  *StrategySpec `json:"-"`
+	State     State         `json:"state"`
+	Ring      int           `json:"ring"`
+	Jobs      []*HostJob    `json:"jobs"` // in dispatch order within rings
+	BakeUntil time.Time     `json:"bake_until,omitzero"`
+	Why       string        `json:"why,omitempty"` // of a halt
+	// PausedFrom is what Resume returns to.
+	PausedFrom State `json:"paused_from,omitempty"`
+}
+
+// NewMachine splits the target into the strategy's rings; the rollout
+// starts running its first ring.
+func NewMachine(s *StrategySpec, target []string, groupsOf func(string) []string) *Machine {
+	m := &Machine{Strategy: s, State: Running}
+	for i, hosts := range s.Split(target, groupsOf) {
+		for _, h := range hosts {
+			m.Jobs = append(m.Jobs, &HostJob{Host: h, Ring: i})
+		}
+	}
+	return m
+}
+
+func (m *Machine) ring(i int) []*HostJob {
+	var out []*HostJob
+	for _, j := range m.Jobs {
+		if j.Ring == i {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// Counts of the current ring.
+func (m *Machine) counts() (inFlight, errs, done, total int) {
+	for _, j := range m.ring(m.Ring) {
+		total++
+		switch {
+		case j.Outcome != "":
+			done++
+			if j.Outcome.Error() {
+				errs++
+			}
+		case j.Attempt > 0:
+			inFlight++
+		}
+	}
+	return
+}
+
+// Threshold is the number of errors the current ring tolerates.
+func (m *Machine) Threshold() int {
+	return m.Strategy.Rings[m.Ring].ErrorThreshold.Of(len(m.ring(m.Ring)))
+}
+
+// Step advances the rollout at now: jobs past the strategy's job timeout
+// time out; hosts without an active agent are settled as no_agent; a ring
+// whose errors pass its threshold halts; a finished ring bakes, then is
+// promoted (automatically or by Promote); and, while running, new jobs are
+// started up to the ring's concurrency — none once the errors pass the
+// threshold, so they never pass it by more than the jobs that were in
+// flight. It returns the jobs to dispatch (their attempt set).
+func (m *Machine) Step(now time.Time, active func(host string) bool) []*HostJob {
+	if m.State == Baking && !now.Before(m.BakeUntil) {
+		if m.Strategy.Promote == "automatic" {
+			m.next()
+		} else {
+			m.State = AwaitingPromotion
+		}
+	}
+	if m.State != Running {
+		return nil
+	}
+	timeout := time.Duration(m.Strategy.JobTimeout)
+	for _, j := range m.ring(m.Ring) {
+		if j.Outcome == "" && j.Attempt > 0 && timeout > 0 && now.Sub(j.Started) >= timeout {
+			j.Outcome = TimedOut
+		}
+	}
+	inFlight, errs, done, total := m.counts()
+	if errs > m.Threshold() {
+		m.State, m.Why = Halted, fmt.Sprintf("ring %s: %d errors, more than its threshold of %d", m.Strategy.Rings[m.Ring].Name, errs, m.Threshold())
+		return nil
+	}
+	if done == total {
+		m.State, m.BakeUntil = Baking, now.Add(time.Duration(m.Strategy.Rings[m.Ring].Bake))
+		return m.Step(now, active) // a zero bake promotes at once
+	}
+	room := m.Strategy.Rings[m.Ring].MaxConcurrency.Of(total) - inFlight
+	var out []*HostJob
+	for _, j := range m.ring(m.Ring) {
+		if room <= 0 {
+			break
+		}
+		if j.Attempt > 0 || j.Outcome != "" {
+			continue
+		}
+		if !active(j.Host) {
+			j.Outcome = NoAgent
+			continue
+		}
+		j.Attempt, j.Started = 1, now
+		out = append(out, j)
+		room--
+	}
+	if len(out) == 0 {
+		if _, _, done, total := m.counts(); done == total {
+			return m.Step(now, active)
+		}
+	}
+	return out
+}
+
+func (m *Machine) next() {
+	if m.Ring+1 >= len(m.Strategy.Rings) {
+		m.State = Completed
+		return
+	}
+	m.Ring++
+	m.State, m.BakeUntil = Running, time.Time{}
+}
+
+// ErrStale is a report of an attempt that is not the host's current one
+// (a stale completion): refused.
+var ErrStale = errors.New("stale job report")
+
+// Report records a host's outcome for an attempt. A report for another
+// attempt, for a host not in the rollout, or for a job already settled is
+// refused.
+func (m *Machine) Report(host string, attempt int, o Outcome) error {
+	for _, j := range m.Jobs {
+		if j.Host != host {
+			continue
+		}
+		if j.Attempt == 0 || attempt != j.Attempt || j.Outcome != "" {
+			return fmt.Errorf("%w: host %s attempt %d (current attempt %d, outcome %q)", ErrStale, host, attempt, j.Attempt, j.Outcome)
+		}
+		j.Outcome = o
+		return nil
+	}
+	return fmt.Errorf("%w: host %s is not in this rollout", ErrStale, host)
+}
+
+// Promote starts the next ring of a rollout awaiting promotion.
+func (m *Machine) Promote() error {
+	if m.State != AwaitingPromotion {
+		return fmt.Errorf("promote: the rollout is %s, not awaiting promotion", m.State)
+	}
+	m.next()
+	return nil
+}
+
+// Pause stops starting jobs (those in flight finish); Resume goes on.
+func (m *Machine) Pause() error {
+	switch m.State {
+	case Running, Baking, AwaitingPromotion:
+		m.PausedFrom, m.State = m.State, Paused
+		return nil
+	}
+	return fmt.Errorf("pause: the rollout is %s", m.State)
+}
+
+// Resume continues a paused rollout.
+func (m *Machine) Resume() error {
+	if m.State != Paused {
+		return fmt.Errorf("resume: the rollout is %s, not paused", m.State)
+	}
+	m.State = m.PausedFrom
+	return nil
+}
+
+// Abort ends the rollout; no job starts after it.
+func (m *Machine) Abort() error {
+	switch m.State {
+	case Completed, Aborted:
+		return fmt.Errorf("abort: the rollout is %s", m.State)
+	}
+	m.State = Aborted
+	return nil
+}

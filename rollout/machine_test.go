@@ -1,0 +1,187 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/policy"
+)
+
+func strategy(promote string) *StrategySpec {
+	return &StrategySpec{Rings: []Ring{
+		{Name: "staging", HostGroup: "staging", MaxConcurrency: Amount{N: 100, Percent: true}, ErrorThreshold: Amount{N: 0}, Bake: 0},
+		{Name: "prod", Share: Amount{N: 100, Percent: true}, MaxConcurrency: Amount{N: 3}, ErrorThreshold: Amount{N: 20, Percent: true}, Bake: 0},
+	}, Reboot: "if-required", Promote: promote, JobTimeout: 0}
+}
+
+func hosts(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("h%02d", i))
+	}
+	return out
+}
+
+func staging(h string) []string {
+	if h == "h00" || h == "h01" {
+		return []string{"staging"}
+	}
+	return nil
+}
+
+func always(string) bool { return true }
+
+func TestStagingFirstThenProd(t *testing.T) {
+	s := strategy("automatic")
+	s.Rings[0].Bake = policy.Duration(30 * time.Minute)
+	m := NewMachine(s, hosts(10), staging)
+	now := time.Date(2026, 11, 10, 21, 0, 0, 0, time.UTC)
+	first := m.Step(now, always)
+	if len(first) != 2 || first[0].Host != "h00" || first[1].Host != "h01" {
+		t.Fatalf("staging first: %+v", first)
+	}
+	if more := m.Step(now, always); len(more) != 0 {
+		t.Fatalf("started twice: %+v", more)
+	}
+	m.Report("h00", 1, Succeeded)
+	m.Report("h01", 1, NoChange)
+	if got := m.Step(now, always); len(got) != 0 || m.State != Baking {
+		t.Fatalf("after staging: %s %+v", m.State, got)
+	}
+	if got := m.Step(now.Add(29*time.Minute), always); len(got) != 0 || m.State != Baking {
+		t.Fatalf("still baking: %s", m.State)
+	}
+	prod := m.Step(now.Add(30*time.Minute), always)
+	if m.State != Running || m.Ring != 1 || len(prod) != 3 {
+		t.Fatalf("prod after the bake: %s ring %d, %d jobs", m.State, m.Ring, len(prod))
+	}
+}
+
+func TestManualPromotion(t *testing.T) {
+	m := NewMachine(strategy("manual"), hosts(4), staging)
+	now := time.Now()
+	for _, j := range m.Step(now, always) {
+		m.Report(j.Host, j.Attempt, Succeeded)
+	}
+	m.Step(now, always)
+	if m.State != AwaitingPromotion {
+		t.Fatalf("state %s", m.State)
+	}
+	if err := m.Promote(); err != nil || m.State != Running || m.Ring != 1 {
+		t.Fatalf("promote: %v %s", err, m.State)
+	}
+	if err := m.Promote(); err == nil {
+		t.Error("promoted twice")
+	}
+}
+
+// TestStaleReportsAndTimeouts: a completion for another attempt, an
+// unknown host or a settled job is refused; a host silent past the job
+// timeout counts as failed; hosts without an agent are reported, not
+// counted as errors.
+func TestStaleReportsAndTimeouts(t *testing.T) {
+	s := strategy("automatic")
+	s.JobTimeout = policy.Duration(10 * time.Minute)
+	m := NewMachine(s, hosts(6), staging)
+	now := time.Now()
+	jobs := m.Step(now, always)
+	for _, tc := range []struct {
+		host    string
+		attempt int
+	}{{"h00", 2}, {"h09", 1}, {"h05", 1}} {
+		if err := m.Report(tc.host, tc.attempt, Succeeded); !errors.Is(err, ErrStale) {
+			t.Errorf("%s attempt %d: %v", tc.host, tc.attempt, err)
+		}
+	}
+	m.Report(jobs[0].Host, 1, Succeeded)
+	if err := m.Report(jobs[0].Host, 1, Failed); !errors.Is(err, ErrStale) {
+		t.Errorf("a second report: %v", err)
+	}
+	// h01 says nothing: after the timeout it failed, and staging tolerates
+	// no error.
+	m.Step(now.Add(10*time.Minute), always)
+	if m.State != Halted || m.ring(0)[1].Outcome != TimedOut {
+		t.Fatalf("after the timeout: %s %+v", m.State, m.ring(0)[1])
+	}
+	// No agent: reported, not an error.
+	m2 := NewMachine(strategy("automatic"), hosts(6), staging)
+	noAgent := func(h string) bool { return h != "h01" }
+	for _, j := range m2.Step(now, noAgent) {
+		m2.Report(j.Host, j.Attempt, Succeeded)
+	}
+	m2.Step(now, noAgent)
+	if m2.State != Running || m2.Ring != 1 || m2.ring(0)[1].Outcome != NoAgent {
+		t.Errorf("a host without an agent: %s ring %d %+v", m2.State, m2.Ring, m2.ring(0)[1])
+	}
+}
+
+// TestErrorsNeverPassThresholdPlusInFlight runs 500 random rollouts
+// (outcomes, report order) and checks the invariants at every step: no
+// host gets two attempts, rings run in order, and the errors of a ring
+// never pass its threshold by more than the ring's concurrency.
+func TestErrorsNeverPassThresholdPlusInFlight(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	outcomes := []Outcome{Succeeded, SucceededReboot, NoChange, Skipped, Failed, RolledBack}
+	for run := range 500 {
+		s := strategy("automatic")
+		s.Rings[1].MaxConcurrency = Amount{N: 1 + r.IntN(5)}
+		s.Rings[1].ErrorThreshold = Amount{N: r.IntN(40), Percent: true}
+		s.Rings[0].ErrorThreshold = Amount{N: r.IntN(2)}
+		m := NewMachine(s, hosts(5+r.IntN(30)), staging)
+		now := time.Now()
+		dispatched := map[string]bool{}
+		var inFlight []*HostJob
+		for step := 0; step < 1000 && (m.State == Running || m.State == Baking); step++ {
+			for _, j := range m.Step(now, always) {
+				if dispatched[j.Host] {
+					t.Fatalf("run %d: %s dispatched twice", run, j.Host)
+				}
+				if j.Ring != m.Ring {
+					t.Fatalf("run %d: a ring %d job while ring %d runs", run, j.Ring, m.Ring)
+				}
+				dispatched[j.Host] = true
+				inFlight = append(inFlight, j)
+			}
+			if len(inFlight) > 0 {
+				i := r.IntN(len(inFlight))
+				j := inFlight[i]
+				inFlight = append(inFlight[:i], inFlight[i+1:]...)
+				if err := m.Report(j.Host, j.Attempt, outcomes[r.IntN(len(outcomes))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, errs, _, total := m.counts()
+			if limit := m.Threshold() + s.Rings[m.Ring].MaxConcurrency.Of(total); errs > limit {
+				t.Fatalf("run %d: %d errors in ring %d, threshold %d + concurrency", run, errs, m.Ring, m.Threshold())
+			}
+			now = now.Add(time.Minute)
+		}
+		if m.State != Completed && m.State != Halted {
+			t.Fatalf("run %d: ended %s", run, m.State)
+		}
+		if m.State == Completed && len(dispatched) != len(m.Jobs) {
+			t.Fatalf("run %d: completed with %d of %d hosts", run, len(dispatched), len(m.Jobs))
+		}
+	}
+}
+
+func TestPauseResumeAbort(t *testing.T) {
+	m := NewMachine(strategy("automatic"), hosts(6), staging)
+	now := time.Now()
+	m.Step(now, always)
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Step(now, always); got != nil {
+		t.Errorf("a paused rollout started jobs: %+v", got)
+	}
+	if err := m.Resume(); err != nil || m.State != Running {
+		t.Fatalf("resume: %v %s", err, m.State)
+	}
+	if err := m.Abort(); err != nil || m.Step(now, always) != nil || m.Abort() == nil {
+		t.Errorf("abort: %v %s", err, m.State)
+	}
+}
