@@ -277,10 +277,6 @@ func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Tri
 		for _, id := range part {
 			a, ok := assets[id]
 			fs := open[id]
-			if scope.Evidence != nil {
-				// Only the findings the evidence is about can change.
-				fs = slices.DeleteFunc(fs, func(f Finding) bool { _, ok := scope.Evidence[f.Vulnerability]; return !ok })
-			}
 			if !ok || len(fs) == 0 {
 				continue
 			}

@@ -28,6 +28,15 @@ const (
 // Types lists every type in a stable order.
 var Types = []Type{Security, BugFix, Feature, Compatibility, Performance, Regulatory, Localization}
 
+// TypeNames lists the types, comma-separated, for messages.
+func TypeNames() string {
+	ss := make([]string, len(Types))
+	for i, t := range Types {
+		ss[i] = string(t)
+	}
+	return strings.Join(ss, ", ")
+}
+
 // Facts are what is known about an available update.
 type Facts struct {
 	Package string // binary package name

@@ -270,16 +270,6 @@ func ParseFiles(files []File) ([]*Document, error) {
 	return docs, nil
 }
 
-// ReadPaths parses every document of the files and directories named
-// (see CollectFiles).
-func ReadPaths(paths []string, stdin io.Reader) ([]*Document, error) {
-	files, err := CollectFiles(paths, stdin)
-	if err != nil {
-		return nil, err
-	}
-	return ParseFiles(files)
-}
-
 // ParseFile parses a YAML file, or a VEX document (JSON) into Exceptions.
 func ParseFile(name string, data []byte) ([]*Document, error) {
 	if filepath.Ext(name) == ".json" || IsVEX(data) {

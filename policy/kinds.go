@@ -240,7 +240,7 @@ func (s *PolicySpec) Check(c *Checker) {
 	for i, r := range s.Classification {
 		at := fmt.Sprintf("spec.classification[%d]", i)
 		if !slices.Contains(patch.Types, r.Type) {
-			c.errorf(at+".type", "%q: want one of %s", r.Type, typeNames())
+			c.errorf(at+".type", "%q: want one of %s", r.Type, patch.TypeNames())
 		}
 		if len(r.Packages) == 0 {
 			c.errorf(at+".packages", "empty: name at least one package pattern")
@@ -251,14 +251,6 @@ func (s *PolicySpec) Check(c *Checker) {
 			}
 		}
 	}
-}
-
-func typeNames() string {
-	ss := make([]string, len(patch.Types))
-	for i, t := range patch.Types {
-		ss[i] = string(t)
-	}
-	return strings.Join(ss, ", ")
 }
 
 func (cd Condition) check(c *checker, at string) {

@@ -18,7 +18,11 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 func exampleDocs(t *testing.T) []*Document {
 	t.Helper()
-	docs, err := ReadPaths([]string{"../docs/policy-example"}, nil)
+	files, err := CollectFiles([]string{"../docs/policy-example"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := ParseFiles(files)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,7 +199,7 @@ func (s *ApprovalRuleSpec) Check(c *policy.Checker) {
 	}
 	for i, t := range s.Types {
 		if !slices.Contains(patch.Types, t) {
-			c.Errorf(fmt.Sprintf("spec.types[%d]", i), "%q: want one of %s", t, typeNames())
+			c.Errorf(fmt.Sprintf("spec.types[%d]", i), "%q: want one of %s", t, patch.TypeNames())
 		}
 	}
 	for i, p := range s.Exclude {
@@ -219,14 +219,6 @@ func (s *ApprovalRuleSpec) Check(c *policy.Checker) {
 	default:
 		c.Errorf("spec.approve", "%q: want automatic or manual", s.Approve)
 	}
-}
-
-func typeNames() string {
-	ss := make([]string, len(patch.Types))
-	for i, t := range patch.Types {
-		ss[i] = string(t)
-	}
-	return strings.Join(ss, ", ")
 }
 
 // References are the rule's host groups.

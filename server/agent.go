@@ -169,7 +169,7 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 	// Labels the agent reports are part of the host's context: when they
 	// change, so may its priorities (a new inventory was decided with
 	// them already).
-	if !invChanged {
+	if factsChanged && !invChanged {
 		before, after := h.EffectiveLabels(), (fleet.Host{Labels: h.Labels, Facts: rep.Facts}).EffectiveLabels()
 		if !maps.Equal(before, after) {
 			if _, err := s.Reprioritize(ctx, fleet.Scope{HostIDs: []string{hostID}},

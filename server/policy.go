@@ -524,19 +524,19 @@ func (s *Server) withReasons(ctx context.Context, rows []fleet.FindingRow) error
 	if err != nil {
 		return err
 	}
-	contexts := map[string]policy.Context{}
+	deciders := map[string]*policy.Decider{}
 	now := s.cfg.Now()
 	for i := range rows {
 		f := &rows[i].Finding
 		if !f.RemediatedAt.IsZero() {
 			continue
 		}
-		c, ok := contexts[f.HostID]
+		d, ok := deciders[f.HostID]
 		if !ok {
-			c = set.Context(assetOf(assets[f.HostID]))
-			contexts[f.HostID] = c
+			d = set.Decider(set.Context(assetOf(assets[f.HostID])))
+			deciders[f.HostID] = d
 		}
-		f.Reasons = set.Decide(inputsOf(*f), c, now).Reasons
+		f.Reasons = d.Decide(inputsOf(*f), now).Reasons
 	}
 	return nil
 }
