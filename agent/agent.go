@@ -51,6 +51,8 @@ type Credential struct {
 	MachineID  string    `json:"machine_id"`
 	EnrolledAt time.Time `json:"enrolled_at"`
 	CloneOf    string    `json:"clone_of,omitempty"`
+	// JobKey is the server's job-signing public key (base64).
+	JobKey string `json:"job_key,omitempty"`
 }
 
 // acked is what the server last acknowledged.
@@ -166,7 +168,7 @@ func (a *Agent) Enroll(ctx context.Context) (*Credential, error) {
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	c := &Credential{Server: a.Client.Base, HostID: resp.HostID, Secret: resp.Credential, MachineID: snap.Facts.MachineID,
-		EnrolledAt: a.now().UTC(), CloneOf: resp.CloneOf}
+		EnrolledAt: a.now().UTC(), CloneOf: resp.CloneOf, JobKey: resp.JobKey}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	if err := writeFileAtomic(a.credPath(), b, 0o600); err != nil {
 		return nil, fmt.Errorf("keep credential: %w", err)

@@ -9,7 +9,9 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/policy"
+	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/scan"
 )
 
@@ -39,6 +41,7 @@ const (
 	CodeMachineMismatch   = "machine_mismatch"   // a credential used by another machine
 	CodeInvalidPolicy     = "invalid_policy"     // see problems
 	CodeConflict          = "conflict"
+	CodeStale             = "stale" // a job report of an attempt that is not the current one
 	CodeInternal          = "internal"
 	CodeUnavailable       = "unavailable"
 )
@@ -55,6 +58,9 @@ type EnrollResponse struct {
 	// CloneOf names another host with the same machine-id: this host is
 	// flagged as a clone.
 	CloneOf string `json:"clone_of,omitempty"`
+	// JobKey is the server's Ed25519 public key (base64): the agent runs
+	// only jobs it signed.
+	JobKey string `json:"job_key"`
 }
 
 // Report is what an agent sends at a check-in. Inventory and Updates are
@@ -216,4 +222,27 @@ type ServiceInventoryResponse struct {
 // Whoami describes the calling credential.
 type Whoami struct {
 	Token auth.Token `json:"token"`
+}
+
+// PlanStatus is a plan, its rollout once started, the rollout's progress
+// per ring and, when asked for, every host's job.
+type PlanStatus struct {
+	Plan    *rollout.Plan        `json:"plan"`
+	Rollout *rollout.Machine     `json:"rollout,omitempty"`
+	Rings   []RingStatus         `json:"rings,omitempty"`
+	Hosts   []rollout.HostStatus `json:"hosts,omitempty"`
+}
+
+// RingStatus counts a ring's jobs.
+type RingStatus struct {
+	Name     string                  `json:"name"`
+	Hosts    int                     `json:"hosts"`
+	Pending  int                     `json:"pending"`
+	InFlight int                     `json:"in_flight"`
+	Outcomes map[rollout.Outcome]int `json:"outcomes"`
+}
+
+// JobsResponse is the answer to an agent's poll for jobs.
+type JobsResponse struct {
+	Jobs []job.Signed `json:"jobs"`
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"github.com/patchbay/patchbay/agent"
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/job"
+	"github.com/patchbay/patchbay/pkgmgr"
 )
 
 // parseLabels parses k=v pairs.
@@ -35,7 +38,9 @@ func newAgentCmd(e *env) *cobra.Command {
 		serverURL, enrollToken, root, stateDir, ca, pin, logLevel string
 		labels, paths                                             []string
 		interval                                                  time.Duration
-		once, noPM, refresh                                       bool
+		once, noPM, refresh, noJobs, allowCommands                bool
+		jobWait                                                   time.Duration
+		rebootCmd                                                 []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --server URL --enroll-token T",
@@ -48,7 +53,17 @@ it backs off with jitter and keeps its reports on disk; they are sent,
 oldest first, when the server is back — after a restart too.
 
 --root DIR reports a chroot instead of this machine: one machine can run
-several agents, each with its own --root and state dir.`,
+several agents, each with its own --root and state dir.
+
+Beside the check-ins the agent long-polls the server for rollout jobs and
+runs them: only jobs the server signed (its key comes with the enrollment)
+for this host, each (job id, attempt) once — the journal in the state dir
+remembers them across restarts. A job installs exact package versions
+through the package manager (apt, dnf, apk), runs the strategy's health
+checks (HTTP, TCP, systemd; commands only with --allow-check-commands),
+rolls back to the previous versions when a post-check fails, and reboots
+per the strategy's policy, only inside the maintenance window and only for
+root /.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if serverURL == "" {
 				return fmt.Errorf("--server: give the server's URL (or set PATCHBAY_SERVER)")
@@ -86,7 +101,30 @@ several agents, each with its own --root and state dir.`,
 					resp.HostID, resp.Inventory, resp.Updates, resp.Open, resp.Opened, resp.Closed)
 				return nil
 			}
-			return a.Run(cmd.Context())
+			if noJobs {
+				return a.Run(cmd.Context())
+			}
+			r := &pkgmgr.Runner{Root: root}
+			drv, err := agent.DriverFor(r)
+			if err != nil {
+				return fmt.Errorf("%w (or run with --no-jobs)", err)
+			}
+			journal, err := job.OpenJournal(filepath.Join(stateDir, "jobs", "journal.json"))
+			if err != nil {
+				return err
+			}
+			x := &agent.Executor{Driver: drv, Runner: r, Reboot: &pkgmgr.Reboot{R: r}, Journal: journal, ResultDir: filepath.Join(stateDir, "jobs", "results"),
+				AllowCommands: allowCommands, RebootCommand: rebootCmd, Log: log}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { errc <- a.RunJobs(ctx, x, jobWait) }()
+			err = a.Run(ctx)
+			cancel()
+			if jerr := <-errc; err == nil {
+				err = jerr
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -103,5 +141,9 @@ several agents, each with its own --root and state dir.`,
 	f.BoolVar(&noPM, "no-package-manager", false, "do not ask the package manager for updates")
 	f.BoolVar(&refresh, "refresh", false, "update the package manager's index first (apt-get update)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&noJobs, "no-jobs", false, "do not poll for or run rollout jobs (inventory only)")
+	f.DurationVar(&jobWait, "job-wait", 30*time.Second, "long-poll wait for jobs (at most 60s)")
+	f.BoolVar(&allowCommands, "allow-check-commands", false, "let health checks of rollout strategies run commands on this host")
+	f.StringSliceVar(&rebootCmd, "reboot-command", []string{"systemctl", "reboot"}, "command that reboots the host when the reboot policy asks (root / only)")
 	return cmd
 }

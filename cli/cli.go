@@ -84,6 +84,7 @@ func newRoot(e *env) *cobra.Command {
 		newServerCmd(e), newAgentCmd(e), newQuickstartCmd(e), newDevCmd(e))
 	root.AddCommand(newClientCmds(e)...)
 	root.AddCommand(newPolicyCmds(e)...)
+	root.AddCommand(newRolloutCmds(e)...)
 	return root
 }
 

@@ -11,6 +11,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,6 +41,10 @@ type serverOpts struct {
 	replicaID       string
 	logLevel        string
 	debugListen     string
+	webhooks        []string
+	stepInterval    time.Duration
+	notifyBackoff   time.Duration
+	agentStale      time.Duration
 }
 
 func (o *serverOpts) flags(cmd *cobra.Command) {
@@ -61,6 +67,10 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.replicaID, "replica-id", "", "this process's name in the leader lease (default host:pid)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
+	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions (repeatable)")
+	f.DurationVar(&o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
+	f.DurationVar(&o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
+	f.DurationVar(&o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
 }
 
 // running is a started server.
@@ -109,9 +119,24 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		}
 		fs.Ecosystems = ecos
 	}
+	var hooks []server.Webhook
+	for _, w := range o.webhooks {
+		h, err := server.ParseWebhook(w)
+		if err != nil {
+			return fail(fmt.Errorf("--webhook: %w", err))
+		}
+		hooks = append(hooks, h)
+	}
+	now := time.Now
+	if path := os.Getenv("PATCHBAY_TEST_CLOCK"); path != "" {
+		// Tests drive time with a file holding an RFC 3339 time.
+		now = fileClock(path)
+		log.Warn("the server's clock is read from a file (PATCHBAY_TEST_CLOCK): for tests only", "file", path)
+	}
 	srv, err := server.New(server.Config{DB: db, Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
-		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody})
+		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody,
+		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})
 	if err != nil {
 		return fail(err)
 	}
@@ -278,4 +303,26 @@ or a self-signed certificate whose fingerprint agents pin with --pin.`,
 	}
 	o.flags(cmd)
 	return cmd
+}
+
+// fileClock is a clock read from a file holding an RFC 3339 time (for
+// tests that drive time across processes); an unreadable file reads as
+// the last good time.
+func fileClock(path string) func() time.Time {
+	var mu sync.Mutex
+	last := time.Now()
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return last
+		}
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
+		if err != nil {
+			return last
+		}
+		last = t
+		return t
+	}
 }

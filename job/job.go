@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patchbay/patchbay/pkgmgr"
 	"github.com/patchbay/patchbay/rollout"
 )
 
@@ -46,6 +47,49 @@ type Manifest struct {
 	IssuedAt        time.Time     `json:"issued_at"`
 	// NotAfter: an agent does not start the job later (the window closes).
 	NotAfter time.Time `json:"not_after"`
+	// RebootBefore is the end of the maintenance window: a reboot the
+	// policy asks for happens only before it (zero: outside any window,
+	// the reboot is left to the next window and reported as required).
+	RebootBefore time.Time `json:"reboot_before,omitzero"`
+}
+
+// ID names the job of a host in a rollout.
+func ID(rollout, host string) string { return rollout + "/" + host }
+
+// Result is what an agent reports of a job: the outcome, the versions
+// before and after, every command with its exit status and limited
+// output, the checks and the timings.
+type Result struct {
+	JobID   string          `json:"job_id"`
+	Attempt int             `json:"attempt"`
+	Outcome rollout.Outcome `json:"outcome"`
+	// Reason says why a job failed, was skipped or refused.
+	Reason string `json:"reason,omitempty"`
+	// Refused is set when the agent did not run the job at all (bad
+	// signature, another host, expired, already run).
+	Refused  bool             `json:"refused,omitempty"`
+	Before   []Package        `json:"before,omitempty"`
+	After    []Package        `json:"after,omitempty"`
+	Changes  []pkgmgr.Change  `json:"changes,omitempty"`
+	Skipped  []pkgmgr.Skip    `json:"skipped,omitempty"`
+	Commands []pkgmgr.Command `json:"commands,omitempty"`
+	Checks   []CheckResult    `json:"checks,omitempty"`
+	// Reboot is "" (none needed), "required" (needed, not done) or
+	// "scheduled".
+	Reboot    string    `json:"reboot,omitempty"`
+	Restarted []string  `json:"restarted,omitempty"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
+}
+
+// CheckResult is one health check's outcome in a phase (pre, post,
+// post-rollback).
+type CheckResult struct {
+	Phase    string              `json:"phase"`
+	Check    rollout.HealthCheck `json:"check"`
+	OK       bool                `json:"ok"`
+	Detail   string              `json:"detail,omitempty"`
+	Duration time.Duration       `json:"duration_ns"`
 }
 
 // Signed is a manifest as sent: its exact bytes and their signature.

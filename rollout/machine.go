@@ -106,6 +106,14 @@ func (m *Machine) Threshold() int {
 	return m.Strategy.Rings[m.Ring].ErrorThreshold.Of(len(m.ring(m.Ring)))
 }
 
+// Gate says which hosts may start a job now: Active, whether the host has
+// an active agent (else it is settled as no_agent); Open, whether its
+// maintenance window lets a job start (else it waits). Nil allows all.
+type Gate struct {
+	Active func(host string) bool
+	Open   func(host string) bool
+}
+
 // Step advances the rollout at now: jobs past the strategy's job timeout
 // time out; hosts without an active agent are settled as no_agent; a ring
 // whose errors pass its threshold halts; a finished ring bakes, then is
@@ -113,7 +121,7 @@ func (m *Machine) Threshold() int {
 // started up to the ring's concurrency — none once the errors pass the
 // threshold, so they never pass it by more than the jobs that were in
 // flight. It returns the jobs to dispatch (their attempt set).
-func (m *Machine) Step(now time.Time, active func(host string) bool) []*HostJob {
+func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 	if m.State == Baking && !now.Before(m.BakeUntil) {
 		if m.Strategy.Promote == "automatic" {
 			m.next()
@@ -124,7 +132,7 @@ func (m *Machine) Step(now time.Time, active func(host string) bool) []*HostJob 
 	if m.State != Running {
 		return nil
 	}
-	timeout := time.Duration(m.Strategy.JobTimeout)
+	timeout := m.Strategy.Timeout()
 	for _, j := range m.ring(m.Ring) {
 		if j.Outcome == "" && j.Attempt > 0 && timeout > 0 && now.Sub(j.Started) >= timeout {
 			j.Outcome = TimedOut
@@ -137,7 +145,7 @@ func (m *Machine) Step(now time.Time, active func(host string) bool) []*HostJob 
 	}
 	if done == total {
 		m.State, m.BakeUntil = Baking, now.Add(time.Duration(m.Strategy.Rings[m.Ring].Bake))
-		return m.Step(now, active) // a zero bake promotes at once
+		return m.Step(now, g) // a zero bake promotes at once
 	}
 	room := m.Strategy.Rings[m.Ring].MaxConcurrency.Of(total) - inFlight
 	var out []*HostJob
@@ -148,9 +156,12 @@ func (m *Machine) Step(now time.Time, active func(host string) bool) []*HostJob 
 		if j.Attempt > 0 || j.Outcome != "" {
 			continue
 		}
-		if !active(j.Host) {
+		if g.Active != nil && !g.Active(j.Host) {
 			j.Outcome = NoAgent
 			continue
+		}
+		if g.Open != nil && !g.Open(j.Host) {
+			continue // its window is closed: it waits
 		}
 		j.Attempt, j.Started = 1, now
 		out = append(out, j)
@@ -158,7 +169,7 @@ func (m *Machine) Step(now time.Time, active func(host string) bool) []*HostJob 
 	}
 	if len(out) == 0 {
 		if _, _, done, total := m.counts(); done == total {
-			return m.Step(now, active)
+			return m.Step(now, g)
 		}
 	}
 	return out

@@ -39,22 +39,22 @@ func TestStagingFirstThenProd(t *testing.T) {
 	s.Rings[0].Bake = policy.Duration(30 * time.Minute)
 	m := NewMachine(s, hosts(10), staging)
 	now := time.Date(2026, 11, 10, 21, 0, 0, 0, time.UTC)
-	first := m.Step(now, always)
+	first := m.Step(now, Gate{Active: always})
 	if len(first) != 2 || first[0].Host != "h00" || first[1].Host != "h01" {
 		t.Fatalf("staging first: %+v", first)
 	}
-	if more := m.Step(now, always); len(more) != 0 {
+	if more := m.Step(now, Gate{Active: always}); len(more) != 0 {
 		t.Fatalf("started twice: %+v", more)
 	}
 	m.Report("h00", 1, Succeeded)
 	m.Report("h01", 1, NoChange)
-	if got := m.Step(now, always); len(got) != 0 || m.State != Baking {
+	if got := m.Step(now, Gate{Active: always}); len(got) != 0 || m.State != Baking {
 		t.Fatalf("after staging: %s %+v", m.State, got)
 	}
-	if got := m.Step(now.Add(29*time.Minute), always); len(got) != 0 || m.State != Baking {
+	if got := m.Step(now.Add(29*time.Minute), Gate{Active: always}); len(got) != 0 || m.State != Baking {
 		t.Fatalf("still baking: %s", m.State)
 	}
-	prod := m.Step(now.Add(30*time.Minute), always)
+	prod := m.Step(now.Add(30*time.Minute), Gate{Active: always})
 	if m.State != Running || m.Ring != 1 || len(prod) != 3 {
 		t.Fatalf("prod after the bake: %s ring %d, %d jobs", m.State, m.Ring, len(prod))
 	}
@@ -63,10 +63,10 @@ func TestStagingFirstThenProd(t *testing.T) {
 func TestManualPromotion(t *testing.T) {
 	m := NewMachine(strategy("manual"), hosts(4), staging)
 	now := time.Now()
-	for _, j := range m.Step(now, always) {
+	for _, j := range m.Step(now, Gate{Active: always}) {
 		m.Report(j.Host, j.Attempt, Succeeded)
 	}
-	m.Step(now, always)
+	m.Step(now, Gate{Active: always})
 	if m.State != AwaitingPromotion {
 		t.Fatalf("state %s", m.State)
 	}
@@ -87,7 +87,7 @@ func TestStaleReportsAndTimeouts(t *testing.T) {
 	s.JobTimeout = policy.Duration(10 * time.Minute)
 	m := NewMachine(s, hosts(6), staging)
 	now := time.Now()
-	jobs := m.Step(now, always)
+	jobs := m.Step(now, Gate{Active: always})
 	for _, tc := range []struct {
 		host    string
 		attempt int
@@ -102,17 +102,17 @@ func TestStaleReportsAndTimeouts(t *testing.T) {
 	}
 	// h01 says nothing: after the timeout it failed, and staging tolerates
 	// no error.
-	m.Step(now.Add(10*time.Minute), always)
+	m.Step(now.Add(10*time.Minute), Gate{Active: always})
 	if m.State != Halted || m.ring(0)[1].Outcome != TimedOut {
 		t.Fatalf("after the timeout: %s %+v", m.State, m.ring(0)[1])
 	}
 	// No agent: reported, not an error.
 	m2 := NewMachine(strategy("automatic"), hosts(6), staging)
 	noAgent := func(h string) bool { return h != "h01" }
-	for _, j := range m2.Step(now, noAgent) {
+	for _, j := range m2.Step(now, Gate{Active: noAgent}) {
 		m2.Report(j.Host, j.Attempt, Succeeded)
 	}
-	m2.Step(now, noAgent)
+	m2.Step(now, Gate{Active: noAgent})
 	if m2.State != Running || m2.Ring != 1 || m2.ring(0)[1].Outcome != NoAgent {
 		t.Errorf("a host without an agent: %s ring %d %+v", m2.State, m2.Ring, m2.ring(0)[1])
 	}
@@ -135,7 +135,7 @@ func TestErrorsNeverPassThresholdPlusInFlight(t *testing.T) {
 		dispatched := map[string]bool{}
 		var inFlight []*HostJob
 		for step := 0; step < 1000 && (m.State == Running || m.State == Baking); step++ {
-			for _, j := range m.Step(now, always) {
+			for _, j := range m.Step(now, Gate{Active: always}) {
 				if dispatched[j.Host] {
 					t.Fatalf("run %d: %s dispatched twice", run, j.Host)
 				}
@@ -171,17 +171,17 @@ func TestErrorsNeverPassThresholdPlusInFlight(t *testing.T) {
 func TestPauseResumeAbort(t *testing.T) {
 	m := NewMachine(strategy("automatic"), hosts(6), staging)
 	now := time.Now()
-	m.Step(now, always)
+	m.Step(now, Gate{Active: always})
 	if err := m.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Step(now, always); got != nil {
+	if got := m.Step(now, Gate{Active: always}); got != nil {
 		t.Errorf("a paused rollout started jobs: %+v", got)
 	}
 	if err := m.Resume(); err != nil || m.State != Running {
 		t.Fatalf("resume: %v %s", err, m.State)
 	}
-	if err := m.Abort(); err != nil || m.Step(now, always) != nil || m.Abort() == nil {
+	if err := m.Abort(); err != nil || m.Step(now, Gate{Active: always}) != nil || m.Abort() == nil {
 		t.Errorf("abort: %v %s", err, m.State)
 	}
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -64,7 +66,12 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 		s.log.Warn("host enrolled with the machine-id of another host: flagged as a clone", "host", id, "hostname", h.Hostname, "clone_of", cloneOf)
 	}
 	s.metrics.enrollments.Inc()
-	return writeJSON(w, http.StatusCreated, api.EnrollResponse{HostID: id, Credential: cred, CloneOf: cloneOf})
+	key, err := s.JobKey(ctx)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, api.EnrollResponse{HostID: id, Credential: cred, CloneOf: cloneOf,
+		JobKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))})
 }
 
 // fieldOf takes the field path a validation message starts with.
@@ -145,6 +152,13 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	if updChanged {
 		if err := s.db.Fleet.SetUpdates(ctx, hostID, rep.UpdatesHash, *rep.Updates); err != nil {
+			return err
+		}
+		seen := make([][2]string, 0, len(*rep.Updates))
+		for _, u := range *rep.Updates {
+			seen = append(seen, [2]string{u.Name, u.Candidate})
+		}
+		if err := s.db.Rollouts.SeeUpdates(ctx, rep.Facts.Ecosystem, seen, at); err != nil {
 			return err
 		}
 		resp.Updates, kind = "stored", "updates"

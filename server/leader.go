@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/leader"
 	"github.com/patchbay/patchbay/match"
+	"github.com/patchbay/patchbay/store"
 )
 
 // LeaseName is the lease of the work one replica runs for all.
@@ -59,6 +60,14 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	if _, err := s.JobKey(ctx); err != nil {
+		return fmt.Errorf("job-signing key: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runJobHub(ctx)
+	}()
 	el := &leader.Elector{Store: s.db.Leases, Name: LeaseName, ID: s.cfg.ReplicaID, TTL: s.cfg.LeaseTTL, Interval: s.cfg.ElectEvery, Now: s.cfg.Now}
 	s.readyMu.Do(func() { close(s.ready) })
 	err := el.Run(ctx, s.log, s.lead)
@@ -94,6 +103,9 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	defer cpT.Stop()
 	reconcileT := time.NewTicker(s.cfg.ReconcileEvery)
 	defer reconcileT.Stop()
+	stepT := time.NewTicker(s.cfg.StepEvery)
+	defer stepT.Stop()
+	rfence := store.RolloutFence{Lease: LeaseName, Term: term}
 	if s.feedSource().enabled() {
 		s.refreshLogged(ctx, fence)
 	} else {
@@ -102,6 +114,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	}
 	s.reconcileLogged(ctx)
 	s.checkpointLogged(ctx)
+	s.stepLogged(ctx, rfence)
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,7 +128,20 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			s.reconcileLogged(ctx)
 		case <-cpT.C:
 			s.checkpointLogged(ctx)
+		case <-stepT.C:
+			s.stepLogged(ctx, rfence)
+			if err := s.DeliverNotifications(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("notifications", "err", err)
+			}
+		case <-s.stepNow:
+			s.stepLogged(ctx, rfence)
 		}
+	}
+}
+
+func (s *Server) stepLogged(ctx context.Context, fence store.RolloutFence) {
+	if err := s.StepRollouts(ctx, fence); err != nil && ctx.Err() == nil {
+		s.log.Warn("rollout step", "err", err)
 	}
 }
 

@@ -23,6 +23,8 @@ type metrics struct {
 	rematchSeconds prometheus.Histogram
 	checkpoints    prometheus.Counter
 	leader         prometheus.Gauge
+	stepSeconds    prometheus.Histogram
+	jobResults     *prometheus.CounterVec
 	handler        http.Handler
 }
 
@@ -44,8 +46,12 @@ func newMetrics(db *store.DB) *metrics {
 			Help: "Time of an incremental rematch after a feed change.", Buckets: prometheus.DefBuckets}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "patchbay_audit_checkpoints_total", Help: "Signed audit checkpoints exported."}),
 		leader:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "patchbay_leader", Help: "1 while this replica holds the scheduler lease."}),
+		stepSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "patchbay_rollout_step_duration_seconds",
+			Help: "Time of a rollout scheduler step that changed something.", Buckets: prometheus.DefBuckets}),
+		jobResults: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "patchbay_job_results_total",
+			Help: "Job results reported by agents, by outcome."}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.checkins, m.enrollments, m.ingestRows, m.ingestSeconds, m.rematchSeconds, m.checkpoints, m.leader,
+	reg.MustRegister(m.requests, m.duration, m.checkins, m.enrollments, m.ingestRows, m.ingestSeconds, m.rematchSeconds, m.checkpoints, m.leader, m.stepSeconds, m.jobResults,
 		collectors.NewDBStatsCollector(db.SQL(), db.Backend),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})

@@ -17,7 +17,7 @@ import (
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
-	_ "github.com/patchbay/patchbay/rollout" // registers MaintenanceWindow, ApprovalRule, RolloutStrategy
+	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/scan"
 )
 
@@ -151,6 +151,12 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 			continue
 		} else if err != nil {
 			return err
+		}
+		for _, d := range ds {
+			if d.Kind == rollout.KindPatchPlan {
+				problems = append(problems, &policy.FieldError{Pos: policy.Pos{File: f.Name}, Path: "kind",
+					Message: "PatchPlan/" + d.Metadata.Name + " is not policy: create the plan with `patchbay plan create -f " + f.Name + "`"})
+			}
 		}
 		docs = append(docs, ds...)
 	}

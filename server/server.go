@@ -58,7 +58,19 @@ type Config struct {
 	// TouchEvery is how often check-in times of unchanged hosts are
 	// written, in one transaction.
 	TouchEvery time.Duration
-	Now        func() time.Time
+	// StepEvery is how often the leader advances the active rollouts
+	// (and at once when one is started, controlled or a job reported to
+	// this replica); PollEvery how often each replica looks for jobs
+	// dispatched by the leader, to wake the agents' long polls.
+	StepEvery, PollEvery time.Duration
+	// Webhooks receive notifications; NotifyBackoff is the first retry's
+	// delay (doubled at each retry).
+	// AgentStale: a host not seen (check-in or job poll) for this long
+	// has no active agent; a rollout reports it as no_agent.
+	AgentStale    time.Duration
+	Webhooks      []Webhook
+	NotifyBackoff time.Duration
+	Now           func() time.Time
 }
 
 // Server serves the API.
@@ -78,6 +90,12 @@ type Server struct {
 	pol     policyCache
 	// fleetWide admits one fleet-wide re-decision at a time.
 	fleetWide chan struct{}
+	jobKeyMu  sync.Mutex
+	jobKey    ed25519.PrivateKey
+	stepNow   chan struct{}
+	jobs      *jobHub
+	// webhookClient sends notifications.
+	webhookClient *http.Client
 }
 
 // Route is one API route and the role it needs.
@@ -149,10 +167,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TouchEvery <= 0 {
 		cfg.TouchEvery = time.Second
 	}
+	if cfg.AgentStale <= 0 {
+		cfg.AgentStale = max(3*cfg.Checkin, 15*time.Minute)
+	}
+	if cfg.StepEvery <= 0 {
+		cfg.StepEvery = time.Second
+	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = 500 * time.Millisecond
+	}
+	if cfg.NotifyBackoff <= 0 {
+		cfg.NotifyBackoff = 30 * time.Second
+	}
 	if cfg.ReplicaID == "" {
 		cfg.ReplicaID = "replica"
 	}
-	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{}), fleetWide: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{}), fleetWide: make(chan struct{}, 1),
+		stepNow: make(chan struct{}, 1), jobs: newJobHub(), webhookClient: &http.Client{Timeout: 15 * time.Second}}
 	s.metrics = newMetrics(cfg.DB)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
@@ -182,6 +213,8 @@ func (s *Server) routeTable() []Route {
 		{"GET", p + "/whoami", auth.Viewer, s.whoami},
 		{"POST", p + "/agent/enroll", needEnrollment, s.enroll},
 		{"POST", p + "/agent/checkin", auth.Agent, s.checkin},
+		{"GET", p + "/agent/jobs", auth.Agent, s.agentJobs},
+		{"POST", p + "/agent/jobs/result", auth.Agent, s.jobResult},
 		{"GET", p + "/hosts", auth.Viewer, s.listHosts},
 		{"GET", p + "/hosts/{id}", auth.Viewer, s.getHost},
 		{"PUT", p + "/hosts/{id}/labels", auth.Operator, s.setLabels},
@@ -192,6 +225,17 @@ func (s *Server) routeTable() []Route {
 		{"GET", p + "/policy", auth.Viewer, s.listPolicy},
 		{"GET", p + "/policy/history", auth.Viewer, s.policyHistory},
 		{"PUT", p + "/services/{name}/inventory", auth.Operator, s.uploadServiceInventory},
+		{"POST", p + "/plans", auth.Operator, s.createPlan},
+		{"GET", p + "/plans", auth.Viewer, s.listPlans},
+		{"GET", p + "/plans/{id}", auth.Viewer, s.getPlan},
+		{"POST", p + "/plans/{id}/approve", auth.Operator, s.approvePlan},
+		{"POST", p + "/plans/{id}/reject", auth.Operator, s.rejectPlan},
+		{"POST", p + "/plans/{id}/start", auth.Operator, s.startRollout},
+		{"POST", p + "/plans/{id}/pause", auth.Operator, s.controlRollout("pause")},
+		{"POST", p + "/plans/{id}/resume", auth.Operator, s.controlRollout("resume")},
+		{"POST", p + "/plans/{id}/promote", auth.Operator, s.controlRollout("promote")},
+		{"POST", p + "/plans/{id}/abort", auth.Operator, s.controlRollout("abort")},
+		{"GET", p + "/notifications", auth.Viewer, s.listNotifications},
 		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
 		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
 		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},

@@ -18,6 +18,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
 	"github.com/patchbay/patchbay/store/internal/policysql"
+	"github.com/patchbay/patchbay/store/internal/rolloutsql"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 )
 
@@ -47,6 +48,8 @@ type Stores struct {
 	Findings *fleetsql.Findings
 	// Policy keeps the applied policy documents and their versions.
 	Policy *policysql.Store
+	// Rollouts keeps plans, rollouts and their jobs, and notifications.
+	Rollouts *rolloutsql.Store
 }
 
 var (
@@ -66,6 +69,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet},
 		Findings: &fleetsql.Findings{DB: db, D: d.Findings, Fencer: leases},
 		Policy:   &policysql.Store{DB: db, Audit: aud, Rebind: d.Findings.Rebind, WriteLock: d.Findings.WriteLock},
+		Rollouts: &rolloutsql.Store{DB: db, Audit: aud, Leases: leases, Rebind: d.Findings.Rebind, WriteLock: d.Findings.WriteLock},
 	}
 }
 

@@ -1,0 +1,430 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/policy"
+	"github.com/patchbay/patchbay/risk"
+	"github.com/patchbay/patchbay/rollout"
+)
+
+func newRolloutCmds(e *env) []*cobra.Command {
+	return []*cobra.Command{newPlanCmd(e), newRolloutCmd(e)}
+}
+
+func newPlanCmd(e *env) *cobra.Command {
+	o := &clientOpts{}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Create, show, approve and reject patch plans",
+	}
+	o.flags(cmd)
+	var (
+		files                                              []string
+		strategy, description                              string
+		priorities, cycles, types, services, groups, hosts []string
+		packages                                           []string
+		emergency                                          bool
+	)
+	create := &cobra.Command{
+		Use:   "create (--strategy NAME [selector flags] | -f PLAN.yaml)",
+		Short: "Resolve which hosts get which packages at which exact versions, and preview it",
+		Long: `plan create asks the server to resolve a plan: from the selector (or a
+PatchPlan document, -f), which hosts get which packages at which exact
+versions (the candidates their package managers offer), in which ring of the
+strategy, in which maintenance window, and which findings each ring closes
+by priority. The plan is approved on its own when approval rules approve
+every package; else it waits for patchbay plan approve.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.client()
+			if err != nil {
+				return err
+			}
+			var spec rollout.PlanSpec
+			if len(files) > 0 {
+				if strategy != "" || len(priorities)+len(cycles)+len(types)+len(services)+len(groups)+len(hosts)+len(packages) > 0 || emergency {
+					return errors.New("-f: the plan document says everything; give no selector flags with it")
+				}
+				fs, err := policy.CollectFiles(files, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				docs, err := policy.ParseFiles(fs)
+				if es := policy.AsErrors(err); es != nil {
+					return problemsError(es)
+				} else if err != nil {
+					return err
+				}
+				if len(docs) != 1 || docs[0].Kind != rollout.KindPatchPlan {
+					return fmt.Errorf("-f: want exactly one PatchPlan document, got %d document(s)", len(docs))
+				}
+				spec = *docs[0].Spec.(*rollout.PlanSpec)
+				if spec.Description == "" {
+					spec.Description = "PatchPlan/" + docs[0].Metadata.Name
+				}
+			} else {
+				if strategy == "" {
+					return errors.New("--strategy: name the RolloutStrategy (or give a PatchPlan with -f)")
+				}
+				spec = rollout.PlanSpec{Description: description, Strategy: strategy, Emergency: emergency,
+					Selector: rollout.Selector{Cycles: cycles, Services: services, HostGroups: groups, Hosts: hosts, Packages: packages}}
+				for _, p := range priorities {
+					pr, err := risk.ParsePriority(p)
+					if err != nil {
+						return fmt.Errorf("--priority: %w", err)
+					}
+					spec.Selector.Priorities = append(spec.Selector.Priorities, pr)
+				}
+				for _, t := range types {
+					spec.Selector.Types = append(spec.Selector.Types, patch.Type(t))
+				}
+				if err := spec.Selector.Validate(); err != nil {
+					return err
+				}
+			}
+			var st api.PlanStatus
+			if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans", spec, &st); err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, st)
+			}
+			printPlan(e.stdout, st)
+			return nil
+		},
+	}
+	f := create.Flags()
+	f.StringSliceVarP(&files, "file", "f", nil, "a PatchPlan document (- for standard input)")
+	f.StringVar(&strategy, "strategy", "", "the RolloutStrategy")
+	f.StringVar(&description, "description", "", "what the plan is for")
+	f.StringSliceVar(&priorities, "priority", nil, "take updates that close findings of these priorities (P1…P4)")
+	f.StringSliceVar(&cycles, "cycle", nil, "system or application")
+	f.StringSliceVar(&types, "type", nil, "patch types: "+patch.TypeNames())
+	f.StringSliceVar(&services, "service", nil, "hosts of these services")
+	f.StringSliceVar(&groups, "host-group", nil, "hosts of these host groups")
+	f.StringSliceVar(&hosts, "host", nil, "these hosts (id or hostname)")
+	f.StringSliceVar(&packages, "package", nil, "packages (glob patterns on binary or source names)")
+	f.BoolVar(&emergency, "emergency", false, "the emergency lane: only findings the policy sends there; outside windows after one approval")
+
+	var showHosts bool
+	show := &cobra.Command{
+		Use:   "show PLAN",
+		Short: "Show a plan, its preview and its rollout",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.client()
+			if err != nil {
+				return err
+			}
+			path := api.Prefix + "/plans/" + args[0]
+			if showHosts {
+				path += "?hosts=1"
+			}
+			var st api.PlanStatus
+			if err := cl.Do(cmd.Context(), http.MethodGet, path, nil, &st); err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, st)
+			}
+			printPlan(e.stdout, st)
+			return nil
+		},
+	}
+	show.Flags().BoolVar(&showHosts, "hosts", false, "list every host with its packages and outcome")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List plans, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.client()
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Plans []api.PlanStatus `json:"plans"`
+			}
+			if err := cl.Do(cmd.Context(), http.MethodGet, api.Prefix+"/plans", nil, &resp); err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, resp)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PLAN\tSTATE\tROLLOUT\tSTRATEGY\tHOSTS\tAPPROVALS\tCREATED BY")
+			for _, st := range resp.Plans {
+				p := st.Plan
+				ro := "-"
+				if st.Rollout != nil {
+					ro = string(st.Rollout.State)
+				}
+				n := 0
+				for _, r := range p.Rings {
+					n += r.Hosts
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\n", p.ID, p.State, ro, p.Strategy, n, len(p.Approvals), p.Required, p.CreatedBy)
+			}
+			return tw.Flush()
+		},
+	}
+	var comment string
+	decide := func(action, short string) *cobra.Command {
+		c := &cobra.Command{
+			Use:   action + " PLAN",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				cl, err := o.client()
+				if err != nil {
+					return err
+				}
+				var st api.PlanStatus
+				if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans/"+args[0]+"/"+action, map[string]string{"comment": comment}, &st); err != nil {
+					return err
+				}
+				if o.output == "json" {
+					return printJSON(e.stdout, st)
+				}
+				fmt.Fprintf(e.stdout, "plan %s: %s (approvals %d of %d)\n", st.Plan.ID, st.Plan.State, len(st.Plan.Approvals), st.Plan.Required)
+				return nil
+			},
+		}
+		c.Flags().StringVar(&comment, "comment", "", "why")
+		return c
+	}
+	cmd.AddCommand(create, show, list, decide("approve", "Approve a plan (a rule may ask for several distinct approvers)"), decide("reject", "Reject a plan"))
+	return cmd
+}
+
+func newRolloutCmd(e *env) *cobra.Command {
+	o := &clientOpts{}
+	cmd := &cobra.Command{
+		Use:   "rollout",
+		Short: "Start, pause, resume, promote, abort and watch rollouts of approved plans",
+	}
+	o.flags(cmd)
+	action := func(name, short string) *cobra.Command {
+		return &cobra.Command{
+			Use:   name + " PLAN",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				cl, err := o.client()
+				if err != nil {
+					return err
+				}
+				var st api.PlanStatus
+				if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans/"+args[0]+"/"+name, nil, &st); err != nil {
+					return err
+				}
+				if o.output == "json" {
+					return printJSON(e.stdout, st)
+				}
+				fmt.Fprintf(e.stdout, "rollout %s: %s\n", st.Plan.ID, st.Rollout.State)
+				return nil
+			},
+		}
+	}
+	status := func(cmd *cobra.Command, id string, hosts bool) (api.PlanStatus, error) {
+		cl, err := o.client()
+		if err != nil {
+			return api.PlanStatus{}, err
+		}
+		path := api.Prefix + "/plans/" + id
+		if hosts {
+			path += "?hosts=1"
+		}
+		var st api.PlanStatus
+		err = cl.Do(cmd.Context(), http.MethodGet, path, nil, &st)
+		return st, err
+	}
+	var showHosts bool
+	statusCmd := &cobra.Command{
+		Use:   "status PLAN",
+		Short: "Show a rollout's state and each ring's outcomes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := status(cmd, args[0], showHosts)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, st)
+			}
+			printRollout(e.stdout, st)
+			return nil
+		},
+	}
+	statusCmd.Flags().BoolVar(&showHosts, "hosts", false, "list every host's outcome")
+	var every time.Duration
+	watch := &cobra.Command{
+		Use:   "watch PLAN",
+		Short: "Follow a rollout until it ends (completed, halted or aborted)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			last := ""
+			for {
+				st, err := status(cmd, args[0], false)
+				if err != nil {
+					return err
+				}
+				line := rolloutLine(st)
+				if line != last {
+					fmt.Fprintf(e.stdout, "%s %s\n", time.Now().Format(time.TimeOnly), line)
+					last = line
+				}
+				if st.Rollout != nil {
+					switch st.Rollout.State {
+					case rollout.Completed, rollout.Aborted:
+						return nil
+					case rollout.Halted:
+						return fmt.Errorf("rollout %s halted: %s", st.Plan.ID, st.Rollout.Why)
+					}
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(every):
+				}
+			}
+		},
+	}
+	watch.Flags().DurationVar(&every, "every", 2*time.Second, "how often to look")
+	cmd.AddCommand(action("start", "Start the rollout of an approved plan"), action("pause", "Start no more jobs (those running finish)"),
+		action("resume", "Resume a paused rollout"), action("promote", "Start the next ring of a rollout awaiting promotion"),
+		action("abort", "End a rollout: no job starts after it"), statusCmd, watch)
+	return cmd
+}
+
+func closesString(c map[string]int) string {
+	var parts []string
+	for _, p := range []string{"P1", "P2", "P3", "P4"} {
+		if c[p] > 0 {
+			parts = append(parts, fmt.Sprintf("%s:%d", p, c[p]))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func printPlan(w io.Writer, st api.PlanStatus) {
+	p := st.Plan
+	fmt.Fprintf(w, "plan %s  strategy %s  %s", p.ID, p.Strategy, p.State)
+	if p.Emergency {
+		fmt.Fprint(w, "  EMERGENCY LANE (outside windows after one approval)")
+	}
+	fmt.Fprintln(w)
+	switch {
+	case len(p.AutoRules) > 0:
+		fmt.Fprintf(w, "approved automatically by %s\n", strings.Join(p.AutoRules, ", "))
+	default:
+		var by []string
+		for _, a := range p.Approvals {
+			by = append(by, a.By)
+		}
+		fmt.Fprintf(w, "approvals %d of %d %s\n", len(p.Approvals), p.Required, strings.Join(by, ", "))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RING\tHOSTS\tPACKAGES\tCLOSES\tWINDOWS")
+	for _, r := range p.Rings {
+		var ws []string
+		for _, wp := range r.Windows {
+			if wp.Name == "" {
+				ws = append(ws, fmt.Sprintf("any time (%d)", wp.Hosts))
+				continue
+			}
+			ws = append(ws, fmt.Sprintf("%s %s–%s (%d)", wp.Name, wp.Start.Format("2006-01-02 15:04 MST"), wp.End.Format("15:04"), wp.Hosts))
+		}
+		if p.Emergency {
+			ws = []string{"now (emergency)"}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", r.Name, r.Hosts, r.Packages, closesString(r.Closes), strings.Join(ws, "; "))
+	}
+	tw.Flush()
+	if len(p.Skipped) > 0 {
+		keys := make([]string, 0, len(p.Skipped))
+		for k := range p.Skipped {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "not in the plan: %d %s\n", p.Skipped[k], k)
+		}
+	}
+	if st.Rollout != nil {
+		printRollout(w, st)
+	}
+	if len(st.Hosts) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tRING\tPACKAGES\tOUTCOME")
+		for _, h := range st.Hosts {
+			var pk []string
+			for _, t := range h.Targets {
+				pk = append(pk, t.Name+" "+t.From+"→"+t.To)
+			}
+			out := string(h.Outcome)
+			if out == "" && h.Attempt > 0 {
+				out = "running"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Hostname, p.Rings[h.Ring].Name, strings.Join(pk, ", "), out)
+		}
+		tw.Flush()
+	}
+}
+
+func rolloutLine(st api.PlanStatus) string {
+	if st.Rollout == nil {
+		return fmt.Sprintf("plan %s: %s, not started", st.Plan.ID, st.Plan.State)
+	}
+	m := st.Rollout
+	var rings []string
+	for _, r := range st.Rings {
+		var oc []string
+		for _, o := range []rollout.Outcome{rollout.Succeeded, rollout.SucceededReboot, rollout.NoChange, rollout.Skipped, rollout.Failed, rollout.RolledBack, rollout.TimedOut, rollout.NoAgent} {
+			if r.Outcomes[o] > 0 {
+				oc = append(oc, fmt.Sprintf("%s %d", o, r.Outcomes[o]))
+			}
+		}
+		if r.InFlight > 0 {
+			oc = append(oc, fmt.Sprintf("running %d", r.InFlight))
+		}
+		if r.Pending > 0 {
+			oc = append(oc, fmt.Sprintf("pending %d", r.Pending))
+		}
+		rings = append(rings, fmt.Sprintf("%s[%s]", r.Name, strings.Join(oc, ", ")))
+	}
+	line := fmt.Sprintf("rollout %s: %s, ring %s; %s", st.Plan.ID, m.State, st.Plan.Rings[m.Ring].Name, strings.Join(rings, " "))
+	if m.Why != "" {
+		line += " — " + m.Why
+	}
+	return line
+}
+
+func printRollout(w io.Writer, st api.PlanStatus) {
+	fmt.Fprintln(w, rolloutLine(st))
+	if st.Rollout != nil && st.Rollout.State == rollout.Baking {
+		fmt.Fprintf(w, "baking until %s\n", st.Rollout.BakeUntil.Format(time.RFC3339))
+	}
+	if len(st.Hosts) > 0 && len(st.Plan.Hosts) == 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tRING\tATTEMPT\tOUTCOME")
+		for _, h := range st.Hosts {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", h.Hostname, st.Plan.Rings[h.Ring].Name, h.Attempt, h.Outcome)
+		}
+		tw.Flush()
+	}
+}

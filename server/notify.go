@@ -1,0 +1,174 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/rollout"
+	"github.com/patchbay/patchbay/store"
+)
+
+// Webhook is where notifications go: a generic JSON POST of the event, or
+// a Slack-compatible message (an incoming webhook's {"text": …}).
+type Webhook struct {
+	Name   string `json:"name"`
+	URL    string `json:"url"`
+	Format string `json:"format"` // json or slack
+}
+
+// ParseWebhook reads NAME=URL or NAME=slack+URL.
+func ParseWebhook(s string) (Webhook, error) {
+	name, u, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return Webhook{}, fmt.Errorf("webhook %q: want NAME=URL or NAME=slack+URL", s)
+	}
+	w := Webhook{Name: name, URL: u, Format: "json"}
+	if rest, ok := strings.CutPrefix(u, "slack+"); ok {
+		w.URL, w.Format = rest, "slack"
+	}
+	if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") {
+		return Webhook{}, fmt.Errorf("webhook %s: %q: want an http or https URL", name, w.URL)
+	}
+	return w, nil
+}
+
+// notifyTargets names the configured webhooks.
+func (s *Server) notifyTargets() []string {
+	out := make([]string, len(s.cfg.Webhooks))
+	for i, w := range s.cfg.Webhooks {
+		out[i] = w.Name
+	}
+	return out
+}
+
+// PlanEvent is the generic JSON body of a notification.
+type PlanEvent struct {
+	Event     string            `json:"event"`
+	Plan      string            `json:"plan"`
+	Strategy  string            `json:"strategy"`
+	Emergency bool              `json:"emergency,omitempty"`
+	Hosts     int               `json:"hosts"`
+	Required  int               `json:"required_approvers,omitempty"`
+	Closes    map[string]int    `json:"closes"`
+	Detail    map[string]any    `json:"detail,omitempty"`
+	Rings     []string          `json:"rings"`
+	State     rollout.PlanState `json:"state"`
+}
+
+func (s *Server) planEvent(event string, p *rollout.Plan, detail map[string]any) PlanEvent {
+	e := PlanEvent{Event: event, Plan: p.ID, Strategy: p.Strategy, Emergency: p.Emergency, Required: p.Required, Closes: map[string]int{}, Detail: detail, State: p.State}
+	for _, r := range p.Rings {
+		e.Hosts += r.Hosts
+		e.Rings = append(e.Rings, r.Name)
+		for pr, n := range r.Closes {
+			e.Closes[pr] += n
+		}
+	}
+	return e
+}
+
+// slackText renders an event as one line of Slack mrkdwn.
+func slackText(n store.Notification) string {
+	var e PlanEvent
+	_ = json.Unmarshal(n.Payload, &e)
+	var what string
+	switch n.Event {
+	case "plan.awaiting_approval":
+		what = fmt.Sprintf("awaits approval by %d people: %d hosts, closes %s", e.Required, e.Hosts, closesText(e.Closes))
+	case "rollout.ring_promoted":
+		what = fmt.Sprintf("promoted from ring %v", e.Detail["from_ring"])
+	case "rollout.halted":
+		what = fmt.Sprintf("*halted*: %v", e.Detail["why"])
+	case "rollout.completed":
+		what = fmt.Sprintf("completed: %d hosts, closes %s", e.Hosts, closesText(e.Closes))
+	default:
+		what = n.Event
+	}
+	return fmt.Sprintf("patchbay: plan `%s` (%s) %s", e.Plan, e.Strategy, what)
+}
+
+func closesText(c map[string]int) string {
+	var parts []string
+	for _, p := range []string{"P1", "P2", "P3", "P4"} {
+		if c[p] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[p], p))
+		}
+	}
+	if len(parts) == 0 {
+		return "no findings"
+	}
+	return strings.Join(parts, ", ") + " findings"
+}
+
+// Notification retries: up to MaxAttempts with exponential back-off from
+// NotifyBackoff (doubled each time, at most an hour).
+const maxNotifyAttempts = 8
+
+// DeliverNotifications sends the due webhook deliveries once each.
+func (s *Server) DeliverNotifications(ctx context.Context) error {
+	now := s.cfg.Now().UTC()
+	due, err := s.db.Rollouts.Due(ctx, now, 100)
+	if err != nil {
+		return err
+	}
+	for _, n := range due {
+		var hook *Webhook
+		for i := range s.cfg.Webhooks {
+			if s.cfg.Webhooks[i].Name == n.Target {
+				hook = &s.cfg.Webhooks[i]
+			}
+		}
+		if hook == nil {
+			if err := s.db.Rollouts.Attempted(ctx, n.ID, now, 0, "no webhook named "+n.Target+" is configured", false, time.Time{}); err != nil {
+				return err
+			}
+			continue
+		}
+		status, derr := s.post(ctx, *hook, n)
+		var next time.Time
+		if derr != nil && n.Attempts+1 < maxNotifyAttempts {
+			next = now.Add(min(s.cfg.NotifyBackoff<<n.Attempts, time.Hour))
+		}
+		msg := ""
+		if derr != nil {
+			msg = derr.Error()
+			s.log.Warn("webhook delivery failed", "webhook", hook.Name, "event", n.Event, "attempt", n.Attempts+1, "err", derr)
+		}
+		if err := s.db.Rollouts.Attempted(ctx, n.ID, now, status, msg, derr == nil, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) post(ctx context.Context, w Webhook, n store.Notification) (int, error) {
+	body := []byte(n.Payload)
+	if w.Format == "slack" {
+		body, _ = json.Marshal(map[string]string{"text": slackText(n)})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Patchbay-Event", n.Event)
+	req.Header.Set("X-Patchbay-Delivery", fmt.Sprint(n.ID))
+	resp, err := s.webhookClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s answered %s", w.Name, resp.Status)
+	}
+	return resp.StatusCode, nil
+}

@@ -1,0 +1,630 @@
+// Package rolloutsql stores patch plans, the rollouts they become and
+// every host's job in them, the server's job-signing key, the release age
+// of updates and webhook deliveries, on database/sql for SQLite and
+// PostgreSQL alike.
+//
+// A rollout's aggregate (state, ring, bake) is one row changed by compare
+// and swap on its version; each host's job is its own row, settled by a
+// conditional update on (attempt, no outcome yet): a stale or repeated
+// report changes nothing.
+package rolloutsql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/audit"
+	"github.com/patchbay/patchbay/rollout"
+	"github.com/patchbay/patchbay/store/internal/auditsql"
+	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/unixnano"
+)
+
+// Store keeps plans and rollouts.
+type Store struct {
+	DB     *sql.DB
+	Audit  *auditsql.Store
+	Leases *leasesql.Store
+	// Rebind turns '?' placeholders into the database's.
+	Rebind func(string) string
+	// WriteLock serialises this process's write transactions on SQLite.
+	WriteLock *sync.Mutex
+}
+
+// Errors.
+var (
+	ErrNotFound = errors.New("no such plan")
+	// ErrConflict: the plan changed since it was read; read it again.
+	ErrConflict = errors.New("the plan changed meanwhile")
+)
+
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.WriteLock != nil {
+		s.WriteLock.Lock()
+		defer s.WriteLock.Unlock()
+	}
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	return tx.ExecContext(ctx, s.Rebind(q), args...)
+}
+
+// Key returns the named key, made by gen and stored at the first call:
+// every replica signs with the one key the first made.
+func (s *Store) Key(ctx context.Context, name string, gen func() (string, error), now time.Time) (string, error) {
+	var k string
+	err := s.DB.QueryRowContext(ctx, s.Rebind(`SELECT private_key FROM server_keys WHERE name = ?`), name).Scan(&k)
+	if err == nil {
+		return k, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("server key %s: %w", name, err)
+	}
+	fresh, err := gen()
+	if err != nil {
+		return "", err
+	}
+	if err := s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO server_keys(name, private_key, created_at) VALUES(?,?,?) ON CONFLICT DO NOTHING`, name, fresh, now.UnixNano())
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("server key %s: %w", name, err)
+	}
+	if err := s.DB.QueryRowContext(ctx, s.Rebind(`SELECT private_key FROM server_keys WHERE name = ?`), name).Scan(&k); err != nil {
+		return "", fmt.Errorf("server key %s: %w", name, err)
+	}
+	return k, nil
+}
+
+// Event is an audit entry and the notifications of a change, written in
+// the change's transaction.
+type Event struct {
+	Actor, Action, Object string
+	Change                any
+	// Notify is the event's name for webhooks ("" for none); Payload its
+	// body, sent to each of Targets.
+	Notify  string
+	Payload any
+	Targets []string
+}
+
+func (s *Store) record(ctx context.Context, tx *sql.Tx, subject string, now time.Time, evs []Event) error {
+	for _, e := range evs {
+		digest, err := audit.DigestOf(e.Change)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Audit.AppendTx(ctx, tx, e.Actor, e.Action, e.Object, digest); err != nil {
+			return err
+		}
+		if e.Notify == "" {
+			continue
+		}
+		b, err := json.Marshal(e.Payload)
+		if err != nil {
+			return err
+		}
+		for _, t := range e.Targets {
+			if _, err := s.exec(ctx, tx, `INSERT INTO notifications(event, subject, target, payload, created_at, next_at) VALUES(?,?,?,?,?,?)`,
+				e.Notify, subject, t, string(b), now.UnixNano(), now.UnixNano()); err != nil {
+				return fmt.Errorf("queue notification: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// CreatePlan stores a resolved plan and its hosts, with its events.
+func (s *Store) CreatePlan(ctx context.Context, p *rollout.Plan, now time.Time, evs ...Event) error {
+	head := *p
+	head.Hosts = nil
+	b, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO plans(id, state, plan, version, created_at, updated_at) VALUES(?,?,?,1,?,?)`,
+			p.ID, p.State, string(b), now.UnixNano(), now.UnixNano()); err != nil {
+			return fmt.Errorf("create plan %s: %w", p.ID, err)
+		}
+		st, err := tx.PrepareContext(ctx, s.Rebind(`INSERT INTO plan_hosts(plan_id, host_id, seq, ring, host) VALUES(?,?,?,?,?)`))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for i, h := range p.Hosts {
+			hb, err := json.Marshal(h)
+			if err != nil {
+				return err
+			}
+			if _, err := st.ExecContext(ctx, p.ID, h.ID, i, h.Ring, string(hb)); err != nil {
+				return fmt.Errorf("create plan %s: host %s: %w", p.ID, h.ID, err)
+			}
+		}
+		return s.record(ctx, tx, p.ID, now, evs)
+	})
+}
+
+// Row is a plan as stored: the plan, its rollout's aggregate once
+// started, and the version changes are swapped against.
+type Row struct {
+	Plan    *rollout.Plan
+	Machine *rollout.Machine // nil until started; Jobs not loaded
+	Version int64
+}
+
+// Plan reads a plan (with its hosts when hosts is set).
+func (s *Store) Plan(ctx context.Context, id string, hosts bool) (Row, error) {
+	var r Row
+	var pj, mj string
+	err := s.DB.QueryRowContext(ctx, s.Rebind(`SELECT plan, machine, version FROM plans WHERE id = ?`), id).Scan(&pj, &mj, &r.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return r, fmt.Errorf("plan %s: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(pj), &r.Plan); err != nil {
+		return r, fmt.Errorf("plan %s: %w", id, err)
+	}
+	if mj != "" {
+		if err := json.Unmarshal([]byte(mj), &r.Machine); err != nil {
+			return r, fmt.Errorf("plan %s: rollout: %w", id, err)
+		}
+	}
+	if hosts {
+		hs, err := s.Hosts(ctx, id)
+		if err != nil {
+			return r, err
+		}
+		for _, h := range hs {
+			r.Plan.Hosts = append(r.Plan.Hosts, h.PlanHost)
+		}
+	}
+	return r, nil
+}
+
+// Plans lists plans, newest first, without their hosts.
+func (s *Store) Plans(ctx context.Context, limit int) ([]Row, error) {
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT plan, machine, version FROM plans ORDER BY created_at DESC, id LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("plans: %w", err)
+	}
+	defer rows.Close()
+	out := []Row{}
+	for rows.Next() {
+		var r Row
+		var pj, mj string
+		if err := rows.Scan(&pj, &mj, &r.Version); err != nil {
+			return nil, fmt.Errorf("plans: %w", err)
+		}
+		if err := json.Unmarshal([]byte(pj), &r.Plan); err != nil {
+			return nil, err
+		}
+		if mj != "" {
+			if err := json.Unmarshal([]byte(mj), &r.Machine); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Hosts reads a plan's hosts in dispatch order.
+func (s *Store) Hosts(ctx context.Context, id string) ([]rollout.HostStatus, error) {
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT host, attempt, started_at, outcome, result, reported_at FROM plan_hosts WHERE plan_id = ? ORDER BY seq`), id)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s hosts: %w", id, err)
+	}
+	defer rows.Close()
+	var out []rollout.HostStatus
+	for rows.Next() {
+		var h rollout.HostStatus
+		var hj, res string
+		var started, reported int64
+		if err := rows.Scan(&hj, &h.Attempt, &started, &h.Outcome, &res, &reported); err != nil {
+			return nil, fmt.Errorf("plan %s hosts: %w", id, err)
+		}
+		if err := json.Unmarshal([]byte(hj), &h.PlanHost); err != nil {
+			return nil, err
+		}
+		if res != "" {
+			h.Result = json.RawMessage(res)
+		}
+		h.Started, h.ReportedAt = unixnano.To(started), unixnano.To(reported)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// Jobs reads a rollout's jobs for its state machine, in dispatch order.
+func (s *Store) Jobs(ctx context.Context, id string) ([]*rollout.HostJob, error) {
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT host_id, ring, attempt, started_at, outcome FROM plan_hosts WHERE plan_id = ? ORDER BY seq`), id)
+	if err != nil {
+		return nil, fmt.Errorf("rollout %s jobs: %w", id, err)
+	}
+	defer rows.Close()
+	var out []*rollout.HostJob
+	for rows.Next() {
+		j := &rollout.HostJob{}
+		var started int64
+		if err := rows.Scan(&j.Host, &j.Ring, &j.Attempt, &started, &j.Outcome); err != nil {
+			return nil, fmt.Errorf("rollout %s jobs: %w", id, err)
+		}
+		j.Started = unixnano.To(started)
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Update changes a plan by compare and swap on its version: fn changes
+// the plan and, once started, the machine (whose jobs are not saved
+// here); the plan is written with its events.
+func (s *Store) Update(ctx context.Context, id string, version int64, r Row, now time.Time, evs ...Event) error {
+	head := *r.Plan
+	head.Hosts = nil
+	pb, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	mj, mstate := "", ""
+	if r.Machine != nil {
+		mj, mstate, err = machineJSON(r.Machine)
+		if err != nil {
+			return err
+		}
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `UPDATE plans SET state = ?, plan = ?, machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
+			r.Plan.State, string(pb), mj, mstate, now.UnixNano(), id, version)
+		if err != nil {
+			return fmt.Errorf("update plan %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("update plan %s: %w", id, ErrConflict)
+		}
+		return s.record(ctx, tx, id, now, evs)
+	})
+}
+
+func machineJSON(m *rollout.Machine) (string, string, error) {
+	agg := *m
+	agg.Jobs = nil
+	b, err := json.Marshal(agg)
+	return string(b), string(m.State), err
+}
+
+// Dispatch is a job a step starts: its attempt and signed manifest.
+type Dispatch struct {
+	Host    string
+	Attempt int
+	Started time.Time
+	Job     string
+}
+
+// Settle is an outcome a step decides for a host (timed out, no agent).
+type Settle struct {
+	Host    string
+	Attempt int
+	Outcome rollout.Outcome
+}
+
+// Fence is the leader's lease and term a step is written under.
+type Fence struct {
+	Lease string
+	Term  int64
+}
+
+// Step writes a scheduler step in one transaction, fenced by the
+// leader's term: the aggregate (compare and swap on version), the jobs it
+// starts (only those not started yet), the outcomes it settles (only
+// those not settled yet) and its events. It returns how many jobs it
+// started.
+func (s *Store) Step(ctx context.Context, fence Fence, id string, version int64, m *rollout.Machine, starts []Dispatch, settles []Settle, now time.Time, evs ...Event) (int, error) {
+	mj, mstate, err := machineJSON(m)
+	if err != nil {
+		return 0, err
+	}
+	started := 0
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if fence.Term != 0 {
+			if err := s.Leases.FenceTx(ctx, tx, fence.Lease, fence.Term); err != nil {
+				return err
+			}
+		}
+		res, err := s.exec(ctx, tx, `UPDATE plans SET machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
+			mj, mstate, now.UnixNano(), id, version)
+		if err != nil {
+			return fmt.Errorf("rollout %s step: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("rollout %s step: %w", id, ErrConflict)
+		}
+		if len(starts) > 0 {
+			var seq int64
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(dispatch_seq), 0) FROM plan_hosts`).Scan(&seq); err != nil {
+				return err
+			}
+			st, err := tx.PrepareContext(ctx, s.Rebind(`UPDATE plan_hosts SET attempt = ?, started_at = ?, job = ?, dispatch_seq = ? WHERE plan_id = ? AND host_id = ? AND attempt = 0 AND outcome = ''`))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, d := range starts {
+				seq++
+				res, err := st.ExecContext(ctx, d.Attempt, d.Started.UnixNano(), d.Job, seq, id, d.Host)
+				if err != nil {
+					return fmt.Errorf("rollout %s: start %s: %w", id, d.Host, err)
+				}
+				if n, _ := res.RowsAffected(); n == 1 {
+					started++
+				}
+			}
+		}
+		for _, st := range settles {
+			if _, err := s.exec(ctx, tx, `UPDATE plan_hosts SET outcome = ?, attempt = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND outcome = ''`,
+				st.Outcome, st.Attempt, now.UnixNano(), id, st.Host, st.Attempt); err != nil {
+				return fmt.Errorf("rollout %s: settle %s: %w", id, st.Host, err)
+			}
+		}
+		return s.record(ctx, tx, id, now, evs)
+	})
+	return started, err
+}
+
+// ErrStale is a report of an attempt that is not the host's current one,
+// or of a job already settled.
+var ErrStale = rollout.ErrStale
+
+// Report settles a host's job with its outcome and result, once: only the
+// host's current attempt, only while unsettled.
+func (s *Store) Report(ctx context.Context, id, host string, attempt int, o rollout.Outcome, result []byte, now time.Time, evs ...Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `UPDATE plan_hosts SET outcome = ?, result = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND attempt > 0 AND outcome = ''`,
+			o, string(result), now.UnixNano(), id, host, attempt)
+		if err != nil {
+			return fmt.Errorf("report %s/%s: %w", id, host, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: job %s/%s attempt %d is not the host's running attempt", ErrStale, id, host, attempt)
+		}
+		return s.record(ctx, tx, id, now, evs)
+	})
+}
+
+// Active lists the rollouts not yet ended (running, baking, awaiting
+// promotion, paused).
+func (s *Store) Active(ctx context.Context) ([]string, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id FROM plans WHERE machine_state IN ('running', 'baking', 'awaiting_promotion', 'paused') ORDER BY created_at`)
+	if err != nil {
+		return nil, fmt.Errorf("active rollouts: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// PendingJob is a job dispatched to a host and not settled.
+type PendingJob struct {
+	Plan string
+	Job  string
+}
+
+// Pending returns the signed jobs a host has to run.
+func (s *Store) Pending(ctx context.Context, host string) ([]PendingJob, error) {
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT plan_id, job FROM plan_hosts WHERE host_id = ? AND job <> '' AND outcome = '' ORDER BY dispatch_seq`), host)
+	if err != nil {
+		return nil, fmt.Errorf("pending jobs of %s: %w", host, err)
+	}
+	defer rows.Close()
+	var out []PendingJob
+	for rows.Next() {
+		var p PendingJob
+		if err := rows.Scan(&p.Plan, &p.Job); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DispatchedSince returns the hosts with a job dispatched after seq and
+// still pending, and the highest dispatch sequence seen.
+func (s *Store) DispatchedSince(ctx context.Context, seq int64) ([]string, int64, error) {
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT host_id, dispatch_seq FROM plan_hosts WHERE dispatch_seq > ? AND outcome = ''`), seq)
+	if err != nil {
+		return nil, seq, fmt.Errorf("dispatched jobs: %w", err)
+	}
+	defer rows.Close()
+	var hosts []string
+	for rows.Next() {
+		var h string
+		var n int64
+		if err := rows.Scan(&h, &n); err != nil {
+			return nil, seq, err
+		}
+		hosts = append(hosts, h)
+		seq = max(seq, n)
+	}
+	return hosts, seq, rows.Err()
+}
+
+// LastSeen returns when every host was last seen.
+func (s *Store) LastSeen(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id, last_seen FROM hosts`)
+	if err != nil {
+		return nil, fmt.Errorf("hosts last seen: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = unixnano.To(at)
+	}
+	return out, rows.Err()
+}
+
+// LastDispatch is the highest dispatch sequence so far.
+func (s *Store) LastDispatch(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(MAX(dispatch_seq), 0) FROM plan_hosts`).Scan(&n)
+	return n, err
+}
+
+// SeeUpdates records when each update was first seen in the fleet.
+func (s *Store) SeeUpdates(ctx context.Context, ecosystem string, updates [][2]string, now time.Time) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, s.Rebind(`INSERT INTO update_releases(ecosystem, name, version, first_seen) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, u := range updates {
+			if _, err := st.ExecContext(ctx, ecosystem, u[0], u[1], now.UnixNano()); err != nil {
+				return fmt.Errorf("record update release: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Released returns when the updates of an ecosystem were first seen,
+// keyed "name version".
+func (s *Store) Released(ctx context.Context, ecosystem string) (map[string]time.Time, error) {
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT name, version, first_seen FROM update_releases WHERE ecosystem = ?`), ecosystem)
+	if err != nil {
+		return nil, fmt.Errorf("update releases: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var n, v string
+		var at int64
+		if err := rows.Scan(&n, &v, &at); err != nil {
+			return nil, err
+		}
+		out[n+" "+v] = unixnano.To(at)
+	}
+	return out, rows.Err()
+}
+
+// Notification is a webhook delivery.
+type Notification struct {
+	ID          int64           `json:"id"`
+	Event       string          `json:"event"`
+	Subject     string          `json:"subject"`
+	Target      string          `json:"target"`
+	Payload     json.RawMessage `json:"payload"`
+	CreatedAt   time.Time       `json:"created_at"`
+	Attempts    int             `json:"attempts"`
+	NextAt      time.Time       `json:"next_at,omitzero"`
+	DeliveredAt time.Time       `json:"delivered_at,omitzero"`
+	FailedAt    time.Time       `json:"failed_at,omitzero"`
+	LastStatus  int             `json:"last_status,omitempty"`
+	LastError   string          `json:"last_error,omitempty"`
+}
+
+const notificationCols = `id, event, subject, target, payload, created_at, attempts, next_at, delivered_at, failed_at, last_status, last_error`
+
+func scanNotifications(rows *sql.Rows) ([]Notification, error) {
+	defer rows.Close()
+	out := []Notification{}
+	for rows.Next() {
+		var n Notification
+		var payload string
+		var created, next, delivered, failed int64
+		if err := rows.Scan(&n.ID, &n.Event, &n.Subject, &n.Target, &payload, &created, &n.Attempts, &next, &delivered, &failed, &n.LastStatus, &n.LastError); err != nil {
+			return nil, err
+		}
+		n.Payload = json.RawMessage(payload)
+		n.CreatedAt, n.DeliveredAt, n.FailedAt = unixnano.To(created), unixnano.To(delivered), unixnano.To(failed)
+		if delivered == 0 && failed == 0 {
+			n.NextAt = unixnano.To(next)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Notifications lists deliveries, newest first; subject filters by plan.
+func (s *Store) Notifications(ctx context.Context, subject string, limit int) ([]Notification, error) {
+	q, args := `SELECT `+notificationCols+` FROM notifications`, []any{}
+	if subject != "" {
+		q += ` WHERE subject = ?`
+		args = append(args, subject)
+	}
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(q+` ORDER BY id DESC LIMIT ?`), append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
+	return scanNotifications(rows)
+}
+
+// Due returns the deliveries due at now.
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]Notification, error) {
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT `+notificationCols+` FROM notifications WHERE delivered_at = 0 AND failed_at = 0 AND next_at <= ? ORDER BY id LIMIT ?`), now.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due notifications: %w", err)
+	}
+	return scanNotifications(rows)
+}
+
+// Attempted records a delivery attempt: delivered, retried at next, or
+// given up (next zero, err set).
+func (s *Store) Attempted(ctx context.Context, id int64, now time.Time, status int, errMsg string, delivered bool, next time.Time) error {
+	q := `UPDATE notifications SET attempts = attempts + 1, last_status = ?, last_error = ?, `
+	args := []any{status, truncate(errMsg, 500)}
+	switch {
+	case delivered:
+		q += `delivered_at = ?`
+		args = append(args, now.UnixNano())
+	case next.IsZero():
+		q += `failed_at = ?`
+		args = append(args, now.UnixNano())
+	default:
+		q += `next_at = ?`
+		args = append(args, next.UnixNano())
+	}
+	_, err := s.DB.ExecContext(ctx, s.Rebind(q+` WHERE id = ?`), append(args, id)...)
+	if err != nil {
+		return fmt.Errorf("record delivery %d: %w", id, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
