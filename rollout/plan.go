@@ -66,7 +66,9 @@ func (s *PlanSpec) References() []policy.Reference {
 // Validate checks a selector given outside a document (the API).
 func (s Selector) Validate() error {
 	var errs []error
-	s.each(func(path, format string, args ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...)) }, "selector")
+	s.each(func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
+	}, "selector")
 	return errors.Join(errs...)
 }
 
