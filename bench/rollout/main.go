@@ -8,11 +8,12 @@
 //   - from `rollout start` to every host of the first ring holding its
 //     job, and from the canary's last report to every host of the second
 //     ring holding its job (target: one long-poll cycle plus 1 s);
+//
 //   - the scheduler's cost of those steps (the server's own timings of the
 //     steps that started each ring's jobs).
 //
-//	go run ./bench/rollout                 # 10,000 hosts
-//	go run ./bench/rollout -hosts 2000 -wait 30s
+//     go run ./bench/rollout                 # 10,000 hosts
+//     go run ./bench/rollout -hosts 2000 -wait 30s
 package main
 
 import (
