@@ -1,19 +1,18 @@
 // Command rollout measures rollouts at fleet scale with simulated agents:
 // it makes N hosts (default 10,000) with a pending security update
-// directly in a fresh embedded database, starts a patchbay server process
-// on loopback, has one goroutine per host long-poll for jobs (one HTTP
+// directly in a fresh database, starts a patchbay server process on
+// loopback, has one goroutine per host long-poll for jobs (one HTTP
 // connection each) and report success as soon as a job arrives, then
-// starts a rollout of two rings (a 10% canary, then the rest) and prints:
+// starts a rollout of two rings (a 10% canary, then the rest). It prints
+// the time from `rollout start` to every canary host holding its job, from
+// the canary's last job to every host of the second ring holding its job
+// (target: one long-poll cycle plus 1 s), and the scheduler's cost of the
+// steps that started each ring (the server's own timings).
 //
-//   - from `rollout start` to every host of the first ring holding its
-//     job, and from the canary's last report to every host of the second
-//     ring holding its job (target: one long-poll cycle plus 1 s);
+// Usage:
 //
-//   - the scheduler's cost of those steps (the server's own timings of the
-//     steps that started each ring's jobs).
-//
-//     go run ./bench/rollout                 # 10,000 hosts
-//     go run ./bench/rollout -hosts 2000 -wait 30s
+//	go run ./bench/rollout                 # 10,000 hosts, embedded database
+//	go run ./bench/rollout -hosts 2000 -wait 30s -db postgres://…/fresh
 package main
 
 import (
