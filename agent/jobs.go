@@ -23,6 +23,12 @@ import (
 	"github.com/patchbay/patchbay/rollout"
 )
 
+// RebootChecker says whether the host needs a reboot and which processes
+// still use replaced libraries (pkgmgr.Reboot).
+type RebootChecker interface {
+	Status(ctx context.Context) (pkgmgr.RebootStatus, error)
+}
+
 // Executor runs the server's signed jobs on this host: it verifies each
 // (signature, target host, not-after), runs each (job id, attempt) at most
 // once (the journal), and acts only through structured operations — the
@@ -34,7 +40,7 @@ type Executor struct {
 	Key     ed25519.PublicKey
 	Driver  pkgmgr.Driver
 	Runner  *pkgmgr.Runner // systemctl and allowed check commands, in the root
-	Reboot  *pkgmgr.Reboot
+	Reboot  RebootChecker
 	Journal *job.Journal
 	// ResultDir keeps each job's result, to send again when a job is
 	// delivered twice (the first report was lost).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -113,7 +115,7 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	second := g.sign(t, job.Manifest{JobID: "plan-1/host-1", Attempt: 2, Install: to,
 		PreChecks: []rollout.HealthCheck{{TCP: ln.Addr().String()}}, PostChecks: []rollout.HealthCheck{{Command: []string{"dpkg", "--audit"}}, {TCP: ln.Addr().String()}}})
 	res, _ = g.x.Run(ctx, second)
-	if res.Outcome != rollout.Succeeded && res.Outcome != rollout.SucceededReboot {
+	if res.Outcome != rollout.Succeeded || res.Reboot != "" {
 		t.Fatalf("install: %+v", res)
 	}
 	for _, p := range to {
@@ -159,5 +161,116 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	}
 	if v := debroot.Query(t, g.root, to[0].Name); v != to[0].Version {
 		t.Errorf("a refused job changed %s to %s", to[0].Name, v)
+	}
+}
+
+// fakeDriver installs by bookkeeping: for the executor's decisions
+// (reboots, restarts, failed installs) on the host's own root, where a
+// real install would touch this machine.
+type fakeDriver struct {
+	inst    map[string]string
+	failing string // installing this package fails half-way
+}
+
+func (d *fakeDriver) Installed(context.Context) ([]pkgmgr.Installed, error) {
+	var out []pkgmgr.Installed
+	for n, v := range d.inst {
+		out = append(out, pkgmgr.Installed{Name: n, Version: v})
+	}
+	slices.SortFunc(out, func(a, b pkgmgr.Installed) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+func (d *fakeDriver) Updates(context.Context) ([]pkgmgr.Update, error) { return nil, nil }
+func (d *fakeDriver) Simulate(context.Context, []pkgmgr.Target) ([]pkgmgr.Change, error) {
+	return nil, nil
+}
+func (d *fakeDriver) Install(_ context.Context, ts []pkgmgr.Target, _ pkgmgr.InstallOptions) (pkgmgr.Result, error) {
+	var res pkgmgr.Result
+	for _, t := range ts {
+		if t.Name == d.failing {
+			return res, errors.New("dpkg: error processing package " + t.Name)
+		}
+		if d.inst[t.Name] == t.Version {
+			res.Unchanged = append(res.Unchanged, t)
+			continue
+		}
+		res.Changes = append(res.Changes, pkgmgr.Change{Action: "upgrade", Name: t.Name, From: d.inst[t.Name], To: t.Version})
+		d.inst[t.Name] = t.Version
+	}
+	return res, nil
+}
+
+type fakeReboot struct {
+	st pkgmgr.RebootStatus
+}
+
+func (f *fakeReboot) Status(context.Context) (pkgmgr.RebootStatus, error) { return f.st, nil }
+
+// TestExecutorRebootsRestartsAndFailures: the reboot policy (only inside
+// the window, only when asked or required), restarts of units with stale
+// libraries, and an install failing half-way rolled back.
+func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
+	var ran [][]string
+	runner := &pkgmgr.Runner{Root: "/", Exec: func(_ context.Context, args []string) (string, int, error) {
+		ran = append(ran, args)
+		return "", 0, nil
+	}}
+	pub, key, _ := ed25519.GenerateKey(nil)
+	journal, _ := job.OpenJournal(filepath.Join(t.TempDir(), "journal.json"))
+	drv := &fakeDriver{inst: map[string]string{"openssl": "3.0.15-1", "libssl3": "3.0.15-1", "nginx": "1.22.1-9"}}
+	rb := &fakeReboot{}
+	now := time.Date(2026, 11, 24, 22, 30, 0, 0, time.UTC)
+	x := &agent.Executor{HostID: "h", Key: pub, Driver: drv, Runner: runner, Reboot: rb, Journal: journal, ResultDir: t.TempDir(),
+		RebootCommand: []string{"systemctl", "reboot"}, Now: func() time.Time { return now }, Log: slog.New(slog.DiscardHandler)}
+	n := 0
+	sign := func(reboot string, rebootBefore time.Time, restart bool, pkgs ...job.Package) job.Signed {
+		n++
+		s, err := job.Sign(job.Manifest{JobID: fmt.Sprintf("p%d/h", n), Attempt: 1, HostID: "h", Rollout: "p", Ring: "r", Install: pkgs, Reboot: reboot,
+			RestartServices: restart, Timeout: time.Minute, IssuedAt: now, NotAfter: now.Add(time.Hour), RebootBefore: rebootBefore}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := context.Background()
+	// Required, inside the window: rebooted (the command is run).
+	rb.st = pkgmgr.RebootStatus{Required: true, Reasons: []string{"/run/reboot-required exists"}}
+	res, _ := x.Run(ctx, sign("if-required", now.Add(time.Hour), false, job.Package{Name: "openssl", Version: "3.0.17-1"}))
+	if res.Outcome != rollout.Succeeded || res.Reboot != "scheduled" || !slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "reboot"}) }) {
+		t.Errorf("reboot inside the window: %+v %v", res, ran)
+	}
+	// Required, but the window is over (or none: the emergency lane): not
+	// rebooted, reported as required.
+	ran = nil
+	res, _ = x.Run(ctx, sign("if-required", time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.17-1"}))
+	if res.Outcome != rollout.SucceededReboot || res.Reboot != "required" || len(ran) != 0 {
+		t.Errorf("reboot outside a window: %+v %v", res, ran)
+	}
+	// Never: a required reboot is still reported.
+	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u1"}))
+	if res.Outcome != rollout.SucceededReboot || len(ran) != 0 {
+		t.Errorf("reboot never: %+v %v", res, ran)
+	}
+	// Always, not required, inside the window: rebooted. And units
+	// mapping replaced libraries are restarted.
+	rb.st = pkgmgr.RebootStatus{Stale: []pkgmgr.StaleProcess{{PID: 10, Unit: "nginx.service"}, {PID: 11, Unit: "nginx.service"}, {PID: 12}}}
+	res, _ = x.Run(ctx, sign("always", now.Add(time.Hour), true, job.Package{Name: "openssl", Version: "3.0.17-2"}))
+	if res.Outcome != rollout.Succeeded || res.Reboot != "scheduled" || !slices.Equal(res.Restarted, []string{"nginx.service"}) ||
+		!slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "restart", "nginx.service"}) }) {
+		t.Errorf("always with restarts: %+v %v", res, ran)
+	}
+	// An install failing half-way: what changed is rolled back, failed.
+	drv.failing = "nginx"
+	rb.st = pkgmgr.RebootStatus{}
+	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "libssl3", Version: "3.0.17-2"}, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u2"}))
+	if res.Outcome != rollout.Failed || !strings.Contains(res.Reason, "install: dpkg: error processing package nginx; rolled back 1 packages") || drv.inst["libssl3"] != "3.0.17-1" {
+		t.Errorf("failed install: %+v", res)
+	}
+	// The job's window closed before it could start: skipped, not run.
+	late := sign("never", time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.18-1"})
+	now = now.Add(2 * time.Hour)
+	res, _ = x.Run(ctx, late)
+	if res.Outcome != rollout.Skipped || res.Refused || drv.inst["libssl3"] == "3.0.18-1" || !strings.Contains(res.Reason, "window closed") {
+		t.Errorf("expired job: %+v", res)
 	}
 }
