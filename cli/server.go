@@ -150,6 +150,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs.RegisterOnShutdown(srv.Drain)
 	scheme := "https"
 	if o.plainHTTP {
 		scheme = "http"

@@ -517,4 +517,82 @@ func testRollout(t *testing.T, backend string) {
 	if !slices.ContainsFunc(es, func(e audit.Entry) bool { return e.Action == "job.refused" && e.Object == "job/"+claimed.JobID }) {
 		t.Error("the refusal is not audited")
 	}
+
+	// Pause, resume, abort: a job dispatched but not yet fetched is not
+	// handed out after the abort.
+	set(time.Date(2026, 11, 25, 22, 5, 0, 0, time.UTC))
+	code, body = f.do("POST", api.Prefix+"/plans", alice, spec)
+	if code != 201 {
+		t.Fatalf("third plan: %d %s", code, body)
+	}
+	var third api.PlanStatus
+	f.decode(body, &third)
+	tp := third.Plan
+	f.do("POST", api.Prefix+"/plans/"+tp.ID+"/approve", alice, nil)
+	f.do("POST", api.Prefix+"/plans/"+tp.ID+"/approve", bob, nil)
+	f.do("POST", api.Prefix+"/plans/"+tp.ID+"/start", alice, nil)
+	if code, body := f.do("POST", api.Prefix+"/plans/"+tp.ID+"/pause", alice, nil); code != 200 || !strings.Contains(string(body), `"state":"paused"`) {
+		t.Fatalf("pause: %d %s", code, body)
+	}
+	step(f.srv)
+	if st := status(tp.ID); st.Rings[0].InFlight != 0 {
+		t.Errorf("a paused rollout started a job: %+v", st.Rings)
+	}
+	if code, body := f.do("POST", api.Prefix+"/plans/"+tp.ID+"/promote", alice, nil); code != 409 || !strings.Contains(errOf(body).Error, "not awaiting promotion") {
+		t.Errorf("promote a paused rollout: %d %s", code, body)
+	}
+	f.do("POST", api.Prefix+"/plans/"+tp.ID+"/resume", alice, nil)
+	if err := f.srv.StepRollouts(ctx, store.RolloutFence{}); err != nil { // no poll: the job waits undelivered
+		t.Fatal(err)
+	}
+	if st := status(tp.ID); st.Rings[0].InFlight != 1 {
+		t.Fatalf("after resume: %+v", st.Rings)
+	}
+	if code, body := f.do("POST", api.Prefix+"/plans/"+tp.ID+"/abort", bob, nil); code != 200 || !strings.Contains(string(body), `"state":"aborted"`) {
+		t.Fatalf("abort: %d %s", code, body)
+	}
+	if jobs := poll(hosts["stg-1"]); len(jobs) != 0 {
+		t.Errorf("a job of an aborted rollout was handed out")
+	}
+	if code, _ := f.do("POST", api.Prefix+"/plans/"+tp.ID+"/abort", bob, nil); code != 409 {
+		t.Errorf("abort twice: %d", code)
+	}
+	es, _ = f.db.Audit.Entries(ctx)
+	for _, a := range []string{"rollout.pause", "rollout.resume", "rollout.abort"} {
+		if !slices.ContainsFunc(es, func(e audit.Entry) bool { return e.Action == a && e.Object == "plan/"+tp.ID && strings.HasPrefix(e.Actor, "api:") }) {
+			t.Errorf("no audit entry %s with a person's actor", a)
+		}
+	}
+}
+
+// TestLongPollDrains: a long poll returns when the server drains
+// (a graceful shutdown is not held up by agents waiting for jobs), and a
+// bad wait is refused.
+func TestLongPollDrains(t *testing.T) {
+	f := newFixture(t, "sqlite", nil)
+	e := f.enroll(f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{}), factsOf("h", "m-h"))
+	if code, body := f.do("GET", api.Prefix+"/agent/jobs?wait=61", e.Credential, nil); code != 400 || errOf(body).Field != "query.wait" {
+		t.Errorf("wait=61: %d %s", code, body)
+	}
+	start := time.Now()
+	done := make(chan int, 1)
+	go func() {
+		code, _ := f.do("GET", api.Prefix+"/agent/jobs?wait=60", e.Credential, nil)
+		done <- code
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-done:
+		t.Fatal("the long poll returned before anything happened")
+	default:
+	}
+	f.srv.Drain()
+	select {
+	case code := <-done:
+		if code != 200 || time.Since(start) > 10*time.Second {
+			t.Errorf("drained poll: %d after %s", code, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long poll outlived the drain")
+	}
 }

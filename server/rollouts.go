@@ -421,7 +421,7 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 	for _, j := range m.Jobs {
 		before[j.Host] = j.Outcome
 	}
-	state, ring := m.State, m.Ring
+	state, ring, bake := m.State, m.Ring, m.BakeUntil
 	now := s.cfg.Now().UTC()
 	seen, err := s.db.Rollouts.LastSeen(ctx)
 	if err != nil {
@@ -511,7 +511,7 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 		}
 	}
 	evs := s.transitionEvents(p, m, state, ring)
-	if len(starts) == 0 && len(settles) == 0 && len(evs) == 0 && m.State == state && m.Ring == ring && m.BakeUntil.Equal(row.Machine.BakeUntil) {
+	if len(starts) == 0 && len(settles) == 0 && len(evs) == 0 && m.State == state && m.Ring == ring && m.BakeUntil.Equal(bake) {
 		return nil // nothing moved
 	}
 	n, err := s.db.Rollouts.Step(ctx, fence, id, row.Version, m, starts, settles, now, evs...)
@@ -678,6 +678,8 @@ func (s *Server) agentJobs(w http.ResponseWriter, r *http.Request, c *caller) er
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+			wait = 0
+		case <-s.draining:
 			wait = 0
 		case <-ch:
 		}

@@ -96,7 +96,15 @@ type Server struct {
 	jobs      *jobHub
 	// webhookClient sends notifications.
 	webhookClient *http.Client
+	// draining is closed when the HTTP server shuts down: long polls end.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
+
+// Drain ends the agents' long polls (they answer at once, with no job):
+// register it with http.Server.RegisterOnShutdown so a graceful shutdown
+// is not held up by them.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // Route is one API route and the role it needs.
 type Route struct {
@@ -183,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.ReplicaID = "replica"
 	}
 	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{}), fleetWide: make(chan struct{}, 1),
-		stepNow: make(chan struct{}, 1), jobs: newJobHub(), webhookClient: &http.Client{Timeout: 15 * time.Second}}
+		stepNow: make(chan struct{}, 1), jobs: newJobHub(), webhookClient: &http.Client{Timeout: 15 * time.Second}, draining: make(chan struct{})}
 	s.metrics = newMetrics(cfg.DB)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}

@@ -433,9 +433,11 @@ type PendingJob struct {
 	Job  string
 }
 
-// Pending returns the signed jobs a host has to run.
+// Pending returns the signed jobs a host has to run: dispatched, not
+// settled, of a rollout neither halted nor aborted (no job starts after).
 func (s *Store) Pending(ctx context.Context, host string) ([]PendingJob, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT plan_id, job FROM plan_hosts WHERE host_id = ? AND job <> '' AND outcome = '' ORDER BY dispatch_seq`), host)
+	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT ph.plan_id, ph.job FROM plan_hosts ph JOIN plans p ON p.id = ph.plan_id
+		WHERE ph.host_id = ? AND ph.job <> '' AND ph.outcome = '' AND p.machine_state NOT IN ('halted', 'aborted') ORDER BY ph.dispatch_seq`), host)
 	if err != nil {
 		return nil, fmt.Errorf("pending jobs of %s: %w", host, err)
 	}
