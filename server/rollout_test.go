@@ -559,7 +559,9 @@ func testRollout(t *testing.T, backend string) {
 	}
 	es, _ = f.db.Audit.Entries(ctx)
 	for _, a := range []string{"rollout.pause", "rollout.resume", "rollout.abort"} {
-		if !slices.ContainsFunc(es, func(e audit.Entry) bool { return e.Action == a && e.Object == "plan/"+tp.ID && strings.HasPrefix(e.Actor, "api:") }) {
+		if !slices.ContainsFunc(es, func(e audit.Entry) bool {
+			return e.Action == a && e.Object == "plan/"+tp.ID && strings.HasPrefix(e.Actor, "api:")
+		}) {
 			t.Errorf("no audit entry %s with a person's actor", a)
 		}
 	}
