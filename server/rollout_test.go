@@ -243,11 +243,11 @@ func testRollout(t *testing.T, backend string) {
 
 	// A plan of every security patch.
 	spec := rollout.PlanSpec{Strategy: "standard", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}}
-	code, body := f.do("POST", api.Prefix+"/plans", viewer, spec)
+	code, _ := f.do("POST", api.Prefix+"/plans", viewer, spec)
 	if code != 403 {
 		t.Errorf("plan by a viewer: %d", code)
 	}
-	code, body = f.do("POST", api.Prefix+"/plans", alice, rollout.PlanSpec{Strategy: "nope"})
+	code, body := f.do("POST", api.Prefix+"/plans", alice, rollout.PlanSpec{Strategy: "nope"})
 	if code != 400 || !strings.Contains(errOf(body).Error, `strategy "nope": no such RolloutStrategy`) {
 		t.Errorf("unknown strategy: %d %s", code, body)
 	}
@@ -556,6 +556,21 @@ func testRollout(t *testing.T, backend string) {
 	}
 	if code, _ := f.do("POST", api.Prefix+"/plans/"+tp.ID+"/abort", bob, nil); code != 409 {
 		t.Errorf("abort twice: %d", code)
+	}
+	// A rejected plan neither takes approvals nor starts.
+	code, body = f.do("POST", api.Prefix+"/plans", alice, spec)
+	if code != 201 {
+		t.Fatalf("fourth plan: %d %s", code, body)
+	}
+	var fourth api.PlanStatus
+	f.decode(body, &fourth)
+	if code, body := f.do("POST", api.Prefix+"/plans/"+fourth.Plan.ID+"/reject", bob, map[string]string{"comment": "not this week"}); code != 200 || !strings.Contains(string(body), `"state":"rejected"`) {
+		t.Fatalf("reject: %d %s", code, body)
+	}
+	for _, a := range []string{"approve", "start"} {
+		if code, _ := f.do("POST", api.Prefix+"/plans/"+fourth.Plan.ID+"/"+a, alice, nil); code != 409 {
+			t.Errorf("%s a rejected plan: %d", a, code)
+		}
 	}
 	es, _ = f.db.Audit.Entries(ctx)
 	for _, a := range []string{"rollout.pause", "rollout.resume", "rollout.abort"} {

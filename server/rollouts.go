@@ -565,7 +565,6 @@ func (s *Server) transitionEvents(p *rollout.Plan, m *rollout.Machine, state rol
 type jobHub struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
-	last    int64
 	kick    chan struct{}
 }
 
