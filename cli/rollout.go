@@ -118,32 +118,7 @@ every package; else it waits for patchbay plan approve.`,
 	f.StringSliceVar(&packages, "package", nil, "packages (glob patterns on binary or source names)")
 	f.BoolVar(&emergency, "emergency", false, "the emergency lane: only findings the policy sends there; outside windows after one approval")
 
-	var showHosts bool
-	show := &cobra.Command{
-		Use:   "show PLAN",
-		Short: "Show a plan, its preview and its rollout",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := o.client()
-			if err != nil {
-				return err
-			}
-			path := api.Prefix + "/plans/" + args[0]
-			if showHosts {
-				path += "?hosts=1"
-			}
-			var st api.PlanStatus
-			if err := cl.Do(cmd.Context(), http.MethodGet, path, nil, &st); err != nil {
-				return err
-			}
-			if o.output == "json" {
-				return printJSON(e.stdout, st)
-			}
-			printPlan(e.stdout, st)
-			return nil
-		},
-	}
-	show.Flags().BoolVar(&showHosts, "hosts", false, "list every host with its packages and outcome")
+	show := planShowCmd(e, o, "show PLAN", "Show a plan, its preview and its rollout", "list every host with its packages and outcome", printPlan)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List plans, newest first",
@@ -237,37 +212,7 @@ func newRolloutCmd(e *env) *cobra.Command {
 			},
 		}
 	}
-	status := func(cmd *cobra.Command, id string, hosts bool) (api.PlanStatus, error) {
-		cl, err := o.client()
-		if err != nil {
-			return api.PlanStatus{}, err
-		}
-		path := api.Prefix + "/plans/" + id
-		if hosts {
-			path += "?hosts=1"
-		}
-		var st api.PlanStatus
-		err = cl.Do(cmd.Context(), http.MethodGet, path, nil, &st)
-		return st, err
-	}
-	var showHosts bool
-	statusCmd := &cobra.Command{
-		Use:   "status PLAN",
-		Short: "Show a rollout's state and each ring's outcomes",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := status(cmd, args[0], showHosts)
-			if err != nil {
-				return err
-			}
-			if o.output == "json" {
-				return printJSON(e.stdout, st)
-			}
-			printRollout(e.stdout, st)
-			return nil
-		},
-	}
-	statusCmd.Flags().BoolVar(&showHosts, "hosts", false, "list every host's outcome")
+	statusCmd := planShowCmd(e, o, "status PLAN", "Show a rollout's state and each ring's outcomes", "list every host's outcome", printRollout)
 	var every time.Duration
 	watch := &cobra.Command{
 		Use:   "watch PLAN",
@@ -276,7 +221,7 @@ func newRolloutCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			last := ""
 			for {
-				st, err := status(cmd, args[0], false)
+				st, err := fetchPlan(cmd, o, args[0], false)
 				if err != nil {
 					return err
 				}
@@ -305,6 +250,44 @@ func newRolloutCmd(e *env) *cobra.Command {
 	cmd.AddCommand(action("start", "Start the rollout of an approved plan"), action("pause", "Start no more jobs (those running finish)"),
 		action("resume", "Resume a paused rollout"), action("promote", "Start the next ring of a rollout awaiting promotion"),
 		action("abort", "End a rollout: no job starts after it"), statusCmd, watch)
+	return cmd
+}
+
+// fetchPlan reads a plan and its rollout (with every host when hosts).
+func fetchPlan(cmd *cobra.Command, o *clientOpts, id string, hosts bool) (api.PlanStatus, error) {
+	cl, err := o.client()
+	if err != nil {
+		return api.PlanStatus{}, err
+	}
+	path := api.Prefix + "/plans/" + id
+	if hosts {
+		path += "?hosts=1"
+	}
+	var st api.PlanStatus
+	err = cl.Do(cmd.Context(), http.MethodGet, path, nil, &st)
+	return st, err
+}
+
+// planShowCmd is a command that shows a plan with print (or as JSON).
+func planShowCmd(e *env, o *clientOpts, use, short, hostsHelp string, print func(io.Writer, api.PlanStatus)) *cobra.Command {
+	var hosts bool
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := fetchPlan(cmd, o, args[0], hosts)
+			if err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, st)
+			}
+			print(e.stdout, st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&hosts, "hosts", false, hostsHelp)
 	return cmd
 }
 

@@ -268,39 +268,30 @@ func (s *Server) changePlan(ctx context.Context, id string, fn func(row *store.P
 	}
 }
 
-func (s *Server) approvePlan(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var b approvalBody
-	if err := decodeOptional(r, &b); err != nil {
-		return err
-	}
-	row, err := s.changePlan(r.Context(), r.PathValue("id"), func(row *store.PlanRow, now time.Time) (store.RolloutEvent, error) {
-		if err := row.Plan.Approve(rollout.Approval{By: c.actor(), At: now, Comment: b.Comment}); err != nil {
-			return store.RolloutEvent{}, errConflict(api.CodeConflict, err.Error())
+// decidePlan records a person's approval or rejection of a plan.
+func (s *Server) decidePlan(approve bool) func(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+		var b approvalBody
+		if err := decodeOptional(r, &b); err != nil {
+			return err
 		}
-		return store.RolloutEvent{Actor: c.actor(), Action: "plan.approve", Object: "plan/" + row.Plan.ID,
-			Change: map[string]any{"comment": b.Comment, "approvals": len(row.Plan.Approvals), "required": row.Plan.Required, "state": row.Plan.State}}, nil
-	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, api.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
-}
-
-func (s *Server) rejectPlan(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var b approvalBody
-	if err := decodeOptional(r, &b); err != nil {
-		return err
-	}
-	row, err := s.changePlan(r.Context(), r.PathValue("id"), func(row *store.PlanRow, now time.Time) (store.RolloutEvent, error) {
-		if err := row.Plan.Reject(rollout.Approval{By: c.actor(), At: now, Comment: b.Comment}); err != nil {
-			return store.RolloutEvent{}, errConflict(api.CodeConflict, err.Error())
+		row, err := s.changePlan(r.Context(), r.PathValue("id"), func(row *store.PlanRow, now time.Time) (store.RolloutEvent, error) {
+			a := rollout.Approval{By: c.actor(), At: now, Comment: b.Comment}
+			action, decide := "plan.reject", row.Plan.Reject
+			if approve {
+				action, decide = "plan.approve", row.Plan.Approve
+			}
+			if err := decide(a); err != nil {
+				return store.RolloutEvent{}, errConflict(api.CodeConflict, err.Error())
+			}
+			return store.RolloutEvent{Actor: c.actor(), Action: action, Object: "plan/" + row.Plan.ID,
+				Change: map[string]any{"comment": b.Comment, "approvals": len(row.Plan.Approvals), "required": row.Plan.Required, "state": row.Plan.State}}, nil
+		})
+		if err != nil {
+			return err
 		}
-		return store.RolloutEvent{Actor: c.actor(), Action: "plan.reject", Object: "plan/" + row.Plan.ID, Change: map[string]any{"comment": b.Comment}}, nil
-	})
-	if err != nil {
-		return err
+		return writeJSON(w, http.StatusOK, api.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
 	}
-	return writeJSON(w, http.StatusOK, api.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
 }
 
 // decodeOptional decodes a JSON body when there is one.

@@ -13,6 +13,7 @@ import (
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/match"
+	"github.com/patchbay/patchbay/store/internal/sqlrows"
 )
 
 var _ feeds.Store = (*Store)(nil)
@@ -70,20 +71,7 @@ func (d *Store) KeysOf(ctx context.Context, ids []string) ([]match.Key, error) {
 
 // CollectionIDs implements feeds.Store.
 func (d *Store) CollectionIDs(ctx context.Context, collection string) ([]string, error) {
-	rows, err := d.DB.QueryContext(ctx, d.D.CollectionIDs, collection)
-	if err != nil {
-		return nil, fmt.Errorf("read collection %s: %w", collection, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return sqlrows.Strings(ctx, d.DB, "read collection "+collection, d.D.CollectionIDs, collection)
 }
 
 // ApplyOSV implements feeds.Store.

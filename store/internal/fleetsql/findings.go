@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/risk"
+	"github.com/patchbay/patchbay/store/internal/sqlrows"
 	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
 
@@ -982,20 +983,7 @@ func (s *Findings) Exceptions(ctx context.Context) ([]string, error) {
 
 // strings runs a query of one text column.
 func (s *Findings) strings(ctx context.Context, what, q string, args ...any) ([]string, error) {
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(q), args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return sqlrows.Strings(ctx, s.DB, what, s.D.Rebind(q), args...)
 }
 
 // Redecide stores new decisions in one transaction. The hosts' rows are

@@ -23,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/sqlrows"
 	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
 
@@ -411,20 +412,7 @@ func (s *Store) Report(ctx context.Context, id, host string, attempt int, o roll
 // Active lists the rollouts not yet ended (running, baking, awaiting
 // promotion, paused).
 func (s *Store) Active(ctx context.Context) ([]string, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT id FROM plans WHERE machine_state IN ('running', 'baking', 'awaiting_promotion', 'paused') ORDER BY created_at`)
-	if err != nil {
-		return nil, fmt.Errorf("active rollouts: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return sqlrows.Strings(ctx, s.DB, "active rollouts", `SELECT id FROM plans WHERE machine_state IN ('running', 'baking', 'awaiting_promotion', 'paused') ORDER BY created_at`)
 }
 
 // PendingJob is a job dispatched to a host and not settled.
