@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
@@ -611,5 +614,197 @@ func TestLongPollDrains(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the long poll outlived the drain")
+	}
+}
+
+// TestRolloutAcrossReplicas: two server replicas on one PostgreSQL
+// database. Agents long-poll the replica that does not lead (wait 30 s):
+// the leader's dispatches reach them within a second. The leader dies
+// without releasing its lease in the middle of the ring; the other
+// replica takes over and completes the rollout; every host ran exactly
+// one job.
+func TestRolloutAcrossReplicas(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	ctx := context.Background()
+	type replica struct {
+		srv    *server.Server
+		url    string
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	start := func(name string) *replica {
+		db, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		srv, err := server.New(server.Config{DB: db, ReplicaID: name, LeaseTTL: time.Second, ElectEvery: 200 * time.Millisecond,
+			StepEvery: 100 * time.Millisecond, PollEvery: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv.Handler())
+		t.Cleanup(ts.Close)
+		rctx, cancel := context.WithCancel(ctx)
+		r := &replica{srv: srv, url: ts.URL, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			if err := srv.Run(rctx); err != nil {
+				t.Error(err)
+			}
+			close(r.done)
+		}()
+		t.Cleanup(func() { cancel(); <-r.done })
+		return r
+	}
+	a, b := start("a"), start("b")
+	leads := func(r *replica) bool {
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var v struct{ Leader bool }
+		json.NewDecoder(resp.Body).Decode(&v)
+		return v.Leader
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !leads(a) && !leads(b) {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica leads")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	leader, other := a, b
+	if leads(b) {
+		leader, other = b, a
+	}
+	f := &fixture{t: t, db: other.srv.DB(), srv: other.srv, url: other.url}
+	admin := f.api(auth.Admin)
+	f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "p.yaml", Content: `apiVersion: patchbay/v1
+kind: HostGroup
+metadata: {name: fleet}
+spec: {selector: env=prod}
+---
+apiVersion: patchbay/v1
+kind: RolloutStrategy
+metadata: {name: one-at-a-time}
+spec:
+  rings: [{name: all, hostGroup: fleet, maxConcurrency: 1, errorThreshold: 0}]
+  reboot: never
+  promote: automatic
+`}}})
+	enroll := f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{})
+	type simAgent struct {
+		name, id, cred string
+		key            ed25519.PublicKey
+		jobs           atomic.Int32
+	}
+	var agents []*simAgent
+	for i := range 4 {
+		facts := factsOf(fmt.Sprintf("web-%d", i), fmt.Sprintf("m-web-%d", i))
+		facts.Labels = map[string]string{"env": "prod"}
+		e := f.enroll(enroll, facts)
+		k, _ := base64.StdEncoding.DecodeString(e.JobKey)
+		ups := []scan.Update{{Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", Installed: "3.0.15-1~deb12u1", Candidate: "3.0.17-1~deb12u2",
+			Origin: "bookworm-security", Pocket: "security", CVEs: []string{}, Types: []patch.Type{patch.Security}, Cycle: "system"}}
+		rep := report(facts, []inventory.Package{}, true)
+		rep.UpdatesHash, rep.Updates = fleet.UpdatesHash(ups), &ups
+		if code, body := f.do("POST", api.Prefix+"/agent/checkin", e.Credential, rep); code != 200 {
+			t.Fatalf("check-in: %d %s", code, body)
+		}
+		agents = append(agents, &simAgent{name: facts.Hostname, id: e.HostID, cred: e.Credential, key: k})
+	}
+	code, body := f.do("POST", api.Prefix+"/plans", admin, rollout.PlanSpec{Strategy: "one-at-a-time", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
+	if code != 201 {
+		t.Fatalf("plan: %d %s", code, body)
+	}
+	var st api.PlanStatus
+	f.decode(body, &st)
+	id := st.Plan.ID
+	f.do("POST", api.Prefix+"/plans/"+id+"/approve", admin, nil)
+
+	// The agents long-poll the replica that does not lead; each reports
+	// once it holds a job, the first two slowly enough for the leader to
+	// die meanwhile.
+	received := make(chan time.Time, 16)
+	actx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for i, ag := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for actx.Err() == nil {
+				req, _ := http.NewRequestWithContext(actx, "GET", other.url+api.Prefix+"/agent/jobs?wait=30", nil)
+				req.Header.Set("Authorization", "Bearer "+ag.cred)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					continue
+				}
+				var jr api.JobsResponse
+				json.NewDecoder(resp.Body).Decode(&jr)
+				resp.Body.Close()
+				for _, sj := range jr.Jobs {
+					m, err := job.Verify(sj, ag.key, ag.id, time.Now())
+					if err != nil {
+						t.Errorf("%s: %v", ag.name, err)
+						return
+					}
+					ag.jobs.Add(1)
+					received <- time.Now()
+					if i == 1 {
+						time.Sleep(1500 * time.Millisecond) // the leader dies while this one runs
+					}
+					b, _ := json.Marshal(job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: rollout.Succeeded})
+					rq, _ := http.NewRequestWithContext(actx, "POST", other.url+api.Prefix+"/agent/jobs/result", bytes.NewReader(b))
+					rq.Header.Set("Authorization", "Bearer "+ag.cred)
+					if r2, err := http.DefaultClient.Do(rq); err == nil {
+						r2.Body.Close()
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // the polls are waiting
+	started := time.Now()
+	if code, body := f.do("POST", api.Prefix+"/plans/"+id+"/start", admin, nil); code != 200 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	select {
+	case at := <-received:
+		if d := at.Sub(started); d > 2*time.Second {
+			t.Errorf("the first job reached a waiting agent on the other replica after %s; want within a second or so", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no job reached a long-polling agent")
+	}
+	<-received // the second host's job: it reports slowly
+	leader.cancel()
+	<-leader.done
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, body := f.do("GET", api.Prefix+"/plans/"+id, admin, nil)
+		var s api.PlanStatus
+		f.decode(body, &s)
+		if code == 200 && s.Rollout.State == rollout.Completed {
+			if s.Rings[0].Outcomes[rollout.Succeeded] != 4 {
+				t.Errorf("outcomes: %+v", s.Rings[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout did not complete after the leader died: %+v %+v", s.Rollout, s.Rings)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !leads(other) {
+		t.Error("the other replica does not lead")
+	}
+	stop()
+	wg.Wait()
+	for _, ag := range agents {
+		if n := ag.jobs.Load(); n != 1 {
+			t.Errorf("%s got %d jobs", ag.name, n)
+		}
 	}
 }
