@@ -156,12 +156,12 @@ func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 		if j.Attempt > 0 || j.Outcome != "" {
 			continue
 		}
-		if g.Active != nil && !g.Active(j.Host) {
-			j.Outcome = NoAgent
-			continue
-		}
 		if g.Open != nil && !g.Open(j.Host) {
 			continue // its window is closed: it waits
+		}
+		if g.Active != nil && !g.Active(j.Host) {
+			j.Outcome = NoAgent // judged when it could start
+			continue
 		}
 		j.Attempt, j.Started = 1, now
 		out = append(out, j)

@@ -185,3 +185,22 @@ func TestPauseResumeAbort(t *testing.T) {
 		t.Errorf("abort: %v %s", err, m.State)
 	}
 }
+
+// TestWindowsGateStarts: a host whose window is closed waits — it is not
+// started, and not judged for its agent until it could start.
+func TestWindowsGateStarts(t *testing.T) {
+	m := NewMachine(strategy("automatic"), hosts(2), staging)
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	open := map[string]bool{"h00": true}
+	asked := map[string]bool{}
+	g := Gate{Open: func(h string) bool { return open[h] }, Active: func(h string) bool { asked[h] = true; return h == "h00" }}
+	jobs := m.Step(now, g)
+	if len(jobs) != 1 || jobs[0].Host != "h00" || m.Jobs[1].Outcome != "" || asked["h01"] {
+		t.Fatalf("closed window: started %v, h01 %+v, asked %v", jobs, m.Jobs[1], asked)
+	}
+	open["h01"] = true
+	m.Step(now, g)
+	if m.Jobs[1].Outcome != NoAgent {
+		t.Errorf("once its window opens, a host without an agent is no_agent: %+v", m.Jobs[1])
+	}
+}

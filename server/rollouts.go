@@ -414,9 +414,15 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 	}
 	state, ring, bake := m.State, m.Ring, m.BakeUntil
 	now := s.cfg.Now().UTC()
-	seen, err := s.db.Rollouts.LastSeen(ctx)
-	if err != nil {
-		return err
+	// When hosts were last seen, read when a job may start.
+	var seen map[string]time.Time
+	var seenErr error
+	lastSeen := func(h string) (time.Time, bool) {
+		if seen == nil && seenErr == nil {
+			seen, seenErr = s.db.Rollouts.LastSeen(ctx)
+		}
+		t, ok := seen[h]
+		return t, ok
 	}
 	_, rp, err := s.rolloutPolicy(ctx)
 	if err != nil {
@@ -441,7 +447,7 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 	stale := s.cfg.AgentStale
 	windowEnd := map[string]time.Time{}
 	gate := rollout.Gate{
-		Active: func(h string) bool { t, ok := seen[h]; return ok && now.Sub(t) < stale },
+		Active: func(h string) bool { t, ok := lastSeen(h); return ok && now.Sub(t) < stale },
 		Open: func(h string) bool {
 			if p.Emergency {
 				return true
@@ -466,8 +472,8 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 		},
 	}
 	dispatched := m.Step(now, gate)
-	if hostsErr != nil {
-		return hostsErr
+	if err := errors.Join(hostsErr, seenErr); err != nil {
+		return err
 	}
 	key, err := s.JobKey(ctx)
 	if err != nil {
