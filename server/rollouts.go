@@ -404,6 +404,11 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 	if m == nil || p.StrategySpec == nil {
 		return fmt.Errorf("plan %s is active without a machine", id)
 	}
+	now := s.cfg.Now().UTC()
+	switch {
+	case m.State == rollout.Paused, m.State == rollout.AwaitingPromotion, m.State == rollout.Baking && now.Before(m.BakeUntil):
+		return nil // waits for people or the clock
+	}
 	if m.Jobs, err = s.db.Rollouts.Jobs(ctx, id); err != nil {
 		return err
 	}
@@ -413,7 +418,6 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 		before[j.Host] = j.Outcome
 	}
 	state, ring, bake := m.State, m.Ring, m.BakeUntil
-	now := s.cfg.Now().UTC()
 	// When hosts were last seen, read when a job may start.
 	var seen map[string]time.Time
 	var seenErr error
