@@ -95,7 +95,10 @@ func (x *Executor) Run(ctx context.Context, s job.Signed) (job.Result, bool) {
 		x.Log.Warn("job refused", "job", id, "attempt", attempt, "err", err)
 		return res, true
 	}
-	if err := x.Journal.Begin(m); err != nil {
+	if err := x.Journal.Begin(m); err != nil && !errors.Is(err, job.ErrStale) {
+		// Without a journal entry the job must not run (it could run twice).
+		return job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: rollout.Failed, Reason: "not started: " + err.Error(), Started: now, Finished: now}, true
+	} else if err != nil {
 		// Run before: send what it did again, if kept.
 		b, rerr := os.ReadFile(x.resultPath(m.JobID, m.Attempt))
 		var res job.Result
