@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -216,7 +217,8 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 		return "", 0, nil
 	}}
 	pub, key, _ := ed25519.GenerateKey(nil)
-	journal, _ := job.OpenJournal(filepath.Join(t.TempDir(), "journal.json"))
+	jdir := filepath.Join(t.TempDir(), "jobs")
+	journal, _ := job.OpenJournal(filepath.Join(jdir, "journal.json"))
 	drv := &fakeDriver{inst: map[string]string{"openssl": "3.0.15-1", "libssl3": "3.0.15-1", "nginx": "1.22.1-9"}}
 	rb := &fakeReboot{}
 	now := time.Date(2026, 11, 24, 22, 30, 0, 0, time.UTC)
@@ -265,6 +267,14 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "libssl3", Version: "3.0.17-2"}, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u2"}))
 	if res.Outcome != rollout.Failed || !strings.Contains(res.Reason, "install: dpkg: error processing package nginx; rolled back 1 packages") || drv.inst["libssl3"] != "3.0.17-1" {
 		t.Errorf("failed install: %+v", res)
+	}
+	// The journal cannot be written (its directory is gone, a file in its
+	// place): the job is reported failed and not run.
+	os.RemoveAll(jdir)
+	os.WriteFile(jdir, nil, 0o600)
+	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u3"}))
+	if res.Outcome != rollout.Failed || !strings.Contains(res.Reason, "not started: job journal") || drv.inst["nginx"] == "1.22.1-9+deb12u3" {
+		t.Errorf("no journal: %+v", res)
 	}
 	// The job's window closed before it could start: skipped, not run.
 	late := sign("never", time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.18-1"})
