@@ -326,7 +326,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 	_, last1 := holding(1)
 	// The canary's last report: its hosts report at once on receipt.
 	fmt.Printf("rollout start → all %d canary hosts hold their job: %s\n", sizes[0], last0.Sub(t0).Round(time.Millisecond))
-	fmt.Printf("canary done → all %d fleet hosts hold their job:     %s (after start: %s)\n", sizes[1], last1.Sub(last0).Round(time.Millisecond), last1.Sub(t0).Round(time.Millisecond))
+	fmt.Printf("last canary job received → all %d fleet hosts hold their job: %s (after start: %s)\n", sizes[1], last1.Sub(last0).Round(time.Millisecond), last1.Sub(t0).Round(time.Millisecond))
 	cancel()
 	wg.Wait()
 	logFile.Close()
