@@ -74,6 +74,16 @@ spec:
   reboot: if-required
   promote: automatic
   jobTimeout: 30m
+---
+apiVersion: patchbay/v1
+kind: RolloutStrategy
+metadata: {name: careful}
+spec:
+  rings:
+    - {name: staging, hostGroup: staging, maxConcurrency: 1, errorThreshold: 0}
+    - {name: prod, hostGroup: production, maxConcurrency: 1, errorThreshold: 0}
+  reboot: never
+  promote: manual
 `
 
 // updatesFor makes the security updates the package manager would offer
@@ -560,6 +570,45 @@ func testRollout(t *testing.T, backend string) {
 	if code, _ := f.do("POST", api.Prefix+"/plans/"+tp.ID+"/abort", bob, nil); code != 409 {
 		t.Errorf("abort twice: %d", code)
 	}
+	// Manual promotion: after staging the rollout waits for a person.
+	cp := func() *rollout.Plan {
+		code, body := f.do("POST", api.Prefix+"/plans", alice, rollout.PlanSpec{Strategy: "careful", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
+		if code != 201 {
+			t.Fatalf("careful plan: %d %s", code, body)
+		}
+		var st api.PlanStatus
+		f.decode(body, &st)
+		return st.Plan
+	}()
+	f.do("POST", api.Prefix+"/plans/"+cp.ID+"/approve", alice, nil)
+	f.do("POST", api.Prefix+"/plans/"+cp.ID+"/approve", bob, nil)
+	f.do("POST", api.Prefix+"/plans/"+cp.ID+"/start", alice, nil)
+	step(f.srv)
+	run(hosts["stg-1"], rollout.Succeeded)
+	step(f.srv)
+	step(f.srv)
+	if st := status(cp.ID); st.Rollout.State != rollout.AwaitingPromotion || st.Rings[1].InFlight != 0 {
+		t.Fatalf("after staging with manual promotion: %+v %+v", st.Rollout, st.Rings)
+	}
+	if code, body := f.do("POST", api.Prefix+"/plans/"+cp.ID+"/promote", bob, nil); code != 200 || !strings.Contains(string(body), `"state":"running","ring":1`) {
+		t.Fatalf("promote: %d %s", code, body)
+	}
+	step(f.srv)
+	if st := status(cp.ID); st.Rings[1].InFlight != 1 {
+		t.Errorf("after the promotion: %+v", st.Rings)
+	}
+	f.do("POST", api.Prefix+"/plans/"+cp.ID+"/abort", bob, nil)
+	var promoted struct {
+		Notifications []store.Notification `json:"notifications"`
+	}
+	_, body = f.do("GET", api.Prefix+"/notifications?plan="+cp.ID, viewer, nil)
+	f.decode(body, &promoted)
+	if !slices.ContainsFunc(promoted.Notifications, func(n store.Notification) bool {
+		return n.Event == "rollout.ring_promoted" && strings.Contains(string(n.Payload), `"by":"api:`)
+	}) {
+		t.Errorf("no notification of the promotion by a person: %+v", promoted.Notifications)
+	}
+
 	// A rejected plan neither takes approvals nor starts.
 	code, body = f.do("POST", api.Prefix+"/plans", alice, spec)
 	if code != 201 {
