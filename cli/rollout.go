@@ -156,26 +156,9 @@ every package; else it waits for patchbay plan approve.`,
 	}
 	var comment string
 	decide := func(action, short string) *cobra.Command {
-		c := &cobra.Command{
-			Use:   action + " PLAN",
-			Short: short,
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				cl, err := o.client()
-				if err != nil {
-					return err
-				}
-				var st api.PlanStatus
-				if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans/"+args[0]+"/"+action, map[string]string{"comment": comment}, &st); err != nil {
-					return err
-				}
-				if o.output == "json" {
-					return printJSON(e.stdout, st)
-				}
-				fmt.Fprintf(e.stdout, "plan %s: %s (approvals %d of %d)\n", st.Plan.ID, st.Plan.State, len(st.Plan.Approvals), st.Plan.Required)
-				return nil
-			},
-		}
+		c := planActionCmd(e, o, action, short, func() any { return map[string]string{"comment": comment} }, func(st api.PlanStatus) string {
+			return fmt.Sprintf("plan %s: %s (approvals %d of %d)", st.Plan.ID, st.Plan.State, len(st.Plan.Approvals), st.Plan.Required)
+		})
 		c.Flags().StringVar(&comment, "comment", "", "why")
 		return c
 	}
@@ -191,26 +174,9 @@ func newRolloutCmd(e *env) *cobra.Command {
 	}
 	o.flags(cmd)
 	action := func(name, short string) *cobra.Command {
-		return &cobra.Command{
-			Use:   name + " PLAN",
-			Short: short,
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				cl, err := o.client()
-				if err != nil {
-					return err
-				}
-				var st api.PlanStatus
-				if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans/"+args[0]+"/"+name, nil, &st); err != nil {
-					return err
-				}
-				if o.output == "json" {
-					return printJSON(e.stdout, st)
-				}
-				fmt.Fprintf(e.stdout, "rollout %s: %s\n", st.Plan.ID, st.Rollout.State)
-				return nil
-			},
-		}
+		return planActionCmd(e, o, name, short, func() any { return nil }, func(st api.PlanStatus) string {
+			return fmt.Sprintf("rollout %s: %s", st.Plan.ID, st.Rollout.State)
+		})
 	}
 	statusCmd := planShowCmd(e, o, "status PLAN", "Show a rollout's state and each ring's outcomes", "list every host's outcome", printRollout)
 	var every time.Duration
@@ -266,6 +232,31 @@ func fetchPlan(cmd *cobra.Command, o *clientOpts, id string, hosts bool) (api.Pl
 	var st api.PlanStatus
 	err = cl.Do(cmd.Context(), http.MethodGet, path, nil, &st)
 	return st, err
+}
+
+// planActionCmd is a command that POSTs an action on a plan and says
+// what came of it.
+func planActionCmd(e *env, o *clientOpts, action, short string, body func() any, say func(api.PlanStatus) string) *cobra.Command {
+	return &cobra.Command{
+		Use:   action + " PLAN",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.client()
+			if err != nil {
+				return err
+			}
+			var st api.PlanStatus
+			if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans/"+args[0]+"/"+action, body(), &st); err != nil {
+				return err
+			}
+			if o.output == "json" {
+				return printJSON(e.stdout, st)
+			}
+			fmt.Fprintln(e.stdout, say(st))
+			return nil
+		},
+	}
 }
 
 // planShowCmd is a command that shows a plan with print (or as JSON).

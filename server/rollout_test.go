@@ -675,47 +675,12 @@ func TestLongPollDrains(t *testing.T) {
 func TestRolloutAcrossReplicas(t *testing.T) {
 	dsn := pgtest.Fresh(t)
 	ctx := context.Background()
-	type replica struct {
-		srv    *server.Server
-		url    string
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
 	start := func(name string) *replica {
-		db, err := store.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		srv, err := server.New(server.Config{DB: db, ReplicaID: name, LeaseTTL: time.Second, ElectEvery: 200 * time.Millisecond,
+		return startReplica(t, dsn, name, server.Config{LeaseTTL: time.Second, ElectEvery: 200 * time.Millisecond,
 			StepEvery: 100 * time.Millisecond, PollEvery: 100 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewServer(srv.Handler())
-		t.Cleanup(ts.Close)
-		rctx, cancel := context.WithCancel(ctx)
-		r := &replica{srv: srv, url: ts.URL, cancel: cancel, done: make(chan struct{})}
-		go func() {
-			if err := srv.Run(rctx); err != nil {
-				t.Error(err)
-			}
-			close(r.done)
-		}()
-		t.Cleanup(func() { cancel(); <-r.done })
-		return r
 	}
 	a, b := start("a"), start("b")
-	leads := func(r *replica) bool {
-		resp, err := http.Get(r.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var v struct{ Leader bool }
-		json.NewDecoder(resp.Body).Decode(&v)
-		return v.Leader
-	}
+	leads := func(r *replica) bool { return r.leads() }
 	deadline := time.Now().Add(10 * time.Second)
 	for !leads(a) && !leads(b) {
 		if time.Now().After(deadline) {

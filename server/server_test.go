@@ -666,52 +666,67 @@ func TestCheckpointAndHealth(t *testing.T) {
 	}
 }
 
+// replica is a server process's stand-in: a server on a shared database,
+// its HTTP server and its background work.
+type replica struct {
+	srv    *server.Server
+	url    string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returned
+}
+
+// startReplica runs a server replica on dsn until the test ends (or
+// cancel: it dies without releasing its lease).
+func startReplica(t *testing.T, dsn, name string, cfg server.Config) *replica {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cfg.DB, cfg.ReplicaID = db, name
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	rctx, cancel := context.WithCancel(ctx)
+	r := &replica{srv: srv, url: ts.URL, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		if err := srv.Run(rctx); err != nil {
+			t.Error(err)
+		}
+		close(r.done)
+	}()
+	t.Cleanup(func() { cancel(); <-r.done })
+	return r
+}
+
+// leads asks the replica's /readyz whether it leads.
+func (r *replica) leads() bool {
+	resp, err := http.Get(r.url + "/readyz")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var v struct{ Leader bool }
+	json.NewDecoder(resp.Body).Decode(&v)
+	return v.Leader
+}
+
 // TestReplicasShareOneLeader: two server processes on one PostgreSQL
 // database serve the same data; exactly one leads, and when it dies the
 // other takes over within the lease TTL and one election interval.
 func TestReplicasShareOneLeader(t *testing.T) {
 	dsn := pgtest.Fresh(t)
 	ctx := context.Background()
-	type replica struct {
-		srv    *server.Server
-		url    string
-		cancel context.CancelFunc
-		done   chan struct{} // closed when Run returned
-	}
 	const ttl, every = time.Second, 200 * time.Millisecond
 	start := func(name string) *replica {
-		db, err := store.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		srv, err := server.New(server.Config{DB: db, ReplicaID: name, LeaseTTL: ttl, ElectEvery: every})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewServer(srv.Handler())
-		t.Cleanup(ts.Close)
-		rctx, cancel := context.WithCancel(ctx)
-		r := &replica{srv: srv, url: ts.URL, cancel: cancel, done: make(chan struct{})}
-		go func() {
-			if err := srv.Run(rctx); err != nil {
-				t.Error(err)
-			}
-			close(r.done)
-		}()
-		t.Cleanup(func() { cancel(); <-r.done })
-		return r
+		return startReplica(t, dsn, name, server.Config{LeaseTTL: ttl, ElectEvery: every})
 	}
-	leads := func(r *replica) bool {
-		resp, err := http.Get(r.url + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var v struct{ Leader bool }
-		json.NewDecoder(resp.Body).Decode(&v)
-		return v.Leader
-	}
+	leads := func(r *replica) bool { return r.leads() }
 	a, b := start("a"), start("b")
 	deadline := time.Now().Add(10 * time.Second)
 	for !leads(a) && !leads(b) {
