@@ -377,12 +377,12 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 	groupsOf := map[string][]string{}
 	var order []string
 	for _, h := range hosts {
-		if !selects(sel.HostGroups, h.Groups) || !selects(sel.Services, h.Services) || (len(sel.Hosts) > 0 && !slices.Contains(sel.Hosts, h.ID) && !slices.Contains(sel.Hosts, h.Hostname)) {
+		if !sel.TakesHost(h) {
 			continue
 		}
 		ph := PlanHost{ID: h.ID, Hostname: h.Hostname}
 		for _, f := range h.Open {
-			if f.Cycle == "application" && (len(sel.Cycles) == 0 || slices.Contains(sel.Cycles, "application")) && pl.wants(sel, spec.Emergency, f) {
+			if f.Cycle == "application" && (len(sel.Cycles) == 0 || slices.Contains(sel.Cycles, "application")) && wants(sel, spec.Emergency, f) {
 				p.Skipped["application findings (patched by their service's build)"]++
 			}
 		}
@@ -403,7 +403,7 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 				if f.Package != u.SourceOf() || f.Cycle == "application" || !fixedBy(f, u) {
 					continue
 				}
-				if !pl.wants(sel, spec.Emergency, f) {
+				if !wants(sel, spec.Emergency, f) {
 					continue
 				}
 				closes = append(closes, Closing{ID: f.ID, Vulnerability: f.Vulnerability, Package: f.Package, Priority: f.Priority, Emergency: f.Lane == "emergency"})
@@ -496,7 +496,7 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 
 // wants says whether the selector's priorities (and the emergency lane)
 // take a finding.
-func (pl *Planner) wants(sel Selector, emergency bool, f fleet.Finding) bool {
+func wants(sel Selector, emergency bool, f fleet.Finding) bool {
 	if emergency && f.Lane != "emergency" {
 		return false
 	}
@@ -517,6 +517,13 @@ func fixedBy(f fleet.Finding, u scan.Update) bool {
 	eco, _, _ := strings.Cut(f.Ecosystem, ":")
 	c, err := match.Compare(eco, f.Fixed, u.Candidate)
 	return err == nil && c <= 0
+}
+
+// TakesHost says whether the selector's hosts, host groups and services
+// take a host.
+func (s Selector) TakesHost(h HostInput) bool {
+	return (len(s.Hosts) == 0 || slices.Contains(s.Hosts, h.ID) || slices.Contains(s.Hosts, h.Hostname)) &&
+		selects(s.HostGroups, h.Groups) && selects(s.Services, h.Services)
 }
 
 func selects(want, have []string) bool {

@@ -126,6 +126,14 @@ func TestResolve(t *testing.T) {
 	if p.State != Approved || len(p.AutoRules) != 1 || p.AutoRules[0] != "security-nonprod" || len(p.Hosts) != 1 || len(p.Hosts[0].Targets) != 2 {
 		t.Errorf("auto-approved plan: %+v", p)
 	}
+	// Hosts by hostname or id.
+	p, err = pl.Resolve("plan-h", PlanSpec{Strategy: "standard", Selector: Selector{Hosts: []string{"prod-1"}}}, []HostInput{stg, prod, lone})
+	if err != nil || len(p.Hosts) != 1 || p.Hosts[0].ID != "h-prod" {
+		t.Errorf("by hostname: %v %+v", err, p)
+	}
+	if sel := (Selector{Hosts: []string{"h-stg"}, HostGroups: []string{"production"}}); sel.TakesHost(stg) || !(Selector{Hosts: []string{"h-stg"}}).TakesHost(stg) {
+		t.Error("hosts and host groups both filter")
+	}
 	// Package patterns; a held package is left out and counted.
 	held := prod
 	held.Updates = append([]scan.Update(nil), prod.Updates...)

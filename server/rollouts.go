@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,16 +142,10 @@ func (s *Server) planInputs(ctx context.Context, set *policy.Set, sel rollout.Se
 	var out []rollout.HostInput
 	var ids []string
 	for _, h := range hs {
-		if len(sel.Hosts) > 0 && !slices.Contains(sel.Hosts, h.ID) && !slices.Contains(sel.Hosts, h.Hostname) {
-			continue
-		}
 		c := set.Context(assetOf(fleet.AssetOf(h.Host)))
 		in := rollout.HostInput{ID: h.ID, Hostname: h.Hostname, Groups: c.Groups, Services: c.Services}
-		if len(sel.HostGroups) > 0 && !slices.ContainsFunc(in.Groups, func(g string) bool { return slices.Contains(sel.HostGroups, g) }) {
-			continue
-		}
-		if len(sel.Services) > 0 && !slices.ContainsFunc(in.Services, func(g string) bool { return slices.Contains(sel.Services, g) }) {
-			continue
+		if !sel.TakesHost(in) {
+			continue // its updates and findings are not read
 		}
 		ups, err := s.db.Fleet.Updates(ctx, h.ID)
 		if err != nil {
@@ -260,7 +255,7 @@ func (s *Server) changePlan(ctx context.Context, id string, fn func(row *store.P
 		if err != nil {
 			return row, err
 		}
-		err = s.db.Rollouts.Update(ctx, id, row.Version, row, now, ev)
+		err = s.db.Rollouts.Update(ctx, row, now, ev)
 		if errors.Is(err, store.ErrPlanConflict) && try < 20 {
 			continue
 		}
@@ -515,7 +510,7 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 	if len(starts) == 0 && len(settles) == 0 && len(evs) == 0 && m.State == state && m.Ring == ring && m.BakeUntil.Equal(bake) {
 		return nil // nothing moved
 	}
-	n, err := s.db.Rollouts.Step(ctx, fence, id, row.Version, m, starts, settles, now, evs...)
+	n, err := s.db.Rollouts.Step(ctx, fence, row, starts, settles, now, evs...)
 	if err != nil {
 		return err
 	}
@@ -733,12 +728,8 @@ func (s *Server) jobResult(w http.ResponseWriter, r *http.Request, c *caller) er
 
 // cutJobID splits "plan/host".
 func cutJobID(id string) (plan, host string, ok bool) {
-	for i := len(id) - 1; i >= 0; i-- {
-		if id[i] == '/' {
-			return id[:i], id[i+1:], i > 0 && i < len(id)-1
-		}
-	}
-	return "", "", false
+	i := strings.LastIndexByte(id, '/')
+	return id[:max(i, 0)], id[i+1:], i > 0 && i < len(id)-1
 }
 
 func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request, _ *caller) error {

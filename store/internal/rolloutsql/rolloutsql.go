@@ -274,10 +274,11 @@ func (s *Store) Jobs(ctx context.Context, id string) ([]*rollout.HostJob, error)
 	return out, rows.Err()
 }
 
-// Update changes a plan by compare and swap on its version: fn changes
-// the plan and, once started, the machine (whose jobs are not saved
-// here); the plan is written with its events.
-func (s *Store) Update(ctx context.Context, id string, version int64, r Row, now time.Time, evs ...Event) error {
+// Update writes a changed plan and, once started, its rollout's aggregate
+// (the jobs are not written here), by compare and swap on the version it
+// was read at (ErrConflict when it moved), with its events.
+func (s *Store) Update(ctx context.Context, r Row, now time.Time, evs ...Event) error {
+	id, version := r.Plan.ID, r.Version
 	head := *r.Plan
 	head.Hosts = nil
 	pb, err := json.Marshal(head)
@@ -337,8 +338,9 @@ type Fence struct {
 // starts (only those not started yet), the outcomes it settles (only
 // those not settled yet) and its events. It returns how many jobs it
 // started.
-func (s *Store) Step(ctx context.Context, fence Fence, id string, version int64, m *rollout.Machine, starts []Dispatch, settles []Settle, now time.Time, evs ...Event) (int, error) {
-	mj, mstate, err := machineJSON(m)
+func (s *Store) Step(ctx context.Context, fence Fence, r Row, starts []Dispatch, settles []Settle, now time.Time, evs ...Event) (int, error) {
+	id, version := r.Plan.ID, r.Version
+	mj, mstate, err := machineJSON(r.Machine)
 	if err != nil {
 		return 0, err
 	}
