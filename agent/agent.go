@@ -25,7 +25,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
-	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/patch"
 )
 
 // Agent is one host's agent.
@@ -184,7 +184,7 @@ func (a *Agent) Enroll(ctx context.Context) (*Credential, error) {
 type spooled struct {
 	Report    api.Report          `json:"report"`
 	Inventory []inventory.Package `json:"inventory"`
-	Updates   []scan.Update       `json:"updates"`
+	Updates   []patch.Update      `json:"updates"`
 }
 
 // Observe collects a report and keeps it in the spool. When the newest

@@ -14,9 +14,9 @@ import (
 
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/pkgmgr"
-	"github.com/patchbay/patchbay/scan"
 )
 
 // Collector looks at one host: this machine (Root "/") or a chroot.
@@ -40,7 +40,7 @@ type Collector struct {
 type Snapshot struct {
 	Facts     fleet.Facts
 	Inventory []inventory.Package
-	Updates   []scan.Update
+	Updates   []patch.Update
 }
 
 // MachineID reads the host's machine-id (systemd's, or D-Bus's).
@@ -93,7 +93,7 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 		return s, err
 	}
 	f := fleet.Facts{Hostname: host, MachineID: mid, Labels: c.Labels, AgentVersion: c.Version}
-	inv, err := inventory.Collect(ctx, inventory.Options{Root: root, Paths: c.Paths})
+	inv, err := collect.Collect(ctx, collect.Options{Root: root, Paths: c.Paths})
 	if err != nil {
 		return s, err
 	}
@@ -114,7 +114,7 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	if s.Inventory == nil {
 		s.Inventory = []inventory.Package{}
 	}
-	s.Updates = []scan.Update{}
+	s.Updates = []patch.Update{}
 	if !c.NoPackageManager {
 		manager, ups, why := SystemUpdates(ctx, root, inv.Distro, c.CacheDir, c.Refresh)
 		f.PackageManager = manager
@@ -163,7 +163,7 @@ func addresses() []string {
 // with the CVEs each fixes and its classification. It returns the
 // manager's name ("" when the root has none patchbay drives) and a reason
 // when the view could not be had.
-func SystemUpdates(ctx context.Context, root string, distro *inventory.Distro, cacheDir string, refresh bool) (string, []scan.Update, string) {
+func SystemUpdates(ctx context.Context, root string, distro *inventory.Distro, cacheDir string, refresh bool) (string, []patch.Update, string) {
 	if distro == nil {
 		return "", nil, ""
 	}
@@ -189,12 +189,12 @@ func SystemUpdates(ctx context.Context, root string, distro *inventory.Distro, c
 	if err != nil {
 		return "apt", nil, err.Error()
 	}
-	out := make([]scan.Update, 0, len(ups))
+	out := make([]patch.Update, 0, len(ups))
 	for _, u := range ups {
-		su := scan.Update{
+		su := patch.Update{
 			Ecosystem: distro.Ecosystem, Name: u.Name, SourceName: u.SourceName, SourceVersion: u.SourceVersion,
 			Installed: u.Installed, Candidate: u.Candidate, Origin: u.Origin, Pocket: u.Pocket,
-			CVEs: u.CVEs, Cycle: string(inventory.CycleSystem), Held: u.Held,
+			CVEs: u.CVEs, Cycle: patch.CycleSystem, Held: u.Held,
 		}
 		if su.CVEs == nil {
 			su.CVEs = []string{}

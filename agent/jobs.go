@@ -20,7 +20,6 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/pkgmgr"
-	"github.com/patchbay/patchbay/rollout"
 )
 
 // RebootChecker says whether the host needs a reboot and which processes
@@ -88,16 +87,16 @@ func (x *Executor) Run(ctx context.Context, s job.Signed) (job.Result, bool) {
 	m, err := job.Verify(s, x.Key, x.HostID, now)
 	if err != nil {
 		id, attempt := claimed(s)
-		res := job.Result{JobID: id, Attempt: attempt, Outcome: rollout.Failed, Refused: true, Reason: "refused: " + err.Error(), Started: now, Finished: now}
+		res := job.Result{JobID: id, Attempt: attempt, Outcome: job.Failed, Refused: true, Reason: "refused: " + err.Error(), Started: now, Finished: now}
 		if errors.Is(err, job.ErrExpired) {
-			res.Outcome, res.Refused, res.Reason = rollout.Skipped, false, "not started: "+err.Error()+"; its window closed before it could start"
+			res.Outcome, res.Refused, res.Reason = job.Skipped, false, "not started: "+err.Error()+"; its window closed before it could start"
 		}
 		x.Log.Warn("job refused", "job", id, "attempt", attempt, "err", err)
 		return res, true
 	}
 	if err := x.Journal.Begin(m); err != nil && !errors.Is(err, job.ErrStale) {
 		// Without a journal entry the job must not run (it could run twice).
-		return job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: rollout.Failed, Reason: "not started: " + err.Error(), Started: now, Finished: now}, true
+		return job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: job.Failed, Reason: "not started: " + err.Error(), Started: now, Finished: now}, true
 	} else if err != nil {
 		// Run before: send what it did again, if kept.
 		b, rerr := os.ReadFile(x.resultPath(m.JobID, m.Attempt))
@@ -130,7 +129,7 @@ func (x *Executor) execute(ctx context.Context, m job.Manifest) (res job.Result)
 	logStart := len(x.Runner.Log())
 	defer func() { res.Commands = x.Runner.Log()[logStart:] }()
 	if !x.checks(ctx, "pre", m.PreChecks, &res) {
-		res.Outcome, res.Reason = rollout.Failed, "a pre-check failed: nothing was changed"
+		res.Outcome, res.Reason = job.Failed, "a pre-check failed: nothing was changed"
 		return res
 	}
 	targets := make([]pkgmgr.Target, len(m.Install))
@@ -139,14 +138,14 @@ func (x *Executor) execute(ctx context.Context, m job.Manifest) (res job.Result)
 	}
 	before, err := x.Driver.Installed(ctx)
 	if err != nil {
-		res.Outcome, res.Reason = rollout.Failed, "list installed packages: "+err.Error()
+		res.Outcome, res.Reason = job.Failed, "list installed packages: "+err.Error()
 		return res
 	}
 	res.Before = versionsOf(before, m.Install)
 	ir, err := x.Driver.Install(ctx, targets, pkgmgr.InstallOptions{})
 	res.Changes, res.Skipped = ir.Changes, ir.Skipped
 	if err != nil {
-		res.Outcome, res.Reason = rollout.Failed, "install: "+err.Error()
+		res.Outcome, res.Reason = job.Failed, "install: "+err.Error()
 		if len(ir.Changes) > 0 {
 			res.Reason += "; " + x.rollback(ctx, ir.Changes, m, &res)
 		}
@@ -155,26 +154,26 @@ func (x *Executor) execute(ctx context.Context, m job.Manifest) (res job.Result)
 	}
 	switch {
 	case len(ir.Changes) == 0 && len(ir.Skipped) == 0:
-		res.Outcome, res.After = rollout.NoChange, res.Before
+		res.Outcome, res.After = job.NoChange, res.Before
 		return res
 	case len(ir.Changes) == 0:
-		res.Outcome, res.Reason, res.After = rollout.Skipped, skipReasons(ir.Skipped), res.Before
+		res.Outcome, res.Reason, res.After = job.Skipped, skipReasons(ir.Skipped), res.Before
 		return res
 	}
 	if m.RestartServices {
 		x.restart(ctx, &res)
 	}
 	if !x.checks(ctx, "post", m.PostChecks, &res) {
-		res.Outcome = rollout.RolledBack
+		res.Outcome = job.RolledBack
 		res.Reason = "a post-check failed; " + x.rollback(ctx, ir.Changes, m, &res)
 		x.checks(ctx, "post-rollback", m.PostChecks, &res)
 		res.After = x.after(ctx, m)
 		return res
 	}
 	res.After = x.after(ctx, m)
-	res.Outcome = rollout.Succeeded
+	res.Outcome = job.Succeeded
 	if len(ir.Skipped) > 0 {
-		res.Outcome, res.Reason = rollout.Skipped, "partly: "+skipReasons(ir.Skipped)
+		res.Outcome, res.Reason = job.Skipped, "partly: "+skipReasons(ir.Skipped)
 	}
 	x.reboot(ctx, m, &res)
 	return res
@@ -225,7 +224,7 @@ func (x *Executor) rollback(ctx context.Context, changes []pkgmgr.Change, m job.
 	defer cancel()
 	r, err := x.Driver.Install(rctx, back, pkgmgr.InstallOptions{})
 	if err != nil {
-		res.Outcome = rollout.Failed
+		res.Outcome = job.Failed
 		return fmt.Sprintf("rollback to the previous versions failed: %v", err)
 	}
 	res.Changes = append(res.Changes, r.Changes...)
@@ -234,7 +233,7 @@ func (x *Executor) rollback(ctx context.Context, changes []pkgmgr.Change, m job.
 
 // checks runs health checks in a phase and records them; it says whether
 // all passed.
-func (x *Executor) checks(ctx context.Context, phase string, cs []rollout.HealthCheck, res *job.Result) bool {
+func (x *Executor) checks(ctx context.Context, phase string, cs []job.HealthCheck, res *job.Result) bool {
 	ok := true
 	for _, c := range cs {
 		start := time.Now()
@@ -248,7 +247,7 @@ func (x *Executor) checks(ctx context.Context, phase string, cs []rollout.Health
 	return ok
 }
 
-func (x *Executor) check(ctx context.Context, c rollout.HealthCheck) error {
+func (x *Executor) check(ctx context.Context, c job.HealthCheck) error {
 	timeout := time.Duration(c.Timeout)
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -335,7 +334,7 @@ func (x *Executor) reboot(ctx context.Context, m job.Manifest, res *job.Result) 
 		}
 		fallthrough
 	case required || want:
-		res.Reboot, res.Outcome = "required", rollout.SucceededReboot
+		res.Reboot, res.Outcome = "required", job.SucceededReboot
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/patchbay/patchbay/internal/debroot"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/pkgmgr"
-	"github.com/patchbay/patchbay/rollout"
 )
 
 type jobRig struct {
@@ -84,12 +83,12 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	g := newJobRig(t)
 	ctx := context.Background()
 	to, from := g.targets()
-	ok := g.sign(t, job.Manifest{JobID: "plan-1/host-1", Install: to, PostChecks: []rollout.HealthCheck{{Command: []string{"true"}}}})
+	ok := g.sign(t, job.Manifest{JobID: "plan-1/host-1", Install: to, PostChecks: []job.HealthCheck{{Command: []string{"true"}}}})
 
 	// Commands are not allowed by this agent: the post-check fails, and
 	// the packages are rolled back.
 	res, sent := g.x.Run(ctx, ok)
-	if !sent || res.Outcome != rollout.RolledBack || !strings.Contains(res.Reason, "rolled back") {
+	if !sent || res.Outcome != job.RolledBack || !strings.Contains(res.Reason, "rolled back") {
 		t.Fatalf("command check without permission: %+v", res)
 	}
 	if len(res.Checks) != 2 || res.Checks[0].Phase != "post" || res.Checks[0].OK || !strings.Contains(res.Checks[0].Detail, "--allow-check-commands") {
@@ -102,7 +101,7 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	}
 	// Delivered again: not run again; the kept result is sent again.
 	again, sent := g.x.Run(ctx, ok)
-	if !sent || again.Outcome != rollout.RolledBack || !again.Started.Equal(res.Started) {
+	if !sent || again.Outcome != job.RolledBack || !again.Started.Equal(res.Started) {
 		t.Errorf("repeated delivery: %+v", again)
 	}
 
@@ -114,9 +113,9 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	}
 	defer ln.Close()
 	second := g.sign(t, job.Manifest{JobID: "plan-1/host-1", Attempt: 2, Install: to,
-		PreChecks: []rollout.HealthCheck{{TCP: ln.Addr().String()}}, PostChecks: []rollout.HealthCheck{{Command: []string{"dpkg", "--audit"}}, {TCP: ln.Addr().String()}}})
+		PreChecks: []job.HealthCheck{{TCP: ln.Addr().String()}}, PostChecks: []job.HealthCheck{{Command: []string{"dpkg", "--audit"}}, {TCP: ln.Addr().String()}}})
 	res, _ = g.x.Run(ctx, second)
-	if res.Outcome != rollout.Succeeded || res.Reboot != "" {
+	if res.Outcome != job.Succeeded || res.Reboot != "" {
 		t.Fatalf("install: %+v", res)
 	}
 	for _, p := range to {
@@ -132,7 +131,7 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	}
 	// An older attempt delivered late: refused by the journal, not run;
 	// what it did the first time is sent again.
-	if late, _ := g.x.Run(ctx, g.sign(t, job.Manifest{JobID: "plan-1/host-1", Attempt: 1, Install: from})); late.Attempt != 1 || late.Outcome != rollout.RolledBack {
+	if late, _ := g.x.Run(ctx, g.sign(t, job.Manifest{JobID: "plan-1/host-1", Attempt: 1, Install: from})); late.Attempt != 1 || late.Outcome != job.RolledBack {
 		t.Errorf("a late attempt 1: %+v", late)
 	}
 	if v := debroot.Query(t, g.root, to[0].Name); v != to[0].Version {
@@ -141,7 +140,7 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 
 	// A host already at the versions: no change needed, nothing run.
 	res, _ = g.x.Run(ctx, g.sign(t, job.Manifest{JobID: "plan-2/host-1", Install: to}))
-	if res.Outcome != rollout.NoChange || slices.ContainsFunc(res.Commands, func(c pkgmgr.Command) bool { return slices.Contains(c.Args, "install") }) {
+	if res.Outcome != job.NoChange || slices.ContainsFunc(res.Commands, func(c pkgmgr.Command) bool { return slices.Contains(c.Args, "install") }) {
 		t.Errorf("idempotent job: %+v", res)
 	}
 
@@ -153,7 +152,7 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	m["install"] = append(m["install"].([]any), map[string]any{"name": "netcat-traditional", "version": "1.10-47"})
 	bad.Manifest, _ = json.Marshal(m)
 	res, sent = g.x.Run(ctx, bad)
-	if !sent || !res.Refused || res.Outcome != rollout.Failed || res.JobID != "plan-3/host-1" || !strings.Contains(res.Reason, "signature does not verify") {
+	if !sent || !res.Refused || res.Outcome != job.Failed || res.JobID != "plan-3/host-1" || !strings.Contains(res.Reason, "signature does not verify") {
 		t.Errorf("tampered: %+v", res)
 	}
 	res, _ = g.x.Run(ctx, g.sign(t, job.Manifest{JobID: "plan-3/host-2", HostID: "host-2", Install: from}))
@@ -238,26 +237,26 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	// Required, inside the window: rebooted (the command is run).
 	rb.st = pkgmgr.RebootStatus{Required: true, Reasons: []string{"/run/reboot-required exists"}}
 	res, _ := x.Run(ctx, sign("if-required", now.Add(time.Hour), false, job.Package{Name: "openssl", Version: "3.0.17-1"}))
-	if res.Outcome != rollout.Succeeded || res.Reboot != "scheduled" || !slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "reboot"}) }) {
+	if res.Outcome != job.Succeeded || res.Reboot != "scheduled" || !slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "reboot"}) }) {
 		t.Errorf("reboot inside the window: %+v %v", res, ran)
 	}
 	// Required, but the window is over (or none: the emergency lane): not
 	// rebooted, reported as required.
 	ran = nil
 	res, _ = x.Run(ctx, sign("if-required", time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.17-1"}))
-	if res.Outcome != rollout.SucceededReboot || res.Reboot != "required" || len(ran) != 0 {
+	if res.Outcome != job.SucceededReboot || res.Reboot != "required" || len(ran) != 0 {
 		t.Errorf("reboot outside a window: %+v %v", res, ran)
 	}
 	// Never: a required reboot is still reported.
 	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u1"}))
-	if res.Outcome != rollout.SucceededReboot || len(ran) != 0 {
+	if res.Outcome != job.SucceededReboot || len(ran) != 0 {
 		t.Errorf("reboot never: %+v %v", res, ran)
 	}
 	// Always, not required, inside the window: rebooted. And units
 	// mapping replaced libraries are restarted.
 	rb.st = pkgmgr.RebootStatus{Stale: []pkgmgr.StaleProcess{{PID: 10, Unit: "nginx.service"}, {PID: 11, Unit: "nginx.service"}, {PID: 12}}}
 	res, _ = x.Run(ctx, sign("always", now.Add(time.Hour), true, job.Package{Name: "openssl", Version: "3.0.17-2"}))
-	if res.Outcome != rollout.Succeeded || res.Reboot != "scheduled" || !slices.Equal(res.Restarted, []string{"nginx.service"}) ||
+	if res.Outcome != job.Succeeded || res.Reboot != "scheduled" || !slices.Equal(res.Restarted, []string{"nginx.service"}) ||
 		!slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "restart", "nginx.service"}) }) {
 		t.Errorf("always with restarts: %+v %v", res, ran)
 	}
@@ -265,7 +264,7 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	drv.failing = "nginx"
 	rb.st = pkgmgr.RebootStatus{}
 	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "libssl3", Version: "3.0.17-2"}, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u2"}))
-	if res.Outcome != rollout.Failed || !strings.Contains(res.Reason, "install: dpkg: error processing package nginx; rolled back 1 packages") || drv.inst["libssl3"] != "3.0.17-1" {
+	if res.Outcome != job.Failed || !strings.Contains(res.Reason, "install: dpkg: error processing package nginx; rolled back 1 packages") || drv.inst["libssl3"] != "3.0.17-1" {
 		t.Errorf("failed install: %+v", res)
 	}
 	// The journal cannot be written (its directory is gone, a file in its
@@ -273,14 +272,14 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	os.RemoveAll(jdir)
 	os.WriteFile(jdir, nil, 0o600)
 	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u3"}))
-	if res.Outcome != rollout.Failed || !strings.Contains(res.Reason, "not started: job journal") || drv.inst["nginx"] == "1.22.1-9+deb12u3" {
+	if res.Outcome != job.Failed || !strings.Contains(res.Reason, "not started: job journal") || drv.inst["nginx"] == "1.22.1-9+deb12u3" {
 		t.Errorf("no journal: %+v", res)
 	}
 	// The job's window closed before it could start: skipped, not run.
 	late := sign("never", time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.18-1"})
 	now = now.Add(2 * time.Hour)
 	res, _ = x.Run(ctx, late)
-	if res.Outcome != rollout.Skipped || res.Refused || drv.inst["libssl3"] == "3.0.18-1" || !strings.Contains(res.Reason, "window closed") {
+	if res.Outcome != job.Skipped || res.Refused || drv.inst["libssl3"] == "3.0.18-1" || !strings.Contains(res.Reason, "window closed") {
 		t.Errorf("expired job: %+v", res)
 	}
 }

@@ -1,18 +1,20 @@
-// Package api holds the wire types of patchbay's HTTP API (/api/v1) and a
-// client for it, shared by the server, the agent and the CLI.
+// Package api holds the wire types of patchbay's HTTP API (/api/v1) that
+// agents and every client share — errors, enrollment, check-ins, jobs,
+// tokens, hosts and vulnerabilities — and a client for it. The wire types
+// of the policy and rollout endpoints are in api/policyapi and
+// api/rolloutapi, so that an agent reaches neither the policy documents
+// nor the planner.
 package api
 
 import (
-	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/job"
-	"github.com/patchbay/patchbay/policy"
-	"github.com/patchbay/patchbay/rollout"
-	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/patch"
 )
 
 // Prefix is the API's path prefix.
@@ -26,7 +28,35 @@ type Error struct {
 	Field string `json:"field,omitempty"`
 	// Problems are every problem of invalid policy documents, each with
 	// its file, line, column and field path.
-	Problems []*policy.FieldError `json:"problems,omitempty"`
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one problem of a policy document sent to the server: where
+// it is, the field's path in the document and what is wrong (the wire
+// form of the policy decoder's positioned errors).
+type Problem struct {
+	Pos     Pos    `json:"pos"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// Pos is a position in a file; Line 0 names the whole file.
+type Pos struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+}
+
+// Error renders the problem as "file:line:column: path: message".
+func (p Problem) Error() string {
+	at := p.Pos.File
+	if p.Pos.Line != 0 {
+		at = fmt.Sprintf("%s:%d:%d", p.Pos.File, p.Pos.Line, p.Pos.Column)
+	}
+	if p.Path == "" {
+		return at + ": " + p.Message
+	}
+	return at + ": " + p.Path + ": " + p.Message
 }
 
 // Error codes.
@@ -76,7 +106,7 @@ type Report struct {
 	InventoryHash string               `json:"inventory_hash"`
 	Inventory     *[]inventory.Package `json:"inventory,omitempty"`
 	UpdatesHash   string               `json:"updates_hash"`
-	Updates       *[]scan.Update       `json:"updates,omitempty"`
+	Updates       *[]patch.Update      `json:"updates,omitempty"`
 }
 
 // CheckinResponse says what the server did with a report.
@@ -128,81 +158,6 @@ type VulnList struct {
 	Vulnerabilities []fleet.Vulnerability `json:"vulnerabilities"`
 }
 
-// PolicyFile is one file of policy documents, sent as it is on disk: the
-// server parses it, so every error names the file, line and column.
-type PolicyFile struct {
-	Name    string `json:"name"`
-	Content string `json:"content"`
-}
-
-// ApplyRequest applies documents and deletes others ("Kind/name"), all
-// or nothing.
-type ApplyRequest struct {
-	Files  []PolicyFile `json:"files"`
-	Delete []string     `json:"delete,omitempty"`
-	DryRun bool         `json:"dry_run,omitempty"`
-}
-
-// ApplyResponse says what an apply changed (or would, in a dry run).
-type ApplyResponse struct {
-	DryRun        bool                      `json:"dry_run"`
-	Changes       []policy.Change           `json:"changes"`
-	Reprioritized *fleet.ReprioritizeResult `json:"reprioritized,omitempty"`
-	// Pending says the findings were not all decided again within the
-	// request: the leader finishes within its reconcile interval.
-	Pending bool `json:"pending,omitempty"`
-}
-
-// PolicyDocument is an applied document: Document is its canonical JSON
-// (kind, metadata, spec).
-type PolicyDocument struct {
-	Kind      string          `json:"kind"`
-	Name      string          `json:"name"`
-	Version   int             `json:"version"`
-	AppliedAt time.Time       `json:"applied_at"`
-	AppliedBy string          `json:"applied_by"`
-	Document  json.RawMessage `json:"document"`
-}
-
-// PolicyList lists applied documents. Revision moves with every change;
-// Decided is the revision every finding was last decided with (behind
-// Revision while the leader is still deciding them again).
-type PolicyList struct {
-	Documents []PolicyDocument `json:"documents"`
-	Revision  int64            `json:"revision"`
-	Decided   int64            `json:"decided"`
-}
-
-// PolicyVersion is one version in a document's history.
-type PolicyVersion struct {
-	Kind      string          `json:"kind"`
-	Name      string          `json:"name"`
-	Version   int             `json:"version"`
-	Action    string          `json:"action"`
-	AppliedAt time.Time       `json:"applied_at"`
-	AppliedBy string          `json:"applied_by"`
-	Document  json.RawMessage `json:"document,omitempty"`
-}
-
-// PolicyHistory is the history of documents.
-type PolicyHistory struct {
-	Versions []PolicyVersion `json:"versions"`
-}
-
-// FindingDetail explains a finding: its asset's context, the decision the
-// current policy makes and why, the vulnerability's own evidence, and every
-// change of its priority or state with the cause.
-type FindingDetail struct {
-	Finding  fleet.Finding        `json:"finding"`
-	Hostname string               `json:"hostname"`
-	Context  policy.Context       `json:"context"`
-	Decision policy.Decision      `json:"decision"`
-	Evidence []string             `json:"evidence"`
-	Aliases  []string             `json:"aliases,omitempty"`
-	Summary  string               `json:"summary,omitempty"`
-	History  []fleet.FindingEvent `json:"history"`
-}
-
 // ServiceInventory is an application inventory uploaded for a service
 // (from CI: patchbay scan --upload --service NAME).
 type ServiceInventory struct {
@@ -222,24 +177,6 @@ type ServiceInventoryResponse struct {
 // Whoami describes the calling credential.
 type Whoami struct {
 	Token auth.Token `json:"token"`
-}
-
-// PlanStatus is a plan, its rollout once started, the rollout's progress
-// per ring and, when asked for, every host's job.
-type PlanStatus struct {
-	Plan    *rollout.Plan        `json:"plan"`
-	Rollout *rollout.Machine     `json:"rollout,omitempty"`
-	Rings   []RingStatus         `json:"rings,omitempty"`
-	Hosts   []rollout.HostStatus `json:"hosts,omitempty"`
-}
-
-// RingStatus counts a ring's jobs.
-type RingStatus struct {
-	Name     string                  `json:"name"`
-	Hosts    int                     `json:"hosts"`
-	Pending  int                     `json:"pending"`
-	InFlight int                     `json:"in_flight"`
-	Outcomes map[rollout.Outcome]int `json:"outcomes"`
 }
 
 // JobsResponse is the answer to an agent's poll for jobs.

@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/internal/debroot"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
 )
@@ -419,7 +420,7 @@ func TestScanFreshDebianRootListsSecurityUpdates(t *testing.T) {
 	if f == nil || f.Source != "apt" || f.Ecosystem != "Debian:12" || !strings.HasPrefix(f.Reasons[0], "fixed by the bookworm-security update to 10.42-1+deb12u") {
 		t.Errorf("pcre2 finding %+v", f)
 	}
-	var lzma *scan.Update
+	var lzma *patch.Update
 	for i, u := range doc.Updates {
 		if u.Name == "liblzma5" {
 			lzma = &doc.Updates[i]

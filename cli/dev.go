@@ -23,10 +23,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
-	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/inventory/collect"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/server"
 )
 
@@ -105,7 +107,7 @@ func simTemplates(ctx context.Context, shared string) (oses [][]inventory.Packag
 		if err := writeFiles(root, map[string]string{"var/lib/dpkg/status": string(b), "etc/os-release": osRelease}); err != nil {
 			return nil, nil, err
 		}
-		inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+		inv, err := collect.Collect(ctx, collect.Options{Root: root})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -114,7 +116,7 @@ func simTemplates(ctx context.Context, shared string) (oses [][]inventory.Packag
 		}
 		oses = append(oses, inv.Packages)
 	}
-	inv, err := inventory.Collect(ctx, inventory.Options{Paths: []string{filepath.Join(shared, "corpus")}})
+	inv, err := collect.Collect(ctx, collect.Options{Paths: []string{filepath.Join(shared, "corpus")}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -267,7 +269,7 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 			Labels: map[string]string{"env": []string{"prod", "staging"}[i%2], "team": fmt.Sprintf("team-%d", i%8)}, AgentVersion: Version}}
 	}
 	fmt.Fprintf(e.stdout, "simulating %d hosts (%.0f packages each on average) against %s, %d at a time\n", o.agents, float64(total)/float64(o.agents), o.serverURL, o.concurrency)
-	noUpdates := []scan.Update{}
+	noUpdates := []patch.Update{}
 	updHash := fleet.UpdatesHash(noUpdates)
 	err = e.phase(ctx, "enroll", hosts, o.concurrency, func(ctx context.Context, h *simHost) error {
 		c := &api.Client{Base: o.serverURL, Token: tr.Secret, HTTP: hc}
@@ -346,9 +348,9 @@ kind: Service
 metadata: {name: sim-prod}
 spec: {owner: sim, tier: 1, exposure: internet, hosts: env=prod}
 `
-		var ar api.ApplyResponse
+		var ar policyapi.ApplyResponse
 		start = time.Now()
-		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/policy/apply", api.ApplyRequest{Files: []api.PolicyFile{{Name: "sim.yaml", Content: docs}}}, &ar); err != nil {
+		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/policy/apply", policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "sim.yaml", Content: docs}}}, &ar); err != nil {
 			return fmt.Errorf("policy apply: %w", err)
 		}
 		if r := ar.Reprioritized; r != nil {
@@ -358,7 +360,7 @@ spec: {owner: sim, tier: 1, exposure: internet, hosts: env=prod}
 			// The leader finishes: wait until every finding is decided
 			// with the new revision.
 			for {
-				var pl api.PolicyList
+				var pl policyapi.PolicyList
 				if err := admin.Do(ctx, http.MethodGet, api.Prefix+"/policy?kind=team", nil, &pl); err != nil {
 					return err
 				}

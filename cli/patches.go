@@ -18,7 +18,7 @@ import (
 
 // PatchRow is one available patch in `patchbay patches`.
 type PatchRow struct {
-	Cycle     string       `json:"cycle"`
+	Cycle     patch.Cycle  `json:"cycle"`
 	Types     []patch.Type `json:"types"`
 	Ecosystem string       `json:"ecosystem"`
 	Package   string       `json:"package"`
@@ -39,7 +39,7 @@ func patchRows(res scan.Result) []PatchRow {
 			Installed: u.Installed, Candidate: u.Candidate, Origin: u.Origin, CVEs: u.CVEs, Held: u.Held})
 	}
 	for _, p := range report.Patches(res.Findings) {
-		if p.Fixed == "" || p.Findings[0].Cycle != "application" {
+		if p.Fixed == "" || p.Findings[0].Cycle != patch.CycleApplication {
 			continue
 		}
 		r := PatchRow{Cycle: "application", Types: []patch.Type{patch.Security}, Ecosystem: p.Ecosystem, Package: p.Package,

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/policy"
 )
 
@@ -26,7 +27,7 @@ func newPolicyCmds(e *env) []*cobra.Command {
 // readPolicyFiles reads the files and directories named, as the server
 // will read them: YAML documents and VEX (JSON) files. They are parsed
 // here first, so problems are reported before anything is sent.
-func readPolicyFiles(paths []string, stdin io.Reader) ([]api.PolicyFile, int, error) {
+func readPolicyFiles(paths []string, stdin io.Reader) ([]policyapi.PolicyFile, int, error) {
 	if len(paths) == 0 {
 		return nil, 0, fmt.Errorf("-f: name a file or directory of policy documents (- for standard input)")
 	}
@@ -36,13 +37,13 @@ func readPolicyFiles(paths []string, stdin io.Reader) ([]api.PolicyFile, int, er
 	}
 	docs, err := policy.ParseFiles(files)
 	if es := policy.AsErrors(err); es != nil {
-		return nil, 0, problemsError(es)
+		return nil, 0, problemsError(len(es), es.Error())
 	} else if err != nil {
 		return nil, 0, err
 	}
-	out := make([]api.PolicyFile, len(files))
+	out := make([]policyapi.PolicyFile, len(files))
 	for i, f := range files {
-		out[i] = api.PolicyFile{Name: f.Name, Content: string(f.Data)}
+		out[i] = policyapi.PolicyFile{Name: f.Name, Content: string(f.Data)}
 	}
 	return out, len(docs), nil
 }
@@ -62,15 +63,19 @@ func kindQuery(args []string) (url.Values, error) {
 
 // problemsError lists every problem, one per line, and says nothing was
 // applied.
-func problemsError(es policy.Errors) error {
-	return fmt.Errorf("%d problem(s); nothing applied:\n%s", len(es), es.Error())
+func problemsError(n int, lines string) error {
+	return fmt.Errorf("%d problem(s); nothing applied:\n%s", n, lines)
 }
 
 // policyErr turns an invalid_policy response into its problems.
 func policyErr(err error) error {
 	var se *api.StatusError
 	if errors.As(err, &se) && len(se.Body.Problems) > 0 {
-		return problemsError(se.Body.Problems)
+		lines := make([]string, len(se.Body.Problems))
+		for i, p := range se.Body.Problems {
+			lines[i] = p.Error()
+		}
+		return problemsError(len(lines), strings.Join(lines, "\n"))
 	}
 	return err
 }
@@ -97,8 +102,8 @@ created, changed or unchanged.`,
 			if err != nil {
 				return err
 			}
-			var resp api.ApplyResponse
-			req := api.ApplyRequest{Files: pf, DryRun: dryRun || diffOnly}
+			var resp policyapi.ApplyResponse
+			req := policyapi.ApplyRequest{Files: pf, DryRun: dryRun || diffOnly}
 			if err := c.Do(cmd.Context(), http.MethodPost, api.Prefix+"/policy/apply", req, &resp); err != nil {
 				return policyErr(err)
 			}
@@ -117,7 +122,7 @@ created, changed or unchanged.`,
 	return cmd
 }
 
-func printChanges(e *env, o *clientOpts, resp api.ApplyResponse, diff bool) error {
+func printChanges(e *env, o *clientOpts, resp policyapi.ApplyResponse, diff bool) error {
 	if o.output == "json" {
 		return printJSON(e.stdout, resp)
 	}
@@ -167,7 +172,7 @@ func newGetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list api.PolicyList
+			var list policyapi.PolicyList
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/policy?"+q.Encode(), nil, &list); err != nil {
 				return err
 			}
@@ -216,11 +221,11 @@ func newDeleteCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := api.ApplyRequest{DryRun: dryRun}
+			req := policyapi.ApplyRequest{DryRun: dryRun}
 			for _, n := range args[1:] {
 				req.Delete = append(req.Delete, kind+"/"+n)
 			}
-			var resp api.ApplyResponse
+			var resp policyapi.ApplyResponse
 			if err := c.Do(cmd.Context(), http.MethodPost, api.Prefix+"/policy/apply", req, &resp); err != nil {
 				return policyErr(err)
 			}
@@ -272,7 +277,7 @@ func newPolicyCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var h api.PolicyHistory
+			var h policyapi.PolicyHistory
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/policy/history?"+q.Encode(), nil, &h); err != nil {
 				return err
 			}
@@ -331,7 +336,7 @@ func indent(s, pre string) string {
 }
 
 // explainFinding prints a finding's decision path.
-func explainFinding(w io.Writer, d api.FindingDetail, now time.Time) {
+func explainFinding(w io.Writer, d policyapi.FindingDetail, now time.Time) {
 	f := d.Finding
 	fmt.Fprintf(w, "finding %d: %s in %s %s (%s) on %s\n", f.ID, f.Vulnerability, f.Package, f.Version, f.Ecosystem, d.Hostname)
 	state := f.State
@@ -405,7 +410,7 @@ func newFindingsExplainCmd(e *env, o *clientOpts) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var d api.FindingDetail
+			var d policyapi.FindingDetail
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/findings/"+args[0], nil, &d); err != nil {
 				return err
 			}

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/rolloutapi"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
@@ -63,7 +65,7 @@ every package; else it waits for patchbay plan approve.`,
 				}
 				docs, err := policy.ParseFiles(fs)
 				if es := policy.AsErrors(err); es != nil {
-					return problemsError(es)
+					return problemsError(len(es), es.Error())
 				} else if err != nil {
 					return err
 				}
@@ -79,13 +81,16 @@ every package; else it waits for patchbay plan approve.`,
 					return errors.New("--strategy: name the RolloutStrategy (or give a PatchPlan with -f)")
 				}
 				spec = rollout.PlanSpec{Description: description, Strategy: strategy, Emergency: emergency,
-					Selector: rollout.Selector{Cycles: cycles, Services: services, HostGroups: groups, Hosts: hosts, Packages: packages}}
+					Selector: rollout.Selector{Services: services, HostGroups: groups, Hosts: hosts, Packages: packages}}
 				for _, p := range priorities {
 					pr, err := risk.ParsePriority(p)
 					if err != nil {
 						return fmt.Errorf("--priority: %w", err)
 					}
 					spec.Selector.Priorities = append(spec.Selector.Priorities, pr)
+				}
+				for _, c := range cycles {
+					spec.Selector.Cycles = append(spec.Selector.Cycles, patch.Cycle(c))
 				}
 				for _, t := range types {
 					spec.Selector.Types = append(spec.Selector.Types, patch.Type(t))
@@ -94,7 +99,7 @@ every package; else it waits for patchbay plan approve.`,
 					return err
 				}
 			}
-			var st api.PlanStatus
+			var st rolloutapi.PlanStatus
 			if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans", spec, &st); err != nil {
 				return err
 			}
@@ -129,7 +134,7 @@ every package; else it waits for patchbay plan approve.`,
 				return err
 			}
 			var resp struct {
-				Plans []api.PlanStatus `json:"plans"`
+				Plans []rolloutapi.PlanStatus `json:"plans"`
 			}
 			if err := cl.Do(cmd.Context(), http.MethodGet, api.Prefix+"/plans", nil, &resp); err != nil {
 				return err
@@ -156,7 +161,7 @@ every package; else it waits for patchbay plan approve.`,
 	}
 	var comment string
 	decide := func(action, short string) *cobra.Command {
-		c := planActionCmd(e, o, action, short, func() any { return map[string]string{"comment": comment} }, func(st api.PlanStatus) string {
+		c := planActionCmd(e, o, action, short, func() any { return map[string]string{"comment": comment} }, func(st rolloutapi.PlanStatus) string {
 			return fmt.Sprintf("plan %s: %s (approvals %d of %d)", st.Plan.ID, st.Plan.State, len(st.Plan.Approvals), st.Plan.Required)
 		})
 		c.Flags().StringVar(&comment, "comment", "", "why")
@@ -174,7 +179,7 @@ func newRolloutCmd(e *env) *cobra.Command {
 	}
 	o.flags(cmd)
 	action := func(name, short string) *cobra.Command {
-		return planActionCmd(e, o, name, short, func() any { return nil }, func(st api.PlanStatus) string {
+		return planActionCmd(e, o, name, short, func() any { return nil }, func(st rolloutapi.PlanStatus) string {
 			return fmt.Sprintf("rollout %s: %s", st.Plan.ID, st.Rollout.State)
 		})
 	}
@@ -220,23 +225,23 @@ func newRolloutCmd(e *env) *cobra.Command {
 }
 
 // fetchPlan reads a plan and its rollout (with every host when hosts).
-func fetchPlan(cmd *cobra.Command, o *clientOpts, id string, hosts bool) (api.PlanStatus, error) {
+func fetchPlan(cmd *cobra.Command, o *clientOpts, id string, hosts bool) (rolloutapi.PlanStatus, error) {
 	cl, err := o.client()
 	if err != nil {
-		return api.PlanStatus{}, err
+		return rolloutapi.PlanStatus{}, err
 	}
 	path := api.Prefix + "/plans/" + id
 	if hosts {
 		path += "?hosts=1"
 	}
-	var st api.PlanStatus
+	var st rolloutapi.PlanStatus
 	err = cl.Do(cmd.Context(), http.MethodGet, path, nil, &st)
 	return st, err
 }
 
 // planActionCmd is a command that POSTs an action on a plan and says
 // what came of it.
-func planActionCmd(e *env, o *clientOpts, action, short string, body func() any, say func(api.PlanStatus) string) *cobra.Command {
+func planActionCmd(e *env, o *clientOpts, action, short string, body func() any, say func(rolloutapi.PlanStatus) string) *cobra.Command {
 	return &cobra.Command{
 		Use:   action + " PLAN",
 		Short: short,
@@ -246,7 +251,7 @@ func planActionCmd(e *env, o *clientOpts, action, short string, body func() any,
 			if err != nil {
 				return err
 			}
-			var st api.PlanStatus
+			var st rolloutapi.PlanStatus
 			if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans/"+args[0]+"/"+action, body(), &st); err != nil {
 				return err
 			}
@@ -260,7 +265,7 @@ func planActionCmd(e *env, o *clientOpts, action, short string, body func() any,
 }
 
 // planShowCmd is a command that shows a plan with print (or as JSON).
-func planShowCmd(e *env, o *clientOpts, use, short, hostsHelp string, print func(io.Writer, api.PlanStatus)) *cobra.Command {
+func planShowCmd(e *env, o *clientOpts, use, short, hostsHelp string, print func(io.Writer, rolloutapi.PlanStatus)) *cobra.Command {
 	var hosts bool
 	cmd := &cobra.Command{
 		Use:   use,
@@ -295,7 +300,7 @@ func closesString(c map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-func printPlan(w io.Writer, st api.PlanStatus) {
+func printPlan(w io.Writer, st rolloutapi.PlanStatus) {
 	p := st.Plan
 	fmt.Fprintf(w, "plan %s  strategy %s  %s", p.ID, p.Strategy, p.State)
 	if p.Emergency {
@@ -360,7 +365,7 @@ func printPlan(w io.Writer, st api.PlanStatus) {
 	}
 }
 
-func rolloutLine(st api.PlanStatus) string {
+func rolloutLine(st rolloutapi.PlanStatus) string {
 	if st.Rollout == nil {
 		return fmt.Sprintf("plan %s: %s, not started", st.Plan.ID, st.Plan.State)
 	}
@@ -368,7 +373,7 @@ func rolloutLine(st api.PlanStatus) string {
 	var rings []string
 	for _, r := range st.Rings {
 		var oc []string
-		for _, o := range []rollout.Outcome{rollout.Succeeded, rollout.SucceededReboot, rollout.NoChange, rollout.Skipped, rollout.Failed, rollout.RolledBack, rollout.TimedOut, rollout.NoAgent} {
+		for _, o := range []job.Outcome{job.Succeeded, job.SucceededReboot, job.NoChange, job.Skipped, job.Failed, job.RolledBack, job.TimedOut, job.NoAgent} {
 			if r.Outcomes[o] > 0 {
 				oc = append(oc, fmt.Sprintf("%s %d", o, r.Outcomes[o]))
 			}
@@ -388,7 +393,7 @@ func rolloutLine(st api.PlanStatus) string {
 	return line
 }
 
-func printRollout(w io.Writer, st api.PlanStatus) {
+func printRollout(w io.Writer, st rolloutapi.PlanStatus) {
 	fmt.Fprintln(w, rolloutLine(st))
 	if st.Rollout != nil && st.Rollout.State == rollout.Baking {
 		fmt.Fprintf(w, "baking until %s\n", st.Rollout.BakeUntil.Format(time.RFC3339))

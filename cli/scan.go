@@ -14,6 +14,8 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/scan"
@@ -138,7 +140,7 @@ func (e *env) uploadService(ctx context.Context, server, service string, inv inv
 	}
 	req := api.ServiceInventory{Packages: []inventory.Package{}}
 	for _, p := range inv.Packages {
-		if p.Cycle() == inventory.CycleApplication {
+		if p.Cycle() == patch.CycleApplication {
 			req.Packages = append(req.Packages, p)
 		}
 	}
@@ -162,7 +164,7 @@ func containsStr(xs []string, s string) bool {
 // scan collects the inventory, matches it against the feeds and, for a
 // root, merges the package manager's available updates.
 func (e *env) scan(ctx context.Context, root string, paths []string, usePM, refresh bool, now time.Time) (scan.Result, error) {
-	inv, err := inventory.Collect(ctx, inventory.Options{Root: root, Paths: paths})
+	inv, err := collect.Collect(ctx, collect.Options{Root: root, Paths: paths})
 	if err != nil {
 		return scan.Result{}, err
 	}

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
+	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/debroot"
 	"github.com/patchbay/patchbay/internal/sharedtest"
@@ -255,9 +257,9 @@ func (r *rig) must(method, path, token string, body, out any) {
 	}
 }
 
-func (r *rig) status(id string) api.PlanStatus {
+func (r *rig) status(id string) rolloutapi.PlanStatus {
 	r.t.Helper()
-	var st api.PlanStatus
+	var st rolloutapi.PlanStatus
 	r.must("GET", "/plans/"+id+"?hosts=1", r.admin, nil, &st)
 	return st
 }
@@ -386,7 +388,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 			r.server.Wait()
 		}
 	}()
-	r.must("POST", "/policy/apply", r.admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "rollout.yaml", Content: policyYAML}}}, nil)
+	r.must("POST", "/policy/apply", r.admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "rollout.yaml", Content: policyYAML}}}, nil)
 
 	// prod-2 talks to the server through a proxy that can tamper with the
 	// jobs it relays (a package added to a signed manifest).
@@ -463,7 +465,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 		byID[c.HostID] = a.name
 	}
 	nameOf := func(h rollout.HostStatus) string { return byID[h.ID] }
-	outcomeOf := func(st api.PlanStatus, name string) rollout.Outcome {
+	outcomeOf := func(st rolloutapi.PlanStatus, name string) job.Outcome {
 		for _, h := range st.Hosts {
 			if nameOf(h) == name {
 				return h.Outcome
@@ -476,7 +478,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	// tampered job on prod-2 is refused and reported.
 	create := func(token string, spec rollout.PlanSpec) *rollout.Plan {
 		t.Helper()
-		var st api.PlanStatus // a fresh one: Plan is a pointer
+		var st rolloutapi.PlanStatus // a fresh one: Plan is a pointer
 		r.must("POST", "/plans", token, spec, &st)
 		return st.Plan
 	}
@@ -493,7 +495,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	r.tamper.Store(true)
 	r.must("POST", "/plans/"+ep.ID+"/start", alice, nil, nil)
 	r.waitFor("staging to patch pcre2", 3*time.Minute, func() bool { return outcomeOf(r.status(ep.ID), "stg-1") != "" })
-	if o := outcomeOf(r.status(ep.ID), "stg-1"); o != rollout.Succeeded {
+	if o := outcomeOf(r.status(ep.ID), "stg-1"); o != job.Succeeded {
 		t.Fatalf("stg-1: %s", o)
 	}
 	r.setClock(t0.Add(61 * time.Minute)) // staging baked
@@ -503,7 +505,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	})
 	r.tamper.Store(false)
 	st := r.status(ep.ID)
-	if st.Rollout.State != rollout.Halted || outcomeOf(st, "prod-1") != rollout.Succeeded || outcomeOf(st, "prod-2") != rollout.Failed {
+	if st.Rollout.State != rollout.Halted || outcomeOf(st, "prod-1") != job.Succeeded || outcomeOf(st, "prod-2") != job.Failed {
 		t.Fatalf("emergency rollout: %+v %+v", st.Rollout, st.Rings)
 	}
 	for _, h := range st.Hosts {
@@ -540,7 +542,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	planFile := filepath.Join(t.TempDir(), "perl.yaml")
 	os.WriteFile(planFile, []byte("apiVersion: patchbay/v1\nkind: PatchPlan\nmetadata: {name: perl}\nspec:\n  strategy: guarded\n  selector:\n    packages: [perl-base]\n"), 0o644)
 	code, out, errs := r.pb(alice, "plan", "create", "-f", planFile, "-o", "json")
-	var pst api.PlanStatus
+	var pst rolloutapi.PlanStatus
 	if code != 0 || json.Unmarshal([]byte(out), &pst) != nil {
 		t.Fatalf("plan create -f: %d %s %s", code, out, errs)
 	}
@@ -590,7 +592,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	if code, out, _ := r.pb(r.admin, "rollout", "status", pp.ID); code != 0 || !strings.Contains(out, "halted, ring prod; staging[succeeded 1] prod[succeeded 1, rolled_back 1] — ring prod: 1 errors") {
 		t.Errorf("rollout status: %d %s", code, out)
 	}
-	if outcomeOf(st, "stg-1") != rollout.Succeeded || outcomeOf(st, "prod-1") != rollout.Succeeded || outcomeOf(st, "prod-2") != rollout.RolledBack ||
+	if outcomeOf(st, "stg-1") != job.Succeeded || outcomeOf(st, "prod-1") != job.Succeeded || outcomeOf(st, "prod-2") != job.RolledBack ||
 		!strings.Contains(st.Rollout.Why, "ring prod: 1 errors, more than its threshold of 0") {
 		t.Fatalf("perl rollout: %+v %+v", st.Rollout, st.Rings)
 	}
@@ -632,7 +634,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	}
 	st = r.status(ap.ID)
 	for _, n := range []string{"stg-1", "prod-1", "prod-2"} {
-		if o := outcomeOf(st, n); o != rollout.Succeeded && o != rollout.SucceededReboot {
+		if o := outcomeOf(st, n); o != job.Succeeded && o != job.SucceededReboot {
 			t.Errorf("%s: %s", n, o)
 		}
 	}

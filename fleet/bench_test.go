@@ -10,6 +10,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/store/sqlite"
 )
 
@@ -19,7 +20,7 @@ import (
 // packages.
 func BenchmarkReplaceInventory(b *testing.B) {
 	ctx := context.Background()
-	inv, err := inventory.Collect(ctx, inventory.Options{Root: sharedtest.DebianRoot(b, "status-bookworm-host")})
+	inv, err := collect.Collect(ctx, collect.Options{Root: sharedtest.DebianRoot(b, "status-bookworm-host")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func BenchmarkReplaceInventory(b *testing.B) {
 // BenchmarkInventoryHash hashes a real host inventory (~700 packages),
 // which every full check-in does twice (the handler's check, the store's).
 func BenchmarkInventoryHash(b *testing.B) {
-	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: sharedtest.DebianRoot(b, "status-bookworm-host")})
+	inv, err := collect.Collect(context.Background(), collect.Options{Root: sharedtest.DebianRoot(b, "status-bookworm-host")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
-	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/patch"
 )
 
 // Host is one enrolled machine.
@@ -237,7 +237,7 @@ func (f Finding) Key() string {
 }
 
 // UpdatesHash is a stable digest of a package manager's update list.
-func UpdatesHash(ups []scan.Update) string {
+func UpdatesHash(ups []patch.Update) string {
 	lines := make([]string, len(ups))
 	for i, u := range ups {
 		b, _ := json.Marshal(u)

@@ -315,7 +315,7 @@ func findingsOf(hostID string, res scan.Result) []Finding {
 	for _, f := range res.Findings {
 		ff := Finding{HostID: hostID, Ecosystem: f.Ecosystem, Package: f.Package, Vulnerability: f.Vulnerability,
 			Version: f.Version, Priority: f.Priority.String(), Severity: f.Severity, Fixed: f.Fixed, Due: f.Due,
-			State: StateOpen, Exploitation: string(f.Exploitation), Automatable: f.Automatable, Impact: f.TechnicalImpact, Cycle: f.Cycle}
+			State: StateOpen, Exploitation: string(f.Exploitation), Automatable: f.Automatable, Impact: f.TechnicalImpact, Cycle: string(f.Cycle)}
 		if f.KEV != nil {
 			ff.KEVDue = f.KEV.DueDate
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/store/sqlite"
 )
@@ -29,7 +30,7 @@ func TestIngestClosesRemediatedFindings(t *testing.T) {
 	if _, err := (&feeds.Importer{Store: db}).ImportPaths(ctx, []string{feed}); err != nil {
 		t.Fatal(err)
 	}
-	inv, err := inventory.Collect(ctx, inventory.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-web-db")})
+	inv, err := collect.Collect(ctx, collect.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-web-db")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 	}
 	t1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for id, fixture := range map[string]string{"web": "status-bookworm-web-db", "base": "status-bookworm-minbase"} {
-		inv, err := inventory.Collect(ctx, inventory.Options{Root: sharedtest.DebianRoot(t, fixture)})
+		inv, err := collect.Collect(ctx, collect.Options{Root: sharedtest.DebianRoot(t, fixture)})
 		if err != nil {
 			t.Fatal(err)
 		}

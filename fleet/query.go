@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
-	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/patch"
 )
 
 // HostFilter selects hosts. Zero fields select everything.
@@ -93,7 +93,7 @@ type HostDetail struct {
 	HostSummary
 	Packages []inventory.Package `json:"packages"`
 	Findings []Finding           `json:"findings"`
-	Updates  []scan.Update       `json:"updates"`
+	Updates  []patch.Update      `json:"updates"`
 }
 
 // FindingSort orders a finding list.

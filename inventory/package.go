@@ -1,15 +1,18 @@
 // Package inventory describes what is installed on a host or pinned by a
-// service (packages, their ecosystem and where they were found) and collects
-// it from OS package databases, lockfiles, binaries and SBOMs.
+// service: packages, their ecosystem and where they were found, and the
+// distribution of a root (its os-release and OSV ecosystem).
 //
-// Collection is done by osv-scalibr's extractor packages, imported one by
-// one; this package adds what they lack: the distro → OSV ecosystem mapping,
-// per-file error reporting and the source package of OS packages.
+// It holds value types only and imports nothing beyond the standard
+// library and patch, so that every package can speak of packages without
+// reaching the collectors; inventory/collect collects them from OS package
+// databases, lockfiles, binaries and SBOMs.
 package inventory
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/patchbay/patchbay/patch"
 )
 
 // Package is one installed or pinned package.
@@ -34,22 +37,12 @@ type Package struct {
 	PURL string `json:"purl,omitempty"`
 }
 
-// Cycle says on which patch cycle a package's updates travel.
-type Cycle string
-
-const (
-	// CycleSystem is the cycle of OS packages (apt, dnf, apk).
-	CycleSystem Cycle = "system"
-	// CycleApplication is the cycle of language dependencies.
-	CycleApplication Cycle = "application"
-)
-
 // Cycle returns the patch cycle of the package.
-func (p Package) Cycle() Cycle {
+func (p Package) Cycle() patch.Cycle {
 	if IsOSEcosystem(p.Ecosystem) {
-		return CycleSystem
+		return patch.CycleSystem
 	}
-	return CycleApplication
+	return patch.CycleApplication
 }
 
 // MatchName is the name advisories use for the package: the source package

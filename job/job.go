@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/pkgmgr"
-	"github.com/patchbay/patchbay/rollout"
 )
 
 // Package is a package at the exact version a job installs.
@@ -37,9 +36,9 @@ type Manifest struct {
 	Rollout string `json:"rollout"`
 	Ring    string `json:"ring"`
 	// Install lists the packages to bring to exactly these versions.
-	Install    []Package             `json:"install"`
-	PreChecks  []rollout.HealthCheck `json:"pre_checks,omitempty"`
-	PostChecks []rollout.HealthCheck `json:"post_checks,omitempty"`
+	Install    []Package     `json:"install"`
+	PreChecks  []HealthCheck `json:"pre_checks,omitempty"`
+	PostChecks []HealthCheck `json:"post_checks,omitempty"`
 	// Reboot is never, if-required or always.
 	Reboot          string        `json:"reboot"`
 	RestartServices bool          `json:"restart_services,omitempty"`
@@ -60,9 +59,9 @@ func ID(rollout, host string) string { return rollout + "/" + host }
 // before and after, every command with its exit status and limited
 // output, the checks and the timings.
 type Result struct {
-	JobID   string          `json:"job_id"`
-	Attempt int             `json:"attempt"`
-	Outcome rollout.Outcome `json:"outcome"`
+	JobID   string  `json:"job_id"`
+	Attempt int     `json:"attempt"`
+	Outcome Outcome `json:"outcome"`
 	// Reason says why a job failed, was skipped or refused.
 	Reason string `json:"reason,omitempty"`
 	// Refused is set when the agent did not run the job at all (bad
@@ -85,11 +84,11 @@ type Result struct {
 // CheckResult is one health check's outcome in a phase (pre, post,
 // post-rollback).
 type CheckResult struct {
-	Phase    string              `json:"phase"`
-	Check    rollout.HealthCheck `json:"check"`
-	OK       bool                `json:"ok"`
-	Detail   string              `json:"detail,omitempty"`
-	Duration time.Duration       `json:"duration_ns"`
+	Phase    string        `json:"phase"`
+	Check    HealthCheck   `json:"check"`
+	OK       bool          `json:"ok"`
+	Detail   string        `json:"detail,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // Signed is a manifest as sent: its exact bytes and their signature.

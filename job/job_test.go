@@ -8,14 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/patchbay/patchbay/rollout"
 )
 
 func manifest(now time.Time) Manifest {
 	return Manifest{JobID: "job-1", Attempt: 1, HostID: "host-a", Rollout: "r-1", Ring: "staging",
 		Install:    []Package{{Name: "openssl", Version: "3.0.17-1~deb12u3"}, {Name: "libssl3", Version: "3.0.17-1~deb12u3"}},
-		PostChecks: []rollout.HealthCheck{{HTTP: "http://127.0.0.1:8080/healthz", Status: 200}},
+		PostChecks: []HealthCheck{{HTTP: "http://127.0.0.1:8080/healthz", Status: 200}},
 		Reboot:     "if-required", Timeout: 30 * time.Minute, IssuedAt: now, NotAfter: now.Add(4 * time.Hour)}
 }
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
-	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 )
 
 func findUpdate(us []Update, name string) *Update {
@@ -312,7 +312,7 @@ func TestAptInstalledAgreesWithInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := inventory.Collect(ctx, inventory.Options{Root: root})
+	inv, err := collect.Collect(ctx, collect.Options{Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 )
@@ -162,14 +163,14 @@ type SLAs struct {
 
 // SLATable is the time allowed for each priority.
 type SLATable struct {
-	P1 Duration `yaml:"P1" json:"P1" policy:"required"`
-	P2 Duration `yaml:"P2" json:"P2" policy:"required"`
-	P3 Duration `yaml:"P3" json:"P3" policy:"required"`
-	P4 Duration `yaml:"P4" json:"P4" policy:"required"`
+	P1 duration.Duration `yaml:"P1" json:"P1" policy:"required"`
+	P2 duration.Duration `yaml:"P2" json:"P2" policy:"required"`
+	P3 duration.Duration `yaml:"P3" json:"P3" policy:"required"`
+	P4 duration.Duration `yaml:"P4" json:"P4" policy:"required"`
 }
 
-func (t SLATable) of(p risk.Priority) Duration {
-	return [...]Duration{t.P1, t.P1, t.P2, t.P3, t.P4}[min(max(int(p), 1), 4)]
+func (t SLATable) of(p risk.Priority) duration.Duration {
+	return [...]duration.Duration{t.P1, t.P1, t.P2, t.P3, t.P4}[min(max(int(p), 1), 4)]
 }
 
 // EmergencyRule raises the findings its condition selects.
@@ -178,7 +179,7 @@ type EmergencyRule struct {
 	When     Condition     `yaml:"when" json:"when" policy:"required"`
 	Priority risk.Priority `yaml:"priority" json:"priority" policy:"required"`
 	// SLA replaces the priority's SLA when shorter.
-	SLA Duration `yaml:"sla,omitempty" json:"sla,omitempty"`
+	SLA duration.Duration `yaml:"sla,omitempty" json:"sla,omitempty"`
 }
 
 // Condition selects findings by thresholds: each given field is a minimum
@@ -212,7 +213,7 @@ func (s *PolicySpec) Check(c *Checker) {
 		name string
 		t    SLATable
 	}{{"system", s.SLAs.System}, {"application", s.SLAs.Application}} {
-		prev := Duration(0)
+		prev := duration.Duration(0)
 		for p := risk.P1; p <= risk.P4; p++ {
 			d := cy.t.of(p)
 			at := fmt.Sprintf("spec.slas.%s.%s", cy.name, p)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/risk"
 )
 
@@ -53,7 +54,7 @@ func TestDefaultTableGolden(t *testing.T) {
 						if d.Lane != "" {
 							lane = d.Lane
 						}
-						fmt.Fprintf(&b, "%-6s %-5t %-7s | %d %-8s → %s %-9s %s / %s\n", e, a, im, tier, x, d.Priority, lane, Duration(d.SLA), Duration(da.SLA))
+						fmt.Fprintf(&b, "%-6s %-5t %-7s | %d %-8s → %s %-9s %s / %s\n", e, a, im, tier, x, d.Priority, lane, duration.Duration(d.SLA), duration.Duration(da.SLA))
 					}
 				}
 			}

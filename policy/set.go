@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 )
@@ -343,7 +344,7 @@ func (s *Set) decideBase(in Inputs, c Context) Decision {
 		table = p.SLAs.Application
 	}
 	d.SLA = time.Duration(table.of(d.Priority))
-	slaFrom := fmt.Sprintf("SLA %s for %s %s patches", Duration(d.SLA), d.Priority, cycle)
+	slaFrom := fmt.Sprintf("SLA %s for %s %s patches", duration.Duration(d.SLA), d.Priority, cycle)
 	// Every matching rule applies and the most urgent wins: with
 	// threshold conditions, more evidence only adds matching rules.
 	for _, r := range p.Emergency {
@@ -354,7 +355,7 @@ func (s *Set) decideBase(in Inputs, c Context) Decision {
 		if r.Priority < d.Priority {
 			d.Priority = r.Priority
 			d.SLA = time.Duration(table.of(d.Priority))
-			slaFrom = fmt.Sprintf("SLA %s for %s %s patches", Duration(d.SLA), d.Priority, cycle)
+			slaFrom = fmt.Sprintf("SLA %s for %s %s patches", duration.Duration(d.SLA), d.Priority, cycle)
 		}
 		if r.SLA > 0 && time.Duration(r.SLA) < d.SLA {
 			d.SLA = time.Duration(r.SLA)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/scan"
 )
 
@@ -28,7 +29,7 @@ type Document struct {
 	Skipped     []inventory.Skip  `json:"skipped"`
 	Problems    []string          `json:"problems"`
 	// Updates are the package manager's available updates (system cycle).
-	Updates []scan.Update `json:"updates"`
+	Updates []patch.Update `json:"updates"`
 }
 
 // Tool names the producer.
@@ -90,7 +91,7 @@ func NewDocument(res scan.Result, meta Meta) Document {
 	}
 	doc.Updates = res.Updates
 	if doc.Updates == nil {
-		doc.Updates = []scan.Update{}
+		doc.Updates = []patch.Update{}
 	}
 	return doc
 }

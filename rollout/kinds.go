@@ -15,6 +15,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/patchbay/patchbay/duration"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
@@ -49,11 +51,11 @@ type WindowSpec struct {
 	// Schedule is a five-field cron expression (minute hour day-of-month
 	// month day-of-week); the day of week may name its occurrence in the
 	// month, "TUE#2" for the second Tuesday.
-	Schedule   string          `yaml:"schedule" json:"schedule" policy:"required"`
-	Duration   policy.Duration `yaml:"duration" json:"duration" policy:"required"`
-	TimeZone   string          `yaml:"timeZone" json:"timeZone" policy:"required"`
-	Blackouts  []policy.Date   `yaml:"blackouts,omitempty" json:"blackouts,omitempty"`
-	HostGroups []string        `yaml:"hostGroups" json:"hostGroups" policy:"required"`
+	Schedule   string            `yaml:"schedule" json:"schedule" policy:"required"`
+	Duration   duration.Duration `yaml:"duration" json:"duration" policy:"required"`
+	TimeZone   string            `yaml:"timeZone" json:"timeZone" policy:"required"`
+	Blackouts  []policy.Date     `yaml:"blackouts,omitempty" json:"blackouts,omitempty"`
+	HostGroups []string          `yaml:"hostGroups" json:"hostGroups" policy:"required"`
 }
 
 // Check validates the window.
@@ -177,13 +179,13 @@ func (w *Window) Allows(t time.Time, d time.Duration) bool {
 // least MinAge ago, on hosts of HostGroups (all hosts when empty), except
 // packages matching Exclude.
 type ApprovalRuleSpec struct {
-	Description string          `yaml:"description,omitempty" json:"description,omitempty"`
-	Cycles      []string        `yaml:"cycles,omitempty" json:"cycles,omitempty"`
-	Types       []patch.Type    `yaml:"types,omitempty" json:"types,omitempty"`
-	Priorities  []risk.Priority `yaml:"priorities,omitempty" json:"priorities,omitempty"`
-	MinAge      policy.Duration `yaml:"minAge,omitempty" json:"minAge,omitempty"`
-	HostGroups  []string        `yaml:"hostGroups,omitempty" json:"hostGroups,omitempty"`
-	Exclude     []string        `yaml:"exclude,omitempty" json:"exclude,omitempty"`
+	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
+	Cycles      []patch.Cycle     `yaml:"cycles,omitempty" json:"cycles,omitempty"`
+	Types       []patch.Type      `yaml:"types,omitempty" json:"types,omitempty"`
+	Priorities  []risk.Priority   `yaml:"priorities,omitempty" json:"priorities,omitempty"`
+	MinAge      duration.Duration `yaml:"minAge,omitempty" json:"minAge,omitempty"`
+	HostGroups  []string          `yaml:"hostGroups,omitempty" json:"hostGroups,omitempty"`
+	Exclude     []string          `yaml:"exclude,omitempty" json:"exclude,omitempty"`
 	// Approve is automatic or manual; Approvers is how many distinct people
 	// a manual approval takes (1 by default).
 	Approve   string `yaml:"approve" json:"approve" policy:"required"`
@@ -193,7 +195,7 @@ type ApprovalRuleSpec struct {
 // Check validates the rule.
 func (s *ApprovalRuleSpec) Check(c *policy.Checker) {
 	for i, cy := range s.Cycles {
-		if cy != "system" && cy != "application" {
+		if !cy.Valid() {
 			c.Errorf(fmt.Sprintf("spec.cycles[%d]", i), "%q: want system or application", cy)
 		}
 	}
@@ -229,7 +231,7 @@ func (s *ApprovalRuleSpec) References() []policy.Reference {
 // Candidate is a patch for a host, as approval rules see it.
 type Candidate struct {
 	Package    string
-	Cycle      string
+	Cycle      patch.Cycle
 	Types      []patch.Type
 	Priority   risk.Priority
 	ReleasedAt time.Time
@@ -336,31 +338,19 @@ type StrategySpec struct {
 	// RestartServices restarts services still using replaced libraries.
 	RestartServices bool `yaml:"restartServices,omitempty" json:"restartServices,omitempty"`
 	// JobTimeout: a host that does not report within it has failed.
-	JobTimeout policy.Duration `yaml:"jobTimeout,omitempty" json:"jobTimeout,omitempty"`
+	JobTimeout duration.Duration `yaml:"jobTimeout,omitempty" json:"jobTimeout,omitempty"`
 }
 
 // Ring is one stage of a rollout.
 type Ring struct {
 	Name string `yaml:"name" json:"name" policy:"required"`
 	// HostGroup or Share (of the target's remaining hosts) picks the ring.
-	HostGroup      string          `yaml:"hostGroup,omitempty" json:"hostGroup,omitempty"`
-	Share          Amount          `yaml:"share,omitempty" json:"share,omitzero"`
-	MaxConcurrency Amount          `yaml:"maxConcurrency" json:"maxConcurrency" policy:"required"`
-	ErrorThreshold Amount          `yaml:"errorThreshold" json:"errorThreshold" policy:"required"`
-	Bake           policy.Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
-	HealthChecks   []HealthCheck   `yaml:"healthChecks,omitempty" json:"healthChecks,omitempty"`
-}
-
-// HealthCheck is one structured post-check: exactly one of HTTP, TCP,
-// Systemd and Command (commands run only where the agent's own
-// configuration allows them).
-type HealthCheck struct {
-	HTTP    string          `yaml:"http,omitempty" json:"http,omitempty"`
-	Status  int             `yaml:"status,omitempty" json:"status,omitempty"` // expected HTTP status, 200 by default
-	TCP     string          `yaml:"tcp,omitempty" json:"tcp,omitempty"`       // host:port
-	Systemd string          `yaml:"systemd,omitempty" json:"systemd,omitempty"`
-	Command []string        `yaml:"command,omitempty" json:"command,omitempty"`
-	Timeout policy.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	HostGroup      string            `yaml:"hostGroup,omitempty" json:"hostGroup,omitempty"`
+	Share          Amount            `yaml:"share,omitempty" json:"share,omitzero"`
+	MaxConcurrency Amount            `yaml:"maxConcurrency" json:"maxConcurrency" policy:"required"`
+	ErrorThreshold Amount            `yaml:"errorThreshold" json:"errorThreshold" policy:"required"`
+	Bake           duration.Duration `yaml:"bake,omitempty" json:"bake,omitempty"`
+	HealthChecks   []job.HealthCheck `yaml:"healthChecks,omitempty" json:"healthChecks,omitempty"`
 }
 
 // Check validates the strategy.

@@ -120,7 +120,7 @@ spec:
 		{"matches", func(c *Candidate) {}, true},
 		{"too fresh", func(c *Candidate) { c.ReleasedAt = now.Add(-2 * 24 * time.Hour) }, false},
 		{"release date unknown", func(c *Candidate) { c.ReleasedAt = time.Time{} }, false},
-		{"application cycle", func(c *Candidate) { c.Cycle = "application" }, false},
+		{"application cycle", func(c *Candidate) { c.Cycle = patch.CycleApplication }, false},
 		{"bug fix only", func(c *Candidate) { c.Types = []patch.Type{patch.BugFix} }, false},
 		{"security among others", func(c *Candidate) { c.Types = []patch.Type{patch.BugFix, patch.Security} }, true},
 		{"production host", func(c *Candidate) { c.HostGroups = []string{"production"} }, false},

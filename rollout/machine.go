@@ -4,27 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/patchbay/patchbay/job"
 )
-
-// Outcome is how one host's job ended. Distinct states: a skipped host
-// (held or kept back) is never reported as patched.
-type Outcome string
-
-// Outcomes.
-const (
-	Succeeded       Outcome = "succeeded"
-	SucceededReboot Outcome = "succeeded_reboot_required"
-	NoChange        Outcome = "no_change_needed"
-	Skipped         Outcome = "skipped"
-	Failed          Outcome = "failed"
-	RolledBack      Outcome = "rolled_back"
-	TimedOut        Outcome = "timed_out"
-	NoAgent         Outcome = "no_agent"
-)
-
-// Error says whether the outcome counts toward the error threshold: a
-// host without an active agent is reported, not counted.
-func (o Outcome) Error() bool { return o == Failed || o == RolledBack || o == TimedOut }
 
 // State is a rollout's.
 type State string
@@ -42,11 +24,11 @@ const (
 
 // HostJob is one host's job in a rollout.
 type HostJob struct {
-	Host    string    `json:"host"`
-	Ring    int       `json:"ring"`
-	Attempt int       `json:"attempt"` // 0 until started
-	Started time.Time `json:"started,omitzero"`
-	Outcome Outcome   `json:"outcome,omitempty"`
+	Host    string      `json:"host"`
+	Ring    int         `json:"ring"`
+	Attempt int         `json:"attempt"` // 0 until started
+	Started time.Time   `json:"started,omitzero"`
+	Outcome job.Outcome `json:"outcome,omitempty"`
 }
 
 // Machine is a rollout's state, persisted as it is: every method is a
@@ -135,7 +117,7 @@ func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 	timeout := m.Strategy.Timeout()
 	for _, j := range m.ring(m.Ring) {
 		if j.Outcome == "" && j.Attempt > 0 && timeout > 0 && now.Sub(j.Started) >= timeout {
-			j.Outcome = TimedOut
+			j.Outcome = job.TimedOut
 		}
 	}
 	inFlight, errs, done, total := m.counts()
@@ -160,7 +142,7 @@ func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 			continue // its window is closed: it waits
 		}
 		if g.Active != nil && !g.Active(j.Host) {
-			j.Outcome = NoAgent // judged when it could start
+			j.Outcome = job.NoAgent // judged when it could start
 			continue
 		}
 		j.Attempt, j.Started = 1, now
@@ -191,7 +173,7 @@ var ErrStale = errors.New("stale job report")
 // Report records a host's outcome for an attempt. A report for another
 // attempt, for a host not in the rollout, or for a job already settled is
 // refused.
-func (m *Machine) Report(host string, attempt int, o Outcome) error {
+func (m *Machine) Report(host string, attempt int, o job.Outcome) error {
 	for _, j := range m.Jobs {
 		if j.Host != host {
 			continue

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patchbay/patchbay/policy"
+	"github.com/patchbay/patchbay/duration"
+	"github.com/patchbay/patchbay/job"
 )
 
 func strategy(promote string) *StrategySpec {
@@ -36,7 +37,7 @@ func always(string) bool { return true }
 
 func TestStagingFirstThenProd(t *testing.T) {
 	s := strategy("automatic")
-	s.Rings[0].Bake = policy.Duration(30 * time.Minute)
+	s.Rings[0].Bake = duration.Duration(30 * time.Minute)
 	m := NewMachine(s, hosts(10), staging)
 	now := time.Date(2026, 11, 10, 21, 0, 0, 0, time.UTC)
 	first := m.Step(now, Gate{Active: always})
@@ -46,8 +47,8 @@ func TestStagingFirstThenProd(t *testing.T) {
 	if more := m.Step(now, Gate{Active: always}); len(more) != 0 {
 		t.Fatalf("started twice: %+v", more)
 	}
-	m.Report("h00", 1, Succeeded)
-	m.Report("h01", 1, NoChange)
+	m.Report("h00", 1, job.Succeeded)
+	m.Report("h01", 1, job.NoChange)
 	if got := m.Step(now, Gate{Active: always}); len(got) != 0 || m.State != Baking {
 		t.Fatalf("after staging: %s %+v", m.State, got)
 	}
@@ -64,7 +65,7 @@ func TestManualPromotion(t *testing.T) {
 	m := NewMachine(strategy("manual"), hosts(4), staging)
 	now := time.Now()
 	for _, j := range m.Step(now, Gate{Active: always}) {
-		m.Report(j.Host, j.Attempt, Succeeded)
+		m.Report(j.Host, j.Attempt, job.Succeeded)
 	}
 	m.Step(now, Gate{Active: always})
 	if m.State != AwaitingPromotion {
@@ -84,7 +85,7 @@ func TestManualPromotion(t *testing.T) {
 // counted as errors.
 func TestStaleReportsAndTimeouts(t *testing.T) {
 	s := strategy("automatic")
-	s.JobTimeout = policy.Duration(10 * time.Minute)
+	s.JobTimeout = duration.Duration(10 * time.Minute)
 	m := NewMachine(s, hosts(6), staging)
 	now := time.Now()
 	jobs := m.Step(now, Gate{Active: always})
@@ -92,28 +93,28 @@ func TestStaleReportsAndTimeouts(t *testing.T) {
 		host    string
 		attempt int
 	}{{"h00", 2}, {"h09", 1}, {"h05", 1}} {
-		if err := m.Report(tc.host, tc.attempt, Succeeded); !errors.Is(err, ErrStale) {
+		if err := m.Report(tc.host, tc.attempt, job.Succeeded); !errors.Is(err, ErrStale) {
 			t.Errorf("%s attempt %d: %v", tc.host, tc.attempt, err)
 		}
 	}
-	m.Report(jobs[0].Host, 1, Succeeded)
-	if err := m.Report(jobs[0].Host, 1, Failed); !errors.Is(err, ErrStale) {
+	m.Report(jobs[0].Host, 1, job.Succeeded)
+	if err := m.Report(jobs[0].Host, 1, job.Failed); !errors.Is(err, ErrStale) {
 		t.Errorf("a second report: %v", err)
 	}
 	// h01 says nothing: after the timeout it failed, and staging tolerates
 	// no error.
 	m.Step(now.Add(10*time.Minute), Gate{Active: always})
-	if m.State != Halted || m.ring(0)[1].Outcome != TimedOut {
+	if m.State != Halted || m.ring(0)[1].Outcome != job.TimedOut {
 		t.Fatalf("after the timeout: %s %+v", m.State, m.ring(0)[1])
 	}
 	// No agent: reported, not an error.
 	m2 := NewMachine(strategy("automatic"), hosts(6), staging)
 	noAgent := func(h string) bool { return h != "h01" }
 	for _, j := range m2.Step(now, Gate{Active: noAgent}) {
-		m2.Report(j.Host, j.Attempt, Succeeded)
+		m2.Report(j.Host, j.Attempt, job.Succeeded)
 	}
 	m2.Step(now, Gate{Active: noAgent})
-	if m2.State != Running || m2.Ring != 1 || m2.ring(0)[1].Outcome != NoAgent {
+	if m2.State != Running || m2.Ring != 1 || m2.ring(0)[1].Outcome != job.NoAgent {
 		t.Errorf("a host without an agent: %s ring %d %+v", m2.State, m2.Ring, m2.ring(0)[1])
 	}
 }
@@ -124,7 +125,7 @@ func TestStaleReportsAndTimeouts(t *testing.T) {
 // never pass its threshold by more than the ring's concurrency.
 func TestErrorsNeverPassThresholdPlusInFlight(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	outcomes := []Outcome{Succeeded, SucceededReboot, NoChange, Skipped, Failed, RolledBack}
+	outcomes := []job.Outcome{job.Succeeded, job.SucceededReboot, job.NoChange, job.Skipped, job.Failed, job.RolledBack}
 	for run := range 500 {
 		s := strategy("automatic")
 		s.Rings[1].MaxConcurrency = Amount{N: 1 + r.IntN(5)}
@@ -200,7 +201,7 @@ func TestWindowsGateStarts(t *testing.T) {
 	}
 	open["h01"] = true
 	m.Step(now, g)
-	if m.Jobs[1].Outcome != NoAgent {
+	if m.Jobs[1].Outcome != job.NoAgent {
 		t.Errorf("once its window opens, a host without an agent is no_agent: %+v", m.Jobs[1])
 	}
 }

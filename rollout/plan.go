@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
-	"github.com/patchbay/patchbay/scan"
 )
 
 // KindPatchPlan is the document a plan can be created from. It is not
@@ -31,7 +31,7 @@ func init() {
 // the binary or source package). Empty lists do not filter.
 type Selector struct {
 	Priorities []risk.Priority `yaml:"priorities,omitempty" json:"priorities,omitempty"`
-	Cycles     []string        `yaml:"cycles,omitempty" json:"cycles,omitempty"`
+	Cycles     []patch.Cycle   `yaml:"cycles,omitempty" json:"cycles,omitempty"`
 	Types      []patch.Type    `yaml:"types,omitempty" json:"types,omitempty"`
 	Services   []string        `yaml:"services,omitempty" json:"services,omitempty"`
 	HostGroups []string        `yaml:"hostGroups,omitempty" json:"hostGroups,omitempty"`
@@ -76,7 +76,7 @@ func (s Selector) check(c *policy.Checker, at string) { s.each(c.Errorf, at) }
 
 func (s Selector) each(errorf func(path, format string, args ...any), at string) {
 	for i, cy := range s.Cycles {
-		if cy != "system" && cy != "application" {
+		if !cy.Valid() {
 			errorf(fmt.Sprintf("%s.cycles[%d]", at, i), "%q: want system or application", cy)
 		}
 	}
@@ -199,7 +199,7 @@ type HostStatus struct {
 	PlanHost
 	Attempt    int             `json:"attempt"`
 	Started    time.Time       `json:"started,omitzero"`
-	Outcome    Outcome         `json:"outcome,omitempty"`
+	Outcome    job.Outcome     `json:"outcome,omitempty"`
 	Result     json.RawMessage `json:"result,omitempty"`
 	ReportedAt time.Time       `json:"reported_at,omitzero"`
 }
@@ -345,7 +345,7 @@ type HostInput struct {
 	Hostname string
 	Groups   []string
 	Services []string
-	Updates  []scan.Update
+	Updates  []patch.Update
 	Open     []fleet.Finding
 	// Released says when an update (name, version) was first seen in the
 	// fleet: its release age for approval rules.
@@ -382,13 +382,13 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 		}
 		ph := PlanHost{ID: h.ID, Hostname: h.Hostname}
 		for _, f := range h.Open {
-			if f.Cycle == "application" && (len(sel.Cycles) == 0 || slices.Contains(sel.Cycles, "application")) && wants(sel, spec.Emergency, f) {
+			if f.Cycle == string(patch.CycleApplication) && (len(sel.Cycles) == 0 || slices.Contains(sel.Cycles, patch.CycleApplication)) && wants(sel, spec.Emergency, f) {
 				p.Skipped["application findings (patched by their service's build)"]++
 			}
 		}
 		closed := map[int64]bool{}
 		for _, u := range h.Updates {
-			if u.Cycle == "application" || (len(sel.Cycles) > 0 && !slices.Contains(sel.Cycles, u.Cycle)) {
+			if u.Cycle == patch.CycleApplication || (len(sel.Cycles) > 0 && !slices.Contains(sel.Cycles, u.Cycle)) {
 				continue
 			}
 			if len(sel.Types) > 0 && !slices.ContainsFunc(u.Types, func(t patch.Type) bool { return slices.Contains(sel.Types, t) }) {
@@ -400,7 +400,7 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 			var closes []Closing
 			best := risk.Priority(0)
 			for _, f := range h.Open {
-				if f.Package != u.SourceOf() || f.Cycle == "application" || !fixedBy(f, u) {
+				if f.Package != u.SourceOf() || f.Cycle == string(patch.CycleApplication) || !fixedBy(f, u) {
 					continue
 				}
 				if !wants(sel, spec.Emergency, f) {
@@ -510,7 +510,7 @@ func wants(sel Selector, emergency bool, f fleet.Finding) bool {
 // fixedBy says whether the update's candidate reaches the finding's fixed
 // version (an unknown fixed version is taken as fixed by the update that
 // the security pocket offers).
-func fixedBy(f fleet.Finding, u scan.Update) bool {
+func fixedBy(f fleet.Finding, u patch.Update) bool {
 	if f.Fixed == "" {
 		return u.Pocket == "security"
 	}

@@ -6,24 +6,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
-	"github.com/patchbay/patchbay/scan"
 )
 
 func mustWindow(t *testing.T, name, sched string, groups ...string) NamedWindow {
 	t.Helper()
-	w, err := NewWindow(name, &WindowSpec{Schedule: sched, Duration: policy.Duration(4 * time.Hour), TimeZone: "Europe/Paris", HostGroups: groups})
+	w, err := NewWindow(name, &WindowSpec{Schedule: sched, Duration: duration.Duration(4 * time.Hour), TimeZone: "Europe/Paris", HostGroups: groups})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return NamedWindow{w, groups}
 }
 
-func up(name, src, from, to string, types ...patch.Type) scan.Update {
-	return scan.Update{Ecosystem: "Debian:12", Name: name, SourceName: src, Installed: from, Candidate: to, Pocket: "security", Types: types, Cycle: "system", CVEs: []string{}}
+func up(name, src, from, to string, types ...patch.Type) patch.Update {
+	return patch.Update{Ecosystem: "Debian:12", Name: name, SourceName: src, Installed: from, Candidate: to, Pocket: "security", Types: types, Cycle: "system", CVEs: []string{}}
 }
 
 func finding(id int64, pkg, vuln, prio, fixed string) fleet.Finding {
@@ -37,9 +37,9 @@ func testPolicy(t *testing.T) *Policy {
 				{Name: "staging", HostGroup: "staging", MaxConcurrency: Amount{N: 1}, ErrorThreshold: Amount{}},
 				{Name: "prod", HostGroup: "production", MaxConcurrency: Amount{N: 10, Percent: true}, ErrorThreshold: Amount{N: 1}},
 			},
-			Reboot: "if-required", Promote: "automatic", JobTimeout: policy.Duration(30 * time.Minute)}},
+			Reboot: "if-required", Promote: "automatic", JobTimeout: duration.Duration(30 * time.Minute)}},
 		Rules: []NamedRule{
-			{"security-nonprod", &ApprovalRuleSpec{Types: []patch.Type{patch.Security}, Cycles: []string{"system"}, MinAge: policy.Duration(72 * time.Hour), HostGroups: []string{"staging"}, Exclude: []string{"linux-image-*"}, Approve: "automatic"}},
+			{"security-nonprod", &ApprovalRuleSpec{Types: []patch.Type{patch.Security}, Cycles: []patch.Cycle{"system"}, MinAge: duration.Duration(72 * time.Hour), HostGroups: []string{"staging"}, Exclude: []string{"linux-image-*"}, Approve: "automatic"}},
 			{"production", &ApprovalRuleSpec{HostGroups: []string{"production"}, Approve: "manual", Approvers: 2}},
 		},
 		Windows: []NamedWindow{mustWindow(t, "prod-monthly", "0 22 * * TUE#2", "production"), mustWindow(t, "staging-daily", "0 9 * * *", "staging")},
@@ -59,11 +59,11 @@ func TestResolve(t *testing.T) {
 		return old
 	}
 	stg := HostInput{ID: "h-stg", Hostname: "stg-1", Groups: []string{"staging"}, Released: released,
-		Updates: []scan.Update{up("libssl3", "openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2", patch.Security), up("openssl", "openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2", patch.Security),
+		Updates: []patch.Update{up("libssl3", "openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2", patch.Security), up("openssl", "openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2", patch.Security),
 			up("tzdata", "tzdata", "2024a-0+deb12u1", "2025b-0+deb12u1", patch.Regulatory)},
 		Open: []fleet.Finding{finding(1, "openssl", "CVE-2026-1", "P2", "3.0.16-1~deb12u1"), finding(2, "openssl", "CVE-2026-2", "P4", "3.0.18-1~deb12u1")}}
 	prod := HostInput{ID: "h-prod", Hostname: "prod-1", Groups: []string{"production"}, Released: released,
-		Updates: []scan.Update{up("libssl3", "openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2", patch.Security), up("curl", "curl", "7.88.1-10+deb12u8", "7.88.1-10+deb12u12", patch.Security)},
+		Updates: []patch.Update{up("libssl3", "openssl", "3.0.15-1~deb12u1", "3.0.17-1~deb12u2", patch.Security), up("curl", "curl", "7.88.1-10+deb12u8", "7.88.1-10+deb12u12", patch.Security)},
 		Open:    []fleet.Finding{finding(3, "openssl", "CVE-2026-1", "P2", "3.0.16-1~deb12u1"), finding(4, "curl", "CVE-2026-3", "P3", "")}}
 	lone := HostInput{ID: "h-dev", Hostname: "dev-1", Groups: nil, Released: released}
 	pl := &Planner{Policy: testPolicy(t), Now: now}
@@ -136,7 +136,7 @@ func TestResolve(t *testing.T) {
 	}
 	// Package patterns; a held package is left out and counted.
 	held := prod
-	held.Updates = append([]scan.Update(nil), prod.Updates...)
+	held.Updates = append([]patch.Update(nil), prod.Updates...)
 	held.Updates[1].Held = true
 	p, err = pl.Resolve("plan-3", PlanSpec{Strategy: "standard", Selector: Selector{Packages: []string{"cur*"}}}, []HostInput{stg, held})
 	if !errors.Is(err, ErrEmpty) {
@@ -176,7 +176,7 @@ func TestApprovalStrictestRuleWins(t *testing.T) {
 }
 
 func TestSelectorValidate(t *testing.T) {
-	err := Selector{Cycles: []string{"kernel"}, Types: []patch.Type{"urgent"}, Packages: []string{"[a"}}.Validate()
+	err := Selector{Cycles: []patch.Cycle{"kernel"}, Types: []patch.Type{"urgent"}, Packages: []string{"[a"}}.Validate()
 	for _, want := range []string{`selector.cycles[0]: "kernel": want system or application`, `selector.types[0]: "urgent"`, `selector.packages[0]: "[a": not a glob pattern`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/scan"
 )
@@ -18,7 +19,7 @@ func benchInventory(b *testing.B) inventory.Result {
 	b.Helper()
 	corpus := sharedtest.Dir(b, "corpus/lockfiles")
 	host := sharedtest.DebianRoot(b, "status-bookworm-host")
-	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: host, Paths: []string{corpus}})
+	inv, err := collect.Collect(context.Background(), collect.Options{Root: host, Paths: []string{corpus}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,15 +73,15 @@ func BenchmarkScan(b *testing.B) {
 	lock := filepath.Join(sharedtest.Dir(b, "corpus/lockfiles"), "saleor/poetry.lock")
 	for _, c := range []struct {
 		name string
-		opts inventory.Options
+		opts collect.Options
 	}{
-		{"lockfile", inventory.Options{Paths: []string{lock}}},
-		{"debian-host", inventory.Options{Root: host}},
+		{"lockfile", collect.Options{Paths: []string{lock}}},
+		{"debian-host", collect.Options{Root: host}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				inv, err := inventory.Collect(context.Background(), c.opts)
+				inv, err := collect.Collect(context.Background(), c.opts)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -16,7 +16,7 @@ import (
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/internal/sharedtest"
-	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/sqlite"
 )
@@ -136,7 +136,7 @@ func TestDebianHostOracle(t *testing.T) {
 	}
 
 	db := openStore(t, feed)
-	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-host")})
+	inv, err := collect.Collect(context.Background(), collect.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-host")})
 	if err != nil {
 		t.Fatal(err)
 	}

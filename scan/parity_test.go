@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
-	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/scan"
 )
@@ -26,7 +26,7 @@ func TestCorpusParityWithOSVScanner(t *testing.T) {
 	corpus := sharedtest.Dir(t, "corpus")
 	feedsDir := sharedtest.Dir(t, "feeds")
 	db := openStore(t, filepath.Join(feedsDir, "osv/Go/all.zip"), filepath.Join(feedsDir, "osv/PyPI/all.zip"))
-	inv, err := inventory.Collect(context.Background(), inventory.Options{Paths: []string{filepath.Join(corpus, "lockfiles")}})
+	inv, err := collect.Collect(context.Background(), collect.Options{Paths: []string{filepath.Join(corpus, "lockfiles")}})
 	if err != nil {
 		t.Fatal(err)
 	}

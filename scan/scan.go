@@ -13,6 +13,7 @@ import (
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/match"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 )
 
@@ -38,8 +39,8 @@ type Finding struct {
 	// packages only).
 	Binaries []string `json:"binaries,omitempty"`
 	// Locations are the files the package was found in.
-	Locations []string `json:"locations"`
-	Cycle     string   `json:"cycle"` // system or application
+	Locations []string    `json:"locations"`
+	Cycle     patch.Cycle `json:"cycle"` // system or application
 	// Vulnerability is the preferred id (the CVE when there is exactly
 	// one); Aliases holds every other id of the merged advisories.
 	Vulnerability string   `json:"vulnerability"`
@@ -73,7 +74,7 @@ type Result struct {
 	// versions or vectors); matching went on without them.
 	Problems []string `json:"problems,omitempty"`
 	// Updates are the updates the OS package manager offers, classified.
-	Updates []Update `json:"updates,omitempty"`
+	Updates []patch.Update `json:"updates,omitempty"`
 }
 
 // unit is what is matched: one (ecosystem, match name, match version).
@@ -342,7 +343,7 @@ func (as *assessor) finding(u *unit, group []match.Hit, now time.Time) Finding {
 	f := *as.vulnerability(group)
 	p := u.pkg
 	f.Ecosystem, f.Package, f.Version = p.Ecosystem, p.MatchName(), p.MatchVersion()
-	f.Binaries, f.Locations, f.Cycle = u.binaries, u.locations, string(p.Cycle())
+	f.Binaries, f.Locations, f.Cycle = u.binaries, u.locations, p.Cycle()
 	f.FirstSeen = now.UTC()
 	for _, h := range group {
 		f.Fixed = MaxVersion(p.Ecosystem, f.Fixed, h.Fixed)

@@ -12,46 +12,12 @@ import (
 	"github.com/patchbay/patchbay/risk"
 )
 
-// Update is an update the OS package manager offers for an installed
-// package: the system cycle's patches.
-type Update struct {
-	Ecosystem  string `json:"ecosystem"`
-	Name       string `json:"name"`
-	SourceName string `json:"source_name,omitempty"`
-	// SourceVersion is the installed source version (what feeds compare).
-	SourceVersion string       `json:"source_version,omitempty"`
-	Installed     string       `json:"installed"`
-	Candidate     string       `json:"candidate"`
-	Origin        string       `json:"origin"` // archive, repository or advisory source
-	Pocket        string       `json:"pocket"`
-	Advisory      string       `json:"advisory,omitempty"`
-	CVEs          []string     `json:"cves"`
-	Types         []patch.Type `json:"types"`
-	Cycle         string       `json:"cycle"`
-	Held          bool         `json:"held"`
-}
-
-// SourceOf is the package advisories name: the source package when known.
-func (u Update) SourceOf() string {
-	if u.SourceName != "" {
-		return u.SourceName
-	}
-	return u.Name
-}
-
-func (u Update) sourceVersion() string {
-	if u.SourceVersion != "" {
-		return u.SourceVersion
-	}
-	return u.Installed
-}
-
 // AddUpdates merges the package manager's view into a result: each update
 // becomes a patch in res.Updates, and each CVE it fixes a finding of
 // source "apt" (or the manager's name) — or, when the feeds already found
 // that vulnerability in that package, the existing finding gains the
 // source. now is the first-seen time of new findings.
-func AddUpdates(ctx context.Context, src Source, res *Result, manager string, ups []Update, now time.Time) error {
+func AddUpdates(ctx context.Context, src Source, res *Result, manager string, ups []patch.Update, now time.Time) error {
 	res.Updates = append(res.Updates, ups...)
 	var cves []string
 	for _, u := range ups {
@@ -84,7 +50,7 @@ func AddUpdates(ctx context.Context, src Source, res *Result, manager string, up
 				continue
 			}
 			f := Finding{
-				Source: manager, Ecosystem: u.Ecosystem, Package: u.SourceOf(), Version: u.sourceVersion(),
+				Source: manager, Ecosystem: u.Ecosystem, Package: u.SourceOf(), Version: u.InstalledSourceVersion(),
 				Binaries: []string{u.Name}, Locations: []string{}, Cycle: u.Cycle,
 				Vulnerability: cve, Aliases: []string{}, Advisories: []string{},
 				Fixed: u.Candidate, FirstSeen: now.UTC(),

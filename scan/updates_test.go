@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/scan"
 )
@@ -18,7 +19,7 @@ func TestAddUpdatesMergesWithFeedFindings(t *testing.T) {
 		Fixed: "3.0.22-1~deb12u2", Priority: risk.P4,
 	}}}
 	src := memSource{kev: map[string]advisory.KEVEntry{"CVE-2026-9076": {CVE: "CVE-2026-9076", DateAdded: now}}}
-	ups := []scan.Update{{
+	ups := []patch.Update{{
 		Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", SourceVersion: "3.0.19-1~deb12u2",
 		Installed: "3.0.19-1~deb12u2", Candidate: "3.0.22-1~deb12u2", Origin: "bookworm-security", Pocket: "security",
 		CVEs: []string{"CVE-2026-34180", "CVE-2026-9076"}, Cycle: "system",

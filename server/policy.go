@@ -13,6 +13,7 @@ import (
 
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/policy"
@@ -135,7 +136,7 @@ func (s *Server) Reprioritize(ctx context.Context, scope fleet.Scope, cause stri
 // applyPolicy validates every document of every file, then applies them
 // (and the deletions) in one transaction, and decides the findings again.
 func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var req api.ApplyRequest
+	var req policyapi.ApplyRequest
 	if err := decode(r, &req, true); err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 	} else if err != nil {
 		return err
 	}
-	resp := api.ApplyResponse{DryRun: req.DryRun, Changes: changes}
+	resp := policyapi.ApplyResponse{DryRun: req.DryRun, Changes: changes}
 	if req.DryRun {
 		return writeJSON(w, http.StatusOK, resp)
 	}
@@ -234,7 +235,11 @@ func shortList(xs []string, n int) string {
 
 func invalidPolicy(es policy.Errors) error {
 	msg := fmt.Sprintf("%d problem(s) in the policy documents; nothing was applied", len(es))
-	return &httpError{http.StatusBadRequest, api.Error{Error: msg, Code: api.CodeInvalidPolicy, Problems: es}}
+	problems := make([]api.Problem, len(es))
+	for i, e := range es {
+		problems[i] = api.Problem{Pos: api.Pos{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column}, Path: e.Path, Message: e.Message}
+	}
+	return &httpError{http.StatusBadRequest, api.Error{Error: msg, Code: api.CodeInvalidPolicy, Problems: problems}}
 }
 
 // listPolicy returns applied documents: ?kind= and ?name= narrow.
@@ -253,7 +258,7 @@ func (s *Server) listPolicy(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if err != nil {
 		return err
 	}
-	out := api.PolicyList{Documents: []api.PolicyDocument{}}
+	out := policyapi.PolicyList{Documents: []policyapi.PolicyDocument{}}
 	if out.Revision, err = s.db.Policy.Revision(r.Context()); err != nil {
 		return err
 	}
@@ -268,7 +273,7 @@ func (s *Server) listPolicy(w http.ResponseWriter, r *http.Request, _ *caller) e
 		if err != nil {
 			return err
 		}
-		out.Documents = append(out.Documents, api.PolicyDocument{Kind: a.Doc.Kind, Name: a.Doc.Metadata.Name, Version: a.Version,
+		out.Documents = append(out.Documents, policyapi.PolicyDocument{Kind: a.Doc.Kind, Name: a.Doc.Metadata.Name, Version: a.Version,
 			AppliedAt: a.AppliedAt, AppliedBy: a.AppliedBy, Document: canon})
 	}
 	if name != "" && len(out.Documents) == 0 {
@@ -288,9 +293,9 @@ func (s *Server) policyHistory(w http.ResponseWriter, r *http.Request, _ *caller
 	if err != nil {
 		return err
 	}
-	out := api.PolicyHistory{Versions: []api.PolicyVersion{}}
+	out := policyapi.PolicyHistory{Versions: []policyapi.PolicyVersion{}}
 	for _, v := range vs {
-		pv := api.PolicyVersion{Kind: v.Kind, Name: v.Name, Version: v.Version, Action: v.Action, AppliedAt: v.AppliedAt, AppliedBy: v.AppliedBy}
+		pv := policyapi.PolicyVersion{Kind: v.Kind, Name: v.Name, Version: v.Version, Action: v.Action, AppliedAt: v.AppliedAt, AppliedBy: v.AppliedBy}
 		if v.Doc != "" {
 			pv.Document = []byte(v.Doc)
 		}
@@ -320,7 +325,7 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, _ *caller) e
 	}
 	a := fleet.AssetOf(h.Host)
 	pc := set.Context(assetOf(a))
-	d := api.FindingDetail{Finding: f, Hostname: h.Hostname, Context: pc, Decision: set.Decide(inputsOf(f), pc, s.cfg.Now()), History: history}
+	d := policyapi.FindingDetail{Finding: f, Hostname: h.Hostname, Context: pc, Decision: set.Decide(inputsOf(f), pc, s.cfg.Now()), History: history}
 	// The vulnerability's own evidence, as the scan assesses it today.
 	pkg := inventory.Package{Ecosystem: f.Ecosystem, Name: f.Package, Version: f.Version, SourceName: f.Package, SourceVersion: f.Version}
 	res, err := scan.Run(ctx, s.index, inventory.Result{Packages: []inventory.Package{pkg}}, s.cfg.Now())

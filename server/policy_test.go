@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/audit"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/feeds"
@@ -20,20 +21,19 @@ import (
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
-	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/server"
 )
 
 // exampleFiles reads docs/policy-example as `patchbay apply -f` sends it.
-func exampleFiles(t *testing.T) []api.PolicyFile {
+func exampleFiles(t *testing.T) []policyapi.PolicyFile {
 	t.Helper()
-	var files []api.PolicyFile
+	var files []policyapi.PolicyFile
 	err := filepath.WalkDir("../docs/policy-example", func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		b, err := os.ReadFile(path)
-		files = append(files, api.PolicyFile{Name: strings.TrimPrefix(path, "../"), Content: string(b)})
+		files = append(files, policyapi.PolicyFile{Name: strings.TrimPrefix(path, "../"), Content: string(b)})
 		return err
 	})
 	if err != nil {
@@ -42,13 +42,13 @@ func exampleFiles(t *testing.T) []api.PolicyFile {
 	return files
 }
 
-func (f *fixture) apply(token string, req api.ApplyRequest) api.ApplyResponse {
+func (f *fixture) apply(token string, req policyapi.ApplyRequest) policyapi.ApplyResponse {
 	f.t.Helper()
 	code, body := f.do("POST", api.Prefix+"/policy/apply", token, req)
 	if code != 200 {
 		f.t.Fatalf("apply: %d %s", code, body)
 	}
-	var r api.ApplyResponse
+	var r policyapi.ApplyResponse
 	f.decode(body, &r)
 	return r
 }
@@ -65,13 +65,13 @@ func (f *fixture) findings(token string, q url.Values) []fleet.FindingRow {
 	return p.Findings
 }
 
-func (f *fixture) explain(token string, id int64) api.FindingDetail {
+func (f *fixture) explain(token string, id int64) policyapi.FindingDetail {
 	f.t.Helper()
 	code, body := f.do("GET", api.Prefix+fmt.Sprintf("/findings/%d", id), token, nil)
 	if code != 200 {
 		f.t.Fatalf("finding %d: %d %s", id, code, body)
 	}
-	var d api.FindingDetail
+	var d policyapi.FindingDetail
 	f.decode(body, &d)
 	return d
 }
@@ -158,10 +158,10 @@ func testPolicy(t *testing.T, backend string) {
 	// Apply the example repository: 12 documents created, findings
 	// decided again in their new context.
 	files := exampleFiles(t)
-	if code, body := f.do("POST", api.Prefix+"/policy/apply", operator, api.ApplyRequest{Files: files}); code != 403 {
+	if code, body := f.do("POST", api.Prefix+"/policy/apply", operator, policyapi.ApplyRequest{Files: files}); code != 403 {
 		t.Errorf("apply by an operator: %d %s", code, body)
 	}
-	dry := f.apply(admin, api.ApplyRequest{Files: files, DryRun: true})
+	dry := f.apply(admin, policyapi.ApplyRequest{Files: files, DryRun: true})
 	if len(dry.Changes) != 12 || dry.Reprioritized != nil {
 		t.Fatalf("dry run: %+v", dry)
 	}
@@ -169,7 +169,7 @@ func testPolicy(t *testing.T, backend string) {
 	if code != 200 || strings.Contains(string(body), `"kind"`) {
 		t.Fatalf("a dry run applied something: %s", body)
 	}
-	res := f.apply(admin, api.ApplyRequest{Files: files})
+	res := f.apply(admin, policyapi.ApplyRequest{Files: files})
 	if len(res.Changes) != 12 || res.Reprioritized == nil || res.Reprioritized.Hosts != 3 || res.Reprioritized.Changed == 0 {
 		t.Fatalf("apply: %+v %+v", res.Changes, res.Reprioritized)
 	}
@@ -246,7 +246,7 @@ func testPolicy(t *testing.T, backend string) {
 
 	// Applying again changes nothing; neither does applying what get
 	// returns (the round trip).
-	again := f.apply(admin, api.ApplyRequest{Files: files})
+	again := f.apply(admin, policyapi.ApplyRequest{Files: files})
 	for _, c := range again.Changes {
 		if c.Action != policy.Unchanged {
 			t.Errorf("second apply: %s %s", c.Ref(), c.Action)
@@ -255,7 +255,7 @@ func testPolicy(t *testing.T, backend string) {
 	if again.Reprioritized != nil {
 		t.Errorf("an unchanged apply decided findings again: %+v", again.Reprioritized)
 	}
-	var list api.PolicyList
+	var list policyapi.PolicyList
 	_, body = f.do("GET", api.Prefix+"/policy", viewer, nil)
 	f.decode(body, &list)
 	var docs []*policy.Document
@@ -270,7 +270,7 @@ func testPolicy(t *testing.T, backend string) {
 	if err := policy.Encode(&yml, docs); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "get.yaml", Content: yml.String()}}}).Changes {
+	for _, c := range f.apply(admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "get.yaml", Content: yml.String()}}}).Changes {
 		if c.Action != policy.Unchanged {
 			t.Errorf("round trip: %s %s", c.Ref(), c.Action)
 		}
@@ -279,7 +279,7 @@ func testPolicy(t *testing.T, backend string) {
 	// Invalid documents: every problem with file:line:column and field;
 	// nothing applied, not even the valid documents beside them.
 	changedTeam := strings.Replace(exampleFile(t, files, "teams.yaml"), "Card payments and settlement", "Payments", 1)
-	code, body = f.do("POST", api.Prefix+"/policy/apply", admin, api.ApplyRequest{Files: []api.PolicyFile{
+	code, body = f.do("POST", api.Prefix+"/policy/apply", admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{
 		{Name: "teams.yaml", Content: changedTeam}, {Name: "services.yaml", Content: strings.Replace(exampleFile(t, files, "services.yaml"), "tier: 3", "tier: three", 1) + "\nstatus: x\n"}}})
 	e := errOf(body)
 	if code != 400 || e.Code != api.CodeInvalidPolicy || len(e.Problems) != 2 ||
@@ -288,12 +288,12 @@ func testPolicy(t *testing.T, backend string) {
 		t.Errorf("invalid apply: %d %s", code, body)
 	}
 	// A reference to a missing team fails the whole apply too.
-	code, body = f.do("POST", api.Prefix+"/policy/apply", admin, api.ApplyRequest{Files: []api.PolicyFile{
+	code, body = f.do("POST", api.Prefix+"/policy/apply", admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{
 		{Name: "teams.yaml", Content: changedTeam}, {Name: "svc.yaml", Content: "apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: ghost\nspec:\n  owner: ghosts\n  tier: 2\n  exposure: internal\n"}}})
 	if e := errOf(body); code != 400 || len(e.Problems) != 1 || e.Problems[0].Error() != `svc.yaml:6:10: spec.owner: no Team named "ghosts"` {
 		t.Errorf("dangling owner: %d %s", code, body)
 	}
-	var teams api.PolicyList
+	var teams policyapi.PolicyList
 	_, body = f.do("GET", api.Prefix+"/policy?kind=teams&name=payments", viewer, nil)
 	f.decode(body, &teams)
 	if len(teams.Documents) != 1 || teams.Documents[0].Version != 1 || strings.Contains(string(teams.Documents[0].Document), `"description":"Payments"`) {
@@ -305,7 +305,7 @@ func testPolicy(t *testing.T, backend string) {
 	stgFacts := factsOf("web-stg", "m-web-stg")
 	stgFacts.Labels = map[string]string{"env": "staging", "role": "web"}
 	rep := report(stgFacts, pkgs, false)
-	ups := []scan.Update{{Ecosystem: "Debian:12", Name: "libjemalloc2", Installed: "5.3.0-1", Candidate: "5.3.0-1+deb12u1", Pocket: "updates", CVEs: []string{}, Types: []patch.Type{patch.BugFix}, Cycle: "system"}}
+	ups := []patch.Update{{Ecosystem: "Debian:12", Name: "libjemalloc2", Installed: "5.3.0-1", Candidate: "5.3.0-1+deb12u1", Pocket: "updates", CVEs: []string{}, Types: []patch.Type{patch.BugFix}, Cycle: "system"}}
 	rep.Updates, rep.UpdatesHash = &ups, fleet.UpdatesHash(ups)
 	if code, body := f.do("POST", api.Prefix+"/agent/checkin", stgCred, rep); code != 200 {
 		t.Fatalf("check-in with updates: %d %s", code, body)
@@ -509,11 +509,11 @@ func testPolicy(t *testing.T, backend string) {
 	}
 
 	// Deleting the exception is a new version, kept in the history.
-	dl := f.apply(admin, api.ApplyRequest{Delete: []string{"exception/reporting-postgres-upgrade"}})
+	dl := f.apply(admin, policyapi.ApplyRequest{Delete: []string{"exception/reporting-postgres-upgrade"}})
 	if len(dl.Changes) != 1 || dl.Changes[0].Action != policy.Deleted || dl.Changes[0].Version != 2 {
 		t.Errorf("delete: %+v", dl.Changes)
 	}
-	var hist api.PolicyHistory
+	var hist policyapi.PolicyHistory
 	_, body = f.do("GET", api.Prefix+"/policy/history?kind=Exception&name=reporting-postgres-upgrade", viewer, nil)
 	f.decode(body, &hist)
 	if len(hist.Versions) != 2 || hist.Versions[0].Action != "created" || hist.Versions[1].Action != "deleted" || !strings.HasPrefix(hist.Versions[1].AppliedBy, "api:") {
@@ -536,7 +536,7 @@ func testPolicy(t *testing.T, backend string) {
 	}
 }
 
-func exampleFile(t *testing.T, files []api.PolicyFile, base string) string {
+func exampleFile(t *testing.T, files []policyapi.PolicyFile, base string) string {
 	t.Helper()
 	for _, f := range files {
 		if filepath.Base(f.Name) == base {
@@ -563,7 +563,7 @@ func TestApplyLeavesTheRestToTheLeader(t *testing.T) {
 	if code, body := f.do("POST", api.Prefix+"/agent/checkin", e.Credential, report(facts, pkgs, true)); code != 200 {
 		t.Fatal(code, string(body))
 	}
-	res := f.apply(f.api(auth.Admin), api.ApplyRequest{Files: exampleFiles(t)})
+	res := f.apply(f.api(auth.Admin), policyapi.ApplyRequest{Files: exampleFiles(t)})
 	if !res.Pending {
 		t.Fatalf("apply with no time to wait: %+v", res)
 	}
@@ -571,7 +571,7 @@ func TestApplyLeavesTheRestToTheLeader(t *testing.T) {
 	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority }); got["P2"] != 0 {
 		t.Fatalf("decided within a nanosecond? %v", got)
 	}
-	var pl api.PolicyList
+	var pl policyapi.PolicyList
 	_, body := f.do("GET", api.Prefix+"/policy", viewer, nil)
 	f.decode(body, &pl)
 	if pl.Revision == 0 || pl.Decided >= pl.Revision {
@@ -600,16 +600,16 @@ func TestRolloutKindsApply(t *testing.T) {
 	f := newFixture(t, "sqlite", nil)
 	admin := f.api(auth.Admin)
 	window := "apiVersion: patchbay/v1\nkind: MaintenanceWindow\nmetadata:\n  name: prod-monthly\nspec:\n  schedule: \"0 22 * * TUE#2\"\n  duration: 4h\n  timeZone: Europe/Paris\n  hostGroups: [production]\n"
-	code, body := f.do("POST", api.Prefix+"/policy/apply", admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "w.yaml", Content: window}}})
+	code, body := f.do("POST", api.Prefix+"/policy/apply", admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "w.yaml", Content: window}}})
 	if e := errOf(body); code != 400 || len(e.Problems) != 1 || e.Problems[0].Error() != `w.yaml:9:16: spec.hostGroups[0]: no HostGroup named "production"` {
 		t.Errorf("window without its host group: %d %s", code, body)
 	}
 	group := "apiVersion: patchbay/v1\nkind: HostGroup\nmetadata:\n  name: production\nspec:\n  selector: env=prod\n"
-	res := f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "w.yaml", Content: window}, {Name: "g.yaml", Content: group}}})
+	res := f.apply(admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "w.yaml", Content: window}, {Name: "g.yaml", Content: group}}})
 	if len(res.Changes) != 2 {
 		t.Fatalf("apply: %+v", res.Changes)
 	}
-	var list api.PolicyList
+	var list policyapi.PolicyList
 	_, body = f.do("GET", api.Prefix+"/policy?kind=maintenancewindows", f.api(auth.Viewer), nil)
 	f.decode(body, &list)
 	if len(list.Documents) != 1 || list.Documents[0].Name != "prod-monthly" || !strings.Contains(string(list.Documents[0].Document), `"schedule":"0 22 * * TUE#2"`) {

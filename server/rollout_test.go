@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
+	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/audit"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/feeds"
@@ -28,7 +30,6 @@ import (
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/rollout"
-	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
 )
@@ -88,7 +89,7 @@ spec:
 
 // updatesFor makes the security updates the package manager would offer
 // for the fixed versions of a host's open findings of a few sources.
-func updatesFor(pkgs []inventory.Package, open []fleet.FindingRow, sources []string) []scan.Update {
+func updatesFor(pkgs []inventory.Package, open []fleet.FindingRow, sources []string) []patch.Update {
 	fixed := map[string]string{}
 	for _, f := range open {
 		if slices.Contains(sources, f.Package) && f.Fixed != "" {
@@ -97,14 +98,14 @@ func updatesFor(pkgs []inventory.Package, open []fleet.FindingRow, sources []str
 			}
 		}
 	}
-	var ups []scan.Update
+	var ups []patch.Update
 	for _, p := range pkgs {
 		src := p.SourceName
 		if src == "" {
 			src = p.Name
 		}
 		if v, ok := fixed[src]; ok {
-			ups = append(ups, scan.Update{Ecosystem: "Debian:12", Name: p.Name, SourceName: src, SourceVersion: p.SourceVersion, Installed: p.Version,
+			ups = append(ups, patch.Update{Ecosystem: "Debian:12", Name: p.Name, SourceName: src, SourceVersion: p.SourceVersion, Installed: p.Version,
 				Candidate: v, Origin: "bookworm-security", Pocket: "security", CVEs: []string{}, Types: []patch.Type{patch.Security}, Cycle: "system"})
 		}
 	}
@@ -159,7 +160,7 @@ func testRollout(t *testing.T, backend string) {
 	}
 	viewer, admin := f.api(auth.Viewer), f.api(auth.Admin)
 	alice, bob := f.api(auth.Operator), f.api(auth.Operator)
-	f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "rollout.yaml", Content: rolloutPolicy}}})
+	f.apply(admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "rollout.yaml", Content: rolloutPolicy}}})
 
 	enrollTok := f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{})
 	sources := []string{"openssl", "curl", "glibc"}
@@ -228,7 +229,7 @@ func testRollout(t *testing.T, backend string) {
 		return f.do("POST", api.Prefix+"/agent/jobs/result", h.cred, res)
 	}
 	// run verifies the host's one job as an agent would and reports o.
-	run := func(h *simHost, o rollout.Outcome) job.Manifest {
+	run := func(h *simHost, o job.Outcome) job.Manifest {
 		t.Helper()
 		jobs := poll(h)
 		if len(jobs) != 1 {
@@ -243,13 +244,13 @@ func testRollout(t *testing.T, backend string) {
 		}
 		return m
 	}
-	status := func(id string) api.PlanStatus {
+	status := func(id string) rolloutapi.PlanStatus {
 		t.Helper()
 		code, body := f.do("GET", api.Prefix+"/plans/"+id+"?hosts=1", viewer, nil)
 		if code != 200 {
 			t.Fatalf("plan %s: %d %s", id, code, body)
 		}
-		var st api.PlanStatus
+		var st rolloutapi.PlanStatus
 		f.decode(body, &st)
 		return st
 	}
@@ -268,7 +269,7 @@ func testRollout(t *testing.T, backend string) {
 	if code != 201 {
 		t.Fatalf("create plan: %d %s", code, body)
 	}
-	var created api.PlanStatus
+	var created rolloutapi.PlanStatus
 	f.decode(body, &created)
 	p := created.Plan
 	if p.State != rollout.AwaitingApproval || p.Required != 2 || len(p.Rings) != 2 || p.Rings[0].Hosts != 1 || p.Rings[1].Hosts != 3 {
@@ -325,7 +326,7 @@ func testRollout(t *testing.T, backend string) {
 	if jobs := poll(hosts["prod-1"]); len(jobs) != 0 {
 		t.Fatal("prod got a job before staging finished")
 	}
-	m := run(hosts["stg-1"], rollout.Succeeded)
+	m := run(hosts["stg-1"], job.Succeeded)
 	stgHost := st.Hosts[slices.IndexFunc(st.Hosts, func(h rollout.HostStatus) bool { return h.Hostname == "stg-1" })]
 	if m.JobID != p.ID+"/"+hosts["stg-1"].id || m.Attempt != 1 || len(m.Install) != len(stgHost.Targets) || m.Ring != "staging" ||
 		!m.NotAfter.Equal(window.Add(4*time.Hour-30*time.Minute)) || !m.RebootBefore.Equal(window.Add(4*time.Hour)) {
@@ -337,13 +338,13 @@ func testRollout(t *testing.T, backend string) {
 		}
 	}
 	// The same report again, and a report of a job never dispatched: stale.
-	if code, body := reportJob(hosts["stg-1"], job.Result{JobID: m.JobID, Attempt: 1, Outcome: rollout.Failed}); code != 409 || errOf(body).Code != api.CodeStale {
+	if code, body := reportJob(hosts["stg-1"], job.Result{JobID: m.JobID, Attempt: 1, Outcome: job.Failed}); code != 409 || errOf(body).Code != api.CodeStale {
 		t.Errorf("repeated report: %d %s", code, body)
 	}
-	if code, body := reportJob(hosts["prod-1"], job.Result{JobID: p.ID + "/" + hosts["prod-1"].id, Attempt: 1, Outcome: rollout.Succeeded}); code != 409 {
+	if code, body := reportJob(hosts["prod-1"], job.Result{JobID: p.ID + "/" + hosts["prod-1"].id, Attempt: 1, Outcome: job.Succeeded}); code != 409 {
 		t.Errorf("report of a job not dispatched: %d %s", code, body)
 	}
-	if code, _ := reportJob(hosts["prod-1"], job.Result{JobID: m.JobID, Attempt: 1, Outcome: rollout.Succeeded}); code != 400 {
+	if code, _ := reportJob(hosts["prod-1"], job.Result{JobID: m.JobID, Attempt: 1, Outcome: job.Succeeded}); code != 400 {
 		t.Errorf("a host reporting another host's job: %d", code)
 	}
 
@@ -367,14 +368,14 @@ func testRollout(t *testing.T, backend string) {
 	if len(poll(hosts["prod-2"])) != 0 {
 		t.Error("prod-2 started beside prod-1: max concurrency is 1")
 	}
-	run(hosts["prod-1"], rollout.Succeeded)
+	run(hosts["prod-1"], job.Succeeded)
 	step(srv2)
-	run(hosts["prod-2"], rollout.RolledBack)
+	run(hosts["prod-2"], job.RolledBack)
 	step(srv2)
 	st = status(p.ID)
 	if st.Rollout.State != rollout.Halted || !strings.Contains(st.Rollout.Why, "ring prod: 1 errors, more than its threshold of 0") ||
-		st.Rings[0].Outcomes[rollout.Succeeded] != 1 || st.Rings[1].Outcomes[rollout.Succeeded] != 1 || st.Rings[1].Outcomes[rollout.RolledBack] != 1 ||
-		st.Rings[1].Outcomes[rollout.NoAgent] != 1 {
+		st.Rings[0].Outcomes[job.Succeeded] != 1 || st.Rings[1].Outcomes[job.Succeeded] != 1 || st.Rings[1].Outcomes[job.RolledBack] != 1 ||
+		st.Rings[1].Outcomes[job.NoAgent] != 1 {
 		t.Fatalf("after prod-2 rolled back: %+v %+v", st.Rollout, st.Rings)
 	}
 	var res job.Result
@@ -383,7 +384,7 @@ func testRollout(t *testing.T, backend string) {
 			json.Unmarshal(h.Result, &res)
 		}
 	}
-	if res.Outcome != rollout.RolledBack {
+	if res.Outcome != job.RolledBack {
 		t.Errorf("prod-2's result: %+v", res)
 	}
 	if code, body := f.do("POST", api.Prefix+"/plans/"+p.ID+"/resume", alice, nil); code != 409 {
@@ -494,7 +495,7 @@ func testRollout(t *testing.T, backend string) {
 		t.Fatalf("start: %d %s", code, body)
 	}
 	step(f.srv)
-	em := run(hosts["stg-1"], rollout.Succeeded)
+	em := run(hosts["stg-1"], job.Succeeded)
 	if !em.RebootBefore.IsZero() || !em.NotAfter.Equal(now().Add(30*time.Minute)) {
 		t.Errorf("emergency manifest outside a window: not after %s, reboot before %s", em.NotAfter, em.RebootBefore)
 	}
@@ -518,12 +519,12 @@ func testRollout(t *testing.T, backend string) {
 		Attempt int    `json:"attempt"`
 	}
 	json.Unmarshal(tampered.Manifest, &claimed)
-	if code, body := reportJob(hosts["prod-1"], job.Result{JobID: claimed.JobID, Attempt: claimed.Attempt, Outcome: rollout.Failed, Refused: true, Reason: "refused: signature does not verify"}); code != 200 {
+	if code, body := reportJob(hosts["prod-1"], job.Result{JobID: claimed.JobID, Attempt: claimed.Attempt, Outcome: job.Failed, Refused: true, Reason: "refused: signature does not verify"}); code != 200 {
 		t.Fatalf("refusal: %d %s", code, body)
 	}
 	step(f.srv)
 	est = status(ep.ID)
-	if est.Rollout.State != rollout.Halted || est.Rings[1].Outcomes[rollout.Failed] != 1 {
+	if est.Rollout.State != rollout.Halted || est.Rings[1].Outcomes[job.Failed] != 1 {
 		t.Errorf("after the refusal: %+v %+v", est.Rollout, est.Rings)
 	}
 	es, _ = f.db.Audit.Entries(ctx)
@@ -538,7 +539,7 @@ func testRollout(t *testing.T, backend string) {
 	if code != 201 {
 		t.Fatalf("third plan: %d %s", code, body)
 	}
-	var third api.PlanStatus
+	var third rolloutapi.PlanStatus
 	f.decode(body, &third)
 	tp := third.Plan
 	f.do("POST", api.Prefix+"/plans/"+tp.ID+"/approve", alice, nil)
@@ -576,7 +577,7 @@ func testRollout(t *testing.T, backend string) {
 		if code != 201 {
 			t.Fatalf("careful plan: %d %s", code, body)
 		}
-		var st api.PlanStatus
+		var st rolloutapi.PlanStatus
 		f.decode(body, &st)
 		return st.Plan
 	}()
@@ -584,7 +585,7 @@ func testRollout(t *testing.T, backend string) {
 	f.do("POST", api.Prefix+"/plans/"+cp.ID+"/approve", bob, nil)
 	f.do("POST", api.Prefix+"/plans/"+cp.ID+"/start", alice, nil)
 	step(f.srv)
-	run(hosts["stg-1"], rollout.Succeeded)
+	run(hosts["stg-1"], job.Succeeded)
 	step(f.srv)
 	step(f.srv)
 	if st := status(cp.ID); st.Rollout.State != rollout.AwaitingPromotion || st.Rings[1].InFlight != 0 {
@@ -614,7 +615,7 @@ func testRollout(t *testing.T, backend string) {
 	if code != 201 {
 		t.Fatalf("fourth plan: %d %s", code, body)
 	}
-	var fourth api.PlanStatus
+	var fourth rolloutapi.PlanStatus
 	f.decode(body, &fourth)
 	if code, body := f.do("POST", api.Prefix+"/plans/"+fourth.Plan.ID+"/reject", bob, map[string]string{"comment": "not this week"}); code != 200 || !strings.Contains(string(body), `"state":"rejected"`) {
 		t.Fatalf("reject: %d %s", code, body)
@@ -694,7 +695,7 @@ func TestRolloutAcrossReplicas(t *testing.T) {
 	}
 	f := &fixture{t: t, db: other.srv.DB(), srv: other.srv, url: other.url}
 	admin := f.api(auth.Admin)
-	f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "p.yaml", Content: `apiVersion: patchbay/v1
+	f.apply(admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "p.yaml", Content: `apiVersion: patchbay/v1
 kind: HostGroup
 metadata: {name: fleet}
 spec: {selector: env=prod}
@@ -719,7 +720,7 @@ spec:
 		facts.Labels = map[string]string{"env": "prod"}
 		e := f.enroll(enroll, facts)
 		k, _ := base64.StdEncoding.DecodeString(e.JobKey)
-		ups := []scan.Update{{Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", Installed: "3.0.15-1~deb12u1", Candidate: "3.0.17-1~deb12u2",
+		ups := []patch.Update{{Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", Installed: "3.0.15-1~deb12u1", Candidate: "3.0.17-1~deb12u2",
 			Origin: "bookworm-security", Pocket: "security", CVEs: []string{}, Types: []patch.Type{patch.Security}, Cycle: "system"}}
 		rep := report(facts, []inventory.Package{}, true)
 		rep.UpdatesHash, rep.Updates = fleet.UpdatesHash(ups), &ups
@@ -732,7 +733,7 @@ spec:
 	if code != 201 {
 		t.Fatalf("plan: %d %s", code, body)
 	}
-	var st api.PlanStatus
+	var st rolloutapi.PlanStatus
 	f.decode(body, &st)
 	id := st.Plan.ID
 	f.do("POST", api.Prefix+"/plans/"+id+"/approve", admin, nil)
@@ -769,7 +770,7 @@ spec:
 					if i == 1 {
 						time.Sleep(1500 * time.Millisecond) // the leader dies while this one runs
 					}
-					b, _ := json.Marshal(job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: rollout.Succeeded})
+					b, _ := json.Marshal(job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: job.Succeeded})
 					rq, _ := http.NewRequestWithContext(actx, "POST", other.url+api.Prefix+"/agent/jobs/result", bytes.NewReader(b))
 					rq.Header.Set("Authorization", "Bearer "+ag.cred)
 					if r2, err := http.DefaultClient.Do(rq); err == nil {
@@ -800,10 +801,10 @@ spec:
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		code, body := f.do("GET", api.Prefix+"/plans/"+id, admin, nil)
-		var s api.PlanStatus
+		var s rolloutapi.PlanStatus
 		f.decode(body, &s)
 		if code == 200 && s.Rollout.State == rollout.Completed {
-			if s.Rings[0].Outcomes[rollout.Succeeded] != 4 {
+			if s.Rings[0].Outcomes[job.Succeeded] != 4 {
 				t.Errorf("outcomes: %+v", s.Rings[0])
 			}
 			break

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/policy"
@@ -121,7 +122,7 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request, c *caller) e
 		return err
 	}
 	s.log.Info("plan created", "plan", p.ID, "hosts", len(p.Hosts), "state", p.State, "by", c.actor())
-	return writeJSON(w, http.StatusCreated, api.PlanStatus{Plan: headOf(p)})
+	return writeJSON(w, http.StatusCreated, rolloutapi.PlanStatus{Plan: headOf(p)})
 }
 
 func headOf(p *rollout.Plan) *rollout.Plan {
@@ -185,9 +186,9 @@ func (s *Server) listPlans(w http.ResponseWriter, r *http.Request, _ *caller) er
 	if err != nil {
 		return err
 	}
-	out := make([]api.PlanStatus, len(rows))
+	out := make([]rolloutapi.PlanStatus, len(rows))
 	for i, row := range rows {
-		out[i] = api.PlanStatus{Plan: row.Plan, Rollout: row.Machine}
+		out[i] = rolloutapi.PlanStatus{Plan: row.Plan, Rollout: row.Machine}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"plans": out})
 }
@@ -201,22 +202,22 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	return writeJSON(w, http.StatusOK, st)
 }
 
-func (s *Server) planStatus(ctx context.Context, id string, hosts bool) (api.PlanStatus, error) {
+func (s *Server) planStatus(ctx context.Context, id string, hosts bool) (rolloutapi.PlanStatus, error) {
 	row, err := s.db.Rollouts.Plan(ctx, id, false)
 	if errors.Is(err, store.ErrPlanNotFound) {
-		return api.PlanStatus{}, errNotFound("no such plan: " + id)
+		return rolloutapi.PlanStatus{}, errNotFound("no such plan: " + id)
 	}
 	if err != nil {
-		return api.PlanStatus{}, err
+		return rolloutapi.PlanStatus{}, err
 	}
-	st := api.PlanStatus{Plan: row.Plan, Rollout: row.Machine}
+	st := rolloutapi.PlanStatus{Plan: row.Plan, Rollout: row.Machine}
 	hs, err := s.db.Rollouts.Hosts(ctx, id)
 	if err != nil {
 		return st, err
 	}
-	st.Rings = make([]api.RingStatus, len(row.Plan.Rings))
+	st.Rings = make([]rolloutapi.RingStatus, len(row.Plan.Rings))
 	for i, rp := range row.Plan.Rings {
-		st.Rings[i] = api.RingStatus{Name: rp.Name, Hosts: rp.Hosts, Outcomes: map[rollout.Outcome]int{}}
+		st.Rings[i] = rolloutapi.RingStatus{Name: rp.Name, Hosts: rp.Hosts, Outcomes: map[job.Outcome]int{}}
 	}
 	for _, h := range hs {
 		rs := &st.Rings[h.Ring]
@@ -285,7 +286,7 @@ func (s *Server) decidePlan(approve bool) func(w http.ResponseWriter, r *http.Re
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, api.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
+		return writeJSON(w, http.StatusOK, rolloutapi.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
 	}
 }
 
@@ -322,7 +323,7 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, c *caller)
 		return err
 	}
 	s.wakeScheduler()
-	return writeJSON(w, http.StatusOK, api.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
+	return writeJSON(w, http.StatusOK, rolloutapi.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
 }
 
 // controlRollout pauses, resumes, promotes or aborts a rollout.
@@ -359,7 +360,7 @@ func (s *Server) controlRollout(action string) func(w http.ResponseWriter, r *ht
 			return err
 		}
 		s.wakeScheduler()
-		return writeJSON(w, http.StatusOK, api.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
+		return writeJSON(w, http.StatusOK, rolloutapi.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
 	}
 }
 
@@ -408,7 +409,7 @@ func (s *Server) stepRollout(ctx context.Context, id string, fence store.Rollout
 		return err
 	}
 	m.Strategy = p.StrategySpec
-	before := map[string]rollout.Outcome{}
+	before := map[string]job.Outcome{}
 	for _, j := range m.Jobs {
 		before[j.Host] = j.Outcome
 	}
@@ -694,11 +695,11 @@ func (s *Server) jobResult(w http.ResponseWriter, r *http.Request, c *caller) er
 		return errBadRequest(fmt.Sprintf("job_id %q: not a job of this host (%s)", res.JobID, host), "job_id")
 	}
 	switch res.Outcome {
-	case rollout.Succeeded, rollout.SucceededReboot, rollout.NoChange, rollout.Skipped, rollout.Failed, rollout.RolledBack:
+	case job.Succeeded, job.SucceededReboot, job.NoChange, job.Skipped, job.Failed, job.RolledBack:
 	default:
 		return errBadRequest(fmt.Sprintf("outcome %q: an agent reports succeeded, succeeded_reboot_required, no_change_needed, skipped, failed or rolled_back", res.Outcome), "outcome")
 	}
-	if res.Refused && res.Outcome != rollout.Failed {
+	if res.Refused && res.Outcome != job.Failed {
 		return errBadRequest("a refused job is reported as failed", "outcome")
 	}
 	ctx := r.Context()

@@ -26,8 +26,9 @@ import (
 	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/match"
-	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
 )
@@ -149,7 +150,7 @@ func (f *fixture) enroll(tok string, facts fleet.Facts) api.EnrollResponse {
 func report(facts fleet.Facts, pkgs []inventory.Package, full bool) api.Report {
 	r := api.Report{CollectedAt: time.Now().UTC(), Facts: facts, InventoryHash: fleet.InventoryHash(pkgs), UpdatesHash: fleet.UpdatesHash(nil)}
 	if full {
-		p, u := pkgs, []scan.Update{}
+		p, u := pkgs, []patch.Update{}
 		r.Inventory, r.Updates = &p, &u
 	}
 	return r
@@ -253,7 +254,7 @@ func debianFeed(t *testing.T) string {
 }
 
 func webDB(t *testing.T) []inventory.Package {
-	inv, err := inventory.Collect(context.Background(), inventory.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-web-db")})
+	inv, err := collect.Collect(context.Background(), collect.Options{Root: sharedtest.DebianRoot(t, "status-bookworm-web-db")})
 	if err != nil {
 		t.Fatal(err)
 	}

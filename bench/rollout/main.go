@@ -38,12 +38,13 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
+	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/rollout"
-	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store"
 )
 
@@ -134,7 +135,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 		if _, err := db.Fleet.Enroll(ctx, h, tok, hash); err != nil {
 			return err
 		}
-		ups := []scan.Update{{Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", Installed: "3.0.15-1~deb12u1", Candidate: "3.0.17-1~deb12u2",
+		ups := []patch.Update{{Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", Installed: "3.0.15-1~deb12u1", Candidate: "3.0.17-1~deb12u2",
 			Origin: "bookworm-security", Pocket: "security", CVEs: []string{}, Types: []patch.Type{patch.Security}, Cycle: "system"}}
 		if err := db.Fleet.SetUpdates(ctx, id, fleet.UpdatesHash(ups), ups); err != nil {
 			return err
@@ -205,11 +206,11 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := call("POST", "/policy/apply", admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "bench.yaml", Content: policyYAML}}}, nil); err != nil {
+	if err := call("POST", "/policy/apply", admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "bench.yaml", Content: policyYAML}}}, nil); err != nil {
 		return err
 	}
 	t := time.Now()
-	var st api.PlanStatus
+	var st rolloutapi.PlanStatus
 	if err := call("POST", "/plans", admin, rollout.PlanSpec{Strategy: "canary-then-fleet", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}}, &st); err != nil {
 		return err
 	}
@@ -265,7 +266,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 					verifyErrs.Add(1)
 					return
 				}
-				res := job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: rollout.Succeeded, Started: time.Now(), Finished: time.Now()}
+				res := job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: job.Succeeded, Started: time.Now(), Finished: time.Now()}
 				b, _ := json.Marshal(res)
 				rq, _ := http.NewRequestWithContext(ctx, "POST", base+api.Prefix+"/agent/jobs/result", bytes.NewReader(b))
 				rq.Header.Set("Authorization", "Bearer "+a.secret)
@@ -287,7 +288,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 	if err := call("POST", "/plans/"+st.Plan.ID+"/start", admin, nil, nil); err != nil {
 		return err
 	}
-	var status api.PlanStatus
+	var status rolloutapi.PlanStatus
 	if err := call("GET", "/plans/"+st.Plan.ID+"?hosts=1", admin, nil, &status); err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/match"
-	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/patch"
 )
 
 // Dialect holds one database's SQL for hosts and inventories.
@@ -315,9 +315,9 @@ func (s *Store) Touch(ctx context.Context, seen map[string]time.Time) error {
 }
 
 // SetUpdates stores the updates a host's package manager offers.
-func (s *Store) SetUpdates(ctx context.Context, id, hash string, ups []scan.Update) error {
+func (s *Store) SetUpdates(ctx context.Context, id, hash string, ups []patch.Update) error {
 	if ups == nil {
-		ups = []scan.Update{}
+		ups = []patch.Update{}
 	}
 	b, err := json.Marshal(ups)
 	if err != nil {
@@ -330,14 +330,14 @@ func (s *Store) SetUpdates(ctx context.Context, id, hash string, ups []scan.Upda
 }
 
 // Updates returns the updates a host's package manager offers.
-func (s *Store) Updates(ctx context.Context, id string) ([]scan.Update, error) {
+func (s *Store) Updates(ctx context.Context, id string) ([]patch.Update, error) {
 	var b string
 	if err := s.DB.QueryRowContext(ctx, s.D.Updates, id).Scan(&b); errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("host %s: %w", id, fleet.ErrNotFound)
 	} else if err != nil {
 		return nil, fmt.Errorf("read updates of %s: %w", id, err)
 	}
-	var ups []scan.Update
+	var ups []patch.Update
 	if err := json.Unmarshal([]byte(b), &ups); err != nil {
 		return nil, fmt.Errorf("updates of %s: %w", id, err)
 	}

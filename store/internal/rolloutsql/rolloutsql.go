@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/audit"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
@@ -324,7 +325,7 @@ type Dispatch struct {
 type Settle struct {
 	Host    string
 	Attempt int
-	Outcome rollout.Outcome
+	Outcome job.Outcome
 }
 
 // Fence is the leader's lease and term a step is written under.
@@ -397,7 +398,7 @@ var ErrStale = rollout.ErrStale
 
 // Report settles a host's job with its outcome and result, once: only the
 // host's current attempt, only while unsettled.
-func (s *Store) Report(ctx context.Context, id, host string, attempt int, o rollout.Outcome, result []byte, now time.Time, evs ...Event) error {
+func (s *Store) Report(ctx context.Context, id, host string, attempt int, o job.Outcome, result []byte, now time.Time, evs ...Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := s.exec(ctx, tx, `UPDATE plan_hosts SET outcome = ?, result = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND attempt > 0 AND outcome = ''`,
 			o, string(result), now.UnixNano(), id, host, attempt)

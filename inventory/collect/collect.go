@@ -1,4 +1,11 @@
-package inventory
+// Package collect collects inventories: what is installed on a root (the
+// dpkg, rpm and apk databases) and pinned in files (lockfiles, Go
+// binaries, site-packages, SBOMs), as inventory.Package values.
+//
+// Collection is done by osv-scalibr's extractor packages, imported one by
+// one; this package adds what they lack: the distro → OSV ecosystem mapping,
+// per-file error reporting and the source package of OS packages.
+package collect
 
 import (
 	"context"
@@ -40,6 +47,7 @@ import (
 	"github.com/google/osv-scalibr/extractor/filesystem/sbom/spdx"
 	"github.com/google/osv-scalibr/extractor/filesystem/simplefileapi"
 	scalibrfs "github.com/google/osv-scalibr/fs"
+	"github.com/patchbay/patchbay/inventory"
 )
 
 // Options says what to collect.
@@ -51,28 +59,6 @@ type Options struct {
 	// lockfiles, manifests, Go binaries, site-packages, SBOMs.
 	Paths []string
 }
-
-// Result is what a collection found.
-type Result struct {
-	// Distro is the root's OS release; nil when no root was scanned.
-	Distro *Distro `json:"distro,omitempty"`
-	// Packages are sorted by ecosystem, name, version and location.
-	Packages []Package `json:"packages"`
-	// Skipped lists the inputs that could not be read, with why.
-	Skipped []Skip `json:"skipped,omitempty"`
-	// Files lists every input file that yielded packages (or was parsed and
-	// declared none), in walk order.
-	Files []string `json:"files"`
-}
-
-// Skip is an input that was not read.
-type Skip struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
-}
-
-// Error renders the skip as "path: reason".
-func (s Skip) Error() string { return s.Path + ": " + s.Reason }
 
 // osDatabases are the package database files, relative to a root.
 var osDatabases = []string{
@@ -93,8 +79,8 @@ var skipDirs = map[string]bool{".git": true, "node_modules": true, ".hg": true, 
 // Result.Skipped and the others are still read; the error is non-nil only
 // when collection itself cannot proceed (a missing path argument, a
 // cancelled context).
-func Collect(ctx context.Context, opts Options) (Result, error) {
-	var res Result
+func Collect(ctx context.Context, opts Options) (inventory.Result, error) {
+	var res inventory.Result
 	osExtractors, err := newOSExtractors()
 	if err != nil {
 		return res, err
@@ -111,14 +97,14 @@ func Collect(ctx context.Context, opts Options) (Result, error) {
 		if !st.IsDir() {
 			return res, fmt.Errorf("root %s: not a directory", opts.Root)
 		}
-		d, err := ReadDistro(opts.Root)
-		if err != nil && !errors.Is(err, ErrNoOSRelease) {
+		d, err := inventory.ReadDistro(opts.Root)
+		if err != nil && !errors.Is(err, inventory.ErrNoOSRelease) {
 			return res, err
 		}
 		if err == nil {
 			res.Distro = &d
 		} else {
-			res.Skipped = append(res.Skipped, Skip{Path: filepath.Join(opts.Root, "etc/os-release"), Reason: "missing: OS packages cannot be matched to a distro release"})
+			res.Skipped = append(res.Skipped, inventory.Skip{Path: filepath.Join(opts.Root, "etc/os-release"), Reason: "missing: OS packages cannot be matched to a distro release"})
 		}
 		fsys := scalibrfs.DirFS(opts.Root)
 		for _, rel := range osDatabases {
@@ -153,7 +139,7 @@ func Collect(ctx context.Context, opts Options) (Result, error) {
 		fsys := scalibrfs.DirFS(p)
 		err = fs.WalkDir(fsys, ".", func(rel string, d fs.DirEntry, err error) error {
 			if err != nil {
-				res.Skipped = append(res.Skipped, Skip{Path: filepath.Join(p, rel), Reason: err.Error()})
+				res.Skipped = append(res.Skipped, inventory.Skip{Path: filepath.Join(p, rel), Reason: err.Error()})
 				if d != nil && d.IsDir() {
 					return fs.SkipDir
 				}
@@ -199,8 +185,8 @@ func Collect(ctx context.Context, opts Options) (Result, error) {
 }
 
 type collector struct {
-	res    *Result
-	distro *Distro
+	res    *inventory.Result
+	distro *inventory.Distro
 }
 
 // extract runs the first extractor that wants the file. explicit is true
@@ -219,7 +205,7 @@ func (c *collector) extract(ctx context.Context, fsys scalibrfs.FS, root, rel st
 	if chosen == nil && (explicit || isRequirementsDirFile(rel)) {
 		chosen = guessExtractor(rel, exts)
 		if chosen == nil {
-			c.res.Skipped = append(c.res.Skipped, Skip{Path: display, Reason: "not a recognised lockfile, manifest, binary or SBOM"})
+			c.res.Skipped = append(c.res.Skipped, inventory.Skip{Path: display, Reason: "not a recognised lockfile, manifest, binary or SBOM"})
 			return
 		}
 	}
@@ -228,13 +214,13 @@ func (c *collector) extract(ctx context.Context, fsys scalibrfs.FS, root, rel st
 	}
 	f, err := fsys.Open(rel)
 	if err != nil {
-		c.res.Skipped = append(c.res.Skipped, Skip{Path: display, Reason: err.Error()})
+		c.res.Skipped = append(c.res.Skipped, inventory.Skip{Path: display, Reason: err.Error()})
 		return
 	}
 	defer f.Close()
 	inv, err := chosen.Extract(ctx, &filesystem.ScanInput{FS: fsys, Path: rel, Root: root, Info: info, Reader: f})
 	if err != nil {
-		c.res.Skipped = append(c.res.Skipped, Skip{Path: display, Reason: fmt.Sprintf("%s: %v", chosen.Name(), err)})
+		c.res.Skipped = append(c.res.Skipped, inventory.Skip{Path: display, Reason: fmt.Sprintf("%s: %v", chosen.Name(), err)})
 		return
 	}
 	c.res.Files = append(c.res.Files, display)
@@ -270,12 +256,12 @@ func guessExtractor(rel string, exts []filesystem.Extractor) filesystem.Extracto
 	return nil
 }
 
-// convert maps an osv-scalibr package to a patchbay Package.
-func (c *collector) convert(p *extractor.Package, location string) (Package, bool) {
+// convert maps an osv-scalibr package to a patchbay inventory.Package.
+func (c *collector) convert(p *extractor.Package, location string) (inventory.Package, bool) {
 	if p.Name == "" || p.Version == "" {
-		return Package{}, false
+		return inventory.Package{}, false
 	}
-	pkg := Package{Name: p.Name, Version: p.Version, Location: location}
+	pkg := inventory.Package{Name: p.Name, Version: p.Version, Location: location}
 	if p.Location.Descriptor != nil && p.Location.Descriptor.File != nil {
 		pkg.Line = p.Location.Descriptor.File.LineNumber
 	}
@@ -285,7 +271,7 @@ func (c *collector) convert(p *extractor.Package, location string) (Package, boo
 	switch m := p.Metadata.(type) {
 	case *dpkgmeta.Metadata:
 		if m.Status != "" && !strings.Contains(m.Status, "installed") {
-			return Package{}, false
+			return inventory.Package{}, false
 		}
 		pkg.SourceName, pkg.SourceVersion = m.SourceName, m.SourceVersion
 		if pkg.SourceName == "" {
@@ -319,7 +305,7 @@ func (c *collector) convert(p *extractor.Package, location string) (Package, boo
 		pkg.Version = strings.TrimPrefix(pkg.Version, "go")
 	}
 	if pkg.Ecosystem == "" {
-		return Package{}, false
+		return inventory.Package{}, false
 	}
 	return pkg, true
 }

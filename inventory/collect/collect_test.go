@@ -1,4 +1,4 @@
-package inventory
+package collect
 
 import (
 	"context"
@@ -10,9 +10,11 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/patch"
 )
 
-func key(p Package) string {
+func key(p inventory.Package) string {
 	return p.Ecosystem + " " + p.Name + " " + p.Version + " " + filepath.Base(p.Location)
 }
 
@@ -24,7 +26,7 @@ func TestCollectApplicationFiles(t *testing.T) {
 	if len(res.Skipped) > 0 {
 		t.Errorf("skipped: %v", res.Skipped)
 	}
-	got := map[string]Package{}
+	got := map[string]inventory.Package{}
 	for _, p := range res.Packages {
 		got[key(p)] = p
 	}
@@ -73,7 +75,7 @@ func TestCollectApplicationFiles(t *testing.T) {
 		t.Errorf("pyyaml line %d, want 2", p.Line)
 	}
 	for _, p := range res.Packages {
-		if p.Cycle() != CycleApplication {
+		if p.Cycle() != patch.CycleApplication {
 			t.Errorf("%s: cycle %s", p, p.Cycle())
 		}
 	}
@@ -127,10 +129,10 @@ func TestCollectDpkgRootWithSourcePackages(t *testing.T) {
 	if n := strings.Count(string(data), "Status: install ok installed"); len(res.Packages) != n {
 		t.Errorf("%d packages, the status file has %d installed", len(res.Packages), n)
 	}
-	byName := map[string]Package{}
+	byName := map[string]inventory.Package{}
 	for _, p := range res.Packages {
 		byName[p.Name] = p
-		if p.Ecosystem != "Debian:12" || p.Cycle() != CycleSystem || p.Location != filepath.Join(root, "var/lib/dpkg/status") {
+		if p.Ecosystem != "Debian:12" || p.Cycle() != patch.CycleSystem || p.Location != filepath.Join(root, "var/lib/dpkg/status") {
 			t.Errorf("%s: ecosystem %s cycle %s location %s", p.Name, p.Ecosystem, p.Cycle(), p.Location)
 		}
 	}
@@ -181,7 +183,7 @@ o:musl
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]Package{}
+	got := map[string]inventory.Package{}
 	for _, p := range res.Packages {
 		got[p.Name] = p
 	}
@@ -190,32 +192,6 @@ o:musl
 	}
 	if p := got["musl"]; p.Version != "1.2.5-r0" {
 		t.Errorf("musl: %+v", p)
-	}
-}
-
-func TestDistroEcosystems(t *testing.T) {
-	cases := []struct {
-		osRelease, want string
-	}{
-		{"ID=debian\nVERSION_ID=\"12\"\n", "Debian:12"},
-		{"ID=debian\nVERSION_ID=\"11\"\n", "Debian:11"},
-		{"ID=ubuntu\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.4 LTS (Jammy Jellyfish)\"\n", "Ubuntu:22.04:LTS"},
-		{"ID=ubuntu\nVERSION_ID=\"23.10\"\nVERSION=\"23.10 (Mantic Minotaur)\"\n", "Ubuntu:23.10"},
-		{"ID=alpine\nVERSION_ID=3.20.3\n", "Alpine:v3.20"},
-		{"ID=\"almalinux\"\nVERSION_ID=\"9.4\"\n", "AlmaLinux:9"},
-		{"ID=\"rocky\"\nVERSION_ID=\"9.3\"\n", "Rocky Linux:9"},
-		{"ID=\"rhel\"\nVERSION_ID=\"9.4\"\nCPE_NAME=\"cpe:/o:redhat:enterprise_linux:9::baseos\"\n", "Red Hat:enterprise_linux:9::baseos"},
-		{"ID=wolfi\n", "Wolfi"},
-		{"ID=arch\n", ""},
-	}
-	for _, c := range cases {
-		f, err := ParseOSRelease(strings.NewReader(c.osRelease))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := DistroFromOSRelease(f).Ecosystem; got != c.want {
-			t.Errorf("%q → %q, want %q", c.osRelease, got, c.want)
-		}
 	}
 }
 
@@ -277,7 +253,7 @@ func TestCollectRPMRoot(t *testing.T) {
 		t.Fatalf("packages %+v skipped %v", res.Packages, res.Skipped)
 	}
 	p := res.Packages[0]
-	if p.Ecosystem != "Rocky Linux:9" || p.Name != "patchbay-hello" || p.Version != "1:1.2.3-4" || p.SourceName != "patchbay-hello-1.2.3-4" || p.Cycle() != CycleSystem {
+	if p.Ecosystem != "Rocky Linux:9" || p.Name != "patchbay-hello" || p.Version != "1:1.2.3-4" || p.SourceName != "patchbay-hello-1.2.3-4" || p.Cycle() != patch.CycleSystem {
 		t.Errorf("%+v", p)
 	}
 }
