@@ -67,7 +67,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go checkpointer(cctx, db, done)
-	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect}),
+	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
+		Policy: policyDialect, Rollouts: rolloutDialect}),
 		db: db, stop: func() { cancel(); <-done }}, nil
 }
 

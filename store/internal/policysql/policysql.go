@@ -15,12 +15,34 @@ import (
 	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
 
+// Dialect holds one database's SQL for policy documents.
+type Dialect struct {
+	// History lists the versions of a kind, oldest first: (kind) → kind,
+	// name, version, action, doc, applied_at, applied_by.
+	History string
+	// HistoryOf is History of one document: (kind, name).
+	HistoryOf string
+	// InsertDocument stores a created document, nothing when it exists:
+	// (kind, name, version, doc, applied_at, applied_by).
+	InsertDocument string
+	// UpdateDocument changes a document at the version it was read at:
+	// (version, doc, applied_at, applied_by, kind, name, previous version).
+	UpdateDocument string
+	// DeleteDocument deletes a document at the version it was read at:
+	// (kind, name, previous version).
+	DeleteDocument string
+	// InsertVersion records a version: (kind, name, version, action, doc,
+	// applied_at, applied_by).
+	InsertVersion string
+	// SetDecided raises the decided revision: (revision, revision).
+	SetDecided string
+}
+
 // Store keeps policy documents.
 type Store struct {
 	DB    *sql.DB
+	D     *Dialect
 	Audit *auditsql.Store
-	// Rebind turns '?' placeholders into the database's.
-	Rebind func(string) string
 	// WriteLock serialises this process's write transactions on SQLite.
 	WriteLock *sync.Mutex
 }
@@ -75,13 +97,11 @@ type Version struct {
 // History returns every version of documents of kind (and name, when
 // given), oldest first.
 func (s *Store) History(ctx context.Context, kind, name string) ([]Version, error) {
-	q := `SELECT kind, name, version, action, doc, applied_at, applied_by FROM policy_versions WHERE kind = ?`
-	args := []any{kind}
+	q, args := s.D.History, []any{kind}
 	if name != "" {
-		q += ` AND name = ?`
-		args = append(args, name)
+		q, args = s.D.HistoryOf, append(args, name)
 	}
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(q+` ORDER BY seq`), args...)
+	rows, err := s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("policy history: %w", err)
 	}
@@ -113,20 +133,20 @@ func (s *Store) Apply(ctx context.Context, changes []policy.Change, actor string
 		return fmt.Errorf("apply policy: %w", err)
 	}
 	defer tx.Rollback()
-	exec := func(q string, args ...any) (sql.Result, error) { return tx.ExecContext(ctx, s.Rebind(q), args...) }
+	exec := func(q string, args ...any) (sql.Result, error) { return tx.ExecContext(ctx, q, args...) }
 	for _, c := range changes {
 		var res sql.Result
 		switch c.Action {
 		case policy.Unchanged:
 			continue
 		case policy.Created:
-			res, err = exec(`INSERT INTO policy_documents(kind, name, version, doc, applied_at, applied_by) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+			res, err = exec(s.D.InsertDocument,
 				c.Kind, c.Name, c.Version, c.Canonical, now.UnixNano(), actor)
 		case policy.Changed:
-			res, err = exec(`UPDATE policy_documents SET version = ?, doc = ?, applied_at = ?, applied_by = ? WHERE kind = ? AND name = ? AND version = ?`,
+			res, err = exec(s.D.UpdateDocument,
 				c.Version, c.Canonical, now.UnixNano(), actor, c.Kind, c.Name, c.Version-1)
 		case policy.Deleted:
-			res, err = exec(`DELETE FROM policy_documents WHERE kind = ? AND name = ? AND version = ?`, c.Kind, c.Name, c.Version-1)
+			res, err = exec(s.D.DeleteDocument, c.Kind, c.Name, c.Version-1)
 		default:
 			return fmt.Errorf("apply policy: unknown action %q", c.Action)
 		}
@@ -136,7 +156,7 @@ func (s *Store) Apply(ctx context.Context, changes []policy.Change, actor string
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return fmt.Errorf("apply policy %s: %w", c.Ref(), policy.ErrConflict)
 		}
-		if _, err := exec(`INSERT INTO policy_versions(kind, name, version, action, doc, applied_at, applied_by) VALUES(?,?,?,?,?,?,?)`,
+		if _, err := exec(s.D.InsertVersion,
 			c.Kind, c.Name, c.Version, c.Action, c.Canonical, now.UnixNano(), actor); err != nil {
 			return fmt.Errorf("apply policy %s: %w", c.Ref(), err)
 		}
@@ -166,7 +186,7 @@ func (s *Store) Decided(ctx context.Context) (int64, error) {
 
 // SetDecided records that every finding was decided with revision.
 func (s *Store) SetDecided(ctx context.Context, revision int64) error {
-	if _, err := s.DB.ExecContext(ctx, s.Rebind(`UPDATE policy_decided SET revision = ? WHERE id = 1 AND revision < ?`), revision, revision); err != nil {
+	if _, err := s.DB.ExecContext(ctx, s.D.SetDecided, revision, revision); err != nil {
 		return fmt.Errorf("policy decided: %w", err)
 	}
 	return nil

@@ -28,13 +28,78 @@ import (
 	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
 
+// Dialect holds one database's SQL for plans, rollouts, server keys,
+// update releases and notifications.
+type Dialect struct {
+	// Key reads a server key: (name) → private_key.
+	Key string
+	// InsertKey stores a server key, nothing when one exists: (name,
+	// private_key, created_at).
+	InsertKey string
+	// InsertNotification queues a delivery: (event, subject, target,
+	// payload, created_at, next_at).
+	InsertNotification string
+	// InsertPlan stores a plan at version 1: (id, state, plan, created_at,
+	// updated_at).
+	InsertPlan string
+	// InsertPlanHost stores a plan's host: (plan_id, host_id, seq, ring, host).
+	InsertPlanHost string
+	// Plan reads a plan: (id) → plan, machine, version.
+	Plan string
+	// Plans lists plans, newest first: (limit) → plan, machine, version.
+	Plans string
+	// Hosts reads a plan's hosts in dispatch order: (plan_id) → host,
+	// attempt, started_at, outcome, result, reported_at.
+	Hosts string
+	// Jobs reads a rollout's jobs in dispatch order: (plan_id) → host_id,
+	// ring, attempt, started_at, outcome.
+	Jobs string
+	// UpdatePlan writes a plan by compare and swap on its version: (state,
+	// plan, machine, machine_state, updated_at, id, version).
+	UpdatePlan string
+	// StepPlan writes a rollout's aggregate by compare and swap on its
+	// version: (machine, machine_state, updated_at, id, version).
+	StepPlan string
+	// StartJob starts a job not started yet: (attempt, started_at, job,
+	// dispatch_seq, plan_id, host_id).
+	StartJob string
+	// SettleJob settles a job not settled yet: (outcome, attempt,
+	// reported_at, plan_id, host_id, attempt).
+	SettleJob string
+	// ReportJob settles the running attempt of a job: (outcome, result,
+	// reported_at, plan_id, host_id, attempt).
+	ReportJob string
+	// Pending lists a host's pending jobs in dispatch order: (host_id) →
+	// plan_id, job.
+	Pending string
+	// DispatchedSince lists the pending jobs dispatched after a sequence:
+	// (dispatch_seq) → host_id, dispatch_seq.
+	DispatchedSince string
+	// SeeUpdate records an update's first sighting, nothing when seen
+	// before: (ecosystem, name, version, first_seen).
+	SeeUpdate string
+	// Released reads an ecosystem's update releases: (ecosystem) → name,
+	// version, first_seen.
+	Released string
+	// Notifications lists deliveries, newest first: (limit) →
+	// NotificationColumns.
+	Notifications string
+	// NotificationsOf is Notifications of one subject: (subject, limit).
+	NotificationsOf string
+	// Due lists the deliveries due: (next_at, limit) → NotificationColumns.
+	Due string
+	// Delivered, Failed and Retry record a delivery attempt: (last_status,
+	// last_error, delivered_at, id), (last_status, last_error, failed_at,
+	// id) and (last_status, last_error, next_at, id).
+	Delivered, Failed, Retry string
+}
+
 // Store keeps plans and rollouts.
 type Store struct {
 	DB     *sql.DB
+	D      *Dialect
 	Audit  *auditsql.Store
 	Leases *leasesql.Store
-	// Rebind turns '?' placeholders into the database's.
-	Rebind func(string) string
 	// WriteLock serialises this process's write transactions on SQLite.
 	WriteLock *sync.Mutex
 }
@@ -62,15 +127,11 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-func (s *Store) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
-	return tx.ExecContext(ctx, s.Rebind(q), args...)
-}
-
 // Key returns the named key, made by gen and stored at the first call:
 // every replica signs with the one key the first made.
 func (s *Store) Key(ctx context.Context, name string, gen func() (string, error), now time.Time) (string, error) {
 	var k string
-	err := s.DB.QueryRowContext(ctx, s.Rebind(`SELECT private_key FROM server_keys WHERE name = ?`), name).Scan(&k)
+	err := s.DB.QueryRowContext(ctx, s.D.Key, name).Scan(&k)
 	if err == nil {
 		return k, nil
 	}
@@ -82,12 +143,12 @@ func (s *Store) Key(ctx context.Context, name string, gen func() (string, error)
 		return "", err
 	}
 	if err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := s.exec(ctx, tx, `INSERT INTO server_keys(name, private_key, created_at) VALUES(?,?,?) ON CONFLICT DO NOTHING`, name, fresh, now.UnixNano())
+		_, err := tx.ExecContext(ctx, s.D.InsertKey, name, fresh, now.UnixNano())
 		return err
 	}); err != nil {
 		return "", fmt.Errorf("server key %s: %w", name, err)
 	}
-	if err := s.DB.QueryRowContext(ctx, s.Rebind(`SELECT private_key FROM server_keys WHERE name = ?`), name).Scan(&k); err != nil {
+	if err := s.DB.QueryRowContext(ctx, s.D.Key, name).Scan(&k); err != nil {
 		return "", fmt.Errorf("server key %s: %w", name, err)
 	}
 	return k, nil
@@ -122,7 +183,7 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, subject string, now time
 			return err
 		}
 		for _, t := range e.Targets {
-			if _, err := s.exec(ctx, tx, `INSERT INTO notifications(event, subject, target, payload, created_at, next_at) VALUES(?,?,?,?,?,?)`,
+			if _, err := tx.ExecContext(ctx, s.D.InsertNotification,
 				e.Notify, subject, t, string(b), now.UnixNano(), now.UnixNano()); err != nil {
 				return fmt.Errorf("queue notification: %w", err)
 			}
@@ -140,11 +201,11 @@ func (s *Store) CreatePlan(ctx context.Context, p *rollout.Plan, now time.Time, 
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO plans(id, state, plan, version, created_at, updated_at) VALUES(?,?,?,1,?,?)`,
+		if _, err := tx.ExecContext(ctx, s.D.InsertPlan,
 			p.ID, p.State, string(b), now.UnixNano(), now.UnixNano()); err != nil {
 			return fmt.Errorf("create plan %s: %w", p.ID, err)
 		}
-		st, err := tx.PrepareContext(ctx, s.Rebind(`INSERT INTO plan_hosts(plan_id, host_id, seq, ring, host) VALUES(?,?,?,?,?)`))
+		st, err := tx.PrepareContext(ctx, s.D.InsertPlanHost)
 		if err != nil {
 			return err
 		}
@@ -174,7 +235,7 @@ type Row struct {
 func (s *Store) Plan(ctx context.Context, id string, hosts bool) (Row, error) {
 	var r Row
 	var pj, mj string
-	err := s.DB.QueryRowContext(ctx, s.Rebind(`SELECT plan, machine, version FROM plans WHERE id = ?`), id).Scan(&pj, &mj, &r.Version)
+	err := s.DB.QueryRowContext(ctx, s.D.Plan, id).Scan(&pj, &mj, &r.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -203,7 +264,7 @@ func (s *Store) Plan(ctx context.Context, id string, hosts bool) (Row, error) {
 
 // Plans lists plans, newest first, without their hosts.
 func (s *Store) Plans(ctx context.Context, limit int) ([]Row, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT plan, machine, version FROM plans ORDER BY created_at DESC, id LIMIT ?`), limit)
+	rows, err := s.DB.QueryContext(ctx, s.D.Plans, limit)
 	if err != nil {
 		return nil, fmt.Errorf("plans: %w", err)
 	}
@@ -230,7 +291,7 @@ func (s *Store) Plans(ctx context.Context, limit int) ([]Row, error) {
 
 // Hosts reads a plan's hosts in dispatch order.
 func (s *Store) Hosts(ctx context.Context, id string) ([]rollout.HostStatus, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT host, attempt, started_at, outcome, result, reported_at FROM plan_hosts WHERE plan_id = ? ORDER BY seq`), id)
+	rows, err := s.DB.QueryContext(ctx, s.D.Hosts, id)
 	if err != nil {
 		return nil, fmt.Errorf("plan %s hosts: %w", id, err)
 	}
@@ -257,7 +318,7 @@ func (s *Store) Hosts(ctx context.Context, id string) ([]rollout.HostStatus, err
 
 // Jobs reads a rollout's jobs for its state machine, in dispatch order.
 func (s *Store) Jobs(ctx context.Context, id string) ([]*rollout.HostJob, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT host_id, ring, attempt, started_at, outcome FROM plan_hosts WHERE plan_id = ? ORDER BY seq`), id)
+	rows, err := s.DB.QueryContext(ctx, s.D.Jobs, id)
 	if err != nil {
 		return nil, fmt.Errorf("rollout %s jobs: %w", id, err)
 	}
@@ -294,7 +355,7 @@ func (s *Store) Update(ctx context.Context, r Row, now time.Time, evs ...Event) 
 		}
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `UPDATE plans SET state = ?, plan = ?, machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
+		res, err := tx.ExecContext(ctx, s.D.UpdatePlan,
 			r.Plan.State, string(pb), mj, mstate, now.UnixNano(), id, version)
 		if err != nil {
 			return fmt.Errorf("update plan %s: %w", id, err)
@@ -352,7 +413,7 @@ func (s *Store) Step(ctx context.Context, fence Fence, r Row, starts []Dispatch,
 				return err
 			}
 		}
-		res, err := s.exec(ctx, tx, `UPDATE plans SET machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
+		res, err := tx.ExecContext(ctx, s.D.StepPlan,
 			mj, mstate, now.UnixNano(), id, version)
 		if err != nil {
 			return fmt.Errorf("rollout %s step: %w", id, err)
@@ -365,7 +426,7 @@ func (s *Store) Step(ctx context.Context, fence Fence, r Row, starts []Dispatch,
 			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(dispatch_seq), 0) FROM plan_hosts`).Scan(&seq); err != nil {
 				return err
 			}
-			st, err := tx.PrepareContext(ctx, s.Rebind(`UPDATE plan_hosts SET attempt = ?, started_at = ?, job = ?, dispatch_seq = ? WHERE plan_id = ? AND host_id = ? AND attempt = 0 AND outcome = ''`))
+			st, err := tx.PrepareContext(ctx, s.D.StartJob)
 			if err != nil {
 				return err
 			}
@@ -382,7 +443,7 @@ func (s *Store) Step(ctx context.Context, fence Fence, r Row, starts []Dispatch,
 			}
 		}
 		for _, st := range settles {
-			if _, err := s.exec(ctx, tx, `UPDATE plan_hosts SET outcome = ?, attempt = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND outcome = ''`,
+			if _, err := tx.ExecContext(ctx, s.D.SettleJob,
 				st.Outcome, st.Attempt, now.UnixNano(), id, st.Host, st.Attempt); err != nil {
 				return fmt.Errorf("rollout %s: settle %s: %w", id, st.Host, err)
 			}
@@ -400,7 +461,7 @@ var ErrStale = rollout.ErrStale
 // host's current attempt, only while unsettled.
 func (s *Store) Report(ctx context.Context, id, host string, attempt int, o job.Outcome, result []byte, now time.Time, evs ...Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `UPDATE plan_hosts SET outcome = ?, result = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND attempt > 0 AND outcome = ''`,
+		res, err := tx.ExecContext(ctx, s.D.ReportJob,
 			o, string(result), now.UnixNano(), id, host, attempt)
 		if err != nil {
 			return fmt.Errorf("report %s/%s: %w", id, host, err)
@@ -427,8 +488,7 @@ type PendingJob struct {
 // Pending returns the signed jobs a host has to run: dispatched, not
 // settled, of a rollout neither halted nor aborted (no job starts after).
 func (s *Store) Pending(ctx context.Context, host string) ([]PendingJob, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT ph.plan_id, ph.job FROM plan_hosts ph JOIN plans p ON p.id = ph.plan_id
-		WHERE ph.host_id = ? AND ph.job <> '' AND ph.outcome = '' AND p.machine_state NOT IN ('halted', 'aborted') ORDER BY ph.dispatch_seq`), host)
+	rows, err := s.DB.QueryContext(ctx, s.D.Pending, host)
 	if err != nil {
 		return nil, fmt.Errorf("pending jobs of %s: %w", host, err)
 	}
@@ -447,7 +507,7 @@ func (s *Store) Pending(ctx context.Context, host string) ([]PendingJob, error) 
 // DispatchedSince returns the hosts with a job dispatched after seq and
 // still pending, and the highest dispatch sequence seen.
 func (s *Store) DispatchedSince(ctx context.Context, seq int64) ([]string, int64, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT host_id, dispatch_seq FROM plan_hosts WHERE dispatch_seq > ? AND outcome = ''`), seq)
+	rows, err := s.DB.QueryContext(ctx, s.D.DispatchedSince, seq)
 	if err != nil {
 		return nil, seq, fmt.Errorf("dispatched jobs: %w", err)
 	}
@@ -497,7 +557,7 @@ func (s *Store) SeeUpdates(ctx context.Context, ecosystem string, updates [][2]s
 		return nil
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, s.Rebind(`INSERT INTO update_releases(ecosystem, name, version, first_seen) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`))
+		st, err := tx.PrepareContext(ctx, s.D.SeeUpdate)
 		if err != nil {
 			return err
 		}
@@ -514,7 +574,7 @@ func (s *Store) SeeUpdates(ctx context.Context, ecosystem string, updates [][2]s
 // Released returns when the updates of an ecosystem were first seen,
 // keyed "name version".
 func (s *Store) Released(ctx context.Context, ecosystem string) (map[string]time.Time, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT name, version, first_seen FROM update_releases WHERE ecosystem = ?`), ecosystem)
+	rows, err := s.DB.QueryContext(ctx, s.D.Released, ecosystem)
 	if err != nil {
 		return nil, fmt.Errorf("update releases: %w", err)
 	}
@@ -547,7 +607,9 @@ type Notification struct {
 	LastError   string          `json:"last_error,omitempty"`
 }
 
-const notificationCols = `id, event, subject, target, payload, created_at, attempts, next_at, delivered_at, failed_at, last_status, last_error`
+// NotificationColumns is the column list of Notifications,
+// NotificationsOf and Due, in order.
+const NotificationColumns = `id, event, subject, target, payload, created_at, attempts, next_at, delivered_at, failed_at, last_status, last_error`
 
 func scanNotifications(rows *sql.Rows) ([]Notification, error) {
 	defer rows.Close()
@@ -571,12 +633,11 @@ func scanNotifications(rows *sql.Rows) ([]Notification, error) {
 
 // Notifications lists deliveries, newest first; subject filters by plan.
 func (s *Store) Notifications(ctx context.Context, subject string, limit int) ([]Notification, error) {
-	q, args := `SELECT `+notificationCols+` FROM notifications`, []any{}
+	q, args := s.D.Notifications, []any{limit}
 	if subject != "" {
-		q += ` WHERE subject = ?`
-		args = append(args, subject)
+		q, args = s.D.NotificationsOf, []any{subject, limit}
 	}
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(q+` ORDER BY id DESC LIMIT ?`), append(args, limit)...)
+	rows, err := s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("notifications: %w", err)
 	}
@@ -585,7 +646,7 @@ func (s *Store) Notifications(ctx context.Context, subject string, limit int) ([
 
 // Due returns the deliveries due at now.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]Notification, error) {
-	rows, err := s.DB.QueryContext(ctx, s.Rebind(`SELECT `+notificationCols+` FROM notifications WHERE delivered_at = 0 AND failed_at = 0 AND next_at <= ? ORDER BY id LIMIT ?`), now.UnixNano(), limit)
+	rows, err := s.DB.QueryContext(ctx, s.D.Due, now.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("due notifications: %w", err)
 	}
@@ -595,20 +656,17 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]Notificati
 // Attempted records a delivery attempt: delivered, retried at next, or
 // given up (next zero, err set).
 func (s *Store) Attempted(ctx context.Context, id int64, now time.Time, status int, errMsg string, delivered bool, next time.Time) error {
-	q := `UPDATE notifications SET attempts = attempts + 1, last_status = ?, last_error = ?, `
-	args := []any{status, truncate(errMsg, 500)}
+	var q string
+	var at int64
 	switch {
 	case delivered:
-		q += `delivered_at = ?`
-		args = append(args, now.UnixNano())
+		q, at = s.D.Delivered, now.UnixNano()
 	case next.IsZero():
-		q += `failed_at = ?`
-		args = append(args, now.UnixNano())
+		q, at = s.D.Failed, now.UnixNano()
 	default:
-		q += `next_at = ?`
-		args = append(args, next.UnixNano())
+		q, at = s.D.Retry, next.UnixNano()
 	}
-	_, err := s.DB.ExecContext(ctx, s.Rebind(q+` WHERE id = ?`), append(args, id)...)
+	_, err := s.DB.ExecContext(ctx, q, status, truncate(errMsg, 500), at, id)
 	if err != nil {
 		return fmt.Errorf("record delivery %d: %w", id, err)
 	}

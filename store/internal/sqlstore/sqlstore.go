@@ -30,6 +30,8 @@ type Dialects struct {
 	Tokens   *tokensql.Dialect
 	Fleet    *fleetsql.Dialect
 	Findings *fleetsql.FindingsDialect
+	Policy   *policysql.Dialect
+	Rollouts *rolloutsql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -68,8 +70,8 @@ func New(db *sql.DB, d Dialects) Stores {
 		Tokens:   &tokensql.Store{DB: db, D: d.Tokens},
 		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet},
 		Findings: &fleetsql.Findings{DB: db, D: d.Findings, Fencer: leases},
-		Policy:   &policysql.Store{DB: db, Audit: aud, Rebind: d.Findings.Rebind, WriteLock: d.Findings.WriteLock},
-		Rollouts: &rolloutsql.Store{DB: db, Audit: aud, Leases: leases, Rebind: d.Findings.Rebind, WriteLock: d.Findings.WriteLock},
+		Policy:   &policysql.Store{DB: db, D: d.Policy, Audit: aud, WriteLock: d.Findings.WriteLock},
+		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
 	}
 }
 
