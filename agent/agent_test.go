@@ -21,6 +21,7 @@ import (
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
 )
@@ -53,7 +54,7 @@ func newEnv(t *testing.T) *env {
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
 	e := &env{t: t, db: db}
-	srv, err := server.New(server.Config{DB: db, AuditKey: key, Checkin: time.Minute, Now: func() time.Time {
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), AuditKey: key, Checkin: time.Minute, Now: func() time.Time {
 		if c := e.clock.Load(); c != nil {
 			return *c
 		}

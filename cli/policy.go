@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/policyapi"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/policy"
 )
 
@@ -35,7 +36,7 @@ func readPolicyFiles(paths []string, stdin io.Reader) ([]policyapi.PolicyFile, i
 	if err != nil {
 		return nil, 0, err
 	}
-	docs, err := policy.ParseFiles(files)
+	docs, err := kinds.All().ParseFiles(files)
 	if es := policy.AsErrors(err); es != nil {
 		return nil, 0, problemsError(len(es), es.Error())
 	} else if err != nil {
@@ -50,7 +51,7 @@ func readPolicyFiles(paths []string, stdin io.Reader) ([]policyapi.PolicyFile, i
 
 // kindQuery is the query of KIND [NAME] arguments.
 func kindQuery(args []string) (url.Values, error) {
-	kind, err := policy.CanonicalKind(args[0])
+	kind, err := kinds.All().Canonical(args[0])
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +183,7 @@ func newGetCmd(e *env) *cobra.Command {
 			case "yaml":
 				docs := make([]*policy.Document, 0, len(list.Documents))
 				for _, d := range list.Documents {
-					doc, err := policy.FromCanonical(d.Document)
+					doc, err := kinds.All().FromCanonical(d.Document)
 					if err != nil {
 						return err
 					}
@@ -213,7 +214,7 @@ func newDeleteCmd(e *env) *cobra.Command {
 		Short: "Delete applied policy documents (kept in their history)",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, err := policy.CanonicalKind(args[0])
+			kind, err := kinds.All().Canonical(args[0])
 			if err != nil {
 				return err
 			}
@@ -290,7 +291,7 @@ func newPolicyCmd(e *env) *cobra.Command {
 				fmt.Fprintf(e.stdout, "%s version %d %s by %s at %s\n", ref, v.Version, v.Action, v.AppliedBy, v.AppliedAt.Format(time.RFC3339))
 				var doc *policy.Document
 				if len(v.Document) > 0 {
-					if doc, err = policy.FromCanonical(v.Document); err != nil {
+					if doc, err = kinds.All().FromCanonical(v.Document); err != nil {
 						return err
 					}
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/job"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
@@ -63,7 +64,7 @@ every package; else it waits for patchbay plan approve.`,
 				if err != nil {
 					return err
 				}
-				docs, err := policy.ParseFiles(fs)
+				docs, err := kinds.All().ParseFiles(fs)
 				if es := policy.AsErrors(err); es != nil {
 					return problemsError(len(es), es.Error())
 				} else if err != nil {

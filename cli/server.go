@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
 )
@@ -133,7 +134,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		now = fileClock(path)
 		log.Warn("the server's clock is read from a file (PATCHBAY_TEST_CLOCK): for tests only", "file", path)
 	}
-	srv, err := server.New(server.Config{DB: db, Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key,
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})

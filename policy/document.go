@@ -66,12 +66,36 @@ type Document struct {
 // Ref is "Kind/name".
 func (d *Document) Ref() string { return d.Kind + "/" + d.Metadata.Name }
 
-// Kinds are the document kinds, each with a constructor of its spec.
-var kinds = builtinKinds()
+// Kind is a document kind: its name and the constructor of its spec.
+type Kind struct {
+	Name    string
+	NewSpec func() Spec
+}
 
-// Register adds a kind (the rollout documents register theirs). Its spec
-// validates itself in Check.
-func Register(kind string, newSpec func() Spec) { kinds[kind] = newSpec }
+// Kinds are the document kinds a parser knows, made from explicit lists
+// at the composition roots (package kinds holds patchbay's one list): a
+// document of another kind is refused with the known kinds named.
+type Kinds struct {
+	names []string // sorted
+	spec  map[string]func() Spec
+}
+
+// NewKinds combines lists of kinds. A kind given twice is a programming
+// error and panics.
+func NewKinds(lists ...[]Kind) Kinds {
+	k := Kinds{spec: map[string]func() Spec{}}
+	for _, list := range lists {
+		for _, kind := range list {
+			if _, dup := k.spec[kind.Name]; dup {
+				panic("policy: kind " + kind.Name + " given twice")
+			}
+			k.spec[kind.Name] = kind.NewSpec
+			k.names = append(k.names, kind.Name)
+		}
+	}
+	sort.Strings(k.names)
+	return k
+}
 
 // Checker collects a document's validation errors, for specs of other
 // packages.
@@ -80,27 +104,20 @@ type Checker = checker
 // Errorf records a problem of the field at path.
 func (c *checker) Errorf(path, format string, args ...any) { c.errorf(path, format, args...) }
 
-// KindNames lists the registered kinds in order.
-func KindNames() []string {
-	out := make([]string, 0, len(kinds))
-	for k := range kinds {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+// Names lists the kinds in order.
+func (k Kinds) Names() []string { return slices.Clone(k.names) }
 
-// CanonicalKind returns the registered kind named by s, case-insensitive,
-// singular or plural ("services" → "Service").
-func CanonicalKind(s string) (string, error) {
+// Canonical returns the kind named by s, case-insensitive, singular or
+// plural ("services" → "Service").
+func (k Kinds) Canonical(s string) (string, error) {
 	l := strings.ToLower(s)
-	for k := range kinds {
-		kl := strings.ToLower(k)
+	for _, name := range k.names {
+		kl := strings.ToLower(name)
 		if l == kl || l == kl+"s" || l == kl+"es" {
-			return k, nil
+			return name, nil
 		}
 	}
-	return "", fmt.Errorf("unknown kind %q (want one of %s)", s, strings.Join(KindNames(), ", "))
+	return "", fmt.Errorf("unknown kind %q (want one of %s)", s, strings.Join(k.names, ", "))
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
@@ -115,7 +132,7 @@ type envelope struct {
 // Parse reads every document of a YAML stream (documents separated by
 // "---"; empty ones are skipped). name is the file name errors cite.
 // Every problem of every document is reported, as Errors.
-func Parse(name string, data []byte) ([]*Document, error) {
+func (k Kinds) Parse(name string, data []byte) ([]*Document, error) {
 	var docs []*Document
 	var errs Errors
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -132,7 +149,7 @@ func Parse(name string, data []byte) ([]*Document, error) {
 		if len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null") {
 			continue
 		}
-		d, derrs := decodeDocument(name, &n)
+		d, derrs := k.decodeDocument(name, &n)
 		errs = append(errs, derrs...)
 		if d != nil {
 			docs = append(docs, d)
@@ -158,7 +175,7 @@ func syntaxError(name string, err error) *FieldError {
 	return fe
 }
 
-func decodeDocument(file string, n *yaml.Node) (*Document, Errors) {
+func (k Kinds) decodeDocument(file string, n *yaml.Node) (*Document, Errors) {
 	d := &decoder{file: file, pos: map[string]Pos{}}
 	root := n.Content[0]
 	var env envelope
@@ -174,9 +191,9 @@ func decodeDocument(file string, n *yaml.Node) (*Document, Errors) {
 	if !nameRE.MatchString(env.Metadata.Name) {
 		c.errorf("metadata.name", "%q: want lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, up to 63 characters", env.Metadata.Name)
 	}
-	newSpec, ok := kinds[env.Kind]
+	newSpec, ok := k.spec[env.Kind]
 	if !ok {
-		c.errorf("kind", "unknown kind %q (want one of %s)", env.Kind, strings.Join(KindNames(), ", "))
+		c.errorf("kind", "unknown kind %q (want one of %s)", env.Kind, strings.Join(k.names, ", "))
 		return nil, c.errs
 	}
 	spec := newSpec()
@@ -251,11 +268,11 @@ func CollectFiles(paths []string, stdin io.Reader) ([]File, error) {
 
 // ParseFiles parses every document of the files, reporting every problem
 // of every file (as Errors).
-func ParseFiles(files []File) ([]*Document, error) {
+func (k Kinds) ParseFiles(files []File) ([]*Document, error) {
 	var docs []*Document
 	var errs Errors
 	for _, f := range files {
-		ds, err := ParseFile(f.Name, f.Data)
+		ds, err := k.ParseFile(f.Name, f.Data)
 		if es := AsErrors(err); es != nil {
 			errs = append(errs, es...)
 			continue
@@ -271,11 +288,11 @@ func ParseFiles(files []File) ([]*Document, error) {
 }
 
 // ParseFile parses a YAML file, or a VEX document (JSON) into Exceptions.
-func ParseFile(name string, data []byte) ([]*Document, error) {
+func (k Kinds) ParseFile(name string, data []byte) ([]*Document, error) {
 	if filepath.Ext(name) == ".json" || IsVEX(data) {
 		return ParseVEX(name, data)
 	}
-	return Parse(name, data)
+	return k.Parse(name, data)
 }
 
 // checker collects a document's validation errors.
@@ -336,7 +353,7 @@ func Canonical(d *Document) ([]byte, error) {
 }
 
 // FromCanonical rebuilds a document from its Canonical form.
-func FromCanonical(data []byte) (*Document, error) {
+func (k Kinds) FromCanonical(data []byte) (*Document, error) {
 	var raw struct {
 		Kind     string          `json:"kind"`
 		Metadata Metadata        `json:"metadata"`
@@ -345,7 +362,7 @@ func FromCanonical(data []byte) (*Document, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("stored document: %w", err)
 	}
-	newSpec, ok := kinds[raw.Kind]
+	newSpec, ok := k.spec[raw.Kind]
 	if !ok {
 		return nil, fmt.Errorf("stored document: unknown kind %q", raw.Kind)
 	}

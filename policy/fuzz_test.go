@@ -19,7 +19,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(defaultYAML)
 	f.Add([]byte("apiVersion: patchbay/v1\nkind: Service\nmetadata: {name: a}\nspec: {owner: b, tier: 1, exposure: internet, hosts: \"a in (b,c),!d\"}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		docs, err := Parse("f.yaml", data)
+		docs, err := ownKinds.Parse("f.yaml", data)
 		if err != nil {
 			if AsErrors(err) == nil {
 				t.Fatalf("an error that is not Errors: %v", err)
@@ -30,7 +30,7 @@ func FuzzParse(f *testing.F) {
 		if err := Encode(&b, docs); err != nil {
 			t.Fatal(err)
 		}
-		again, err := Parse("again.yaml", b.Bytes())
+		again, err := ownKinds.Parse("again.yaml", b.Bytes())
 		if err != nil {
 			t.Fatalf("rendered documents do not parse: %v\n%s", err, b.String())
 		}

@@ -23,15 +23,15 @@ const (
 	KindException = "Exception"
 )
 
-// builtinKinds are this package's kinds; package-level variables (the
-// default policy) are parsed before init functions run.
-func builtinKinds() map[string]func() Spec {
-	return map[string]func() Spec{
-		KindTeam:      func() Spec { return &TeamSpec{} },
-		KindService:   func() Spec { return &ServiceSpec{} },
-		KindHostGroup: func() Spec { return &HostGroupSpec{} },
-		KindPolicy:    func() Spec { return &PolicySpec{} },
-		KindException: func() Spec { return &ExceptionSpec{} },
+// OwnKinds are this package's kinds: who owns what (Team, Service,
+// HostGroup), how findings are decided (Policy) and the exceptions to it.
+func OwnKinds() []Kind {
+	return []Kind{
+		{Name: KindTeam, NewSpec: func() Spec { return &TeamSpec{} }},
+		{Name: KindService, NewSpec: func() Spec { return &ServiceSpec{} }},
+		{Name: KindHostGroup, NewSpec: func() Spec { return &HostGroupSpec{} }},
+		{Name: KindPolicy, NewSpec: func() Spec { return &PolicySpec{} }},
+		{Name: KindException, NewSpec: func() Spec { return &ExceptionSpec{} }},
 	}
 }
 

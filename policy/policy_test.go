@@ -23,7 +23,7 @@ func exampleDocs(t *testing.T) []*Document {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := ParseFiles(files)
+	docs, err := ownKinds.ParseFiles(files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestExampleRepositoryRoundTrip(t *testing.T) {
 			t.Errorf("%s: %s v%d, want created v1", c.Ref(), c.Action, c.Version)
 		}
 		// What the store keeps is the canonical form.
-		d, err := FromCanonical([]byte(c.Canonical))
+		d, err := ownKinds.FromCanonical([]byte(c.Canonical))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,7 +276,7 @@ func TestExampleRepositoryRoundTrip(t *testing.T) {
 	if err := Encode(&out, stored); err != nil {
 		t.Fatal(err)
 	}
-	again, err := Parse("get.yaml", out.Bytes())
+	again, err := ownKinds.Parse("get.yaml", out.Bytes())
 	if err != nil {
 		t.Fatalf("get's output does not parse: %v\n%s", err, out.String())
 	}
@@ -291,7 +291,7 @@ func TestExampleRepositoryRoundTrip(t *testing.T) {
 	}
 	// A real change is reported with its diff and the next version.
 	svc := strings.Replace(out.String(), "  tier: 3\n  exposure: internal\n  hosts: role=db", "  tier: 2\n  exposure: internal\n  hosts: role=db", 1)
-	changed, err := Parse("edited.yaml", []byte(svc))
+	changed, err := ownKinds.Parse("edited.yaml", []byte(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,3 +392,6 @@ func TestDeciderEqualsDecide(t *testing.T) {
 		t.Errorf("states: %v", states)
 	}
 }
+
+// ownKinds parse this package's documents in its tests.
+var ownKinds = NewKinds(OwnKinds())

@@ -18,7 +18,7 @@ var defaultYAML []byte
 
 // DefaultPolicy is the policy that governs hosts no applied Policy does.
 var DefaultPolicy = func() *Document {
-	docs, err := Parse("default.yaml", defaultYAML)
+	docs, err := NewKinds(OwnKinds()).Parse("default.yaml", defaultYAML)
 	if err != nil || len(docs) != 1 {
 		panic(fmt.Sprintf("policy: built-in default: %v", err))
 	}

@@ -93,7 +93,7 @@ func TestValidationErrors(t *testing.T) {
 			`f.yaml:9:12: spec.expires: date "next year": want YYYY-MM-DD or an RFC 3339 time`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			docs, err := Parse("f.yaml", []byte(tc.yaml))
+			docs, err := ownKinds.Parse("f.yaml", []byte(tc.yaml))
 			if err == nil {
 				t.Fatalf("no error; parsed %d documents", len(docs))
 			}
@@ -122,7 +122,7 @@ func TestCrossDocumentErrors(t *testing.T) {
 	}
 	var docs []*Document
 	for _, name := range []string{"a.yaml", "b.yaml"} {
-		ds, err := Parse(name, []byte(files[name]))
+		ds, err := ownKinds.Parse(name, []byte(files[name]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestDeleteReferencedTeam(t *testing.T) {
 	}
 	var applied []Applied
 	for _, c := range changes {
-		d, err := FromCanonical([]byte(c.Canonical))
+		d, err := ownKinds.FromCanonical([]byte(c.Canonical))
 		if err != nil {
 			t.Fatal(err)
 		}

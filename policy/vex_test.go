@@ -11,7 +11,7 @@ func TestOpenVEX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := ParseFile("openssl.openvex.json", data)
+	docs, err := ownKinds.ParseFile("openssl.openvex.json", data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestOpenVEX(t *testing.T) {
 	if len(docs) != 1 {
 		t.Fatalf("%d exceptions, want 1", len(docs))
 	}
-	again, _ := ParseFile("openssl.openvex.json", data)
+	again, _ := ownKinds.ParseFile("openssl.openvex.json", data)
 	if again[0].Metadata.Name != docs[0].Metadata.Name {
 		t.Errorf("importing twice names the statement differently: %s, %s", docs[0].Metadata.Name, again[0].Metadata.Name)
 	}
@@ -58,7 +58,7 @@ func TestCycloneDXVEX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := ParseFile("app.cdx.json", data)
+	docs, err := ownKinds.ParseFile("app.cdx.json", data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestBadVEX(t *testing.T) {
 		"dangling ref": {`{"bomFormat": "CycloneDX", "specVersion": "1.5", "vulnerabilities": [{"id": "CVE-1", "analysis": {"state": "not_affected"}, "affects": [{"ref": "nothing"}]}]}`,
 			`x.json: vulnerabilities[0].affects: "nothing" names no component with a package URL`},
 	} {
-		_, err := ParseFile("x.json", []byte(tc.data))
+		_, err := ownKinds.ParseFile("x.json", []byte(tc.data))
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: %v\nwant %s", name, err, tc.want)
 		}

@@ -29,10 +29,15 @@ const (
 	KindRolloutStrategy   = "RolloutStrategy"
 )
 
-func init() {
-	policy.Register(KindMaintenanceWindow, func() policy.Spec { return &WindowSpec{} })
-	policy.Register(KindApprovalRule, func() policy.Spec { return &ApprovalRuleSpec{} })
-	policy.Register(KindRolloutStrategy, func() policy.Spec { return &StrategySpec{} })
+// Kinds are this package's document kinds: the three rollout policy kinds
+// and PatchPlan, the document `plan create -f` reads.
+func Kinds() []policy.Kind {
+	return []policy.Kind{
+		{Name: KindMaintenanceWindow, NewSpec: func() policy.Spec { return &WindowSpec{} }},
+		{Name: KindApprovalRule, NewSpec: func() policy.Spec { return &ApprovalRuleSpec{} }},
+		{Name: KindRolloutStrategy, NewSpec: func() policy.Spec { return &StrategySpec{} }},
+		{Name: KindPatchPlan, NewSpec: func() policy.Spec { return &PlanSpec{} }},
+	}
 }
 
 func hostGroupRefs(groups []string, field string) []policy.Reference {

@@ -26,7 +26,7 @@ spec:
 
 func window(t *testing.T) *Window {
 	t.Helper()
-	docs, err := policy.Parse("w.yaml", []byte(windowYAML))
+	docs, err := allKinds.Parse("w.yaml", []byte(windowYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ spec:
   approve: manual
   approvers: 2
 `
-	docs, err := policy.Parse("a.yaml", []byte(doc))
+	docs, err := allKinds.Parse("a.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ spec:
   promote: automatic
   jobTimeout: 30m
 `
-	docs, err := policy.Parse("s.yaml", []byte(doc))
+	docs, err := allKinds.Parse("s.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestRolloutValidation(t *testing.T) {
 			`f.yaml:11:12: spec.promote: "auto": want automatic or manual`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := policy.Parse("f.yaml", []byte(tc.yaml))
+			_, err := allKinds.Parse("f.yaml", []byte(tc.yaml))
 			var got []string
 			for _, e := range policy.AsErrors(err) {
 				got = append(got, e.Error())
@@ -241,7 +241,7 @@ func TestRolloutValidation(t *testing.T) {
 // TestReferencesToHostGroups: a window, rule or strategy naming a host
 // group that does not exist fails the apply, pointing at the field.
 func TestReferencesToHostGroups(t *testing.T) {
-	docs, err := policy.Parse("w.yaml", []byte(windowYAML))
+	docs, err := allKinds.Parse("w.yaml", []byte(windowYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestReferencesToHostGroups(t *testing.T) {
 	if err == nil || err.Error() != `w.yaml:11:16: spec.hostGroups[0]: no HostGroup named "production"` {
 		t.Errorf("dangling host group: %v", err)
 	}
-	groups, err := policy.Parse("g.yaml", []byte("apiVersion: patchbay/v1\nkind: HostGroup\nmetadata:\n  name: production\nspec:\n  selector: env=prod\n"))
+	groups, err := allKinds.Parse("g.yaml", []byte("apiVersion: patchbay/v1\nkind: HostGroup\nmetadata:\n  name: production\nspec:\n  selector: env=prod\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,3 +257,6 @@ func TestReferencesToHostGroups(t *testing.T) {
 		t.Errorf("with the host group: %v", err)
 	}
 }
+
+// allKinds parse the policy documents and this package's in its tests.
+var allKinds = policy.NewKinds(policy.OwnKinds(), Kinds())

@@ -21,10 +21,6 @@ import (
 // policy: `patchbay plan create -f` reads it, `apply` refuses it.
 const KindPatchPlan = "PatchPlan"
 
-func init() {
-	policy.Register(KindPatchPlan, func() policy.Spec { return &PlanSpec{} })
-}
-
 // Selector says which available updates a plan takes: those of the given
 // priorities (the update closes an open finding of one of them), cycles,
 // patch types, services, host groups, hosts and packages (glob patterns on

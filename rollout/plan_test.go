@@ -182,7 +182,7 @@ func TestSelectorValidate(t *testing.T) {
 			t.Errorf("want %q in %v", want, err)
 		}
 	}
-	docs, err := policy.Parse("plan.yaml", []byte("apiVersion: patchbay/v1\nkind: PatchPlan\nmetadata: {name: p}\nspec:\n  strategy: standard\n  selector:\n    cycles: [kernel]\n"))
+	docs, err := allKinds.Parse("plan.yaml", []byte("apiVersion: patchbay/v1\nkind: PatchPlan\nmetadata: {name: p}\nspec:\n  strategy: standard\n  selector:\n    cycles: [kernel]\n"))
 	if es := policy.AsErrors(err); len(es) != 1 || es[0].Error() != `plan.yaml:7:14: spec.selector.cycles[0]: "kernel": want system or application` || docs != nil {
 		t.Errorf("PatchPlan document: %v", err)
 	}

@@ -48,7 +48,7 @@ func (s *Server) Policy(ctx context.Context) (*policy.Set, error) {
 		s.pol.checked = time.Now()
 		return s.pol.set, nil
 	}
-	applied, err := s.db.Policy.Documents(ctx)
+	applied, err := s.db.Policy.Documents(ctx, s.cfg.Kinds)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 		if f.Name == "" {
 			return errBadRequest(fmt.Sprintf("files[%d].name: missing", i), fmt.Sprintf("files[%d].name", i))
 		}
-		ds, err := policy.ParseFile(f.Name, []byte(f.Content))
+		ds, err := s.cfg.Kinds.ParseFile(f.Name, []byte(f.Content))
 		if es := policy.AsErrors(err); es != nil {
 			problems = append(problems, es...)
 			continue
@@ -164,7 +164,7 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 	var deletes []string
 	for i, ref := range req.Delete {
 		kind, name, ok := strings.Cut(ref, "/")
-		k, err := policy.CanonicalKind(kind)
+		k, err := s.cfg.Kinds.Canonical(kind)
 		if !ok || err != nil || name == "" {
 			return errBadRequest(fmt.Sprintf("delete[%d]: %q: want Kind/name", i, ref), fmt.Sprintf("delete[%d]", i))
 		}
@@ -177,7 +177,7 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 		return errBadRequest("nothing to apply: no documents in the files, no deletions", "files")
 	}
 	ctx := r.Context()
-	current, err := s.db.Policy.Documents(ctx)
+	current, err := s.db.Policy.Documents(ctx, s.cfg.Kinds)
 	if err != nil {
 		return err
 	}
@@ -247,14 +247,14 @@ func (s *Server) listPolicy(w http.ResponseWriter, r *http.Request, _ *caller) e
 	q := r.URL.Query()
 	kind := q.Get("kind")
 	if kind != "" {
-		k, err := policy.CanonicalKind(kind)
+		k, err := s.cfg.Kinds.Canonical(kind)
 		if err != nil {
 			return errBadRequest(err.Error(), "query.kind")
 		}
 		kind = k
 	}
 	name := q.Get("name")
-	applied, err := s.db.Policy.Documents(r.Context())
+	applied, err := s.db.Policy.Documents(r.Context(), s.cfg.Kinds)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (s *Server) listPolicy(w http.ResponseWriter, r *http.Request, _ *caller) e
 // policyHistory returns every version of a kind's documents (?name=).
 func (s *Server) policyHistory(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	q := r.URL.Query()
-	kind, err := policy.CanonicalKind(q.Get("kind"))
+	kind, err := s.cfg.Kinds.Canonical(q.Get("kind"))
 	if err != nil {
 		return errBadRequest(err.Error(), "query.kind")
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/server"
@@ -260,7 +261,7 @@ func testPolicy(t *testing.T, backend string) {
 	f.decode(body, &list)
 	var docs []*policy.Document
 	for _, pd := range list.Documents {
-		doc, err := policy.FromCanonical(pd.Document)
+		doc, err := kinds.All().FromCanonical(pd.Document)
 		if err != nil {
 			t.Fatal(err)
 		}

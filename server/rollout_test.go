@@ -28,6 +28,7 @@ import (
 	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/job"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/server"
@@ -356,7 +357,7 @@ func testRollout(t *testing.T, backend string) {
 		t.Fatalf("while baking: %+v", st.Rollout)
 	}
 	// A restart: a new server on the same database resumes the rollout.
-	srv2, err := server.New(server.Config{DB: f.db, Version: "test", ReplicaID: "test-2", Now: now, Webhooks: []server.Webhook{{Name: "ops", URL: hook.URL, Format: "json"}, {Name: "chat", URL: hook.URL, Format: "slack"}}, NotifyBackoff: time.Minute})
+	srv2, err := server.New(server.Config{DB: f.db, Kinds: kinds.All(), Version: "test", ReplicaID: "test-2", Now: now, Webhooks: []server.Webhook{{Name: "ops", URL: hook.URL, Format: "json"}, {Name: "chat", URL: hook.URL, Format: "slack"}}, NotifyBackoff: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,16 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/store"
 )
 
 // Config is what a server needs.
 type Config struct {
-	DB      *store.DB
+	DB *store.DB
+	// Kinds are the document kinds the policy endpoints accept
+	// (kinds.All at the composition root).
+	Kinds   policy.Kinds
 	Log     *slog.Logger
 	Version string
 	// ReplicaID names this process in leases and logs.
@@ -141,6 +145,9 @@ func (c *caller) actor() string {
 func New(cfg Config) (*Server, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("server: no database")
+	}
+	if len(cfg.Kinds.Names()) == 0 {
+		return nil, errors.New("server: no document kinds (kinds.All)")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -27,6 +27,7 @@ import (
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/inventory/collect"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/server"
@@ -56,7 +57,7 @@ func newFixture(t *testing.T, backend string, mod func(*server.Config)) *fixture
 	}
 	t.Cleanup(func() { db.Close() })
 	_, key, _ := ed25519.GenerateKey(nil)
-	cfg := server.Config{DB: db, Version: "test", ReplicaID: "test", AuditKey: key, CheckpointDir: t.TempDir(), MaxBody: 4 << 20}
+	cfg := server.Config{DB: db, Kinds: kinds.All(), Version: "test", ReplicaID: "test", AuditKey: key, CheckpointDir: t.TempDir(), MaxBody: 4 << 20}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -686,7 +687,7 @@ func startReplica(t *testing.T, dsn, name string, cfg server.Config) *replica {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	cfg.DB, cfg.ReplicaID = db, name
+	cfg.DB, cfg.Kinds, cfg.ReplicaID = db, kinds.All(), name
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/audit"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/store/internal/policysql"
 )
 
 // PolicyStore keeps applied policy documents and their versions.
 type PolicyStore interface {
-	Documents(ctx context.Context) ([]policy.Applied, error)
+	Documents(ctx context.Context, kinds policy.Kinds) ([]policy.Applied, error)
 	Revision(ctx context.Context) (int64, error)
 	History(ctx context.Context, kind, name string) ([]policysql.Version, error)
 	Apply(ctx context.Context, changes []policy.Change, actor string, now time.Time) error
@@ -28,7 +29,7 @@ func Policy(t *testing.T, open func(t *testing.T) (PolicyStore, AuditStore)) {
 	ctx := context.Background()
 	s, aud := open(t)
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	if docs, err := s.Documents(ctx); err != nil || len(docs) != 0 {
+	if docs, err := s.Documents(ctx, kinds.All()); err != nil || len(docs) != 0 {
 		t.Fatalf("empty store: %v %v", docs, err)
 	}
 	if rev, err := s.Revision(ctx); err != nil || rev != 0 {
@@ -36,13 +37,13 @@ func Policy(t *testing.T, open func(t *testing.T) (PolicyStore, AuditStore)) {
 	}
 	plan := func(contact string, deletes ...string) []policy.Change {
 		t.Helper()
-		current, err := s.Documents(ctx)
+		current, err := s.Documents(ctx, kinds.All())
 		if err != nil {
 			t.Fatal(err)
 		}
 		var docs []*policy.Document
 		if contact != "" {
-			if docs, err = policy.Parse("team.yaml", []byte(replaceContact(contact))); err != nil {
+			if docs, err = kinds.All().Parse("team.yaml", []byte(replaceContact(contact))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -64,7 +65,7 @@ func Policy(t *testing.T, open func(t *testing.T) (PolicyStore, AuditStore)) {
 	if err := s.Apply(ctx, changed, "bob", now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	docs, err := s.Documents(ctx)
+	docs, err := s.Documents(ctx, kinds.All())
 	if err != nil || len(docs) != 1 || docs[0].Version != 2 || docs[0].AppliedBy != "bob" || !docs[0].AppliedAt.Equal(now.Add(time.Hour)) ||
 		docs[0].Doc.Spec.(*policy.TeamSpec).Contact != "#web" {
 		t.Fatalf("after the change: %+v %v", docs, err)
@@ -85,7 +86,7 @@ func Policy(t *testing.T, open func(t *testing.T) (PolicyStore, AuditStore)) {
 	if err := s.Apply(ctx, plan("", "Team/web"), "carol", now.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if docs, _ := s.Documents(ctx); len(docs) != 0 {
+	if docs, _ := s.Documents(ctx, kinds.All()); len(docs) != 0 {
 		t.Errorf("deleted document still applied: %+v", docs)
 	}
 	h, err := s.History(ctx, "Team", "web")

@@ -47,8 +47,9 @@ type Store struct {
 	WriteLock *sync.Mutex
 }
 
-// Documents returns the current version of every applied document.
-func (s *Store) Documents(ctx context.Context) ([]policy.Applied, error) {
+// Documents returns the current version of every applied document,
+// decoded as one of kinds.
+func (s *Store) Documents(ctx context.Context, kinds policy.Kinds) ([]policy.Applied, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT doc, version, applied_at, applied_by FROM policy_documents ORDER BY kind, name`)
 	if err != nil {
 		return nil, fmt.Errorf("policy documents: %w", err)
@@ -62,7 +63,7 @@ func (s *Store) Documents(ctx context.Context) ([]policy.Applied, error) {
 		if err := rows.Scan(&doc, &a.Version, &at, &a.AppliedBy); err != nil {
 			return nil, fmt.Errorf("policy documents: %w", err)
 		}
-		d, err := policy.FromCanonical([]byte(doc))
+		d, err := kinds.FromCanonical([]byte(doc))
 		if err != nil {
 			return nil, err
 		}
