@@ -115,10 +115,9 @@ root /.`,
 			}
 			x := &agent.Executor{Driver: drv, Runner: r, Reboot: &pkgmgr.Reboot{R: r}, Journal: journal, ResultDir: filepath.Join(stateDir, "jobs", "results"),
 				AllowCommands: allowCommands, RebootCommand: rebootCmd, Log: log}
-			if path := os.Getenv("PATCHBAY_TEST_CLOCK"); path != "" {
+			if c := testClock(log, "agent"); c != nil {
 				// Tests drive the server's and the agents' time with one file.
-				x.Now, a.Now = fileClock(path), fileClock(path)
-				log.Warn("the agent's clock is read from a file (PATCHBAY_TEST_CLOCK): for tests only", "file", path)
+				x.Now, a.Now = c, c
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
