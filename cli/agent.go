@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/agent"
-	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/pkgmgr"
@@ -35,12 +34,13 @@ func parseLabels(flag string, kvs []string) (map[string]string, error) {
 
 func newAgentCmd(e *env) *cobra.Command {
 	var (
-		serverURL, enrollToken, root, stateDir, ca, pin, logLevel string
-		labels, paths                                             []string
-		interval                                                  time.Duration
-		once, noPM, refresh, noJobs, allowCommands                bool
-		jobWait                                                   time.Duration
-		rebootCmd                                                 []string
+		srv                                        clientConfig
+		enrollToken, root, stateDir, logLevel      string
+		labels, paths                              []string
+		interval                                   time.Duration
+		once, noPM, refresh, noJobs, allowCommands bool
+		jobWait                                    time.Duration
+		rebootCmd                                  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --server URL --enroll-token T",
@@ -65,8 +65,8 @@ rolls back to the previous versions when a post-check fails, and reboots
 per the strategy's policy, only inside the maintenance window and only for
 root /.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if serverURL == "" {
-				return fmt.Errorf("--server: give the server's URL (or set PATCHBAY_SERVER)")
+			if err := srv.check(); err != nil {
+				return err
 			}
 			log, err := newLogger(e.stderr, logLevel)
 			if err != nil {
@@ -79,12 +79,12 @@ root /.`,
 			if stateDir == "" {
 				stateDir = filepath.Join(root, "var/lib/patchbay/agent")
 			}
-			hc, err := api.NewHTTPClient(ca, pin)
+			client, err := srv.client("patchbay-agent/" + Version)
 			if err != nil {
 				return err
 			}
 			a := &agent.Agent{
-				Client:      &api.Client{Base: serverURL, HTTP: hc, UserAgent: "patchbay-agent/" + Version},
+				Client:      client,
 				EnrollToken: enrollToken, StateDir: stateDir, Interval: interval, Log: log,
 				Collector: agent.Collector{Root: root, Paths: paths, Labels: lbl, CacheDir: filepath.Join(stateDir, "cache"),
 					Refresh: refresh, NoPackageManager: noPM, Version: Version},
@@ -115,10 +115,9 @@ root /.`,
 			}
 			x := &agent.Executor{Driver: drv, Runner: r, Reboot: &pkgmgr.Reboot{R: r}, Journal: journal, ResultDir: filepath.Join(stateDir, "jobs", "results"),
 				AllowCommands: allowCommands, RebootCommand: rebootCmd, Log: log}
-			if path := os.Getenv("PATCHBAY_TEST_CLOCK"); path != "" {
+			if c := testClock(log, "agent"); c != nil {
 				// Tests drive the server's and the agents' time with one file.
-				x.Now, a.Now = fileClock(path), fileClock(path)
-				log.Warn("the agent's clock is read from a file (PATCHBAY_TEST_CLOCK): for tests only", "file", path)
+				x.Now, a.Now = c, c
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
@@ -133,12 +132,10 @@ root /.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&serverURL, "server", os.Getenv("PATCHBAY_SERVER"), "server URL (env PATCHBAY_SERVER)")
+	srv.bind(f, clientFlags{trust: true})
 	f.StringVar(&enrollToken, "enroll-token", os.Getenv("PATCHBAY_ENROLL_TOKEN"), "enrollment token, used once (env PATCHBAY_ENROLL_TOKEN)")
 	f.StringVar(&root, "root", "/", "filesystem root of the host to report (a chroot)")
 	f.StringVar(&stateDir, "state-dir", "", "where the credential and pending reports are kept (default ROOT/var/lib/patchbay/agent)")
-	f.StringVar(&ca, "ca", os.Getenv("PATCHBAY_CA"), "CA certificate (PEM) that signed the server's certificate (env PATCHBAY_CA)")
-	f.StringVar(&pin, "pin", os.Getenv("PATCHBAY_PIN"), "pin the server's certificate by its fingerprint, sha256:… (env PATCHBAY_PIN)")
 	f.StringSliceVar(&labels, "label", nil, "label of this host, key=value (repeatable)")
 	f.StringSliceVar(&paths, "path", nil, "application dependency file or directory to report too (repeatable)")
 	f.DurationVar(&interval, "interval", 5*time.Minute, "check-in interval (jittered; the server may ask for another)")

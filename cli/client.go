@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,35 +18,27 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 )
 
-// clientOpts are the flags of the commands that talk to a server.
+// clientOpts are the flags of the commands that talk to the server's API:
+// how to reach it, and the output format.
 type clientOpts struct {
-	server, token, ca, pin, output string
+	clientConfig
+	output string
 }
 
 func (o *clientOpts) flags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
-	f.StringVar(&o.server, "server", os.Getenv("PATCHBAY_SERVER"), "server URL (env PATCHBAY_SERVER)")
-	f.StringVar(&o.ca, "ca", os.Getenv("PATCHBAY_CA"), "CA certificate (PEM) of the server (env PATCHBAY_CA)")
-	f.StringVar(&o.pin, "pin", os.Getenv("PATCHBAY_PIN"), "server certificate fingerprint, sha256:… (env PATCHBAY_PIN)")
+	o.bind(f, clientFlags{trust: true})
 	f.StringVarP(&o.output, "output", "o", "table", "table or json")
 }
 
 func (o *clientOpts) client() (*api.Client, error) {
-	if o.server == "" {
-		return nil, fmt.Errorf("--server: give the server's URL (or set PATCHBAY_SERVER)")
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	if o.output != "table" && o.output != "json" {
 		return nil, fmt.Errorf("-o %q: want table or json", o.output)
 	}
-	o.token = os.Getenv("PATCHBAY_TOKEN")
-	if o.token == "" {
-		return nil, fmt.Errorf("no API token: set PATCHBAY_TOKEN (patchbay admin token create --role viewer)")
-	}
-	hc, err := api.NewHTTPClient(o.ca, o.pin)
-	if err != nil {
-		return nil, err
-	}
-	return &api.Client{Base: o.server, Token: o.token, HTTP: hc, UserAgent: "patchbay-cli/" + Version}, nil
+	return o.apiClient()
 }
 
 func printJSON(w io.Writer, v any) error {

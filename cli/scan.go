@@ -26,7 +26,8 @@ func newScanCmd(e *env) *cobra.Command {
 		root, format, failOn, output string
 		strict, noPM, refresh        bool
 		upload                       bool
-		service, server              string
+		service                      string
+		srv                          clientConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
@@ -69,7 +70,7 @@ skipped).`,
 			}
 			inv := res.Inventory
 			if upload {
-				if err := e.uploadService(ctx, server, service, inv); err != nil {
+				if err := e.uploadService(ctx, &srv, service, inv); err != nil {
 					return err
 				}
 			}
@@ -126,15 +127,15 @@ skipped).`,
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "refresh the package manager's lists (apt-get update) first")
 	cmd.Flags().BoolVar(&upload, "upload", false, "upload the application inventory to the server as --service's (from CI); the server matches and prioritises it")
 	cmd.Flags().StringVar(&service, "service", "", "with --upload: the Service the inventory belongs to")
-	cmd.Flags().StringVar(&server, "server", os.Getenv("PATCHBAY_SERVER"), "with --upload: server URL (env PATCHBAY_SERVER; token in PATCHBAY_TOKEN, pin in PATCHBAY_PIN)")
+	// Only --server: the CA and the pin come from the environment.
+	srv.bind(cmd.Flags(), clientFlags{serverHelp: "with --upload: server URL (env PATCHBAY_SERVER; token in PATCHBAY_TOKEN, pin in PATCHBAY_PIN)"})
 	return cmd
 }
 
 // uploadService sends the application packages of a scan (the OS
 // packages are the hosts' agents' to report) as a service's inventory.
-func (e *env) uploadService(ctx context.Context, server, service string, inv inventory.Result) error {
-	o := &clientOpts{server: server, ca: os.Getenv("PATCHBAY_CA"), pin: os.Getenv("PATCHBAY_PIN"), output: "table"}
-	c, err := o.client()
+func (e *env) uploadService(ctx context.Context, srv *clientConfig, service string, inv inventory.Result) error {
+	c, err := srv.apiClient()
 	if err != nil {
 		return fmt.Errorf("--upload: %w", err)
 	}

@@ -11,8 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -129,10 +127,8 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		hooks = append(hooks, h)
 	}
 	now := time.Now
-	if path := os.Getenv("PATCHBAY_TEST_CLOCK"); path != "" {
-		// Tests drive time with a file holding an RFC 3339 time.
-		now = fileClock(path)
-		log.Warn("the server's clock is read from a file (PATCHBAY_TEST_CLOCK): for tests only", "file", path)
+	if c := testClock(log, "server"); c != nil {
+		now = c
 	}
 	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
@@ -305,26 +301,4 @@ or a self-signed certificate whose fingerprint agents pin with --pin.`,
 	}
 	o.flags(cmd)
 	return cmd
-}
-
-// fileClock is a clock read from a file holding an RFC 3339 time (for
-// tests that drive time across processes); an unreadable file reads as
-// the last good time.
-func fileClock(path string) func() time.Time {
-	var mu sync.Mutex
-	last := time.Now()
-	return func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return last
-		}
-		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
-		if err != nil {
-			return last
-		}
-		last = t
-		return t
-	}
 }

@@ -342,7 +342,8 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	}
 	debianFeed := filepath.Join(sharedtest.Dir(t, "feeds/osv/Debian"), "all.zip")
 	bin := filepath.Join(t.TempDir(), "patchbay")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/patchbay").CombinedOutput(); err != nil {
+	// -tags patchbaytest: only such a build reads PATCHBAY_TEST_CLOCK.
+	if out, err := exec.Command("go", "build", "-tags", "patchbaytest", "-o", bin, "../cmd/patchbay").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	initial := map[string]map[string][2]string{}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"errors"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/patchbay/patchbay/api"
+)
+
+// The environment variables of clientConfig.
+const (
+	envServer = "PATCHBAY_SERVER"
+	envCA     = "PATCHBAY_CA"
+	envPin    = "PATCHBAY_PIN"
+	envToken  = "PATCHBAY_TOKEN"
+)
+
+var (
+	errNoServer = errors.New("--server: give the server's URL (or set " + envServer + ")")
+	errNoToken  = errors.New("no API token: set " + envToken + " (patchbay admin token create --role viewer)")
+)
+
+// clientConfig is how a command reaches the server: its URL and how its
+// certificate is trusted (a CA file or a pinned fingerprint; the system
+// roots when neither is given). The API commands (hosts, findings, vulns,
+// policy, plan, scan --upload) add the token in PATCHBAY_TOKEN; the agent
+// authenticates with its enrollment token and host credential instead.
+type clientConfig struct {
+	server, ca, pin string
+}
+
+// clientFlags says which flags bind registers.
+type clientFlags struct {
+	// serverHelp is the help of --server; "" means "server URL (env
+	// PATCHBAY_SERVER)".
+	serverHelp string
+	// trust registers --ca and --pin; without them the CA and the pin
+	// come from the environment only.
+	trust bool
+}
+
+// bind reads PATCHBAY_SERVER, PATCHBAY_CA and PATCHBAY_PIN into c, once,
+// and registers --server (and, with trust, --ca and --pin) on f with those
+// values as defaults: a flag given on the command line wins over the
+// environment.
+func (c *clientConfig) bind(f *pflag.FlagSet, opts clientFlags) {
+	c.server, c.ca, c.pin = os.Getenv(envServer), os.Getenv(envCA), os.Getenv(envPin)
+	help := opts.serverHelp
+	if help == "" {
+		help = "server URL (env " + envServer + ")"
+	}
+	f.StringVar(&c.server, "server", c.server, help)
+	if opts.trust {
+		f.StringVar(&c.ca, "ca", c.ca, "CA certificate (PEM) that signed the server's certificate (env "+envCA+")")
+		f.StringVar(&c.pin, "pin", c.pin, "the server's certificate fingerprint to pin, sha256:… (env "+envPin+")")
+	}
+}
+
+// check fails when no server is named.
+func (c *clientConfig) check() error {
+	if c.server == "" {
+		return errNoServer
+	}
+	return nil
+}
+
+// client returns a client of the server without a token.
+func (c *clientConfig) client(userAgent string) (*api.Client, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	hc, err := api.NewHTTPClient(c.ca, c.pin)
+	if err != nil {
+		return nil, err
+	}
+	return &api.Client{Base: c.server, HTTP: hc, UserAgent: userAgent}, nil
+}
+
+// apiClient returns a client of the server's API with the token in
+// PATCHBAY_TOKEN (read now, not when the flags were bound).
+func (c *clientConfig) apiClient() (*api.Client, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	token := os.Getenv(envToken)
+	if token == "" {
+		return nil, errNoToken
+	}
+	cl, err := c.client("patchbay-cli/" + Version)
+	if err != nil {
+		return nil, err
+	}
+	cl.Token = token
+	return cl, nil
+}
