@@ -127,7 +127,7 @@ func printChanges(e *env, o *clientOpts, resp policyapi.ApplyResponse, diff bool
 	if o.output == "json" {
 		return printJSON(e.stdout, resp)
 	}
-	n := map[string]int{}
+	n := map[policy.Action]int{}
 	for _, ch := range resp.Changes {
 		n[ch.Action]++
 		if diff {
@@ -318,7 +318,7 @@ func docDiff(a, b *policy.Document) string {
 		return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	}
 	var out []string
-	for _, l := range strings.Split(policy.Diff(lines(a), lines(b)), "\n") {
+	for _, l := range strings.Split(policy.LineDiff(lines(a), lines(b)), "\n") {
 		if strings.HasPrefix(l, "+ ") || strings.HasPrefix(l, "- ") {
 			out = append(out, l)
 		}

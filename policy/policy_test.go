@@ -249,7 +249,7 @@ func TestExpiredExceptionAlwaysReopens(t *testing.T) {
 // again changes nothing.
 func TestExampleRepositoryRoundTrip(t *testing.T) {
 	docs := exampleDocs(t)
-	changes, set, err := Plan(nil, docs, nil)
+	changes, set, err := Diff(nil, docs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestExampleRepositoryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("get's output does not parse: %v\n%s", err, out.String())
 	}
-	changes, _, err = Plan(applied, again, nil)
+	changes, _, err = Diff(applied, again, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestExampleRepositoryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changes, _, err = Plan(applied, changed, nil)
+	changes, _, err = Diff(applied, changed, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestSelector(t *testing.T) {
 // between findings.
 func TestDeciderEqualsDecide(t *testing.T) {
 	docs := exampleDocs(t)
-	_, set, err := Plan(nil, docs, nil)
+	_, set, err := Diff(nil, docs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,7 +129,7 @@ func TestCrossDocumentErrors(t *testing.T) {
 		docs = append(docs, ds...)
 	}
 	docs = append(docs, DefaultPolicy)
-	_, _, err := Plan(nil, docs, []string{"Team/ghost"})
+	_, _, err := Diff(nil, docs, []string{"Team/ghost"})
 	want := []string{
 		"Team/ghost: not found",
 		"b.yaml:15:9: metadata.name: Service/web is also defined at a.yaml:1:1",
@@ -141,7 +141,7 @@ func TestCrossDocumentErrors(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
-	_, _, err = Plan(nil, docs[:2], nil)
+	_, _, err = Diff(nil, docs[:2], nil)
 	want = []string{
 		`a.yaml:6:10: spec.owner: no Team named "nobody"`,
 		`b.yaml:7:19: spec.services[1]: no Service named "api"`,
@@ -153,7 +153,7 @@ func TestCrossDocumentErrors(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
-	_, _, err = Plan(nil, []*Document{docs[len(docs)-2], DefaultPolicy}, nil)
+	_, _, err = Diff(nil, []*Document{docs[len(docs)-2], DefaultPolicy}, nil)
 	if es := AsErrors(err); len(es) != 1 || es[0].Error() != "b.yaml:26:3: spec.hosts: missing: Policy/default already governs every other host; give this one a host selector" {
 		t.Errorf("two policies without a host selector: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestCrossDocumentErrors(t *testing.T) {
 // fails, naming the Service.
 func TestDeleteReferencedTeam(t *testing.T) {
 	docs := exampleDocs(t)
-	changes, _, err := Plan(nil, docs, nil)
+	changes, _, err := Diff(nil, docs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,12 +175,12 @@ func TestDeleteReferencedTeam(t *testing.T) {
 		}
 		applied = append(applied, Applied{Doc: d, Version: 1})
 	}
-	_, _, err = Plan(applied, nil, []string{"Team/payments"})
+	_, _, err = Diff(applied, nil, []string{"Team/payments"})
 	want := "Service/billing-api (applied): spec.owner: no Team named \"payments\"\nService/checkout (applied): spec.owner: no Team named \"payments\""
 	if err == nil || err.Error() != want {
 		t.Errorf("delete a referenced team: %v\nwant %s", err, want)
 	}
-	if _, _, err := Plan(applied, nil, []string{"Exception/reporting-postgres-upgrade"}); err != nil {
+	if _, _, err := Diff(applied, nil, []string{"Exception/reporting-postgres-upgrade"}); err != nil {
 		t.Errorf("delete an exception: %v", err)
 	}
 }

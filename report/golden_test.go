@@ -14,7 +14,7 @@ import (
 
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/internal/sharedtest"
-	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/sqlite"
@@ -62,7 +62,7 @@ func goldenScan(t *testing.T) scan.Result {
 	// Relative paths, as a user in the corpus would type them, keep the
 	// locations in the reports independent of where shared/ is.
 	t.Chdir(corpus)
-	inv, err := inventory.Collect(ctx, inventory.Options{Paths: goldenLockfiles})
+	inv, err := collect.Collect(ctx, collect.Options{Paths: goldenLockfiles})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,7 +245,7 @@ func TestReferencesToHostGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = policy.Plan(nil, docs, nil)
+	_, _, err = policy.Diff(nil, docs, nil)
 	if err == nil || err.Error() != `w.yaml:11:16: spec.hostGroups[0]: no HostGroup named "production"` {
 		t.Errorf("dangling host group: %v", err)
 	}
@@ -253,7 +253,7 @@ func TestReferencesToHostGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := policy.Plan(nil, append(docs, groups...), nil); err != nil {
+	if _, _, err := policy.Diff(nil, append(docs, groups...), nil); err != nil {
 		t.Errorf("with the host group: %v", err)
 	}
 }

@@ -181,7 +181,7 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 	if err != nil {
 		return err
 	}
-	changes, _, err := policy.Plan(current, docs, deletes)
+	changes, _, err := policy.Diff(current, docs, deletes)
 	if es := policy.AsErrors(err); es != nil {
 		return invalidPolicy(es)
 	} else if err != nil {

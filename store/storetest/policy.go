@@ -47,7 +47,7 @@ func Policy(t *testing.T, open func(t *testing.T) (PolicyStore, AuditStore)) {
 				t.Fatal(err)
 			}
 		}
-		changes, _, err := policy.Plan(current, docs, deletes)
+		changes, _, err := policy.Diff(current, docs, deletes)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -169,7 +169,7 @@ func (s *Store) Apply(ctx context.Context, changes []policy.Change, actor string
 		if err != nil {
 			return err
 		}
-		if _, err := s.Audit.AppendTx(ctx, tx, actor, "policy."+c.Action, fmt.Sprintf("%s@%d", c.Ref(), c.Version), digest); err != nil {
+		if _, err := s.Audit.AppendTx(ctx, tx, actor, "policy."+string(c.Action), fmt.Sprintf("%s@%d", c.Ref(), c.Version), digest); err != nil {
 			return err
 		}
 	}

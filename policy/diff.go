@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// ErrConflict is returned when a document changed between the plan and
+// ErrConflict is returned when a document changed between the diff and
 // its application.
 var ErrConflict = errors.New("changed by someone else meanwhile; apply again")
 
@@ -20,17 +20,20 @@ type Applied struct {
 	AppliedBy string    `json:"applied_by"`
 }
 
+// Action is what an apply does to one document.
+type Action string
+
 // Actions of a change.
 const (
-	Created   = "created"
-	Changed   = "changed"
-	Unchanged = "unchanged"
-	Deleted   = "deleted"
+	Created   Action = "created"
+	Changed   Action = "changed"
+	Unchanged Action = "unchanged"
+	Deleted   Action = "deleted"
 )
 
 // Change is what applying (or deleting) one document does.
 type Change struct {
-	Action  string    `json:"action"`
+	Action  Action    `json:"action"`
 	Kind    string    `json:"kind"`
 	Name    string    `json:"name"`
 	Version int       `json:"version"` // the version after the change
@@ -44,10 +47,11 @@ type Change struct {
 // Ref is "Kind/name".
 func (c Change) Ref() string { return c.Kind + "/" + c.Name }
 
-// Plan computes the changes that applying docs and deleting deletes
-// ("Kind/name") make to current, and checks that the result is a valid
-// Set. Nothing is changed. The returned set is the result's.
-func Plan(current []Applied, docs []*Document, deletes []string) ([]Change, *Set, error) {
+// Diff computes the changes that applying docs and deleting deletes
+// ("Kind/name") make to current — the diff of an apply, which `apply
+// --dry-run` and `diff` show — and checks that the result is a valid Set.
+// Nothing is changed. The returned set is the result's.
+func Diff(current []Applied, docs []*Document, deletes []string) ([]Change, *Set, error) {
 	byRef := map[string]Applied{}
 	for _, a := range current {
 		byRef[a.Doc.Ref()] = a
@@ -128,13 +132,13 @@ func diffYAML(old, new *Document) string {
 		}
 		return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 	}
-	return Diff(render(old), render(new))
+	return LineDiff(render(old), render(new))
 }
 
-// Diff is a line diff of a and b: lines only in a start with "-", only in
+// LineDiff is a line diff of a and b: lines only in a start with "-", only in
 // b with "+", common ones with " ". It is the longest common subsequence's
 // (documents are small).
-func Diff(a, b []string) string {
+func LineDiff(a, b []string) string {
 	n, m := len(a), len(b)
 	lcs := make([][]int, n+1)
 	for i := range lcs {
