@@ -34,7 +34,6 @@ import (
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/rollout"
-	"github.com/patchbay/patchbay/store"
 )
 
 const policyYAML = `apiVersion: patchbay/v1
@@ -675,7 +674,7 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 	// Deliveries of the halts and the completion.
 	r.waitFor("the completion's webhooks", time.Minute, func() bool {
 		var ns struct {
-			Notifications []store.Notification `json:"notifications"`
+			Notifications []rollout.Notification `json:"notifications"`
 		}
 		r.must("GET", "/notifications?plan="+ap.ID, r.admin, nil, &ns)
 		for _, n := range ns.Notifications {

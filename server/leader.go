@@ -17,7 +17,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/leader"
 	"github.com/patchbay/patchbay/match"
-	"github.com/patchbay/patchbay/store"
+	"github.com/patchbay/patchbay/rollout"
 )
 
 // LeaseName is the lease of the work one replica runs for all.
@@ -105,7 +105,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	defer reconcileT.Stop()
 	stepT := time.NewTicker(s.cfg.StepEvery)
 	defer stepT.Stop()
-	rfence := store.RolloutFence{Lease: LeaseName, Term: term}
+	rfence := rollout.Fence{Lease: LeaseName, Term: term}
 	if s.feedSource().enabled() {
 		s.refreshLogged(ctx, fence)
 	} else {
@@ -139,7 +139,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	}
 }
 
-func (s *Server) stepLogged(ctx context.Context, fence store.RolloutFence) {
+func (s *Server) stepLogged(ctx context.Context, fence rollout.Fence) {
 	if err := s.StepRollouts(ctx, fence); err != nil && ctx.Err() == nil {
 		s.log.Warn("rollout step", "err", err)
 	}

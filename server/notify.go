@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/rollout"
-	"github.com/patchbay/patchbay/store"
 )
 
 // Webhook is where notifications go: a generic JSON POST of the event, or
@@ -47,35 +46,9 @@ func (s *Server) notifyTargets() []string {
 	return out
 }
 
-// PlanEvent is the generic JSON body of a notification.
-type PlanEvent struct {
-	Event     string            `json:"event"`
-	Plan      string            `json:"plan"`
-	Strategy  string            `json:"strategy"`
-	Emergency bool              `json:"emergency,omitempty"`
-	Hosts     int               `json:"hosts"`
-	Required  int               `json:"required_approvers,omitempty"`
-	Closes    map[string]int    `json:"closes"`
-	Detail    map[string]any    `json:"detail,omitempty"`
-	Rings     []string          `json:"rings"`
-	State     rollout.PlanState `json:"state"`
-}
-
-func (s *Server) planEvent(event string, p *rollout.Plan, detail map[string]any) PlanEvent {
-	e := PlanEvent{Event: event, Plan: p.ID, Strategy: p.Strategy, Emergency: p.Emergency, Required: p.Required, Closes: map[string]int{}, Detail: detail, State: p.State}
-	for _, r := range p.Rings {
-		e.Hosts += r.Hosts
-		e.Rings = append(e.Rings, r.Name)
-		for pr, n := range r.Closes {
-			e.Closes[pr] += n
-		}
-	}
-	return e
-}
-
 // slackText renders an event as one line of Slack mrkdwn.
-func slackText(n store.Notification) string {
-	var e PlanEvent
+func slackText(n rollout.Notification) string {
+	var e rollout.PlanEvent
 	_ = json.Unmarshal(n.Payload, &e)
 	var what string
 	switch n.Event {
@@ -147,7 +120,7 @@ func (s *Server) DeliverNotifications(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) post(ctx context.Context, w Webhook, n store.Notification) (int, error) {
+func (s *Server) post(ctx context.Context, w Webhook, n rollout.Notification) (int, error) {
 	body := []byte(n.Payload)
 	if w.Format == "slack" {
 		body, _ = json.Marshal(map[string]string{"text": slackText(n)})
@@ -171,4 +144,13 @@ func (s *Server) post(ctx context.Context, w Webhook, n store.Notification) (int
 		return resp.StatusCode, fmt.Errorf("%s answered %s", w.Name, resp.Status)
 	}
 	return resp.StatusCode, nil
+}
+
+// listNotifications lists webhook deliveries, of one plan when asked.
+func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	ns, err := s.db.Rollouts.Notifications(r.Context(), r.URL.Query().Get("plan"), 500)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"notifications": ns})
 }

@@ -32,7 +32,6 @@ import (
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/server"
-	"github.com/patchbay/patchbay/store"
 )
 
 // rolloutPolicy: staging and production groups, a nightly window for
@@ -212,7 +211,7 @@ func testRollout(t *testing.T, backend string) {
 		if err := f.srv.FlushCheckins(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := srv.StepRollouts(ctx, store.RolloutFence{}); err != nil {
+		if err := srv.StepRollouts(ctx, rollout.Fence{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -401,7 +400,7 @@ func testRollout(t *testing.T, backend string) {
 		set(now().Add(5 * time.Minute))
 	}
 	var ns struct {
-		Notifications []store.Notification `json:"notifications"`
+		Notifications []rollout.Notification `json:"notifications"`
 	}
 	_, body = f.do("GET", api.Prefix+"/notifications?plan="+p.ID, viewer, nil)
 	f.decode(body, &ns)
@@ -418,7 +417,7 @@ func testRollout(t *testing.T, backend string) {
 	if events["plan.awaiting_approval"] != 2 || events["rollout.ring_promoted"] != 2 || events["rollout.halted"] != 2 {
 		t.Errorf("notifications: %v", events)
 	}
-	retried := slices.ContainsFunc(ns.Notifications, func(n store.Notification) bool { return n.Attempts == 2 && n.LastStatus == 200 })
+	retried := slices.ContainsFunc(ns.Notifications, func(n rollout.Notification) bool { return n.Attempts == 2 && n.LastStatus == 200 })
 	if !retried || hookCalls.Load() != int32(len(ns.Notifications))+1 {
 		t.Errorf("retry: calls %d for %d deliveries: %+v", hookCalls.Load(), len(ns.Notifications), ns.Notifications)
 	}
@@ -557,7 +556,7 @@ func testRollout(t *testing.T, backend string) {
 		t.Errorf("promote a paused rollout: %d %s", code, body)
 	}
 	f.do("POST", api.Prefix+"/plans/"+tp.ID+"/resume", alice, nil)
-	if err := f.srv.StepRollouts(ctx, store.RolloutFence{}); err != nil { // no poll: the job waits undelivered
+	if err := f.srv.StepRollouts(ctx, rollout.Fence{}); err != nil { // no poll: the job waits undelivered
 		t.Fatal(err)
 	}
 	if st := status(tp.ID); st.Rings[0].InFlight != 1 {
@@ -601,11 +600,11 @@ func testRollout(t *testing.T, backend string) {
 	}
 	f.do("POST", api.Prefix+"/plans/"+cp.ID+"/abort", bob, nil)
 	var promoted struct {
-		Notifications []store.Notification `json:"notifications"`
+		Notifications []rollout.Notification `json:"notifications"`
 	}
 	_, body = f.do("GET", api.Prefix+"/notifications?plan="+cp.ID, viewer, nil)
 	f.decode(body, &promoted)
-	if !slices.ContainsFunc(promoted.Notifications, func(n store.Notification) bool {
+	if !slices.ContainsFunc(promoted.Notifications, func(n rollout.Notification) bool {
 		return n.Event == "rollout.ring_promoted" && strings.Contains(string(n.Payload), `"by":"api:`)
 	}) {
 		t.Errorf("no notification of the promotion by a person: %+v", promoted.Notifications)

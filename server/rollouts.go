@@ -2,18 +2,11 @@ package server
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/api"
@@ -22,37 +15,7 @@ import (
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/rollout"
-	"github.com/patchbay/patchbay/store"
 )
-
-// jobKeyName names the job-signing key in the database.
-const jobKeyName = "jobs-ed25519"
-
-// JobKey returns the server's job-signing key, generated at the first
-// start and shared by every replica through the database.
-func (s *Server) JobKey(ctx context.Context) (ed25519.PrivateKey, error) {
-	s.jobKeyMu.Lock()
-	defer s.jobKeyMu.Unlock()
-	if s.jobKey != nil {
-		return s.jobKey, nil
-	}
-	enc, err := s.db.Rollouts.Key(ctx, jobKeyName, func() (string, error) {
-		seed := make([]byte, ed25519.SeedSize)
-		if _, err := rand.Read(seed); err != nil {
-			return "", err
-		}
-		return base64.StdEncoding.EncodeToString(seed), nil
-	}, s.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	seed, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("job key in the database: not a base64 Ed25519 seed")
-	}
-	s.jobKey = ed25519.NewKeyFromSeed(seed)
-	return s.jobKey, nil
-}
 
 // rolloutPolicy prepares the rollout documents of the applied policy.
 func (s *Server) rolloutPolicy(ctx context.Context) (*policy.Set, *rollout.Policy, error) {
@@ -113,10 +76,10 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request, c *caller) e
 		return errBadRequest(err.Error(), "")
 	}
 	p.CreatedBy, p.CreatedAt = c.actor(), now
-	evs := []store.RolloutEvent{{Actor: c.actor(), Action: "plan.create", Object: "plan/" + p.ID,
+	evs := []rollout.Event{{Actor: c.actor(), Action: "plan.create", Object: "plan/" + p.ID,
 		Change: map[string]any{"spec": spec, "hosts": len(p.Hosts), "state": p.State, "required_approvers": p.Required, "auto_approved_by": p.AutoRules}}}
 	if p.State == rollout.AwaitingApproval {
-		evs[0].Notify, evs[0].Payload, evs[0].Targets = "plan.awaiting_approval", s.planEvent("plan.awaiting_approval", p, nil), s.notifyTargets()
+		evs[0].Notify, evs[0].Payload, evs[0].Targets = "plan.awaiting_approval", rollout.NewPlanEvent("plan.awaiting_approval", p, nil), s.notifyTargets()
 	}
 	if err := s.db.Rollouts.CreatePlan(ctx, p, now, evs...); err != nil {
 		return err
@@ -204,7 +167,7 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request, _ *caller) erro
 
 func (s *Server) planStatus(ctx context.Context, id string, hosts bool) (rolloutapi.PlanStatus, error) {
 	row, err := s.db.Rollouts.Plan(ctx, id, false)
-	if errors.Is(err, store.ErrPlanNotFound) {
+	if errors.Is(err, rollout.ErrNotFound) {
 		return rolloutapi.PlanStatus{}, errNotFound("no such plan: " + id)
 	}
 	if err != nil {
@@ -242,10 +205,10 @@ type approvalBody struct {
 
 // changePlan applies fn to a plan by compare and swap, retried on
 // conflict, and writes the event fn returns.
-func (s *Server) changePlan(ctx context.Context, id string, fn func(row *store.PlanRow, now time.Time) (store.RolloutEvent, error)) (store.PlanRow, error) {
+func (s *Server) changePlan(ctx context.Context, id string, fn func(row *rollout.Row, now time.Time) (rollout.Event, error)) (rollout.Row, error) {
 	for try := 0; ; try++ {
 		row, err := s.db.Rollouts.Plan(ctx, id, false)
-		if errors.Is(err, store.ErrPlanNotFound) {
+		if errors.Is(err, rollout.ErrNotFound) {
 			return row, errNotFound("no such plan: " + id)
 		}
 		if err != nil {
@@ -257,7 +220,7 @@ func (s *Server) changePlan(ctx context.Context, id string, fn func(row *store.P
 			return row, err
 		}
 		err = s.db.Rollouts.Update(ctx, row, now, ev)
-		if errors.Is(err, store.ErrPlanConflict) && try < 20 {
+		if errors.Is(err, rollout.ErrConflict) && try < 20 {
 			continue
 		}
 		return row, err
@@ -271,16 +234,16 @@ func (s *Server) decidePlan(approve bool) func(w http.ResponseWriter, r *http.Re
 		if err := decodeOptional(r, &b); err != nil {
 			return err
 		}
-		row, err := s.changePlan(r.Context(), r.PathValue("id"), func(row *store.PlanRow, now time.Time) (store.RolloutEvent, error) {
+		row, err := s.changePlan(r.Context(), r.PathValue("id"), func(row *rollout.Row, now time.Time) (rollout.Event, error) {
 			a := rollout.Approval{By: c.actor(), At: now, Comment: b.Comment}
 			action, decide := "plan.reject", row.Plan.Reject
 			if approve {
 				action, decide = "plan.approve", row.Plan.Approve
 			}
 			if err := decide(a); err != nil {
-				return store.RolloutEvent{}, errConflict(api.CodeConflict, err.Error())
+				return rollout.Event{}, errConflict(api.CodeConflict, err.Error())
 			}
-			return store.RolloutEvent{Actor: c.actor(), Action: action, Object: "plan/" + row.Plan.ID,
+			return rollout.Event{Actor: c.actor(), Action: action, Object: "plan/" + row.Plan.ID,
 				Change: map[string]any{"comment": b.Comment, "approvals": len(row.Plan.Approvals), "required": row.Plan.Required, "state": row.Plan.State}}, nil
 		})
 		if err != nil {
@@ -306,18 +269,18 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	row, err := s.changePlan(ctx, r.PathValue("id"), func(row *store.PlanRow, now time.Time) (store.RolloutEvent, error) {
+	row, err := s.changePlan(ctx, r.PathValue("id"), func(row *rollout.Row, now time.Time) (rollout.Event, error) {
 		p := row.Plan
 		if p.State != rollout.Approved {
-			return store.RolloutEvent{}, errConflict(api.CodeConflict, fmt.Sprintf("plan %s is %s: only an approved plan starts (approvals %d of %d)", p.ID, p.State, len(p.Approvals), p.Required))
+			return rollout.Event{}, errConflict(api.CodeConflict, fmt.Sprintf("plan %s is %s: only an approved plan starts (approvals %d of %d)", p.ID, p.State, len(p.Approvals), p.Required))
 		}
 		strat, ok := rp.Strategies[p.Strategy]
 		if !ok {
-			return store.RolloutEvent{}, errConflict(api.CodeConflict, fmt.Sprintf("strategy %q of plan %s no longer exists", p.Strategy, p.ID))
+			return rollout.Event{}, errConflict(api.CodeConflict, fmt.Sprintf("strategy %q of plan %s no longer exists", p.Strategy, p.ID))
 		}
 		p.State, p.StrategySpec, p.StartedAt, p.StartedBy = rollout.Started, strat, now, c.actor()
 		row.Machine = &rollout.Machine{State: rollout.Running}
-		return store.RolloutEvent{Actor: c.actor(), Action: "rollout.start", Object: "plan/" + p.ID, Change: map[string]any{"strategy": strat}}, nil
+		return rollout.Event{Actor: c.actor(), Action: "rollout.start", Object: "plan/" + p.ID, Change: map[string]any{"strategy": strat}}, nil
 	})
 	if err != nil {
 		return err
@@ -329,14 +292,14 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, c *caller)
 // controlRollout pauses, resumes, promotes or aborts a rollout.
 func (s *Server) controlRollout(action string) func(w http.ResponseWriter, r *http.Request, c *caller) error {
 	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
-		row, err := s.changePlan(r.Context(), r.PathValue("id"), func(row *store.PlanRow, now time.Time) (store.RolloutEvent, error) {
+		row, err := s.changePlan(r.Context(), r.PathValue("id"), func(row *rollout.Row, now time.Time) (rollout.Event, error) {
 			m := row.Machine
 			if m == nil {
-				return store.RolloutEvent{}, errConflict(api.CodeConflict, fmt.Sprintf("plan %s has not started", row.Plan.ID))
+				return rollout.Event{}, errConflict(api.CodeConflict, fmt.Sprintf("plan %s has not started", row.Plan.ID))
 			}
 			m.Strategy = row.Plan.StrategySpec
 			var err error
-			ev := store.RolloutEvent{Actor: c.actor(), Action: "rollout." + action, Object: "plan/" + row.Plan.ID, Change: map[string]any{"from": m.State}}
+			ev := rollout.Event{Actor: c.actor(), Action: "rollout." + action, Object: "plan/" + row.Plan.ID, Change: map[string]any{"from": m.State}}
 			switch action {
 			case "pause":
 				err = m.Pause()
@@ -346,7 +309,7 @@ func (s *Server) controlRollout(action string) func(w http.ResponseWriter, r *ht
 				ring := m.Ring
 				if err = m.Promote(); err == nil {
 					ev.Notify, ev.Targets = "rollout.ring_promoted", s.notifyTargets()
-					ev.Payload = s.planEvent("rollout.ring_promoted", row.Plan, map[string]any{"from_ring": row.Plan.Rings[ring].Name, "state": m.State, "by": c.actor()})
+					ev.Payload = rollout.NewPlanEvent("rollout.ring_promoted", row.Plan, map[string]any{"from_ring": row.Plan.Rings[ring].Name, "state": m.State, "by": c.actor()})
 				}
 			case "abort":
 				err = m.Abort()
@@ -376,367 +339,44 @@ func (s *Server) wakeScheduler() {
 }
 
 // StepRollouts advances every active rollout once.
-func (s *Server) StepRollouts(ctx context.Context, fence store.RolloutFence) error {
+func (s *Server) StepRollouts(ctx context.Context, fence rollout.Fence) error {
 	ids, err := s.db.Rollouts.Active(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, id := range ids {
-		if err := s.stepRollout(ctx, id, fence); err != nil && !errors.Is(err, store.ErrPlanConflict) {
+		start := time.Now()
+		res, err := s.scheduler().Step(ctx, id, fence, s.cfg.Now().UTC())
+		if err != nil && !errors.Is(err, rollout.ErrConflict) {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", id, err))
+		}
+		if !res.Moved {
+			continue
+		}
+		if res.Started > 0 {
+			s.jobs.poke()
+		}
+		s.metrics.stepSeconds.Observe(time.Since(start).Seconds())
+		if res.Started > 0 || res.Transition {
+			s.log.Info("rollout step", "plan", id, "state", res.State, "ring", res.Ring, "started", res.Started, "settled", res.Settled, "took", time.Since(start))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *Server) stepRollout(ctx context.Context, id string, fence store.RolloutFence) error {
-	start := time.Now()
-	row, err := s.db.Rollouts.Plan(ctx, id, false)
-	if err != nil {
-		return err
-	}
-	m, p := row.Machine, row.Plan
-	if m == nil || p.StrategySpec == nil {
-		return fmt.Errorf("plan %s is active without a machine", id)
-	}
-	now := s.cfg.Now().UTC()
-	switch {
-	case m.State == rollout.Paused, m.State == rollout.AwaitingPromotion, m.State == rollout.Baking && now.Before(m.BakeUntil):
-		return nil // waits for people or the clock
-	}
-	if m.Jobs, err = s.db.Rollouts.Jobs(ctx, id); err != nil {
-		return err
-	}
-	m.Strategy = p.StrategySpec
-	before := map[string]job.Outcome{}
-	for _, j := range m.Jobs {
-		before[j.Host] = j.Outcome
-	}
-	state, ring, bake := m.State, m.Ring, m.BakeUntil
-	// When hosts were last seen, read when a job may start.
-	var seen map[string]time.Time
-	var seenErr error
-	lastSeen := func(h string) (time.Time, bool) {
-		if seen == nil && seenErr == nil {
-			seen, seenErr = s.db.Rollouts.LastSeen(ctx)
-		}
-		t, ok := seen[h]
-		return t, ok
-	}
-	_, rp, err := s.rolloutPolicy(ctx)
-	if err != nil {
-		return err
-	}
-	// The plan's hosts (targets, windows) are read when a job may start.
-	var hostsByID map[string]*rollout.PlanHost
-	var hostsErr error
-	hostOf := func(h string) *rollout.PlanHost {
-		if hostsByID == nil && hostsErr == nil {
-			var rows []rollout.HostStatus
-			if rows, hostsErr = s.db.Rollouts.Hosts(ctx, id); hostsErr == nil {
-				hostsByID = make(map[string]*rollout.PlanHost, len(rows))
-				for i := range rows {
-					hostsByID[rows[i].ID] = &rows[i].PlanHost
-				}
-			}
-		}
-		return hostsByID[h]
-	}
-	timeout := p.StrategySpec.Timeout()
-	stale := s.cfg.AgentStale
-	windowEnd := map[string]time.Time{}
-	gate := rollout.Gate{
-		Active: func(h string) bool { t, ok := lastSeen(h); return ok && now.Sub(t) < stale },
-		Open: func(h string) bool {
-			if p.Emergency {
-				return true
-			}
-			ph := hostOf(h)
-			if ph == nil {
-				return false
-			}
-			if ph.Window == "" {
-				return true // no window covers the host: any time
-			}
-			for _, w := range rp.Windows {
-				if w.Name == ph.Window {
-					if _, end, ok := w.OpenAt(now); ok && w.Allows(now, timeout) {
-						windowEnd[h] = end
-						return true
-					}
-					return false
-				}
-			}
-			return false // the window was deleted: wait for people to decide
+// scheduler is the rollout scheduler over this server's store, policy
+// and job key.
+func (s *Server) scheduler() *rollout.Scheduler {
+	return &rollout.Scheduler{
+		Store: s.db.Rollouts,
+		Policy: func(ctx context.Context) (*rollout.Policy, error) {
+			_, rp, err := s.rolloutPolicy(ctx)
+			return rp, err
 		},
+		Key:        s.JobKey,
+		AgentStale: s.cfg.AgentStale,
+		Actor:      "server:" + s.cfg.ReplicaID,
+		Targets:    s.notifyTargets(),
 	}
-	dispatched := m.Step(now, gate)
-	if err := errors.Join(hostsErr, seenErr); err != nil {
-		return err
-	}
-	key, err := s.JobKey(ctx)
-	if err != nil {
-		return err
-	}
-	var starts []store.Dispatch
-	for _, j := range dispatched {
-		ph := hostOf(j.Host)
-		mf := job.Manifest{JobID: job.ID(p.ID, j.Host), Attempt: j.Attempt, HostID: j.Host, Rollout: p.ID, Ring: p.StrategySpec.Rings[j.Ring].Name,
-			PostChecks: p.StrategySpec.Rings[j.Ring].HealthChecks, Reboot: p.StrategySpec.Reboot, RestartServices: p.StrategySpec.RestartServices,
-			Timeout: timeout, IssuedAt: now, NotAfter: now.Add(timeout), RebootBefore: windowEnd[j.Host]}
-		if end, ok := windowEnd[j.Host]; ok {
-			mf.NotAfter = end.Add(-timeout)
-		}
-		for _, t := range ph.Targets {
-			mf.Install = append(mf.Install, job.Package{Name: t.Name, Version: t.To})
-		}
-		signed, err := job.Sign(mf, key)
-		if err != nil {
-			return err
-		}
-		b, err := json.Marshal(signed)
-		if err != nil {
-			return err
-		}
-		starts = append(starts, store.Dispatch{Host: j.Host, Attempt: j.Attempt, Started: j.Started, Job: string(b)})
-	}
-	var settles []store.Settle
-	for _, j := range m.Jobs {
-		if j.Outcome != "" && before[j.Host] == "" {
-			settles = append(settles, store.Settle{Host: j.Host, Attempt: j.Attempt, Outcome: j.Outcome})
-		}
-	}
-	evs := s.transitionEvents(p, m, state, ring)
-	if len(starts) == 0 && len(settles) == 0 && len(evs) == 0 && m.State == state && m.Ring == ring && m.BakeUntil.Equal(bake) {
-		return nil // nothing moved
-	}
-	n, err := s.db.Rollouts.Step(ctx, fence, row, starts, settles, now, evs...)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		s.jobs.poke()
-	}
-	s.metrics.stepSeconds.Observe(time.Since(start).Seconds())
-	if len(starts) > 0 || m.State != state || m.Ring != ring {
-		s.log.Info("rollout step", "plan", id, "state", m.State, "ring", p.StrategySpec.Rings[m.Ring].Name, "started", n, "settled", len(settles), "took", time.Since(start))
-	}
-	return nil
-}
-
-// transitionEvents are the audit entries and notifications of a step's
-// change of state or ring.
-func (s *Server) transitionEvents(p *rollout.Plan, m *rollout.Machine, state rollout.State, ring int) []store.RolloutEvent {
-	actor := "server:" + s.cfg.ReplicaID
-	var evs []store.RolloutEvent
-	ev := func(action, notify string, extra map[string]any) {
-		e := store.RolloutEvent{Actor: actor, Action: action, Object: "plan/" + p.ID, Change: extra}
-		if notify != "" {
-			e.Notify, e.Targets, e.Payload = notify, s.notifyTargets(), s.planEvent(notify, p, extra)
-		}
-		evs = append(evs, e)
-	}
-	if m.Ring != ring {
-		ev("rollout.promote", "rollout.ring_promoted", map[string]any{"from_ring": p.StrategySpec.Rings[ring].Name, "to_ring": p.StrategySpec.Rings[m.Ring].Name, "by": actor})
-	}
-	if m.State == state {
-		return evs
-	}
-	switch m.State {
-	case rollout.Halted:
-		ev("rollout.halt", "rollout.halted", map[string]any{"ring": p.StrategySpec.Rings[m.Ring].Name, "why": m.Why})
-	case rollout.Completed:
-		ev("rollout.complete", "rollout.completed", map[string]any{"ring": p.StrategySpec.Rings[m.Ring].Name})
-	default:
-		ev("rollout."+string(m.State), "", map[string]any{"from": state, "ring": p.StrategySpec.Rings[m.Ring].Name})
-	}
-	return evs
-}
-
-// ---- jobs for agents ----
-
-// jobHub wakes the agents' long polls when jobs are dispatched: it reads
-// the dispatches after the last it saw, at every poke (this process's
-// scheduler) and at least every PollEvery (another replica's).
-type jobHub struct {
-	mu      sync.Mutex
-	waiters map[string][]chan struct{}
-	kick    chan struct{}
-}
-
-func newJobHub() *jobHub {
-	return &jobHub{waiters: map[string][]chan struct{}{}, kick: make(chan struct{}, 1)}
-}
-
-func (h *jobHub) poke() {
-	select {
-	case h.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (h *jobHub) wait(host string) (chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	h.mu.Lock()
-	h.waiters[host] = append(h.waiters[host], ch)
-	h.mu.Unlock()
-	return ch, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		ws := h.waiters[host]
-		if i := slices.Index(ws, ch); i >= 0 {
-			ws = slices.Delete(ws, i, i+1)
-		}
-		if len(ws) == 0 {
-			delete(h.waiters, host)
-		} else {
-			h.waiters[host] = ws
-		}
-	}
-}
-
-func (h *jobHub) wake(hosts []string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, host := range hosts {
-		for _, ch := range h.waiters[host] {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
-
-// runJobHub follows the dispatches until ctx ends.
-func (s *Server) runJobHub(ctx context.Context) {
-	last, err := s.db.Rollouts.LastDispatch(ctx)
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("job hub", "err", err)
-	}
-	t := time.NewTicker(s.cfg.PollEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.jobs.kick:
-		}
-		hosts, seq, err := s.db.Rollouts.DispatchedSince(ctx, last)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("job hub", "err", err)
-			}
-			continue
-		}
-		last = seq
-		s.jobs.wake(hosts)
-	}
-}
-
-// agentJobs answers an agent's poll: its pending signed jobs, waiting up
-// to ?wait= seconds (at most 60) for one to be dispatched.
-func (s *Server) agentJobs(w http.ResponseWriter, r *http.Request, c *caller) error {
-	ctx := r.Context()
-	host := c.tok.Subject
-	wait := 0
-	if v := r.URL.Query().Get("wait"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 60 {
-			return errBadRequest("wait: want seconds from 0 to 60", "query.wait")
-		}
-		wait = n
-	}
-	s.touches.add(host, s.cfg.Now().UTC())
-	ch, done := s.jobs.wait(host)
-	defer done()
-	timer := time.NewTimer(time.Duration(wait) * time.Second)
-	defer timer.Stop()
-	for {
-		pending, err := s.db.Rollouts.Pending(ctx, host)
-		if err != nil {
-			return err
-		}
-		if len(pending) > 0 || wait == 0 {
-			resp := api.JobsResponse{Jobs: []job.Signed{}}
-			for _, p := range pending {
-				var sj job.Signed
-				if err := json.Unmarshal([]byte(p.Job), &sj); err != nil {
-					return fmt.Errorf("stored job of %s in %s: %w", host, p.Plan, err)
-				}
-				resp.Jobs = append(resp.Jobs, sj)
-			}
-			return writeJSON(w, http.StatusOK, resp)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			wait = 0
-		case <-s.draining:
-			wait = 0
-		case <-ch:
-		}
-	}
-}
-
-// jobResult records an agent's report of a job: once, for the host's
-// current attempt; a refusal settles the job as failed.
-func (s *Server) jobResult(w http.ResponseWriter, r *http.Request, c *caller) error {
-	var res job.Result
-	if err := decode(r, &res, false); err != nil {
-		return err
-	}
-	host := c.tok.Subject
-	planID, jobHost, ok := cutJobID(res.JobID)
-	if !ok || jobHost != host {
-		return errBadRequest(fmt.Sprintf("job_id %q: not a job of this host (%s)", res.JobID, host), "job_id")
-	}
-	switch res.Outcome {
-	case job.Succeeded, job.SucceededReboot, job.NoChange, job.Skipped, job.Failed, job.RolledBack:
-	default:
-		return errBadRequest(fmt.Sprintf("outcome %q: an agent reports succeeded, succeeded_reboot_required, no_change_needed, skipped, failed or rolled_back", res.Outcome), "outcome")
-	}
-	if res.Refused && res.Outcome != job.Failed {
-		return errBadRequest("a refused job is reported as failed", "outcome")
-	}
-	ctx := r.Context()
-	b, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	now := s.cfg.Now().UTC()
-	action := "job.report"
-	if res.Refused {
-		action = "job.refused"
-		s.log.Warn("an agent refused a job", "host", host, "job", res.JobID, "reason", res.Reason)
-	}
-	ev := store.RolloutEvent{Actor: c.actor(), Action: action, Object: "job/" + res.JobID,
-		Change: map[string]any{"attempt": res.Attempt, "outcome": res.Outcome, "reason": res.Reason, "changes": res.Changes}}
-	err = s.db.Rollouts.Report(ctx, planID, host, res.Attempt, res.Outcome, b, now, ev)
-	if errors.Is(err, store.ErrStaleReport) {
-		return errConflict(api.CodeStale, err.Error())
-	}
-	if err != nil {
-		return err
-	}
-	s.metrics.jobResults.WithLabelValues(string(res.Outcome)).Inc()
-	s.wakeScheduler()
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "recorded"})
-}
-
-// cutJobID splits "plan/host".
-func cutJobID(id string) (plan, host string, ok bool) {
-	i := strings.LastIndexByte(id, '/')
-	return id[:max(i, 0)], id[i+1:], i > 0 && i < len(id)-1
-}
-
-func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	ns, err := s.db.Rollouts.Notifications(r.Context(), r.URL.Query().Get("plan"), 500)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"notifications": ns})
 }

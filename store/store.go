@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"strings"
 
-	"github.com/patchbay/patchbay/store/internal/rolloutsql"
 	"github.com/patchbay/patchbay/store/internal/sqlstore"
 	"github.com/patchbay/patchbay/store/postgres"
 	"github.com/patchbay/patchbay/store/sqlite"
@@ -51,26 +50,3 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 	return &DB{Stores: db.Stores, Backend: "sqlite", pool: db.SQL(), close: db.Close}, nil
 }
-
-// The rollout store's types, for its callers.
-type (
-	// PlanRow is a stored plan with its rollout's aggregate.
-	PlanRow = rolloutsql.Row
-	// RolloutEvent is an audit entry with its notifications.
-	RolloutEvent = rolloutsql.Event
-	// RolloutFence is the leader term a scheduler step is written under.
-	RolloutFence = rolloutsql.Fence
-	// Dispatch is a job a scheduler step starts; Settle an outcome it
-	// decides.
-	Dispatch = rolloutsql.Dispatch
-	Settle   = rolloutsql.Settle
-	// Notification is a webhook delivery.
-	Notification = rolloutsql.Notification
-)
-
-// Errors of the rollout store.
-var (
-	ErrPlanNotFound = rolloutsql.ErrNotFound
-	ErrPlanConflict = rolloutsql.ErrConflict
-	ErrStaleReport  = rolloutsql.ErrStale
-)

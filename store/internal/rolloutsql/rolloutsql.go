@@ -104,13 +104,6 @@ type Store struct {
 	WriteLock *sync.Mutex
 }
 
-// Errors.
-var (
-	ErrNotFound = errors.New("no such plan")
-	// ErrConflict: the plan changed since it was read; read it again.
-	ErrConflict = errors.New("the plan changed meanwhile")
-)
-
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.WriteLock != nil {
 		s.WriteLock.Lock()
@@ -154,19 +147,7 @@ func (s *Store) Key(ctx context.Context, name string, gen func() (string, error)
 	return k, nil
 }
 
-// Event is an audit entry and the notifications of a change, written in
-// the change's transaction.
-type Event struct {
-	Actor, Action, Object string
-	Change                any
-	// Notify is the event's name for webhooks ("" for none); Payload its
-	// body, sent to each of Targets.
-	Notify  string
-	Payload any
-	Targets []string
-}
-
-func (s *Store) record(ctx context.Context, tx *sql.Tx, subject string, now time.Time, evs []Event) error {
+func (s *Store) record(ctx context.Context, tx *sql.Tx, subject string, now time.Time, evs []rollout.Event) error {
 	for _, e := range evs {
 		digest, err := audit.DigestOf(e.Change)
 		if err != nil {
@@ -193,7 +174,7 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, subject string, now time
 }
 
 // CreatePlan stores a resolved plan and its hosts, with its events.
-func (s *Store) CreatePlan(ctx context.Context, p *rollout.Plan, now time.Time, evs ...Event) error {
+func (s *Store) CreatePlan(ctx context.Context, p *rollout.Plan, now time.Time, evs ...rollout.Event) error {
 	head := *p
 	head.Hosts = nil
 	b, err := json.Marshal(head)
@@ -223,21 +204,13 @@ func (s *Store) CreatePlan(ctx context.Context, p *rollout.Plan, now time.Time, 
 	})
 }
 
-// Row is a plan as stored: the plan, its rollout's aggregate once
-// started, and the version changes are swapped against.
-type Row struct {
-	Plan    *rollout.Plan
-	Machine *rollout.Machine // nil until started; Jobs not loaded
-	Version int64
-}
-
 // Plan reads a plan (with its hosts when hosts is set).
-func (s *Store) Plan(ctx context.Context, id string, hosts bool) (Row, error) {
-	var r Row
+func (s *Store) Plan(ctx context.Context, id string, hosts bool) (rollout.Row, error) {
+	var r rollout.Row
 	var pj, mj string
 	err := s.DB.QueryRowContext(ctx, s.D.Plan, id).Scan(&pj, &mj, &r.Version)
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return r, fmt.Errorf("%w: %s", rollout.ErrNotFound, id)
 	}
 	if err != nil {
 		return r, fmt.Errorf("plan %s: %w", id, err)
@@ -263,15 +236,15 @@ func (s *Store) Plan(ctx context.Context, id string, hosts bool) (Row, error) {
 }
 
 // Plans lists plans, newest first, without their hosts.
-func (s *Store) Plans(ctx context.Context, limit int) ([]Row, error) {
+func (s *Store) Plans(ctx context.Context, limit int) ([]rollout.Row, error) {
 	rows, err := s.DB.QueryContext(ctx, s.D.Plans, limit)
 	if err != nil {
 		return nil, fmt.Errorf("plans: %w", err)
 	}
 	defer rows.Close()
-	out := []Row{}
+	out := []rollout.Row{}
 	for rows.Next() {
-		var r Row
+		var r rollout.Row
 		var pj, mj string
 		if err := rows.Scan(&pj, &mj, &r.Version); err != nil {
 			return nil, fmt.Errorf("plans: %w", err)
@@ -338,8 +311,8 @@ func (s *Store) Jobs(ctx context.Context, id string) ([]*rollout.HostJob, error)
 
 // Update writes a changed plan and, once started, its rollout's aggregate
 // (the jobs are not written here), by compare and swap on the version it
-// was read at (ErrConflict when it moved), with its events.
-func (s *Store) Update(ctx context.Context, r Row, now time.Time, evs ...Event) error {
+// was read at (rollout.ErrConflict when it moved), with its events.
+func (s *Store) Update(ctx context.Context, r rollout.Row, now time.Time, evs ...rollout.Event) error {
 	id, version := r.Plan.ID, r.Version
 	head := *r.Plan
 	head.Hosts = nil
@@ -361,7 +334,7 @@ func (s *Store) Update(ctx context.Context, r Row, now time.Time, evs ...Event) 
 			return fmt.Errorf("update plan %s: %w", id, err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("update plan %s: %w", id, ErrConflict)
+			return fmt.Errorf("update plan %s: %w", id, rollout.ErrConflict)
 		}
 		return s.record(ctx, tx, id, now, evs)
 	})
@@ -374,33 +347,12 @@ func machineJSON(m *rollout.Machine) (string, string, error) {
 	return string(b), string(m.State), err
 }
 
-// Dispatch is a job a step starts: its attempt and signed manifest.
-type Dispatch struct {
-	Host    string
-	Attempt int
-	Started time.Time
-	Job     string
-}
-
-// Settle is an outcome a step decides for a host (timed out, no agent).
-type Settle struct {
-	Host    string
-	Attempt int
-	Outcome job.Outcome
-}
-
-// Fence is the leader's lease and term a step is written under.
-type Fence struct {
-	Lease string
-	Term  int64
-}
-
 // Step writes a scheduler step in one transaction, fenced by the
 // leader's term: the aggregate (compare and swap on version), the jobs it
 // starts (only those not started yet), the outcomes it settles (only
 // those not settled yet) and its events. It returns how many jobs it
 // started.
-func (s *Store) Step(ctx context.Context, fence Fence, r Row, starts []Dispatch, settles []Settle, now time.Time, evs ...Event) (int, error) {
+func (s *Store) Step(ctx context.Context, fence rollout.Fence, r rollout.Row, starts []rollout.Dispatch, settles []rollout.Settle, now time.Time, evs ...rollout.Event) (int, error) {
 	id, version := r.Plan.ID, r.Version
 	mj, mstate, err := machineJSON(r.Machine)
 	if err != nil {
@@ -419,7 +371,7 @@ func (s *Store) Step(ctx context.Context, fence Fence, r Row, starts []Dispatch,
 			return fmt.Errorf("rollout %s step: %w", id, err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("rollout %s step: %w", id, ErrConflict)
+			return fmt.Errorf("rollout %s step: %w", id, rollout.ErrConflict)
 		}
 		if len(starts) > 0 {
 			var seq int64
@@ -453,13 +405,9 @@ func (s *Store) Step(ctx context.Context, fence Fence, r Row, starts []Dispatch,
 	return started, err
 }
 
-// ErrStale is a report of an attempt that is not the host's current one,
-// or of a job already settled.
-var ErrStale = rollout.ErrStale
-
 // Report settles a host's job with its outcome and result, once: only the
 // host's current attempt, only while unsettled.
-func (s *Store) Report(ctx context.Context, id, host string, attempt int, o job.Outcome, result []byte, now time.Time, evs ...Event) error {
+func (s *Store) Report(ctx context.Context, id, host string, attempt int, o job.Outcome, result []byte, now time.Time, evs ...rollout.Event) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.D.ReportJob,
 			o, string(result), now.UnixNano(), id, host, attempt)
@@ -467,7 +415,7 @@ func (s *Store) Report(ctx context.Context, id, host string, attempt int, o job.
 			return fmt.Errorf("report %s/%s: %w", id, host, err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("%w: job %s/%s attempt %d is not the host's running attempt", ErrStale, id, host, attempt)
+			return fmt.Errorf("%w: job %s/%s attempt %d is not the host's running attempt", rollout.ErrStale, id, host, attempt)
 		}
 		return s.record(ctx, tx, id, now, evs)
 	})
@@ -591,31 +539,15 @@ func (s *Store) Released(ctx context.Context, ecosystem string) (map[string]time
 	return out, rows.Err()
 }
 
-// Notification is a webhook delivery.
-type Notification struct {
-	ID          int64           `json:"id"`
-	Event       string          `json:"event"`
-	Subject     string          `json:"subject"`
-	Target      string          `json:"target"`
-	Payload     json.RawMessage `json:"payload"`
-	CreatedAt   time.Time       `json:"created_at"`
-	Attempts    int             `json:"attempts"`
-	NextAt      time.Time       `json:"next_at,omitzero"`
-	DeliveredAt time.Time       `json:"delivered_at,omitzero"`
-	FailedAt    time.Time       `json:"failed_at,omitzero"`
-	LastStatus  int             `json:"last_status,omitempty"`
-	LastError   string          `json:"last_error,omitempty"`
-}
-
 // NotificationColumns is the column list of Notifications,
 // NotificationsOf and Due, in order.
 const NotificationColumns = `id, event, subject, target, payload, created_at, attempts, next_at, delivered_at, failed_at, last_status, last_error`
 
-func scanNotifications(rows *sql.Rows) ([]Notification, error) {
+func scanNotifications(rows *sql.Rows) ([]rollout.Notification, error) {
 	defer rows.Close()
-	out := []Notification{}
+	out := []rollout.Notification{}
 	for rows.Next() {
-		var n Notification
+		var n rollout.Notification
 		var payload string
 		var created, next, delivered, failed int64
 		if err := rows.Scan(&n.ID, &n.Event, &n.Subject, &n.Target, &payload, &created, &n.Attempts, &next, &delivered, &failed, &n.LastStatus, &n.LastError); err != nil {
@@ -632,7 +564,7 @@ func scanNotifications(rows *sql.Rows) ([]Notification, error) {
 }
 
 // Notifications lists deliveries, newest first; subject filters by plan.
-func (s *Store) Notifications(ctx context.Context, subject string, limit int) ([]Notification, error) {
+func (s *Store) Notifications(ctx context.Context, subject string, limit int) ([]rollout.Notification, error) {
 	q, args := s.D.Notifications, []any{limit}
 	if subject != "" {
 		q, args = s.D.NotificationsOf, []any{subject, limit}
@@ -645,7 +577,7 @@ func (s *Store) Notifications(ctx context.Context, subject string, limit int) ([
 }
 
 // Due returns the deliveries due at now.
-func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]Notification, error) {
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]rollout.Notification, error) {
 	rows, err := s.DB.QueryContext(ctx, s.D.Due, now.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("due notifications: %w", err)
