@@ -49,6 +49,35 @@ type Triage interface {
 	Decide(a Asset, fs []Finding, now time.Time)
 }
 
+// History is where hosts' findings are kept with their history: whole
+// hosts synced by Ingest, scoped changes and re-decisions by Rematch and
+// Reprioritize.
+type History interface {
+	FindingHistory
+	ScopedHistory
+}
+
+// Matcher keeps hosts' findings current: it matches their software
+// against the advisory index, decides the findings in each host's
+// context and records them, with their history, when an inventory, an
+// advisory or a policy changes.
+type Matcher struct {
+	// Inventories keeps hosts' inventories (Ingest).
+	Inventories Inventories
+	// Index finds the software hosts have and their context (Rematch,
+	// Reprioritize).
+	Index HostIndex
+	// History keeps hosts' findings with their history.
+	History History
+	// Source is the advisory index inventories are matched against
+	// (Ingest, Rematch).
+	Source scan.Source
+	// Triage decides findings in their host's context. Without one,
+	// Ingest and Rematch keep the context-free assessment of the scan;
+	// Reprioritize needs one.
+	Triage Triage
+}
+
 // IngestResult says what an inventory ingest changed.
 type IngestResult struct {
 	Changed  bool // the inventory differed from the stored one
@@ -60,9 +89,9 @@ type IngestResult struct {
 // Ingest stores a host's inventory and, when it changed, recomputes the
 // host's findings against the advisory index: new ones open, those whose
 // package was upgraded or removed close as remediated now.
-func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.Source, tr Triage, host Host, pkgs []inventory.Package, now time.Time) (IngestResult, error) {
+func (m Matcher) Ingest(ctx context.Context, host Host, pkgs []inventory.Package, now time.Time) (IngestResult, error) {
 	var r IngestResult
-	changed, err := inv.ReplaceInventory(ctx, host.ID, pkgs)
+	changed, err := m.Inventories.ReplaceInventory(ctx, host.ID, pkgs)
 	if err != nil {
 		return r, err
 	}
@@ -70,16 +99,16 @@ func Ingest(ctx context.Context, inv Inventories, hist FindingHistory, src scan.
 	if !changed {
 		return r, nil
 	}
-	res, err := scan.Run(ctx, src, inventory.Result{Packages: pkgs}, now)
+	res, err := scan.Run(ctx, m.Source, inventory.Result{Packages: pkgs}, now)
 	if err != nil {
 		return r, fmt.Errorf("match inventory of %s: %w", host.ID, err)
 	}
 	current := findingsOf(host.ID, res)
-	if tr != nil {
-		tr.Decide(AssetOf(host), current, now)
+	if m.Triage != nil {
+		m.Triage.Decide(AssetOf(host), current, now)
 	}
 	r.Findings = len(current)
-	r.Opened, r.Closed, err = hist.Sync(ctx, host.ID, current, now, "inventory of "+host.Hostname+" changed")
+	r.Opened, r.Closed, err = m.History.Sync(ctx, host.ID, current, now, "inventory of "+host.Hostname+" changed")
 	return r, err
 }
 
@@ -143,12 +172,12 @@ type RematchResult struct {
 // named by keys — those of new, modified or withdrawn advisories — on the
 // hosts that have them, and nothing else: no host's full inventory is read
 // or matched. Hosts with the same set of such packages are matched once.
-func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.Source, tr Triage, keys []match.Key, now time.Time, fence Fence, cause string) (RematchResult, error) {
+func (m Matcher) Rematch(ctx context.Context, keys []match.Key, now time.Time, fence Fence, cause string) (RematchResult, error) {
 	var r RematchResult
 	if len(keys) == 0 {
 		return r, nil
 	}
-	byHost, err := idx.SoftwareWith(ctx, keys)
+	byHost, err := m.Index.SoftwareWith(ctx, keys)
 	if err != nil {
 		return r, err
 	}
@@ -165,7 +194,7 @@ func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.So
 		if _, ok := groups[sig]; ok {
 			continue
 		}
-		res, err := scan.Run(ctx, src, inventory.Result{Packages: pkgs}, now)
+		res, err := scan.Run(ctx, m.Source, inventory.Result{Packages: pkgs}, now)
 		if err != nil {
 			return r, fmt.Errorf("rematch: %w", err)
 		}
@@ -182,8 +211,8 @@ func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.So
 	}
 	r.Groups = len(groups)
 	var assets map[string]Asset
-	if tr != nil {
-		if assets, err = idx.Assets(ctx); err != nil {
+	if m.Triage != nil {
+		if assets, err = m.Index.Assets(ctx); err != nil {
 			return r, err
 		}
 	}
@@ -196,11 +225,11 @@ func Rematch(ctx context.Context, idx HostIndex, hist ScopedHistory, src scan.So
 			fs[i] = f
 		}
 		if a, ok := assets[id]; ok {
-			tr.Decide(a, fs, now)
+			m.Triage.Decide(a, fs, now)
 		}
 		changes = append(changes, ScopedChange{HostID: id, Scope: g.scope, Findings: fs})
 	}
-	r.Opened, r.Closed, err = hist.SyncScoped(ctx, changes, now, fence, cause)
+	r.Opened, r.Closed, err = m.History.SyncScoped(ctx, changes, now, fence, cause)
 	return r, err
 }
 
@@ -229,10 +258,10 @@ type ReprioritizeResult struct {
 // Reprioritize decides the unremediated findings of the hosts in scope
 // again, from their stored decision inputs, after a policy, label or
 // exploitation change: no inventory is read or matched. Changes of
-// priority or state are recorded with cause.
-func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Triage, scope Scope, now time.Time, cause string) (ReprioritizeResult, error) {
+// priority or state are recorded with cause. It needs m.Triage.
+func (m Matcher) Reprioritize(ctx context.Context, scope Scope, now time.Time, cause string) (ReprioritizeResult, error) {
 	var r ReprioritizeResult
-	assets, err := idx.Assets(ctx)
+	assets, err := m.Index.Assets(ctx)
 	if err != nil {
 		return r, err
 	}
@@ -245,7 +274,7 @@ func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Tri
 	// read in one pass, and only their hosts visited.
 	var preloaded map[string][]Finding
 	if len(vulns) > 0 {
-		if preloaded, err = hist.OpenOf(ctx, scope.HostIDs, vulns); err != nil {
+		if preloaded, err = m.History.OpenOf(ctx, scope.HostIDs, vulns); err != nil {
 			return r, err
 		}
 	}
@@ -269,7 +298,7 @@ func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Tri
 		part := ids[start:min(start+chunk, len(ids))]
 		open := preloaded
 		if open == nil {
-			if open, err = hist.OpenOf(ctx, part, nil); err != nil {
+			if open, err = m.History.OpenOf(ctx, part, nil); err != nil {
 				return r, err
 			}
 		}
@@ -287,7 +316,7 @@ func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Tri
 					fs[i].Exploitation, fs[i].KEVDue = ev.Exploitation, ev.KEVDue
 				}
 			}
-			tr.Decide(a, fs, now)
+			m.Triage.Decide(a, fs, now)
 			for i, f := range fs {
 				r.Findings++
 				f.Due = f.FirstSeen.Add(f.SLA)
@@ -303,7 +332,7 @@ func Reprioritize(ctx context.Context, idx HostIndex, hist ScopedHistory, tr Tri
 				changes = append(changes, Redecision{Finding: f, PriorityFrom: w.Priority, StateFrom: w.State})
 			}
 		}
-		if err := hist.Redecide(ctx, changes, now, cause); err != nil {
+		if err := m.History.Redecide(ctx, changes, now, cause); err != nil {
 			return r, err
 		}
 	}

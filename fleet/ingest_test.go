@@ -39,7 +39,7 @@ func TestIngestClosesRemediatedFindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	t1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	r, err := fleet.Ingest(ctx, db.Fleet, db.Findings, db, nil, host, inv.Packages, t1)
+	r, err := matcher(db).Ingest(ctx, host, inv.Packages, t1)
 	if err != nil || !r.Changed || r.Opened == 0 || r.Opened != r.Findings || r.Closed != 0 {
 		t.Fatalf("first ingest %+v %v", r, err)
 	}
@@ -54,7 +54,7 @@ func TestIngestClosesRemediatedFindings(t *testing.T) {
 		t.Fatal("the fixture's openssl has no findings")
 	}
 	// The same inventory again: nothing to do.
-	if r, err := fleet.Ingest(ctx, db.Fleet, db.Findings, db, nil, host, inv.Packages, t1.Add(time.Hour)); err != nil || r.Changed {
+	if r, err := matcher(db).Ingest(ctx, host, inv.Packages, t1.Add(time.Hour)); err != nil || r.Changed {
 		t.Fatalf("unchanged ingest %+v %v", r, err)
 	}
 	// Upgrade every binary of openssl to a version past all its fixes.
@@ -65,7 +65,7 @@ func TestIngestClosesRemediatedFindings(t *testing.T) {
 		}
 	}
 	t2 := t1.Add(48 * time.Hour)
-	r, err = fleet.Ingest(ctx, db.Fleet, db.Findings, db, nil, host, up, t2)
+	r, err = matcher(db).Ingest(ctx, host, up, t2)
 	if err != nil || r.Closed != openssl || r.Opened != 0 || r.Findings != len(hist)-openssl {
 		t.Fatalf("after the upgrade %+v %v (openssl had %d findings of %d)", r, err, openssl, len(hist))
 	}
@@ -103,7 +103,7 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 		if err := db.Fleet.UpsertHost(ctx, h); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := fleet.Ingest(ctx, db.Fleet, db.Findings, db, nil, h, inv.Packages, t1); err != nil {
+		if _, err := matcher(db).Ingest(ctx, h, inv.Packages, t1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +128,7 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 	}
 	t2 := t1.Add(24 * time.Hour)
 	before, _ := db.Findings.List(ctx, "web")
-	r, err := fleet.Rematch(ctx, db.Fleet, db.Findings, db, nil, sum.Changed, t2, fleet.Fence{}, "test")
+	r, err := matcher(db).Rematch(ctx, sum.Changed, t2, fleet.Fence{}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 		t.Fatalf("withdrawal %+v %v", sum, err)
 	}
 	t3 := t2.Add(24 * time.Hour)
-	r, err = fleet.Rematch(ctx, db.Fleet, db.Findings, db, nil, sum.Changed, t3, fleet.Fence{}, "test")
+	r, err = matcher(db).Rematch(ctx, sum.Changed, t3, fleet.Fence{}, "test")
 	if err != nil || r.Hosts != 1 || r.Closed != 1 || r.Opened != 0 {
 		t.Fatalf("after withdrawal %+v %v", r, err)
 	}
@@ -162,4 +162,10 @@ func TestRematchOnlyTheHostsANewAdvisoryNames(t *testing.T) {
 	if !found {
 		t.Error("the withdrawn advisory's finding is not closed at the withdrawal")
 	}
+}
+
+// matcher matches against db's advisories and keeps findings in db,
+// without a triage.
+func matcher(db *sqlite.DB) fleet.Matcher {
+	return fleet.Matcher{Inventories: db.Fleet, Index: db.Fleet, History: db.Findings, Source: db}
 }

@@ -171,7 +171,7 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 			return err
 		}
 		h.Host.Facts = rep.Facts
-		res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.index, tr, h.Host, *rep.Inventory, at)
+		res, err := s.matcher(tr).Ingest(ctx, h.Host, *rep.Inventory, at)
 		if err != nil {
 			return err
 		}

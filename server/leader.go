@@ -247,7 +247,7 @@ func (s *Server) Rematch(ctx context.Context, keys []match.Key, fence fleet.Fenc
 	if err != nil {
 		return fleet.RematchResult{}, err
 	}
-	r, err := fleet.Rematch(ctx, s.db.Fleet, s.db.Findings, s.index, tr, keys, s.cfg.Now().UTC(), fence, "advisories changed")
+	r, err := s.matcher(tr).Rematch(ctx, keys, s.cfg.Now().UTC(), fence, "advisories changed")
 	if err == nil && len(keys) > 0 {
 		s.metrics.rematchSeconds.Observe(time.Since(start).Seconds())
 	}

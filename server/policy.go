@@ -122,7 +122,7 @@ func (s *Server) Reprioritize(ctx context.Context, scope fleet.Scope, cause stri
 		return fleet.ReprioritizeResult{}, err
 	}
 	start := time.Now()
-	r, err := fleet.Reprioritize(ctx, s.db.Fleet, s.db.Findings, triage{set}, scope, s.cfg.Now().UTC(), cause)
+	r, err := s.matcher(triage{set}).Reprioritize(ctx, scope, s.cfg.Now().UTC(), cause)
 	if err != nil {
 		return r, fmt.Errorf("re-decide findings: %w", err)
 	}
@@ -369,7 +369,7 @@ func (s *Server) uploadServiceInventory(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	res, err := fleet.Ingest(ctx, s.db.Fleet, s.db.Findings, s.index, triage{set}, h, req.Packages, now)
+	res, err := s.matcher(triage{set}).Ingest(ctx, h, req.Packages, now)
 	if err != nil {
 		return err
 	}

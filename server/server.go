@@ -477,3 +477,9 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c *caller) error
 
 // DB is the server's database.
 func (s *Server) DB() *store.DB { return s.db }
+
+// matcher keeps findings in the database, matched against the advisory
+// cache and decided by tr.
+func (s *Server) matcher(tr fleet.Triage) fleet.Matcher {
+	return fleet.Matcher{Inventories: s.db.Fleet, Index: s.db.Fleet, History: s.db.Findings, Source: s.index, Triage: tr}
+}

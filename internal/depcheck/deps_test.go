@@ -2,7 +2,9 @@
 // storage and HTTP: they may not import database/sql or net/http
 // themselves, nor depend on patchbay's adapters (store, cli), which depend on
 // them instead. (osv-scalibr's extractors, used by inventory, bring their
-// own dependencies; those are theirs, not patchbay's domain code.)
+// own dependencies; those are theirs, not patchbay's domain code.) It also
+// keeps the leaves leaves, what job, api and the agent reach in check, and
+// the package table of docs/architecture.md true.
 package depcheck
 
 import (
