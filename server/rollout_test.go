@@ -24,6 +24,7 @@ import (
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/pgtest"
+	"github.com/patchbay/patchbay/internal/rollouttest"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
@@ -33,49 +34,10 @@ import (
 	"github.com/patchbay/patchbay/store"
 )
 
-// rolloutPolicy: staging and production groups, a nightly window for
-// both, a rule that asks two people for production, and a two-ring
-// strategy (staging bakes an hour, then production one host at a time,
-// no error tolerated).
-const rolloutPolicy = `apiVersion: patchbay/v1
-kind: HostGroup
-metadata: {name: staging}
-spec: {selector: env=staging}
----
-apiVersion: patchbay/v1
-kind: HostGroup
-metadata: {name: production}
-spec: {selector: env=prod}
----
-apiVersion: patchbay/v1
-kind: MaintenanceWindow
-metadata: {name: nightly}
-spec:
-  schedule: "0 22 * * *"
-  duration: 4h
-  timeZone: UTC
-  hostGroups: [staging, production]
----
-apiVersion: patchbay/v1
-kind: ApprovalRule
-metadata: {name: production-two-people}
-spec:
-  hostGroups: [production]
-  approve: manual
-  approvers: 2
----
-apiVersion: patchbay/v1
-kind: RolloutStrategy
-metadata: {name: standard}
-spec:
-  rings:
-    - {name: staging, hostGroup: staging, maxConcurrency: 1, errorThreshold: 0, bake: 1h}
-    - {name: prod, hostGroup: production, maxConcurrency: 1, errorThreshold: 0}
-  reboot: if-required
-  promote: automatic
-  jobTimeout: 30m
----
-apiVersion: patchbay/v1
+// carefulStrategy is the story's own strategy beside the shared policy
+// (rollouttest.Policy): the same rings without a bake, never rebooting,
+// promoted by a person.
+const carefulStrategy = `apiVersion: patchbay/v1
 kind: RolloutStrategy
 metadata: {name: careful}
 spec:
@@ -159,7 +121,7 @@ func testRollout(t *testing.T, backend string) {
 	}
 	viewer, admin := f.api(auth.Viewer), f.api(auth.Admin)
 	alice, bob := f.api(auth.Operator), f.api(auth.Operator)
-	f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "rollout.yaml", Content: rolloutPolicy}}})
+	f.apply(admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "rollout.yaml", Content: rollouttest.Policy}, {Name: "careful.yaml", Content: carefulStrategy}}})
 
 	enrollTok := f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{})
 	sources := []string{"openssl", "curl", "glibc"}
