@@ -574,7 +574,7 @@ func testRollout(t *testing.T, backend string) {
 		return
 	}
 
-	if !f.chapter("pause, resume, abort", func(t *testing.T) {
+	if !f.chapter("pausing and aborting", func(t *testing.T) {
 		// A job dispatched but not yet fetched is not handed out after the
 		// abort.
 		set(time.Date(2026, 11, 25, 22, 5, 0, 0, time.UTC))
