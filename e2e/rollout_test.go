@@ -28,6 +28,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/debroot"
+	"github.com/patchbay/patchbay/internal/rollouttest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
@@ -35,46 +36,10 @@ import (
 	"github.com/patchbay/patchbay/store"
 )
 
-const policyYAML = `apiVersion: patchbay/v1
-kind: HostGroup
-metadata: {name: staging}
-spec: {selector: env=staging}
----
-apiVersion: patchbay/v1
-kind: HostGroup
-metadata: {name: production}
-spec: {selector: env=prod}
----
-apiVersion: patchbay/v1
-kind: MaintenanceWindow
-metadata: {name: nightly}
-spec:
-  description: every night, 22:00 UTC, four hours
-  schedule: "0 22 * * *"
-  duration: 4h
-  timeZone: UTC
-  hostGroups: [staging, production]
----
-apiVersion: patchbay/v1
-kind: ApprovalRule
-metadata: {name: production-two-people}
-spec:
-  hostGroups: [production]
-  approve: manual
-  approvers: 2
----
-apiVersion: patchbay/v1
-kind: RolloutStrategy
-metadata: {name: standard}
-spec:
-  rings:
-    - {name: staging, hostGroup: staging, maxConcurrency: 1, errorThreshold: 0, bake: 1h}
-    - {name: prod, hostGroup: production, maxConcurrency: 1, errorThreshold: 0}
-  reboot: if-required
-  promote: automatic
-  jobTimeout: 30m
----
-apiVersion: patchbay/v1
+// guardedStrategy is the test's own strategy beside the shared policy
+// (rollouttest.Policy): standard's rings, with a health check on prod that
+// a file on the host breaks, and no reboot.
+const guardedStrategy = `apiVersion: patchbay/v1
 kind: RolloutStrategy
 metadata: {name: guarded}
 spec:
@@ -386,7 +351,8 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 			r.server.Wait()
 		}
 	}()
-	r.must("POST", "/policy/apply", r.admin, api.ApplyRequest{Files: []api.PolicyFile{{Name: "rollout.yaml", Content: policyYAML}}}, nil)
+	r.must("POST", "/policy/apply", r.admin, api.ApplyRequest{Files: []api.PolicyFile{
+		{Name: "rollout.yaml", Content: rollouttest.Policy}, {Name: "guarded.yaml", Content: guardedStrategy}}}, nil)
 
 	// prod-2 talks to the server through a proxy that can tamper with the
 	// jobs it relays (a package added to a signed manifest).
