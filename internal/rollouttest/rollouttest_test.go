@@ -1,36 +1,60 @@
 package rollouttest_test
 
 import (
-	"fmt"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/patchbay/patchbay/internal/rollouttest"
-	"github.com/patchbay/patchbay/policy"
-	_ "github.com/patchbay/patchbay/rollout" // registers the rollout kinds
 )
 
-func TestPolicyParses(t *testing.T) {
-	docs, err := policy.Parse("rollout.yaml", []byte(rollouttest.Policy))
-	if err != nil {
-		t.Fatal(err)
+// refs lists the Kind/name of each document of a YAML stream. (Whether the
+// documents are valid policy is the business of the tests that apply them.)
+func refs(t *testing.T, stream string) string {
+	t.Helper()
+	var out []string
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(stream)))
+	for {
+		var d struct {
+			APIVersion string `yaml:"apiVersion"`
+			Kind       string `yaml:"kind"`
+			Metadata   struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+		}
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.APIVersion != "patchbay/v1" {
+			t.Errorf("%s/%s: apiVersion %q", d.Kind, d.Metadata.Name, d.APIVersion)
+		}
+		out = append(out, d.Kind+"/"+d.Metadata.Name)
 	}
-	var refs []string
-	for _, d := range docs {
-		refs = append(refs, d.Ref())
-	}
+	return strings.Join(out, " ")
+}
+
+func TestPolicy(t *testing.T) {
 	want := "HostGroup/staging HostGroup/production MaintenanceWindow/nightly ApprovalRule/production-two-people RolloutStrategy/standard"
-	if got := fmt.Sprint(refs); got != "["+want+"]" {
-		t.Errorf("documents: %s, want [%s]", got, want)
+	if got := refs(t, rollouttest.Policy); got != want {
+		t.Errorf("documents: %s, want %s", got, want)
 	}
 }
 
 func TestDocuments(t *testing.T) {
-	docs, err := policy.Parse("one.yaml", []byte(rollouttest.Documents("RolloutStrategy/standard", "HostGroup/production")))
-	if err != nil {
-		t.Fatal(err)
+	if got := refs(t, rollouttest.Documents("RolloutStrategy/standard", "HostGroup/production")); got != "RolloutStrategy/standard HostGroup/production" {
+		t.Errorf("documents: %s", got)
 	}
-	if len(docs) != 2 || docs[0].Kind != "RolloutStrategy" || docs[0].Metadata.Name != "standard" || docs[1].Metadata.Name != "production" {
-		t.Errorf("documents: %+v", docs)
+	// What follows a picked document with "---" is a document of its own.
+	if got := refs(t, rollouttest.Documents("HostGroup/production")+"---\napiVersion: patchbay/v1\nkind: RolloutStrategy\nmetadata: {name: x}\n"); got != "HostGroup/production RolloutStrategy/x" {
+		t.Errorf("documents: %s", got)
 	}
 	defer func() {
 		if recover() == nil {
