@@ -30,52 +30,17 @@ import (
 	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/debroot"
+	"github.com/patchbay/patchbay/internal/rollouttest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/rollout"
 )
 
-const policyYAML = `apiVersion: patchbay/v1
-kind: HostGroup
-metadata: {name: staging}
-spec: {selector: env=staging}
----
-apiVersion: patchbay/v1
-kind: HostGroup
-metadata: {name: production}
-spec: {selector: env=prod}
----
-apiVersion: patchbay/v1
-kind: MaintenanceWindow
-metadata: {name: nightly}
-spec:
-  description: every night, 22:00 UTC, four hours
-  schedule: "0 22 * * *"
-  duration: 4h
-  timeZone: UTC
-  hostGroups: [staging, production]
----
-apiVersion: patchbay/v1
-kind: ApprovalRule
-metadata: {name: production-two-people}
-spec:
-  hostGroups: [production]
-  approve: manual
-  approvers: 2
----
-apiVersion: patchbay/v1
-kind: RolloutStrategy
-metadata: {name: standard}
-spec:
-  rings:
-    - {name: staging, hostGroup: staging, maxConcurrency: 1, errorThreshold: 0, bake: 1h}
-    - {name: prod, hostGroup: production, maxConcurrency: 1, errorThreshold: 0}
-  reboot: if-required
-  promote: automatic
-  jobTimeout: 30m
----
-apiVersion: patchbay/v1
+// guardedStrategy is the test's own strategy beside the shared policy
+// (rollouttest.Policy): standard's rings, with a health check on prod that
+// a file on the host breaks, and no reboot.
+const guardedStrategy = `apiVersion: patchbay/v1
 kind: RolloutStrategy
 metadata: {name: guarded}
 spec:
@@ -256,6 +221,32 @@ func (r *rig) must(method, path, token string, body, out any) {
 	}
 }
 
+// create creates a plan as token.
+func (r *rig) create(token string, spec rollout.PlanSpec) *rollout.Plan {
+	r.t.Helper()
+	var st rolloutapi.PlanStatus // a fresh one: Plan is a pointer
+	r.must("POST", "/plans", token, spec, &st)
+	return st.Plan
+}
+
+// chapter runs one step of the story as the subtest name, the rig
+// reporting to it meanwhile. It returns false when the step stopped short
+// (t.Fatal, t.FailNow): the later steps build on what it leaves, and the
+// caller returns. A step that only reports errors (t.Error) lets the story
+// go on. Processes the story keeps (the server, agents) are started
+// outside the chapters: a chapter's cleanups run when it ends.
+func (r *rig) chapter(name string, step func(t *testing.T)) bool {
+	parent := r.t
+	finished := false
+	parent.Run(name, func(t *testing.T) {
+		r.t = t
+		defer func() { r.t = parent }()
+		step(t)
+		finished = true
+	})
+	return finished
+}
+
 func (r *rig) status(id string) rolloutapi.PlanStatus {
 	r.t.Helper()
 	var st rolloutapi.PlanStatus
@@ -331,6 +322,9 @@ func jobsStarted(log string) map[string]int {
 //     middle of the prod ring and restarted, the rollout completes, every
 //     host is at the candidate versions, the findings are remediated, and
 //     no host ran a job twice.
+//
+// Each step is a chapter (a subtest) on the fleet set up once; a chapter
+// that stops short ends the story.
 func TestRolloutOnDebianHosts(t *testing.T) {
 	roots := map[string]string{}
 	for i, n := range []string{"stg-1", "prod-1", "prod-2"} {
@@ -388,7 +382,8 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 			r.server.Wait()
 		}
 	}()
-	r.must("POST", "/policy/apply", r.admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "rollout.yaml", Content: policyYAML}}}, nil)
+	r.must("POST", "/policy/apply", r.admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{
+		{Name: "rollout.yaml", Content: rollouttest.Policy}, {Name: "guarded.yaml", Content: guardedStrategy}}}, nil)
 
 	// prod-2 talks to the server through a proxy that can tamper with the
 	// jobs it relays (a package added to a signed manifest).
@@ -474,226 +469,269 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 		return ""
 	}
 
+	// The state the chapters hand on.
+	var (
+		ep, pp, ap *rollout.Plan // the emergency plan, the perl-base plan, the plan of every security patch
+		window     = time.Date(2026, 11, 24, 22, 1, 0, 0, time.UTC)
+		night2     = time.Date(2026, 11, 25, 22, 1, 0, 0, time.UTC)
+	)
+
 	// 1. The emergency lane, outside the window, after one approval; the
 	// tampered job on prod-2 is refused and reported.
-	create := func(token string, spec rollout.PlanSpec) *rollout.Plan {
-		t.Helper()
-		var st rolloutapi.PlanStatus // a fresh one: Plan is a pointer
-		r.must("POST", "/plans", token, spec, &st)
-		return st.Plan
-	}
-	ep := create(alice, rollout.PlanSpec{Strategy: "standard", Emergency: true, Description: "KEV pcre2"})
-	if !ep.Emergency || ep.Required != 1 || ep.State != rollout.AwaitingApproval || ep.Rings[0].Hosts != 1 || ep.Rings[1].Hosts != 2 {
-		t.Fatalf("emergency plan: %+v", ep)
-	}
-	for _, h := range r.status(ep.ID).Hosts {
-		if len(h.Targets) != 1 || h.Targets[0].Name != "libpcre2-8-0" || h.Targets[0].To != initial[nameOf(h)]["libpcre2-8-0"][1] {
-			t.Fatalf("emergency targets of %s: %+v", nameOf(h), h.Targets)
+	if !r.chapter("emergency lane", func(t *testing.T) {
+		ep = r.create(alice, rollout.PlanSpec{Strategy: "standard", Emergency: true, Description: "KEV pcre2"})
+		if !ep.Emergency || ep.Required != 1 || ep.State != rollout.AwaitingApproval || ep.Rings[0].Hosts != 1 || ep.Rings[1].Hosts != 2 {
+			t.Fatalf("emergency plan: %+v", ep)
 		}
+		for _, h := range r.status(ep.ID).Hosts {
+			if len(h.Targets) != 1 || h.Targets[0].Name != "libpcre2-8-0" || h.Targets[0].To != initial[nameOf(h)]["libpcre2-8-0"][1] {
+				t.Fatalf("emergency targets of %s: %+v", nameOf(h), h.Targets)
+			}
+		}
+		r.must("POST", "/plans/"+ep.ID+"/approve", bob, nil, nil)
+		r.tamper.Store(true)
+		r.must("POST", "/plans/"+ep.ID+"/start", alice, nil, nil)
+		r.waitFor("staging to patch pcre2", 3*time.Minute, func() bool { return outcomeOf(r.status(ep.ID), "stg-1") != "" })
+		if o := outcomeOf(r.status(ep.ID), "stg-1"); o != job.Succeeded {
+			t.Fatalf("stg-1: %s", o)
+		}
+	}) {
+		return
 	}
-	r.must("POST", "/plans/"+ep.ID+"/approve", bob, nil, nil)
-	r.tamper.Store(true)
-	r.must("POST", "/plans/"+ep.ID+"/start", alice, nil, nil)
-	r.waitFor("staging to patch pcre2", 3*time.Minute, func() bool { return outcomeOf(r.status(ep.ID), "stg-1") != "" })
-	if o := outcomeOf(r.status(ep.ID), "stg-1"); o != job.Succeeded {
-		t.Fatalf("stg-1: %s", o)
-	}
-	r.setClock(t0.Add(61 * time.Minute)) // staging baked
-	r.waitFor("the emergency rollout to end", 3*time.Minute, func() bool {
+
+	if !r.chapter("a tampered job is refused", func(t *testing.T) {
+		r.setClock(t0.Add(61 * time.Minute)) // staging baked
+		r.waitFor("the emergency rollout to end", 3*time.Minute, func() bool {
+			st := r.status(ep.ID)
+			return st.Rollout.State == rollout.Halted || st.Rollout.State == rollout.Completed
+		})
+		r.tamper.Store(false)
 		st := r.status(ep.ID)
-		return st.Rollout.State == rollout.Halted || st.Rollout.State == rollout.Completed
-	})
-	r.tamper.Store(false)
-	st := r.status(ep.ID)
-	if st.Rollout.State != rollout.Halted || outcomeOf(st, "prod-1") != job.Succeeded || outcomeOf(st, "prod-2") != job.Failed {
-		t.Fatalf("emergency rollout: %+v %+v", st.Rollout, st.Rings)
-	}
-	for _, h := range st.Hosts {
-		if nameOf(h) != "prod-2" {
-			continue
+		if st.Rollout.State != rollout.Halted || outcomeOf(st, "prod-1") != job.Succeeded || outcomeOf(st, "prod-2") != job.Failed {
+			t.Fatalf("emergency rollout: %+v %+v", st.Rollout, st.Rings)
 		}
-		var res job.Result
-		json.Unmarshal(h.Result, &res)
-		if !res.Refused || !strings.Contains(res.Reason, "signature does not verify") {
-			t.Errorf("prod-2's refusal: %+v", res)
+		for _, h := range st.Hosts {
+			if nameOf(h) != "prod-2" {
+				continue
+			}
+			var res job.Result
+			json.Unmarshal(h.Result, &res)
+			if !res.Refused || !strings.Contains(res.Reason, "signature does not verify") {
+				t.Errorf("prod-2's refusal: %+v", res)
+			}
 		}
-	}
-	for n, root := range roots {
-		want := initial[n]["libpcre2-8-0"][1]
-		if n == "prod-2" {
-			want = initial[n]["libpcre2-8-0"][0] // refused: untouched
+		for n, root := range roots {
+			want := initial[n]["libpcre2-8-0"][1]
+			if n == "prod-2" {
+				want = initial[n]["libpcre2-8-0"][0] // refused: untouched
+			}
+			if v := debroot.Query(t, root, "libpcre2-8-0"); v != want {
+				t.Errorf("%s: libpcre2-8-0 %s, want %s", n, v, want)
+			}
+			if n == "prod-2" && debroot.Query(t, root, "perl-base") != initial[n]["perl-base"][0] {
+				t.Error("the tampered job installed something")
+			}
 		}
-		if v := debroot.Query(t, root, "libpcre2-8-0"); v != want {
-			t.Errorf("%s: libpcre2-8-0 %s, want %s", n, v, want)
+		if strings.Contains(debrootList(t, roots["prod-2"]), "netcat-traditional") {
+			t.Error("the tampered package was installed")
 		}
-		if n == "prod-2" && debroot.Query(t, root, "perl-base") != initial[n]["perl-base"][0] {
-			t.Error("the tampered job installed something")
-		}
-	}
-	if strings.Contains(debrootList(t, roots["prod-2"]), "netcat-traditional") {
-		t.Error("the tampered package was installed")
+	}) {
+		return
 	}
 
 	// 2. perl-base by the guarded strategy: two approvals; nothing starts
 	// outside the window; prod-2's post-check fails: rolled back, halted.
-	now := t0.Add(70 * time.Minute)
-	r.setClock(now)
-	// This one through the CLI, from a PatchPlan document.
-	planFile := filepath.Join(t.TempDir(), "perl.yaml")
-	os.WriteFile(planFile, []byte("apiVersion: patchbay/v1\nkind: PatchPlan\nmetadata: {name: perl}\nspec:\n  strategy: guarded\n  selector:\n    packages: [perl-base]\n"), 0o644)
-	code, out, errs := r.pb(alice, "plan", "create", "-f", planFile, "-o", "json")
-	var pst rolloutapi.PlanStatus
-	if code != 0 || json.Unmarshal([]byte(out), &pst) != nil {
-		t.Fatalf("plan create -f: %d %s %s", code, out, errs)
+	if !r.chapter("approvals through the CLI", func(t *testing.T) {
+		r.setClock(t0.Add(70 * time.Minute))
+		// This one through the CLI, from a PatchPlan document.
+		planFile := filepath.Join(t.TempDir(), "perl.yaml")
+		os.WriteFile(planFile, []byte("apiVersion: patchbay/v1\nkind: PatchPlan\nmetadata: {name: perl}\nspec:\n  strategy: guarded\n  selector:\n    packages: [perl-base]\n"), 0o644)
+		code, out, errs := r.pb(alice, "plan", "create", "-f", planFile, "-o", "json")
+		var pst rolloutapi.PlanStatus
+		if code != 0 || json.Unmarshal([]byte(out), &pst) != nil {
+			t.Fatalf("plan create -f: %d %s %s", code, out, errs)
+		}
+		pp = pst.Plan
+		if pp.Required != 2 || len(pp.Rings) != 2 || pp.Rings[1].Windows[0].Name != "nightly" || pp.Description != "PatchPlan/perl" {
+			t.Fatalf("perl plan: %+v", pp)
+		}
+		if code, out, _ := r.pb(alice, "plan", "show", pp.ID); code != 0 || !strings.Contains(out, "approvals 0 of 2") || !regexp.MustCompile(`prod\s+2\s+2\s+P3:26\s+nightly 2026-11-24 22:00 UTC–02:00 \(2\)`).MatchString(out) {
+			t.Errorf("plan show: %d\n%s", code, out)
+		}
+		if code, out, errs := r.pb(alice, "plan", "approve", pp.ID, "--comment", "perl"); code != 0 || !strings.Contains(out, "awaiting_approval (approvals 1 of 2)") {
+			t.Fatalf("approve: %d %s %s", code, out, errs)
+		}
+		if code, _, errs := r.pb(alice, "plan", "approve", pp.ID); code == 0 || !strings.Contains(errs, "already approved by this actor") {
+			t.Errorf("alice approving twice: %d %s", code, errs)
+		}
+		if code, _, errs := r.pb(alice, "rollout", "start", pp.ID); code == 0 || !strings.Contains(errs, "only an approved plan starts") {
+			t.Errorf("start with one approval of two: %d %s", code, errs)
+		}
+		if code, out, errs := r.pb(bob, "plan", "approve", pp.ID); code != 0 || !strings.Contains(out, "approved (approvals 2 of 2)") {
+			t.Fatalf("bob: %d %s %s", code, out, errs)
+		}
+		if code, out, errs := r.pb(bob, "rollout", "start", pp.ID); code != 0 || out != "rollout "+pp.ID+": running\n" {
+			t.Fatalf("rollout start: %d %q %s", code, out, errs)
+		}
+	}) {
+		return
 	}
-	pp := pst.Plan
-	if pp.Required != 2 || len(pp.Rings) != 2 || pp.Rings[1].Windows[0].Name != "nightly" || pp.Description != "PatchPlan/perl" {
-		t.Fatalf("perl plan: %+v", pp)
-	}
-	if code, out, _ := r.pb(alice, "plan", "show", pp.ID); code != 0 || !strings.Contains(out, "approvals 0 of 2") || !regexp.MustCompile(`prod\s+2\s+2\s+P3:26\s+nightly 2026-11-24 22:00 UTC–02:00 \(2\)`).MatchString(out) {
-		t.Errorf("plan show: %d\n%s", code, out)
-	}
-	if code, out, errs := r.pb(alice, "plan", "approve", pp.ID, "--comment", "perl"); code != 0 || !strings.Contains(out, "awaiting_approval (approvals 1 of 2)") {
-		t.Fatalf("approve: %d %s %s", code, out, errs)
-	}
-	if code, _, errs := r.pb(alice, "plan", "approve", pp.ID); code == 0 || !strings.Contains(errs, "already approved by this actor") {
-		t.Errorf("alice approving twice: %d %s", code, errs)
-	}
-	if code, _, errs := r.pb(alice, "rollout", "start", pp.ID); code == 0 || !strings.Contains(errs, "only an approved plan starts") {
-		t.Errorf("start with one approval of two: %d %s", code, errs)
-	}
-	if code, out, errs := r.pb(bob, "plan", "approve", pp.ID); code != 0 || !strings.Contains(out, "approved (approvals 2 of 2)") {
-		t.Fatalf("bob: %d %s %s", code, out, errs)
-	}
-	if code, out, errs := r.pb(bob, "rollout", "start", pp.ID); code != 0 || out != "rollout "+pp.ID+": running\n" {
-		t.Fatalf("rollout start: %d %q %s", code, out, errs)
-	}
-	time.Sleep(2 * time.Second) // ten scheduler steps, outside the window
-	st = r.status(pp.ID)
-	if st.Rollout.State != rollout.Running || st.Rings[0].Pending != 1 || st.Rings[0].InFlight != 0 {
-		t.Fatalf("outside the window something started: %+v %+v", st.Rollout, st.Rings)
-	}
-	for _, a := range r.agents {
-		for k := range jobsStarted(a.log.String()) {
-			if strings.HasPrefix(k, pp.ID) {
-				t.Fatalf("%s started %s outside the window", a.name, k)
+
+	if !r.chapter("outside the window", func(t *testing.T) {
+		time.Sleep(2 * time.Second) // ten scheduler steps, outside the window
+		st := r.status(pp.ID)
+		if st.Rollout.State != rollout.Running || st.Rings[0].Pending != 1 || st.Rings[0].InFlight != 0 {
+			t.Fatalf("outside the window something started: %+v %+v", st.Rollout, st.Rings)
+		}
+		for _, a := range r.agents {
+			for k := range jobsStarted(a.log.String()) {
+				if strings.HasPrefix(k, pp.ID) {
+					t.Fatalf("%s started %s outside the window", a.name, k)
+				}
 			}
 		}
+	}) {
+		return
 	}
-	if err := os.WriteFile(filepath.Join(roots["prod-2"], "etc/patchbay-broken"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	window := time.Date(2026, 11, 24, 22, 1, 0, 0, time.UTC)
-	r.setClock(window)
-	r.waitFor("staging to patch perl", 3*time.Minute, func() bool { return outcomeOf(r.status(pp.ID), "stg-1") != "" })
-	r.setClock(window.Add(61 * time.Minute))
-	r.waitFor("the perl rollout to halt", 4*time.Minute, func() bool { return r.status(pp.ID).Rollout.State == rollout.Halted })
-	st = r.status(pp.ID)
-	if code, out, _ := r.pb(r.admin, "rollout", "status", pp.ID); code != 0 || !strings.Contains(out, "halted, ring prod; staging[succeeded 1] prod[succeeded 1, rolled_back 1] — ring prod: 1 errors") {
-		t.Errorf("rollout status: %d %s", code, out)
-	}
-	if outcomeOf(st, "stg-1") != job.Succeeded || outcomeOf(st, "prod-1") != job.Succeeded || outcomeOf(st, "prod-2") != job.RolledBack ||
-		!strings.Contains(st.Rollout.Why, "ring prod: 1 errors, more than its threshold of 0") {
-		t.Fatalf("perl rollout: %+v %+v", st.Rollout, st.Rings)
-	}
-	for n, root := range roots {
-		want := initial[n]["perl-base"][1]
-		if n == "prod-2" {
-			want = initial[n]["perl-base"][0]
+
+	if !r.chapter("a failed post-check rolls back", func(t *testing.T) {
+		broken := filepath.Join(roots["prod-2"], "etc/patchbay-broken")
+		if err := os.WriteFile(broken, nil, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		if v := debroot.Query(t, root, "perl-base"); v != want {
-			t.Errorf("%s: perl-base %s, want %s", n, v, want)
+		r.setClock(window)
+		r.waitFor("staging to patch perl", 3*time.Minute, func() bool { return outcomeOf(r.status(pp.ID), "stg-1") != "" })
+		r.setClock(window.Add(61 * time.Minute))
+		r.waitFor("the perl rollout to halt", 4*time.Minute, func() bool { return r.status(pp.ID).Rollout.State == rollout.Halted })
+		st := r.status(pp.ID)
+		if code, out, _ := r.pb(r.admin, "rollout", "status", pp.ID); code != 0 || !strings.Contains(out, "halted, ring prod; staging[succeeded 1] prod[succeeded 1, rolled_back 1] — ring prod: 1 errors") {
+			t.Errorf("rollout status: %d %s", code, out)
 		}
+		if outcomeOf(st, "stg-1") != job.Succeeded || outcomeOf(st, "prod-1") != job.Succeeded || outcomeOf(st, "prod-2") != job.RolledBack ||
+			!strings.Contains(st.Rollout.Why, "ring prod: 1 errors, more than its threshold of 0") {
+			t.Fatalf("perl rollout: %+v %+v", st.Rollout, st.Rings)
+		}
+		for n, root := range roots {
+			want := initial[n]["perl-base"][1]
+			if n == "prod-2" {
+				want = initial[n]["perl-base"][0]
+			}
+			if v := debroot.Query(t, root, "perl-base"); v != want {
+				t.Errorf("%s: perl-base %s, want %s", n, v, want)
+			}
+		}
+		os.Remove(broken)
+	}) {
+		return
 	}
-	os.Remove(filepath.Join(roots["prod-2"], "etc/patchbay-broken"))
 
 	// 3. Every security patch; the server is killed in the middle of the
 	// prod ring and restarted; the rollout completes.
-	r.waitFor("fresh update lists", 2*time.Minute, func() bool {
-		h := hostIDs()
-		return h["stg-1"].Updates == len(initial["stg-1"])-2 && h["prod-2"].Updates == len(initial["prod-2"])
-	})
-	night2 := time.Date(2026, 11, 25, 22, 1, 0, 0, time.UTC)
-	r.setClock(night2)
-	ap := create(alice, rollout.PlanSpec{Strategy: "standard", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
-	r.must("POST", "/plans/"+ap.ID+"/approve", alice, nil, nil)
-	r.must("POST", "/plans/"+ap.ID+"/approve", bob, nil, nil)
-	r.must("POST", "/plans/"+ap.ID+"/start", alice, nil, nil)
-	r.waitFor("staging to patch everything", 3*time.Minute, func() bool { return outcomeOf(r.status(ap.ID), "stg-1") != "" })
-	r.setClock(night2.Add(61 * time.Minute))
-	r.waitFor("prod-1's job to start", time.Minute, func() bool {
-		return strings.Contains(r.agents["prod-1"].log.String(), `msg="job started" job=`+ap.ID)
-	})
-	r.killServer()
-	r.waitFor("prod-1 to finish its job while the server is down", 3*time.Minute, func() bool {
-		return strings.Contains(r.agents["prod-1"].log.String(), `msg="job finished" job=`+ap.ID)
-	})
-	r.startServer()
-	if code, out, errs := r.pb(r.admin, "rollout", "watch", ap.ID, "--every", "200ms"); code != 0 || !strings.Contains(out, "rollout "+ap.ID+": completed, ring prod") {
-		t.Fatalf("rollout watch: %d\n%s\n%s", code, out, errs)
-	}
-	st = r.status(ap.ID)
-	for _, n := range []string{"stg-1", "prod-1", "prod-2"} {
-		if o := outcomeOf(st, n); o != job.Succeeded && o != job.SucceededReboot {
-			t.Errorf("%s: %s", n, o)
+	if !r.chapter("a server kill mid-ring", func(t *testing.T) {
+		r.waitFor("fresh update lists", 2*time.Minute, func() bool {
+			h := hostIDs()
+			return h["stg-1"].Updates == len(initial["stg-1"])-2 && h["prod-2"].Updates == len(initial["prod-2"])
+		})
+		r.setClock(night2)
+		ap = r.create(alice, rollout.PlanSpec{Strategy: "standard", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
+		r.must("POST", "/plans/"+ap.ID+"/approve", alice, nil, nil)
+		r.must("POST", "/plans/"+ap.ID+"/approve", bob, nil, nil)
+		r.must("POST", "/plans/"+ap.ID+"/start", alice, nil, nil)
+		r.waitFor("staging to patch everything", 3*time.Minute, func() bool { return outcomeOf(r.status(ap.ID), "stg-1") != "" })
+		r.setClock(night2.Add(61 * time.Minute))
+		r.waitFor("prod-1's job to start", time.Minute, func() bool {
+			return strings.Contains(r.agents["prod-1"].log.String(), `msg="job started" job=`+ap.ID)
+		})
+		r.killServer()
+		r.waitFor("prod-1 to finish its job while the server is down", 3*time.Minute, func() bool {
+			return strings.Contains(r.agents["prod-1"].log.String(), `msg="job finished" job=`+ap.ID)
+		})
+		r.startServer()
+		if code, out, errs := r.pb(r.admin, "rollout", "watch", ap.ID, "--every", "200ms"); code != 0 || !strings.Contains(out, "rollout "+ap.ID+": completed, ring prod") {
+			t.Fatalf("rollout watch: %d\n%s\n%s", code, out, errs)
 		}
-	}
-	// Every host at the candidate versions, as dpkg sees them.
-	for n, root := range roots {
-		for pkg, v := range initial[n] {
-			if got := debroot.Query(t, root, pkg); got != v[1] {
-				t.Errorf("%s: %s is %s, want the candidate %s", n, pkg, got, v[1])
+		st := r.status(ap.ID)
+		for _, n := range []string{"stg-1", "prod-1", "prod-2"} {
+			if o := outcomeOf(st, n); o != job.Succeeded && o != job.SucceededReboot {
+				t.Errorf("%s: %s", n, o)
 			}
 		}
-		if left := updates(t, root); len(left) != 0 {
-			t.Errorf("%s: updates left: %v", n, left)
-		}
+	}) {
+		return
 	}
-	// The findings are remediated once the agents report their inventory.
-	r.waitFor("the findings to be remediated", 2*time.Minute, func() bool {
-		for _, h := range hostIDs() {
-			if h.OpenTotal() != 0 {
-				return false
+
+	if !r.chapter("at the candidate versions", func(t *testing.T) {
+		// Every host, as dpkg sees them.
+		for n, root := range roots {
+			for pkg, v := range initial[n] {
+				if got := debroot.Query(t, root, pkg); got != v[1] {
+					t.Errorf("%s: %s is %s, want the candidate %s", n, pkg, got, v[1])
+				}
+			}
+			if left := updates(t, root); len(left) != 0 {
+				t.Errorf("%s: updates left: %v", n, left)
 			}
 		}
-		return true
+	}) {
+		return
+	}
+
+	if !r.chapter("findings remediated", func(t *testing.T) {
+		// Once the agents report their inventory.
+		r.waitFor("the findings to be remediated", 2*time.Minute, func() bool {
+			for _, h := range hostIDs() {
+				if h.OpenTotal() != 0 {
+					return false
+				}
+			}
+			return true
+		})
+		var closed fleet.FindingPage
+		r.must("GET", "/findings?status=remediated&limit=500", r.admin, nil, &closed)
+		if len(closed.Findings) < 3*14 {
+			t.Errorf("remediated findings: %d, want pcre2's and perl's on three hosts", len(closed.Findings))
+		}
+	}) {
+		return
+	}
+
+	if !r.chapter("no job twice", func(t *testing.T) {
+		for _, a := range r.agents {
+			for k, n := range jobsStarted(a.log.String()) {
+				if n != 1 {
+					t.Errorf("%s started %s %d times", a.name, k, n)
+				}
+			}
+		}
+	}) {
+		return
+	}
+
+	r.chapter("webhooks", func(t *testing.T) {
+		// Deliveries of the halts and the completion.
+		r.waitFor("the completion's webhooks", time.Minute, func() bool {
+			var ns struct {
+				Notifications []rollout.Notification `json:"notifications"`
+			}
+			r.must("GET", "/notifications?plan="+ap.ID, r.admin, nil, &ns)
+			for _, n := range ns.Notifications {
+				if n.Event == "rollout.completed" && !n.DeliveredAt.IsZero() {
+					return true
+				}
+			}
+			return false
+		})
+		r.hookMu.Lock()
+		defer r.hookMu.Unlock()
+		var halted, completed bool
+		for _, h := range r.hooked {
+			halted = halted || strings.HasPrefix(h, "rollout.halted {\"event\":\"rollout.halted\",\"plan\":\""+pp.ID)
+			completed = completed || strings.HasPrefix(h, "rollout.completed {\"text\":\"patchbay: plan `"+ap.ID+"` (standard) completed")
+		}
+		if !halted || !completed {
+			t.Errorf("webhooks: %q", r.hooked)
+		}
 	})
-	var closed fleet.FindingPage
-	r.must("GET", "/findings?status=remediated&limit=500", r.admin, nil, &closed)
-	if len(closed.Findings) < 3*14 {
-		t.Errorf("remediated findings: %d, want pcre2's and perl's on three hosts", len(closed.Findings))
-	}
-	// No host ran a job twice.
-	for _, a := range r.agents {
-		for k, n := range jobsStarted(a.log.String()) {
-			if n != 1 {
-				t.Errorf("%s started %s %d times", a.name, k, n)
-			}
-		}
-	}
-	// Deliveries of the halts and the completion.
-	r.waitFor("the completion's webhooks", time.Minute, func() bool {
-		var ns struct {
-			Notifications []rollout.Notification `json:"notifications"`
-		}
-		r.must("GET", "/notifications?plan="+ap.ID, r.admin, nil, &ns)
-		for _, n := range ns.Notifications {
-			if n.Event == "rollout.completed" && !n.DeliveredAt.IsZero() {
-				return true
-			}
-		}
-		return false
-	})
-	r.hookMu.Lock()
-	defer r.hookMu.Unlock()
-	var halted, completed bool
-	for _, h := range r.hooked {
-		halted = halted || strings.HasPrefix(h, "rollout.halted {\"event\":\"rollout.halted\",\"plan\":\""+pp.ID)
-		completed = completed || strings.HasPrefix(h, "rollout.completed {\"text\":\"patchbay: plan `"+ap.ID+"` (standard) completed")
-	}
-	if !halted || !completed {
-		t.Errorf("webhooks: %q", r.hooked)
-	}
 }
 
 func debrootList(t *testing.T, root string) string {

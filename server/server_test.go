@@ -70,6 +70,23 @@ func newFixture(t *testing.T, backend string, mod func(*server.Config)) *fixture
 	return &fixture{t: t, db: db, srv: srv, url: ts.URL, cpd: cfg.CheckpointDir, key: key}
 }
 
+// chapter runs one step of a story test as the subtest name, the fixture
+// reporting to it meanwhile. It returns false when the step stopped short
+// (t.Fatal, t.FailNow): the later steps build on what it leaves, and the
+// caller returns. A step that only reports errors (t.Error) lets the story
+// go on.
+func (f *fixture) chapter(name string, step func(t *testing.T)) bool {
+	parent := f.t
+	finished := false
+	parent.Run(name, func(t *testing.T) {
+		f.t = t
+		defer func() { f.t = parent }()
+		step(t)
+		finished = true
+	})
+	return finished
+}
+
 // token makes a credential directly in the store.
 func (f *fixture) token(kind auth.Kind, role auth.Role, uses int, expires time.Time) string {
 	f.t.Helper()

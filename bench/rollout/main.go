@@ -42,24 +42,24 @@ import (
 	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/rollouttest"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/store"
 )
 
-const policyYAML = `apiVersion: patchbay/v1
-kind: HostGroup
-metadata: {name: fleet}
-spec: {selector: env=prod}
----
+// policyYAML: the shared production group (every simulated host is
+// env=prod) and the bench's own strategy; the shared window and approval
+// rule stay out (the rollout runs at once, approved by one person).
+var policyYAML = rollouttest.Documents("HostGroup/production") + `---
 apiVersion: patchbay/v1
 kind: RolloutStrategy
 metadata: {name: canary-then-fleet}
 spec:
   rings:
     - {name: canary, share: 10%, maxConcurrency: 100%, errorThreshold: 5%}
-    - {name: fleet, hostGroup: fleet, maxConcurrency: 100%, errorThreshold: 5%}
+    - {name: fleet, hostGroup: production, maxConcurrency: 100%, errorThreshold: 5%}
   reboot: never
   promote: automatic
   jobTimeout: 1h
