@@ -17,10 +17,11 @@ const archDoc = "../../docs/architecture.md"
 // undocumented are the packages of the module the table leaves out:
 // helpers of the tests and this check, not parts of patchbay.
 var undocumented = []string{
-	"internal/debroot",    // debootstraps Debian roots for the e2e tests
-	"internal/depcheck",   // this check
-	"internal/pgtest",     // a PostgreSQL database per test
-	"internal/sharedtest", // the shared test data (the doc's prose names it)
+	"internal/debroot",     // debootstraps Debian roots for the e2e tests
+	"internal/depcheck",    // this check
+	"internal/pgtest",      // a PostgreSQL database per test
+	"internal/sharedtest",  // the shared test data (the doc's prose names it)
+	"internal/rollouttest", // the rollout policy documents the tests and bench/rollout share
 }
 
 // archRow is one row of the table: the package it is about, and the
