@@ -73,34 +73,13 @@ func (s *Server) invalidatePolicy() {
 }
 
 // triage decides findings with a policy set.
-type triage struct{ set *policy.Set }
-
-func assetOf(a fleet.Asset) policy.Asset {
-	return policy.Asset{ID: a.ID, Labels: a.Labels, Service: a.Service}
-}
-
-func inputsOf(f fleet.Finding) policy.Inputs {
-	return policy.Inputs{Vulnerability: f.Vulnerability, Ecosystem: f.Ecosystem, Package: f.Package, Version: f.Version,
-		Exploitation: f.Exploitation, Automatable: f.Automatable, Impact: f.Impact, Cycle: f.Cycle, KEVDue: f.KEVDue}
-}
-
-func (t triage) Decide(a fleet.Asset, fs []fleet.Finding, now time.Time) {
-	dec := t.set.Decider(t.set.Context(assetOf(a)))
-	for i := range fs {
-		f := &fs[i]
-		d := dec.Decide(inputsOf(*f), now)
-		f.Priority, f.SLA, f.DueCap, f.State, f.Exception, f.Lane, f.Reasons =
-			d.Priority.String(), d.SLA, d.DueCap, d.State, d.Exception, d.Lane, d.Reasons
-	}
-}
-
 // triage returns the decider of the current policy.
 func (s *Server) triage(ctx context.Context) (fleet.Triage, error) {
 	set, err := s.Policy(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return triage{set}, nil
+	return policy.Triage{Set: set}, nil
 }
 
 // Reprioritize decides the findings in scope again with the current
@@ -122,7 +101,7 @@ func (s *Server) Reprioritize(ctx context.Context, scope fleet.Scope, cause stri
 		return fleet.ReprioritizeResult{}, err
 	}
 	start := time.Now()
-	r, err := s.matcher(triage{set}).Reprioritize(ctx, scope, s.cfg.Now().UTC(), cause)
+	r, err := s.matcher(policy.Triage{Set: set}).Reprioritize(ctx, scope, s.cfg.Now().UTC(), cause)
 	if err != nil {
 		return r, fmt.Errorf("re-decide findings: %w", err)
 	}
@@ -324,8 +303,8 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, _ *caller) e
 		return err
 	}
 	a := fleet.AssetOf(h.Host)
-	pc := set.Context(assetOf(a))
-	d := policyapi.FindingDetail{Finding: f, Hostname: h.Hostname, Context: pc, Decision: set.Decide(inputsOf(f), pc, s.cfg.Now()), History: history}
+	pc := set.Context(policy.AssetOf(a))
+	d := policyapi.FindingDetail{Finding: f, Hostname: h.Hostname, Context: pc, Decision: set.Decide(policy.InputsOf(f), pc, s.cfg.Now()), History: history}
 	// The vulnerability's own evidence, as the scan assesses it today.
 	pkg := inventory.Package{Ecosystem: f.Ecosystem, Name: f.Package, Version: f.Version, SourceName: f.Package, SourceVersion: f.Version}
 	res, err := scan.Run(ctx, s.index, inventory.Result{Packages: []inventory.Package{pkg}}, s.cfg.Now())
@@ -369,7 +348,7 @@ func (s *Server) uploadServiceInventory(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	res, err := s.matcher(triage{set}).Ingest(ctx, h, req.Packages, now)
+	res, err := s.matcher(policy.Triage{Set: set}).Ingest(ctx, h, req.Packages, now)
 	if err != nil {
 		return err
 	}
@@ -544,10 +523,10 @@ func (s *Server) withReasons(ctx context.Context, rows []fleet.FindingRow) error
 		}
 		d, ok := deciders[f.HostID]
 		if !ok {
-			d = set.Decider(set.Context(assetOf(assets[f.HostID])))
+			d = set.Decider(set.Context(policy.AssetOf(assets[f.HostID])))
 			deciders[f.HostID] = d
 		}
-		f.Reasons = d.Decide(inputsOf(*f), now).Reasons
+		f.Reasons = d.Decide(policy.InputsOf(*f), now).Reasons
 	}
 	return nil
 }
@@ -571,7 +550,7 @@ func (s *Server) teamServiceHosts(ctx context.Context, team, service string) ([]
 	}
 	ids := []string{}
 	for id, a := range assets {
-		c := set.Context(assetOf(a))
+		c := set.Context(policy.AssetOf(a))
 		if team != "" && c.Team != team && !slices.ContainsFunc(c.Services, func(sv string) bool { return set.Service(sv).Owner == team }) {
 			continue
 		}

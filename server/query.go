@@ -20,6 +20,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
 )
 
@@ -140,7 +141,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	if err != nil {
 		return err
 	}
-	rules := set.ClassRules(set.Context(assetOf(fleet.AssetOf(h.Host))))
+	rules := set.ClassRules(set.Context(policy.AssetOf(fleet.AssetOf(h.Host))))
 	for i := range d.Updates {
 		u := &d.Updates[i]
 		for _, t := range patch.Classify(patch.Facts{Package: u.Name, Source: u.SourceName, Pocket: u.Pocket, CVEs: u.CVEs}, rules) {

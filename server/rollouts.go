@@ -106,7 +106,7 @@ func (s *Server) planInputs(ctx context.Context, set *policy.Set, sel rollout.Se
 	var out []rollout.HostInput
 	var ids []string
 	for _, h := range hs {
-		c := set.Context(assetOf(fleet.AssetOf(h.Host)))
+		c := set.Context(policy.AssetOf(fleet.AssetOf(h.Host)))
 		in := rollout.HostInput{ID: h.ID, Hostname: h.Hostname, Groups: c.Groups, Services: c.Services}
 		if !sel.TakesHost(in) {
 			continue // its updates and findings are not read
