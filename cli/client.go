@@ -270,14 +270,14 @@ func newFindingsCmd(e *env) *cobra.Command {
 				if fixed == "" {
 					fixed = "(no fix)"
 				}
-				state := f.State
+				state := string(f.State)
 				switch {
 				case !f.RemediatedAt.IsZero():
 					state = "remediated " + f.RemediatedAt.Format(time.DateOnly)
-				case f.State == "open" && !f.Due.IsZero() && f.Due.Before(now):
+				case f.State == fleet.StateOpen && !f.Due.IsZero() && f.Due.Before(now):
 					state = "OVERDUE"
 				}
-				prio := f.Priority
+				prio := f.Priority.String()
 				if f.Lane != "" {
 					prio += "!"
 				}

@@ -42,7 +42,7 @@ func patchRows(res scan.Result) []PatchRow {
 		if p.Fixed == "" || p.Findings[0].Cycle != patch.CycleApplication {
 			continue
 		}
-		r := PatchRow{Cycle: "application", Types: []patch.Type{patch.Security}, Ecosystem: p.Ecosystem, Package: p.Package,
+		r := PatchRow{Cycle: patch.CycleApplication, Types: []patch.Type{patch.Security}, Ecosystem: p.Ecosystem, Package: p.Package,
 			Installed: p.Installed, Candidate: p.Fixed, Origin: "advisories", CVEs: []string{}}
 		for _, f := range p.Findings {
 			r.CVEs = append(r.CVEs, f.Vulnerability)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/policyapi"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/policy"
 )
@@ -340,16 +341,16 @@ func indent(s, pre string) string {
 func explainFinding(w io.Writer, d policyapi.FindingDetail, now time.Time) {
 	f := d.Finding
 	fmt.Fprintf(w, "finding %d: %s in %s %s (%s) on %s\n", f.ID, f.Vulnerability, f.Package, f.Version, f.Ecosystem, d.Hostname)
-	state := f.State
+	state := string(f.State)
 	switch {
 	case !f.RemediatedAt.IsZero():
 		state = "remediated " + f.RemediatedAt.Format(time.RFC3339)
-	case f.State == "open" && !f.Due.IsZero() && f.Due.Before(now):
+	case f.State == fleet.StateOpen && !f.Due.IsZero() && f.Due.Before(now):
 		state = "overdue"
 	}
 	lane := ""
 	if f.Lane != "" {
-		lane = ", " + f.Lane + " lane"
+		lane = ", " + string(f.Lane) + " lane"
 	}
 	fmt.Fprintf(w, "  %s, %s%s, first seen %s, due %s; fix: %s\n", state, f.Priority, lane, f.FirstSeen.Format(time.DateOnly), f.Due.Format(time.DateOnly), orNone(f.Fixed))
 	if d.Summary != "" {

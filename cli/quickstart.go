@@ -14,6 +14,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/server"
 )
@@ -163,9 +164,10 @@ func (e *env) fleetSummary(ctx context.Context, r *running) error {
 	}
 	fmt.Fprintf(w, "fleet: %d hosts; open findings P1 %d, P2 %d, P3 %d, P4 %d\n", len(hosts), total["P1"], total["P2"], total["P3"], total["P4"])
 	type patch struct {
-		eco, pkg, fixed, priority string
-		vulns                     int
-		hosts                     map[string]bool
+		eco, pkg, fixed string
+		priority        risk.Priority
+		vulns           int
+		hosts           map[string]bool
 	}
 	patches := map[string]*patch{}
 	f := fleet.FindingFilter{Status: fleet.StatusOpen, Limit: 1000, Sort: fleet.SortPriority}

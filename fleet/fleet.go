@@ -18,6 +18,7 @@ import (
 
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/risk"
 )
 
 // Host is one enrolled machine.
@@ -174,16 +175,16 @@ func InventoryHash(pkgs []inventory.Package) string {
 // it no longer appears (the package was upgraded or removed). Closed
 // findings are kept: they are what mean time to patch is computed from.
 type Finding struct {
-	ID            int64     `json:"id,omitempty"`
-	HostID        string    `json:"host_id"`
-	Ecosystem     string    `json:"ecosystem"`
-	Package       string    `json:"package"`
-	Vulnerability string    `json:"vulnerability"`
-	Version       string    `json:"version"`
-	Priority      string    `json:"priority"`
-	Severity      string    `json:"severity,omitempty"`
-	Fixed         string    `json:"fixed"`
-	FirstSeen     time.Time `json:"first_seen"`
+	ID            int64         `json:"id,omitempty"`
+	HostID        string        `json:"host_id"`
+	Ecosystem     string        `json:"ecosystem"`
+	Package       string        `json:"package"`
+	Vulnerability string        `json:"vulnerability"`
+	Version       string        `json:"version"`
+	Priority      risk.Priority `json:"priority"`
+	Severity      string        `json:"severity,omitempty"`
+	Fixed         string        `json:"fixed"`
+	FirstSeen     time.Time     `json:"first_seen"`
 	// Due is the SLA due date, counted from FirstSeen.
 	Due time.Time `json:"due,omitempty"`
 	// KEVDue is CISA's due date when the vulnerability is in KEV: it caps
@@ -193,15 +194,15 @@ type Finding struct {
 	RemediatedAt time.Time `json:"remediated_at,omitempty"`
 	// State is open, accepted (an exception) or not_affected (VEX) while
 	// the finding is not remediated.
-	State     string `json:"state"`
+	State     State  `json:"state"`
 	Exception string `json:"exception,omitempty"`
-	Lane      string `json:"lane,omitempty"` // "emergency" or ""
+	Lane      Lane   `json:"lane,omitempty"`
 	// Exploitation, Automatable and Impact are the vulnerability's decision
 	// points; Cycle is the patch cycle (system or application).
-	Exploitation string `json:"exploitation"`
-	Automatable  bool   `json:"automatable"`
-	Impact       string `json:"impact"`
-	Cycle        string `json:"cycle"`
+	Exploitation risk.Exploitation `json:"exploitation"`
+	Automatable  bool              `json:"automatable"`
+	Impact       string            `json:"impact"`
+	Cycle        patch.Cycle       `json:"cycle"`
 	// SLA and DueCap are the decision's, when one was made: Due is
 	// FirstSeen + SLA, no later than DueCap.
 	SLA    time.Duration `json:"-"`
@@ -211,22 +212,33 @@ type Finding struct {
 	Reasons []string `json:"reasons,omitempty"`
 }
 
+// State is an unremediated finding's: open, accepted (an exception
+// accepts the risk) or not_affected (VEX).
+type State string
+
 // States of an unremediated finding.
 const (
-	StateOpen        = "open"
-	StateAccepted    = "accepted"
-	StateNotAffected = "not_affected"
+	StateOpen        State = "open"
+	StateAccepted    State = "accepted"
+	StateNotAffected State = "not_affected"
 )
+
+// Lane is the lane a finding's patch travels: the emergency lane (out of
+// windows, after one approval) or the regular one ("").
+type Lane string
+
+// LaneEmergency is the emergency lane.
+const LaneEmergency Lane = "emergency"
 
 // FindingEvent is a change of a finding's priority or state.
 type FindingEvent struct {
-	At           time.Time `json:"at"`
-	PriorityFrom string    `json:"priority_from"`
-	PriorityTo   string    `json:"priority_to"`
-	StateFrom    string    `json:"state_from"`
-	StateTo      string    `json:"state_to"`
-	Cause        string    `json:"cause"`
-	Reasons      []string  `json:"reasons"`
+	At           time.Time     `json:"at"`
+	PriorityFrom risk.Priority `json:"priority_from"`
+	PriorityTo   risk.Priority `json:"priority_to"`
+	StateFrom    State         `json:"state_from"`
+	StateTo      State         `json:"state_to"`
+	Cause        string        `json:"cause"`
+	Reasons      []string      `json:"reasons"`
 }
 
 // Key identifies a finding across inventories: the same vulnerability in

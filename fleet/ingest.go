@@ -9,6 +9,7 @@ import (
 
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/match"
+	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/scan"
 )
 
@@ -158,7 +159,8 @@ type ScopedHistory interface {
 // was before.
 type Redecision struct {
 	Finding
-	PriorityFrom, StateFrom string
+	PriorityFrom risk.Priority
+	StateFrom    State
 }
 
 // RematchResult says what an incremental rematch did.
@@ -235,7 +237,7 @@ func (m Matcher) Rematch(ctx context.Context, keys []match.Key, now time.Time, f
 
 // Evidence is new exploitation evidence of one vulnerability.
 type Evidence struct {
-	Exploitation string
+	Exploitation risk.Exploitation
 	KEVDue       time.Time
 }
 
@@ -343,8 +345,8 @@ func findingsOf(hostID string, res scan.Result) []Finding {
 	out := make([]Finding, 0, len(res.Findings))
 	for _, f := range res.Findings {
 		ff := Finding{HostID: hostID, Ecosystem: f.Ecosystem, Package: f.Package, Vulnerability: f.Vulnerability,
-			Version: f.Version, Priority: f.Priority.String(), Severity: f.Severity, Fixed: f.Fixed, Due: f.Due,
-			State: StateOpen, Exploitation: string(f.Exploitation), Automatable: f.Automatable, Impact: f.TechnicalImpact, Cycle: string(f.Cycle)}
+			Version: f.Version, Priority: f.Priority, Severity: f.Severity, Fixed: f.Fixed, Due: f.Due,
+			State: StateOpen, Exploitation: f.Exploitation, Automatable: f.Automatable, Impact: f.TechnicalImpact, Cycle: f.Cycle}
 		if f.KEV != nil {
 			ff.KEVDue = f.KEV.DueDate
 		}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/patchbay/patchbay/fleet"
 )
 
 // FuzzParse: any input parses or fails with errors, never panics; what
@@ -76,7 +78,7 @@ func FuzzParseVEX(f *testing.F) {
 		docs, err := ParseVEX("x.json", data)
 		if err == nil {
 			for _, d := range docs {
-				if d.Spec.(*ExceptionSpec).State != StateNotAffected {
+				if d.Spec.(*ExceptionSpec).State != fleet.StateNotAffected {
 					t.Fatalf("a VEX statement imported as %q", d.Spec.(*ExceptionSpec).State)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/patchbay/patchbay/duration"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 )
@@ -394,23 +395,17 @@ type ExceptionSpec struct {
 	Services []string `yaml:"services,omitempty" json:"services,omitempty"`
 	// State is accepted (a risk accepted until Expires) or not_affected
 	// (a VEX statement).
-	State         string `yaml:"state,omitempty" json:"state,omitempty"`
-	Justification string `yaml:"justification" json:"justification" policy:"required"`
-	ApprovedBy    string `yaml:"approvedBy,omitempty" json:"approvedBy,omitempty"`
-	Expires       Date   `yaml:"expires,omitempty" json:"expires,omitzero"`
+	State         fleet.State `yaml:"state,omitempty" json:"state,omitempty"`
+	Justification string      `yaml:"justification" json:"justification" policy:"required"`
+	ApprovedBy    string      `yaml:"approvedBy,omitempty" json:"approvedBy,omitempty"`
+	Expires       Date        `yaml:"expires,omitempty" json:"expires,omitzero"`
 	// Source names the VEX document a not_affected statement came from.
 	Source string `yaml:"source,omitempty" json:"source,omitempty"`
 }
 
-// Exception states.
-const (
-	StateAccepted    = "accepted"
-	StateNotAffected = "not_affected"
-)
-
-func (s *ExceptionSpec) state() string {
+func (s *ExceptionSpec) state() fleet.State {
 	if s.State == "" {
-		return StateAccepted
+		return fleet.StateAccepted
 	}
 	return s.State
 }
@@ -433,14 +428,14 @@ func (s *ExceptionSpec) Check(c *Checker) {
 		c.errorf("spec.justification", "empty: say why the risk is acceptable")
 	}
 	switch s.state() {
-	case StateAccepted:
+	case fleet.StateAccepted:
 		if s.ApprovedBy == "" {
 			c.errorf("spec.approvedBy", "missing: an accepted risk names who approved it")
 		}
 		if s.Expires.IsZero() {
 			c.errorf("spec.expires", "missing: an accepted risk expires (YYYY-MM-DD)")
 		}
-	case StateNotAffected:
+	case fleet.StateNotAffected:
 	default:
 		c.errorf("spec.state", "%q: want accepted or not_affected", s.State)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/duration"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/risk"
 )
 
@@ -46,13 +47,13 @@ func TestDefaultTableGolden(t *testing.T) {
 				for tier := 1; tier <= 4; tier++ {
 					for _, x := range exposureLevels {
 						c := set.Context(Asset{ID: "h", Labels: map[string]string{"tier": fmt.Sprint(tier), "exposure": x}})
-						in := Inputs{Vulnerability: "CVE-1", Exploitation: e, Automatable: a, Impact: im}
+						in := Inputs{Vulnerability: "CVE-1", Exploitation: risk.Exploitation(e), Automatable: a, Impact: im}
 						d := set.Decide(in, c, time.Time{})
 						in.Cycle = "application"
 						da := set.Decide(in, c, time.Time{})
 						lane := "normal"
 						if d.Lane != "" {
-							lane = d.Lane
+							lane = string(d.Lane)
 						}
 						fmt.Fprintf(&b, "%-6s %-5t %-7s | %d %-8s → %s %-9s %s / %s\n", e, a, im, tier, x, d.Priority, lane, duration.Duration(d.SLA), duration.Duration(da.SLA))
 					}
@@ -86,7 +87,7 @@ type point struct{ e, a, im, tier, x int }
 
 func (p point) decide(s *Set) risk.Priority {
 	c := s.Context(Asset{ID: "h", Labels: map[string]string{"tier": fmt.Sprint(4 - p.tier), "exposure": exposureLevels[p.x]}})
-	return s.Decide(Inputs{Vulnerability: "CVE-1", Exploitation: exploitationLevels[p.e], Automatable: p.a == 1, Impact: impactLevels[p.im]}, c, time.Time{}).Priority
+	return s.Decide(Inputs{Vulnerability: "CVE-1", Exploitation: risk.Exploitation(exploitationLevels[p.e]), Automatable: p.a == 1, Impact: impactLevels[p.im]}, c, time.Time{}).Priority
 }
 
 // randomPolicy builds a valid policy at random: a monotone base table,
@@ -228,17 +229,17 @@ func TestExpiredExceptionAlwaysReopens(t *testing.T) {
 		c := s.Context(Asset{ID: "h", Labels: map[string]string{}})
 		now := base.Add(time.Duration(r.IntN(120*24*60)) * time.Minute)
 		got := s.Decide(Inputs{Vulnerability: "CVE-2026-1"}, c, now)
-		want := StateAccepted
+		want := fleet.StateAccepted
 		if !now.Before(d.End()) {
-			want = StateOpen
+			want = fleet.StateOpen
 		}
 		if got.State != want {
 			t.Fatalf("exception expiring %s (end %s), at %s: state %s, want %s", d, d.End(), now, got.State, want)
 		}
-		if want == StateOpen && got.Exception != "" {
+		if want == fleet.StateOpen && got.Exception != "" {
 			t.Fatalf("an expired exception still named: %s", got.Exception)
 		}
-		if next := s.NextExpiry(now); want == StateAccepted && !next.Equal(d.End()) {
+		if next := s.NextExpiry(now); want == fleet.StateAccepted && !next.Equal(d.End()) {
 			t.Fatalf("next expiry %s, want %s", next, d.End())
 		}
 	}
@@ -374,13 +375,13 @@ func TestDeciderEqualsDecide(t *testing.T) {
 	for _, v := range []string{"CVE-2026-116303", "CVE-2026-116304", "CVE-2026-54872", "CVE-1"} {
 		for _, pkg := range []string{"postgresql-15", "openssl"} {
 			for _, e := range exploitationLevels {
-				in := Inputs{Vulnerability: v, Ecosystem: "Debian:12", Package: pkg, Version: "1", Exploitation: e, Impact: "partial", Cycle: "system"}
+				in := Inputs{Vulnerability: v, Ecosystem: "Debian:12", Package: pkg, Version: "1", Exploitation: risk.Exploitation(e), Impact: "partial", Cycle: "system"}
 				ins = append(ins, in)
 				got = append(got, dec.Decide(in, now))
 			}
 		}
 	}
-	states := map[string]int{}
+	states := map[fleet.State]int{}
 	for i, in := range ins {
 		want := set.Decide(in, c, now)
 		if fmt.Sprint(got[i]) != fmt.Sprint(want) {
@@ -388,7 +389,7 @@ func TestDeciderEqualsDecide(t *testing.T) {
 		}
 		states[got[i].State]++
 	}
-	if states[StateAccepted] != 6 || states[StateNotAffected] != 3 {
+	if states[fleet.StateAccepted] != 6 || states[fleet.StateNotAffected] != 3 {
 		t.Errorf("states: %v", states)
 	}
 }

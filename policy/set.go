@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/duration"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 )
@@ -229,10 +230,10 @@ type Inputs struct {
 	Version       string
 	// Exploitation, Automatable and Impact are the vulnerability's
 	// decision points (risk.Assess).
-	Exploitation string
+	Exploitation risk.Exploitation
 	Automatable  bool
 	Impact       string
-	Cycle        string // system or application
+	Cycle        patch.Cycle
 	// KEVDue is CISA's due date when the vulnerability is in KEV.
 	KEVDue time.Time
 }
@@ -241,12 +242,12 @@ type Inputs struct {
 type Decision struct {
 	Priority risk.Priority `json:"priority"`
 	Base     risk.Priority `json:"base"`
-	Lane     string        `json:"lane,omitempty"` // "emergency" or ""
+	Lane     fleet.Lane    `json:"lane,omitempty"`
 	SLA      time.Duration `json:"sla"`
 	// DueCap caps the due date (KEV's due date), zero for none.
-	DueCap    time.Time `json:"due_cap,omitzero"`
-	State     string    `json:"state"` // open, accepted or not_affected
-	Exception string    `json:"exception,omitempty"`
+	DueCap    time.Time   `json:"due_cap,omitzero"`
+	State     fleet.State `json:"state"`
+	Exception string      `json:"exception,omitempty"`
 	// Until is when an accepted risk expires.
 	Until   time.Time `json:"until,omitzero"`
 	Policy  string    `json:"policy"`
@@ -285,7 +286,7 @@ func (s *Set) Decider(c Context) *Decider {
 // Decide is Set.Decide; the returned Reasons may be shared: do not
 // modify them.
 func (d *Decider) Decide(in Inputs, now time.Time) Decision {
-	k := decisionKey{in.Exploitation, in.Impact, in.Cycle, in.Automatable, in.KEVDue.UnixNano()}
+	k := decisionKey{string(in.Exploitation), in.Impact, string(in.Cycle), in.Automatable, in.KEVDue.UnixNano()}
 	base, ok := d.memo[k]
 	if !ok {
 		base = d.set.decideBase(in, d.ctx)
@@ -293,9 +294,6 @@ func (d *Decider) Decide(in Inputs, now time.Time) Decision {
 	}
 	return d.set.withException(base, in, d.ctx, now)
 }
-
-// State values of an open finding.
-const StateOpen = "open"
 
 // Decide decides a finding's priority in its asset's context at now.
 func (s *Set) Decide(in Inputs, c Context, now time.Time) Decision {
@@ -309,8 +307,8 @@ func (s *Set) decideBase(in Inputs, c Context) Decision {
 	if p == nil {
 		p = s.fallback.spec
 	}
-	d := Decision{Policy: c.Policy, State: StateOpen}
-	e := max(levelOf(exploitationLevels, in.Exploitation), 0)
+	d := Decision{Policy: c.Policy, State: fleet.StateOpen}
+	e := max(levelOf(exploitationLevels, string(in.Exploitation)), 0)
 	im := max(levelOf(impactLevels, in.Impact), 0)
 	d.Base = p.Priorities.baseTable()[e][b2i(in.Automatable)][im]
 	auto := "not automatable"
@@ -335,7 +333,7 @@ func (s *Set) decideBase(in Inputs, c Context) Decision {
 	if int(d.Priority) != int(d.Base) {
 		d.Reasons = append(d.Reasons, fmt.Sprintf("%s → %s", d.Base, d.Priority))
 	}
-	cycle := in.Cycle
+	cycle := string(in.Cycle)
 	if cycle != "application" {
 		cycle = "system"
 	}
@@ -351,7 +349,7 @@ func (s *Set) decideBase(in Inputs, c Context) Decision {
 		if !r.When.holds(in, c, cycle) {
 			continue
 		}
-		d.Lane = "emergency"
+		d.Lane = fleet.LaneEmergency
 		if r.Priority < d.Priority {
 			d.Priority = r.Priority
 			d.SLA = time.Duration(table.of(d.Priority))
@@ -377,7 +375,7 @@ func (s *Set) withException(d Decision, in Inputs, c Context, now time.Time) Dec
 		d.Reasons = slices.Clip(d.Reasons) // shared by memoised decisions
 		d.State, d.Exception = ex.state(), x
 		switch d.State {
-		case StateNotAffected:
+		case fleet.StateNotAffected:
 			src := ""
 			if ex.Source != "" {
 				src = " (" + ex.Source + ")"
@@ -392,7 +390,7 @@ func (s *Set) withException(d Decision, in Inputs, c Context, now time.Time) Dec
 }
 
 func (cd Condition) holds(in Inputs, c Context, cycle string) bool {
-	if cd.Exploitation != "" && levelOf(exploitationLevels, in.Exploitation) < levelOf(exploitationLevels, cd.Exploitation) {
+	if cd.Exploitation != "" && levelOf(exploitationLevels, string(in.Exploitation)) < levelOf(exploitationLevels, cd.Exploitation) {
 		return false
 	}
 	if cd.Automatable && !in.Automatable {
@@ -443,7 +441,7 @@ func (s *Set) exception(in Inputs, c Context, now time.Time) (string, *Exception
 		if !ex.covers(in, c) {
 			continue
 		}
-		if ex.state() == StateNotAffected {
+		if ex.state() == fleet.StateNotAffected {
 			return x.name, ex
 		}
 		if !now.Before(ex.Expires.End()) {
@@ -495,7 +493,7 @@ func (ex *ExceptionSpec) covers(in Inputs, c Context) bool {
 func (s *Set) NextExpiry(t time.Time) time.Time {
 	var next time.Time
 	for _, x := range s.exceptions {
-		if x.spec.state() != StateAccepted {
+		if x.spec.state() != fleet.StateAccepted {
 			continue
 		}
 		if e := x.spec.Expires.End(); e.After(t) && (next.IsZero() || e.Before(next)) {
@@ -533,7 +531,7 @@ func (s *Set) Service(name string) *ServiceSpec { return s.service(name) }
 func (s *Set) ExceptionActive(name string, now time.Time) bool {
 	for _, x := range s.exceptions {
 		if x.name == name {
-			return x.spec.state() == StateNotAffected || now.Before(x.spec.Expires.End())
+			return x.spec.state() == fleet.StateNotAffected || now.Before(x.spec.Expires.End())
 		}
 	}
 	return false

@@ -18,7 +18,7 @@ func (t Triage) Decide(a fleet.Asset, fs []fleet.Finding, now time.Time) {
 		f := &fs[i]
 		d := dec.Decide(InputsOf(*f), now)
 		f.Priority, f.SLA, f.DueCap, f.State, f.Exception, f.Lane, f.Reasons =
-			d.Priority.String(), d.SLA, d.DueCap, d.State, d.Exception, d.Lane, d.Reasons
+			d.Priority, d.SLA, d.DueCap, d.State, d.Exception, d.Lane, d.Reasons
 	}
 }
 

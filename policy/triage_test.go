@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/risk"
 )
 
 // TestTriageDecidesStoredFindings: the triage sets on stored findings what
@@ -21,12 +22,12 @@ func TestTriageDecidesStoredFindings(t *testing.T) {
 	for _, v := range []string{"CVE-2026-116303", "CVE-2026-54872", "CVE-1"} {
 		for _, e := range exploitationLevels {
 			fs = append(fs, fleet.Finding{HostID: "h", Vulnerability: v, Ecosystem: "Debian:12", Package: "postgresql-15", Version: "1",
-				Exploitation: e, Impact: "partial", Cycle: "system", FirstSeen: now.Add(-48 * time.Hour), Priority: "P4", State: StateOpen})
+				Exploitation: risk.Exploitation(e), Impact: "partial", Cycle: "system", FirstSeen: now.Add(-48 * time.Hour), Priority: risk.P4, State: fleet.StateOpen})
 		}
 	}
 	Triage{Set: set}.Decide(a, fs, now)
 	c := set.Context(AssetOf(a))
-	priorities := map[string]int{}
+	priorities := map[risk.Priority]int{}
 	for _, f := range fs {
 		d := set.Decide(InputsOf(f), c, now)
 		got := fmt.Sprintln(f.Priority, f.SLA, f.DueCap, f.State, f.Exception, f.Lane, f.Reasons)

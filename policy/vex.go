@@ -10,6 +10,7 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/package-url/packageurl-go"
+	"github.com/patchbay/patchbay/fleet"
 )
 
 // pkgRef is a package an exception names: a bare name (any ecosystem,
@@ -262,7 +263,7 @@ func vexException(file, at, docID, author, vuln string, pkgs []string, justifica
 	if src == "" {
 		src = file
 	}
-	spec := &ExceptionSpec{Vulnerabilities: []string{vuln}, Packages: pkgs, State: StateNotAffected,
+	spec := &ExceptionSpec{Vulnerabilities: []string{vuln}, Packages: pkgs, State: fleet.StateNotAffected,
 		Justification: justification, ApprovedBy: author, Source: src}
 	doc := &Document{APIVersion: APIVersion, Kind: KindException, Metadata: Metadata{Name: name}, Spec: spec,
 		Source: Pos{File: file}, paths: map[string]Pos{}}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/patchbay/patchbay/fleet"
 )
 
 func TestOpenVEX(t *testing.T) {
@@ -24,7 +26,7 @@ func TestOpenVEX(t *testing.T) {
 		t.Errorf("importing twice names the statement differently: %s, %s", docs[0].Metadata.Name, again[0].Metadata.Name)
 	}
 	ex := docs[0].Spec.(*ExceptionSpec)
-	if ex.State != StateNotAffected || ex.Source != "https://example.com/vex/checkout-2026-11" ||
+	if ex.State != fleet.StateNotAffected || ex.Source != "https://example.com/vex/checkout-2026-11" ||
 		ex.Justification != "vulnerable_code_not_in_execute_path: The affected PKCS#12 parser is never called: checkout loads keys from PEM only." {
 		t.Errorf("exception: %+v", ex)
 	}
@@ -36,18 +38,18 @@ func TestOpenVEX(t *testing.T) {
 	now := time.Now()
 	for _, tc := range []struct {
 		in   Inputs
-		want string
+		want fleet.State
 	}{
-		{Inputs{Vulnerability: "CVE-2026-54872", Ecosystem: "Debian:12", Package: "openssl", Version: "3.0.17-1~deb12u2"}, StateNotAffected},
-		{Inputs{Vulnerability: "CVE-2026-42767", Ecosystem: "Debian:12", Package: "openssl", Version: "3.0.17-1~deb12u2"}, StateOpen},
-		{Inputs{Vulnerability: "CVE-2026-54872", Ecosystem: "PyPI", Package: "openssl", Version: "1.0"}, StateOpen},
-		{Inputs{Vulnerability: "CVE-2026-54872", Ecosystem: "Debian:12", Package: "openssl-provider-legacy", Version: "1"}, StateOpen},
+		{Inputs{Vulnerability: "CVE-2026-54872", Ecosystem: "Debian:12", Package: "openssl", Version: "3.0.17-1~deb12u2"}, fleet.StateNotAffected},
+		{Inputs{Vulnerability: "CVE-2026-42767", Ecosystem: "Debian:12", Package: "openssl", Version: "3.0.17-1~deb12u2"}, fleet.StateOpen},
+		{Inputs{Vulnerability: "CVE-2026-54872", Ecosystem: "PyPI", Package: "openssl", Version: "1.0"}, fleet.StateOpen},
+		{Inputs{Vulnerability: "CVE-2026-54872", Ecosystem: "Debian:12", Package: "openssl-provider-legacy", Version: "1"}, fleet.StateOpen},
 	} {
 		d := set.Decide(tc.in, c, now)
 		if d.State != tc.want {
 			t.Errorf("%+v: %s, want %s", tc.in, d.State, tc.want)
 		}
-		if tc.want == StateNotAffected && d.Reasons[len(d.Reasons)-1] != "not affected per Exception/"+docs[0].Metadata.Name+" (https://example.com/vex/checkout-2026-11): "+ex.Justification {
+		if tc.want == fleet.StateNotAffected && d.Reasons[len(d.Reasons)-1] != "not affected per Exception/"+docs[0].Metadata.Name+" (https://example.com/vex/checkout-2026-11): "+ex.Justification {
 			t.Errorf("reason: %q", d.Reasons[len(d.Reasons)-1])
 		}
 	}
@@ -75,10 +77,10 @@ func TestCycloneDXVEX(t *testing.T) {
 	}
 	c := set.Context(Asset{ID: "h", Labels: map[string]string{}})
 	// The statement is about version 3.1.2 only.
-	if d := set.Decide(Inputs{Vulnerability: "CVE-2024-22195", Ecosystem: "PyPI", Package: "jinja2", Version: "3.1.2"}, c, time.Now()); d.State != StateNotAffected {
+	if d := set.Decide(Inputs{Vulnerability: "CVE-2024-22195", Ecosystem: "PyPI", Package: "jinja2", Version: "3.1.2"}, c, time.Now()); d.State != fleet.StateNotAffected {
 		t.Errorf("jinja2 3.1.2: %s", d.State)
 	}
-	if d := set.Decide(Inputs{Vulnerability: "CVE-2024-22195", Ecosystem: "PyPI", Package: "jinja2", Version: "3.1.1"}, c, time.Now()); d.State != StateOpen {
+	if d := set.Decide(Inputs{Vulnerability: "CVE-2024-22195", Ecosystem: "PyPI", Package: "jinja2", Version: "3.1.1"}, c, time.Now()); d.State != fleet.StateOpen {
 		t.Errorf("jinja2 3.1.1: %s", d.State)
 	}
 }

@@ -19,7 +19,13 @@ const (
 	P4 Priority = 4
 )
 
-func (p Priority) String() string { return fmt.Sprintf("P%d", int(p)) }
+// String renders "P1"; the zero Priority (none decided) renders "".
+func (p Priority) String() string {
+	if p == 0 {
+		return ""
+	}
+	return fmt.Sprintf("P%d", int(p))
+}
 
 // ParsePriority parses "P1".."P4" (case-insensitive).
 func ParsePriority(s string) (Priority, error) {
@@ -263,8 +269,12 @@ func DueDate(p Priority, firstSeen time.Time, kev *advisory.KEVEntry) time.Time 
 	return due
 }
 
-// UnmarshalText parses "P1".."P4".
+// UnmarshalText parses "P1".."P4", and "" as the zero Priority.
 func (p *Priority) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*p = 0
+		return nil
+	}
 	v, err := ParsePriority(string(b))
 	if err != nil {
 		return err

@@ -120,11 +120,11 @@ type Target struct {
 
 // Closing is a finding a host's job closes.
 type Closing struct {
-	ID            int64  `json:"id"`
-	Vulnerability string `json:"vulnerability"`
-	Package       string `json:"package"`
-	Priority      string `json:"priority"`
-	Emergency     bool   `json:"emergency,omitempty"`
+	ID            int64         `json:"id"`
+	Vulnerability string        `json:"vulnerability"`
+	Package       string        `json:"package"`
+	Priority      risk.Priority `json:"priority"`
+	Emergency     bool          `json:"emergency,omitempty"`
 }
 
 // PlanHost is one host of a plan.
@@ -378,7 +378,7 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 		}
 		ph := PlanHost{ID: h.ID, Hostname: h.Hostname}
 		for _, f := range h.Open {
-			if f.Cycle == string(patch.CycleApplication) && (len(sel.Cycles) == 0 || slices.Contains(sel.Cycles, patch.CycleApplication)) && wants(sel, spec.Emergency, f) {
+			if f.Cycle == patch.CycleApplication && (len(sel.Cycles) == 0 || slices.Contains(sel.Cycles, patch.CycleApplication)) && wants(sel, spec.Emergency, f) {
 				p.Skipped["application findings (patched by their service's build)"]++
 			}
 		}
@@ -396,15 +396,15 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 			var closes []Closing
 			best := risk.Priority(0)
 			for _, f := range h.Open {
-				if f.Package != u.SourceOf() || f.Cycle == string(patch.CycleApplication) || !fixedBy(f, u) {
+				if f.Package != u.SourceOf() || f.Cycle == patch.CycleApplication || !fixedBy(f, u) {
 					continue
 				}
 				if !wants(sel, spec.Emergency, f) {
 					continue
 				}
-				closes = append(closes, Closing{ID: f.ID, Vulnerability: f.Vulnerability, Package: f.Package, Priority: f.Priority, Emergency: f.Lane == "emergency"})
-				if fp, err := risk.ParsePriority(f.Priority); err == nil && (best == 0 || fp < best) {
-					best = fp
+				closes = append(closes, Closing{ID: f.ID, Vulnerability: f.Vulnerability, Package: f.Package, Priority: f.Priority, Emergency: f.Lane == fleet.LaneEmergency})
+				if f.Priority != 0 && (best == 0 || f.Priority < best) {
+					best = f.Priority
 				}
 			}
 			if (len(sel.Priorities) > 0 || spec.Emergency) && len(closes) == 0 {
@@ -470,7 +470,7 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 		rp.Hosts++
 		rp.Packages += len(h.Targets)
 		for _, c := range h.Closes {
-			rp.Closes[c.Priority]++
+			rp.Closes[c.Priority.String()]++
 		}
 		if spec.Emergency {
 			continue
@@ -493,14 +493,13 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 // wants says whether the selector's priorities (and the emergency lane)
 // take a finding.
 func wants(sel Selector, emergency bool, f fleet.Finding) bool {
-	if emergency && f.Lane != "emergency" {
+	if emergency && f.Lane != fleet.LaneEmergency {
 		return false
 	}
 	if len(sel.Priorities) == 0 {
 		return true
 	}
-	fp, err := risk.ParsePriority(f.Priority)
-	return err == nil && slices.Contains(sel.Priorities, fp)
+	return slices.Contains(sel.Priorities, f.Priority)
 }
 
 // fixedBy says whether the update's candidate reaches the finding's fixed

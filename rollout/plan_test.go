@@ -27,7 +27,11 @@ func up(name, src, from, to string, types ...patch.Type) patch.Update {
 }
 
 func finding(id int64, pkg, vuln, prio, fixed string) fleet.Finding {
-	return fleet.Finding{ID: id, Ecosystem: "Debian:12", Package: pkg, Vulnerability: vuln, Priority: prio, Fixed: fixed, State: "open", Cycle: "system"}
+	p, err := risk.ParsePriority(prio)
+	if err != nil {
+		panic(err)
+	}
+	return fleet.Finding{ID: id, Ecosystem: "Debian:12", Package: pkg, Vulnerability: vuln, Priority: p, Fixed: fixed, State: "open", Cycle: "system"}
 }
 
 func testPolicy(t *testing.T) *Policy {

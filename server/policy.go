@@ -399,7 +399,7 @@ func (s *Server) ReassessExploitation(ctx context.Context) (fleet.ReprioritizeRe
 		if e, ok := epss[cve]; ok {
 			p = &e
 		}
-		now := fleet.Evidence{Exploitation: string(risk.ExploitationOf(k, p))}
+		now := fleet.Evidence{Exploitation: risk.ExploitationOf(k, p)}
 		if k != nil {
 			now.KEVDue = k.DueDate
 		}
@@ -409,11 +409,11 @@ func (s *Server) ReassessExploitation(ctx context.Context) (fleet.ReprioritizeRe
 			}
 			evidence[cve] = now
 			switch {
-			case k != nil && was.Exploitation != string(risk.ExploitActive):
+			case k != nil && was.Exploitation != risk.ExploitActive:
 				causes = append(causes, fmt.Sprintf("%s added to CISA KEV on %s", cve, k.DateAdded.Format(time.DateOnly)))
 			case k != nil:
 				causes = append(causes, fmt.Sprintf("CISA KEV due date of %s now %s", cve, k.DueDate.Format(time.DateOnly)))
-			case was.Exploitation == string(risk.ExploitActive):
+			case was.Exploitation == risk.ExploitActive:
 				causes = append(causes, cve+" removed from CISA KEV")
 			case p != nil:
 				causes = append(causes, fmt.Sprintf("EPSS of %s now %.3f (exploitation %s)", cve, p.Probability, now.Exploitation))

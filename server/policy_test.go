@@ -22,6 +22,7 @@ import (
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
+	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/server"
 )
 
@@ -85,7 +86,7 @@ func (f *fixture) checkCounts(token string, hosts map[string]string, when string
 		var h fleet.HostSummary
 		_, body := f.do("GET", api.Prefix+"/hosts/"+id, token, nil)
 		f.decode(body, &h)
-		want := countBy(f.findings(token, url.Values{"host": {id}}), func(r fleet.FindingRow) string { return r.Priority })
+		want := countBy(f.findings(token, url.Values{"host": {id}}), func(r fleet.FindingRow) string { return r.Priority.String() })
 		if fmt.Sprint(h.Open) != fmt.Sprint(want) {
 			f.t.Errorf("%s: %s open counts %v, findings %v", when, name, h.Open, want)
 		}
@@ -103,7 +104,7 @@ func countBy(rows []fleet.FindingRow, key func(fleet.FindingRow) string) map[str
 func TestPolicySQLite(t *testing.T)   { testPolicy(t, "sqlite") }
 func TestPolicyPostgres(t *testing.T) { testPolicy(t, "postgres") }
 
-func priorityOf(r fleet.FindingRow) string { return r.Priority }
+func priorityOf(r fleet.FindingRow) string { return r.Priority.String() }
 func hostOf(r fleet.FindingRow) string     { return r.Hostname }
 
 // testPolicy applies the documented example repository to a fleet of
@@ -204,7 +205,7 @@ func testPolicy(t *testing.T, backend string) {
 			if prio[r.Hostname] == nil {
 				prio[r.Hostname] = map[string]int{}
 			}
-			prio[r.Hostname][r.Priority]++
+			prio[r.Hostname][r.Priority.String()]++
 		}
 		if prio["web-1"]["P2"] != perHost-1 || prio["db-1"]["P4"] != perHost-1-2 || prio["web-stg"]["P4"] != perHost-1 {
 			// Each host has one openssl finding the VEX statement marks not
@@ -258,7 +259,7 @@ func testPolicy(t *testing.T, backend string) {
 		if strings.Join(d.Decision.Reasons, "\n") != strings.Join(wantReasons, "\n") {
 			t.Errorf("reasons:\n%s", strings.Join(d.Decision.Reasons, "\n"))
 		}
-		if len(d.History) != 1 || d.History[0].PriorityFrom != "P4" || d.History[0].PriorityTo != "P2" ||
+		if len(d.History) != 1 || d.History[0].PriorityFrom != risk.P4 || d.History[0].PriorityTo != risk.P2 ||
 			!strings.HasPrefix(d.History[0].Cause, "policy applied by ") || !strings.Contains(d.History[0].Cause, "Policy/default created (v1)") {
 			t.Errorf("history: %+v", d.History)
 		}
@@ -416,10 +417,10 @@ func testPolicy(t *testing.T, backend string) {
 			t.Errorf("reassessment: %+v", rr)
 		}
 		d := f.explain(viewer, webID)
-		if d.Finding.Priority != "P1" || d.Finding.Lane != "emergency" || d.Finding.Exploitation != "active" {
+		if d.Finding.Priority != risk.P1 || d.Finding.Lane != "emergency" || d.Finding.Exploitation != "active" {
 			t.Errorf("after KEV: %+v", d.Finding)
 		}
-		if n := len(d.History); n != 2 || d.History[1].PriorityFrom != "P2" || d.History[1].PriorityTo != "P1" ||
+		if n := len(d.History); n != 2 || d.History[1].PriorityFrom != risk.P2 || d.History[1].PriorityTo != risk.P1 ||
 			d.History[1].Cause != "exploitation evidence: CVE-2026-35189 added to CISA KEV on 2026-11-24" || !d.History[1].At.Equal(later) {
 			t.Errorf("history after KEV: %+v", d.History)
 		}
@@ -437,7 +438,7 @@ func testPolicy(t *testing.T, backend string) {
 		}
 		// db-1 (tier 3, internal): active → P2, not the emergency lane.
 		dbKEV := f.findings(viewer, url.Values{"host": {hosts["db-1"]}, "vuln": {"CVE-2026-35189"}})
-		if len(dbKEV) != 1 || dbKEV[0].Priority != "P2" || dbKEV[0].Lane != "" {
+		if len(dbKEV) != 1 || dbKEV[0].Priority != risk.P2 || dbKEV[0].Lane != "" {
 			t.Errorf("db-1 after KEV: %+v", dbKEV)
 		}
 		f.checkCounts(viewer, hosts, "after KEV")
@@ -460,7 +461,7 @@ func testPolicy(t *testing.T, backend string) {
 			t.Errorf("reassessment after EPSS: %+v %v", rr, err)
 		}
 		ep := f.findings(viewer, url.Values{"host": {hosts["web-1"]}, "vuln": {"CVE-2026-54874"}})
-		if len(ep) != 1 || ep[0].Priority != "P1" || ep[0].Exploitation != "likely" || ep[0].Lane != "" {
+		if len(ep) != 1 || ep[0].Priority != risk.P1 || ep[0].Exploitation != "likely" || ep[0].Lane != "" {
 			t.Fatalf("after EPSS: %+v", ep)
 		}
 		if h := f.explain(viewer, ep[0].ID).History; len(h) != 2 || h[1].Cause != "exploitation evidence: EPSS of CVE-2026-54874 now 0.520 (exploitation likely)" {
@@ -642,7 +643,7 @@ func TestApplyLeavesTheRestToTheLeader(t *testing.T) {
 		t.Fatalf("apply with no time to wait: %+v", res)
 	}
 	viewer := f.api(auth.Viewer)
-	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority }); got["P2"] != 0 {
+	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority.String() }); got["P2"] != 0 {
 		t.Fatalf("decided within a nanosecond? %v", got)
 	}
 	var pl policyapi.PolicyList
@@ -660,7 +661,7 @@ func TestApplyLeavesTheRestToTheLeader(t *testing.T) {
 	if pl.Decided != pl.Revision {
 		t.Errorf("after the reconcile: revision %d, decided %d", pl.Revision, pl.Decided)
 	}
-	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority }); got["P2"] == 0 || got["P4"] != 0 {
+	if got := countBy(f.findings(viewer, url.Values{}), func(r fleet.FindingRow) string { return r.Priority.String() }); got["P2"] == 0 || got["P4"] != 0 {
 		t.Errorf("after the leader's reconcile: %v", got)
 	}
 	if rr, err := f.srv.Reconcile(ctx); err != nil || rr.Findings != 0 {

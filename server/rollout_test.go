@@ -31,6 +31,7 @@ import (
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/server"
 )
@@ -519,7 +520,7 @@ func testRollout(t *testing.T, backend string) {
 				}
 			}
 			for _, c := range h.Closes {
-				if !c.Emergency || c.Priority != "P1" {
+				if !c.Emergency || c.Priority != risk.P1 {
 					t.Errorf("emergency plan closes %+v", c)
 				}
 			}

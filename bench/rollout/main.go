@@ -136,7 +136,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 			return err
 		}
 		ups := []patch.Update{{Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", Installed: "3.0.15-1~deb12u1", Candidate: "3.0.17-1~deb12u2",
-			Origin: "bookworm-security", Pocket: "security", CVEs: []string{}, Types: []patch.Type{patch.Security}, Cycle: "system"}}
+			Origin: "bookworm-security", Pocket: "security", CVEs: []string{}, Types: []patch.Type{patch.Security}, Cycle: patch.CycleSystem}}
 		if err := db.Fleet.SetUpdates(ctx, id, fleet.UpdatesHash(ups), ups); err != nil {
 			return err
 		}

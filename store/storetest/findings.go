@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/risk"
 )
 
 // FindingStore keeps host findings and their history.
@@ -23,7 +24,11 @@ func Findings(t *testing.T, open func(t *testing.T) FindingStore) {
 	t1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	t2, t3, t4 := t1.Add(24*time.Hour), t1.Add(48*time.Hour), t1.Add(72*time.Hour)
 	f := func(pkg, version, vuln, prio string) fleet.Finding {
-		return fleet.Finding{Ecosystem: "Debian:12", Package: pkg, Version: version, Vulnerability: vuln, Priority: prio, Fixed: "9"}
+		p, err := risk.ParsePriority(prio)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fleet.Finding{Ecosystem: "Debian:12", Package: pkg, Version: version, Vulnerability: vuln, Priority: p, Fixed: "9"}
 	}
 	sync := func(at time.Time, fs ...fleet.Finding) (int, int) {
 		t.Helper()
@@ -67,7 +72,7 @@ func Findings(t *testing.T, open func(t *testing.T) FindingStore) {
 	}
 	for i, w := range want {
 		g := got[i]
-		if g.Vulnerability != w.vuln || g.Version != w.version || g.Priority != w.prio || !g.FirstSeen.Equal(w.first) || !g.RemediatedAt.Equal(w.rem) {
+		if g.Vulnerability != w.vuln || g.Version != w.version || g.Priority.String() != w.prio || !g.FirstSeen.Equal(w.first) || !g.RemediatedAt.Equal(w.rem) {
 			t.Errorf("row %d: %+v, want %+v", i, g, w)
 		}
 	}

@@ -6,9 +6,11 @@ package fleetsql
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
 
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/risk"
 )
 
 // FindingsDialect holds one database's SQL for host findings.
@@ -62,4 +64,25 @@ const OpenColumns = "id, ecosystem, package, vulnerability, priority, first_seen
 func scanOpen(r scanner, o *openRow, f *fleet.Finding) error {
 	return r.Scan(&o.id, &f.Ecosystem, &f.Package, &f.Vulnerability, &o.priority, &o.firstSeen, &o.version, &o.severity, &o.fixed, &o.due,
 		&o.state, &o.exception, &o.lane, &o.exploitation, &o.automatable, &o.impact, &o.cycle, &o.kevDue)
+}
+
+// stateOpen is the stored state of an open finding.
+const stateOpen = string(fleet.StateOpen)
+
+// priorityCol scans a stored priority ("P1".."P4"; "" for none) into a
+// risk.Priority: the column holds its text.
+type priorityCol struct{ p *risk.Priority }
+
+func (c priorityCol) Scan(v any) error {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	case nil:
+	default:
+		return fmt.Errorf("priority: stored as %T", v)
+	}
+	return c.p.UnmarshalText([]byte(s))
 }

@@ -22,7 +22,7 @@ const findingColumns = `f.id, f.host_id, f.ecosystem, f.package, f.vulnerability
 
 func scanFinding(r scanner, f *fleet.Finding, extra ...any) error {
 	var first, rem, due, kevDue int64
-	dest := []any{&f.ID, &f.HostID, &f.Ecosystem, &f.Package, &f.Vulnerability, &f.Version, &f.Priority, &f.Severity, &f.Fixed, &first, &rem, &due,
+	dest := []any{&f.ID, &f.HostID, &f.Ecosystem, &f.Package, &f.Vulnerability, &f.Version, priorityCol{&f.Priority}, &f.Severity, &f.Fixed, &first, &rem, &due,
 		&f.State, &f.Exception, &f.Lane, &f.Exploitation, &f.Automatable, &f.Impact, &f.Cycle, &kevDue}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return err
@@ -69,7 +69,7 @@ func (s *Findings) Finding(ctx context.Context, id int64) (fleet.Finding, []flee
 		var e fleet.FindingEvent
 		var at int64
 		var reasons string
-		if err := rows.Scan(&at, &e.PriorityFrom, &e.PriorityTo, &e.StateFrom, &e.StateTo, &e.Cause, &reasons); err != nil {
+		if err := rows.Scan(&at, priorityCol{&e.PriorityFrom}, priorityCol{&e.PriorityTo}, &e.StateFrom, &e.StateTo, &e.Cause, &reasons); err != nil {
 			return f, nil, fmt.Errorf("finding %d history: %w", id, err)
 		}
 		e.At = unixnano.To(at)
@@ -329,7 +329,7 @@ func (s *Findings) query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 		c := cursor{ID: last.ID}
 		switch sortBy {
 		case fleet.SortPriority:
-			c.S = last.Priority
+			c.S = last.Priority.String()
 		case fleet.SortDue:
 			c.N = unixnano.From(last.Due)
 		default:

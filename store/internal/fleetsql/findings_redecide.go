@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/store/internal/sqlrows"
 	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
@@ -33,7 +34,7 @@ func (s *Findings) Evidence(ctx context.Context) (map[string][]fleet.Evidence, e
 		if err := rows.Scan(&v, &e, &due); err != nil {
 			return nil, fmt.Errorf("finding evidence: %w", err)
 		}
-		out[v] = append(out[v], fleet.Evidence{Exploitation: e, KEVDue: unixnano.To(due)})
+		out[v] = append(out[v], fleet.Evidence{Exploitation: risk.Exploitation(e), KEVDue: unixnano.To(due)})
 	}
 	return out, rows.Err()
 }
@@ -114,7 +115,7 @@ func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now
 			batch := rows[rs:min(rs+rowChunk, len(rows))]
 			if one != nil {
 				for _, c := range batch {
-					res, err := one.ExecContext(ctx, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due), c.ID)
+					res, err := one.ExecContext(ctx, c.Priority.String(), stateOf(c.Finding), c.Exception, string(c.Lane), string(c.Exploitation), unixnano.From(c.KEVDue), unixnano.From(c.Due), c.ID)
 					if err != nil {
 						return fmt.Errorf("re-decide findings: %w", err)
 					}
@@ -126,7 +127,7 @@ func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now
 			}
 			args := make([]any, 0, 8*len(batch))
 			for _, c := range batch {
-				args = append(args, c.ID, c.Priority, stateOf(c.Finding), c.Exception, c.Lane, c.Exploitation, unixnano.From(c.KEVDue), unixnano.From(c.Due))
+				args = append(args, c.ID, c.Priority.String(), stateOf(c.Finding), c.Exception, string(c.Lane), string(c.Exploitation), unixnano.From(c.KEVDue), unixnano.From(c.Due))
 			}
 			q := `UPDATE host_findings SET priority = v.column2, state = v.column3, exception = v.column4, lane = v.column5,
 				exploitation = v.column6, kev_due = v.column7, due = v.column8
@@ -155,19 +156,19 @@ func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now
 				continue // remediated meanwhile
 			}
 			st := stateOf(c.Finding)
-			if c.PriorityFrom == c.Priority && c.StateFrom == st {
+			if c.PriorityFrom == c.Priority && string(c.StateFrom) == st {
 				continue
 			}
-			sy.events = append(sy.events, event{c.ID, c.PriorityFrom, c.Priority, c.StateFrom, st, c.Reasons})
+			sy.events = append(sy.events, event{c.ID, c.PriorityFrom.String(), c.Priority.String(), string(c.StateFrom), st, c.Reasons})
 			cnt := counts[c.HostID]
 			if cnt == nil {
 				continue // deleted meanwhile
 			}
 			if c.StateFrom == fleet.StateOpen {
-				cnt[c.PriorityFrom]--
+				cnt[c.PriorityFrom.String()]--
 			}
-			if st == fleet.StateOpen {
-				cnt[c.Priority]++
+			if st == stateOpen {
+				cnt[c.Priority.String()]++
 			}
 			if len(dirty) == 0 || dirty[len(dirty)-1] != c.HostID {
 				dirty = append(dirty, c.HostID)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
@@ -35,8 +36,8 @@ func dueOf(f fleet.Finding, firstSeen time.Time) int64 {
 		}
 		return due.UnixNano()
 	}
-	p, err := risk.ParsePriority(f.Priority)
-	if err != nil {
+	p := f.Priority
+	if p == 0 {
 		return 0
 	}
 	var kev *advisory.KEVEntry
@@ -86,9 +87,9 @@ func (sy *syncer) close() {
 
 func stateOf(f fleet.Finding) string {
 	if f.State == "" {
-		return fleet.StateOpen
+		return stateOpen
 	}
-	return f.State
+	return string(f.State)
 }
 
 // apply makes open (the host's open findings in scope, by key) into
@@ -107,30 +108,30 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 		if o, ok := open[k]; ok {
 			due := dueOf(f, unixnano.To(o.firstSeen))
 			kevDue := unixnano.From(f.KEVDue)
-			if o.version == f.Version && o.priority == f.Priority && o.severity == f.Severity && o.fixed == f.Fixed && o.due == due &&
-				o.state == st && o.exception == f.Exception && o.lane == f.Lane && o.exploitation == f.Exploitation &&
+			if o.version == f.Version && o.priority == f.Priority.String() && o.severity == f.Severity && o.fixed == f.Fixed && o.due == due &&
+				o.state == st && o.exception == f.Exception && o.lane == string(f.Lane) && o.exploitation == string(f.Exploitation) &&
 				o.automatable == f.Automatable && o.impact == f.Impact && o.cycle == cycleOf(f) && o.kevDue == kevDue {
 				continue
 			}
-			if _, err := sy.upd.ExecContext(ctx, f.Version, f.Priority, f.Severity, f.Fixed, due, st, f.Exception, f.Lane,
-				f.Exploitation, f.Automatable, f.Impact, cycleOf(f), kevDue, o.id); err != nil {
+			if _, err := sy.upd.ExecContext(ctx, f.Version, f.Priority.String(), f.Severity, f.Fixed, due, st, f.Exception, string(f.Lane),
+				string(f.Exploitation), f.Automatable, f.Impact, cycleOf(f), kevDue, o.id); err != nil {
 				return fmt.Errorf("sync findings of %s: %w", hostID, err)
 			}
 			sy.changed++
-			if o.priority != f.Priority || o.state != st {
-				sy.events = append(sy.events, event{o.id, o.priority, f.Priority, o.state, st, f.Reasons})
+			if o.priority != f.Priority.String() || o.state != st {
+				sy.events = append(sy.events, event{o.id, o.priority, f.Priority.String(), o.state, st, f.Reasons})
 			}
-			if o.state == fleet.StateOpen {
+			if o.state == stateOpen {
 				counts[o.priority]--
 			}
-			if st == fleet.StateOpen {
-				counts[f.Priority]++
+			if st == stateOpen {
+				counts[f.Priority.String()]++
 			}
 			continue
 		}
 		fresh = append(fresh, f)
-		if st == fleet.StateOpen {
-			counts[f.Priority]++
+		if st == stateOpen {
+			counts[f.Priority.String()]++
 		}
 		sy.opened++
 	}
@@ -142,7 +143,7 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 			continue
 		}
 		sy.closing = append(sy.closing, o.id)
-		if o.state == fleet.StateOpen {
+		if o.state == stateOpen {
 			counts[o.priority]--
 		}
 		sy.closed++
@@ -155,9 +156,9 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 
 func cycleOf(f fleet.Finding) string {
 	if f.Cycle == "" {
-		return "system"
+		return string(patch.CycleSystem)
 	}
-	return f.Cycle
+	return string(f.Cycle)
 }
 
 type pendingInsert struct {
@@ -175,15 +176,15 @@ func (sy *syncer) flush(ctx context.Context) error {
 		args := make([]any, 0, 18*len(chunk))
 		for _, p := range chunk {
 			f := p.f
-			exp, imp := f.Exploitation, f.Impact
+			exp, imp := string(f.Exploitation), f.Impact
 			if exp == "" {
 				exp = "none"
 			}
 			if imp == "" {
 				imp = "partial"
 			}
-			args = append(args, p.host, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority, f.Severity, f.Fixed, sy.now.UnixNano(), dueOf(f, sy.now),
-				stateOf(f), f.Exception, f.Lane, exp, f.Automatable, imp, cycleOf(f), unixnano.From(f.KEVDue))
+			args = append(args, p.host, f.Ecosystem, f.Package, f.Vulnerability, f.Version, f.Priority.String(), f.Severity, f.Fixed, sy.now.UnixNano(), dueOf(f, sy.now),
+				stateOf(f), f.Exception, string(f.Lane), exp, f.Automatable, imp, cycleOf(f), unixnano.From(f.KEVDue))
 		}
 		q := "INSERT INTO host_findings(" + insertColumns + ") VALUES " +
 			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0),", len(chunk)), ",")
