@@ -337,7 +337,7 @@ type StrategySpec struct {
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
 	Rings       []Ring `yaml:"rings" json:"rings" policy:"required"`
 	// Reboot is never, if-required or always (always inside the window).
-	Reboot string `yaml:"reboot" json:"reboot" policy:"required"`
+	Reboot job.Reboot `yaml:"reboot" json:"reboot" policy:"required"`
 	// Promote is automatic (after the bake time) or manual.
 	Promote string `yaml:"promote" json:"promote" policy:"required"`
 	// RestartServices restarts services still using replaced libraries.
@@ -405,9 +405,7 @@ func (s *StrategySpec) Check(c *policy.Checker) {
 			}
 		}
 	}
-	switch s.Reboot {
-	case "never", "if-required", "always":
-	default:
+	if !s.Reboot.Valid() {
 		c.Errorf("spec.reboot", "%q: want never, if-required or always", s.Reboot)
 	}
 	switch s.Promote {

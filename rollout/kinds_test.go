@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
@@ -168,6 +169,9 @@ spec:
 		t.Fatal(err)
 	}
 	s := docs[0].Spec.(*StrategySpec)
+	if s.Reboot != job.RebootIfRequired || s.Promote != "automatic" {
+		t.Errorf("reboot %q, promote %q", s.Reboot, s.Promote)
+	}
 	var target []string
 	for i := range 22 {
 		target = append(target, fmt.Sprintf("h%02d", i))

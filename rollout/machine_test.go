@@ -15,7 +15,7 @@ func strategy(promote string) *StrategySpec {
 	return &StrategySpec{Rings: []Ring{
 		{Name: "staging", HostGroup: "staging", MaxConcurrency: Amount{N: 100, Percent: true}, ErrorThreshold: Amount{N: 0}, Bake: 0},
 		{Name: "prod", Share: Amount{N: 100, Percent: true}, MaxConcurrency: Amount{N: 3}, ErrorThreshold: Amount{N: 20, Percent: true}, Bake: 0},
-	}, Reboot: "if-required", Promote: promote, JobTimeout: 0}
+	}, Reboot: job.RebootIfRequired, Promote: promote, JobTimeout: 0}
 }
 
 func hosts(n int) []string {

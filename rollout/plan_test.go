@@ -8,6 +8,7 @@ import (
 
 	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
@@ -41,7 +42,7 @@ func testPolicy(t *testing.T) *Policy {
 				{Name: "staging", HostGroup: "staging", MaxConcurrency: Amount{N: 1}, ErrorThreshold: Amount{}},
 				{Name: "prod", HostGroup: "production", MaxConcurrency: Amount{N: 10, Percent: true}, ErrorThreshold: Amount{N: 1}},
 			},
-			Reboot: "if-required", Promote: "automatic", JobTimeout: duration.Duration(30 * time.Minute)}},
+			Reboot: job.RebootIfRequired, Promote: "automatic", JobTimeout: duration.Duration(30 * time.Minute)}},
 		Rules: []NamedRule{
 			{"security-nonprod", &ApprovalRuleSpec{Types: []patch.Type{patch.Security}, Cycles: []patch.Cycle{"system"}, MinAge: duration.Duration(72 * time.Hour), HostGroups: []string{"staging"}, Exclude: []string{"linux-image-*"}, Approve: "automatic"}},
 			{"production", &ApprovalRuleSpec{HostGroups: []string{"production"}, Approve: "manual", Approvers: 2}},
