@@ -169,7 +169,7 @@ spec:
 		t.Fatal(err)
 	}
 	s := docs[0].Spec.(*StrategySpec)
-	if s.Reboot != job.RebootIfRequired || s.Promote != "automatic" {
+	if s.Reboot != job.RebootIfRequired || s.Promote != PromoteAutomatic {
 		t.Errorf("reboot %q, promote %q", s.Reboot, s.Promote)
 	}
 	var target []string
@@ -264,3 +264,11 @@ func TestReferencesToHostGroups(t *testing.T) {
 
 // allKinds parse the policy documents and this package's in its tests.
 var allKinds = policy.NewKinds(policy.OwnKinds(), Kinds())
+
+func TestPromotionValid(t *testing.T) {
+	for p, want := range map[Promotion]bool{PromoteAutomatic: true, PromoteManual: true, "": false, "auto": false, "Manual": false} {
+		if p.Valid() != want {
+			t.Errorf("Promotion(%q).Valid() = %v, want %v", p, !want, want)
+		}
+	}
+}

@@ -42,10 +42,10 @@ func testPolicy(t *testing.T) *Policy {
 				{Name: "staging", HostGroup: "staging", MaxConcurrency: Amount{N: 1}, ErrorThreshold: Amount{}},
 				{Name: "prod", HostGroup: "production", MaxConcurrency: Amount{N: 10, Percent: true}, ErrorThreshold: Amount{N: 1}},
 			},
-			Reboot: job.RebootIfRequired, Promote: "automatic", JobTimeout: duration.Duration(30 * time.Minute)}},
+			Reboot: job.RebootIfRequired, Promote: PromoteAutomatic, JobTimeout: duration.Duration(30 * time.Minute)}},
 		Rules: []NamedRule{
-			{"security-nonprod", &ApprovalRuleSpec{Types: []patch.Type{patch.Security}, Cycles: []patch.Cycle{"system"}, MinAge: duration.Duration(72 * time.Hour), HostGroups: []string{"staging"}, Exclude: []string{"linux-image-*"}, Approve: "automatic"}},
-			{"production", &ApprovalRuleSpec{HostGroups: []string{"production"}, Approve: "manual", Approvers: 2}},
+			{"security-nonprod", &ApprovalRuleSpec{Types: []patch.Type{patch.Security}, Cycles: []patch.Cycle{"system"}, MinAge: duration.Duration(72 * time.Hour), HostGroups: []string{"staging"}, Exclude: []string{"linux-image-*"}, Approve: ApproveAutomatic}},
+			{"production", &ApprovalRuleSpec{HostGroups: []string{"production"}, Approve: ApproveManual, Approvers: 2}},
 		},
 		Windows: []NamedWindow{mustWindow(t, "prod-monthly", "0 22 * * TUE#2", "production"), mustWindow(t, "staging-daily", "0 9 * * *", "staging")},
 	}
