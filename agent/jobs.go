@@ -212,7 +212,7 @@ func (x *Executor) after(ctx context.Context, m job.Manifest) []job.Package {
 func (x *Executor) rollback(ctx context.Context, changes []pkgmgr.Change, m job.Manifest, res *job.Result) string {
 	var back []pkgmgr.Target
 	for _, c := range changes {
-		if c.From != "" && (c.Action == "upgrade" || c.Action == "downgrade") {
+		if c.From != "" && (c.Action == pkgmgr.ActionUpgrade || c.Action == pkgmgr.ActionDowngrade) {
 			back = append(back, pkgmgr.Target{Name: c.Name, Version: c.From})
 		}
 	}

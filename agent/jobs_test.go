@@ -194,7 +194,7 @@ func (d *fakeDriver) Install(_ context.Context, ts []pkgmgr.Target, _ pkgmgr.Ins
 			res.Unchanged = append(res.Unchanged, t)
 			continue
 		}
-		res.Changes = append(res.Changes, pkgmgr.Change{Action: "upgrade", Name: t.Name, From: d.inst[t.Name], To: t.Version})
+		res.Changes = append(res.Changes, pkgmgr.Change{Action: pkgmgr.ActionUpgrade, Name: t.Name, From: d.inst[t.Name], To: t.Version})
 		d.inst[t.Name] = t.Version
 	}
 	return res, nil
