@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/patch"
@@ -509,8 +509,7 @@ func fixedBy(f fleet.Finding, u patch.Update) bool {
 	if f.Fixed == "" {
 		return u.Pocket == "security"
 	}
-	eco, _, _ := strings.Cut(f.Ecosystem, ":")
-	c, err := match.Compare(eco, f.Fixed, u.Candidate)
+	c, err := match.Compare(inventory.BaseEcosystem(f.Ecosystem), f.Fixed, u.Candidate)
 	return err == nil && c <= 0
 }
 
