@@ -175,7 +175,7 @@ func TestApprovalStrictestRuleWins(t *testing.T) {
 		t.Errorf("staging: %s %d", r, n)
 	}
 	c.Package = "linux-image-amd64"
-	if r, n := p.Approval(c, now); r != "default" || n != 1 {
+	if r, n := p.Approval(c, now); r != DefaultRule || n != 1 {
 		t.Errorf("excluded package: %s %d", r, n)
 	}
 }
