@@ -128,7 +128,7 @@ func (x *Executor) execute(ctx context.Context, m job.Manifest) (res job.Result)
 	}
 	logStart := len(x.Runner.Log())
 	defer func() { res.Commands = x.Runner.Log()[logStart:] }()
-	if !x.checks(ctx, "pre", m.PreChecks, &res) {
+	if !x.checks(ctx, job.PhasePre, m.PreChecks, &res) {
 		res.Outcome, res.Reason = job.Failed, "a pre-check failed: nothing was changed"
 		return res
 	}
@@ -163,10 +163,10 @@ func (x *Executor) execute(ctx context.Context, m job.Manifest) (res job.Result)
 	if m.RestartServices {
 		x.restart(ctx, &res)
 	}
-	if !x.checks(ctx, "post", m.PostChecks, &res) {
+	if !x.checks(ctx, job.PhasePost, m.PostChecks, &res) {
 		res.Outcome = job.RolledBack
 		res.Reason = "a post-check failed; " + x.rollback(ctx, ir.Changes, m, &res)
-		x.checks(ctx, "post-rollback", m.PostChecks, &res)
+		x.checks(ctx, job.PhasePostRollback, m.PostChecks, &res)
 		res.After = x.after(ctx, m)
 		return res
 	}
@@ -212,7 +212,7 @@ func (x *Executor) after(ctx context.Context, m job.Manifest) []job.Package {
 func (x *Executor) rollback(ctx context.Context, changes []pkgmgr.Change, m job.Manifest, res *job.Result) string {
 	var back []pkgmgr.Target
 	for _, c := range changes {
-		if c.From != "" && (c.Action == "upgrade" || c.Action == "downgrade") {
+		if c.From != "" && (c.Action == pkgmgr.ActionUpgrade || c.Action == pkgmgr.ActionDowngrade) {
 			back = append(back, pkgmgr.Target{Name: c.Name, Version: c.From})
 		}
 	}
@@ -233,7 +233,7 @@ func (x *Executor) rollback(ctx context.Context, changes []pkgmgr.Change, m job.
 
 // checks runs health checks in a phase and records them; it says whether
 // all passed.
-func (x *Executor) checks(ctx context.Context, phase string, cs []job.HealthCheck, res *job.Result) bool {
+func (x *Executor) checks(ctx context.Context, phase job.Phase, cs []job.HealthCheck, res *job.Result) bool {
 	ok := true
 	for _, c := range cs {
 		start := time.Now()
@@ -324,17 +324,17 @@ func (x *Executor) restart(ctx context.Context, res *job.Result) {
 func (x *Executor) reboot(ctx context.Context, m job.Manifest, res *job.Result) {
 	st, err := x.Reboot.Status(ctx)
 	required := err == nil && st.Required
-	want := m.Reboot == "always" || (m.Reboot == "if-required" && required)
+	want := m.Reboot == job.RebootAlways || (m.Reboot == job.RebootIfRequired && required)
 	canNow := !m.RebootBefore.IsZero() && x.now().Before(m.RebootBefore) && (x.Runner.Root == "" || x.Runner.Root == "/") && len(x.RebootCommand) > 0
 	switch {
 	case want && canNow:
 		if _, err := x.Runner.Run(ctx, x.RebootCommand...); err == nil {
-			res.Reboot = "scheduled"
+			res.Reboot = job.RebootScheduled
 			return
 		}
 		fallthrough
 	case required || want:
-		res.Reboot, res.Outcome = "required", job.SucceededReboot
+		res.Reboot, res.Outcome = job.RebootRequired, job.SucceededReboot
 	}
 }
 

@@ -56,7 +56,7 @@ func (g *jobRig) sign(t *testing.T, m job.Manifest) job.Signed {
 	if m.HostID == "" {
 		m.HostID = "host-1"
 	}
-	m.Rollout, m.Ring, m.Reboot, m.Timeout, m.IssuedAt, m.NotAfter = "plan-1", "staging", "if-required", 20*time.Minute, now, now.Add(time.Hour)
+	m.Rollout, m.Ring, m.Reboot, m.Timeout, m.IssuedAt, m.NotAfter = "plan-1", "staging", job.RebootIfRequired, 20*time.Minute, now, now.Add(time.Hour)
 	if m.Attempt == 0 {
 		m.Attempt = 1
 	}
@@ -91,7 +91,7 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	if !sent || res.Outcome != job.RolledBack || !strings.Contains(res.Reason, "rolled back") {
 		t.Fatalf("command check without permission: %+v", res)
 	}
-	if len(res.Checks) != 2 || res.Checks[0].Phase != "post" || res.Checks[0].OK || !strings.Contains(res.Checks[0].Detail, "--allow-check-commands") {
+	if len(res.Checks) != 2 || res.Checks[0].Phase != job.PhasePost || res.Checks[0].OK || !strings.Contains(res.Checks[0].Detail, "--allow-check-commands") {
 		t.Errorf("checks: %+v", res.Checks)
 	}
 	for _, p := range from {
@@ -115,7 +115,7 @@ func TestExecutorOnDebianRoot(t *testing.T) {
 	second := g.sign(t, job.Manifest{JobID: "plan-1/host-1", Attempt: 2, Install: to,
 		PreChecks: []job.HealthCheck{{TCP: ln.Addr().String()}}, PostChecks: []job.HealthCheck{{Command: []string{"dpkg", "--audit"}}, {TCP: ln.Addr().String()}}})
 	res, _ = g.x.Run(ctx, second)
-	if res.Outcome != job.Succeeded || res.Reboot != "" {
+	if res.Outcome != job.Succeeded || res.Reboot != job.RebootNotNeeded {
 		t.Fatalf("install: %+v", res)
 	}
 	for _, p := range to {
@@ -194,7 +194,7 @@ func (d *fakeDriver) Install(_ context.Context, ts []pkgmgr.Target, _ pkgmgr.Ins
 			res.Unchanged = append(res.Unchanged, t)
 			continue
 		}
-		res.Changes = append(res.Changes, pkgmgr.Change{Action: "upgrade", Name: t.Name, From: d.inst[t.Name], To: t.Version})
+		res.Changes = append(res.Changes, pkgmgr.Change{Action: pkgmgr.ActionUpgrade, Name: t.Name, From: d.inst[t.Name], To: t.Version})
 		d.inst[t.Name] = t.Version
 	}
 	return res, nil
@@ -224,7 +224,7 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	x := &agent.Executor{HostID: "h", Key: pub, Driver: drv, Runner: runner, Reboot: rb, Journal: journal, ResultDir: t.TempDir(),
 		RebootCommand: []string{"systemctl", "reboot"}, Now: func() time.Time { return now }, Log: slog.New(slog.DiscardHandler)}
 	n := 0
-	sign := func(reboot string, rebootBefore time.Time, restart bool, pkgs ...job.Package) job.Signed {
+	sign := func(reboot job.Reboot, rebootBefore time.Time, restart bool, pkgs ...job.Package) job.Signed {
 		n++
 		s, err := job.Sign(job.Manifest{JobID: fmt.Sprintf("p%d/h", n), Attempt: 1, HostID: "h", Rollout: "p", Ring: "r", Install: pkgs, Reboot: reboot,
 			RestartServices: restart, Timeout: time.Minute, IssuedAt: now, NotAfter: now.Add(time.Hour), RebootBefore: rebootBefore}, key)
@@ -236,34 +236,34 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	ctx := context.Background()
 	// Required, inside the window: rebooted (the command is run).
 	rb.st = pkgmgr.RebootStatus{Required: true, Reasons: []string{"/run/reboot-required exists"}}
-	res, _ := x.Run(ctx, sign("if-required", now.Add(time.Hour), false, job.Package{Name: "openssl", Version: "3.0.17-1"}))
-	if res.Outcome != job.Succeeded || res.Reboot != "scheduled" || !slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "reboot"}) }) {
+	res, _ := x.Run(ctx, sign(job.RebootIfRequired, now.Add(time.Hour), false, job.Package{Name: "openssl", Version: "3.0.17-1"}))
+	if res.Outcome != job.Succeeded || res.Reboot != job.RebootScheduled || !slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "reboot"}) }) {
 		t.Errorf("reboot inside the window: %+v %v", res, ran)
 	}
 	// Required, but the window is over (or none: the emergency lane): not
 	// rebooted, reported as required.
 	ran = nil
-	res, _ = x.Run(ctx, sign("if-required", time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.17-1"}))
-	if res.Outcome != job.SucceededReboot || res.Reboot != "required" || len(ran) != 0 {
+	res, _ = x.Run(ctx, sign(job.RebootIfRequired, time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.17-1"}))
+	if res.Outcome != job.SucceededReboot || res.Reboot != job.RebootRequired || len(ran) != 0 {
 		t.Errorf("reboot outside a window: %+v %v", res, ran)
 	}
 	// Never: a required reboot is still reported.
-	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u1"}))
+	res, _ = x.Run(ctx, sign(job.RebootNever, now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u1"}))
 	if res.Outcome != job.SucceededReboot || len(ran) != 0 {
 		t.Errorf("reboot never: %+v %v", res, ran)
 	}
 	// Always, not required, inside the window: rebooted. And units
 	// mapping replaced libraries are restarted.
 	rb.st = pkgmgr.RebootStatus{Stale: []pkgmgr.StaleProcess{{PID: 10, Unit: "nginx.service"}, {PID: 11, Unit: "nginx.service"}, {PID: 12}}}
-	res, _ = x.Run(ctx, sign("always", now.Add(time.Hour), true, job.Package{Name: "openssl", Version: "3.0.17-2"}))
-	if res.Outcome != job.Succeeded || res.Reboot != "scheduled" || !slices.Equal(res.Restarted, []string{"nginx.service"}) ||
+	res, _ = x.Run(ctx, sign(job.RebootAlways, now.Add(time.Hour), true, job.Package{Name: "openssl", Version: "3.0.17-2"}))
+	if res.Outcome != job.Succeeded || res.Reboot != job.RebootScheduled || !slices.Equal(res.Restarted, []string{"nginx.service"}) ||
 		!slices.ContainsFunc(ran, func(a []string) bool { return slices.Equal(a, []string{"systemctl", "restart", "nginx.service"}) }) {
 		t.Errorf("always with restarts: %+v %v", res, ran)
 	}
 	// An install failing half-way: what changed is rolled back, failed.
 	drv.failing = "nginx"
 	rb.st = pkgmgr.RebootStatus{}
-	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "libssl3", Version: "3.0.17-2"}, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u2"}))
+	res, _ = x.Run(ctx, sign(job.RebootNever, now.Add(time.Hour), false, job.Package{Name: "libssl3", Version: "3.0.17-2"}, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u2"}))
 	if res.Outcome != job.Failed || !strings.Contains(res.Reason, "install: dpkg: error processing package nginx; rolled back 1 packages") || drv.inst["libssl3"] != "3.0.17-1" {
 		t.Errorf("failed install: %+v", res)
 	}
@@ -271,12 +271,12 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	// place): the job is reported failed and not run.
 	os.RemoveAll(jdir)
 	os.WriteFile(jdir, nil, 0o600)
-	res, _ = x.Run(ctx, sign("never", now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u3"}))
+	res, _ = x.Run(ctx, sign(job.RebootNever, now.Add(time.Hour), false, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u3"}))
 	if res.Outcome != job.Failed || !strings.Contains(res.Reason, "not started: job journal") || drv.inst["nginx"] == "1.22.1-9+deb12u3" {
 		t.Errorf("no journal: %+v", res)
 	}
 	// The job's window closed before it could start: skipped, not run.
-	late := sign("never", time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.18-1"})
+	late := sign(job.RebootNever, time.Time{}, false, job.Package{Name: "libssl3", Version: "3.0.18-1"})
 	now = now.Add(2 * time.Hour)
 	res, _ = x.Run(ctx, late)
 	if res.Outcome != job.Skipped || res.Refused || drv.inst["libssl3"] == "3.0.18-1" || !strings.Contains(res.Reason, "window closed") {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/store/sqlite"
 )
@@ -218,7 +219,7 @@ func TestImportSharedFeeds(t *testing.T) {
 	// The README's record counts less the withdrawn records in each zip.
 	withdrawn := countWithdrawn(t, feedsDir)
 	for eco, want := range map[string]int{"Go": 4291, "PyPI": 2661, "Debian:12": 5368} {
-		base := strings.Split(eco, ":")[0]
+		base := inventory.BaseEcosystem(eco)
 		if got := counts[eco]; got != want-withdrawn[base] {
 			t.Errorf("%s: %d advisories, want %d (%d records, %d withdrawn)", eco, got, want-withdrawn[base], want, withdrawn[base])
 		}

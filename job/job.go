@@ -40,7 +40,7 @@ type Manifest struct {
 	PreChecks  []HealthCheck `json:"pre_checks,omitempty"`
 	PostChecks []HealthCheck `json:"post_checks,omitempty"`
 	// Reboot is never, if-required or always.
-	Reboot          string        `json:"reboot"`
+	Reboot          Reboot        `json:"reboot"`
 	RestartServices bool          `json:"restart_services,omitempty"`
 	Timeout         time.Duration `json:"timeout_ns"`
 	IssuedAt        time.Time     `json:"issued_at"`
@@ -75,16 +75,16 @@ type Result struct {
 	Checks   []CheckResult    `json:"checks,omitempty"`
 	// Reboot is "" (none needed), "required" (needed, not done) or
 	// "scheduled".
-	Reboot    string    `json:"reboot,omitempty"`
-	Restarted []string  `json:"restarted,omitempty"`
-	Started   time.Time `json:"started"`
-	Finished  time.Time `json:"finished"`
+	Reboot    RebootReport `json:"reboot,omitempty"`
+	Restarted []string     `json:"restarted,omitempty"`
+	Started   time.Time    `json:"started"`
+	Finished  time.Time    `json:"finished"`
 }
 
 // CheckResult is one health check's outcome in a phase (pre, post,
 // post-rollback).
 type CheckResult struct {
-	Phase    string        `json:"phase"`
+	Phase    Phase         `json:"phase"`
 	Check    HealthCheck   `json:"check"`
 	OK       bool          `json:"ok"`
 	Detail   string        `json:"detail,omitempty"`

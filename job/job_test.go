@@ -14,7 +14,7 @@ func manifest(now time.Time) Manifest {
 	return Manifest{JobID: "job-1", Attempt: 1, HostID: "host-a", Rollout: "r-1", Ring: "staging",
 		Install:    []Package{{Name: "openssl", Version: "3.0.17-1~deb12u3"}, {Name: "libssl3", Version: "3.0.17-1~deb12u3"}},
 		PostChecks: []HealthCheck{{HTTP: "http://127.0.0.1:8080/healthz", Status: 200}},
-		Reboot:     "if-required", Timeout: 30 * time.Minute, IssuedAt: now, NotAfter: now.Add(4 * time.Hour)}
+		Reboot:     RebootIfRequired, Timeout: 30 * time.Minute, IssuedAt: now, NotAfter: now.Add(4 * time.Hour)}
 }
 
 func TestSignAndVerify(t *testing.T) {
@@ -108,5 +108,13 @@ func TestJournalRunsEachAttemptOnce(t *testing.T) {
 	other.JobID = "job-2"
 	if err := j2.Begin(other); err != nil {
 		t.Errorf("another job: %v", err)
+	}
+}
+
+func TestRebootValid(t *testing.T) {
+	for r, want := range map[Reboot]bool{RebootNever: true, RebootIfRequired: true, RebootAlways: true, "": false, "sometimes": false, "if_required": false} {
+		if r.Valid() != want {
+			t.Errorf("Reboot(%q).Valid() = %v, want %v", r, !want, want)
+		}
 	}
 }

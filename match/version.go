@@ -2,11 +2,11 @@ package match
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/google/osv-scalibr/semantic"
 
 	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/inventory"
 )
 
 // Version is a version parsed with its ecosystem's ordering rules.
@@ -83,7 +83,7 @@ func textCompare(a, b string) int {
 }
 
 func isDebianFamily(ecosystem string) bool {
-	base, _, _ := strings.Cut(ecosystem, ":")
+	base := inventory.BaseEcosystem(ecosystem)
 	return base == "Debian" || base == "Ubuntu"
 }
 

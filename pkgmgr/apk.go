@@ -195,13 +195,13 @@ func (a *Apk) Simulate(ctx context.Context, targets []Target) ([]Change, error) 
 		ch := Change{Name: m[2]}
 		switch m[1] {
 		case "Installing":
-			ch.Action, ch.To = "install", m[3]
+			ch.Action, ch.To = ActionInstall, m[3]
 		case "Upgrading", "Replacing":
-			ch.Action, ch.From, ch.To = "upgrade", m[3], m[4]
+			ch.Action, ch.From, ch.To = ActionUpgrade, m[3], m[4]
 		case "Downgrading":
-			ch.Action, ch.From, ch.To = "downgrade", m[3], m[4]
+			ch.Action, ch.From, ch.To = ActionDowngrade, m[3], m[4]
 		case "Purging":
-			ch.Action, ch.From = "remove", m[3]
+			ch.Action, ch.From = ActionRemove, m[3]
 		}
 		out = append(out, ch)
 	}

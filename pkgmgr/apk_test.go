@@ -70,7 +70,7 @@ func TestApkDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Change{{Action: "upgrade", Name: "libcrypto3", From: "3.3.2-r0", To: "3.3.3-r0"}, {Action: "install", Name: "ca-certificates-bundle", To: "20240705-r0"}}
+	want := []Change{{Action: ActionUpgrade, Name: "libcrypto3", From: "3.3.2-r0", To: "3.3.3-r0"}, {Action: ActionInstall, Name: "ca-certificates-bundle", To: "20240705-r0"}}
 	if !slices.Equal(sim, want) {
 		t.Errorf("simulation %+v", sim)
 	}

@@ -73,7 +73,7 @@ func parseSimulation(c Command) ([]Change, error) {
 			if m == nil {
 				return nil, &ParseError{Cmd: c.String(), Line: line, Why: "unexpected Inst line"}
 			}
-			ch := Change{Name: m[1], From: m[2], To: m[3], Action: "install"}
+			ch := Change{Name: m[1], From: m[2], To: m[3], Action: ActionInstall}
 			if ch.From != "" {
 				cmp, err := match.Compare("Debian", ch.From, ch.To)
 				if err != nil {
@@ -81,11 +81,11 @@ func parseSimulation(c Command) ([]Change, error) {
 				}
 				switch {
 				case cmp < 0:
-					ch.Action = "upgrade"
+					ch.Action = ActionUpgrade
 				case cmp > 0:
-					ch.Action = "downgrade"
+					ch.Action = ActionDowngrade
 				default:
-					ch.Action = "reinstall"
+					ch.Action = ActionReinstall
 				}
 			}
 			out = append(out, ch)
@@ -94,7 +94,7 @@ func parseSimulation(c Command) ([]Change, error) {
 			if m == nil {
 				return nil, &ParseError{Cmd: c.String(), Line: line, Why: "unexpected Remv line"}
 			}
-			out = append(out, Change{Action: "remove", Name: m[1], From: m[2]})
+			out = append(out, Change{Action: ActionRemove, Name: m[1], From: m[2]})
 		}
 	}
 	return out, nil
@@ -209,7 +209,7 @@ func (a *Apt) Updates(ctx context.Context) ([]Update, error) {
 	}
 	var names []string
 	for _, ch := range sim {
-		if ch.Action == "upgrade" {
+		if ch.Action == ActionUpgrade {
 			names = append(names, ch.Name)
 		}
 	}
@@ -356,18 +356,18 @@ func diff(before, after []Installed, ecosystem string) []Change {
 		old, ok := was[p.Name]
 		switch {
 		case !ok:
-			out = append(out, Change{Action: "install", Name: p.Name, To: p.Version})
+			out = append(out, Change{Action: ActionInstall, Name: p.Name, To: p.Version})
 		case old != p.Version:
-			act := "upgrade"
+			act := ActionUpgrade
 			if c, err := match.Compare(ecosystem, old, p.Version); err == nil && c > 0 {
-				act = "downgrade"
+				act = ActionDowngrade
 			}
 			out = append(out, Change{Action: act, Name: p.Name, From: old, To: p.Version})
 		}
 	}
 	for _, p := range before {
 		if _, ok := is[p.Name]; !ok {
-			out = append(out, Change{Action: "remove", Name: p.Name, From: p.Version})
+			out = append(out, Change{Action: ActionRemove, Name: p.Name, From: p.Version})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -82,7 +82,7 @@ func TestAptUpdatesInstallDowngrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tg := range targets {
-		if !slices.ContainsFunc(sim, func(c Change) bool { return c.Name == tg.Name && c.Action == "upgrade" && c.To == tg.Version }) {
+		if !slices.ContainsFunc(sim, func(c Change) bool { return c.Name == tg.Name && c.Action == ActionUpgrade && c.To == tg.Version }) {
 			t.Errorf("simulation lacks the upgrade of %s: %+v", tg, sim)
 		}
 	}
@@ -98,7 +98,7 @@ func TestAptUpdatesInstallDowngrade(t *testing.T) {
 		if v := query(t, root, tg.Name); v != tg.Version {
 			t.Errorf("after install %s is %s, want %s", tg.Name, v, tg.Version)
 		}
-		if !slices.ContainsFunc(res.Changes, func(c Change) bool { return c.Name == tg.Name && c.Action == "upgrade" }) {
+		if !slices.ContainsFunc(res.Changes, func(c Change) bool { return c.Name == tg.Name && c.Action == ActionUpgrade }) {
 			t.Errorf("result lacks the upgrade of %s: %+v", tg.Name, res.Changes)
 		}
 	}
@@ -111,7 +111,7 @@ func TestAptUpdatesInstallDowngrade(t *testing.T) {
 		if v := query(t, root, tg.Name); v != tg.Version {
 			t.Errorf("after downgrade %s is %s, want %s", tg.Name, v, tg.Version)
 		}
-		if !slices.ContainsFunc(res.Changes, func(c Change) bool { return c.Name == tg.Name && c.Action == "downgrade" }) {
+		if !slices.ContainsFunc(res.Changes, func(c Change) bool { return c.Name == tg.Name && c.Action == ActionDowngrade }) {
 			t.Errorf("result lacks the downgrade of %s: %+v", tg.Name, res.Changes)
 		}
 	}

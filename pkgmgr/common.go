@@ -19,7 +19,7 @@ func byName(inst []Installed) map[string]Installed {
 func refuseRemovals(sim []Change, targets []Target) error {
 	var removals []string
 	for _, ch := range sim {
-		if ch.Action == "remove" {
+		if ch.Action == ActionRemove {
 			removals = append(removals, ch.Name)
 		}
 	}

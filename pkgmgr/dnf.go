@@ -336,19 +336,19 @@ func (d *Dnf) Simulate(ctx context.Context, targets []Target) ([]Change, error) 
 		if err != nil && !(isExit(err) && strings.Contains(c.Output, "Operation aborted")) {
 			return nil, err
 		}
-		action := ""
+		var action Action
 		for _, line := range strings.Split(c.Output, "\n") {
 			switch {
 			case strings.HasPrefix(line, "Installing"):
-				action = "install"
+				action = ActionInstall
 			case strings.HasPrefix(line, "Upgrading"):
-				action = "upgrade"
+				action = ActionUpgrade
 			case strings.HasPrefix(line, "Downgrading"):
-				action = "downgrade"
+				action = ActionDowngrade
 			case strings.HasPrefix(line, "Removing"):
-				action = "remove"
+				action = ActionRemove
 			case strings.HasPrefix(line, "Reinstalling"):
-				action = "reinstall"
+				action = ActionReinstall
 			case strings.HasPrefix(line, "Transaction Summary"):
 				action = ""
 			case action != "" && strings.HasPrefix(line, " "):
@@ -357,7 +357,7 @@ func (d *Dnf) Simulate(ctx context.Context, targets []Target) ([]Change, error) 
 					return nil, &ParseError{Cmd: c.String(), Line: line, Why: "want NAME ARCH VERSION REPOSITORY SIZE"}
 				}
 				ch := Change{Action: action, Name: m[1]}
-				if action == "remove" {
+				if action == ActionRemove {
 					ch.From = m[3]
 				} else {
 					ch.To = m[3]

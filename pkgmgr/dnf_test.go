@@ -112,21 +112,21 @@ func TestDnfUpdatesWithAdvisoryInstallDowngrade(t *testing.T) {
 		t.Errorf("advisory %+v, CVEs %v", u.Advisory, u.CVEs)
 	}
 	sim, err := d.Simulate(ctx, []Target{{u.Name, u.Candidate}})
-	if err != nil || !slices.Equal(sim, []Change{{Action: "upgrade", Name: "patchbay-demo", To: "1.1-1"}}) {
+	if err != nil || !slices.Equal(sim, []Change{{Action: ActionUpgrade, Name: "patchbay-demo", To: "1.1-1"}}) {
 		t.Errorf("simulation %+v %v", sim, err)
 	}
 	res, err := d.Install(ctx, []Target{{u.Name, u.Candidate}}, InstallOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := rpmQuery(t, d, "patchbay-demo"); v != "1.1-1" || len(res.Changes) != 1 || res.Changes[0].Action != "upgrade" {
+	if v := rpmQuery(t, d, "patchbay-demo"); v != "1.1-1" || len(res.Changes) != 1 || res.Changes[0].Action != ActionUpgrade {
 		t.Errorf("after install: %s %+v", v, res)
 	}
 	res, err = d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}}, InstallOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := rpmQuery(t, d, "patchbay-demo"); v != "1.0-1" || len(res.Changes) != 1 || res.Changes[0].Action != "downgrade" {
+	if v := rpmQuery(t, d, "patchbay-demo"); v != "1.0-1" || len(res.Changes) != 1 || res.Changes[0].Action != ActionDowngrade {
 		t.Errorf("after downgrade: %s %+v", v, res)
 	}
 	res, err = d.Install(ctx, []Target{{"patchbay-demo", "1.0-1"}}, InstallOptions{})

@@ -20,10 +20,10 @@ Conf liblzma5 (5.4.1-1+deb12u2 Debian-Security:12/oldstable-security [amd64])
 		t.Fatal(err)
 	}
 	want := []Change{
-		{Action: "upgrade", Name: "liblzma5", From: "5.4.1-1+deb12u1", To: "5.4.1-1+deb12u2"},
-		{Action: "downgrade", Name: "apt", From: "2.6.2", To: "2.6.1"},
-		{Action: "install", Name: "libfoo1", To: "1.0-1"},
-		{Action: "remove", Name: "libbar2", From: "2.0-3"},
+		{Action: ActionUpgrade, Name: "liblzma5", From: "5.4.1-1+deb12u1", To: "5.4.1-1+deb12u2"},
+		{Action: ActionDowngrade, Name: "apt", From: "2.6.2", To: "2.6.1"},
+		{Action: ActionInstall, Name: "libfoo1", To: "1.0-1"},
+		{Action: ActionRemove, Name: "libbar2", From: "2.0-3"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%+v", got)

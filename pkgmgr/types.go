@@ -58,9 +58,21 @@ type Target struct {
 
 func (t Target) String() string { return t.Name + "=" + t.Version }
 
+// Action is what a change does to a package.
+type Action string
+
+// Actions.
+const (
+	ActionUpgrade   Action = "upgrade"
+	ActionDowngrade Action = "downgrade"
+	ActionInstall   Action = "install"
+	ActionRemove    Action = "remove"
+	ActionReinstall Action = "reinstall"
+)
+
 // Change is one change an install makes or would make.
 type Change struct {
-	Action string `json:"action"` // upgrade, downgrade, install, remove, reinstall
+	Action Action `json:"action"` // upgrade, downgrade, install, remove, reinstall
 	Name   string `json:"name"`
 	From   string `json:"from,omitempty"`
 	To     string `json:"to,omitempty"`

@@ -179,6 +179,17 @@ func (w *Window) Allows(t time.Time, d time.Duration) bool {
 	return ok && !t.Add(d).After(end)
 }
 
+// ApprovalMode is whether an approval rule approves patches on its own.
+type ApprovalMode string
+
+// Approval modes.
+const (
+	// ApproveAutomatic approves on its own.
+	ApproveAutomatic ApprovalMode = "automatic"
+	// ApproveManual takes the approvals of distinct people.
+	ApproveManual ApprovalMode = "manual"
+)
+
 // ApprovalRuleSpec approves patches on their own, or says how many people
 // must: patches of the given cycles, types and priorities, released at
 // least MinAge ago, on hosts of HostGroups (all hosts when empty), except
@@ -193,8 +204,8 @@ type ApprovalRuleSpec struct {
 	Exclude     []string          `yaml:"exclude,omitempty" json:"exclude,omitempty"`
 	// Approve is automatic or manual; Approvers is how many distinct people
 	// a manual approval takes (1 by default).
-	Approve   string `yaml:"approve" json:"approve" policy:"required"`
-	Approvers int    `yaml:"approvers,omitempty" json:"approvers,omitempty"`
+	Approve   ApprovalMode `yaml:"approve" json:"approve" policy:"required"`
+	Approvers int          `yaml:"approvers,omitempty" json:"approvers,omitempty"`
 }
 
 // Check validates the rule.
@@ -215,11 +226,11 @@ func (s *ApprovalRuleSpec) Check(c *policy.Checker) {
 		}
 	}
 	switch s.Approve {
-	case "automatic":
+	case ApproveAutomatic:
 		if s.Approvers != 0 {
 			c.Errorf("spec.approvers", "%d: an automatic approval takes no approvers", s.Approvers)
 		}
-	case "manual":
+	case ApproveManual:
 		if s.Approvers < 0 || s.Approvers > 5 {
 			c.Errorf("spec.approvers", "%d: want 1 to 5 distinct approvers", s.Approvers)
 		}
@@ -272,7 +283,7 @@ func (s *ApprovalRuleSpec) Matches(c Candidate, now time.Time) bool {
 // RequiredApprovers is how many distinct people the rule needs: 0 when it
 // approves on its own.
 func (s *ApprovalRuleSpec) RequiredApprovers() int {
-	if s.Approve == "automatic" {
+	if s.Approve == ApproveAutomatic {
 		return 0
 	}
 	return max(s.Approvers, 1)
@@ -329,6 +340,20 @@ func (a *Amount) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Promotion is how a rollout strategy moves on to the next ring.
+type Promotion string
+
+// Promotions.
+const (
+	// PromoteAutomatic promotes once the ring's bake time has passed.
+	PromoteAutomatic Promotion = "automatic"
+	// PromoteManual waits for someone to promote the rollout.
+	PromoteManual Promotion = "manual"
+)
+
+// Valid says whether p is one of the promotions.
+func (p Promotion) Valid() bool { return p == PromoteAutomatic || p == PromoteManual }
+
 // StrategySpec is how a rollout goes: rings in order (a host group, or a
 // share of the target), how many hosts at a time and how many failures
 // halt it, the bake time between rings, health checks, reboots and
@@ -337,9 +362,9 @@ type StrategySpec struct {
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
 	Rings       []Ring `yaml:"rings" json:"rings" policy:"required"`
 	// Reboot is never, if-required or always (always inside the window).
-	Reboot string `yaml:"reboot" json:"reboot" policy:"required"`
+	Reboot job.Reboot `yaml:"reboot" json:"reboot" policy:"required"`
 	// Promote is automatic (after the bake time) or manual.
-	Promote string `yaml:"promote" json:"promote" policy:"required"`
+	Promote Promotion `yaml:"promote" json:"promote" policy:"required"`
 	// RestartServices restarts services still using replaced libraries.
 	RestartServices bool `yaml:"restartServices,omitempty" json:"restartServices,omitempty"`
 	// JobTimeout: a host that does not report within it has failed.
@@ -405,14 +430,10 @@ func (s *StrategySpec) Check(c *policy.Checker) {
 			}
 		}
 	}
-	switch s.Reboot {
-	case "never", "if-required", "always":
-	default:
+	if !s.Reboot.Valid() {
 		c.Errorf("spec.reboot", "%q: want never, if-required or always", s.Reboot)
 	}
-	switch s.Promote {
-	case "automatic", "manual":
-	default:
+	if !s.Promote.Valid() {
 		c.Errorf("spec.promote", "%q: want automatic or manual", s.Promote)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
@@ -168,6 +169,9 @@ spec:
 		t.Fatal(err)
 	}
 	s := docs[0].Spec.(*StrategySpec)
+	if s.Reboot != job.RebootIfRequired || s.Promote != PromoteAutomatic {
+		t.Errorf("reboot %q, promote %q", s.Reboot, s.Promote)
+	}
 	var target []string
 	for i := range 22 {
 		target = append(target, fmt.Sprintf("h%02d", i))
@@ -260,3 +264,11 @@ func TestReferencesToHostGroups(t *testing.T) {
 
 // allKinds parse the policy documents and this package's in its tests.
 var allKinds = policy.NewKinds(policy.OwnKinds(), Kinds())
+
+func TestPromotionValid(t *testing.T) {
+	for p, want := range map[Promotion]bool{PromoteAutomatic: true, PromoteManual: true, "": false, "auto": false, "Manual": false} {
+		if p.Valid() != want {
+			t.Errorf("Promotion(%q).Valid() = %v, want %v", p, !want, want)
+		}
+	}
+}

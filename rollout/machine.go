@@ -105,7 +105,7 @@ type Gate struct {
 // flight. It returns the jobs to dispatch (their attempt set).
 func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 	if m.State == Baking && !now.Before(m.BakeUntil) {
-		if m.Strategy.Promote == "automatic" {
+		if m.Strategy.Promote == PromoteAutomatic {
 			m.next()
 		} else {
 			m.State = AwaitingPromotion

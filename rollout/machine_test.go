@@ -11,11 +11,11 @@ import (
 	"github.com/patchbay/patchbay/job"
 )
 
-func strategy(promote string) *StrategySpec {
+func strategy(promote Promotion) *StrategySpec {
 	return &StrategySpec{Rings: []Ring{
 		{Name: "staging", HostGroup: "staging", MaxConcurrency: Amount{N: 100, Percent: true}, ErrorThreshold: Amount{N: 0}, Bake: 0},
 		{Name: "prod", Share: Amount{N: 100, Percent: true}, MaxConcurrency: Amount{N: 3}, ErrorThreshold: Amount{N: 20, Percent: true}, Bake: 0},
-	}, Reboot: "if-required", Promote: promote, JobTimeout: 0}
+	}, Reboot: job.RebootIfRequired, Promote: promote, JobTimeout: 0}
 }
 
 func hosts(n int) []string {
@@ -36,7 +36,7 @@ func staging(h string) []string {
 func always(string) bool { return true }
 
 func TestStagingFirstThenProd(t *testing.T) {
-	s := strategy("automatic")
+	s := strategy(PromoteAutomatic)
 	s.Rings[0].Bake = duration.Duration(30 * time.Minute)
 	m := NewMachine(s, hosts(10), staging)
 	now := time.Date(2026, 11, 10, 21, 0, 0, 0, time.UTC)
@@ -62,7 +62,7 @@ func TestStagingFirstThenProd(t *testing.T) {
 }
 
 func TestManualPromotion(t *testing.T) {
-	m := NewMachine(strategy("manual"), hosts(4), staging)
+	m := NewMachine(strategy(PromoteManual), hosts(4), staging)
 	now := time.Now()
 	for _, j := range m.Step(now, Gate{Active: always}) {
 		m.Report(j.Host, j.Attempt, job.Succeeded)
@@ -84,7 +84,7 @@ func TestManualPromotion(t *testing.T) {
 // timeout counts as failed; hosts without an agent are reported, not
 // counted as errors.
 func TestStaleReportsAndTimeouts(t *testing.T) {
-	s := strategy("automatic")
+	s := strategy(PromoteAutomatic)
 	s.JobTimeout = duration.Duration(10 * time.Minute)
 	m := NewMachine(s, hosts(6), staging)
 	now := time.Now()
@@ -108,7 +108,7 @@ func TestStaleReportsAndTimeouts(t *testing.T) {
 		t.Fatalf("after the timeout: %s %+v", m.State, m.ring(0)[1])
 	}
 	// No agent: reported, not an error.
-	m2 := NewMachine(strategy("automatic"), hosts(6), staging)
+	m2 := NewMachine(strategy(PromoteAutomatic), hosts(6), staging)
 	noAgent := func(h string) bool { return h != "h01" }
 	for _, j := range m2.Step(now, Gate{Active: noAgent}) {
 		m2.Report(j.Host, j.Attempt, job.Succeeded)
@@ -127,7 +127,7 @@ func TestErrorsNeverPassThresholdPlusInFlight(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	outcomes := []job.Outcome{job.Succeeded, job.SucceededReboot, job.NoChange, job.Skipped, job.Failed, job.RolledBack}
 	for run := range 500 {
-		s := strategy("automatic")
+		s := strategy(PromoteAutomatic)
 		s.Rings[1].MaxConcurrency = Amount{N: 1 + r.IntN(5)}
 		s.Rings[1].ErrorThreshold = Amount{N: r.IntN(40), Percent: true}
 		s.Rings[0].ErrorThreshold = Amount{N: r.IntN(2)}
@@ -170,7 +170,7 @@ func TestErrorsNeverPassThresholdPlusInFlight(t *testing.T) {
 }
 
 func TestPauseResumeAbort(t *testing.T) {
-	m := NewMachine(strategy("automatic"), hosts(6), staging)
+	m := NewMachine(strategy(PromoteAutomatic), hosts(6), staging)
 	now := time.Now()
 	m.Step(now, Gate{Active: always})
 	if err := m.Pause(); err != nil {
@@ -190,7 +190,7 @@ func TestPauseResumeAbort(t *testing.T) {
 // TestWindowsGateStarts: a host whose window is closed waits — it is not
 // started, and not judged for its agent until it could start.
 func TestWindowsGateStarts(t *testing.T) {
-	m := NewMachine(strategy("automatic"), hosts(2), staging)
+	m := NewMachine(strategy(PromoteAutomatic), hosts(2), staging)
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	open := map[string]bool{"h00": true}
 	asked := map[string]bool{}

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/patch"
@@ -114,7 +114,7 @@ type Target struct {
 	To        string       `json:"to"`
 	Types     []patch.Type `json:"types"`
 	Pocket    string       `json:"pocket,omitempty"`
-	Approval  string       `json:"approval"` // the approval rule that decided, or "default"
+	Approval  string       `json:"approval"` // the approval rule that decided, or DefaultRule
 	Approvers int          `json:"approvers"`
 }
 
@@ -307,12 +307,16 @@ func (p *Policy) Opening(groups []string, t time.Time, d time.Duration) (name st
 	return name, start, end, ok
 }
 
+// DefaultRule is the approval of an update no approval rule matches: one
+// person approves it.
+const DefaultRule = "default"
+
 // Approval decides how an update on a host is approved: automatically
 // when every matching rule approves automatically (and one matches),
 // else by as many people as the strictest matching manual rule asks (one
 // when no rule matches).
 func (p *Policy) Approval(c Candidate, now time.Time) (rule string, approvers int) {
-	rule, approvers = "default", 1
+	rule, approvers = DefaultRule, 1
 	auto := ""
 	for _, r := range p.Rules {
 		if !r.Spec.Matches(c, now) {
@@ -325,11 +329,11 @@ func (p *Policy) Approval(c Candidate, now time.Time) (rule string, approvers in
 			}
 			continue
 		}
-		if rule == "default" || n > approvers {
+		if rule == DefaultRule || n > approvers {
 			rule, approvers = r.Name, n
 		}
 	}
-	if rule == "default" && auto != "" {
+	if rule == DefaultRule && auto != "" {
 		return auto, 0
 	}
 	return rule, approvers
@@ -509,8 +513,7 @@ func fixedBy(f fleet.Finding, u patch.Update) bool {
 	if f.Fixed == "" {
 		return u.Pocket == "security"
 	}
-	eco, _, _ := strings.Cut(f.Ecosystem, ":")
-	c, err := match.Compare(eco, f.Fixed, u.Candidate)
+	c, err := match.Compare(inventory.BaseEcosystem(f.Ecosystem), f.Fixed, u.Candidate)
 	return err == nil && c <= 0
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
@@ -41,10 +42,10 @@ func testPolicy(t *testing.T) *Policy {
 				{Name: "staging", HostGroup: "staging", MaxConcurrency: Amount{N: 1}, ErrorThreshold: Amount{}},
 				{Name: "prod", HostGroup: "production", MaxConcurrency: Amount{N: 10, Percent: true}, ErrorThreshold: Amount{N: 1}},
 			},
-			Reboot: "if-required", Promote: "automatic", JobTimeout: duration.Duration(30 * time.Minute)}},
+			Reboot: job.RebootIfRequired, Promote: PromoteAutomatic, JobTimeout: duration.Duration(30 * time.Minute)}},
 		Rules: []NamedRule{
-			{"security-nonprod", &ApprovalRuleSpec{Types: []patch.Type{patch.Security}, Cycles: []patch.Cycle{"system"}, MinAge: duration.Duration(72 * time.Hour), HostGroups: []string{"staging"}, Exclude: []string{"linux-image-*"}, Approve: "automatic"}},
-			{"production", &ApprovalRuleSpec{HostGroups: []string{"production"}, Approve: "manual", Approvers: 2}},
+			{"security-nonprod", &ApprovalRuleSpec{Types: []patch.Type{patch.Security}, Cycles: []patch.Cycle{"system"}, MinAge: duration.Duration(72 * time.Hour), HostGroups: []string{"staging"}, Exclude: []string{"linux-image-*"}, Approve: ApproveAutomatic}},
+			{"production", &ApprovalRuleSpec{HostGroups: []string{"production"}, Approve: ApproveManual, Approvers: 2}},
 		},
 		Windows: []NamedWindow{mustWindow(t, "prod-monthly", "0 22 * * TUE#2", "production"), mustWindow(t, "staging-daily", "0 9 * * *", "staging")},
 	}
@@ -174,7 +175,7 @@ func TestApprovalStrictestRuleWins(t *testing.T) {
 		t.Errorf("staging: %s %d", r, n)
 	}
 	c.Package = "linux-image-amd64"
-	if r, n := p.Approval(c, now); r != "default" || n != 1 {
+	if r, n := p.Approval(c, now); r != DefaultRule || n != 1 {
 		t.Errorf("excluded package: %s %d", r, n)
 	}
 }
