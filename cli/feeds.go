@@ -43,6 +43,9 @@ func newFeedsImportCmd(e *env) *cobra.Command {
 				for _, p := range sum.Problems {
 					fmt.Fprintf(e.stderr, "patchbay: skipped malformed record %s\n", p.String())
 				}
+				for _, f := range sum.NotImported {
+					fmt.Fprintf(e.stderr, "patchbay: not imported: %s (NVD CVE records; this version does not import NVD data)\n", f)
+				}
 				if _, err := db.Audit.Append(ctx, actor(), "feeds.import", strings.Join(args, " "), sum); err != nil {
 					return err
 				}

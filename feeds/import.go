@@ -46,6 +46,9 @@ type Summary struct {
 	KEV       int       `json:"kev"`       // KEV entries imported
 	EPSS      int       `json:"epss"`      // EPSS scores imported
 	Problems  []Problem `json:"problems,omitempty"`
+	// NotImported are feed files recognised but of a kind this version
+	// does not import (NVD CVE records), left as they are.
+	NotImported []string `json:"not_imported,omitempty"`
 	// Changed are the package keys named by added, updated or removed
 	// records (before and after the change): the inventories to rematch.
 	Changed []match.Key `json:"-"`
@@ -60,6 +63,7 @@ func (s *Summary) add(o Summary) {
 	s.KEV += o.KEV
 	s.EPSS += o.EPSS
 	s.Problems = append(s.Problems, o.Problems...)
+	s.NotImported = append(s.NotImported, o.NotImported...)
 	s.Changed = append(s.Changed, o.Changed...)
 }
 
@@ -99,6 +103,10 @@ const (
 	KindOSVJSON
 	KindKEV
 	KindEPSS
+	// KindNVD is a file of NVD CVE records (API 2.0 shape): recognised, so
+	// that a feeds directory holding one imports the rest, but not
+	// imported.
+	KindNVD
 )
 
 // Detect tells a feed file's kind from its name and first bytes.
@@ -112,6 +120,9 @@ func Detect(name string, head []byte) Kind {
 	case strings.HasSuffix(lower, ".json"):
 		if bytes.Contains(head, []byte(`"catalogVersion"`)) || bytes.Contains(head, []byte(`"cveID"`)) {
 			return KindKEV
+		}
+		if bytes.Contains(head, []byte(`"NVD_CVE"`)) {
+			return KindNVD
 		}
 		return KindOSVJSON
 	}
@@ -199,6 +210,8 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 				return Summary{}, err
 			}
 			p.sum.add(s)
+		case KindNVD:
+			p.sum.NotImported = append(p.sum.NotImported, f)
 		default:
 			return Summary{}, fmt.Errorf("import %s: not an OSV zip or JSON record, KEV catalog or EPSS CSV", f)
 		}

@@ -209,6 +209,10 @@ func TestImportSharedFeeds(t *testing.T) {
 	if sum.Malformed != 0 {
 		t.Errorf("malformed: %v", sum.Problems)
 	}
+	// The NVD sample beside the OSV data is recognised and left alone.
+	if len(sum.NotImported) != 1 || filepath.Base(sum.NotImported[0]) != "nvdcve-sample.json" {
+		t.Errorf("not imported: %v, want the NVD sample", sum.NotImported)
+	}
 	if sum.KEV != 1404 {
 		t.Errorf("KEV entries = %d, want 1404", sum.KEV)
 	}
@@ -252,4 +256,27 @@ func countWithdrawn(t *testing.T, feedsDir string) map[string]int {
 		zr.Close()
 	}
 	return out
+}
+
+// TestNVDFilesAreNotImported: a file of NVD CVE records in a feeds
+// directory is named as not imported, not counted malformed, and the OSV
+// record beside it is imported.
+func TestNVDFilesAreNotImported(t *testing.T) {
+	dir := t.TempDir()
+	nvd := `{"resultsPerPage": 1, "startIndex": 0, "totalResults": 1, "format": "NVD_CVE", "version": "2.0",
+  "vulnerabilities": [{"cve": {"id": "CVE-2024-0001", "published": "2024-01-01T00:00:00.000"}}]}`
+	osv := `{"id": "LOCAL-1", "modified": "2024-01-01T00:00:00Z", "affected": [{"package": {"ecosystem": "PyPI", "name": "x"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2"}]}]}]}`
+	if err := os.WriteFile(filepath.Join(dir, "nvdcve.json"), []byte(nvd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "LOCAL-1.json"), []byte(osv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := (&feeds.Importer{Store: newDB(t)}).ImportPaths(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Added != 1 || sum.Malformed != 0 || len(sum.NotImported) != 1 || filepath.Base(sum.NotImported[0]) != "nvdcve.json" {
+		t.Errorf("summary %+v", sum)
+	}
 }
