@@ -221,6 +221,18 @@ func TestQuickstartAndClients(t *testing.T) {
 		t.Errorf("policy history: %d\n%s\n%s", code, stdout, stderr)
 	}
 
+	// The leader exports its first checkpoint once its start-up work (the
+	// feed refresh and its rematch) is done: wait for it, then stop.
+	cp := filepath.Join(data, "checkpoints", "audit-checkpoint.json")
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(cp); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit checkpoint at %s after two minutes: %s", cp, errb.String())
+		}
+	}
+
 	// Graceful stop.
 	cancel()
 	select {
@@ -231,7 +243,6 @@ func TestQuickstartAndClients(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("quickstart did not stop")
 	}
-	cp := filepath.Join(data, "checkpoints", "audit-checkpoint.json")
 	code, stdout, stderr = run(t, data, "audit", "verify", "--checkpoint", cp)
 	if code != 0 || !strings.Contains(stdout, "audit chain intact") {
 		t.Errorf("audit verify: %d %s %s", code, stdout, stderr)

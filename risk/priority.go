@@ -21,11 +21,13 @@ const (
 
 // String renders "P1"; the zero Priority (none decided) renders "".
 func (p Priority) String() string {
-	if p == 0 {
-		return ""
+	if p >= 0 && int(p) < len(priorityNames) {
+		return priorityNames[p]
 	}
 	return fmt.Sprintf("P%d", int(p))
 }
+
+var priorityNames = [...]string{"", "P1", "P2", "P3", "P4"}
 
 // ParsePriority parses "P1".."P4" (case-insensitive).
 func ParsePriority(s string) (Priority, error) {
