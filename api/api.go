@@ -74,6 +74,8 @@ const (
 	CodeStale             = "stale" // a job report of an attempt that is not the current one
 	CodeInternal          = "internal"
 	CodeUnavailable       = "unavailable"
+	CodeTooManyRequests   = "too_many_requests" // one large body at a time per credential
+	CodeTimeout           = "timeout"           // a request body not sent in time
 )
 
 // EnrollRequest is sent with an enrollment token.

@@ -37,6 +37,10 @@ type serverOpts struct {
 	syncInterval    time.Duration
 	checkin         time.Duration
 	maxBody         int64
+	largeBody       int64
+	largeBodies     int
+	bodyTimeout     time.Duration
+	connsPerClient  int
 	replicaID       string
 	logLevel        string
 	debugListen     string
@@ -63,6 +67,10 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.DurationVar(&o.syncInterval, "sync-interval", 6*time.Hour, "how often the leader refreshes the feeds")
 	f.DurationVar(&o.checkin, "checkin-interval", 5*time.Minute, "check-in interval asked of agents")
 	f.Int64Var(&o.maxBody, "max-body", 64<<20, "largest request body accepted, in bytes, after decompression")
+	f.Int64Var(&o.largeBody, "large-body", 1<<20, "a request body past this size (bytes, after decompression) needs one of --large-bodies slots; one per credential at a time")
+	f.IntVar(&o.largeBodies, "large-bodies", 1, "large request bodies read at once: what bounds the memory of bodies (each costs up to about 8 × its size while decoded)")
+	f.DurationVar(&o.bodyTimeout, "body-timeout", time.Minute, "time a client has to send a request body")
+	f.IntVar(&o.connsPerClient, "max-conns-per-client", 1024, "connections open at once from one client address (0: no limit; raise it for agents behind one NAT)")
 	f.StringVar(&o.replicaID, "replica-id", "", "this process's name in the leader lease (default host:pid)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
@@ -132,7 +140,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	}
 	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
-		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody,
+		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})
 	if err != nil {
 		return fail(err)
@@ -145,6 +153,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	if err != nil {
 		return fail(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
+	ln = server.LimitListener(ln, o.connsPerClient)
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	hs.RegisterOnShutdown(srv.Drain)

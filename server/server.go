@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -57,6 +58,15 @@ type Config struct {
 	Checkin time.Duration
 	// MaxBody limits request bodies (after decompression), in bytes.
 	MaxBody int64
+	// LargeBody is the size past which a body needs one of LargeBodies
+	// slots (one per credential at a time), waiting up to BodyWait for
+	// one: what bounds the memory of bodies read at once.
+	LargeBody   int64
+	LargeBodies int
+	BodyWait    time.Duration
+	// BodyTimeout bounds the reading of a request body (a slow sender
+	// holds its connection no longer).
+	BodyTimeout time.Duration
 	// LeaseTTL and ElectEvery tune the leader election.
 	LeaseTTL, ElectEvery time.Duration
 	// TouchEvery is how often check-in times of unchanged hosts are
@@ -80,6 +90,7 @@ type Config struct {
 // Server serves the API.
 type Server struct {
 	cfg     Config
+	bodies  *bodyGate
 	db      *store.DB
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -158,6 +169,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 20
 	}
+	if cfg.LargeBody <= 0 {
+		cfg.LargeBody = 1 << 20
+	}
+	if cfg.LargeBodies <= 0 {
+		cfg.LargeBodies = 1
+	}
+	if cfg.BodyWait <= 0 {
+		cfg.BodyWait = 30 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = time.Minute
+	}
 	if cfg.Checkin <= 0 {
 		cfg.Checkin = 5 * time.Minute
 	}
@@ -200,6 +223,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{}), fleetWide: make(chan struct{}, 1),
 		stepNow: make(chan struct{}, 1), jobs: newJobHub(), webhookClient: &http.Client{Timeout: 15 * time.Second}, draining: make(chan struct{})}
 	s.metrics = newMetrics(cfg.DB)
+	s.bodies = newBodyGate(cfg.LargeBody, cfg.LargeBodies, cfg.BodyWait)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
 	s.routes = s.routeTable()
@@ -268,6 +292,10 @@ type statusWriter struct {
 	status int
 }
 
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
@@ -299,7 +327,16 @@ func (s *Server) wrap(rt Route) http.Handler {
 	})
 }
 
-func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) error {
+func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) (err error) {
+	var gb *gatedBody
+	defer func() {
+		// An answer given before the body was read closes the connection:
+		// net/http would otherwise read what is left of the body first, as
+		// slowly as the client sends it.
+		if err != nil && r.ContentLength != 0 && (gb == nil || !gb.eof) {
+			w.Header().Set("Connection", "close")
+		}
+	}()
 	var c *caller
 	if rt.Need != "" {
 		tok, secret, err := s.authenticate(r)
@@ -318,6 +355,16 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) error {
 			return errForbidden(fmt.Sprintf("role %s may not %s %s (needs %s)", tok.Role, rt.Method, rt.Pattern, rt.Need))
 		}
 	}
+	if r.ContentLength == 0 {
+		return rt.h(w, r, c)
+	}
+	if r.ContentLength > s.cfg.MaxBody && r.Header.Get("Content-Encoding") == "" {
+		return &http.MaxBytesError{Limit: s.cfg.MaxBody} // declared too large: refused unread
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)); err != nil {
+		rc = nil // not a connection that takes deadlines (a test recorder)
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(r.Body)
@@ -327,6 +374,13 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) error {
 		defer zr.Close()
 		r.Body = &limitedBody{r: io.LimitReader(zr, s.cfg.MaxBody+1), max: s.cfg.MaxBody, c: r.Body}
 	}
+	holder := r.RemoteAddr // requests without a credential (none take bodies today)
+	if c != nil {
+		holder = c.tok.ID
+	}
+	gb = &gatedBody{r: r.Body, ctx: r.Context(), g: s.bodies, holder: holder, rc: rc}
+	defer gb.done()
+	r.Body = gb
 	return rt.h(w, r, c)
 }
 
@@ -431,14 +485,17 @@ func decode(r *http.Request, v any, strict bool) error {
 	var mbe *http.MaxBytesError
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	var ne net.Error
 	switch {
 	case err == nil:
 		if dec.More() {
 			return errBadRequest("body: more than one JSON value", "")
 		}
 		return nil
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe), errors.As(err, new(*httpError)):
 		return err
+	case errors.As(err, &ne) && ne.Timeout():
+		return &httpError{http.StatusRequestTimeout, api.Error{Error: "body: not sent in time", Code: api.CodeTimeout}}
 	case errors.Is(err, io.EOF):
 		return errBadRequest("body: empty; want a JSON object", "")
 	case errors.As(err, &se):

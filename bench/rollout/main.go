@@ -164,7 +164,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 	if err != nil {
 		return err
 	}
-	srv := exec.Command(bin, "--data-dir", data, "--db", dsn, "server", "--listen", addr, "--plain-http", "--step-interval", "1s", "--agent-stale", "24h")
+	srv := exec.Command(bin, "--data-dir", data, "--db", dsn, "server", "--listen", addr, "--plain-http", "--max-conns-per-client", "0", "--step-interval", "1s", "--agent-stale", "24h")
 	srv.Stdout, srv.Stderr = logFile, logFile
 	if err := srv.Start(); err != nil {
 		return err
