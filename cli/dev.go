@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ func newDevCmd(e *env) *cobra.Command {
 
 type simOpts struct {
 	agents, concurrency, rounds, packages int
+	soak                                  time.Duration
 	serverURL, token, pin, shared         string
 	feedsDirs                             []string
 	keep                                  bool
@@ -65,6 +67,7 @@ its peak RSS.`,
 	f.IntVar(&o.agents, "agents", 100, "hosts to simulate")
 	f.IntVar(&o.concurrency, "concurrency", 64, "agents talking to the server at once")
 	f.IntVar(&o.rounds, "rounds", 3, "rounds of steady check-ins")
+	f.DurationVar(&o.soak, "soak", 0, "after the other phases, keep every agent checking in for this long (a hundredth of them with a changed inventory each round), then check that no acknowledged report is lost and count 5xx answers")
 	f.IntVar(&o.packages, "packages", 1500, "packages per host (OS packages plus application dependencies)")
 	f.StringVar(&o.serverURL, "server", "", "server URL (default: start one)")
 	f.StringVar(&o.token, "token", os.Getenv("PATCHBAY_TOKEN"), "admin token of --server (env PATCHBAY_TOKEN)")
@@ -376,8 +379,106 @@ spec: {owner: sim, tier: 1, exposure: internet, hosts: env=prod}
 			return fmt.Errorf("labels: %w", err)
 		}
 		fmt.Fprintf(e.stdout, "%-28s %7d host decided again in %.3fs\n", "label change", 1, time.Since(start).Seconds())
+	}
+	if o.soak > 0 {
+		if err := e.soak(ctx, o, admin, hosts, hc, updHash); err != nil {
+			return err
+		}
+	}
+	if child != nil {
 		rss, hwm := procRSS(child.Process.Pid)
 		fmt.Fprintf(e.stdout, "%-28s RSS %.0f MiB, peak %.0f MiB\n", "server memory", rss, hwm)
+	}
+	return nil
+}
+
+// soak keeps every agent checking in for o.soak, a hundredth of them with
+// a changed inventory each round, counting failures and 5xx answers; then
+// it reads every host back and counts the acknowledged reports the server
+// lost: an inventory other than the last one acknowledged, or a check-in
+// time before the last acknowledged check-in.
+func (e *env) soak(ctx context.Context, o *simOpts, admin *api.Client, hosts []*simHost, hc *http.Client, updHash string) error {
+	type acked struct {
+		hash string
+		at   time.Time
+	}
+	last := make([]acked, len(hosts))
+	for i, h := range hosts {
+		last[i] = acked{hash: h.hash}
+	}
+	noUpdates := []patch.Update{}
+	var requests, failed, fivexx atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	start := time.Now()
+	rounds := 0
+	var lat latencies
+	for time.Since(start) < o.soak && ctx.Err() == nil {
+		rounds++
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < o.concurrency; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(hosts) || ctx.Err() != nil {
+						return
+					}
+					h := hosts[i]
+					c := &api.Client{Base: o.serverURL, Token: h.cred, HTTP: hc, GzipAbove: 4 << 10}
+					rep := api.Report{CollectedAt: time.Now(), Facts: h.facts, InventoryHash: last[i].hash, UpdatesHash: updHash}
+					if (i+rounds)%100 == 0 { // a changed inventory: one package a version further
+						pkgs := slices.Clone(h.pkgs)
+						pkgs[rounds%len(pkgs)].Version += fmt.Sprintf("+soak%d", rounds)
+						rep.Inventory, rep.InventoryHash, rep.Updates = &pkgs, fleet.InventoryHash(pkgs), &noUpdates
+					}
+					t := time.Now()
+					err := c.Do(ctx, http.MethodPost, api.Prefix+"/agent/checkin", rep, nil)
+					requests.Add(1)
+					if err != nil {
+						failed.Add(1)
+						var se *api.StatusError
+						if errors.As(err, &se) && se.Status >= 500 {
+							fivexx.Add(1)
+						}
+						errOnce.Do(func() { firstErr = fmt.Errorf("soak: host %d: %w", i, err) })
+						continue
+					}
+					lat.add(time.Since(t))
+					last[i] = acked{hash: rep.InventoryHash, at: t}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	el := time.Since(start)
+	fmt.Fprintf(e.stdout, "%-28s %7d check-ins in %d rounds over %.0fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d  5xx %d\n", "soak",
+		requests.Load(), rounds, el.Seconds(), float64(requests.Load())/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load(), fivexx.Load())
+	// Check-in times are written once a second: give the last ones time.
+	time.Sleep(3 * time.Second)
+	var hl api.HostList
+	if err := admin.Do(ctx, http.MethodGet, api.Prefix+"/hosts?limit=1000000", nil, &hl); err != nil {
+		return fmt.Errorf("soak: read hosts back: %w", err)
+	}
+	seen := map[string]fleet.HostSummary{}
+	for _, h := range hl.Hosts {
+		seen[h.ID] = h
+	}
+	lost := 0
+	for i, h := range hosts {
+		got, ok := seen[h.id]
+		if !ok || got.InventoryHash != last[i].hash || got.LastSeen.Before(last[i].at.Add(-time.Second)) {
+			lost++
+			if lost <= 3 {
+				fmt.Fprintf(e.stderr, "patchbay: soak: host %s: stored inventory %.12s seen %s, acknowledged %.12s at %s\n", h.id, got.InventoryHash, got.LastSeen.Format(time.RFC3339Nano), last[i].hash, last[i].at.Format(time.RFC3339Nano))
+			}
+		}
+	}
+	fmt.Fprintf(e.stdout, "%-28s %7d hosts read back, %d acknowledged reports lost\n", "", len(hosts), lost)
+	if lost > 0 || fivexx.Load() > 0 {
+		return fmt.Errorf("soak: %d acknowledged reports lost, %d 5xx answers (first error: %v)", lost, fivexx.Load(), firstErr)
 	}
 	return nil
 }
