@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -328,10 +329,13 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 		fmt.Fprintf(e.stdout, "%-28s %7d hosts (%d package sets) rematched in %.3fs; %d opened (refresh with import %.2fs)\n", "rematch after new advisory",
 			rr.Rematch.Hosts, rr.Rematch.Groups, rr.RematchSeconds, rr.Rematch.Opened, time.Since(start).Seconds())
 		// CISA adds the simulated CVE to KEV: its findings are decided again.
-		if err := writeFiles(e.simFeedDir(), map[string]string{"known_exploited_vulnerabilities.json": `{"title": "CISA Catalog of Known Exploited Vulnerabilities",
-			"catalogVersion": "2099.01.01", "dateReleased": "2099-01-01T00:00:00Z", "count": 1, "vulnerabilities": [{"cveID": "CVE-2099-0001", "vendorProject": "sim",
-			"product": "bash", "vulnerabilityName": "simulated", "dateAdded": "` + time.Now().UTC().Format(time.DateOnly) + `", "shortDescription": "x", "requiredAction": "patch",
-			"dueDate": "` + time.Now().UTC().AddDate(0, 0, 14).Format(time.DateOnly) + `", "knownRansomwareCampaignUse": "Unknown", "notes": ""}]}`}); err != nil {
+		// The catalog is the shared one with that entry added (a catalog
+		// that shrinks is refused).
+		kev, err := simKEV(o.shared)
+		if err != nil {
+			return err
+		}
+		if err := writeFiles(e.simFeedDir(), map[string]string{"known_exploited_vulnerabilities.json": kev}); err != nil {
 			return err
 		}
 		start = time.Now()
@@ -615,4 +619,24 @@ func writeFiles(root string, files map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// simKEV is the shared KEV catalog with the simulated CVE added.
+func simKEV(shared string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(shared, "feeds/kev/known_exploited_vulnerabilities.json"))
+	if err != nil {
+		return "", fmt.Errorf("the KEV catalog of the simulation: %w", err)
+	}
+	var cat map[string]any
+	if err := json.Unmarshal(b, &cat); err != nil {
+		return "", fmt.Errorf("the shared KEV catalog: %w", err)
+	}
+	vulns, _ := cat["vulnerabilities"].([]any)
+	now := time.Now().UTC()
+	vulns = append(vulns, map[string]any{"cveID": "CVE-2099-0001", "vendorProject": "sim", "product": "bash", "vulnerabilityName": "simulated",
+		"dateAdded": now.Format(time.DateOnly), "shortDescription": "x", "requiredAction": "patch", "dueDate": now.AddDate(0, 0, 14).Format(time.DateOnly),
+		"knownRansomwareCampaignUse": "Unknown", "notes": ""})
+	cat["vulnerabilities"], cat["count"], cat["catalogVersion"] = vulns, len(vulns), "2099.01.01"
+	out, err := json.Marshal(cat)
+	return string(out), err
 }
