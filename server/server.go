@@ -6,6 +6,7 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
@@ -285,10 +286,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // wrap authenticates, authorises, limits the body, and records metrics.
 func (s *Server) wrap(rt Route) http.Handler {
 	name := rt.Method + " " + rt.Pattern
+	params := wildcards(rt.Pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		err := s.serve(rt, sw, r)
+		err := checkParams(params, r)
+		if err == nil {
+			err = s.serve(rt, sw, r)
+		}
 		if err != nil {
 			s.writeError(sw, r, err)
 		}
@@ -421,14 +426,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 // decode reads a JSON body into v. Malformed JSON is a 400 naming the
-// field (for a wrong type) or the byte offset (for a syntax error).
+// field (for a wrong type) or the byte offset (for a syntax error), and so
+// is a string that is not text (checkJSONText).
 func decode(r *http.Request, v any, strict bool) error {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case err != nil:
+		return errBadRequest("body: "+err.Error(), "")
+	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
-	err := dec.Decode(v)
-	var mbe *http.MaxBytesError
+	err = dec.Decode(v)
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
@@ -437,8 +453,6 @@ func decode(r *http.Request, v any, strict bool) error {
 			return errBadRequest("body: more than one JSON value", "")
 		}
 		return nil
-	case errors.As(err, &mbe):
-		return err
 	case errors.Is(err, io.EOF):
 		return errBadRequest("body: empty; want a JSON object", "")
 	case errors.As(err, &se):
