@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -39,10 +40,6 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 	}
 	ctx := r.Context()
 	now := s.cfg.Now().UTC()
-	// Spend one use; a racing enrollment may have taken the last one.
-	if _, err := s.db.Tokens.UseEnrollment(ctx, c.secret, now); err != nil {
-		return errUnauthorized("enrollment token refused: " + err.Error())
-	}
 	id, err := newHostID()
 	if err != nil {
 		return err
@@ -54,7 +51,17 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 	h := fleet.Host{ID: id, MachineID: req.Facts.MachineID, Hostname: req.Facts.Hostname, Ecosystem: req.Facts.Ecosystem,
 		Labels: map[string]string{}, LastSeen: now, Facts: req.Facts, EnrolledAt: now}
 	tok := auth.Token{ID: credID, Kind: auth.KindHost, Role: auth.Agent, Name: req.Facts.Hostname, Created: now, UsesLeft: -1, Subject: id}
-	cloneOf, err := s.db.Fleet.Enroll(ctx, h, tok, credHash)
+	// One use of the token is spent in the enrollment's transaction: a
+	// racing enrollment may have taken the last one, and a failed
+	// enrollment spends none.
+	cloneOf, err := s.db.Fleet.Enroll(ctx, h, tok, credHash, auth.HashOf(c.secret))
+	if errors.Is(err, auth.ErrExhausted) {
+		why := auth.ErrExhausted
+		if _, aerr := s.db.Tokens.Authenticate(ctx, c.secret, now); aerr != nil {
+			why = aerr
+		}
+		return errUnauthorized("enrollment token refused: " + why.Error())
+	}
 	if err != nil {
 		return err
 	}
