@@ -11,7 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +35,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 		return err
 	}
 	if err := fleet.ValidateFacts(req.Facts); err != nil {
-		return errBadRequest(err.Error(), fieldOf(err.Error()))
+		return refused(err)
 	}
 	ctx := r.Context()
 	now := s.cfg.Now().UTC()
@@ -81,11 +80,19 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 		JobKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))})
 }
 
-// fieldOf takes the field path a validation message starts with.
-func fieldOf(msg string) string {
-	field, _, _ := strings.Cut(msg, ":")
-	return field
+// refused is the 400 of a reported value refused by the fleet's checks,
+// naming its field.
+func refused(err error) error {
+	var fe *fleet.FieldError
+	if errors.As(err, &fe) {
+		return errBadRequest(err.Error(), fe.Field)
+	}
+	return errBadRequest(err.Error(), "")
 }
+
+// maxHash bounds the inventory and updates hashes a report names (a
+// SHA-256 in hex is 64 bytes).
+const maxHash = 128
 
 // checkin applies an agent's report: facts, then the inventory and the
 // package manager's updates when they changed.
@@ -95,7 +102,12 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	if err := fleet.ValidateFacts(rep.Facts); err != nil {
-		return errBadRequest(err.Error(), fieldOf(err.Error()))
+		return refused(err)
+	}
+	for _, h := range [...]struct{ field, value string }{{"inventory_hash", rep.InventoryHash}, {"updates_hash", rep.UpdatesHash}} {
+		if len(h.value) > maxHash {
+			return errBadRequest(fmt.Sprintf("%s: %d bytes, at most %d", h.field, len(h.value), maxHash), h.field)
+		}
 	}
 	ctx := r.Context()
 	hostID := c.tok.Subject
@@ -130,16 +142,17 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	if invChanged {
 		pkgs := *rep.Inventory
-		for i, p := range pkgs {
-			if err := fleet.Validate(i, p); err != nil {
-				return errBadRequest("inventory: "+err.Error(), "inventory")
-			}
+		if err := fleet.ValidateInventory("inventory", pkgs); err != nil {
+			return refused(err)
 		}
 		if got := fleet.InventoryHash(pkgs); got != rep.InventoryHash {
 			return errBadRequest("inventory_hash "+rep.InventoryHash+" is not the hash of the inventory sent ("+got+")", "inventory_hash")
 		}
 	}
 	if updChanged {
+		if err := fleet.ValidateUpdates(*rep.Updates); err != nil {
+			return refused(err)
+		}
 		if got := fleet.UpdatesHash(*rep.Updates); got != rep.UpdatesHash {
 			return errBadRequest("updates_hash "+rep.UpdatesHash+" is not the hash of the updates sent ("+got+")", "updates_hash")
 		}
