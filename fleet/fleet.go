@@ -65,26 +65,6 @@ type Facts struct {
 	Problem        string `json:"problem,omitempty"`
 }
 
-// ValidateFacts checks what an agent reports before it is stored.
-func ValidateFacts(f Facts) error {
-	switch {
-	case f.MachineID == "":
-		return fmt.Errorf("facts.machine_id: missing")
-	case len(f.MachineID) > 128:
-		return fmt.Errorf("facts.machine_id: longer than 128 bytes")
-	case f.Hostname == "":
-		return fmt.Errorf("facts.hostname: missing")
-	case len(f.Hostname) > 255:
-		return fmt.Errorf("facts.hostname: longer than 255 bytes")
-	}
-	for k, v := range f.Labels {
-		if err := ValidateLabel(k, v); err != nil {
-			return fmt.Errorf("facts.labels: %w", err)
-		}
-	}
-	return nil
-}
-
 // ValidateLabel checks one label: a key of letters, digits, '.', '_', '-'
 // and '/', up to 63 bytes; a value up to 255 bytes.
 func ValidateLabel(k, v string) error {
@@ -136,15 +116,11 @@ var ErrNotFound = errors.New("not found")
 // ErrInvalidPackage is returned for a package that cannot be stored.
 var ErrInvalidPackage = errors.New("invalid package")
 
-// Validate checks a package before it is stored.
+// Validate checks a package before it is stored (ValidatePackage): an
+// ErrInvalidPackage naming it as packages[i].
 func Validate(i int, p inventory.Package) error {
-	switch {
-	case p.Ecosystem == "":
-		return fmt.Errorf("%w: packages[%d] (%s): missing ecosystem", ErrInvalidPackage, i, p.Name)
-	case p.Name == "":
-		return fmt.Errorf("%w: packages[%d]: missing name", ErrInvalidPackage, i)
-	case p.Version == "":
-		return fmt.Errorf("%w: packages[%d] (%s): missing version", ErrInvalidPackage, i, p.Name)
+	if e := ValidatePackage(p); e != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidPackage, e.Under(fmt.Sprintf("packages[%d]", i)))
 	}
 	return nil
 }

@@ -6,11 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,14 +35,10 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 		return err
 	}
 	if err := fleet.ValidateFacts(req.Facts); err != nil {
-		return errBadRequest(err.Error(), fieldOf(err.Error()))
+		return refused(err)
 	}
 	ctx := r.Context()
 	now := s.cfg.Now().UTC()
-	// Spend one use; a racing enrollment may have taken the last one.
-	if _, err := s.db.Tokens.UseEnrollment(ctx, c.secret, now); err != nil {
-		return errUnauthorized("enrollment token refused: " + err.Error())
-	}
 	id, err := newHostID()
 	if err != nil {
 		return err
@@ -54,7 +50,17 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 	h := fleet.Host{ID: id, MachineID: req.Facts.MachineID, Hostname: req.Facts.Hostname, Ecosystem: req.Facts.Ecosystem,
 		Labels: map[string]string{}, LastSeen: now, Facts: req.Facts, EnrolledAt: now}
 	tok := auth.Token{ID: credID, Kind: auth.KindHost, Role: auth.Agent, Name: req.Facts.Hostname, Created: now, UsesLeft: -1, Subject: id}
-	cloneOf, err := s.db.Fleet.Enroll(ctx, h, tok, credHash)
+	// One use of the token is spent in the enrollment's transaction: a
+	// racing enrollment may have taken the last one, and a failed
+	// enrollment spends none.
+	cloneOf, err := s.db.Fleet.Enroll(ctx, h, tok, credHash, auth.HashOf(c.secret))
+	if errors.Is(err, auth.ErrExhausted) {
+		why := auth.ErrExhausted
+		if _, aerr := s.db.Tokens.Authenticate(ctx, c.secret, now); aerr != nil {
+			why = aerr
+		}
+		return errUnauthorized("enrollment token refused: " + why.Error())
+	}
 	if err != nil {
 		return err
 	}
@@ -74,11 +80,19 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *caller) error
 		JobKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))})
 }
 
-// fieldOf takes the field path a validation message starts with.
-func fieldOf(msg string) string {
-	field, _, _ := strings.Cut(msg, ":")
-	return field
+// refused is the 400 of a reported value refused by the fleet's checks,
+// naming its field.
+func refused(err error) error {
+	var fe *fleet.FieldError
+	if errors.As(err, &fe) {
+		return errBadRequest(err.Error(), fe.Field)
+	}
+	return errBadRequest(err.Error(), "")
 }
+
+// maxHash bounds the inventory and updates hashes a report names (a
+// SHA-256 in hex is 64 bytes).
+const maxHash = 128
 
 // checkin applies an agent's report: facts, then the inventory and the
 // package manager's updates when they changed.
@@ -88,7 +102,12 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 		return err
 	}
 	if err := fleet.ValidateFacts(rep.Facts); err != nil {
-		return errBadRequest(err.Error(), fieldOf(err.Error()))
+		return refused(err)
+	}
+	for _, h := range [...]struct{ field, value string }{{"inventory_hash", rep.InventoryHash}, {"updates_hash", rep.UpdatesHash}} {
+		if len(h.value) > maxHash {
+			return errBadRequest(fmt.Sprintf("%s: %d bytes, at most %d", h.field, len(h.value), maxHash), h.field)
+		}
 	}
 	ctx := r.Context()
 	hostID := c.tok.Subject
@@ -123,16 +142,17 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	if invChanged {
 		pkgs := *rep.Inventory
-		for i, p := range pkgs {
-			if err := fleet.Validate(i, p); err != nil {
-				return errBadRequest("inventory: "+err.Error(), "inventory")
-			}
+		if err := fleet.ValidateInventory("inventory", pkgs); err != nil {
+			return refused(err)
 		}
 		if got := fleet.InventoryHash(pkgs); got != rep.InventoryHash {
 			return errBadRequest("inventory_hash "+rep.InventoryHash+" is not the hash of the inventory sent ("+got+")", "inventory_hash")
 		}
 	}
 	if updChanged {
+		if err := fleet.ValidateUpdates(*rep.Updates); err != nil {
+			return refused(err)
+		}
 		if got := fleet.UpdatesHash(*rep.Updates); got != rep.UpdatesHash {
 			return errBadRequest("updates_hash "+rep.UpdatesHash+" is not the hash of the updates sent ("+got+")", "updates_hash")
 		}

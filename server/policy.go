@@ -338,10 +338,8 @@ func (s *Server) uploadServiceInventory(w http.ResponseWriter, r *http.Request, 
 	if err := decode(r, &req, true); err != nil {
 		return err
 	}
-	for i, p := range req.Packages {
-		if err := fleet.Validate(i, p); err != nil {
-			return errBadRequest(err.Error(), fmt.Sprintf("packages[%d]", i))
-		}
+	if err := fleet.ValidateInventory("packages", req.Packages); err != nil {
+		return refused(err)
 	}
 	now := s.cfg.Now().UTC()
 	h, err := s.db.Fleet.EnsureService(ctx, name, now)

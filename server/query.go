@@ -159,13 +159,13 @@ func (s *Server) setLabels(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := decode(r, &req, true); err != nil {
 		return err
 	}
-	for k, v := range req.Labels {
-		if err := fleet.ValidateLabel(k, v); err != nil {
-			return errBadRequest("labels: "+err.Error(), "labels."+k)
-		}
-	}
+	// Every label is replaced: clearing them takes {"labels": {}}, never
+	// a body that only forgot them (null, {}).
 	if req.Labels == nil {
-		req.Labels = map[string]string{}
+		return errBadRequest(`labels: missing; send {"labels": {...}} (every label of the host; {"labels": {}} clears them)`, "labels")
+	}
+	if err := fleet.ValidateLabels(req.Labels); err != nil {
+		return refused(err)
 	}
 	id := r.PathValue("id")
 	if err := s.db.Fleet.SetLabels(r.Context(), id, req.Labels); err != nil {
@@ -414,10 +414,20 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *caller) e
 	return writeJSON(w, http.StatusOK, map[string]any{"tokens": toks})
 }
 
+// maxTTLSeconds bounds a token's lifetime: 10 years (a longer one would
+// overflow time.Duration and expire in the past).
+const maxTTLSeconds = 10 * 365 * 24 * 60 * 60
+
+// maxTokenName bounds a token's name.
+const maxTokenName = 255
+
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var req api.TokenRequest
 	if err := decode(r, &req, true); err != nil {
 		return err
+	}
+	if len(req.Name) > maxTokenName {
+		return errBadRequest(fmt.Sprintf("name: %d bytes, at most %d", len(req.Name), maxTokenName), "name")
 	}
 	now := s.cfg.Now().UTC()
 	t := auth.Token{Kind: req.Kind, Name: req.Name, Created: now, UsesLeft: -1}
@@ -441,8 +451,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	default:
 		return errBadRequest(fmt.Sprintf("kind %q: want api or enrollment", req.Kind), "kind")
 	}
-	if req.TTLSeconds < 0 {
-		return errBadRequest("ttl_seconds: negative", "ttl_seconds")
+	if req.TTLSeconds < 0 || req.TTLSeconds > maxTTLSeconds {
+		return errBadRequest(fmt.Sprintf("ttl_seconds %d: want 0 (no expiry; 24 hours for an enrollment token) to %d (10 years)", req.TTLSeconds, int64(maxTTLSeconds)), "ttl_seconds")
 	}
 	if req.TTLSeconds > 0 {
 		t.Expires = now.Add(time.Duration(req.TTLSeconds) * time.Second)

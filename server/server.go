@@ -6,6 +6,7 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
@@ -313,10 +314,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // wrap authenticates, authorises, limits the body, and records metrics.
 func (s *Server) wrap(rt Route) http.Handler {
 	name := rt.Method + " " + rt.Pattern
+	params := wildcards(rt.Pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		err := s.serve(rt, sw, r)
+		err := checkParams(params, r)
+		if err == nil {
+			err = s.serve(rt, sw, r)
+		}
 		if err != nil {
 			s.writeError(sw, r, err)
 		}
@@ -474,28 +479,48 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
+// readBody reads a request body whole, in one allocation when its length
+// is declared.
+func readBody(r *http.Request) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= 1<<30 && r.Header.Get("Content-Encoding") == "" {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(r.Body)
+	return buf.Bytes(), err
+}
+
 // decode reads a JSON body into v. Malformed JSON is a 400 naming the
-// field (for a wrong type) or the byte offset (for a syntax error).
+// field (for a wrong type) or the byte offset (for a syntax error), and so
+// is a string that is not text (checkJSONText).
 func decode(r *http.Request, v any, strict bool) error {
-	dec := json.NewDecoder(r.Body)
+	body, err := readBody(r)
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe), errors.As(err, new(*httpError)):
+		return err // too large (413), or the body gate's 429 or 503
+	case errors.As(err, &ne) && ne.Timeout():
+		return &httpError{http.StatusRequestTimeout, api.Error{Error: "body: not sent in time", Code: api.CodeTimeout}}
+	case err != nil:
+		return errBadRequest("body: "+err.Error(), "")
+	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
-	err := dec.Decode(v)
-	var mbe *http.MaxBytesError
+	err = dec.Decode(v)
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
-	var ne net.Error
 	switch {
 	case err == nil:
 		if dec.More() {
 			return errBadRequest("body: more than one JSON value", "")
 		}
 		return nil
-	case errors.As(err, &mbe), errors.As(err, new(*httpError)):
-		return err
-	case errors.As(err, &ne) && ne.Timeout():
-		return &httpError{http.StatusRequestTimeout, api.Error{Error: "body: not sent in time", Code: api.CodeTimeout}}
 	case errors.Is(err, io.EOF):
 		return errBadRequest("body: empty; want a JSON object", "")
 	case errors.As(err, &se):

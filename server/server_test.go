@@ -356,7 +356,7 @@ func testFleet(t *testing.T, backend string) {
 	bad[3].Version = ""
 	rep := report(factsA, bad, true)
 	code, body = f.do("POST", api.Prefix+"/agent/checkin", a.Credential, rep)
-	if code != 400 || errOf(body).Field != "inventory" || !strings.Contains(errOf(body).Error, "packages[3]") {
+	if code != 400 || errOf(body).Field != "inventory[3].version" || !strings.Contains(errOf(body).Error, "missing") {
 		t.Errorf("invalid package: %d %s", code, body)
 	}
 	rep = report(factsA, pkgs[:10], true)

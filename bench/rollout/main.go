@@ -132,7 +132,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 			Labels: map[string]string{"env": "prod"}}
 		h := fleet.Host{ID: id, MachineID: facts.MachineID, Hostname: name, Ecosystem: facts.Ecosystem, Labels: map[string]string{}, LastSeen: now, Facts: facts, EnrolledAt: now}
 		tok := auth.Token{ID: credID, Kind: auth.KindHost, Role: auth.Agent, Name: name, Created: now, UsesLeft: -1, Subject: id}
-		if _, err := db.Fleet.Enroll(ctx, h, tok, hash); err != nil {
+		if _, err := db.Fleet.Enroll(ctx, h, tok, hash, ""); err != nil {
 			return err
 		}
 		ups := []patch.Update{{Ecosystem: "Debian:12", Name: "libssl3", SourceName: "openssl", Installed: "3.0.15-1~deb12u1", Candidate: "3.0.17-1~deb12u2",

@@ -176,6 +176,7 @@ var fleetDialect = &fleetsql.Dialect{
 	OtherByMachine: `SELECT id FROM hosts WHERE machine_id = $1 AND id <> $2 ORDER BY enrolled_at LIMIT 1`,
 	MarkClone:      `UPDATE hosts SET clone_of = $1 WHERE id = $2 AND clone_of = ''`,
 	InsertToken:    tokenDialect.Insert,
+	UseEnrollment:  tokenDialect.UseEnrollment,
 	CheckIn:        `UPDATE hosts SET hostname = $1, ecosystem = $2, facts = $3, last_seen = $4 WHERE id = $5`,
 	Touch:          `UPDATE hosts SET last_seen = $1 WHERE id = $2 AND last_seen < $3`,
 	SetUpdates:     `UPDATE hosts SET updates_hash = $1, updates = $2, updates_count = $3 WHERE id = $4`,

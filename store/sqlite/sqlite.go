@@ -160,6 +160,7 @@ var fleetDialect = &fleetsql.Dialect{
 	OtherByMachine: `SELECT id FROM hosts WHERE machine_id = ? AND id <> ? ORDER BY enrolled_at LIMIT 1`,
 	MarkClone:      `UPDATE hosts SET clone_of = ? WHERE id = ? AND clone_of = ''`,
 	InsertToken:    tokenDialect.Insert,
+	UseEnrollment:  tokenDialect.UseEnrollment,
 	CheckIn:        `UPDATE hosts SET hostname = ?, ecosystem = ?, facts = ?, last_seen = ? WHERE id = ?`,
 	Touch:          `UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?`,
 	SetUpdates:     `UPDATE hosts SET updates_hash = ?, updates = ?, updates_count = ? WHERE id = ?`,

@@ -52,6 +52,10 @@ type Dialect struct {
 	MarkClone string
 	// InsertToken is the token store's insert, for enrollment's transaction.
 	InsertToken string
+	// UseEnrollment is the token store's spending of one use of an
+	// enrollment token, for enrollment's transaction: (hash, now); one row
+	// when a use was left.
+	UseEnrollment string
 	// CheckIn stores facts: (hostname, ecosystem, facts, last_seen, id).
 	CheckIn string
 	// Touch updates last_seen only when it grows: (last_seen, id, last_seen).
@@ -229,10 +233,15 @@ func (s *Store) Hosts(ctx context.Context, f fleet.HostFilter) ([]fleet.HostSumm
 	return out, rows.Err()
 }
 
-// Enroll stores a new host and its credential in one transaction. When
-// another host has the same machine-id, both are flagged as clones of each
-// other (never merged); the new host's CloneOf is returned.
-func (s *Store) Enroll(ctx context.Context, h fleet.Host, cred auth.Token, credHash string) (cloneOf string, err error) {
+// Enroll stores a new host and its credential in one transaction, and
+// spends in it one use of the enrollment token whose secret hashes to
+// enrollment (none for ""; a host seeded directly): an enrollment that
+// fails leaves the token's uses as they were, and of N concurrent
+// enrollments with M uses left exactly min(N, M) succeed. A token with no
+// use left (or expired, or revoked) is auth.ErrExhausted. When another
+// host has the same machine-id, both are flagged as clones of each other
+// (never merged); the new host's CloneOf is returned.
+func (s *Store) Enroll(ctx context.Context, h fleet.Host, cred auth.Token, credHash, enrollment string) (cloneOf string, err error) {
 	labels, err := json.Marshal(h.Labels)
 	if err != nil {
 		return "", err
@@ -246,6 +255,17 @@ func (s *Store) Enroll(ctx context.Context, h fleet.Host, cred auth.Token, credH
 		return "", err
 	}
 	defer tx.Rollback()
+	if enrollment != "" {
+		res, err := tx.ExecContext(ctx, s.D.UseEnrollment, enrollment, h.EnrolledAt.UnixNano())
+		if err != nil {
+			return "", fmt.Errorf("enroll %s: spend the enrollment token: %w", h.Hostname, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return "", fmt.Errorf("enroll %s: spend the enrollment token: %w", h.Hostname, err)
+		} else if n != 1 {
+			return "", fmt.Errorf("enroll %s: enrollment token: %w", h.Hostname, auth.ErrExhausted)
+		}
+	}
 	var other string
 	if err := tx.QueryRowContext(ctx, s.D.OtherByMachine, h.MachineID, h.ID).Scan(&other); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("enroll %s: %w", h.Hostname, err)
