@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -80,6 +81,31 @@ func (e *BrokenError) Error() string {
 // checkpoint is given, checks that the chain still reaches it. It returns a
 // *BrokenError naming the first bad entry.
 func Verify(entries []Entry, cp *Checkpoint) error {
+	if err := verifyChain(entries); err != nil {
+		return err
+	}
+	if cp == nil {
+		return nil
+	}
+	return cp.reachedBy(entries)
+}
+
+// VerifyHistory recomputes the chain once and checks that it reaches every
+// checkpoint of a history (as ReadCheckpoints returns it), naming the
+// first that it does not.
+func VerifyHistory(entries []Entry, cps []Checkpoint) error {
+	if err := verifyChain(entries); err != nil {
+		return err
+	}
+	for i := range cps {
+		if err := cps[i].reachedBy(entries); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func verifyChain(entries []Entry) error {
 	var prev *Entry
 	for i := range entries {
 		e := &entries[i]
@@ -96,14 +122,17 @@ func Verify(entries []Entry, cp *Checkpoint) error {
 		}
 		prev = e
 	}
-	if cp == nil {
-		return nil
+	return nil
+}
+
+// reachedBy checks that a verified chain still holds the checkpointed
+// entry.
+func (c *Checkpoint) reachedBy(entries []Entry) error {
+	if int64(len(entries)) < c.Seq {
+		return &BrokenError{Seq: int64(len(entries)) + 1, Why: fmt.Sprintf("the chain ends at %d but the checkpoint of %s names entry %d (truncated)", len(entries), c.Time.Format(time.RFC3339), c.Seq)}
 	}
-	if int64(len(entries)) < cp.Seq {
-		return &BrokenError{Seq: int64(len(entries)) + 1, Why: fmt.Sprintf("the chain ends at %d but the checkpoint of %s names entry %d (truncated)", len(entries), cp.Time.Format(time.RFC3339), cp.Seq)}
-	}
-	if cp.Seq > 0 && entries[cp.Seq-1].Hash != cp.Hash {
-		return &BrokenError{Seq: cp.Seq, Why: "it differs from the checkpointed entry (rewritten)"}
+	if c.Seq > 0 && entries[c.Seq-1].Hash != c.Hash {
+		return &BrokenError{Seq: c.Seq, Why: fmt.Sprintf("it differs from the entry the checkpoint of %s names (rewritten)", c.Time.Format(time.RFC3339))}
 	}
 	return nil
 }
@@ -142,3 +171,39 @@ func (c Checkpoint) VerifySignature(pub ed25519.PublicKey) error {
 	}
 	return nil
 }
+
+// ReadCheckpoints reads a checkpoint file: either one checkpoint, as
+// `patchbay audit checkpoint` writes it (indented JSON), or the history a
+// server appends to audit-checkpoints.jsonl (JSON Lines, oldest first). It
+// returns the checkpoints in file order; a file without one, or with a
+// value that is not a checkpoint (a torn last line), is an error naming
+// the checkpoint's position.
+func ReadCheckpoints(r io.Reader) ([]Checkpoint, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var cps []Checkpoint
+	for {
+		var c Checkpoint
+		err := dec.Decode(&c)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %d: %w", len(cps)+1, err)
+		}
+		if c.Signature == "" {
+			return nil, fmt.Errorf("checkpoint %d: %w", len(cps)+1, ErrNoSignature)
+		}
+		cps = append(cps, c)
+	}
+	if len(cps) == 0 {
+		return nil, ErrNoCheckpoint
+	}
+	return cps, nil
+}
+
+// Errors of ReadCheckpoints.
+var (
+	ErrNoCheckpoint = errors.New("no checkpoint in the file")
+	ErrNoSignature  = errors.New("not a signed checkpoint")
+)

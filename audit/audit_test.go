@@ -1,8 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,5 +52,52 @@ func TestVerify(t *testing.T) {
 	}
 	if err := Verify(append(es, Next(&es[4], time.Now(), "cli", "a", "b", "c")), &cp); err != nil {
 		t.Errorf("a chain that grew past the checkpoint is fine: %v", err)
+	}
+}
+
+// ReadCheckpoints reads a single indented checkpoint and a JSON Lines
+// history; VerifyHistory checks the chain against every line.
+func TestReadCheckpointsAndHistory(t *testing.T) {
+	es := chain(5)
+	_, key, _ := ed25519.GenerateKey(nil)
+	at := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
+	one, _ := json.MarshalIndent(NewCheckpoint(es[:2], at, key), "", "  ")
+	cps, err := ReadCheckpoints(bytes.NewReader(append(one, '\n')))
+	if err != nil || len(cps) != 1 || cps[0].Seq != 2 {
+		t.Fatalf("single checkpoint: %+v %v", cps, err)
+	}
+	var hist []byte
+	for _, n := range []int{0, 2, 5} {
+		b, _ := json.Marshal(NewCheckpoint(es[:n], at.Add(time.Duration(n)*time.Minute), key))
+		hist = append(append(hist, b...), '\n')
+	}
+	cps, err = ReadCheckpoints(bytes.NewReader(hist))
+	if err != nil || len(cps) != 3 || cps[2].Seq != 5 {
+		t.Fatalf("history: %+v %v", cps, err)
+	}
+	if err := VerifyHistory(es, cps); err != nil {
+		t.Errorf("intact chain against its history: %v", err)
+	}
+	var be *BrokenError
+	if err := VerifyHistory(es[:4], cps); !errors.As(err, &be) || be.Seq != 5 {
+		t.Errorf("truncated past the last checkpoint: %v", err)
+	}
+	// A chain rebuilt from entry 2 on still reaches checkpoint 1 but not 2.
+	rebuilt := append([]Entry(nil), es[:1]...)
+	for i := 1; i < 5; i++ {
+		rebuilt = append(rebuilt, Next(&rebuilt[i-1], at, "mallory", "x", "y", "z"))
+	}
+	if err := VerifyHistory(rebuilt, cps); !errors.As(err, &be) || be.Seq != 2 {
+		t.Errorf("rewritten chain: %v", err)
+	}
+	for name, in := range map[string]string{
+		"empty":     "",
+		"torn line": string(hist) + `{"seq":6,"hash":"ab`,
+		"not one":   `{"entries":[]}`,
+		"unsigned":  `{"seq":1,"hash":"ab"}`,
+	} {
+		if _, err := ReadCheckpoints(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: read", name)
+		}
 	}
 }

@@ -68,38 +68,49 @@ func newAuditCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var cp *audit.Checkpoint
-				if cpFile != "" {
-					b, err := os.ReadFile(cpFile)
-					if err != nil {
-						return fmt.Errorf("--checkpoint: %w", err)
-					}
-					var c audit.Checkpoint
-					if err := json.Unmarshal(b, &c); err != nil {
-						return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
-					}
-					key, err := e.auditKey()
-					if err != nil {
+				if cpFile == "" {
+					if err := audit.Verify(es, nil); err != nil {
 						return err
 					}
-					if err := c.VerifySignature(key.Public().(ed25519.PublicKey)); err != nil {
-						return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
-					}
-					cp = &c
+					fmt.Fprintf(e.stdout, "audit chain intact: %d entries\n", len(es))
+					return nil
 				}
-				if err := audit.Verify(es, cp); err != nil {
+				f, err := os.Open(cpFile)
+				if err != nil {
+					return fmt.Errorf("--checkpoint: %w", err)
+				}
+				cps, err := audit.ReadCheckpoints(f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+				}
+				key, err := e.auditKey()
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "audit chain intact: %d entries", len(es))
-				if cp != nil {
-					fmt.Fprintf(e.stdout, ", reaches the checkpoint of entry %d (%s)", cp.Seq, cp.Time.Format(time.RFC3339))
+				pub := key.Public().(ed25519.PublicKey)
+				for i, c := range cps {
+					if err := c.VerifySignature(pub); err != nil {
+						if len(cps) == 1 {
+							return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+						}
+						return fmt.Errorf("--checkpoint %s: line %d (entry %d, %s): %w", cpFile, i+1, c.Seq, c.Time.Format(time.RFC3339), err)
+					}
+				}
+				if err := audit.VerifyHistory(es, cps); err != nil {
+					return err
+				}
+				last := cps[len(cps)-1]
+				fmt.Fprintf(e.stdout, "audit chain intact: %d entries, reaches the checkpoint of entry %d (%s)", len(es), last.Seq, last.Time.Format(time.RFC3339))
+				if len(cps) > 1 {
+					fmt.Fprintf(e.stdout, " and the %d before it", len(cps)-1)
 				}
 				fmt.Fprintln(e.stdout)
 				return nil
 			})
 		},
 	}
-	verify.Flags().StringVar(&cpFile, "checkpoint", "", "a checkpoint file written by `patchbay audit checkpoint`")
+	verify.Flags().StringVar(&cpFile, "checkpoint", "", "a checkpoint written by `patchbay audit checkpoint`, or the server's history audit-checkpoints.jsonl (the chain must reach every line)")
 
 	var out string
 	checkpoint := &cobra.Command{

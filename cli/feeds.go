@@ -27,14 +27,30 @@ func newFeedsCmd(e *env) *cobra.Command {
 }
 
 func newFeedsImportCmd(e *env) *cobra.Command {
-	var strict bool
+	var strict, force bool
 	cmd := &cobra.Command{
 		Use:   "import PATH...",
 		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `import reads OSV all.zip archives, OSV JSON records, directories of these,
+the CISA KEV catalog (JSON) and EPSS scores (CSV, optionally gzipped).
+
+Everything given is applied in one transaction: OSV, KEV and EPSS together
+(an import that fails or is interrupted changes nothing; readers see the
+old data or all of the new).
+
+An all.zip is the snapshot of one ecosystem's collection (osv/<Ecosystem>),
+named by the ecosystem its records name, not by the file name; records of
+that collection it lacks are removed. An archive mixing ecosystems is
+refused, and so is one with a member that does not read back (a failed
+CRC): whole, before anything is applied.
+
+A KEV catalog, EPSS file or all.zip with fewer than half the records its
+source holds (an empty catalog replacing 1,404 entries) is refused unless
+--force. Malformed records are skipped and named (--strict: exit 2).`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				im := &feeds.Importer{Store: db}
+				im := &feeds.Importer{Store: db, Force: force}
 				start := time.Now()
 				sum, err := im.ImportPaths(ctx, args)
 				if err != nil {
@@ -58,6 +74,7 @@ func newFeedsImportCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) when any record is skipped as malformed")
+	cmd.Flags().BoolVar(&force, "force", false, "import a feed even when it holds fewer than half the records its source holds")
 	return cmd
 }
 
@@ -71,7 +88,9 @@ func newFeedsSyncCmd(e *env) *cobra.Command {
 		Short: "Download the feeds from upstream or a mirror and apply them atomically",
 		Long: `sync downloads, for each OSV ecosystem, the bucket's all.zip, and the CISA
 KEV catalog and the EPSS scores, with conditional requests (unchanged feeds
-are not downloaded again), and applies each in one transaction.
+are not downloaded again), and applies each in one transaction. A download
+with fewer than half the records its source holds is refused (failed); to
+accept it, download it and run ` + "`patchbay feeds import --force`" + `.
 
 Without --ecosystem, the ecosystems already in the index are synced, or on a
 first sync: ` + strings.Join(feeds.DefaultEcosystems, ", ") + `, plus this host's distro.

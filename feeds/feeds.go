@@ -8,7 +8,12 @@
 // newer one, withdrawn records are removed, and an all.zip is a snapshot of
 // its ecosystem, so records that vanished from it are removed too. Every
 // import is applied in one transaction: readers see the old data or the new,
-// never a mix. Malformed records are skipped and reported by file name.
+// never a mix (ImportPaths applies every file it is given, OSV, KEV and
+// EPSS alike, in one transaction; Sync one source at a time). Malformed
+// records are skipped and reported by file name; an archive with a member
+// that cannot be read (a failed CRC) is refused whole, and a feed that
+// would shrink a source by more than Importer.MaxShrink is refused unless
+// Importer.Force is set.
 package feeds
 
 import (
@@ -59,12 +64,25 @@ type Record struct {
 	Collection string
 }
 
-// OSVBatch is one import's changes, applied atomically.
-type OSVBatch struct {
+// Batch is one import's changes, applied in one transaction: OSV records
+// and, when set, a new KEV catalog and new EPSS scores.
+type Batch struct {
 	Upserts []Record
 	Deletes []string // advisory ids
-	// Sources are the source states to record with the batch.
+	// Sources are the states of the OSV collections to record with the
+	// batch (their counts and data age are computed in the transaction).
 	Sources []SourceState
+	// KEV, when set, replaces the KEV catalog; KEVState is recorded with it.
+	KEV      *advisory.KEVCatalog
+	KEVState SourceState
+	// EPSS, when set, replaces all EPSS scores; EPSSState is recorded with
+	// them.
+	EPSS      *advisory.EPSSFile
+	EPSSState SourceState
+}
+
+func (b Batch) empty() bool {
+	return len(b.Upserts) == 0 && len(b.Deletes) == 0 && len(b.Sources) == 0 && b.KEV == nil && b.EPSS == nil
 }
 
 // Store is the advisory index as the importer sees it.
@@ -75,12 +93,9 @@ type Store interface {
 	CollectionIDs(ctx context.Context, collection string) ([]string, error)
 	// KeysOf returns the package keys the stored records name.
 	KeysOf(ctx context.Context, ids []string) ([]match.Key, error)
-	// ApplyOSV writes a batch in one transaction.
-	ApplyOSV(ctx context.Context, b OSVBatch) error
-	// ReplaceKEV replaces the KEV catalog in one transaction.
-	ReplaceKEV(ctx context.Context, c *advisory.KEVCatalog, s SourceState) error
-	// ReplaceEPSS replaces all EPSS scores in one transaction.
-	ReplaceEPSS(ctx context.Context, f *advisory.EPSSFile, s SourceState) error
+	// Apply writes a batch in one transaction: readers see all of it or
+	// none of it.
+	Apply(ctx context.Context, b Batch) error
 	// Sources returns every source's state, sorted by name.
 	Sources(ctx context.Context) ([]SourceState, error)
 	// EcosystemCounts returns, per affected ecosystem, how many advisories

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/match"
 )
 
@@ -26,6 +27,58 @@ type Importer struct {
 	Store Store
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxShrink is the largest share of a source's stored records that one
+	// import may drop: a KEV catalog, EPSS file or OSV all.zip (a snapshot
+	// of its collection) with fewer than (1 - MaxShrink) × the stored
+	// records is refused with a *ShrinkError. Zero means DefaultMaxShrink;
+	// 1 or more never refuses.
+	MaxShrink float64
+	// Force imports such a feed anyway.
+	Force bool
+}
+
+// DefaultMaxShrink refuses a feed with fewer than half the records its
+// source holds.
+const DefaultMaxShrink = 0.5
+
+// ShrinkError refuses a feed that would replace most of a source's data
+// with much less (an empty KEV catalog replacing 1,404 entries).
+type ShrinkError struct {
+	Source    string  // "kev", "epss", "osv/Go"
+	Origin    string  // the file or URL
+	Stored    int     // records the source holds
+	New       int     // records the feed holds
+	MaxShrink float64 // the share it may drop
+}
+
+func (e *ShrinkError) Error() string {
+	return fmt.Sprintf("%s: refusing %s: it holds %d records where the index holds %d, a drop of more than %.0f%%; `patchbay feeds import --force` imports it anyway",
+		e.Source, e.Origin, e.New, e.Stored, e.MaxShrink*100)
+}
+
+// checkShrink refuses n new records for a source that holds stored.
+func (im *Importer) checkShrink(source, origin string, stored, n int) error {
+	max := im.MaxShrink
+	if max == 0 {
+		max = DefaultMaxShrink
+	}
+	if im.Force || max >= 1 || stored == 0 || float64(n) >= float64(stored)*(1-max) {
+		return nil
+	}
+	return &ShrinkError{Source: source, Origin: origin, Stored: stored, New: n, MaxShrink: max}
+}
+
+// storedRecords is the record count of each source.
+func (im *Importer) storedRecords(ctx context.Context) (map[string]int, error) {
+	srcs, err := im.Store.Sources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, s := range srcs {
+		out[s.Source] = s.Records
+	}
+	return out, nil
 }
 
 // Problem is an input, or a record inside one, that was skipped.
@@ -129,20 +182,30 @@ func Detect(name string, head []byte) Kind {
 	return KindUnknown
 }
 
-// pending accumulates the OSV changes of one import.
+// pending accumulates the changes of one import.
 type pending struct {
 	versions map[string]RecordVersion
 	records  map[string]Record
 	deletes  map[string]bool
 	sum      Summary
 	sources  []SourceState
+	// zips names the archive staged for each collection.
+	zips map[string]string
+	// kev and epss, when set, replace the stored ones.
+	kev       *advisory.KEVCatalog
+	kevState  SourceState
+	epss      *advisory.EPSSFile
+	epssState SourceState
 }
 
 // ImportPaths imports files and directories: OSV all.zip archives, OSV JSON
 // files, the KEV catalog and EPSS CSV (optionally gzipped). A directory is
-// walked for all of these. All OSV changes are applied in one transaction;
-// KEV and EPSS each in their own. A file that cannot be read at all is an
-// error; a malformed record inside a readable input is a Problem.
+// walked for all of these. Everything is applied in one transaction, OSV,
+// KEV and EPSS alike: an import that fails or is killed part way changes
+// nothing. A file that cannot be read at all, an archive with a member
+// that does not read back (a failed CRC), and a feed that shrinks its
+// source by more than MaxShrink (unless Force) are errors that import
+// nothing; a malformed record inside a readable input is a Problem.
 func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, error) {
 	p, err := im.begin(ctx)
 	if err != nil {
@@ -186,7 +249,7 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 			if err != nil {
 				return Summary{}, fmt.Errorf("import %s: %w", f, err)
 			}
-			err = p.addZip(&zr.Reader, f, zipCollection(f), im.now(), SourceState{})
+			err = im.addZip(p, &zr.Reader, f, "", SourceState{})
 			zr.Close()
 			if err != nil {
 				return Summary{}, err
@@ -199,17 +262,13 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 			p.addRecord(f, data, LocalCollection)
 			localSeen = true
 		case KindKEV:
-			s, err := im.importKEVFile(ctx, f, SourceState{Origin: f})
-			if err != nil {
+			if err := im.stageFile(p, f, im.readKEV); err != nil {
 				return Summary{}, err
 			}
-			p.sum.add(s)
 		case KindEPSS:
-			s, err := im.importEPSSFile(ctx, f, SourceState{Origin: f})
-			if err != nil {
+			if err := im.stageFile(p, f, im.readEPSS); err != nil {
 				return Summary{}, err
 			}
-			p.sum.add(s)
 		case KindNVD:
 			p.sum.NotImported = append(p.sum.NotImported, f)
 		default:
@@ -234,8 +293,10 @@ func detectFile(path string) (Kind, error) {
 	return Detect(path, head[:n]), nil
 }
 
-// zipCollection names the collection of an archive: osv/<dir> for the
-// bucket layout ".../<Ecosystem>/all.zip", osv/<name> otherwise.
+// zipCollection is the collection an archive's path suggests: osv/<dir>
+// for the bucket layout ".../<Ecosystem>/all.zip", osv/<name> otherwise.
+// It only chooses among the ecosystems the records all name (see
+// recordsCollection): the content decides, not the file name.
 func zipCollection(path string) string {
 	base := filepath.Base(path)
 	if strings.EqualFold(base, "all.zip") {
@@ -249,14 +310,67 @@ func (im *Importer) begin(ctx context.Context) (*pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pending{versions: v, records: map[string]Record{}, deletes: map[string]bool{}}, nil
+	return &pending{versions: v, records: map[string]Record{}, deletes: map[string]bool{}, zips: map[string]string{}}, nil
+}
+
+// stageFile reads a KEV or EPSS file with read and stages it in p, to be
+// applied with the rest of the import.
+func (im *Importer) stageFile(p *pending, path string, read func(io.Reader, SourceState) (Batch, error)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	defer f.Close()
+	b, err := read(f, SourceState{Origin: path})
+	if err != nil {
+		return err
+	}
+	if b.KEV != nil {
+		p.kev, p.kevState = b.KEV, b.KEVState
+	}
+	if b.EPSS != nil {
+		p.epss, p.epssState = b.EPSS, b.EPSSState
+	}
+	return nil
+}
+
+// checkExploitation refuses a KEV catalog or EPSS file of b that shrinks
+// its source too much.
+func (im *Importer) checkExploitation(ctx context.Context, b Batch) error {
+	if b.KEV == nil && b.EPSS == nil {
+		return nil
+	}
+	stored, err := im.storedRecords(ctx)
+	if err != nil {
+		return err
+	}
+	if b.KEV != nil {
+		if err := im.checkShrink(SourceKEV, b.KEVState.Origin, stored[SourceKEV], len(b.KEV.Entries)); err != nil {
+			return err
+		}
+	}
+	if b.EPSS != nil {
+		if err := im.checkShrink(SourceEPSS, b.EPSSState.Origin, stored[SourceEPSS], len(b.EPSS.Scores)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (im *Importer) commit(ctx context.Context, p *pending) error {
-	if len(p.records) == 0 && len(p.deletes) == 0 && len(p.sources) == 0 {
+	b := Batch{Sources: p.sources, KEV: p.kev, KEVState: p.kevState, EPSS: p.epss, EPSSState: p.epssState}
+	if err := im.checkExploitation(ctx, b); err != nil {
+		return err
+	}
+	if p.kev != nil {
+		p.sum.KEV += len(p.kev.Entries)
+	}
+	if p.epss != nil {
+		p.sum.EPSS += len(p.epss.Scores)
+	}
+	if len(p.records) == 0 && len(p.deletes) == 0 && b.empty() {
 		return nil
 	}
-	b := OSVBatch{Sources: p.sources}
 	for id := range p.deletes {
 		b.Deletes = append(b.Deletes, id)
 	}
@@ -291,44 +405,161 @@ func (im *Importer) commit(ctx context.Context, p *pending) error {
 		a, b := p.sum.Changed[i], p.sum.Changed[j]
 		return a.Ecosystem < b.Ecosystem || (a.Ecosystem == b.Ecosystem && a.Name < b.Name)
 	})
-	return im.Store.ApplyOSV(ctx, b)
+	return im.Store.Apply(ctx, b)
 }
 
-// addZip reads every JSON member of an OSV archive. The archive is a
-// snapshot of its collection: stored records of the collection that it no
-// longer holds are removed.
-func (p *pending) addZip(zr *zip.Reader, origin, collection string, now time.Time, validators SourceState) error {
-	inZip := map[string]bool{}
+// addZip stages an OSV archive, a snapshot of its collection: stored
+// records of the collection that it no longer holds are removed. Every
+// member is read in full before anything is staged, and one that does not
+// read back (archive/zip checks each member's CRC-32 at its end; a corrupt
+// deflate stream fails earlier) refuses the whole archive. The collection,
+// when not given, comes from the records: osv/<the base ecosystem every
+// record names>, whatever the file is called (see recordsCollection).
+func (im *Importer) addZip(p *pending, zr *zip.Reader, origin, collection string, validators SourceState) error {
+	type member struct {
+		name string
+		adv  *advisory.Advisory
+		hash [32]byte
+	}
+	var members []member
+	var malformed []Problem
 	for _, zf := range zr.File {
 		if zf.FileInfo().IsDir() || !strings.HasSuffix(zf.Name, ".json") {
 			continue
 		}
 		name := filepath.Base(origin) + ":" + zf.Name
-		rc, err := zf.Open()
+		data, err := readMember(zf)
 		if err != nil {
-			p.problem(name, err)
+			return fmt.Errorf("import %s: refusing the archive, nothing of it imported: member %s: %w", origin, zf.Name, err)
+		}
+		a, err := advisory.ParseOSV(data)
+		if err != nil {
+			malformed = append(malformed, Problem{File: name, Err: err.Error()})
 			continue
 		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
+		members = append(members, member{name: name, adv: a, hash: sha256.Sum256(data)})
+	}
+	if collection == "" {
+		advs := make([]*advisory.Advisory, len(members))
+		for i, m := range members {
+			advs[i] = m.adv
+		}
+		c, err := recordsCollection(origin, advs)
 		if err != nil {
-			p.problem(name, err)
-			continue
+			return err
 		}
-		if id := p.addRecord(name, data, collection); id != "" {
-			inZip[id] = true
+		collection = c
+	}
+	if prev, ok := p.zips[collection]; ok {
+		return fmt.Errorf("import: %s and %s are both snapshots of %s: import one of them", prev, origin, collection)
+	}
+	p.zips[collection] = origin
+	// The shrink guard, before anything is staged: what the collection
+	// holds now against what it will hold.
+	kept := map[string]bool{}
+	for _, m := range members {
+		kept[m.adv.ID] = m.adv.Withdrawn.IsZero() || kept[m.adv.ID]
+	}
+	stored, n := 0, 0
+	for _, rv := range p.versions {
+		if rv.Collection == collection {
+			stored++
 		}
+	}
+	for _, k := range kept {
+		if k {
+			n++
+		}
+	}
+	if err := im.checkShrink(collection, origin, stored, n); err != nil {
+		return err
+	}
+	for _, pr := range malformed {
+		p.sum.Malformed++
+		p.sum.Problems = append(p.sum.Problems, pr)
+	}
+	for _, m := range members {
+		p.stage(m.adv, m.hash, collection)
 	}
 	// Snapshot semantics: what the collection held and the archive lacks goes.
 	for id, rv := range p.versions {
-		if !inZip[id] && rv.Collection == collection && !p.deletes[id] {
+		if _, inZip := kept[id]; !inZip && rv.Collection == collection && !p.deletes[id] {
 			p.deletes[id] = true
 			p.sum.Removed++
 		}
 	}
-	validators.Source, validators.Origin, validators.ImportedAt = collection, origin, now
+	validators.Source, validators.Origin, validators.ImportedAt = collection, origin, im.now()
 	p.sources = append(p.sources, validators)
 	return nil
+}
+
+// readMember reads an archive member to its end, where archive/zip checks
+// its CRC-32 (zip.ErrChecksum).
+func readMember(zf *zip.File) ([]byte, error) {
+	rc, err := zf.Open()
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return data, err
+}
+
+// recordsCollection names the OSV collection an archive's records are a
+// snapshot of: osv/<base ecosystem> ("Debian:12" counts as Debian) of the
+// one ecosystem that every record naming any names. A record may name
+// several (a GHSA record affecting a Go and an npm module is in both
+// all.zip files); when every record names the same several, the file's
+// bucket layout (.../<Ecosystem>/all.zip or <Ecosystem>.zip) decides among
+// them. An archive whose records share no ecosystem mixes ecosystems and
+// is refused: it is no ecosystem's snapshot, and importing it as one would
+// remove records of the others.
+func recordsCollection(origin string, advs []*advisory.Advisory) (string, error) {
+	var common map[string]bool
+	counts := map[string]int{}
+	for _, a := range advs {
+		names := map[string]bool{}
+		for _, af := range a.Affected {
+			names[inventory.BaseEcosystem(af.Ecosystem)] = true
+		}
+		if len(names) == 0 {
+			continue
+		}
+		for e := range names {
+			counts[e]++
+		}
+		if common == nil {
+			common = names
+			continue
+		}
+		for e := range common {
+			if !names[e] {
+				delete(common, e)
+			}
+		}
+	}
+	if common == nil {
+		return "", fmt.Errorf("import %s: no record in the archive names an ecosystem: cannot tell which OSV collection it is a snapshot of", origin)
+	}
+	if len(common) == 1 {
+		for e := range common {
+			return SourceOSVPrefix + e, nil
+		}
+	}
+	if byName := zipCollection(origin); common[strings.TrimPrefix(byName, SourceOSVPrefix)] {
+		return byName, nil
+	}
+	var parts []string
+	for e, n := range counts {
+		parts = append(parts, fmt.Sprintf("%s %d", e, n))
+	}
+	sort.Strings(parts)
+	if len(common) > 1 {
+		return "", fmt.Errorf("import %s: every record names each of several ecosystems (%s): name the archive <Ecosystem>/all.zip to say which collection it is", origin, strings.Join(parts, ", "))
+	}
+	return "", fmt.Errorf("import %s: the archive mixes ecosystems (records: %s): an OSV all.zip is the snapshot of one ecosystem; import one archive per ecosystem", origin, strings.Join(parts, ", "))
 }
 
 func (p *pending) problem(name string, err error) {
@@ -344,26 +575,32 @@ func (p *pending) addRecord(name string, data []byte, collection string) string 
 		p.problem(name, err)
 		return ""
 	}
-	h := sha256.Sum256(data)
+	p.stage(a, sha256.Sum256(data), collection)
+	return a.ID
+}
+
+// stage stages one parsed OSV record of a collection (h is the hash of its
+// JSON).
+func (p *pending) stage(a *advisory.Advisory, h [32]byte, collection string) {
 	if !a.Withdrawn.IsZero() {
 		if _, stored := p.versions[a.ID]; stored && !p.deletes[a.ID] {
 			p.deletes[a.ID] = true
 			p.sum.Removed++
 		}
 		delete(p.records, a.ID)
-		return a.ID
+		return
 	}
 	if prev, ok := p.records[a.ID]; ok && prev.Advisory.Modified.After(a.Modified) {
-		return a.ID // a newer copy is already staged
+		return // a newer copy is already staged
 	}
 	stored, ok := p.versions[a.ID]
 	switch {
 	case ok && stored.Modified.After(a.Modified):
 		p.sum.Unchanged++ // never replace a newer record with an older one
-		return a.ID
+		return
 	case ok && stored.Modified.Equal(a.Modified) && stored.Hash == h && stored.Collection == collection:
 		p.sum.Unchanged++
-		return a.ID
+		return
 	case ok:
 		p.sum.Updated++
 	default:
@@ -372,52 +609,60 @@ func (p *pending) addRecord(name string, data []byte, collection string) string 
 		}
 	}
 	p.records[a.ID] = Record{Advisory: a, Hash: h, Collection: collection}
-	return a.ID
 }
 
 // ErrNoData is returned when a feed file holds no usable data.
 var ErrNoData = errors.New("no data")
 
-func (im *Importer) importKEVFile(ctx context.Context, path string, st SourceState) (Summary, error) {
-	f, err := os.Open(path)
+// ImportKEV replaces the KEV catalog with the one read from r, in one
+// transaction, unless it shrinks the catalog by more than MaxShrink.
+func (im *Importer) ImportKEV(ctx context.Context, r io.Reader, st SourceState) (Summary, error) {
+	b, err := im.readKEV(r, st)
 	if err != nil {
-		return Summary{}, fmt.Errorf("import KEV: %w", err)
+		return Summary{}, err
 	}
-	defer f.Close()
-	return im.ImportKEV(ctx, f, st)
+	if err := im.checkExploitation(ctx, b); err != nil {
+		return Summary{}, err
+	}
+	if err := im.Store.Apply(ctx, b); err != nil {
+		return Summary{}, err
+	}
+	return Summary{KEV: len(b.KEV.Entries)}, nil
 }
 
-// ImportKEV replaces the KEV catalog with the one read from r.
-func (im *Importer) ImportKEV(ctx context.Context, r io.Reader, st SourceState) (Summary, error) {
+func (im *Importer) readKEV(r io.Reader, st SourceState) (Batch, error) {
 	cat, err := advisory.ParseKEV(r)
 	if err != nil {
-		return Summary{}, fmt.Errorf("import %s: %w", st.Origin, err)
+		return Batch{}, fmt.Errorf("import %s: %w", st.Origin, err)
 	}
 	st.Source, st.ImportedAt, st.Records, st.Version = SourceKEV, im.now(), len(cat.Entries), cat.Version
 	st.DataTime = cat.Released
-	if err := im.Store.ReplaceKEV(ctx, cat, st); err != nil {
-		return Summary{}, err
-	}
-	return Summary{KEV: len(cat.Entries)}, nil
-}
-
-func (im *Importer) importEPSSFile(ctx context.Context, path string, st SourceState) (Summary, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Summary{}, fmt.Errorf("import EPSS: %w", err)
-	}
-	defer f.Close()
-	return im.ImportEPSS(ctx, f, st)
+	return Batch{KEV: cat, KEVState: st}, nil
 }
 
 // ImportEPSS replaces all EPSS scores with those read from r (CSV, or
-// gzipped CSV: detected from the content).
+// gzipped CSV: detected from the content), in one transaction, unless
+// they are fewer by more than MaxShrink.
 func (im *Importer) ImportEPSS(ctx context.Context, r io.Reader, st SourceState) (Summary, error) {
+	b, err := im.readEPSS(r, st)
+	if err != nil {
+		return Summary{}, err
+	}
+	if err := im.checkExploitation(ctx, b); err != nil {
+		return Summary{}, err
+	}
+	if err := im.Store.Apply(ctx, b); err != nil {
+		return Summary{}, err
+	}
+	return Summary{EPSS: len(b.EPSS.Scores)}, nil
+}
+
+func (im *Importer) readEPSS(r io.Reader, st SourceState) (Batch, error) {
 	br := bufioReader(r)
 	if head, err := br.Peek(2); err == nil && head[0] == 0x1f && head[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return Summary{}, fmt.Errorf("import %s: %w", st.Origin, err)
+			return Batch{}, fmt.Errorf("import %s: %w", st.Origin, err)
 		}
 		defer gz.Close()
 		r = gz
@@ -426,16 +671,13 @@ func (im *Importer) ImportEPSS(ctx context.Context, r io.Reader, st SourceState)
 	}
 	f, err := advisory.ParseEPSS(r)
 	if err != nil {
-		return Summary{}, fmt.Errorf("import %s: %w", st.Origin, err)
+		return Batch{}, fmt.Errorf("import %s: %w", st.Origin, err)
 	}
 	if len(f.Scores) == 0 {
-		return Summary{}, fmt.Errorf("import %s: %w: no EPSS scores", st.Origin, ErrNoData)
+		return Batch{}, fmt.Errorf("import %s: %w: no EPSS scores", st.Origin, ErrNoData)
 	}
 	st.Source, st.ImportedAt, st.Records, st.Version, st.DataTime = SourceEPSS, im.now(), len(f.Scores), f.ModelVersion, f.ScoreDate
-	if err := im.Store.ReplaceEPSS(ctx, f, st); err != nil {
-		return Summary{}, err
-	}
-	return Summary{EPSS: len(f.Scores)}, nil
+	return Batch{EPSS: f, EPSSState: st}, nil
 }
 
 func bufioReader(r io.Reader) *bufio.Reader {

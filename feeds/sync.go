@@ -182,7 +182,7 @@ func (im *Importer) syncOne(ctx context.Context, client *http.Client, source, u 
 		if err != nil {
 			return Summary{}, false, err
 		}
-		if err := p.addZip(zr, path.Base(path.Dir(req.URL.Path))+"/all.zip", source, im.now(), st); err != nil {
+		if err := im.addZip(p, zr, path.Base(path.Dir(req.URL.Path))+"/all.zip", source, st); err != nil {
 			return Summary{}, false, err
 		}
 		p.sources[len(p.sources)-1].Origin = u

@@ -3,6 +3,7 @@ package job
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 )
@@ -34,6 +35,29 @@ func FuzzVerify(f *testing.F) {
 		s.Signature[0] ^= 1
 		if _, err := Verify(s, pub, "host-a", now); err == nil {
 			t.Fatal("a corrupted signature verified")
+		}
+	})
+}
+
+// FuzzVerifyKey: a public key of any length (a truncated or corrupted
+// enrollment record) is refused with an error, never a panic.
+func FuzzVerifyKey(f *testing.F) {
+	now := time.Date(2026, 11, 10, 21, 0, 0, 0, time.UTC)
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	s, err := Sign(manifest(now), key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	f.Add([]byte(pub))
+	f.Add([]byte(nil))
+	f.Add([]byte(pub[:31]))
+	f.Add(append([]byte(pub), 0))
+	f.Add([]byte(key)) // the 64-byte private key passed by mistake
+	f.Fuzz(func(t *testing.T, k []byte) {
+		_, err := Verify(s, ed25519.PublicKey(k), "host-a", now)
+		if len(k) != ed25519.PublicKeySize && !errors.Is(err, ErrPublicKey) {
+			t.Fatalf("a %d-byte key: %v, want ErrPublicKey", len(k), err)
 		}
 	})
 }

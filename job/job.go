@@ -142,12 +142,18 @@ var (
 	ErrWrongHost = errors.New("job is for another host")
 	ErrExpired   = errors.New("job is past its not-after time")
 	ErrStale     = errors.New("job attempt already run or superseded")
+	// ErrPublicKey: the key to verify with is not an Ed25519 public key
+	// (ed25519.Verify panics on one of another length).
+	ErrPublicKey = errors.New("server public key is not an Ed25519 public key")
 )
 
 // Verify checks a signed manifest for host at now with the server's
 // public key learnt at enrollment, and returns the manifest.
 func Verify(s Signed, pub ed25519.PublicKey, hostID string, now time.Time) (Manifest, error) {
 	var m Manifest
+	if len(pub) != ed25519.PublicKeySize {
+		return m, fmt.Errorf("%w: %d bytes, want %d", ErrPublicKey, len(pub), ed25519.PublicKeySize)
+	}
 	if len(s.Signature) != ed25519.SignatureSize || !ed25519.Verify(pub, s.Manifest, s.Signature) {
 		return m, ErrSignature
 	}

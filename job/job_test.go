@@ -118,3 +118,19 @@ func TestRebootValid(t *testing.T) {
 		}
 	}
 }
+
+// A public key of the wrong length (ed25519.Verify panics on one) is an
+// error.
+func TestVerifyWrongKeyLength(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	now := time.Date(2026, 11, 10, 21, 0, 0, 0, time.UTC)
+	s, err := Sign(manifest(now), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []ed25519.PublicKey{nil, pub[:16], append(append(ed25519.PublicKey(nil), pub...), 0), ed25519.PublicKey(key)} {
+		if _, err := Verify(s, k, "host-a", now); !errors.Is(err, ErrPublicKey) {
+			t.Errorf("%d-byte key: %v, want ErrPublicKey", len(k), err)
+		}
+	}
+}

@@ -70,7 +70,7 @@ func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 		a1 := adv("PYSEC-1", "2024-01-02T03:04:05.123456789Z", "PyPI", "django", "3.2.1")
 		a2 := adv("GO-1", "2024-02-01T00:00:00Z", "Go", "example.com/m", "1.2.3")
 		now := time.Date(2026, 11, 22, 10, 0, 0, 123000000, time.UTC)
-		err := s.ApplyOSV(ctx, feeds.OSVBatch{
+		err := s.Apply(ctx, feeds.Batch{
 			Upserts: []feeds.Record{record(a1, "osv/PyPI"), record(a2, "osv/Go")},
 			Sources: []feeds.SourceState{{Source: "osv/PyPI", Origin: "all.zip", ImportedAt: now, ETag: `"e1"`}},
 		})
@@ -118,7 +118,7 @@ func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 
 		// Replacing a record replaces its affected keys.
 		moved := adv("PYSEC-1", "2024-03-01T00:00:00Z", "PyPI", "flask", "2.0")
-		if err := s.ApplyOSV(ctx, feeds.OSVBatch{Upserts: []feeds.Record{record(moved, "osv/PyPI")}}); err != nil {
+		if err := s.Apply(ctx, feeds.Batch{Upserts: []feeds.Record{record(moved, "osv/PyPI")}}); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := s.Advisories(ctx, []match.Key{{Ecosystem: "PyPI", Name: "django"}}); len(got) != 0 {
@@ -128,7 +128,7 @@ func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 			t.Errorf("new key finds %v", ids(got))
 		}
 
-		if err := s.ApplyOSV(ctx, feeds.OSVBatch{Deletes: []string{"GO-1"}}); err != nil {
+		if err := s.Apply(ctx, feeds.Batch{Deletes: []string{"GO-1"}}); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := s.Advisories(ctx, []match.Key{{Ecosystem: "Go", Name: "example.com/m"}}); len(got) != 0 {
@@ -154,7 +154,7 @@ func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 			{CVE: "CVE-2024-0001", Vendor: "v", Product: "p", Name: "n", DateAdded: day("2024-03-01"), DueDate: day("2024-03-22"), Ransomware: true},
 			{CVE: "CVE-2024-0002", DateAdded: day("2024-04-01")},
 		}}
-		if err := s.ReplaceKEV(ctx, cat, feeds.SourceState{Source: "kev", Records: 2, ImportedAt: time.Now()}); err != nil {
+		if err := s.Apply(ctx, feeds.Batch{KEV: cat, KEVState: feeds.SourceState{Source: "kev", Records: 2, ImportedAt: time.Now()}}); err != nil {
 			t.Fatal(err)
 		}
 		var scores []advisory.EPSSScore
@@ -164,7 +164,7 @@ func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 			scores = append(scores, advisory.EPSSScore{CVE: c, Probability: float64(i) / 2000, Percentile: float64(i) / 1200})
 			cves = append(cves, c)
 		}
-		if err := s.ReplaceEPSS(ctx, &advisory.EPSSFile{Scores: scores}, feeds.SourceState{Source: "epss", Records: len(scores), ImportedAt: time.Now()}); err != nil {
+		if err := s.Apply(ctx, feeds.Batch{EPSS: &advisory.EPSSFile{Scores: scores}, EPSSState: feeds.SourceState{Source: "epss", Records: len(scores), ImportedAt: time.Now()}}); err != nil {
 			t.Fatal(err)
 		}
 		kev, epss, err := s.Exploitation(ctx, append(cves, "CVE-2024-0001", "CVE-2099-9999"))
@@ -178,7 +178,7 @@ func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 			t.Errorf("epss: %d scores, %+v", len(epss), epss["CVE-2024-00609"])
 		}
 		// A replacement drops what the new catalog lacks.
-		if err := s.ReplaceKEV(ctx, &advisory.KEVCatalog{Entries: cat.Entries[1:]}, feeds.SourceState{Source: "kev", Records: 1, ImportedAt: time.Now()}); err != nil {
+		if err := s.Apply(ctx, feeds.Batch{KEV: &advisory.KEVCatalog{Entries: cat.Entries[1:]}, KEVState: feeds.SourceState{Source: "kev", Records: 1, ImportedAt: time.Now()}}); err != nil {
 			t.Fatal(err)
 		}
 		kev, _, err = s.Exploitation(ctx, []string{"CVE-2024-0001", "CVE-2024-0002"})
@@ -188,6 +188,29 @@ func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 		srcs, _ := s.Sources(ctx)
 		if len(srcs) != 2 || srcs[0].Source != "epss" || srcs[1].Source != "kev" || srcs[1].Records != 1 {
 			t.Errorf("sources %+v", srcs)
+		}
+	})
+	t.Run("one batch holds OSV, KEV and EPSS", func(t *testing.T) {
+		s := open(t)
+		now := time.Now()
+		err := s.Apply(ctx, feeds.Batch{
+			Upserts:   []feeds.Record{record(adv("GO-9", "2024-02-01T00:00:00Z", "Go", "example.com/m", "1.2.3"), "osv/Go")},
+			Sources:   []feeds.SourceState{{Source: "osv/Go", ImportedAt: now}},
+			KEV:       &advisory.KEVCatalog{Entries: []advisory.KEVEntry{{CVE: "CVE-2024-0009"}}},
+			KEVState:  feeds.SourceState{Source: "kev", Records: 1, ImportedAt: now},
+			EPSS:      &advisory.EPSSFile{Scores: []advisory.EPSSScore{{CVE: "CVE-2024-0009", Probability: 0.5}}},
+			EPSSState: feeds.SourceState{Source: "epss", Records: 1, ImportedAt: now},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs, err := s.Sources(ctx)
+		if err != nil || len(srcs) != 3 || srcs[0].Source != "epss" || srcs[1].Source != "kev" || srcs[2].Source != "osv/Go" || srcs[2].Records != 1 {
+			t.Errorf("sources %+v %v", srcs, err)
+		}
+		kev, epss, err := s.Exploitation(ctx, []string{"CVE-2024-0009"})
+		if err != nil || len(kev) != 1 || epss["CVE-2024-0009"].Probability != 0.5 {
+			t.Errorf("exploitation %+v %+v %v", kev, epss, err)
 		}
 	})
 }

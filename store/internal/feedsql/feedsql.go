@@ -74,74 +74,91 @@ func (d *Store) CollectionIDs(ctx context.Context, collection string) ([]string,
 	return sqlrows.Strings(ctx, d.DB, "read collection "+collection, d.D.CollectionIDs, collection)
 }
 
-// ApplyOSV implements feeds.Store.
-func (d *Store) ApplyOSV(ctx context.Context, b feeds.OSVBatch) error {
+// Apply implements feeds.Store.
+func (d *Store) Apply(ctx context.Context, b feeds.Batch) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		del, err := tx.PrepareContext(ctx, d.D.DeleteAdvisory)
-		if err != nil {
+		if err := d.applyOSV(ctx, tx, b); err != nil {
 			return err
 		}
-		defer del.Close()
-		delAff, err := tx.PrepareContext(ctx, d.D.DeleteAffected)
-		if err != nil {
-			return err
-		}
-		defer delAff.Close()
-		for _, id := range b.Deletes {
-			if _, err := delAff.ExecContext(ctx, id); err != nil {
-				return fmt.Errorf("delete advisory %s: %w", id, err)
-			}
-			if _, err := del.ExecContext(ctx, id); err != nil {
-				return fmt.Errorf("delete advisory %s: %w", id, err)
+		if b.KEV != nil {
+			if err := d.replaceKEV(ctx, tx, b.KEV, b.KEVState); err != nil {
+				return err
 			}
 		}
-		up, err := tx.PrepareContext(ctx, d.D.UpsertAdvisory)
-		if err != nil {
-			return err
-		}
-		defer up.Close()
-		aff, err := tx.PrepareContext(ctx, d.D.InsertAffected)
-		if err != nil {
-			return err
-		}
-		defer aff.Close()
-		for _, r := range b.Upserts {
-			a := r.Advisory
-			doc, err := json.Marshal(a)
-			if err != nil {
-				return fmt.Errorf("encode advisory %s: %w", a.ID, err)
-			}
-			if _, err := up.ExecContext(ctx, a.ID, r.Collection, fmtTime(a.Modified), r.Hash[:], doc); err != nil {
-				return fmt.Errorf("store advisory %s: %w", a.ID, err)
-			}
-			if _, err := delAff.ExecContext(ctx, a.ID); err != nil {
-				return fmt.Errorf("store advisory %s: %w", a.ID, err)
-			}
-			seen := map[match.Key]bool{}
-			for _, af := range a.Affected {
-				k := match.Key{Ecosystem: af.Ecosystem, Name: match.NormalizeName(af.Ecosystem, af.Name)}
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				if _, err := aff.ExecContext(ctx, a.ID, k.Ecosystem, k.Name); err != nil {
-					return fmt.Errorf("store advisory %s: %w", a.ID, err)
-				}
-			}
-		}
-		for _, s := range b.Sources {
-			// Counts and data age of an OSV collection are what it holds now.
-			var newest sql.NullString
-			if err := tx.QueryRowContext(ctx, d.D.CollectionStats, s.Source).Scan(&s.Records, &newest); err != nil {
-				return fmt.Errorf("count collection %s: %w", s.Source, err)
-			}
-			s.DataTime = parseTime(newest.String)
-			if err := d.putSource(ctx, tx, s); err != nil {
+		if b.EPSS != nil {
+			if err := d.replaceEPSS(ctx, tx, b.EPSS, b.EPSSState); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+func (d *Store) applyOSV(ctx context.Context, tx *sql.Tx, b feeds.Batch) error {
+	del, err := tx.PrepareContext(ctx, d.D.DeleteAdvisory)
+	if err != nil {
+		return err
+	}
+	defer del.Close()
+	delAff, err := tx.PrepareContext(ctx, d.D.DeleteAffected)
+	if err != nil {
+		return err
+	}
+	defer delAff.Close()
+	for _, id := range b.Deletes {
+		if _, err := delAff.ExecContext(ctx, id); err != nil {
+			return fmt.Errorf("delete advisory %s: %w", id, err)
+		}
+		if _, err := del.ExecContext(ctx, id); err != nil {
+			return fmt.Errorf("delete advisory %s: %w", id, err)
+		}
+	}
+	up, err := tx.PrepareContext(ctx, d.D.UpsertAdvisory)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	aff, err := tx.PrepareContext(ctx, d.D.InsertAffected)
+	if err != nil {
+		return err
+	}
+	defer aff.Close()
+	for _, r := range b.Upserts {
+		a := r.Advisory
+		doc, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("encode advisory %s: %w", a.ID, err)
+		}
+		if _, err := up.ExecContext(ctx, a.ID, r.Collection, fmtTime(a.Modified), r.Hash[:], doc); err != nil {
+			return fmt.Errorf("store advisory %s: %w", a.ID, err)
+		}
+		if _, err := delAff.ExecContext(ctx, a.ID); err != nil {
+			return fmt.Errorf("store advisory %s: %w", a.ID, err)
+		}
+		seen := map[match.Key]bool{}
+		for _, af := range a.Affected {
+			k := match.Key{Ecosystem: af.Ecosystem, Name: match.NormalizeName(af.Ecosystem, af.Name)}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if _, err := aff.ExecContext(ctx, a.ID, k.Ecosystem, k.Name); err != nil {
+				return fmt.Errorf("store advisory %s: %w", a.ID, err)
+			}
+		}
+	}
+	for _, s := range b.Sources {
+		// Counts and data age of an OSV collection are what it holds now.
+		var newest sql.NullString
+		if err := tx.QueryRowContext(ctx, d.D.CollectionStats, s.Source).Scan(&s.Records, &newest); err != nil {
+			return fmt.Errorf("count collection %s: %w", s.Source, err)
+		}
+		s.DataTime = parseTime(newest.String)
+		if err := d.putSource(ctx, tx, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *Store) putSource(ctx context.Context, tx *sql.Tx, s feeds.SourceState) error {
@@ -162,48 +179,42 @@ func (d *Store) UpdateValidators(ctx context.Context, s feeds.SourceState) error
 	return nil
 }
 
-// ReplaceKEV implements feeds.Store.
-func (d *Store) ReplaceKEV(ctx context.Context, c *advisory.KEVCatalog, s feeds.SourceState) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, d.D.DeleteKEV); err != nil {
-			return err
+func (d *Store) replaceKEV(ctx context.Context, tx *sql.Tx, c *advisory.KEVCatalog, s feeds.SourceState) error {
+	if _, err := tx.ExecContext(ctx, d.D.DeleteKEV); err != nil {
+		return err
+	}
+	ins, err := tx.PrepareContext(ctx, d.D.InsertKEV)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, e := range c.Entries {
+		due := ""
+		if !e.DueDate.IsZero() {
+			due = e.DueDate.Format(time.DateOnly)
 		}
-		ins, err := tx.PrepareContext(ctx, d.D.InsertKEV)
-		if err != nil {
-			return err
+		if _, err := ins.ExecContext(ctx, e.CVE, e.Vendor, e.Product, e.Name, e.DateAdded.Format(time.DateOnly), due, e.Ransomware); err != nil {
+			return fmt.Errorf("store KEV %s: %w", e.CVE, err)
 		}
-		defer ins.Close()
-		for _, e := range c.Entries {
-			due := ""
-			if !e.DueDate.IsZero() {
-				due = e.DueDate.Format(time.DateOnly)
-			}
-			if _, err := ins.ExecContext(ctx, e.CVE, e.Vendor, e.Product, e.Name, e.DateAdded.Format(time.DateOnly), due, e.Ransomware); err != nil {
-				return fmt.Errorf("store KEV %s: %w", e.CVE, err)
-			}
-		}
-		return d.putSource(ctx, tx, s)
-	})
+	}
+	return d.putSource(ctx, tx, s)
 }
 
-// ReplaceEPSS implements feeds.Store.
-func (d *Store) ReplaceEPSS(ctx context.Context, f *advisory.EPSSFile, s feeds.SourceState) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, d.D.DeleteEPSS); err != nil {
-			return err
+func (d *Store) replaceEPSS(ctx context.Context, tx *sql.Tx, f *advisory.EPSSFile, s feeds.SourceState) error {
+	if _, err := tx.ExecContext(ctx, d.D.DeleteEPSS); err != nil {
+		return err
+	}
+	ins, err := tx.PrepareContext(ctx, d.D.InsertEPSS)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, e := range f.Scores {
+		if _, err := ins.ExecContext(ctx, e.CVE, e.Probability, e.Percentile); err != nil {
+			return fmt.Errorf("store EPSS %s: %w", e.CVE, err)
 		}
-		ins, err := tx.PrepareContext(ctx, d.D.InsertEPSS)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		for _, e := range f.Scores {
-			if _, err := ins.ExecContext(ctx, e.CVE, e.Probability, e.Percentile); err != nil {
-				return fmt.Errorf("store EPSS %s: %w", e.CVE, err)
-			}
-		}
-		return d.putSource(ctx, tx, s)
-	})
+	}
+	return d.putSource(ctx, tx, s)
 }
 
 // Sources implements feeds.Store.
