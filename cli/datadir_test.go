@@ -171,3 +171,38 @@ func TestJobKeyMigrated(t *testing.T) {
 		t.Fatalf("server_keys still holds the job key in clear: %q", v)
 	}
 }
+
+// TestJobKeyMismatchRefused: a server whose job key file is not the key
+// the database names does not start.
+func TestJobKeyMismatchRefused(t *testing.T) {
+	dir := t.TempDir()
+	o := &serverOpts{}
+	o.flags(&cobra.Command{})
+	o.listen = "127.0.0.1:0"
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := (&env{dataDir: dir, log: log}).startServer(ctx, o, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.key")
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	if err := os.WriteFile(other, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.jobKey = other
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	if r, err := (&env{dataDir: dir, log: log}).startServer(ctx2, o, log); err == nil {
+		cancel2()
+		<-r.done
+		t.Fatal("a server with another job key started")
+	} else if !strings.Contains(err.Error(), "same --job-key file") {
+		t.Fatalf("refused, but: %v", err)
+	}
+}

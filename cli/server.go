@@ -155,6 +155,10 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	if err != nil {
 		return fail(err)
 	}
+	// A replica given another job key than the deployment's does not serve.
+	if _, err := srv.JobKey(ctx); err != nil {
+		return fail(fmt.Errorf("job-signing key %s: %w", jobKeyPath, err))
+	}
 	r := &running{srv: srv, db: db, done: make(chan error, 1)}
 	if r.adminToken, err = e.bootstrapAdmin(ctx, db); err != nil {
 		return fail(err)
