@@ -54,7 +54,8 @@ func newEnv(t *testing.T) *env {
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
 	e := &env{t: t, db: db}
-	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), AuditKey: key, Checkin: time.Minute, Now: func() time.Time {
+	_, jobKey, _ := ed25519.GenerateKey(nil)
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), AuditKey: key, JobKey: jobKey, Checkin: time.Minute, Now: func() time.Time {
 		if c := e.clock.Load(); c != nil {
 			return *c
 		}

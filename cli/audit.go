@@ -39,7 +39,7 @@ func (e *env) auditKey() (ed25519.PrivateKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(e.dataDir, 0o750); err != nil {
+		if err := os.MkdirAll(e.dataDir, 0o700); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(path, key.Seed(), 0o600); err != nil {

@@ -105,8 +105,8 @@ func (e *env) openDB(ctx context.Context) (*store.DB, error) {
 	if e.dsn != "" {
 		return store.Open(ctx, e.dsn)
 	}
-	if err := os.MkdirAll(e.dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	if err := privateDataDir(e.dataDir, e.log); err != nil {
+		return nil, err
 	}
 	return store.Open(ctx, filepath.Join(e.dataDir, "patchbay.db"))
 }

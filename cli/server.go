@@ -48,6 +48,7 @@ type serverOpts struct {
 	stepInterval    time.Duration
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
+	jobKey          string
 }
 
 func (o *serverOpts) flags(cmd *cobra.Command) {
@@ -77,6 +78,7 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions (repeatable)")
 	f.DurationVar(&o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
 	f.DurationVar(&o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
+	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
 	f.DurationVar(&o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
 }
 
@@ -94,6 +96,9 @@ type running struct {
 // is none, and serves until ctx ends; done receives the outcome after a
 // graceful shutdown.
 func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) (*running, error) {
+	if err := privateDataDir(e.dataDir, log); err != nil {
+		return nil, err
+	}
 	db, err := e.openDB(ctx)
 	if err != nil {
 		return nil, err
@@ -105,6 +110,19 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	key, err := e.auditKey()
 	if err != nil {
 		return fail(err)
+	}
+	jobKeyPath := o.jobKey
+	if jobKeyPath == "" {
+		jobKeyPath = filepath.Join(e.dataDir, "job-signing.key")
+	} else if err := privateFile(jobKeyPath, log); err != nil {
+		return fail(err)
+	}
+	jobKey, migrated, err := server.LoadJobKey(ctx, db, jobKeyPath)
+	if err != nil {
+		return fail(err)
+	}
+	if migrated {
+		log.Warn("job-signing key moved out of the database, where it was in clear, to its file", "file", jobKeyPath)
 	}
 	if o.replicaID == "" {
 		h, _ := os.Hostname()
@@ -138,12 +156,16 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	if c := testClock(log, "server"); c != nil {
 		now = c
 	}
-	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key,
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key, JobKey: jobKey,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})
 	if err != nil {
 		return fail(err)
+	}
+	// A replica given another job key than the deployment's does not serve.
+	if _, err := srv.JobKey(ctx); err != nil {
+		return fail(fmt.Errorf("job-signing key %s: %w", jobKeyPath, err))
 	}
 	r := &running{srv: srv, db: db, done: make(chan error, 1)}
 	if r.adminToken, err = e.bootstrapAdmin(ctx, db); err != nil {
@@ -175,7 +197,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 			ln.Close()
 			return fail(err)
 		}
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		hs.TLSConfig = server.TLSConfig(cert)
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
 	r.url = scheme + "://" + urlHost(ln.Addr())
@@ -225,6 +247,68 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	}()
 	log.Info("serving", "url", r.url, "backend", db.Backend, "replica", o.replicaID, "tls_fingerprint", r.fingerprint)
 	return r, nil
+}
+
+// privateDataDir makes the data dir mode 0700 and what it holds directly
+// private (files 0600, directories 0700) whatever the umask: the database,
+// the audit, TLS and job-signing keys. Wider modes found are narrowed with
+// a warning naming the file; a mode that cannot be narrowed stops the
+// start.
+func privateDataDir(dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := narrow(dir, 0o700, log); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	for _, de := range ents {
+		p := filepath.Join(dir, de.Name())
+		switch {
+		case de.Type().IsRegular():
+			err = narrow(p, 0o600, log)
+		case de.IsDir():
+			err = narrow(p, 0o700, log)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// privateFile narrows a key file given outside the data dir to 0600.
+func privateFile(path string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return narrow(path, 0o600, log)
+}
+
+// narrow sets path's mode to want when group or others have any access.
+func narrow(path string, want os.FileMode, log *slog.Logger) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	old := st.Mode().Perm()
+	if old&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, want); err != nil {
+		return fmt.Errorf("%s is mode %04o, readable by other users, and cannot be made %04o: %w", path, old, want, err)
+	}
+	log.Warn("narrowed the mode of a data dir file readable by other users", "file", path, "old_mode", fmt.Sprintf("%04o", old), "new_mode", fmt.Sprintf("%04o", want))
+	return nil
 }
 
 func urlHost(a net.Addr) string {

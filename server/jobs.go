@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,7 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,38 +22,135 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/rollout"
+	"github.com/patchbay/patchbay/store"
 )
 
 // The jobs of rollouts as agents see them: the job-signing key, the long
 // polls that hand out signed jobs, and the reports of their results.
 
-// jobKeyName names the job-signing key in the database.
+// jobKeyName names the job-signing key's row in the database.
 const jobKeyName = "jobs-ed25519"
 
-// JobKey returns the server's job-signing key, generated at the first
-// start and shared by every replica through the database.
+// jobKeyRef is what the database keeps of the job-signing key: the key id
+// of its public key, never the private key, which lives in a 0600 file
+// (LoadJobKey). Every replica checks that it signs with the key the row
+// names, so replicas given different files refuse to start rather than
+// sign jobs some agents refuse.
+const jobKeyRef = "ed25519-file:"
+
+func jobKeyRefOf(key ed25519.PrivateKey) string {
+	return jobKeyRef + job.KeyID(key.Public().(ed25519.PublicKey))
+}
+
+// clearSeed decodes a row written before the key moved to a file: the
+// base64 Ed25519 seed in clear.
+func clearSeed(v string) ([]byte, bool) {
+	if strings.HasPrefix(v, jobKeyRef) {
+		return nil, false
+	}
+	seed, err := base64.StdEncoding.DecodeString(v)
+	return seed, err == nil && len(seed) == ed25519.SeedSize
+}
+
+// LoadJobKey loads the job-signing key (an Ed25519 seed, 32 bytes) from
+// path, the file every replica is given. When the file does not exist it
+// is made (mode 0600): from the clear seed an earlier version kept in
+// the database, which is then replaced by the key's id (migrated is
+// true), or a new key when the database names none. It refuses when the
+// database names a key kept elsewhere: the replica that made it has the
+// file to copy.
+func LoadJobKey(ctx context.Context, db *store.DB, path string) (key ed25519.PrivateKey, migrated bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) != ed25519.SeedSize {
+			return nil, false, fmt.Errorf("job key %s: want a %d-byte Ed25519 seed, found %d bytes", path, ed25519.SeedSize, len(b))
+		}
+		return ed25519.NewKeyFromSeed(b), false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("job key: %w", err)
+	}
+	v, ok, err := db.Rollouts.StoredKey(ctx, jobKeyName)
+	if err != nil {
+		return nil, false, err
+	}
+	seed, clear := clearSeed(v)
+	switch {
+	case ok && !clear:
+		return nil, false, fmt.Errorf("job key %s: no such file, and the database names the key jobs are signed with (%s) kept in another replica's file: copy that file here (mode 0600) or pass --job-key", path, strings.TrimPrefix(v, jobKeyRef))
+	case !ok:
+		seed = make([]byte, ed25519.SeedSize)
+		if _, err := rand.Read(seed); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := writeKeyFile(path, seed); err != nil {
+		return nil, false, fmt.Errorf("job key: %w", err)
+	}
+	key = ed25519.NewKeyFromSeed(seed)
+	if !clear {
+		return key, false, nil
+	}
+	// The clear copy is replaced only once the file is on disk.
+	if _, err := db.Rollouts.SwapKey(ctx, jobKeyName, v, jobKeyRefOf(key)); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}
+
+// writeKeyFile writes a new key file, mode 0600, synced before it counts.
+func writeKeyFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// JobKey returns the server's job-signing key (Config.JobKey) once the
+// database agrees that it is the deployment's: the first replica records
+// the key's id, the others must sign with the same key. A clear seed an
+// earlier version left in the database is replaced by the id when it is
+// this key's, and refused when it is another.
 func (s *Server) JobKey(ctx context.Context) (ed25519.PrivateKey, error) {
 	s.jobKeyMu.Lock()
 	defer s.jobKeyMu.Unlock()
 	if s.jobKey != nil {
 		return s.jobKey, nil
 	}
-	enc, err := s.db.Rollouts.Key(ctx, jobKeyName, func() (string, error) {
-		seed := make([]byte, ed25519.SeedSize)
-		if _, err := rand.Read(seed); err != nil {
-			return "", err
-		}
-		return base64.StdEncoding.EncodeToString(seed), nil
-	}, s.cfg.Now())
+	key := s.cfg.JobKey
+	ref := jobKeyRefOf(key)
+	v, err := s.db.Rollouts.Key(ctx, jobKeyName, func() (string, error) { return ref, nil }, s.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
-	seed, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("job key in the database: not a base64 Ed25519 seed")
+	if seed, clear := clearSeed(v); clear {
+		if !bytes.Equal(seed, key.Seed()) {
+			return nil, fmt.Errorf("the database holds another job-signing key (in clear, from an earlier version): start once with the data dir it was made in, or pass its key as --job-key, to move it out of the database")
+		}
+		if _, err := s.db.Rollouts.SwapKey(ctx, jobKeyName, v, ref); err != nil {
+			return nil, err
+		}
+		v = ref
 	}
-	s.jobKey = ed25519.NewKeyFromSeed(seed)
-	return s.jobKey, nil
+	if v != ref {
+		return nil, fmt.Errorf("this replica's job-signing key (%s) is not the one the deployment signs with (%s): give every replica the same --job-key file", strings.TrimPrefix(ref, jobKeyRef), strings.TrimPrefix(v, jobKeyRef))
+	}
+	s.jobKey = key
+	return key, nil
 }
 
 // jobHub wakes the agents' long polls when jobs are dispatched: it reads

@@ -41,6 +41,9 @@ type Config struct {
 	ReplicaID string
 	// AuditKey signs audit checkpoints.
 	AuditKey ed25519.PrivateKey
+	// JobKey signs jobs (LoadJobKey reads it from its file); every
+	// replica is given the same.
+	JobKey ed25519.PrivateKey
 	// CheckpointDir receives signed checkpoints of the audit chain head;
 	// CheckpointURL, when set, receives them by POST as well.
 	CheckpointDir   string
@@ -160,6 +163,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.Kinds.Names()) == 0 {
 		return nil, errors.New("server: no document kinds (kinds.All)")
+	}
+	if len(cfg.JobKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("server: no job-signing key (LoadJobKey)")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -44,6 +44,10 @@ type fixture struct {
 	key ed25519.PrivateKey
 }
 
+// testJobKey signs the jobs of every test server: replicas of one
+// database share it, as they share one --job-key file.
+var testJobKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
 func newFixture(t *testing.T, backend string, mod func(*server.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
@@ -57,7 +61,7 @@ func newFixture(t *testing.T, backend string, mod func(*server.Config)) *fixture
 	}
 	t.Cleanup(func() { db.Close() })
 	_, key, _ := ed25519.GenerateKey(nil)
-	cfg := server.Config{DB: db, Kinds: kinds.All(), Version: "test", ReplicaID: "test", AuditKey: key, CheckpointDir: t.TempDir(), MaxBody: 4 << 20}
+	cfg := server.Config{DB: db, Kinds: kinds.All(), Version: "test", ReplicaID: "test", AuditKey: key, JobKey: testJobKey, CheckpointDir: t.TempDir(), MaxBody: 4 << 20}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -705,6 +709,9 @@ func startReplica(t *testing.T, dsn, name string, cfg server.Config) *replica {
 	}
 	t.Cleanup(func() { db.Close() })
 	cfg.DB, cfg.Kinds, cfg.ReplicaID = db, kinds.All(), name
+	if cfg.JobKey == nil {
+		cfg.JobKey = testJobKey
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)

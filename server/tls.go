@@ -20,6 +20,26 @@ import (
 	"github.com/patchbay/patchbay/api"
 )
 
+// TLSConfig is the server's TLS configuration: TLS 1.2 at least and, for
+// TLS 1.2, only ECDHE key exchange with AEAD ciphers (AES-GCM,
+// ChaCha20-Poly1305) — not the CBC-SHA1 suites Go's defaults still offer.
+// TLS 1.3's suites are all AEAD and not configurable.
+func TLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, CipherSuites: TLS12Suites()}
+}
+
+// TLS12Suites are the TLS 1.2 cipher suites the server accepts.
+func TLS12Suites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
+}
+
 // SelfSigned loads the server's self-signed certificate from dir, making
 // it on first start (ECDSA P-256, ten years, for localhost, the loopback
 // addresses, this host's name and extra names). It returns the
@@ -82,11 +102,11 @@ func makeSelfSigned(certPath, keyPath string, names []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(certPath), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
 		return err
 	}
 	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 }

@@ -220,7 +220,7 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 			return err
 		}
 	}
-	keyB64, err := jobKey(dsn)
+	keyB64, err := jobKey(data)
 	if err != nil {
 		return err
 	}
@@ -347,20 +347,15 @@ func run(n int, wait time.Duration, keep bool, dsn string) error {
 	return nil
 }
 
-// jobKey reads the server's job public key as an enrollment would give it.
-func jobKey(dsn string) (string, error) {
-	db, err := store.Open(context.Background(), dsn)
+// jobKey reads the server's job public key as an enrollment would give it,
+// from the key file the server made in its data dir.
+func jobKey(data string) (string, error) {
+	seed, err := os.ReadFile(filepath.Join(data, "job-signing.key"))
 	if err != nil {
 		return "", err
 	}
-	defer db.Close()
-	seed, err := db.Rollouts.Key(context.Background(), "jobs-ed25519", func() (string, error) { return "", fmt.Errorf("no job key yet") }, time.Now())
-	if err != nil {
-		return "", err
+	if len(seed) != ed25519.SeedSize {
+		return "", fmt.Errorf("job key: %d bytes, want %d", len(seed), ed25519.SeedSize)
 	}
-	s, err := base64.StdEncoding.DecodeString(seed)
-	if err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(ed25519.NewKeyFromSeed(s).Public().(ed25519.PublicKey)), nil
+	return base64.StdEncoding.EncodeToString(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)), nil
 }

@@ -20,6 +20,7 @@ var policyDialect = &policysql.Dialect{
 var rolloutDialect = &rolloutsql.Dialect{
 	Key:                `SELECT private_key FROM server_keys WHERE name = $1`,
 	InsertKey:          `INSERT INTO server_keys(name, private_key, created_at) VALUES($1,$2,$3) ON CONFLICT DO NOTHING`,
+	SwapKey:            `UPDATE server_keys SET private_key = $1 WHERE name = $2 AND private_key = $3`,
 	InsertNotification: `INSERT INTO notifications(event, subject, target, payload, created_at, next_at) VALUES($1,$2,$3,$4,$5,$6)`,
 	InsertPlan:         `INSERT INTO plans(id, state, plan, version, created_at, updated_at) VALUES($1,$2,$3,1,$4,$5)`,
 	InsertPlanHost:     `INSERT INTO plan_hosts(plan_id, host_id, seq, ring, host) VALUES($1,$2,$3,$4,$5)`,

@@ -20,6 +20,7 @@ var policyDialect = &policysql.Dialect{
 var rolloutDialect = &rolloutsql.Dialect{
 	Key:                `SELECT private_key FROM server_keys WHERE name = ?`,
 	InsertKey:          `INSERT INTO server_keys(name, private_key, created_at) VALUES(?,?,?) ON CONFLICT DO NOTHING`,
+	SwapKey:            `UPDATE server_keys SET private_key = ? WHERE name = ? AND private_key = ?`,
 	InsertNotification: `INSERT INTO notifications(event, subject, target, payload, created_at, next_at) VALUES(?,?,?,?,?,?)`,
 	InsertPlan:         `INSERT INTO plans(id, state, plan, version, created_at, updated_at) VALUES(?,?,?,1,?,?)`,
 	InsertPlanHost:     `INSERT INTO plan_hosts(plan_id, host_id, seq, ring, host) VALUES(?,?,?,?,?)`,

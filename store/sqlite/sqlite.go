@@ -7,9 +7,11 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -35,8 +37,19 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the database file at path and applies
-// pending migrations.
+// pending migrations. The file is made mode 0600 (it holds credentials'
+// hashes and the audit chain): created so whatever the umask, and
+// narrowed when found wider, as are its -wal and -shm files (SQLite gives
+// them the database file's mode when it creates them).
 func Open(ctx context.Context, path string) (*DB, error) {
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if err := private(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	// Every connection reads pages through one shared memory map (each
 	// has its own page cache otherwise, cold for whichever connection the
@@ -64,12 +77,38 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// Migrating wrote through the WAL: the -wal and -shm files exist now.
+	if err := private(path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	cctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go checkpointer(cctx, db, done)
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
 		Policy: policyDialect, Rollouts: rolloutDialect}),
 		db: db, stop: func() { cancel(); <-done }}, nil
+}
+
+// private narrows the database file, its -wal and its -shm to mode 0600
+// (owner read and write) when they exist with wider modes.
+func private(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("database file mode: %w", err)
+		}
+		if !st.Mode().IsRegular() || st.Mode().Perm() == 0o600 {
+			continue
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			return fmt.Errorf("database file mode: %w", err)
+		}
+	}
+	return nil
 }
 
 // checkpointer copies the WAL into the database file every second

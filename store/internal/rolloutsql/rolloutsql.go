@@ -36,6 +36,9 @@ type Dialect struct {
 	// InsertKey stores a server key, nothing when one exists: (name,
 	// private_key, created_at).
 	InsertKey string
+	// SwapKey replaces a server key's value only while it is the one
+	// expected: (new private_key, name, expected private_key).
+	SwapKey string
 	// InsertNotification queues a delivery: (event, subject, target,
 	// payload, created_at, next_at).
 	InsertNotification string
@@ -145,6 +148,36 @@ func (s *Store) Key(ctx context.Context, name string, gen func() (string, error)
 		return "", fmt.Errorf("server key %s: %w", name, err)
 	}
 	return k, nil
+}
+
+// StoredKey reads the named key's value; ok is false when there is none.
+func (s *Store) StoredKey(ctx context.Context, name string) (value string, ok bool, err error) {
+	err = s.DB.QueryRowContext(ctx, s.D.Key, name).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("server key %s: %w", name, err)
+	}
+	return value, true, nil
+}
+
+// SwapKey replaces the named key's value with next only while it holds
+// old (compare-and-swap: of replicas migrating the same key, one does),
+// and tells whether it did.
+func (s *Store) SwapKey(ctx context.Context, name, old, next string) (bool, error) {
+	var n int64
+	if err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.D.SwapKey, next, name, old)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	}); err != nil {
+		return false, fmt.Errorf("server key %s: %w", name, err)
+	}
+	return n == 1, nil
 }
 
 func (s *Store) record(ctx context.Context, tx *sql.Tx, subject string, now time.Time, evs []rollout.Event) error {
