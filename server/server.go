@@ -324,11 +324,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		err := checkParams(params, r)
-		if err == nil {
-			err = s.serve(rt, sw, r)
-		}
-		if err != nil {
+		if err := s.serve(rt, params, sw, r); err != nil {
 			s.writeError(sw, r, err)
 		}
 		if sw.status == 0 {
@@ -338,7 +334,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 	})
 }
 
-func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) (err error) {
+func (s *Server) serve(rt Route, params []string, w http.ResponseWriter, r *http.Request) (err error) {
 	var gb *gatedBody
 	defer func() {
 		// An answer given before the body was read closes the connection:
@@ -365,6 +361,11 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request) (err er
 		case !tok.Role.Allows(rt.Need):
 			return errForbidden(fmt.Sprintf("role %s may not %s %s (needs %s)", tok.Role, rt.Method, rt.Pattern, rt.Need))
 		}
+	}
+	// Text is checked once the caller may call the route: one without a
+	// credential learns nothing but 401.
+	if err := checkParams(params, r); err != nil {
+		return err
 	}
 	if r.ContentLength == 0 {
 		return rt.h(w, r, c)
