@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"os"
 	"path/filepath"
@@ -29,7 +30,8 @@ func TestAuditVerifyServerHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	cpd := t.TempDir()
-	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Version: "test", ReplicaID: "test", AuditKey: key, CheckpointDir: cpd})
+	_, jobKey, _ := ed25519.GenerateKey(nil)
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Version: "test", ReplicaID: "test", AuditKey: key, JobKey: jobKey, CheckpointDir: cpd})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.DurationVar(&o.checkin, "checkin-interval", 5*time.Minute, "check-in interval asked of agents")
 	f.Int64Var(&o.maxBody, "max-body", 64<<20, "largest request body accepted, in bytes, after decompression")
 	f.Int64Var(&o.largeBody, "large-body", 1<<20, "a request body past this size (bytes, after decompression) needs one of --large-bodies slots; one per credential at a time")
-	f.IntVar(&o.largeBodies, "large-bodies", 1, "large request bodies read at once: what bounds the memory of bodies (each costs up to about 8 × its size while decoded)")
+	f.IntVar(&o.largeBodies, "large-bodies", 1, "large request bodies read at once: what bounds the memory of bodies (each costs about 2–4 × its size while decoded)")
 	f.DurationVar(&o.bodyTimeout, "body-timeout", time.Minute, "time a client has to send a request body")
 	f.IntVar(&o.connsPerClient, "max-conns-per-client", 1024, "connections open at once from one client address (0: no limit; raise it for agents behind one NAT)")
 	f.StringVar(&o.replicaID, "replica-id", "", "this process's name in the leader lease (default host:pid)")

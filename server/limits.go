@@ -112,6 +112,19 @@ func (b *gatedBody) Read(p []byte) (int, error) {
 
 func (b *gatedBody) Close() error { return b.r.Close() }
 
+// reserve takes the slot now when a body of n bytes will need one.
+func (b *gatedBody) reserve(n int64) error {
+	if b.held || n <= b.g.large {
+		return nil
+	}
+	if err := b.g.acquire(b.ctx, b.holder); err != nil {
+		b.err = err
+		return err
+	}
+	b.held = true
+	return nil
+}
+
 // done gives back the slot, if one was taken.
 func (b *gatedBody) done() {
 	if b.held {

@@ -491,6 +491,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 func readBody(r *http.Request) ([]byte, error) {
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= 1<<30 && r.Header.Get("Content-Encoding") == "" {
+		// A large body takes its slot before its buffer is made.
+		if gb, ok := r.Body.(*gatedBody); ok {
+			if err := gb.reserve(n); err != nil {
+				return nil, err
+			}
+		}
 		buf.Grow(int(n) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(r.Body)
@@ -515,19 +521,28 @@ func decode(r *http.Request, v any, strict bool) error {
 	if err := checkJSONText(body); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if strict {
-		dec.DisallowUnknownFields()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errBadRequest("body: empty; want a JSON object", "")
 	}
-	err = dec.Decode(v)
+	if strict {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(v); err == nil && dec.More() {
+			return errBadRequest("body: more than one JSON value", "")
+		}
+	} else {
+		// In place: a Decoder would copy the (large) body once more.
+		err = json.Unmarshal(body, v)
+	}
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case err == nil:
-		if dec.More() {
-			return errBadRequest("body: more than one JSON value", "")
-		}
 		return nil
+	case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
+		return errBadRequest("body: more than one JSON value", "")
+	case errors.As(err, &se) && se.Error() == "unexpected end of JSON input":
+		return errBadRequest("body: truncated JSON", "")
 	case errors.Is(err, io.EOF):
 		return errBadRequest("body: empty; want a JSON object", "")
 	case errors.As(err, &se):
