@@ -197,11 +197,28 @@ func (l *latencies) pct(p float64) time.Duration {
 // rate and latencies.
 func (e *env) phase(ctx context.Context, name string, hosts []*simHost, conc int, fn func(ctx context.Context, h *simHost) error) error {
 	var lat latencies
-	var next atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	var failed atomic.Int64
 	start := time.Now()
+	fanOut(ctx, len(hosts), conc, func(i int) {
+		t := time.Now()
+		if err := fn(ctx, hosts[i]); err != nil {
+			failed.Add(1)
+			errOnce.Do(func() { firstErr = fmt.Errorf("%s: host %d: %w", name, i, err) })
+			return
+		}
+		lat.add(time.Since(t))
+	})
+	el := time.Since(start)
+	fmt.Fprintf(e.stdout, "%-28s %7d in %7.2fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d\n", name, len(hosts), el.Seconds(),
+		float64(len(hosts))/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load())
+	return firstErr
+}
+
+// fanOut calls fn for 0..n-1 from conc goroutines, until ctx ends.
+func fanOut(ctx context.Context, n, conc int, fn func(i int)) {
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -209,24 +226,14 @@ func (e *env) phase(ctx context.Context, name string, hosts []*simHost, conc int
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(hosts) || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
-				t := time.Now()
-				if err := fn(ctx, hosts[i]); err != nil {
-					failed.Add(1)
-					errOnce.Do(func() { firstErr = fmt.Errorf("%s: host %d: %w", name, i, err) })
-					continue
-				}
-				lat.add(time.Since(t))
+				fn(i)
 			}
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
-	fmt.Fprintf(e.stdout, "%-28s %7d in %7.2fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d\n", name, len(hosts), el.Seconds(),
-		float64(len(hosts))/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load())
-	return firstErr
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -419,43 +426,30 @@ func (e *env) soak(ctx context.Context, o *simOpts, admin *api.Client, hosts []*
 	var lat latencies
 	for time.Since(start) < o.soak && ctx.Err() == nil {
 		rounds++
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for w := 0; w < o.concurrency; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(hosts) || ctx.Err() != nil {
-						return
-					}
-					h := hosts[i]
-					c := &api.Client{Base: o.serverURL, Token: h.cred, HTTP: hc, GzipAbove: 4 << 10}
-					rep := api.Report{CollectedAt: time.Now(), Facts: h.facts, InventoryHash: last[i].hash, UpdatesHash: updHash}
-					if (i+rounds)%100 == 0 { // a changed inventory: one package a version further
-						pkgs := slices.Clone(h.pkgs)
-						pkgs[rounds%len(pkgs)].Version += fmt.Sprintf("+soak%d", rounds)
-						rep.Inventory, rep.InventoryHash, rep.Updates = &pkgs, fleet.InventoryHash(pkgs), &noUpdates
-					}
-					t := time.Now()
-					err := c.Do(ctx, http.MethodPost, api.Prefix+"/agent/checkin", rep, nil)
-					requests.Add(1)
-					if err != nil {
-						failed.Add(1)
-						var se *api.StatusError
-						if errors.As(err, &se) && se.Status >= 500 {
-							fivexx.Add(1)
-						}
-						errOnce.Do(func() { firstErr = fmt.Errorf("soak: host %d: %w", i, err) })
-						continue
-					}
-					lat.add(time.Since(t))
-					last[i] = acked{hash: rep.InventoryHash, at: t}
+		fanOut(ctx, len(hosts), o.concurrency, func(i int) {
+			h := hosts[i]
+			c := &api.Client{Base: o.serverURL, Token: h.cred, HTTP: hc, GzipAbove: 4 << 10}
+			rep := api.Report{CollectedAt: time.Now(), Facts: h.facts, InventoryHash: last[i].hash, UpdatesHash: updHash}
+			if (i+rounds)%100 == 0 { // a changed inventory: one package a version further
+				pkgs := slices.Clone(h.pkgs)
+				pkgs[rounds%len(pkgs)].Version += fmt.Sprintf("+soak%d", rounds)
+				rep.Inventory, rep.InventoryHash, rep.Updates = &pkgs, fleet.InventoryHash(pkgs), &noUpdates
+			}
+			t := time.Now()
+			err := c.Do(ctx, http.MethodPost, api.Prefix+"/agent/checkin", rep, nil)
+			requests.Add(1)
+			if err != nil {
+				failed.Add(1)
+				var se *api.StatusError
+				if errors.As(err, &se) && se.Status >= 500 {
+					fivexx.Add(1)
 				}
-			}()
-		}
-		wg.Wait()
+				errOnce.Do(func() { firstErr = fmt.Errorf("soak: host %d: %w", i, err) })
+				return
+			}
+			lat.add(time.Since(t))
+			last[i] = acked{hash: rep.InventoryHash, at: t}
+		})
 	}
 	el := time.Since(start)
 	fmt.Fprintf(e.stdout, "%-28s %7d check-ins in %d rounds over %.0fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d  5xx %d\n", "soak",

@@ -347,7 +347,7 @@ func (s *Server) StepRollouts(ctx context.Context, fence rollout.Fence) error {
 	var errs []error
 	for _, id := range ids {
 		start := time.Now()
-		res, err := s.scheduler().Step(ctx, id, fence, s.cfg.Now().UTC())
+		res, err := s.sched.Step(ctx, id, fence, s.cfg.Now().UTC())
 		if err != nil && !errors.Is(err, rollout.ErrConflict) {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", id, err))
 		}
@@ -363,20 +363,4 @@ func (s *Server) StepRollouts(ctx context.Context, fence rollout.Fence) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// scheduler is the rollout scheduler over this server's store, policy
-// and job key.
-func (s *Server) scheduler() *rollout.Scheduler {
-	return &rollout.Scheduler{
-		Store: s.db.Rollouts,
-		Policy: func(ctx context.Context) (*rollout.Policy, error) {
-			_, rp, err := s.rolloutPolicy(ctx)
-			return rp, err
-		},
-		Key:        s.JobKey,
-		AgentStale: s.cfg.AgentStale,
-		Actor:      "server:" + s.cfg.ReplicaID,
-		Targets:    s.notifyTargets(),
-	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/policy"
+	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/store"
 )
 
@@ -95,6 +96,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	bodies  *bodyGate
+	sched   *rollout.Scheduler // the leader's rollout steps
 	db      *store.DB
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -240,6 +242,17 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no such route: "+r.Method+" "+r.URL.Path, "")
 	})
+	s.sched = &rollout.Scheduler{
+		Store: s.db.Rollouts,
+		Policy: func(ctx context.Context) (*rollout.Policy, error) {
+			_, rp, err := s.rolloutPolicy(ctx)
+			return rp, err
+		},
+		Key:        s.JobKey,
+		AgentStale: s.cfg.AgentStale,
+		Actor:      "server:" + s.cfg.ReplicaID,
+		Targets:    s.notifyTargets(),
+	}
 	return s, nil
 }
 
