@@ -145,6 +145,12 @@ type TokenResponse struct {
 	Secret string     `json:"secret"`
 }
 
+// AuditKey is the public key the server signs audit checkpoints with.
+type AuditKey struct {
+	Algorithm string `json:"algorithm"`  // "ed25519"
+	PublicKey string `json:"public_key"` // hex
+}
+
 // Labels replaces the labels set on the server for a host.
 type Labels struct {
 	Labels map[string]string `json:"labels"`

@@ -3,18 +3,30 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/store"
-
+	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/store"
 )
 
 func newAdminCmd(e *env) *cobra.Command {
-	admin := &cobra.Command{Use: "admin", Short: "Administer the server's database: credentials"}
+	admin := &cobra.Command{
+		Use:   "admin",
+		Short: "Administer credentials: on the server (--server, PATCHBAY_SERVER) or in a local database (--local, --data-dir)",
+		Long: `admin acts on the server configured with --server or PATCHBAY_SERVER
+(with an admin token in PATCHBAY_TOKEN), or, with --local or with only
+--data-dir/--db given, on that database directly: the way to make the first
+admin token of a server, or another when it is lost. The local database must
+exist (a server has run on it); nothing is created.`,
+	}
+	var m modeFlags
+	m.bind(admin)
 	token := &cobra.Command{Use: "token", Short: "Create, list and revoke API and enrollment tokens"}
 	var (
 		role, name string
@@ -40,29 +52,35 @@ func newAdminCmd(e *env) *cobra.Command {
 			if uses == 0 || uses < -1 {
 				return fmt.Errorf("--uses %d: want a positive number, or -1 for unlimited", uses)
 			}
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				secret, id, hash, err := auth.NewSecret()
-				if err != nil {
+			if ttl < 0 {
+				return fmt.Errorf("--ttl %s: want 0 (never expires) or a positive duration", ttl)
+			}
+			tg, err := e.open(cmd, &m, false)
+			if err != nil {
+				return err
+			}
+			defer tg.close()
+			ctx := cmd.Context()
+			var t auth.Token
+			var secret string
+			if tg.api != nil {
+				req := api.TokenRequest{Kind: kind, Name: name, TTLSeconds: int64(ttl / time.Second), Uses: uses}
+				if kind == auth.KindAPI {
+					req.Role = r
+				}
+				var resp api.TokenResponse
+				if err := tg.api.Do(ctx, http.MethodPost, api.Prefix+"/tokens", req, &resp); err != nil {
+					return fmt.Errorf("create token: %w", err)
+				}
+				t, secret = resp.Token, resp.Secret
+			} else {
+				if t, secret, err = createLocalToken(ctx, tg.db, kind, r, name, ttl, uses); err != nil {
 					return err
 				}
-				now := time.Now().UTC()
-				t := auth.Token{ID: id, Kind: kind, Role: r, Name: name, Created: now, UsesLeft: -1}
-				if ttl > 0 {
-					t.Expires = now.Add(ttl)
-				}
-				if kind == auth.KindEnrollment {
-					t.UsesLeft = uses
-				}
-				if err := db.Tokens.Create(ctx, t, hash); err != nil {
-					return err
-				}
-				if _, err := db.Audit.Append(ctx, actor(), "token.create", "token/"+id, t); err != nil {
-					return err
-				}
-				fmt.Fprintln(e.stdout, secret)
-				fmt.Fprintf(e.stderr, "created %s token %s (role %s); the secret above is not stored and will not be shown again\n", kind, id, r)
-				return nil
-			})
+			}
+			fmt.Fprintln(e.stdout, secret)
+			fmt.Fprintf(e.stderr, "created %s token %s (role %s); the secret above is not stored and will not be shown again\n", t.Kind, t.ID, t.Role)
+			return nil
 		},
 	}
 	create.Flags().StringVar(&role, "role", "viewer", "admin, operator or viewer")
@@ -81,32 +99,43 @@ func newAdminCmd(e *env) *cobra.Command {
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				ts, err := db.Tokens.List(ctx)
-				if err != nil {
-					return err
+			tg, err := e.open(cmd, &m, false)
+			if err != nil {
+				return err
+			}
+			defer tg.close()
+			var ts []auth.Token
+			if tg.api != nil {
+				var resp struct {
+					Tokens []auth.Token `json:"tokens"`
 				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tROLE\tNAME\tCREATED\tEXPIRES\tUSES LEFT\tSTATE")
-				now := time.Now()
-				for _, t := range ts {
-					exp, left, state := "never", "-", "active"
-					if !t.Expires.IsZero() {
-						exp = t.Expires.Format(time.RFC3339)
-					}
-					if t.Kind == auth.KindEnrollment {
-						left = fmt.Sprint(t.UsesLeft)
-						if t.UsesLeft < 0 {
-							left = "unlimited"
-						}
-					}
-					if err := t.Check(now); err != nil {
-						state = err.Error()
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.Role, t.Name, t.Created.Format(time.RFC3339), exp, left, state)
+				if err := tg.api.Do(cmd.Context(), http.MethodGet, api.Prefix+"/tokens", nil, &resp); err != nil {
+					return fmt.Errorf("list tokens: %w", err)
 				}
-				return tw.Flush()
-			})
+				ts = resp.Tokens
+			} else if ts, err = tg.db.Tokens.List(cmd.Context()); err != nil {
+				return fmt.Errorf("list tokens: %w", err)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tKIND\tROLE\tNAME\tCREATED\tEXPIRES\tUSES LEFT\tSTATE")
+			now := time.Now()
+			for _, t := range ts {
+				exp, left, state := "never", "-", "active"
+				if !t.Expires.IsZero() {
+					exp = t.Expires.Format(time.RFC3339)
+				}
+				if t.Kind == auth.KindEnrollment {
+					left = fmt.Sprint(t.UsesLeft)
+					if t.UsesLeft < 0 {
+						left = "unlimited"
+					}
+				}
+				if err := t.Check(now); err != nil {
+					state = err.Error()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.Role, t.Name, t.Created.Format(time.RFC3339), exp, left, state)
+			}
+			return tw.Flush()
 		},
 	}
 
@@ -115,16 +144,52 @@ func newAdminCmd(e *env) *cobra.Command {
 		Short: "Revoke a token; it is refused from its next use on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				if err := db.Tokens.Revoke(ctx, args[0]); err != nil {
+			tg, err := e.open(cmd, &m, false)
+			if err != nil {
+				return err
+			}
+			defer tg.close()
+			ctx, id := cmd.Context(), args[0]
+			if tg.api != nil {
+				if err := tg.api.Do(ctx, http.MethodDelete, api.Prefix+"/tokens/"+url.PathEscape(id), nil, nil); err != nil {
+					return fmt.Errorf("revoke token %s: %w", id, err)
+				}
+			} else {
+				if err := tg.db.Tokens.Revoke(ctx, id); err != nil {
+					return fmt.Errorf("revoke token %s: %w", id, err)
+				}
+				if _, err := tg.db.Audit.Append(ctx, actor(), "token.revoke", "token/"+id, map[string]string{"id": id}); err != nil {
 					return err
 				}
-				_, err := db.Audit.Append(ctx, actor(), "token.revoke", "token/"+args[0], map[string]string{"id": args[0]})
-				return err
-			})
+			}
+			fmt.Fprintf(e.stderr, "revoked token %s\n", id)
+			return nil
 		},
 	}
 	token.AddCommand(create, list, revoke)
 	admin.AddCommand(token)
 	return admin
+}
+
+// createLocalToken makes a token in a local database, audited.
+func createLocalToken(ctx context.Context, db *store.DB, kind auth.Kind, r auth.Role, name string, ttl time.Duration, uses int) (auth.Token, string, error) {
+	secret, id, hash, err := auth.NewSecret()
+	if err != nil {
+		return auth.Token{}, "", err
+	}
+	now := time.Now().UTC()
+	t := auth.Token{ID: id, Kind: kind, Role: r, Name: name, Created: now, UsesLeft: -1}
+	if ttl > 0 {
+		t.Expires = now.Add(ttl)
+	}
+	if kind == auth.KindEnrollment {
+		t.UsesLeft = uses
+	}
+	if err := db.Tokens.Create(ctx, t, hash); err != nil {
+		return auth.Token{}, "", fmt.Errorf("create token: %w", err)
+	}
+	if _, err := db.Audit.Append(ctx, actor(), "token.create", "token/"+id, t); err != nil {
+		return auth.Token{}, "", err
+	}
+	return t, secret, nil
 }

@@ -2,13 +2,17 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -16,8 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/patchbay/patchbay/store"
-
+	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/audit"
 )
 
@@ -31,10 +34,17 @@ func actor() string {
 
 // auditKey loads the Ed25519 key that signs checkpoints, creating it (mode
 // 0600) in the data dir on first use.
-func (e *env) auditKey() (ed25519.PrivateKey, error) {
+func (e *env) auditKey() (ed25519.PrivateKey, error) { return e.loadAuditKey(true) }
+
+// loadAuditKey loads the data dir's audit key; without create, a key that
+// does not exist is an error (nothing is written).
+func (e *env) loadAuditKey(create bool) (ed25519.PrivateKey, error) {
 	path := filepath.Join(e.dataDir, "audit-signing.key")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil, fmt.Errorf("audit key %s: none (it is made by the server or `patchbay audit checkpoint` that signs with it)", path)
+		}
 		_, key, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			return nil, err
@@ -56,72 +66,150 @@ func (e *env) auditKey() (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(b), nil
 }
 
+// auditEntries reads the whole audit log: the server's export, or the
+// local database's.
+func auditEntries(ctx context.Context, tg *target) ([]audit.Entry, error) {
+	if tg.api == nil {
+		es, err := tg.db.Audit.Entries(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		return es, nil
+	}
+	var buf bytes.Buffer
+	if err := tg.api.Do(ctx, http.MethodGet, api.Prefix+"/audit", nil, &buf); err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	var es []audit.Entry
+	dec := json.NewDecoder(&buf)
+	for {
+		var en audit.Entry
+		err := dec.Decode(&en)
+		if errors.Is(err, io.EOF) {
+			return es, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("audit log from the server: entry %d: %w", len(es)+1, err)
+		}
+		es = append(es, en)
+	}
+}
+
+// auditPublicKey is the key checkpoints are checked against: the server's
+// (GET /audit/key) or the data dir's.
+func (e *env) auditPublicKey(ctx context.Context, tg *target) (ed25519.PublicKey, error) {
+	if tg.api == nil {
+		key, err := e.loadAuditKey(false)
+		if err != nil {
+			return nil, err
+		}
+		return key.Public().(ed25519.PublicKey), nil
+	}
+	var k api.AuditKey
+	if err := tg.api.Do(ctx, http.MethodGet, api.Prefix+"/audit/key", nil, &k); err != nil {
+		return nil, fmt.Errorf("the server's audit key: %w", err)
+	}
+	b, err := hex.DecodeString(k.PublicKey)
+	if k.Algorithm != "ed25519" || err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("the server's audit key: want an Ed25519 public key in hex, got %s %q", k.Algorithm, k.PublicKey)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
 func newAuditCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Verify, checkpoint and export the tamper-evident audit log"}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Verify, checkpoint and export the tamper-evident audit log (the server's, or --local)",
+		Long: `audit acts on the server configured with --server or PATCHBAY_SERVER (with an
+admin token in PATCHBAY_TOKEN), or, with --local or with only --data-dir/--db
+given, on that database directly. Against a server, verify downloads the log
+and recomputes the hash chain here: the verdict does not rest on the server's
+word, and --checkpoint files are checked against the server's signing key
+(GET /api/v1/audit/key).`,
+	}
+	var m modeFlags
+	m.bind(cmd)
 	var cpFile string
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute the hash chain (and check it against a checkpoint); name the first bad entry",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				es, err := db.Audit.Entries(ctx)
-				if err != nil {
-					return err
-				}
-				if cpFile == "" {
-					if err := audit.Verify(es, nil); err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "audit chain intact: %d entries\n", len(es))
-					return nil
-				}
+			var cps []audit.Checkpoint
+			if cpFile != "" {
 				f, err := os.Open(cpFile)
 				if err != nil {
 					return fmt.Errorf("--checkpoint: %w", err)
 				}
-				cps, err := audit.ReadCheckpoints(f)
+				cps, err = audit.ReadCheckpoints(f)
 				f.Close()
 				if err != nil {
 					return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
 				}
-				key, err := e.auditKey()
-				if err != nil {
+			}
+			tg, err := e.open(cmd, &m, false)
+			if err != nil {
+				return err
+			}
+			defer tg.close()
+			ctx := cmd.Context()
+			es, err := auditEntries(ctx, tg)
+			if err != nil {
+				return err
+			}
+			if cpFile == "" {
+				if err := audit.Verify(es, nil); err != nil {
 					return err
 				}
-				pub := key.Public().(ed25519.PublicKey)
-				for i, c := range cps {
-					if err := c.VerifySignature(pub); err != nil {
-						if len(cps) == 1 {
-							return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
-						}
-						return fmt.Errorf("--checkpoint %s: line %d (entry %d, %s): %w", cpFile, i+1, c.Seq, c.Time.Format(time.RFC3339), err)
-					}
-				}
-				if err := audit.VerifyHistory(es, cps); err != nil {
-					return err
-				}
-				last := cps[len(cps)-1]
-				fmt.Fprintf(e.stdout, "audit chain intact: %d entries, reaches the checkpoint of entry %d (%s)", len(es), last.Seq, last.Time.Format(time.RFC3339))
-				if len(cps) > 1 {
-					fmt.Fprintf(e.stdout, " and the %d before it", len(cps)-1)
-				}
-				fmt.Fprintln(e.stdout)
+				fmt.Fprintf(e.stdout, "audit chain intact: %d entries\n", len(es))
 				return nil
-			})
+			}
+			pub, err := e.auditPublicKey(ctx, tg)
+			if err != nil {
+				return err
+			}
+			for i, c := range cps {
+				if err := c.VerifySignature(pub); err != nil {
+					if len(cps) == 1 {
+						return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
+					}
+					return fmt.Errorf("--checkpoint %s: line %d (entry %d, %s): %w", cpFile, i+1, c.Seq, c.Time.Format(time.RFC3339), err)
+				}
+			}
+			if err := audit.VerifyHistory(es, cps); err != nil {
+				return err
+			}
+			last := cps[len(cps)-1]
+			fmt.Fprintf(e.stdout, "audit chain intact: %d entries, reaches the checkpoint of entry %d (%s)", len(es), last.Seq, last.Time.Format(time.RFC3339))
+			if len(cps) > 1 {
+				fmt.Fprintf(e.stdout, " and the %d before it", len(cps)-1)
+			}
+			fmt.Fprintln(e.stdout)
+			return nil
 		},
 	}
-	verify.Flags().StringVar(&cpFile, "checkpoint", "", "a checkpoint written by `patchbay audit checkpoint`, or the server's history audit-checkpoints.jsonl (the chain must reach every line)")
+	verify.Flags().StringVar(&cpFile, "checkpoint", "", "a checkpoint `FILE` written by patchbay audit checkpoint, or the server's history audit-checkpoints.jsonl (the chain must reach every line)")
 
 	var out string
 	checkpoint := &cobra.Command{
 		Use:   "checkpoint --out FILE",
-		Short: "Sign the chain head and write it outside the database",
+		Short: "Sign the chain head and write it outside the database (the server signs it, or with --local the data dir's key)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return fmt.Errorf("--out: give the file to write the checkpoint to (outside the data dir)")
 			}
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				es, err := db.Audit.Entries(ctx)
+			tg, err := e.open(cmd, &m, false)
+			if err != nil {
+				return err
+			}
+			defer tg.close()
+			ctx := cmd.Context()
+			var cp audit.Checkpoint
+			if tg.api != nil {
+				if err := tg.api.Do(ctx, http.MethodPost, api.Prefix+"/audit/checkpoint", nil, &cp); err != nil {
+					return fmt.Errorf("checkpoint: %w", err)
+				}
+			} else {
+				es, err := auditEntries(ctx, tg)
 				if err != nil {
 					return err
 				}
@@ -132,13 +220,25 @@ func newAuditCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				b, _ := json.MarshalIndent(audit.NewCheckpoint(es, time.Now(), key), "", "  ")
-				tmp := out + ".tmp"
-				if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-					return err
-				}
-				return os.Rename(tmp, out)
-			})
+				cp = audit.NewCheckpoint(es, time.Now(), key)
+			}
+			b, err := json.MarshalIndent(cp, "", "  ")
+			if err != nil {
+				return err
+			}
+			tmp := out + ".tmp"
+			if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			if err := os.Rename(tmp, out); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			head := cp.Hash
+			if head == "" {
+				head = "none: the log is empty"
+			}
+			fmt.Fprintf(e.stdout, "wrote %s: checkpoint of entry %d (head hash %s), signed %s\n", out, cp.Seq, head, cp.Time.Format(time.RFC3339))
+			return nil
 		},
 	}
 	checkpoint.Flags().StringVar(&out, "out", "", "where to write the checkpoint")
@@ -148,29 +248,41 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "export [-o FILE]",
 		Short: "Write the audit log as JSON Lines",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				es, err := db.Audit.Entries(ctx)
-				if err != nil {
+			tg, err := e.open(cmd, &m, false)
+			if err != nil {
+				return err
+			}
+			defer tg.close()
+			es, err := auditEntries(cmd.Context(), tg)
+			if err != nil {
+				return err
+			}
+			w := e.stdout
+			var f *os.File
+			if exportTo != "" && exportTo != "-" {
+				if f, err = os.Create(exportTo); err != nil {
+					return fmt.Errorf("-o: %w", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			bw := bufio.NewWriter(w)
+			enc := json.NewEncoder(bw)
+			for _, en := range es {
+				if err := enc.Encode(en); err != nil {
 					return err
 				}
-				w := e.stdout
-				if exportTo != "" && exportTo != "-" {
-					f, err := os.Create(exportTo)
-					if err != nil {
-						return err
-					}
-					defer f.Close()
-					w = f
+			}
+			if err := bw.Flush(); err != nil {
+				return fmt.Errorf("-o: %w", err)
+			}
+			if f != nil {
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("-o: %w", err)
 				}
-				bw := bufio.NewWriter(w)
-				enc := json.NewEncoder(bw)
-				for _, en := range es {
-					if err := enc.Encode(en); err != nil {
-						return err
-					}
-				}
-				return bw.Flush()
-			})
+				fmt.Fprintf(e.stderr, "wrote %d entries to %s\n", len(es), exportTo)
+			}
+			return nil
 		},
 	}
 	export.Flags().StringVarP(&exportTo, "output", "o", "", "file to write (default standard output)")

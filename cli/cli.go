@@ -36,8 +36,11 @@ type env struct {
 	stdout, stderr io.Writer
 	dataDir        string
 	dsn            string // --db
-	log            *slog.Logger
-	isTerminal     func(w io.Writer) bool
+	// dataDirNamed: --data-dir or PATCHBAY_DATA_DIR was given (not the
+	// default).
+	dataDirNamed bool
+	log          *slog.Logger
+	isTerminal   func(w io.Writer) bool
 }
 
 // Run runs patchbay with args (without the program name) and returns the
@@ -70,6 +73,7 @@ func newRoot(e *env) *cobra.Command {
 		SilenceErrors: true,
 		Version:       Version,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			e.dataDirNamed = e.dataDir != ""
 			if e.dataDir == "" {
 				e.dataDir = defaultDataDir()
 			}
@@ -100,7 +104,9 @@ func defaultDataDir() string {
 }
 
 // openDB opens the database: --db (PostgreSQL, or a SQLite file), or the
-// embedded one in the data dir, creating both.
+// embedded one in the data dir, creating both. Only the commands that
+// build a database (server, quickstart, feeds import and sync) use it;
+// the others use openExistingDB.
 func (e *env) openDB(ctx context.Context) (*store.DB, error) {
 	if e.dsn != "" {
 		return store.Open(ctx, e.dsn)

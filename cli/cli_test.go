@@ -5,6 +5,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/store"
 )
 
 // run runs the CLI in-process with a data dir and returns exit code,
@@ -402,11 +405,35 @@ func TestFeedsStatus(t *testing.T) {
 	}
 }
 
+// TestScanWithoutFeedsWarns: a scan with no local database says so and
+// scans without creating one; with an empty database it says no feeds
+// are imported.
 func TestScanWithoutFeedsWarns(t *testing.T) {
-	code, _, errs := run(t, t.TempDir(), "scan", "testdata/app")
-	if code != 0 || !strings.Contains(errs, "no advisory feeds imported") {
+	dir := filepath.Join(t.TempDir(), "data")
+	code, _, errs := run(t, dir, "scan", "testdata/app")
+	if code != 0 || !strings.Contains(errs, "no advisory database at "+filepath.Join(dir, "patchbay.db")+": nothing to match against") {
 		t.Errorf("exit %d stderr %q", code, errs)
 	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("scan made its data dir: %v", err)
+	}
+	empty := emptyDB(t)
+	if code, _, errs := run(t, empty, "scan", "testdata/app"); code != 0 || !strings.Contains(errs, "no advisory feeds imported in "+filepath.Join(empty, "patchbay.db")) {
+		t.Errorf("empty database: exit %d stderr %q", code, errs)
+	}
+}
+
+// emptyDB is a data dir with a database in it, as a first server start
+// leaves it.
+func emptyDB(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := store.Open(context.Background(), filepath.Join(dir, "patchbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	return dir
 }
 
 // TestScanFreshDebianRootListsSecurityUpdates: on a real bookworm root with
@@ -505,7 +532,7 @@ func TestAuditCommands(t *testing.T) {
 }
 
 func TestAdminTokens(t *testing.T) {
-	dir := t.TempDir()
+	dir := emptyDB(t)
 	code, secret, errs := run(t, dir, "admin", "token", "create", "--role", "operator", "--name", "ci")
 	secret = strings.TrimSpace(secret)
 	if code != 0 || !strings.HasPrefix(secret, "pb_") || !strings.Contains(errs, "not be shown again") {

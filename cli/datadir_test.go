@@ -20,13 +20,16 @@ import (
 	"github.com/patchbay/patchbay/store"
 )
 
-// startInDir starts a server (TLS, loopback) on the data dir and stops it
-// when the test ends.
-func startInDir(t *testing.T, dir string) (*running, *syncBuffer) {
+// startInDir starts a server (TLS, loopback) on the data dir, with the
+// options set changes, and stops it when the test ends.
+func startInDir(t *testing.T, dir string, set ...func(*serverOpts)) (*running, *syncBuffer) {
 	t.Helper()
 	o := &serverOpts{}
 	o.flags(&cobra.Command{})
 	o.listen = "127.0.0.1:0"
+	for _, f := range set {
+		f(o)
+	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())

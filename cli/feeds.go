@@ -2,8 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,8 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
 )
 
@@ -21,12 +23,38 @@ func newFeedsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "feeds",
 		Short: "Import, sync and inspect advisory feeds (OSV, CISA KEV, EPSS)",
+		Long: `feeds status shows the server's feeds when a server is configured (--server
+or PATCHBAY_SERVER), or with --local or with only --data-dir/--db given, the
+local database's; feeds refresh asks the server to refresh its feeds now.
+
+feeds import and feeds sync build the local database that scan matches
+against (creating it). With a server configured they refuse unless --local
+is given: the server's feeds come from its own --feeds-dir, --feeds-sync or
+--feeds-mirror, and feeds refresh.`,
 	}
-	cmd.AddCommand(newFeedsImportCmd(e), newFeedsSyncCmd(e), newFeedsStatusCmd(e))
+	m := &modeFlags{}
+	m.bind(cmd)
+	cmd.AddCommand(newFeedsImportCmd(e, m), newFeedsSyncCmd(e, m), newFeedsStatusCmd(e, m), newFeedsRefreshCmd(e, m))
 	return cmd
 }
 
-func newFeedsImportCmd(e *env) *cobra.Command {
+// withLocalFeeds runs fn with the local database open, creating it: for
+// the commands that write the local feeds (import, sync). With a server
+// configured it refuses unless --local is given.
+func (e *env) withLocalFeeds(cmd *cobra.Command, m *modeFlags, fn func(ctx context.Context, db *store.DB) error) error {
+	if m.local && cmd.Flags().Changed("server") {
+		return fmt.Errorf("--local and --server: give one (--local acts on the local database, --server on the server)")
+	}
+	if !m.local && m.server != "" {
+		return fmt.Errorf("%s writes the local database, but a server is configured (%s): the server's feeds come from its "+
+			"--feeds-dir, --feeds-sync or --feeds-mirror, and `patchbay feeds refresh` refreshes them now; "+
+			"add --local to write the local database (%s)", cmd.CommandPath(), m.server, e.dbName())
+	}
+	fmt.Fprintf(e.stderr, "local database %s\n", e.dbName())
+	return e.withDB(cmd, fn)
+}
+
+func newFeedsImportCmd(e *env, m *modeFlags) *cobra.Command {
 	var strict, force bool
 	cmd := &cobra.Command{
 		Use:   "import PATH...",
@@ -49,7 +77,7 @@ source holds (an empty catalog replacing 1,404 entries) is refused unless
 --force. Malformed records are skipped and named (--strict: exit 2).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
+			return e.withLocalFeeds(cmd, m, func(ctx context.Context, db *store.DB) error {
 				im := &feeds.Importer{Store: db, Force: force}
 				start := time.Now()
 				sum, err := im.ImportPaths(ctx, args)
@@ -78,7 +106,7 @@ source holds (an empty catalog replacing 1,404 entries) is refused unless
 	return cmd
 }
 
-func newFeedsSyncCmd(e *env) *cobra.Command {
+func newFeedsSyncCmd(e *env, m *modeFlags) *cobra.Command {
 	var (
 		ecosystems, sources []string
 		mirror              string
@@ -98,7 +126,7 @@ first sync: ` + strings.Join(feeds.DefaultEcosystems, ", ") + `, plus this host'
 kev/known_exploited_vulnerabilities.json, epss/epss_scores-current.csv.gz),
 for air-gapped sites.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
+			return e.withLocalFeeds(cmd, m, func(ctx context.Context, db *store.DB) error {
 				opts := feeds.SyncOptions{Mirror: mirror, TempDir: filepath.Join(e.dataDir, "tmp")}
 				for _, s := range sources {
 					switch s {
@@ -190,54 +218,123 @@ func progressLine(source string, done, total int64) string {
 	return fmt.Sprintf("%-14s [%s%s] %s / %s %3d%%", source, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), mb(done), mb(total), done*100/total)
 }
 
-func newFeedsStatusCmd(e *env) *cobra.Command {
+func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 	var output string
+	staleAfter := defaultStaleAfter
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show each feed source and ecosystem: record counts and age",
+		Short: "Show each feed source and ecosystem: record counts, age, and which are stale",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
-				srcs, err := db.Sources(ctx)
-				if err != nil {
-					return err
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %q: want table or json", output)
+			}
+			tg, err := e.open(cmd, m, false)
+			if err != nil {
+				return err
+			}
+			defer tg.close()
+			ctx := cmd.Context()
+			var st struct {
+				Sources    []feeds.SourceState `json:"sources"`
+				Ecosystems map[string]int      `json:"ecosystems"`
+			}
+			if tg.api != nil {
+				if err := tg.api.Do(ctx, http.MethodGet, api.Prefix+"/feeds", nil, &st); err != nil {
+					return fmt.Errorf("feeds status: %w", err)
 				}
-				counts, err := db.EcosystemCounts(ctx)
-				if err != nil {
-					return err
+			} else {
+				if st.Sources, err = tg.db.Sources(ctx); err != nil {
+					return fmt.Errorf("feeds status: %w", err)
 				}
-				if output == "json" {
-					enc := json.NewEncoder(e.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(map[string]any{"sources": srcs, "ecosystems": counts})
+				if st.Ecosystems, err = tg.db.EcosystemCounts(ctx); err != nil {
+					return fmt.Errorf("feeds status: %w", err)
 				}
-				if len(srcs) == 0 {
+			}
+			now := time.Now()
+			stale := staleNames(st.Sources, now, staleAfter)
+			if output == "json" {
+				if stale == nil {
+					stale = []string{}
+				}
+				return printJSON(e.stdout, map[string]any{"sources": st.Sources, "ecosystems": st.Ecosystems, "stale": stale, "stale_after": staleAfter.String()})
+			}
+			if len(st.Sources) == 0 {
+				if tg.api != nil {
+					fmt.Fprintln(e.stdout, "the server has no feeds imported; start it with --feeds-dir, --feeds-sync or --feeds-mirror")
+				} else {
 					fmt.Fprintln(e.stdout, "no feeds imported; run `patchbay feeds sync` or `patchbay feeds import PATH`")
-					return nil
 				}
-				now := time.Now()
-				tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "SOURCE\tRECORDS\tIMPORTED\tDATA AS OF\tFROM")
-				for _, s := range srcs {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.Source, s.Records, age(now, s.ImportedAt), age(now, s.DataTime), s.Origin)
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SOURCE\tRECORDS\tIMPORTED\tDATA AS OF\tSTATE\tFROM")
+			for _, s := range st.Sources {
+				state := "fresh"
+				if isStale(s, now, staleAfter) {
+					state = "STALE"
 				}
-				tw.Flush()
-				ecos := make([]string, 0, len(counts))
-				for k := range counts {
-					ecos = append(ecos, k)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", s.Source, s.Records, age(now, s.ImportedAt), age(now, s.DataTime), state, s.Origin)
+			}
+			tw.Flush()
+			ecos := make([]string, 0, len(st.Ecosystems))
+			for k := range st.Ecosystems {
+				ecos = append(ecos, k)
+			}
+			sort.Strings(ecos)
+			fmt.Fprintln(e.stdout)
+			tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ECOSYSTEM\tADVISORIES")
+			total := 0
+			for _, k := range ecos {
+				fmt.Fprintf(tw, "%s\t%d\n", k, st.Ecosystems[k])
+				total += st.Ecosystems[k]
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "\n%d advisories in %d ecosystems\n", total, len(ecos))
+			if len(stale) > 0 {
+				how := "`patchbay feeds sync` or `patchbay feeds import`"
+				if tg.api != nil {
+					how = "`patchbay feeds refresh` (the server's --feeds-dir, --feeds-sync or --feeds-mirror)"
 				}
-				sort.Strings(ecos)
-				fmt.Fprintln(e.stdout)
-				tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ECOSYSTEM\tADVISORIES")
-				for _, k := range ecos {
-					fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
-				}
-				return tw.Flush()
-			})
+				fmt.Fprintf(e.stdout, "%d stale (data older than %s): %s; refresh with %s\n", len(stale), staleAfter, strings.Join(stale, ", "), how)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().Var(durationFlag{&staleAfter}, "stale-after", staleAfterHelp)
 	return cmd
+}
+
+func newFeedsRefreshCmd(e *env, m *modeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "refresh",
+		Short: "Ask the server to refresh its feeds now (from its --feeds-dir, --feeds-sync or --feeds-mirror) and rematch",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if m.local {
+				return fmt.Errorf("--local: feeds refresh asks the server; for the local database run `patchbay feeds sync` or `patchbay feeds import`")
+			}
+			c, err := m.apiClient()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "server %s\n", m.server)
+			var r server.RefreshResult
+			if err := c.Do(cmd.Context(), http.MethodPost, api.Prefix+"/feeds/refresh", nil, &r); err != nil {
+				return fmt.Errorf("feeds refresh: %w", err)
+			}
+			for _, o := range r.Outcomes {
+				if o.Status == "failed" {
+					fmt.Fprintf(e.stdout, "%-14s failed: %s\n", o.Source, o.Err)
+				}
+			}
+			fmt.Fprintf(e.stdout, "refreshed in %s: %s; rematched %d hosts: %d findings opened, %d closed\n",
+				r.Took.Round(time.Millisecond), r.Summary, r.Rematch.Hosts, r.Rematch.Opened, r.Rematch.Closed)
+			return nil
+		},
+	}
 }
 
 // age renders how long ago t was: "3h ago (2026-11-22 16:00 UTC)".

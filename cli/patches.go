@@ -69,6 +69,7 @@ func newPatchesCmd(e *env) *cobra.Command {
 	var (
 		root, output string
 		refresh      bool
+		staleAfter   = defaultStaleAfter
 	)
 	cmd := &cobra.Command{
 		Use:   "patches [--root DIR] [PATH...]",
@@ -82,7 +83,7 @@ fix the application dependencies' vulnerabilities.`,
 			if root == "" && len(args) == 0 {
 				return fmt.Errorf("nothing to list: give --root DIR (--root / for this host) and/or PATH arguments")
 			}
-			res, err := e.scan(cmd.Context(), root, args, true, refresh, time.Now())
+			res, err := e.scan(cmd.Context(), root, args, true, refresh, staleAfter, time.Now())
 			if err != nil {
 				return err
 			}
@@ -145,5 +146,6 @@ fix the application dependencies' vulnerabilities.`,
 	cmd.Flags().StringVar(&root, "root", "", "filesystem root whose package manager is asked (/ for this host)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "refresh the package manager's lists (apt-get update) first")
+	cmd.Flags().Var(durationFlag{&staleAfter}, "stale-after", staleAfterHelp)
 	return cmd
 }

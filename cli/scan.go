@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,9 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/inventory/collect"
+	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/risk"
@@ -28,14 +32,21 @@ func newScanCmd(e *env) *cobra.Command {
 		upload                       bool
 		service                      string
 		srv                          clientConfig
+		staleAfter                   = defaultStaleAfter
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
 		Short: "Find what is installed, match it against the advisory feeds, and say what to patch first",
 		Long: `scan reads OS package databases under --root (dpkg, rpm, apk) and the
 lockfiles, manifests, Go binaries, installed Python packages and SBOMs under
-each PATH, matches them against the imported advisory feeds, and prints the
-patches to apply, most urgent first.
+each PATH, matches them against the advisory feeds imported in the local
+database (--data-dir, --db; built by feeds sync or feeds import, never
+created by scan), and prints the patches to apply, most urgent first. It
+warns when the feeds are stale (data older than --stale-after, 7 days).
+
+--upload also sends the application packages to the server (--server or
+PATCHBAY_SERVER, token in PATCHBAY_TOKEN) as --service's inventory; the
+server matches them against its own feeds, and says what it found.
 
 Exit status: 0, or 1 when --fail-on is given and a finding at or above that
 priority exists, or 2 on errors (and, with --strict, when any input was
@@ -64,7 +75,7 @@ skipped).`,
 			}
 			ctx := cmd.Context()
 			now := time.Now()
-			res, err := e.scan(ctx, root, args, !noPM, refresh, now)
+			res, err := e.scan(ctx, root, args, !noPM, refresh, staleAfter, now)
 			if err != nil {
 				return err
 			}
@@ -127,6 +138,7 @@ skipped).`,
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "refresh the package manager's lists (apt-get update) first")
 	cmd.Flags().BoolVar(&upload, "upload", false, "upload the application inventory to the server as --service's (from CI); the server matches and prioritises it")
 	cmd.Flags().StringVar(&service, "service", "", "with --upload: the Service the inventory belongs to")
+	cmd.Flags().Var(durationFlag{&staleAfter}, "stale-after", staleAfterHelp)
 	// Only --server: the CA and the pin come from the environment.
 	srv.bind(cmd.Flags(), clientFlags{serverHelp: "with --upload: server URL (env PATCHBAY_SERVER; token in PATCHBAY_TOKEN, pin in PATCHBAY_PIN)"})
 	return cmd
@@ -149,7 +161,8 @@ func (e *env) uploadService(ctx context.Context, srv *clientConfig, service stri
 	if err := c.Do(ctx, http.MethodPut, api.Prefix+"/services/"+url.PathEscape(service)+"/inventory", req, &resp); err != nil {
 		return fmt.Errorf("--upload: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "uploaded %d packages of service %s: %d open findings (%d new, %d closed)\n", resp.Packages, service, resp.Open, resp.Opened, resp.Closed)
+	fmt.Fprintf(e.stderr, "uploaded %d packages of service %s to %s: %d open findings there, matched against the server's feeds (%d new, %d closed)\n",
+		resp.Packages, service, srv.server, resp.Open, resp.Opened, resp.Closed)
 	return nil
 }
 
@@ -162,26 +175,50 @@ func containsStr(xs []string, s string) bool {
 	return false
 }
 
-// scan collects the inventory, matches it against the feeds and, for a
-// root, merges the package manager's available updates.
-func (e *env) scan(ctx context.Context, root string, paths []string, usePM, refresh bool, now time.Time) (scan.Result, error) {
+// noAdvisories is the source of a scan without a local database.
+type noAdvisories struct{}
+
+func (noAdvisories) Advisories(context.Context, []match.Key) ([]*advisory.Advisory, error) {
+	return nil, nil
+}
+
+func (noAdvisories) Exploitation(context.Context, []string) (map[string]advisory.KEVEntry, map[string]advisory.EPSSScore, error) {
+	return nil, nil, nil
+}
+
+// scan collects the inventory, matches it against the local database's
+// feeds (warning when it has none, or stale ones) and, for a root, merges
+// the package manager's available updates.
+func (e *env) scan(ctx context.Context, root string, paths []string, usePM, refresh bool, staleAfter duration.Duration, now time.Time) (scan.Result, error) {
 	inv, err := collect.Collect(ctx, collect.Options{Root: root, Paths: paths})
 	if err != nil {
 		return scan.Result{}, err
 	}
-	db, err := e.openDB(ctx)
-	if err != nil {
+	// The local database is read, never created: without one there is
+	// nothing to match against, and the scan says so.
+	var src scan.Source = noAdvisories{}
+	db, err := e.openExistingDB(ctx)
+	var missing *errNoLocalDB
+	switch {
+	case errors.As(err, &missing):
+		fmt.Fprintf(e.stderr, "patchbay: warning: no advisory database at %s: nothing to match against; "+
+			"run `patchbay feeds sync` or `patchbay feeds import PATH` (or give --data-dir DIR of one)\n", missing.path)
+	case err != nil:
 		return scan.Result{}, err
+	default:
+		defer db.Close()
+		src = db
+		srcs, err := db.Sources(ctx)
+		if err != nil {
+			return scan.Result{}, fmt.Errorf("feeds of %s: %w", e.dbName(), err)
+		}
+		if len(srcs) == 0 {
+			fmt.Fprintf(e.stderr, "patchbay: warning: no advisory feeds imported in %s; run `patchbay feeds sync` or `patchbay feeds import`\n", e.dbName())
+		} else if w := staleWarning(srcs, now, staleAfter, e.dbName()); w != "" {
+			fmt.Fprintln(e.stderr, w)
+		}
 	}
-	defer db.Close()
-	srcs, err := db.Sources(ctx)
-	if err != nil {
-		return scan.Result{}, err
-	}
-	if len(srcs) == 0 {
-		fmt.Fprintln(e.stderr, "patchbay: warning: no advisory feeds imported; run `patchbay feeds sync` or `patchbay feeds import`")
-	}
-	res, err := scan.Run(ctx, db, inv, now)
+	res, err := scan.Run(ctx, src, inv, now)
 	if err != nil {
 		return res, err
 	}
@@ -190,7 +227,7 @@ func (e *env) scan(ctx context.Context, root string, paths []string, usePM, refr
 		if why != "" {
 			res.Inventory.Skipped = append(res.Inventory.Skipped, inventory.Skip{Path: root, Reason: manager + ": " + why})
 		} else if manager != "" {
-			if err := scan.AddUpdates(ctx, db, &res, manager, ups, now); err != nil {
+			if err := scan.AddUpdates(ctx, src, &res, manager, ups, now); err != nil {
 				return res, err
 			}
 		}

@@ -3,7 +3,9 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/audit"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
@@ -500,4 +503,30 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request, _ *caller) 
 		}
 	}
 	return bw.Flush()
+}
+
+// auditKey returns the public key this server signs checkpoints with, so
+// a client verifies them itself.
+func (s *Server) auditKey(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	if s.cfg.AuditKey == nil {
+		return errConflict("no_audit_key", "this server has no audit-signing key")
+	}
+	pub := s.cfg.AuditKey.Public().(ed25519.PublicKey)
+	return writeJSON(w, http.StatusOK, api.AuditKey{Algorithm: "ed25519", PublicKey: hex.EncodeToString(pub)})
+}
+
+// checkpointNow signs the chain head now and returns the checkpoint, for
+// the caller to keep outside the server. A broken chain is not signed.
+func (s *Server) checkpointNow(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	if s.cfg.AuditKey == nil {
+		return errConflict("no_audit_key", "this server has no audit-signing key")
+	}
+	es, err := s.db.Audit.Entries(r.Context())
+	if err != nil {
+		return err
+	}
+	if err := audit.Verify(es, nil); err != nil {
+		return errConflict("audit_broken", "refusing to checkpoint a broken chain: "+err.Error())
+	}
+	return writeJSON(w, http.StatusOK, audit.NewCheckpoint(es, s.cfg.Now().UTC(), s.cfg.AuditKey))
 }

@@ -303,6 +303,8 @@ func (s *Server) routeTable() []Route {
 		{"POST", p + "/tokens", auth.Admin, s.createToken},
 		{"DELETE", p + "/tokens/{id}", auth.Admin, s.revokeToken},
 		{"GET", p + "/audit", auth.Admin, s.exportAudit},
+		{"GET", p + "/audit/key", auth.Admin, s.auditKey},
+		{"POST", p + "/audit/checkpoint", auth.Admin, s.checkpointNow},
 	}
 }
 
