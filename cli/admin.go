@@ -18,12 +18,12 @@ import (
 func newAdminCmd(e *env) *cobra.Command {
 	admin := &cobra.Command{
 		Use:   "admin",
-		Short: "Administer credentials: on the server (--server, PATCHBAY_SERVER) or in a local database (--local, --data-dir)",
+		Short: "Administer credentials: on the server (--server, PATCHBAY_SERVER) or in the local database (--local)",
 		Long: `admin acts on the server configured with --server or PATCHBAY_SERVER
-(with an admin token in PATCHBAY_TOKEN), or, with --local or with only
---data-dir/--db given, on that database directly: the way to make the first
-admin token of a server, or another when it is lost. The local database must
-exist (a server has run on it); nothing is created.`,
+(with an admin token in PATCHBAY_TOKEN), or, with --local or when no server
+is configured, on the local database (--data-dir, --db) directly: the way to
+make the first admin token of a server, or another when it is lost. The
+local database must exist (a server has run on it); nothing is created.`,
 	}
 	var m modeFlags
 	m.bind(admin)

@@ -121,8 +121,8 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "audit",
 		Short: "Verify, checkpoint and export the tamper-evident audit log (the server's, or --local)",
 		Long: `audit acts on the server configured with --server or PATCHBAY_SERVER (with an
-admin token in PATCHBAY_TOKEN), or, with --local or with only --data-dir/--db
-given, on that database directly. Against a server, verify downloads the log
+admin token in PATCHBAY_TOKEN), or, with --local or when no server is
+configured, on the local database (--data-dir, --db) directly. Against a server, verify downloads the log
 and recomputes the hash chain here: the verdict does not rest on the server's
 word, and --checkpoint files are checked against the server's signing key
 (GET /api/v1/audit/key).`,

@@ -24,8 +24,9 @@ func newFeedsCmd(e *env) *cobra.Command {
 		Use:   "feeds",
 		Short: "Import, sync and inspect advisory feeds (OSV, CISA KEV, EPSS)",
 		Long: `feeds status shows the server's feeds when a server is configured (--server
-or PATCHBAY_SERVER), or with --local or with only --data-dir/--db given, the
-local database's; feeds refresh asks the server to refresh its feeds now.
+or PATCHBAY_SERVER), or, with --local or when no server is configured, the
+local database's (--data-dir, --db); feeds refresh asks the server to
+refresh its feeds now.
 
 feeds import and feeds sync build the local database that scan matches
 against (creating it). With a server configured they refuse unless --local

@@ -16,26 +16,26 @@ import (
 )
 
 // The commands that can act on the server or on a database of their own
-// (admin token, audit, feeds) follow one rule:
+// (admin token, audit, feeds status) follow one rule:
 //
 //   - --local: the local database (--db, or patchbay.db in --data-dir);
 //   - otherwise, with a server configured (--server or PATCHBAY_SERVER):
 //     the server, through its API;
-//   - otherwise, with a database named (--data-dir, --db,
-//     PATCHBAY_DATA_DIR or PATCHBAY_DB): that database;
-//   - otherwise: an error naming both ways.
+//   - otherwise: the local database, which must exist; when none was
+//     named (--data-dir, --db or their environment variables) and the
+//     default data dir holds none, the error names both ways.
 //
 // A server configured wins over a data dir because the data dir is also
 // set for other reasons (the agent's state, a shell profile), while a
 // server is configured only to be talked to. Which one is used is said on
 // standard error. Only the commands that build a local database (feeds
-// import and sync) create one; the others want it to exist.
+// import and sync) create one.
 
-// errNoTarget is the error of a command with neither a server nor a
-// database named.
-func errNoTarget(defaultDir string) error {
-	return fmt.Errorf("no server and no local database named: set %s (or --server URL) to act on the server, "+
-		"or give --local (the database in %s) or --data-dir DIR / --db DSN for a local one", envServer, defaultDir)
+// errNoTarget is the error of a command with no server configured, no
+// database named, and none in the default data dir.
+func errNoTarget(path string) error {
+	return fmt.Errorf("no server configured and no local database at %s (nothing was created): set %s (or --server URL) to act on the server, "+
+		"or give --data-dir DIR or --db DSN of a local database", path, envServer)
 }
 
 // modeFlags are the flags of a command that acts on the server or on the
@@ -76,10 +76,8 @@ func (e *env) useServer(cmd *cobra.Command, m *modeFlags) (bool, error) {
 		return false, nil
 	case m.server != "":
 		return true, nil
-	case e.dataDirNamed || e.dsn != "":
-		return false, nil
 	default:
-		return false, errNoTarget(defaultDataDir())
+		return false, nil
 	}
 }
 
@@ -109,6 +107,10 @@ func (e *env) open(cmd *cobra.Command, m *modeFlags, create bool) (*target, erro
 		db, err = e.openDB(ctx)
 	} else {
 		db, err = e.openExistingDB(ctx)
+	}
+	var missing *errNoLocalDB
+	if errors.As(err, &missing) && !m.local && !e.dataDirNamed && e.dsn == "" {
+		return nil, errNoTarget(missing.path)
 	}
 	if err != nil {
 		return nil, err

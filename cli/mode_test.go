@@ -217,27 +217,50 @@ func TestAuditViaServer(t *testing.T) {
 	assertEmpty(t, xdg)
 }
 
-// TestReadOnlyWithoutTarget: with neither a server nor a data dir named,
-// the commands that read say how to name one and create nothing; with
-// --local and no database there, they say there is none.
+// TestReadOnlyWithoutTarget: with no server configured, no data dir
+// named and no database in the default one, the commands that read say how
+// to name one and create nothing (with --local: that there is none); once
+// feeds import has made the default database, they use it and say so.
 func TestReadOnlyWithoutTarget(t *testing.T) {
 	home, xdg := freshHome(t)
-	for _, args := range [][]string{{"feeds", "status"}, {"audit", "verify"}, {"audit", "export"}, {"admin", "token", "list"}, {"admin", "token", "create"}} {
+	path := filepath.Join(xdg, "patchbay", "patchbay.db")
+	cmds := [][]string{{"feeds", "status"}, {"audit", "verify"}, {"audit", "export"}, {"admin", "token", "list"}, {"admin", "token", "create"}}
+	for _, args := range cmds {
 		code, stdout, stderr := runArgs(t, args...)
-		if code != 2 || stdout != "" || !strings.Contains(stderr, "no server and no local database named: set PATCHBAY_SERVER (or --server URL)") ||
-			!strings.Contains(stderr, "--local (the database in "+filepath.Join(xdg, "patchbay")+")") {
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "no server configured and no local database at "+path+" (nothing was created): set PATCHBAY_SERVER (or --server URL)") ||
+			!strings.Contains(stderr, "--data-dir DIR or --db DSN") {
 			t.Errorf("%v: %d %q %s", args, code, stdout, stderr)
 		}
 		code, _, stderr = runArgs(t, append(args, "--local")...)
-		if code != 2 || !strings.Contains(stderr, "no local database at "+filepath.Join(xdg, "patchbay", "patchbay.db")+" (nothing was created)") {
+		if code != 2 || !strings.Contains(stderr, "no local database at "+path+" (nothing was created)") {
 			t.Errorf("%v --local: %d %s", args, code, stderr)
 		}
+		named := filepath.Join(t.TempDir(), "named")
+		code, _, stderr = runArgs(t, append([]string{"--data-dir", named}, args...)...)
+		if code != 2 || !strings.Contains(stderr, "no local database at "+filepath.Join(named, "patchbay.db")+" (nothing was created)") {
+			t.Errorf("--data-dir %s %v: %d %s", named, args, code, stderr)
+		}
+		if _, err := os.Stat(named); err == nil {
+			t.Errorf("%v made %s", args, named)
+		}
 	}
-	if code, _, stderr := runArgs(t, "scan", "testdata/app"); code != 0 || !strings.Contains(stderr, "no advisory database at") {
+	if code, _, stderr := runArgs(t, "scan", "testdata/app"); code != 0 || !strings.Contains(stderr, "no advisory database at "+path) {
 		t.Errorf("scan: %d %s", code, stderr)
 	}
 	assertEmpty(t, home)
 	assertEmpty(t, xdg)
+	// The standalone workflow: feeds import makes the default database,
+	// and the readers use it.
+	kev := filepath.Join(sharedtest.Dir(t, "feeds/kev"), "known_exploited_vulnerabilities.json")
+	if code, _, stderr := runArgs(t, "feeds", "import", kev); code != 0 || !strings.Contains(stderr, "local database "+path) {
+		t.Fatalf("feeds import: %d %s", code, stderr)
+	}
+	if code, stdout, stderr := runArgs(t, "feeds", "status"); code != 0 || !strings.HasPrefix(stderr, "local database "+path+"\n") || !strings.Contains(stdout, "kev") {
+		t.Errorf("feeds status after import: %d %s %s", code, stdout, stderr)
+	}
+	if code, stdout, _ := runArgs(t, "audit", "verify"); code != 0 || stdout != "audit chain intact: 1 entries\n" {
+		t.Errorf("audit verify after import: %d %s", code, stdout)
+	}
 }
 
 // TestScanWarnsStaleFeeds: the shared KEV catalog is more than a year old;
