@@ -19,13 +19,16 @@ const (
 
 var (
 	errNoServer = errors.New("--server: give the server's URL (or set " + envServer + ")")
-	errNoToken  = errors.New("no API token: set " + envToken + " (patchbay admin token create --role viewer)")
+	errNoToken  = errors.New("no API token: set " + envToken + " (an admin makes one with `patchbay admin token create --role viewer`; " +
+		"the first admin token is printed at the server's first start, and another is made on the server's host with " +
+		"`patchbay admin token create --role admin --local --data-dir DIR`)")
 )
 
 // clientConfig is how a command reaches the server: its URL and how its
 // certificate is trusted (a CA file or a pinned fingerprint; the system
 // roots when neither is given). The API commands (hosts, findings, vulns,
-// policy, plan, scan --upload) add the token in PATCHBAY_TOKEN; the agent
+// policy, plan, scan --upload, and admin token, audit and feeds status
+// when they act on the server) add the token in PATCHBAY_TOKEN; the agent
 // authenticates with its enrollment token and host credential instead.
 type clientConfig struct {
 	server, ca, pin string

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -672,6 +673,30 @@ func TestCheckpointAndHealth(t *testing.T) {
 	code, body := f.do("GET", api.Prefix+"/audit", admin, nil)
 	if code != 200 || strings.Count(string(body), "\n") != 3 {
 		t.Errorf("audit export: %d %q", code, body)
+	}
+	// The signing key and a checkpoint of the head on demand, for clients
+	// to verify themselves.
+	var ak api.AuditKey
+	code, body = f.do("GET", api.Prefix+"/audit/key", admin, nil)
+	f.decode(body, &ak)
+	if code != 200 || ak.Algorithm != "ed25519" || ak.PublicKey != hex.EncodeToString(f.key.Public().(ed25519.PublicKey)) {
+		t.Errorf("audit key: %d %s", code, body)
+	}
+	if code, body := f.do("GET", api.Prefix+"/audit/key", f.api(auth.Operator), nil); code != 403 {
+		t.Errorf("audit key as operator: %d %s", code, body)
+	}
+	var now audit.Checkpoint
+	code, body = f.do("POST", api.Prefix+"/audit/checkpoint", admin, nil)
+	f.decode(body, &now)
+	es, _ = f.db.Audit.Entries(ctx)
+	if code != 200 || now.Seq != es[len(es)-1].Seq || now.Hash != es[len(es)-1].Hash || now.VerifySignature(f.key.Public().(ed25519.PublicKey)) != nil {
+		t.Errorf("checkpoint now: %d %s", code, body)
+	}
+	if _, err := f.db.SQL().Exec("UPDATE audit_log SET object = 'host/x' WHERE seq = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := f.do("POST", api.Prefix+"/audit/checkpoint", admin, nil); code != 409 || !strings.Contains(string(body), "audit chain broken at entry 1") {
+		t.Errorf("checkpoint of a broken chain: %d %s", code, body)
 	}
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if code, body := f.do("GET", p, "", nil); code != 200 {
