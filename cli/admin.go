@@ -55,7 +55,7 @@ local database must exist (a server has run on it); nothing is created.`,
 			if ttl < 0 {
 				return fmt.Errorf("--ttl %s: want 0 (never expires) or a positive duration", ttl)
 			}
-			tg, err := e.open(cmd, &m, false)
+			tg, err := e.open(cmd, &m)
 			if err != nil {
 				return err
 			}
@@ -99,7 +99,7 @@ local database must exist (a server has run on it); nothing is created.`,
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tg, err := e.open(cmd, &m, false)
+			tg, err := e.open(cmd, &m)
 			if err != nil {
 				return err
 			}
@@ -144,7 +144,7 @@ local database must exist (a server has run on it); nothing is created.`,
 		Short: "Revoke a token; it is refused from its next use on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tg, err := e.open(cmd, &m, false)
+			tg, err := e.open(cmd, &m)
 			if err != nil {
 				return err
 			}

@@ -146,7 +146,7 @@ word, and --checkpoint files are checked against the server's signing key
 					return fmt.Errorf("--checkpoint %s: %w", cpFile, err)
 				}
 			}
-			tg, err := e.open(cmd, &m, false)
+			tg, err := e.open(cmd, &m)
 			if err != nil {
 				return err
 			}
@@ -197,7 +197,7 @@ word, and --checkpoint files are checked against the server's signing key
 			if out == "" {
 				return fmt.Errorf("--out: give the file to write the checkpoint to (outside the data dir)")
 			}
-			tg, err := e.open(cmd, &m, false)
+			tg, err := e.open(cmd, &m)
 			if err != nil {
 				return err
 			}
@@ -248,7 +248,7 @@ word, and --checkpoint files are checked against the server's signing key
 		Use:   "export [-o FILE]",
 		Short: "Write the audit log as JSON Lines",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tg, err := e.open(cmd, &m, false)
+			tg, err := e.open(cmd, &m)
 			if err != nil {
 				return err
 			}

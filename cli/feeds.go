@@ -229,7 +229,7 @@ func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o %q: want table or json", output)
 			}
-			tg, err := e.open(cmd, m, false)
+			tg, err := e.open(cmd, m)
 			if err != nil {
 				return err
 			}

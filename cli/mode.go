@@ -82,9 +82,9 @@ func (e *env) useServer(cmd *cobra.Command, m *modeFlags) (bool, error) {
 }
 
 // open resolves where cmd acts and opens it: the server's API client (with
-// PATCHBAY_TOKEN), or the local database, which must exist unless create
-// (feeds import, feeds sync) is set. It says on standard error which one.
-func (e *env) open(cmd *cobra.Command, m *modeFlags, create bool) (*target, error) {
+// PATCHBAY_TOKEN), or the local database, which must exist. It says on
+// standard error which one.
+func (e *env) open(cmd *cobra.Command, m *modeFlags) (*target, error) {
 	srv, err := e.useServer(cmd, m)
 	if err != nil {
 		return nil, err
@@ -101,13 +101,7 @@ func (e *env) open(cmd *cobra.Command, m *modeFlags, create bool) (*target, erro
 		fmt.Fprintf(e.stderr, "server %s%s\n", m.server, note)
 		return &target{api: c}, nil
 	}
-	ctx := cmd.Context()
-	var db *store.DB
-	if create {
-		db, err = e.openDB(ctx)
-	} else {
-		db, err = e.openExistingDB(ctx)
-	}
+	db, err := e.openExistingDB(cmd.Context())
 	var missing *errNoLocalDB
 	if errors.As(err, &missing) && !m.local && !e.dataDirNamed && e.dsn == "" {
 		return nil, errNoTarget(missing.path)
