@@ -385,7 +385,7 @@ func testRollout(t *testing.T, backend string) {
 		// A new server on the same database resumes the rollout after the
 		// bake.
 		var err error
-		srv2, err = server.New(server.Config{DB: f.db, Kinds: kinds.All(), Version: "test", ReplicaID: "test-2", JobKey: testJobKey, Now: now, Webhooks: webhooks, NotifyBackoff: time.Minute})
+		srv2, err = server.New(server.Config{DB: f.db, Kinds: kinds.All(), ReplicaID: "test-2", JobKey: testJobKey, Now: now, Webhooks: webhooks, NotifyBackoff: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/buildinfo"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/rollout"
@@ -35,9 +36,10 @@ type Config struct {
 	DB *store.DB
 	// Kinds are the document kinds the policy endpoints accept
 	// (kinds.All at the composition root).
-	Kinds   policy.Kinds
-	Log     *slog.Logger
-	Version string
+	Kinds policy.Kinds
+	Log   *slog.Logger
+	// Build identifies the binary in /healthz; zero means buildinfo.Get.
+	Build buildinfo.Info
 	// ReplicaID names this process in leases and logs.
 	ReplicaID string
 	// AuditKey signs audit checkpoints.
@@ -574,7 +576,15 @@ func decode(r *http.Request, v any, strict bool) error {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+	b := s.cfg.Build
+	if b.Version == "" {
+		b = buildinfo.Get()
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Status  string         `json:"status"`
+		Version string         `json:"version"`
+		Build   buildinfo.Info `json:"build"`
+	}{"ok", b.Short(), b})
 }
 
 // readyz is ready when the database answers.
