@@ -61,7 +61,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "patchbay:", err)
 		return ExitFindings
 	default:
-		fmt.Fprintln(stderr, "patchbay:", err)
+		fmt.Fprintln(stderr, "patchbay:", explain(err))
 		return ExitError
 	}
 }
@@ -100,9 +100,15 @@ func newRoot(e *env) *cobra.Command {
 // checks that at the top level only, and below it prints the help and
 // exits 0, so a cron running `patchbay audit verfy` would pass without
 // verifying anything. Without arguments a group prints its help.
+//
+// A command that takes no arguments and does not say so (Args nil) gets
+// cobra.NoArgs: `patchbay audit verify extra` is refused, not ignored.
 func strictGroups(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		strictGroups(sub)
+	}
+	if c.Runnable() && c.Args == nil && c.HasParent() {
+		c.Args = cobra.NoArgs
 	}
 	if !c.HasSubCommands() || c.Runnable() || !c.HasParent() {
 		return

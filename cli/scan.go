@@ -31,6 +31,7 @@ func newScanCmd(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
+		Args:  cobra.ArbitraryArgs,
 		Short: "Find what is installed, match it against the advisory feeds, and say what to patch first",
 		Long: `scan reads OS package databases under --root (dpkg, rpm, apk) and the
 lockfiles, manifests, Go binaries, installed Python packages and SBOMs under

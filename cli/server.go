@@ -393,5 +393,6 @@ or a self-signed certificate whose fingerprint agents pin with --pin.`,
 		},
 	}
 	o.flags(cmd)
+	cmd.AddCommand(newFingerprintCmd(e))
 	return cmd
 }

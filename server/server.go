@@ -438,8 +438,17 @@ func (s *Server) authenticate(r *http.Request) (auth.Token, string, error) {
 	}
 	tok, err := s.db.Tokens.Authenticate(r.Context(), secret, s.cfg.Now())
 	if err != nil {
-		if errors.Is(err, auth.ErrUnknown) || errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrRevoked) || errors.Is(err, auth.ErrExhausted) {
-			return tok, "", errUnauthorized("invalid credential")
+		// Only the holder of the secret learns why it is refused: an
+		// expired token then reads as expired, not as a wrong one.
+		switch {
+		case errors.Is(err, auth.ErrExpired):
+			return tok, "", errUnauthorized(fmt.Sprintf("credential expired at %s (token %s); create a new one", tok.Expires.UTC().Format(time.RFC3339), tok.ID))
+		case errors.Is(err, auth.ErrRevoked):
+			return tok, "", errUnauthorized(fmt.Sprintf("credential revoked (token %s)", tok.ID))
+		case errors.Is(err, auth.ErrExhausted):
+			return tok, "", errUnauthorized(fmt.Sprintf("enrollment token %s has no uses left", tok.ID))
+		case errors.Is(err, auth.ErrUnknown):
+			return tok, "", errUnauthorized("unknown credential: no token has this secret")
 		}
 		return tok, "", err
 	}
