@@ -27,12 +27,16 @@ var Version = buildinfo.Get().Short()
 // Exit codes.
 const (
 	ExitOK       = 0
-	ExitFindings = 1 // --fail-on threshold reached
+	ExitFindings = 1 // --fail-on threshold reached; diff found differences
 	ExitError    = 2
 )
 
 // ErrThreshold is returned when findings at or above --fail-on exist.
 var ErrThreshold = errors.New("findings at or above the --fail-on priority")
+
+// ErrDiffers is returned by diff when applying would change something: exit
+// 1 without a message, the differences being the output.
+var ErrDiffers = errors.New("differences found")
 
 // env holds what every command shares. One config struct; precedence is
 // flag > environment > default.
@@ -57,6 +61,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.Is(err, ErrDiffers):
+		return ExitFindings
 	case errors.Is(err, ErrThreshold):
 		fmt.Fprintln(stderr, "patchbay:", err)
 		return ExitFindings
@@ -201,4 +207,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// plural is "1 host", "2 hosts".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

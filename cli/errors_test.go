@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +66,42 @@ func TestClientErrorsSayWhatToDo(t *testing.T) {
 	code, _, errb = run(t, t.TempDir(), "hosts", "list")
 	if code != ExitError || !strings.Contains(errb, "unknown credential") || strings.Contains(errb, "expired") {
 		t.Errorf("unknown token: exit %d, %s", code, errb)
+	}
+}
+
+// TestScanUnreadableInputExits2: an input that cannot be read at all (a
+// socket named like a lockfile: open fails with ENXIO, for root too) is
+// named with its directory and exits 2 after the report of the rest; a
+// requirement pip refuses (requests=2.0) is a warning with file:line.
+func TestScanUnreadableInputExits2(t *testing.T) {
+	dir := t.TempDir()
+	sockDir := filepath.Join(dir, "svc")
+	os.Mkdir(sockDir, 0o755)
+	sock := filepath.Join(sockDir, "requirements.txt")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Skipf("unix socket: %v", err)
+	}
+	defer l.Close()
+	reqs := filepath.Join(dir, "requirements.txt")
+	os.WriteFile(reqs, []byte("flask==2.0.1\n# pinned by hand\nrequests=2.0\nidna===2.5\n"), 0o644)
+	code, out, errb := run(t, t.TempDir(), "scan", sock, reqs)
+	if code != ExitError || !strings.Contains(errb, "1 input could not be read (first: "+sock+": cannot read: no such device or address)") {
+		t.Errorf("unreadable input: exit %d\n%s\n%s", code, out, errb)
+	}
+	if !strings.Contains(out, "packages scanned in 1 file") {
+		t.Errorf("no report of the readable input:\n%s", out)
+	}
+	if !strings.Contains(errb, reqs+`:3: "requests=2.0" is not a requirement pip accepts (did you mean requests==2.0?)`) || strings.Contains(errb, ":4:") {
+		t.Errorf("requirement warnings:\n%s", errb)
+	}
+	// Read but not understood is a skip: exit 0, 2 with --strict.
+	bad := filepath.Join(dir, "package-lock.json")
+	os.WriteFile(bad, []byte("{"), 0o644)
+	if code, _, errb := run(t, t.TempDir(), "scan", bad); code != ExitOK {
+		t.Errorf("malformed input: exit %d %s", code, errb)
+	}
+	if code, _, errb := run(t, t.TempDir(), "scan", "--strict", bad); code != ExitError || !strings.Contains(errb, "--strict: 1 input skipped") {
+		t.Errorf("malformed input, --strict: exit %d %s", code, errb)
 	}
 }
