@@ -649,6 +649,23 @@ func testRollout(t *testing.T, backend string) {
 		return
 	}
 
+	if !f.chapter("an empty ring is passed over", func(t *testing.T) {
+		// No staging host in the plan: with manual promotion it starts
+		// in prod, instead of waiting for a promotion of an empty ring.
+		ep := f.createPlan("prod-only plan", alice, rollout.PlanSpec{Strategy: "careful", Selector: rollout.Selector{Types: []patch.Type{patch.Security}, Hosts: []string{"prod-1", "prod-2"}}})
+		if ep.Rings[0].Hosts != 0 || ep.Rings[1].Hosts != 2 {
+			t.Fatalf("plan rings: %+v", ep.Rings)
+		}
+		f.approveAndStart(ep.ID, alice, bob)
+		step(f.srv)
+		if st := status(ep.ID); st.Rollout.State != rollout.Running || st.Rollout.Ring != 1 || st.Rings[1].InFlight != 1 {
+			t.Fatalf("started without staging hosts: %+v %+v", st.Rollout, st.Rings)
+		}
+		f.do("POST", api.Prefix+"/plans/"+ep.ID+"/abort", bob, nil)
+	}) {
+		return
+	}
+
 	f.chapter("a rejected plan", func(t *testing.T) {
 		// It neither takes approvals nor starts.
 		fourth := f.createPlan("fourth plan", alice, spec)
