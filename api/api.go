@@ -71,7 +71,8 @@ const (
 	CodeMachineMismatch   = "machine_mismatch"   // a credential used by another machine
 	CodeInvalidPolicy     = "invalid_policy"     // see problems
 	CodeConflict          = "conflict"
-	CodeStale             = "stale" // a job report of an attempt that is not the current one
+	CodeAmbiguous         = "ambiguous" // a hostname several hosts share; the error names their ids
+	CodeStale             = "stale"     // a job report of an attempt that is not the current one
 	CodeInternal          = "internal"
 	CodeUnavailable       = "unavailable"
 	CodeTooManyRequests   = "too_many_requests" // one large body at a time per credential

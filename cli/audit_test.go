@@ -31,7 +31,7 @@ func TestAuditVerifyServerHistory(t *testing.T) {
 	}
 	cpd := t.TempDir()
 	_, jobKey, _ := ed25519.GenerateKey(nil)
-	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Version: "test", ReplicaID: "test", AuditKey: key, JobKey: jobKey, CheckpointDir: cpd})
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), ReplicaID: "test", AuditKey: key, JobKey: jobKey, CheckpointDir: cpd})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,24 +11,32 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/buildinfo"
 	"github.com/patchbay/patchbay/store"
 )
 
-// Version is the patchbay version, set at build time with -ldflags.
-var Version = "dev"
+// Version is this binary's short identification (the version and the
+// abbreviated VCS revision), for user agents and one-line banners; package
+// buildinfo says how -ldflags sets it.
+var Version = buildinfo.Get().Short()
 
 // Exit codes.
 const (
 	ExitOK       = 0
-	ExitFindings = 1 // --fail-on threshold reached
+	ExitFindings = 1 // --fail-on threshold reached; diff found differences
 	ExitError    = 2
 )
 
 // ErrThreshold is returned when findings at or above --fail-on exist.
 var ErrThreshold = errors.New("findings at or above the --fail-on priority")
+
+// ErrDiffers is returned by diff when applying would change something: exit
+// 1 without a message, the differences being the output.
+var ErrDiffers = errors.New("differences found")
 
 // env holds what every command shares. One config struct; precedence is
 // flag > environment > default.
@@ -56,11 +64,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.Is(err, ErrDiffers):
+		return ExitFindings
 	case errors.Is(err, ErrThreshold):
 		fmt.Fprintln(stderr, "patchbay:", err)
 		return ExitFindings
 	default:
-		fmt.Fprintln(stderr, "patchbay:", err)
+		fmt.Fprintln(stderr, "patchbay:", explain(err))
 		return ExitError
 	}
 }
@@ -71,7 +81,7 @@ func newRoot(e *env) *cobra.Command {
 		Short:         "Patch management: inventory, advisories, priorities and patches for a fleet",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       buildinfo.Get().String(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			e.dataDirNamed = e.dataDir != ""
 			if e.dataDir == "" {
@@ -89,7 +99,75 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newClientCmds(e)...)
 	root.AddCommand(newPolicyCmds(e)...)
 	root.AddCommand(newRolloutCmds(e)...)
+	root.AddCommand(newVersionCmd(e))
+	root.SetVersionTemplate("patchbay {{.Version}}\n")
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command that only groups others (audit, hosts,
+// plan …) refuse an argument that is not one of its subcommands: cobra
+// checks that at the top level only, and below it prints the help and
+// exits 0, so a cron running `patchbay audit verfy` would pass without
+// verifying anything. Without arguments a group prints its help.
+//
+// A command that takes no arguments and does not say so (Args nil) gets
+// cobra.NoArgs: `patchbay audit verify extra` is refused, not ignored.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if c.Runnable() && c.Args == nil && c.HasParent() {
+		c.Args = cobra.NoArgs
+	}
+	if !c.HasSubCommands() || c.Runnable() || !c.HasParent() {
+		return
+	}
+	c.SuggestionsMinimumDistance = 2
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		return unknownCommand(cmd, args[0])
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+}
+
+// unknownCommand is cobra's own top-level message, with its suggestions.
+func unknownCommand(cmd *cobra.Command, arg string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", arg, cmd.CommandPath())
+	if s := cmd.SuggestionsFor(arg); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	var names []string
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	return fmt.Errorf("%s\n\n%s has: %s (see %s --help)", msg, cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+}
+
+func newVersionCmd(e *env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, the VCS revision and when it was built",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b := buildinfo.Get()
+			switch output {
+			case "json":
+				return printJSON(e.stdout, b)
+			case "", "text", "table":
+				_, err := fmt.Fprintf(e.stdout, "patchbay %s\n", b)
+				return err
+			}
+			return fmt.Errorf("-o %q: want text or json", output)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
 }
 
 // defaultDataDir is $XDG_DATA_HOME/patchbay, or ~/.local/share/patchbay.
@@ -135,4 +213,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// plural is "1 host", "2 hosts".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

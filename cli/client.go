@@ -144,7 +144,8 @@ func newHostsCmd(e *env) *cobra.Command {
 	lf.DurationVar(&stale, "stale", 0, "only hosts not seen for this long")
 	lf.BoolVar(&clones, "clones", false, "only hosts flagged as clones")
 	show := &cobra.Command{
-		Use:   "show HOST_ID",
+		Use:   "show HOST",
+		Long:  "show prints one host, named by its id or its hostname (a hostname several hosts share is refused, naming their ids).",
 		Short: "Show a host: facts, open findings and available patches",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -166,6 +167,7 @@ func newHostsCmd(e *env) *cobra.Command {
 			fmt.Fprintf(w, "  kernel:      %s (newest installed %s)\n", d.Facts.KernelRunning, d.Facts.KernelNewest)
 			fmt.Fprintf(w, "  reboot:      %v %s\n", d.Facts.RebootRequired, strings.Join(d.Facts.RebootReasons, "; "))
 			fmt.Fprintf(w, "  last seen:   %s; enrolled %s\n", ago(now, d.LastSeen), d.EnrolledAt.Format(time.RFC3339))
+			fmt.Fprintf(w, "  agent:       %s\n", d.Facts.AgentVersion)
 			fmt.Fprintf(w, "  labels:      %s\n", labelString(d.EffectiveLabels()))
 			if d.CloneOf != "" {
 				fmt.Fprintf(w, "  CLONE:       same machine-id as host %s\n", d.CloneOf)
@@ -379,8 +381,8 @@ func newVulnsCmd(e *env) *cobra.Command {
 			fmt.Fprintf(w, "  open on %d hosts (%d findings); %d remediated\n", v.Hosts, v.Open, v.Remediated)
 			fmt.Fprintf(w, "  KEV: %s %s  EPSS: %s\n", yes(v.KEV), v.KEVDue, epssString(v.EPSS))
 			fmt.Fprintf(w, "  packages: %s\n  fixed in: %s\n  hosts:\n", strings.Join(v.Packages, ", "), strings.Join(v.Fixed, ", "))
-			for _, h := range v.HostIDs {
-				fmt.Fprintf(w, "    %s\n", h)
+			for _, h := range v.AffectedHosts {
+				fmt.Fprintf(w, "    %s (%s)\n", h.Hostname, h.ID)
 			}
 			return nil
 		},

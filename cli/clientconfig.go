@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -61,12 +66,43 @@ func (c *clientConfig) bind(f *pflag.FlagSet, opts clientFlags) {
 	}
 }
 
-// check fails when no server is named.
+// check fails when no server is named, or when it is not a URL.
 func (c *clientConfig) check() error {
 	if c.server == "" {
 		return errNoServer
 	}
+	return checkServerURL(c.server)
+}
+
+// checkServerURL refuses what is not an http(s) URL of a host, saying what
+// to give instead ("patchbay.example:8443" → https://patchbay.example:8443).
+func checkServerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		guess := "https://" + strings.TrimPrefix(strings.TrimPrefix(s, "//"), "/")
+		if err == nil && u.Scheme != "" && u.Scheme != "https" && u.Scheme != "http" && u.Opaque == "" && u.Host != "" {
+			guess = "https://" + u.Host + u.Path
+		}
+		return fmt.Errorf("--server %q (or %s): not a URL of the server; give its scheme and address, e.g. %s", s, envServer, guess)
+	}
 	return nil
+}
+
+// explain adds what to do to the errors a client of the server meets first:
+// a certificate this machine does not trust, a refused token.
+func explain(err error) error {
+	var ua x509.UnknownAuthorityError
+	var cv *tls.CertificateVerificationError
+	var hn x509.HostnameError
+	switch {
+	case errors.As(err, &ua) || (errors.As(err, &cv) && errors.As(cv.Err, &ua)):
+		return fmt.Errorf("%w\nhint: the server's certificate is not signed by a CA this machine trusts; pin it with --pin sha256:… (env %s) — `patchbay server fingerprint` prints it where the server runs, quickstart and the server print it at start — or give the CA with --ca FILE (env %s)", err, envPin, envCA)
+	case errors.As(err, &hn):
+		return fmt.Errorf("%w\nhint: the certificate is not for this name; use the name it was made for, or pin it with --pin (env %s)", err, envPin)
+	case api.IsStatus(err, 401):
+		return fmt.Errorf("%w\nhint: the server refused the token in %s; make one with `patchbay admin token create --role viewer` (an admin token is printed at the server's first start)", err, envToken)
+	}
+	return err
 }
 
 // client returns a client of the server without a token.

@@ -150,15 +150,15 @@ func TestQuickstartAndClients(t *testing.T) {
 	// Policy as code: validate, dry run, apply, round trip, diff, explain,
 	// delete, history.
 	example := filepath.Join("..", "docs", "policy-example")
-	if code, stdout, stderr = run(t, data, "policy", "validate", "-f", example); code != 0 || stdout != "12 documents in 6 files: valid\n" {
+	if code, stdout, stderr = run(t, data, "policy", "validate", "-f", example); code != 0 || stdout != "13 documents in 7 files: valid\n" {
 		t.Errorf("policy validate: %d %q %s", code, stdout, stderr)
 	}
 	code, stdout, stderr = run(t, data, "apply", "-f", example, "--dry-run")
-	if code != 0 || !strings.Contains(stdout, "Service/checkout created (dry run)") || !strings.Contains(stderr, "12 created, 0 changed, 0 unchanged, 0 deleted") {
+	if code != 0 || !strings.Contains(stdout, "Service/checkout would be created\n") || !strings.Contains(stderr, "13 would be created, 0 would change, 0 unchanged, 0 would be deleted (nothing applied)") {
 		t.Fatalf("apply --dry-run: %d\n%s\n%s", code, stdout, stderr)
 	}
 	code, stdout, stderr = run(t, data, "apply", "-f", example)
-	if code != 0 || !strings.Contains(stderr, "12 created, 0 changed, 0 unchanged, 0 deleted; findings decided again") {
+	if code != 0 || !strings.Contains(stderr, "13 created, 0 changed, 0 unchanged, 0 deleted; findings decided again") {
 		t.Fatalf("apply: %d\n%s\n%s", code, stdout, stderr)
 	}
 	code, yml, stderr := run(t, data, "get", "services", "-o", "yaml")
@@ -172,11 +172,14 @@ func TestQuickstartAndClients(t *testing.T) {
 	}
 	os.WriteFile(got, []byte(strings.Replace(yml, "  tier: 3\n", "  tier: 2\n", 1)), 0o644)
 	code, stdout, stderr = run(t, data, "diff", "-f", got)
-	if code != 0 || !strings.Contains(stdout, "Service/reporting changed (version 2)") || !strings.Contains(stdout, "-   tier: 3") || !strings.Contains(stdout, "+   tier: 2") {
+	if code != ExitFindings || !strings.Contains(stdout, "Service/reporting would change (version 2)") || !strings.Contains(stdout, "-   tier: 3") || !strings.Contains(stdout, "+   tier: 2") {
 		t.Errorf("diff: %d\n%s\n%s", code, stdout, stderr)
 	}
 	if code, stdout, _ = run(t, data, "get", "service", "reporting"); code != 0 || !strings.Contains(stdout, "Service  reporting  1") {
 		t.Errorf("diff applied something: %s", stdout)
+	}
+	if code, stdout, stderr = run(t, data, "diff", "-f", example); code != ExitOK || stdout != "" || !strings.HasPrefix(stderr, "0 would be created, 0 would change, 13 unchanged") {
+		t.Errorf("diff without differences: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  owner: payments\n  tier: 9\n  exposure: internet\n  team: x\n"), 0o644)

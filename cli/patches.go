@@ -73,6 +73,7 @@ func newPatchesCmd(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "patches [--root DIR] [PATH...]",
+		Args:  cobra.ArbitraryArgs,
 		Short: "List available patches by cycle (system, application) and type",
 		Long: `patches lists what can be installed: for --root, the updates the package
 manager offers (apt: with the archive they come from and the CVEs their

@@ -114,7 +114,10 @@ created, changed or unchanged.`,
 	}
 	if diffOnly {
 		cmd.Use, cmd.Short = "diff -f FILE|DIR …", "Show what applying policy documents would change"
-		cmd.Long = "Show, as a line diff of the YAML, what `patchbay apply` would change; nothing is applied."
+		cmd.Long = `Show, as a line diff of the YAML, what ` + "`patchbay apply`" + ` would change; nothing is applied.
+
+Exit status: 0 when nothing would change, 1 when something would, 2 on
+errors (as kubectl diff).`
 	}
 	o.flags(cmd)
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "file or directory of documents (repeatable; - for standard input)")
@@ -124,26 +127,53 @@ created, changed or unchanged.`,
 	return cmd
 }
 
-func printChanges(e *env, o *clientOpts, resp policyapi.ApplyResponse, diff bool) error {
-	if o.output == "json" {
-		return printJSON(e.stdout, resp)
+// wouldBe is how a dry run says an action: "would be created".
+func wouldBe(a policy.Action, dryRun bool) string {
+	if !dryRun {
+		return string(a)
 	}
+	switch a {
+	case policy.Changed:
+		return "would change"
+	case policy.Unchanged:
+		return "unchanged"
+	}
+	return "would be " + string(a)
+}
+
+// printChanges prints what an apply did, or a dry run or diff would do.
+// A diff that finds differences returns ErrDiffers (exit 1, as kubectl
+// diff and diff(1) do), so a pipeline can tell drift from none.
+func printChanges(e *env, o *clientOpts, resp policyapi.ApplyResponse, diff bool) error {
 	n := map[policy.Action]int{}
 	for _, ch := range resp.Changes {
 		n[ch.Action]++
+	}
+	differs := n[policy.Created]+n[policy.Changed]+n[policy.Deleted] > 0
+	if o.output == "json" {
+		if err := printJSON(e.stdout, resp); err != nil {
+			return err
+		}
+		if diff && differs {
+			return ErrDiffers
+		}
+		return nil
+	}
+	for _, ch := range resp.Changes {
 		if diff {
 			if ch.Action != policy.Unchanged {
-				fmt.Fprintf(e.stdout, "%s %s (version %d)\n%s\n", ch.Ref(), ch.Action, ch.Version, ch.Diff)
+				fmt.Fprintf(e.stdout, "%s %s (version %d)\n%s\n", ch.Ref(), wouldBe(ch.Action, true), ch.Version, ch.Diff)
 			}
 			continue
 		}
-		suffix := ""
-		if resp.DryRun && ch.Action != policy.Unchanged {
-			suffix = " (dry run)"
-		}
-		fmt.Fprintf(e.stdout, "%s %s%s\n", ch.Ref(), ch.Action, suffix)
+		fmt.Fprintf(e.stdout, "%s %s\n", ch.Ref(), wouldBe(ch.Action, resp.DryRun))
 	}
-	fmt.Fprintf(e.stderr, "%d created, %d changed, %d unchanged, %d deleted", n[policy.Created], n[policy.Changed], n[policy.Unchanged], n[policy.Deleted])
+	dry := resp.DryRun || diff
+	fmt.Fprintf(e.stderr, "%d %s, %d %s, %d unchanged, %d %s", n[policy.Created], wouldBe(policy.Created, dry), n[policy.Changed], wouldBe(policy.Changed, dry),
+		n[policy.Unchanged], n[policy.Deleted], wouldBe(policy.Deleted, dry))
+	if dry {
+		fmt.Fprint(e.stderr, " (nothing applied)")
+	}
 	if r := resp.Reprioritized; r != nil {
 		fmt.Fprintf(e.stderr, "; findings decided again: %d on %d hosts, %d changed", r.Findings, r.Hosts, r.Changed)
 		if resp.Pending {
@@ -151,6 +181,9 @@ func printChanges(e *env, o *clientOpts, resp policyapi.ApplyResponse, diff bool
 		}
 	}
 	fmt.Fprintln(e.stderr)
+	if diff && differs {
+		return ErrDiffers
+	}
 	return nil
 }
 

@@ -36,6 +36,7 @@ func newScanCmd(e *env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
+		Args:  cobra.ArbitraryArgs,
 		Short: "Find what is installed, match it against the advisory feeds, and say what to patch first",
 		Long: `scan reads OS package databases under --root (dpkg, rpm, apk) and the
 lockfiles, manifests, Go binaries, installed Python packages and SBOMs under
@@ -112,8 +113,20 @@ skipped).`,
 					fmt.Fprintf(e.stderr, "patchbay: skipped %s\n", s.Error())
 				}
 			}
+			for _, w := range inv.Warnings {
+				fmt.Fprintf(e.stderr, "patchbay: warning: %s\n", w)
+			}
+			var unreadable []inventory.Skip
+			for _, s := range inv.Skipped {
+				if s.Unreadable {
+					unreadable = append(unreadable, s)
+				}
+			}
+			if len(unreadable) > 0 {
+				return fmt.Errorf("%s could not be read (first: %s); the report covers the rest", plural(len(unreadable), "input", "inputs"), unreadable[0].Error())
+			}
 			if strict && len(inv.Skipped) > 0 {
-				return fmt.Errorf("--strict: %d inputs skipped (first: %s)", len(inv.Skipped), inv.Skipped[0].Error())
+				return fmt.Errorf("--strict: %s skipped (first: %s)", plural(len(inv.Skipped), "input", "inputs"), inv.Skipped[0].Error())
 			}
 			if threshold > 0 {
 				n := 0

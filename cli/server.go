@@ -156,7 +156,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	if c := testClock(log, "server"); c != nil {
 		now = c
 	}
-	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, Version: Version, ReplicaID: o.replicaID, AuditKey: key, JobKey: jobKey,
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, ReplicaID: o.replicaID, AuditKey: key, JobKey: jobKey,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})
@@ -393,5 +393,6 @@ or a self-signed certificate whose fingerprint agents pin with --pin.`,
 		},
 	}
 	o.flags(cmd)
+	cmd.AddCommand(newFingerprintCmd(e))
 	return cmd
 }

@@ -13,8 +13,12 @@ import (
 type HostFilter struct {
 	// Labels must all match the host's effective labels.
 	Labels map[string]string
-	// Ecosystem is the OS: "Debian:12", or a bare "Debian" for every release.
+	// Ecosystem is the OS: "Debian:12", or a bare "Debian" for every
+	// release; compared without regard to case ("debian" is Debian).
 	Ecosystem string
+	// Hostname keeps the hosts of this hostname, compared without regard
+	// to case.
+	Hostname string
 	// SeenAfter and SeenBefore bound LastSeen (stale hosts: SeenBefore).
 	SeenAfter, SeenBefore time.Time
 	// MinOpen keeps hosts with at least this many open findings;
@@ -40,7 +44,11 @@ func (f HostFilter) Match(h HostSummary) bool {
 			return false
 		}
 	}
-	if f.Ecosystem != "" && h.Ecosystem != f.Ecosystem && !strings.HasPrefix(h.Ecosystem, f.Ecosystem+":") {
+	if f.Ecosystem != "" && !strings.EqualFold(h.Ecosystem, f.Ecosystem) &&
+		!(len(h.Ecosystem) > len(f.Ecosystem) && h.Ecosystem[len(f.Ecosystem)] == ':' && strings.EqualFold(h.Ecosystem[:len(f.Ecosystem)], f.Ecosystem)) {
+		return false
+	}
+	if f.Hostname != "" && !strings.EqualFold(h.Hostname, f.Hostname) {
 		return false
 	}
 	if !f.SeenAfter.IsZero() && h.LastSeen.Before(f.SeenAfter) {
@@ -188,6 +196,14 @@ type Vulnerability struct {
 	Percentile *float64 `json:"epss_percentile,omitempty"`
 	// HostIDs lists the affected hosts (in the detail view only).
 	HostIDs []string `json:"host_ids,omitempty"`
+	// AffectedHosts names them, in the same order (detail view only).
+	AffectedHosts []HostRef `json:"affected_hosts,omitempty"`
+}
+
+// HostRef names a host: its id and its hostname.
+type HostRef struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname"`
 }
 
 // ErrBadCursor is returned for a page cursor the store did not make.

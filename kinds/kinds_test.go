@@ -15,7 +15,8 @@ func TestAllKinds(t *testing.T) {
 	if got := kinds.All().Names(); !slices.Equal(got, want) {
 		t.Fatalf("kinds = %v, want %v", got, want)
 	}
-	for in, want := range map[string]string{"services": "Service", "rolloutstrategy": "RolloutStrategy", "maintenancewindows": "MaintenanceWindow", "patchplan": "PatchPlan"} {
+	for in, want := range map[string]string{"services": "Service", "rolloutstrategy": "RolloutStrategy", "maintenancewindows": "MaintenanceWindow", "patchplan": "PatchPlan",
+		"policies": "Policy", "Policies": "Policy", "policy": "Policy", "rolloutstrategies": "RolloutStrategy", "hostgroups": "HostGroup"} {
 		if got, err := kinds.All().Canonical(in); err != nil || got != want {
 			t.Errorf("Canonical(%q) = %q, %v; want %q", in, got, err, want)
 		}

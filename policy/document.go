@@ -113,7 +113,7 @@ func (k Kinds) Canonical(s string) (string, error) {
 	l := strings.ToLower(s)
 	for _, name := range k.names {
 		kl := strings.ToLower(name)
-		if l == kl || l == kl+"s" || l == kl+"es" {
+		if l == kl || l == kl+"s" || l == kl+"es" || (strings.HasSuffix(kl, "y") && l == kl[:len(kl)-1]+"ies") {
 			return name, nil
 		}
 	}

@@ -42,18 +42,47 @@ type Machine struct {
 	Why       string        `json:"why,omitempty"` // of a halt
 	// PausedFrom is what Resume returns to.
 	PausedFrom State `json:"paused_from,omitempty"`
+	// RingHosts counts the hosts of each ring, to pass over the empty ones.
+	RingHosts []int `json:"ring_hosts,omitempty"`
 }
 
 // NewMachine splits the target into the strategy's rings; the rollout
-// starts running its first ring.
+// starts running its first ring that has hosts.
 func NewMachine(s *StrategySpec, target []string, groupsOf func(string) []string) *Machine {
-	m := &Machine{Strategy: s, State: Running}
-	for i, hosts := range s.Split(target, groupsOf) {
+	split := s.Split(target, groupsOf)
+	sizes := make([]int, len(split))
+	var jobs []*HostJob
+	for i, hosts := range split {
+		sizes[i] = len(hosts)
 		for _, h := range hosts {
-			m.Jobs = append(m.Jobs, &HostJob{Host: h, Ring: i})
+			jobs = append(jobs, &HostJob{Host: h, Ring: i})
 		}
 	}
+	m := StartMachine(s, sizes)
+	m.Jobs = jobs
 	return m
+}
+
+// StartMachine is the machine of a rollout that starts now, its rings
+// holding ringHosts hosts each (a plan's RingPreview counts): it runs the
+// first ring with hosts.
+func StartMachine(s *StrategySpec, ringHosts []int) *Machine {
+	m := &Machine{Strategy: s, State: Running, Ring: -1, RingHosts: append([]int{}, ringHosts...)}
+	m.next()
+	if m.State == Completed {
+		// No host at all: ring 0 runs empty, and Step completes it.
+		m.Ring, m.State = 0, Running
+	}
+	return m
+}
+
+// hasHosts says whether ring i has hosts. A machine stored before
+// RingHosts was kept counts every ring as having some.
+func (m *Machine) hasHosts(i int) bool {
+	if m.RingHosts == nil {
+		return true
+	}
+	return i < len(m.RingHosts) && m.RingHosts[i] > 0
 }
 
 func (m *Machine) ring(i int) []*HostJob {
@@ -105,7 +134,7 @@ type Gate struct {
 // flight. It returns the jobs to dispatch (their attempt set).
 func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 	if m.State == Baking && !now.Before(m.BakeUntil) {
-		if m.Strategy.Promote == PromoteAutomatic {
+		if m.Strategy.Promote == PromoteAutomatic || m.lastRing() {
 			m.next()
 		} else {
 			m.State = AwaitingPromotion
@@ -157,13 +186,29 @@ func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 	return out
 }
 
-func (m *Machine) next() {
-	if m.Ring+1 >= len(m.Strategy.Rings) {
-		m.State = Completed
-		return
+// lastRing says no later ring has hosts: after it there is nothing to
+// promote to, and the rollout completes when it has baked.
+func (m *Machine) lastRing() bool {
+	for i := m.Ring + 1; i < len(m.Strategy.Rings); i++ {
+		if m.hasHosts(i) {
+			return false
+		}
 	}
-	m.Ring++
-	m.State, m.BakeUntil = Running, time.Time{}
+	return true
+}
+
+// next starts the next ring that has hosts: a ring no host falls in
+// (no staging host in this plan) is passed over, never baked nor waited
+// on for a promotion of its own.
+func (m *Machine) next() {
+	for m.Ring+1 < len(m.Strategy.Rings) {
+		m.Ring++
+		if m.hasHosts(m.Ring) {
+			m.State, m.BakeUntil = Running, time.Time{}
+			return
+		}
+	}
+	m.State = Completed
 }
 
 // ErrStale is a report of an attempt that is not the host's current one

@@ -205,3 +205,50 @@ func TestWindowsGateStarts(t *testing.T) {
 		t.Errorf("once its window opens, a host without an agent is no_agent: %+v", m.Jobs[1])
 	}
 }
+
+// TestEmptyRingsPassedOver: with manual promotion, a ring no host of the
+// plan falls in is neither run nor waited on: a plan without staging
+// hosts starts in prod; a middle ring that is empty costs no promotion;
+// the last ring with hosts completes without one.
+func TestEmptyRingsPassedOver(t *testing.T) {
+	s := strategy(PromoteManual)
+	none := func(string) []string { return nil }
+	m := NewMachine(s, hosts(3), none)
+	if m.Ring != 1 || m.State != Running {
+		t.Fatalf("no staging host: ring %d %s, want ring 1 running", m.Ring, m.State)
+	}
+	now := time.Date(2026, 11, 10, 21, 0, 0, 0, time.UTC)
+	if got := m.Step(now, Gate{Active: always}); len(got) != 3 {
+		t.Fatalf("prod jobs: %d", len(got))
+	}
+
+	three := &StrategySpec{Rings: []Ring{s.Rings[0], {Name: "canary", HostGroup: "canary", MaxConcurrency: Amount{N: 1}}, s.Rings[1]}, Promote: PromoteManual}
+	m = NewMachine(three, hosts(4), staging)
+	for _, j := range m.Step(now, Gate{Active: always}) {
+		m.Report(j.Host, 1, job.Succeeded)
+	}
+	m.Step(now, Gate{Active: always})
+	if m.State != AwaitingPromotion || m.Ring != 0 {
+		t.Fatalf("after staging: ring %d %s", m.Ring, m.State)
+	}
+	if err := m.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Ring != 2 || m.State != Running {
+		t.Fatalf("one promotion past the empty canary ring: ring %d %s, want ring 2 running", m.Ring, m.State)
+	}
+	for _, j := range m.Step(now, Gate{Active: always}) {
+		m.Report(j.Host, 1, job.Succeeded)
+	}
+	// The last ring with hosts completes the rollout: nothing to promote to.
+	m.Step(now, Gate{Active: always})
+	if m.State != Completed {
+		t.Fatalf("after prod: %s", m.State)
+	}
+
+	empty := NewMachine(s, nil, none)
+	empty.Step(now, Gate{Active: always})
+	if empty.State != Completed {
+		t.Errorf("no host at all: ring %d %s", empty.Ring, empty.State)
+	}
+}

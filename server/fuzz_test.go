@@ -44,7 +44,7 @@ func newFuzzTarget(f *testing.F, backend string) *fuzzTarget {
 	}
 	f.Cleanup(func() { db.Close() })
 	_, key, _ := ed25519.GenerateKey(nil)
-	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Version: "fuzz", ReplicaID: "fuzz", AuditKey: key, JobKey: testJobKey, CheckpointDir: f.TempDir(), MaxBody: 1 << 20, BodyWait: time.Second})
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), ReplicaID: "fuzz", AuditKey: key, JobKey: testJobKey, CheckpointDir: f.TempDir(), MaxBody: 1 << 20, BodyWait: time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}

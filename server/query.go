@@ -119,13 +119,39 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ *caller) er
 	return writeJSON(w, http.StatusOK, api.HostList{Hosts: hosts})
 }
 
+// resolveHost finds the host a path or a query names: by its id, or else
+// by its hostname (without regard to case). A hostname several hosts
+// share is a conflict naming them, never a guess.
+func (s *Server) resolveHost(ctx context.Context, ref, field string) (fleet.HostSummary, error) {
+	h, err := s.db.Fleet.HostSummary(ctx, ref)
+	if !errors.Is(err, fleet.ErrNotFound) {
+		return h, err
+	}
+	hs, err := s.db.Fleet.Hosts(ctx, fleet.HostFilter{Hostname: ref, Kind: "all"})
+	if err != nil {
+		return h, err
+	}
+	switch len(hs) {
+	case 0:
+		return h, &httpError{http.StatusNotFound, api.Error{Error: fmt.Sprintf("no host with the id or hostname %q", ref), Code: api.CodeNotFound, Field: field}}
+	case 1:
+		return hs[0], nil
+	}
+	ids := make([]string, len(hs))
+	for i, c := range hs {
+		ids[i] = fmt.Sprintf("%s (last seen %s)", c.ID, c.LastSeen.Format(time.RFC3339))
+	}
+	return h, &httpError{http.StatusConflict, api.Error{Error: fmt.Sprintf("hostname %q names %d hosts: %s; give the id", ref, len(hs), strings.Join(ids, ", ")),
+		Code: api.CodeAmbiguous, Field: field}}
+}
+
 func (s *Server) getHost(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	ctx := r.Context()
-	id := r.PathValue("id")
-	h, err := s.db.Fleet.HostSummary(ctx, id)
+	h, err := s.resolveHost(ctx, r.PathValue("id"), "path.id")
 	if err != nil {
 		return err
 	}
+	id := h.ID
 	d := fleet.HostDetail{HostSummary: h}
 	if d.Packages, err = s.db.Fleet.Inventory(ctx, id); err != nil {
 		return err
@@ -170,7 +196,11 @@ func (s *Server) setLabels(w http.ResponseWriter, r *http.Request, c *caller) er
 	if err := fleet.ValidateLabels(req.Labels); err != nil {
 		return refused(err)
 	}
-	id := r.PathValue("id")
+	target, err := s.resolveHost(r.Context(), r.PathValue("id"), "path.id")
+	if err != nil {
+		return err
+	}
+	id := target.ID
 	if err := s.db.Fleet.SetLabels(r.Context(), id, req.Labels); err != nil {
 		return err
 	}
@@ -191,10 +221,11 @@ func (s *Server) setLabels(w http.ResponseWriter, r *http.Request, c *caller) er
 // revokeHost revokes a host's credentials: its next check-in is refused.
 func (s *Server) revokeHost(w http.ResponseWriter, r *http.Request, c *caller) error {
 	ctx := r.Context()
-	id := r.PathValue("id")
-	if _, err := s.db.Fleet.Host(ctx, id); err != nil {
+	h, err := s.resolveHost(ctx, r.PathValue("id"), "path.id")
+	if err != nil {
 		return err
 	}
+	id := h.ID
 	toks, err := s.db.Tokens.List(ctx)
 	if err != nil {
 		return err
@@ -234,6 +265,13 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, _ *caller)
 		return errBadRequest(fmt.Sprintf("sort %q: want urgency, priority, due, first_seen or -first_seen", q.Get("sort")), "query.sort")
 	}
 	f.Sort = sortBy
+	if f.HostID != "" {
+		h, err := s.resolveHost(r.Context(), f.HostID, "query.host")
+		if err != nil {
+			return err
+		}
+		f.HostID = h.ID
+	}
 	var err error
 	if f.Priorities, err = priorityList(q); err != nil {
 		return err
@@ -372,6 +410,19 @@ func (s *Server) getVuln(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	}
 	if !ok {
 		return errNotFound("vulnerability " + id + ": no host has or had it")
+	}
+	if len(v.HostIDs) > 0 {
+		hs, err := s.db.Fleet.Hosts(r.Context(), fleet.HostFilter{Kind: "all"})
+		if err != nil {
+			return err
+		}
+		names := make(map[string]string, len(hs))
+		for _, h := range hs {
+			names[h.ID] = h.Hostname
+		}
+		for _, id := range v.HostIDs {
+			v.AffectedHosts = append(v.AffectedHosts, fleet.HostRef{ID: id, Hostname: names[id]})
+		}
 	}
 	vs := []fleet.Vulnerability{v}
 	if err := s.exploitation(r, vs); err != nil {

@@ -385,7 +385,7 @@ func testRollout(t *testing.T, backend string) {
 		// A new server on the same database resumes the rollout after the
 		// bake.
 		var err error
-		srv2, err = server.New(server.Config{DB: f.db, Kinds: kinds.All(), Version: "test", ReplicaID: "test-2", JobKey: testJobKey, Now: now, Webhooks: webhooks, NotifyBackoff: time.Minute})
+		srv2, err = server.New(server.Config{DB: f.db, Kinds: kinds.All(), ReplicaID: "test-2", JobKey: testJobKey, Now: now, Webhooks: webhooks, NotifyBackoff: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -645,6 +645,23 @@ func testRollout(t *testing.T, backend string) {
 		}) {
 			t.Errorf("no notification of the promotion by a person: %+v", promoted)
 		}
+	}) {
+		return
+	}
+
+	if !f.chapter("an empty ring is passed over", func(t *testing.T) {
+		// No staging host in the plan: with manual promotion it starts
+		// in prod, instead of waiting for a promotion of an empty ring.
+		ep := f.createPlan("prod-only plan", alice, rollout.PlanSpec{Strategy: "careful", Selector: rollout.Selector{Types: []patch.Type{patch.Security}, Hosts: []string{"prod-1", "prod-2"}}})
+		if ep.Rings[0].Hosts != 0 || ep.Rings[1].Hosts != 2 {
+			t.Fatalf("plan rings: %+v", ep.Rings)
+		}
+		f.approveAndStart(ep.ID, alice, bob)
+		step(f.srv)
+		if st := status(ep.ID); st.Rollout.State != rollout.Running || st.Rollout.Ring != 1 || st.Rings[1].InFlight != 1 {
+			t.Fatalf("started without staging hosts: %+v %+v", st.Rollout, st.Rings)
+		}
+		f.do("POST", api.Prefix+"/plans/"+ep.ID+"/abort", bob, nil)
 	}) {
 		return
 	}

@@ -279,7 +279,11 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, c *caller)
 			return rollout.Event{}, errConflict(api.CodeConflict, fmt.Sprintf("strategy %q of plan %s no longer exists", p.Strategy, p.ID))
 		}
 		p.State, p.StrategySpec, p.StartedAt, p.StartedBy = rollout.Started, strat, now, c.actor()
-		row.Machine = &rollout.Machine{State: rollout.Running}
+		sizes := make([]int, len(p.Rings))
+		for i, rp := range p.Rings {
+			sizes[i] = rp.Hosts
+		}
+		row.Machine = rollout.StartMachine(strat, sizes)
 		return rollout.Event{Actor: c.actor(), Action: "rollout.start", Object: "plan/" + p.ID, Change: map[string]any{"strategy": strat}}, nil
 	})
 	if err != nil {

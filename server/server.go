@@ -24,6 +24,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/buildinfo"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/rollout"
@@ -35,9 +36,10 @@ type Config struct {
 	DB *store.DB
 	// Kinds are the document kinds the policy endpoints accept
 	// (kinds.All at the composition root).
-	Kinds   policy.Kinds
-	Log     *slog.Logger
-	Version string
+	Kinds policy.Kinds
+	Log   *slog.Logger
+	// Build identifies the binary in /healthz; zero means buildinfo.Get.
+	Build buildinfo.Info
 	// ReplicaID names this process in leases and logs.
 	ReplicaID string
 	// AuditKey signs audit checkpoints.
@@ -438,8 +440,17 @@ func (s *Server) authenticate(r *http.Request) (auth.Token, string, error) {
 	}
 	tok, err := s.db.Tokens.Authenticate(r.Context(), secret, s.cfg.Now())
 	if err != nil {
-		if errors.Is(err, auth.ErrUnknown) || errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrRevoked) || errors.Is(err, auth.ErrExhausted) {
-			return tok, "", errUnauthorized("invalid credential")
+		// Only the holder of the secret learns why it is refused: an
+		// expired token then reads as expired, not as a wrong one.
+		switch {
+		case errors.Is(err, auth.ErrExpired):
+			return tok, "", errUnauthorized(fmt.Sprintf("credential expired at %s (token %s); create a new one", tok.Expires.UTC().Format(time.RFC3339), tok.ID))
+		case errors.Is(err, auth.ErrRevoked):
+			return tok, "", errUnauthorized(fmt.Sprintf("credential revoked (token %s)", tok.ID))
+		case errors.Is(err, auth.ErrExhausted):
+			return tok, "", errUnauthorized(fmt.Sprintf("enrollment token %s has no uses left", tok.ID))
+		case errors.Is(err, auth.ErrUnknown):
+			return tok, "", errUnauthorized("unknown credential: no token has this secret")
 		}
 		return tok, "", err
 	}
@@ -576,7 +587,15 @@ func decode(r *http.Request, v any, strict bool) error {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+	b := s.cfg.Build
+	if b.Version == "" {
+		b = buildinfo.Get()
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Status  string         `json:"status"`
+		Version string         `json:"version"`
+		Build   buildinfo.Info `json:"build"`
+	}{"ok", b.Short(), b})
 }
 
 // readyz is ready when the database answers.

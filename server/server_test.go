@@ -62,7 +62,7 @@ func newFixture(t *testing.T, backend string, mod func(*server.Config)) *fixture
 	}
 	t.Cleanup(func() { db.Close() })
 	_, key, _ := ed25519.GenerateKey(nil)
-	cfg := server.Config{DB: db, Kinds: kinds.All(), Version: "test", ReplicaID: "test", AuditKey: key, JobKey: testJobKey, CheckpointDir: t.TempDir(), MaxBody: 4 << 20}
+	cfg := server.Config{DB: db, Kinds: kinds.All(), ReplicaID: "test", AuditKey: key, JobKey: testJobKey, CheckpointDir: t.TempDir(), MaxBody: 4 << 20}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -508,7 +508,8 @@ func testFleet(t *testing.T, backend string) {
 	var v fleet.Vulnerability
 	code, body = f.do("GET", api.Prefix+"/vulns/"+v0.ID, viewer, nil)
 	f.decode(body, &v)
-	if code != 200 || v.Hosts != 1 || len(v.HostIDs) != 1 || v.HostIDs[0] != a.HostID || len(v.Packages) == 0 {
+	if code != 200 || v.Hosts != 1 || len(v.HostIDs) != 1 || v.HostIDs[0] != a.HostID || len(v.Packages) == 0 ||
+		len(v.AffectedHosts) != 1 || v.AffectedHosts[0] != (fleet.HostRef{ID: a.HostID, Hostname: "web-1"}) {
 		t.Errorf("vuln %s: %d %s", v0.ID, code, body)
 	}
 	if code, _ := f.do("GET", api.Prefix+"/vulns/CVE-1999-0000", viewer, nil); code != 404 {

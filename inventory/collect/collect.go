@@ -8,12 +8,14 @@
 package collect
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,7 +141,7 @@ func Collect(ctx context.Context, opts Options) (inventory.Result, error) {
 		fsys := scalibrfs.DirFS(p)
 		err = fs.WalkDir(fsys, ".", func(rel string, d fs.DirEntry, err error) error {
 			if err != nil {
-				res.Skipped = append(res.Skipped, inventory.Skip{Path: filepath.Join(p, rel), Reason: err.Error()})
+				res.Skipped = append(res.Skipped, inventory.Skip{Path: filepath.Join(p, rel), Reason: readError(err), Unreadable: true})
 				if d != nil && d.IsDir() {
 					return fs.SkipDir
 				}
@@ -214,7 +216,7 @@ func (c *collector) extract(ctx context.Context, fsys scalibrfs.FS, root, rel st
 	}
 	f, err := fsys.Open(rel)
 	if err != nil {
-		c.res.Skipped = append(c.res.Skipped, inventory.Skip{Path: display, Reason: err.Error()})
+		c.res.Skipped = append(c.res.Skipped, inventory.Skip{Path: display, Reason: readError(err), Unreadable: true})
 		return
 	}
 	defer f.Close()
@@ -222,6 +224,9 @@ func (c *collector) extract(ctx context.Context, fsys scalibrfs.FS, root, rel st
 	if err != nil {
 		c.res.Skipped = append(c.res.Skipped, inventory.Skip{Path: display, Reason: fmt.Sprintf("%s: %v", chosen.Name(), err)})
 		return
+	}
+	if chosen.Name() == requirements.Name {
+		c.res.Warnings = append(c.res.Warnings, requirementWarnings(fsys, rel, display)...)
 	}
 	c.res.Files = append(c.res.Files, display)
 	for _, p := range inv.Packages {
@@ -368,4 +373,42 @@ func build(ctors ...func(*cpb.PluginConfig) (filesystem.Extractor, error)) ([]fi
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// readError is why a file or directory could not be read, without the
+// path relative to the walked directory that the error repeats (the Skip
+// carries the whole path).
+func readError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "cannot read: " + pe.Err.Error()
+	}
+	return "cannot read: " + err.Error()
+}
+
+// singleEquals is a requirement pinned with one "=" (requests=2.0): pip
+// refuses it, and the requirements parser passes over it silently.
+var singleEquals = regexp.MustCompile(`^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*=\s*([^=<>!~\s;#][^\s;#]*)`)
+
+// requirementWarnings names the lines of a requirements file that pin
+// nothing pip would accept, with the line number.
+func requirementWarnings(fsys fs.FS, rel, display string) []inventory.Warning {
+	f, err := fsys.Open(rel)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []inventory.Warning
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		m := singleEquals.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		out = append(out, inventory.Warning{Path: display, Line: n,
+			Message: fmt.Sprintf("%q is not a requirement pip accepts (did you mean %s==%s?); not matched", strings.TrimSpace(line), m[1]+m[2], m[3])})
+	}
+	return out
 }
