@@ -102,6 +102,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newVersionCmd(e))
 	root.SetVersionTemplate("patchbay {{.Version}}\n")
 	strictGroups(root)
+	completions(root)
 	return root
 }
 

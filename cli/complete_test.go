@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/fleet"
+)
+
+// TestCompletion: cobra's dynamic completion (what `patchbay completion
+// bash` scripts call) offers kinds, and the hosts of the server the
+// command talks to by hostname and id.
+func TestCompletion(t *testing.T) {
+	code, out, _ := run(t, t.TempDir(), "__complete", "get", "")
+	if code != ExitOK || !strings.Contains(out, "services\n") || !strings.Contains(out, "policies\n") || !strings.Contains(out, "rolloutstrategies\n") {
+		t.Errorf("kinds: %d %q", code, out)
+	}
+	dir := t.TempDir()
+	r, _ := startInDir(t, dir)
+	secret, id, hash, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.db.Tokens.Create(ctx, auth.Token{ID: id, Kind: auth.KindEnrollment, Role: auth.Agent, Created: time.Now(), UsesLeft: 1}, hash); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := api.NewHTTPClient("", r.fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enrolled api.EnrollResponse
+	c := &api.Client{Base: r.url, HTTP: hc, Token: secret}
+	if err := c.Do(ctx, "POST", api.Prefix+"/agent/enroll", api.EnrollRequest{Facts: fleet.Facts{Hostname: "web-7", MachineID: "m-7", OSID: "debian", OSVersion: "12", Ecosystem: "Debian:12"}}, &enrolled); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envServer, r.url)
+	t.Setenv(envPin, r.fingerprint)
+	t.Setenv(envToken, r.adminToken)
+	code, out, _ = run(t, t.TempDir(), "__complete", "hosts", "show", "")
+	if code != ExitOK || !strings.Contains(out, "web-7\t"+enrolled.HostID+"\n") || !strings.Contains(out, enrolled.HostID+"\tweb-7\n") {
+		t.Errorf("hosts show: %d %q", code, out)
+	}
+	code, out, _ = run(t, t.TempDir(), "__complete", "findings", "list", "--host", "")
+	if code != ExitOK || !strings.Contains(out, "web-7\t") {
+		t.Errorf("findings list --host: %d %q", code, out)
+	}
+	// Unreachable: nothing, and no error.
+	code, out, _ = run(t, t.TempDir(), "__complete", "hosts", "show", "--server", "https://127.0.0.1:1", "")
+	if code != ExitOK || strings.Contains(out, "web-7") {
+		t.Errorf("unreachable server: %d %q", code, out)
+	}
+}
