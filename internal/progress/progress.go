@@ -1,0 +1,98 @@
+// Package progress tells a person what long work is doing. On a terminal a
+// stage redraws one line — what it does, count/total, rate, and what it
+// needs (the network, for instance) — at most a few times a second; off a
+// terminal (a log, a pipe, CI) a stage writes one line when it starts and
+// one when it ends, never a redraw.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Reporter writes stages to one writer.
+type Reporter struct {
+	w   io.Writer
+	tty bool
+	now func() time.Time
+	mu  sync.Mutex
+}
+
+// New reports to w; tty says whether w is a terminal (lines are redrawn).
+func New(w io.Writer, tty bool) *Reporter {
+	return &Reporter{w: w, tty: tty, now: time.Now}
+}
+
+// Stage is one piece of long work.
+type Stage struct {
+	r           *Reporter
+	what, needs string
+	start, last time.Time
+	done, total int
+	drawn       bool
+	ended       bool
+}
+
+// Start begins a stage: what it does ("reading changelogs") and, when it
+// matters to the person waiting, what it needs ("needs the Debian mirror
+// deb.debian.org"; "" for nothing).
+func (r *Reporter) Start(what, needs string) *Stage {
+	s := &Stage{r: r, what: what, needs: needs, start: r.now()}
+	if !r.tty {
+		r.mu.Lock()
+		fmt.Fprintf(r.w, "%s …%s\n", what, s.suffix())
+		r.mu.Unlock()
+	}
+	return s
+}
+
+func (s *Stage) suffix() string {
+	if s.needs == "" {
+		return ""
+	}
+	return " (" + s.needs + ")"
+}
+
+// Update sets the count: done of total. On a terminal the line is redrawn
+// (at most ten times a second, and always at the last item); off one
+// nothing is written.
+func (s *Stage) Update(done, total int) {
+	r := s.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.done, s.total = done, total
+	if !r.tty || s.ended {
+		return
+	}
+	now := r.now()
+	if s.drawn && now.Sub(s.last) < 100*time.Millisecond && done != total {
+		return
+	}
+	s.last, s.drawn = now, true
+	line := fmt.Sprintf("%s %d/%d", s.what, done, total)
+	if el := now.Sub(s.start).Seconds(); el > 0 && done > 0 {
+		line += fmt.Sprintf(" (%.1f/s)", float64(done)/el)
+	}
+	if s.needs != "" {
+		line += " — " + s.needs
+	}
+	fmt.Fprintf(r.w, "\r\x1b[K%s", line)
+}
+
+// End finishes the stage with a one-line outcome ("57 read, 0 failed"),
+// with the time it took.
+func (s *Stage) End(outcome string) {
+	r := s.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	if r.tty && s.drawn {
+		fmt.Fprint(r.w, "\r\x1b[K")
+	}
+	fmt.Fprintf(r.w, "%s: %s (%s)\n", s.what, outcome, r.now().Sub(s.start).Round(100*time.Millisecond))
+}
