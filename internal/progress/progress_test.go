@@ -1,0 +1,71 @@
+package progress
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// clock advances by step at every reading.
+func clock(step time.Duration) func() time.Time {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		t = t.Add(step)
+		return t
+	}
+}
+
+// TestOffTerminalOneLinePerStageStartAndEnd: off a terminal, updates
+// write nothing; a stage is its start line and its end line.
+func TestOffTerminalOneLinePerStageStartAndEnd(t *testing.T) {
+	var b strings.Builder
+	r := New(&b, false)
+	r.now = clock(time.Second)
+	s := r.Start("reading changelogs", "needs the Debian mirror deb.debian.org")
+	for i := 0; i <= 57; i++ {
+		s.Update(i, 57)
+	}
+	s.End("57 read")
+	s.End("twice")
+	r.Start("checking in this host", "").End("done")
+	want := "reading changelogs … (needs the Debian mirror deb.debian.org)\n" +
+		"reading changelogs: 57 read (1s)\n" +
+		"checking in this host …\n" +
+		"checking in this host: done (1s)\n"
+	if b.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
+	}
+	if strings.Contains(b.String(), "\r") {
+		t.Error("a redraw off a terminal")
+	}
+}
+
+// TestTerminalRedrawsOneLine: on a terminal one line is redrawn with the
+// count, the rate and what the stage needs, no more than ten times a
+// second, and cleared for the outcome.
+func TestTerminalRedrawsOneLine(t *testing.T) {
+	var b strings.Builder
+	r := New(&b, true)
+	r.now = clock(10 * time.Millisecond)
+	s := r.Start("reading changelogs", "needs the Debian mirror deb.debian.org")
+	for i := 0; i <= 20; i++ {
+		s.Update(i, 20)
+	}
+	s.End("20 read")
+	out := b.String()
+	draws := strings.Count(out, "\r\x1b[K")
+	// 21 updates 10 ms apart: the first, about one per 100 ms, the last;
+	// and the clear before the outcome.
+	if draws < 3 || draws > 6 {
+		t.Errorf("%d redraws in %q", draws, out)
+	}
+	if !strings.Contains(out, "reading changelogs 20/20 (") || !strings.Contains(out, "/s) — needs the Debian mirror deb.debian.org") {
+		t.Errorf("no count, rate and need in %q", out)
+	}
+	if !strings.HasSuffix(out, "\r\x1b[Kreading changelogs: 20 read (200ms)\n") {
+		t.Errorf("outcome line: %q", out)
+	}
+	if strings.Count(out, "\n") != 1 {
+		t.Errorf("more than the outcome's line: %q", out)
+	}
+}
