@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,7 +41,10 @@ type Collector struct {
 	CachedChangelogsOnly bool
 	// Progress, when set, is told how the changelog downloads go.
 	Progress func(done, total int)
-	Version  string
+	// ChangelogClient downloads the changelogs' .debs; nil is
+	// http.DefaultClient.
+	ChangelogClient *http.Client
+	Version         string
 }
 
 // Snapshot is what a collection saw.
@@ -126,7 +130,7 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	}
 	s.Updates = []patch.Update{}
 	if !c.NoPackageManager {
-		v := SystemUpdatesWith(ctx, root, inv.Distro, UpdateOptions{CacheDir: c.CacheDir, Refresh: c.Refresh, CachedChangelogsOnly: c.CachedChangelogsOnly, Progress: c.Progress})
+		v := SystemUpdatesWith(ctx, root, inv.Distro, UpdateOptions{CacheDir: c.CacheDir, Refresh: c.Refresh, CachedChangelogsOnly: c.CachedChangelogsOnly, Progress: c.Progress, Client: c.ChangelogClient})
 		f.PackageManager = v.Manager
 		if v.Problem != "" {
 			f.Problem = strings.TrimPrefix(f.Problem+"; "+v.Manager+": "+v.Problem, "; ")
@@ -194,6 +198,8 @@ type UpdateOptions struct {
 	CachedChangelogsOnly bool
 	// Progress is told how the changelog downloads go.
 	Progress func(done, total int)
+	// Client downloads the changelogs' .debs; nil is http.DefaultClient.
+	Client *http.Client
 }
 
 // SystemView is the package manager's view of a root.
@@ -231,7 +237,7 @@ func SystemUpdatesWith(ctx context.Context, root string, distro *inventory.Distr
 		v.Problem = "the package manager's view of a chroot needs root; run as root or pass --no-package-manager"
 		return v
 	}
-	a := &pkgmgr.Apt{R: r, Changelogs: &pkgmgr.Changelogs{CacheDir: o.CacheDir, CachedOnly: o.CachedChangelogsOnly, Progress: o.Progress}}
+	a := &pkgmgr.Apt{R: r, Changelogs: &pkgmgr.Changelogs{CacheDir: o.CacheDir, CachedOnly: o.CachedChangelogsOnly, Progress: o.Progress, Client: o.Client}}
 	if o.Refresh {
 		if err := a.Refresh(ctx); err != nil {
 			v.Problem = err.Error()

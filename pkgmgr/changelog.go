@@ -97,6 +97,23 @@ func (c *Changelogs) fill(ctx context.Context, a *Apt, ups []Update) error {
 	if n <= 0 {
 		n = 4
 	}
+	// One apt-get --print-uris for every .deb to read; should apt refuse
+	// the batch (one version gone from the lists), each group asks alone.
+	var targets []Target
+	for _, k := range todo {
+		for _, i := range groups[k] {
+			targets = append(targets, Target{ups[i].Name, ups[i].Candidate})
+		}
+	}
+	var uris map[string]debFile
+	if debs, err := a.debURIs(ctx, targets); err == nil {
+		uris = map[string]debFile{}
+		for _, d := range debs {
+			uris[d.name] = d
+		}
+	} else if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	type result struct {
 		k       string
 		entries []ChangelogEntry
@@ -109,7 +126,7 @@ func (c *Changelogs) fill(ctx context.Context, a *Apt, ups []Update) error {
 	for w := 0; w < min(n, len(todo)); w++ {
 		go func() {
 			for k := range jobs {
-				es, err := c.sourceEntries(ctx, a, ups, groups[k])
+				es, err := c.sourceEntries(ctx, a, ups, groups[k], uris)
 				results <- result{k, es, err}
 			}
 		}()
@@ -179,19 +196,27 @@ func entriesCVEs(entries []ChangelogEntry, u Update) []string {
 	return out
 }
 
-// sourceEntries reads the changelog of a group of binaries of one source.
-func (c *Changelogs) sourceEntries(ctx context.Context, a *Apt, ups []Update, idx []int) ([]ChangelogEntry, error) {
+// sourceEntries reads the changelog of a group of binaries of one source,
+// from the .debs uris names (by package), or apt's answer for the group
+// when uris lacks one.
+func (c *Changelogs) sourceEntries(ctx context.Context, a *Apt, ups []Update, idx []int, uris map[string]debFile) ([]ChangelogEntry, error) {
 	if es, ok := c.cached(ups[idx[0]]); ok {
 		return es, nil
 	}
 	cache := c.cachePath(ups[idx[0]])
 	var targets []Target
+	var debs []debFile
 	for _, i := range idx {
 		targets = append(targets, Target{ups[i].Name, ups[i].Candidate})
+		if d, ok := uris[ups[i].Name]; ok {
+			debs = append(debs, d)
+		}
 	}
-	debs, err := a.debURIs(ctx, targets)
-	if err != nil {
-		return nil, err
+	if len(debs) != len(idx) {
+		var err error
+		if debs, err = a.debURIs(ctx, targets); err != nil {
+			return nil, err
+		}
 	}
 	sort.SliceStable(debs, func(i, j int) bool { return debs[i].size < debs[j].size })
 	var lastErr error

@@ -77,12 +77,13 @@ func fakeAptURIs(base string, debs map[string][]byte) func(ctx context.Context, 
 		var out strings.Builder
 		for _, t := range args[4:] {
 			name, ver, _ := strings.Cut(t, "=")
-			deb, ok := debs[name]
-			if !ok {
-				deb, name = debs["hello"], "hello"
+			src := name
+			if _, ok := debs[name]; !ok {
+				src = "hello"
 			}
+			deb := debs[src]
 			sum := sha256.Sum256(deb)
-			fmt.Fprintf(&out, "'%s/%s.deb' %s_%s_all.deb %d SHA256:%s\n", base, name, name, ver, len(deb), hex.EncodeToString(sum[:]))
+			fmt.Fprintf(&out, "'%s/%s.deb' %s_%s_all.deb %d SHA256:%s\n", base, src, name, ver, len(deb), hex.EncodeToString(sum[:]))
 		}
 		return out.String(), 0, nil
 	}
@@ -169,6 +170,9 @@ func TestChangelogsCachedOnlyThenDownloaded(t *testing.T) {
 	}
 	if fetched != 2 {
 		t.Errorf("fetched %d .debs, want 2 (one per source version)", fetched)
+	}
+	if n := len(a.R.Log()); n != 1 {
+		t.Errorf("%d apt-get --print-uris runs, want 1 for all the .debs", n)
 	}
 
 	c = &Changelogs{CacheDir: cache, CachedOnly: true}
