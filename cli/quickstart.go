@@ -39,7 +39,9 @@ fleet (hosts, findings by priority, top patches) and the URL, and keeps
 serving until interrupted (or exits with --exit).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			log, err := newLogger(e.stderr, o.logLevel)
+			// Log lines and the progress line share stderr without mixing.
+			prog := newProgress(e)
+			log, err := newLogger(prog, o.logLevel)
 			if err != nil {
 				return err
 			}
@@ -56,7 +58,6 @@ serving until interrupted (or exits with --exit).`,
 			}
 			w := e.stdout
 			fmt.Fprintf(w, "patchbay quickstart: server on %s (%s database in %s; version %s)\n", r.url, r.db.Backend, e.dataDir, Version)
-			prog := newProgress(e)
 
 			// Advisories: a directory, or a download; offline is not fatal.
 			var refreshed server.RefreshResult

@@ -2,14 +2,18 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/pkgmgr"
 	"github.com/patchbay/patchbay/store"
 )
 
@@ -165,4 +169,87 @@ func TestPatchbayCommand(t *testing.T) {
 			t.Errorf("patchbayCommand(%q) = %q, want %q", arg0, got, want)
 		}
 	}
+}
+
+// stampedBuffer keeps what is written and when each write came.
+type stampedBuffer struct {
+	syncBuffer
+	mu    sync.Mutex
+	marks []stamp
+}
+
+type stamp struct {
+	at  time.Time
+	len int
+}
+
+func (s *stampedBuffer) Write(p []byte) (int, error) {
+	n, err := s.syncBuffer.Write(p)
+	s.mu.Lock()
+	s.marks = append(s.marks, stamp{time.Now(), len(s.syncBuffer.String())})
+	s.mu.Unlock()
+	return n, err
+}
+
+// when returns the time the text first was in the buffer.
+func (s *stampedBuffer) when(t *testing.T, text string) time.Time {
+	t.Helper()
+	i := strings.Index(s.String(), text)
+	if i < 0 {
+		t.Fatalf("output lacks %q:\n%s", text, s.String())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.marks {
+		if m.len >= i+len(text) {
+			return m.at
+		}
+	}
+	t.Fatalf("no write holds %q", text)
+	return time.Time{}
+}
+
+// TestQuickstartSummaryBeforeChangelogs runs quickstart for this host (a
+// real Debian with apt and pending updates) on a fresh data dir: the
+// fleet summary comes within seconds, before the changelogs are read; they
+// are read afterwards from the Debian mirror with a progress report, and
+// a second check-in carries their CVEs.
+func TestQuickstartSummaryBeforeChangelogs(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/apt-get"); err != nil {
+		sharedtest.System(t, "this host has no apt")
+	}
+	if ups, err := (&pkgmgr.Apt{R: &pkgmgr.Runner{Root: "/"}}).Updates(context.Background()); err != nil || len(ups) == 0 {
+		sharedtest.System(t, fmt.Sprintf("this host's apt offers no updates (%d, %v)", len(ups), err))
+	}
+	hc := http.Client{Timeout: 10 * time.Second}
+	if resp, err := hc.Head("http://deb.debian.org/debian/dists/bookworm/Release"); err != nil {
+		sharedtest.System(t, "the Debian mirror is not reachable: "+err.Error())
+	} else {
+		resp.Body.Close()
+	}
+	debian := sharedtest.Dir(t, "feeds/osv/Debian")
+	feeds := t.TempDir()
+	os.Symlink(filepath.Join(debian, "all.zip"), filepath.Join(feeds, "all.zip"))
+	data := t.TempDir()
+	var out, errb stampedBuffer
+	start := time.Now()
+	code := Run(context.Background(), []string{"--data-dir", data, "quickstart", "--exit", "--feeds", feeds, "--listen", "127.0.0.1:0", "--root", "/", "--log-level", "warn"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("quickstart: %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	summary := out.when(t, "fleet: 1 hosts")
+	out.when(t, "updates are listed without the CVEs their changelogs name yet")
+	enriched := out.when(t, "this host: updates checked in again with their CVEs")
+	began := errb.when(t, "reading changelogs … (needs the Debian mirror deb.debian.org)\n")
+	if !summary.Before(began) || !began.Before(enriched) {
+		t.Errorf("summary at %s, changelogs began at %s, CVEs checked in at %s: want in this order", summary.Sub(start), began.Sub(start), enriched.Sub(start))
+	}
+	if d := summary.Sub(start); d > 30*time.Second {
+		t.Errorf("the summary took %s", d)
+	}
+	m := regexp.MustCompile(`reading changelogs: (\d+) of (\d+) updates name CVEs`).FindStringSubmatch(errb.String())
+	if m == nil || m[1] == "0" {
+		t.Errorf("no CVEs read from the changelogs:\n%s", errb.String())
+	}
+	t.Logf("summary after %s, CVEs after %s; %s", summary.Sub(start).Round(100*time.Millisecond), enriched.Sub(start).Round(100*time.Millisecond), m[0])
 }

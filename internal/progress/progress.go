@@ -18,6 +18,23 @@ type Reporter struct {
 	tty bool
 	now func() time.Time
 	mu  sync.Mutex
+	// line is the progress line on the terminal now, "" when none.
+	line string
+}
+
+// Write writes p (whole lines: a logger's) to the reporter's writer: on a
+// terminal the progress line is cleared first and drawn again after, so
+// the two do not mix.
+func (r *Reporter) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.line == "" {
+		return r.w.Write(p)
+	}
+	fmt.Fprint(r.w, "\r\x1b[K")
+	n, err := r.w.Write(p)
+	fmt.Fprintf(r.w, "\r\x1b[K%s", r.line)
+	return n, err
 }
 
 // New reports to w; tty says whether w is a terminal (lines are redrawn).
@@ -78,6 +95,7 @@ func (s *Stage) Update(done, total int) {
 	if s.needs != "" {
 		line += " — " + s.needs
 	}
+	r.line = line
 	fmt.Fprintf(r.w, "\r\x1b[K%s", line)
 }
 
@@ -93,6 +111,7 @@ func (s *Stage) End(outcome string) {
 	s.ended = true
 	if r.tty && s.drawn {
 		fmt.Fprint(r.w, "\r\x1b[K")
+		r.line = ""
 	}
 	fmt.Fprintf(r.w, "%s: %s (%s)\n", s.what, outcome, r.now().Sub(s.start).Round(100*time.Millisecond))
 }

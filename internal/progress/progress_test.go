@@ -69,3 +69,26 @@ func TestTerminalRedrawsOneLine(t *testing.T) {
 		t.Errorf("more than the outcome's line: %q", out)
 	}
 }
+
+// TestLogLinesDoNotMixWithTheProgressLine: a log line written through the
+// reporter while a stage is drawn clears the line, and the line is drawn
+// again after it.
+func TestLogLinesDoNotMixWithTheProgressLine(t *testing.T) {
+	var b strings.Builder
+	r := New(&b, true)
+	r.now = clock(time.Second)
+	r.Write([]byte("level=INFO msg=before\n"))
+	s := r.Start("reading changelogs", "")
+	s.Update(1, 3)
+	r.Write([]byte("level=INFO msg=during\n"))
+	s.End("3 read")
+	r.Write([]byte("level=INFO msg=after\n"))
+	want := "level=INFO msg=before\n" +
+		"\r\x1b[Kreading changelogs 1/3 (1.0/s)" +
+		"\r\x1b[Klevel=INFO msg=during\n\r\x1b[Kreading changelogs 1/3 (1.0/s)" +
+		"\r\x1b[Kreading changelogs: 3 read (2s)\n" +
+		"level=INFO msg=after\n"
+	if b.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
+	}
+}
