@@ -145,7 +145,8 @@ serving until interrupted (or exits with --exit).`,
 			}
 			pb := patchbayCommand(os.Args[0])
 			if pending > 0 {
-				fmt.Fprintf(w, "\nthis host's %d updates are listed without the CVEs their changelogs name yet: reading them now from the archive apt names (needs the network: the Debian mirror, deb.debian.org on a stock Debian); offline they stay unknown and the updates stay listed\n", pending)
+				fmt.Fprintf(w, "\nthis host's %d updates are listed without the CVEs their changelogs name yet: reading the changelogs now\n"+
+					"(needs the network: the archive apt names, deb.debian.org on a stock Debian; offline the updates stay listed without them)\n", pending)
 			}
 			fmt.Fprintf(w, "\nAPI:   %s/api/v1 (OpenAPI: %s/api/v1/openapi.json)\n", r.url, r.url)
 			if r.fingerprint != "" {

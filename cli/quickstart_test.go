@@ -238,7 +238,7 @@ func TestQuickstartSummaryBeforeChangelogs(t *testing.T) {
 		t.Fatalf("quickstart: %d\n%s\n%s", code, out.String(), errb.String())
 	}
 	summary := out.when(t, "fleet: 1 hosts")
-	out.when(t, "updates are listed without the CVEs their changelogs name yet")
+	out.when(t, "updates are listed without the CVEs their changelogs name yet: reading the changelogs now\n")
 	enriched := out.when(t, "this host: updates checked in again with their CVEs")
 	began := errb.when(t, "reading changelogs … (needs the Debian mirror deb.debian.org)\n")
 	if !summary.Before(began) || !began.Before(enriched) {

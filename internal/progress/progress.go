@@ -57,11 +57,18 @@ type Stage struct {
 // deb.debian.org"; "" for nothing).
 func (r *Reporter) Start(what, needs string) *Stage {
 	s := &Stage{r: r, what: what, needs: needs, start: r.now()}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.tty {
-		r.mu.Lock()
 		fmt.Fprintf(r.w, "%s …%s\n", what, s.suffix())
-		r.mu.Unlock()
+		return s
 	}
+	line := what + " …"
+	if needs != "" {
+		line += " — " + needs
+	}
+	s.drawn, s.last, r.line = true, s.start, line
+	fmt.Fprintf(r.w, "\r\x1b[K%s", line)
 	return s
 }
 
@@ -79,12 +86,13 @@ func (s *Stage) Update(done, total int) {
 	r := s.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	prev := s.done
 	s.done, s.total = done, total
 	if !r.tty || s.ended {
 		return
 	}
 	now := r.now()
-	if s.drawn && now.Sub(s.last) < 100*time.Millisecond && done != total {
+	if prev > 0 && now.Sub(s.last) < 100*time.Millisecond && done != total {
 		return
 	}
 	s.last, s.drawn = now, true

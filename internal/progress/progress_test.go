@@ -40,9 +40,9 @@ func TestOffTerminalOneLinePerStageStartAndEnd(t *testing.T) {
 	}
 }
 
-// TestTerminalRedrawsOneLine: on a terminal one line is redrawn with the
-// count, the rate and what the stage needs, no more than ten times a
-// second, and cleared for the outcome.
+// TestTerminalRedrawsOneLine: on a terminal one line is drawn at the
+// start and redrawn with the count, the rate and what the stage needs, no
+// more than ten times a second, and cleared for the outcome.
 func TestTerminalRedrawsOneLine(t *testing.T) {
 	var b strings.Builder
 	r := New(&b, true)
@@ -53,6 +53,9 @@ func TestTerminalRedrawsOneLine(t *testing.T) {
 	}
 	s.End("20 read")
 	out := b.String()
+	if !strings.HasPrefix(out, "\r\x1b[Kreading changelogs … — needs the Debian mirror deb.debian.org\r") {
+		t.Errorf("the start is not drawn at once: %q", out)
+	}
 	draws := strings.Count(out, "\r\x1b[K")
 	// 21 updates 10 ms apart: the first, about one per 100 ms, the last;
 	// and the clear before the outcome.
@@ -84,6 +87,7 @@ func TestLogLinesDoNotMixWithTheProgressLine(t *testing.T) {
 	s.End("3 read")
 	r.Write([]byte("level=INFO msg=after\n"))
 	want := "level=INFO msg=before\n" +
+		"\r\x1b[Kreading changelogs …" +
 		"\r\x1b[Kreading changelogs 1/3 (1.0/s)" +
 		"\r\x1b[Klevel=INFO msg=during\n\r\x1b[Kreading changelogs 1/3 (1.0/s)" +
 		"\r\x1b[Kreading changelogs: 3 read (2s)\n" +
