@@ -41,7 +41,14 @@ type Agent struct {
 	Now      func() time.Time
 	// Sleep waits; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	unread      int
+	firstUnread string
 }
+
+// Unread says how many updates of the last collection lack their CVEs
+// because their changelog could not be read, and why the first could not.
+func (a *Agent) Unread() (int, string) { return a.unread, a.firstUnread }
 
 // Credential is what enrollment leaves in the state dir (mode 0600).
 type Credential struct {
@@ -202,6 +209,7 @@ func (a *Agent) observe(ctx context.Context, col Collector) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	a.unread, a.firstUnread = snap.UnreadChangelogs, snap.FirstUnread
 	sp := spooled{
 		Report: api.Report{CollectedAt: a.now().UTC(), Facts: snap.Facts,
 			InventoryHash: fleet.InventoryHash(snap.Inventory), UpdatesHash: fleet.UpdatesHash(snap.Updates)},

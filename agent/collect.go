@@ -53,8 +53,10 @@ type Snapshot struct {
 	Inventory []inventory.Package
 	Updates   []patch.Update
 	// PendingChangelogs counts the updates whose CVEs were not read yet
-	// (CachedChangelogsOnly).
-	PendingChangelogs int
+	// (CachedChangelogsOnly); UnreadChangelogs those whose changelog could
+	// not be read, FirstUnread why the first could not.
+	PendingChangelogs, UnreadChangelogs int
+	FirstUnread                         string
 }
 
 // MachineID reads the host's machine-id (systemd's, or D-Bus's).
@@ -141,7 +143,7 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 		if v.Updates != nil {
 			s.Updates = v.Updates
 		}
-		s.PendingChangelogs = v.Pending
+		s.PendingChangelogs, s.UnreadChangelogs, s.FirstUnread = v.Pending, v.Unread, v.FirstUnread
 	}
 	s.Facts = f
 	return s, nil

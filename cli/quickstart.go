@@ -172,16 +172,12 @@ serving until interrupted (or exits with --exit).`,
 			fmt.Fprintf(w, "  %s hosts list\n", pb)
 			fmt.Fprintf(w, "  %s hosts show %s\n", pb, resp.HostID)
 
-			enriched := make(chan error, 1)
-			if pending > 0 {
-				go func() {
-					enriched <- e.enrichHost(sctx, r, a, prog, pb, resp.HostID)
-				}()
-			} else {
-				enriched <- nil
-			}
 			if exit {
-				err := <-enriched
+				// The changelogs' CVEs first, then stop.
+				var err error
+				if pending > 0 {
+					err = e.enrichHost(sctx, r, a, prog, pb, resp.HostID)
+				}
 				stop()
 				if derr := <-r.done; err == nil {
 					err = derr
@@ -189,7 +185,20 @@ serving until interrupted (or exits with --exit).`,
 				return err
 			}
 			fmt.Fprintln(w, "serving; press Ctrl-C to stop")
-			return <-r.done
+			enriched := make(chan struct{})
+			go func() {
+				defer close(enriched)
+				if pending == 0 {
+					return
+				}
+				if err := e.enrichHost(sctx, r, a, prog, pb, resp.HostID); err != nil && sctx.Err() == nil {
+					log.Error("this host's changelogs", "err", err)
+				}
+			}()
+			err = <-r.done
+			stop()
+			<-enriched
+			return err
 		},
 	}
 	o.flags(cmd)
@@ -245,7 +254,11 @@ func (e *env) enrichHost(ctx context.Context, r *running, a *agent.Agent, prog *
 	if err != nil {
 		return err
 	}
-	st.End(fmt.Sprintf("%d of %d updates name CVEs in their changelogs", v.withCVEs, v.total))
+	outcome := fmt.Sprintf("%d of %d updates name CVEs in their changelogs", v.withCVEs, v.total)
+	if n, why := a.Unread(); n > 0 {
+		outcome += fmt.Sprintf("; %d changelogs could not be read, their updates are listed without CVEs (first: %s)", n, why)
+	}
+	st.End(outcome)
 	fmt.Fprintf(e.stdout, "this host: updates checked in again with their CVEs; %d open findings (%s hosts show %s)\n", resp.Open, pb, hostID)
 	return nil
 }
