@@ -161,7 +161,7 @@ serving until interrupted (or exits with --exit).`,
 				if token, err = quickstartToken(ctx, r); err != nil {
 					return fail(err)
 				}
-				fmt.Fprintf(w, "admin token (new at this start, shown once, valid %s; earlier ones still work): %s\n", quickstartTokenTTL, token)
+				fmt.Fprintf(w, "admin token (new at this start, shown once, valid %d days; earlier ones still work): %s\n", int(quickstartTokenTTL.Hours()/24), token)
 			}
 			fmt.Fprintln(w, "try, in another shell:")
 			fmt.Fprintf(w, "  export PATCHBAY_SERVER=%s\n", r.url)

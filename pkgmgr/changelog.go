@@ -234,10 +234,10 @@ func (c *Changelogs) sourceEntries(ctx context.Context, a *Apt, ups []Update, id
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path.Base(d.url), err)
 		}
-		if err := os.MkdirAll(filepath.Dir(cache), 0o750); err == nil {
+		if err := os.MkdirAll(filepath.Dir(cache), 0o700); err == nil {
 			b, _ := json.Marshal(es)
 			tmp := cache + ".tmp"
-			if os.WriteFile(tmp, b, 0o640) == nil {
+			if os.WriteFile(tmp, b, 0o600) == nil {
 				os.Rename(tmp, cache)
 			}
 		}

@@ -301,7 +301,7 @@ func (s *Server) Checkpoint(ctx context.Context) (audit.Checkpoint, error) {
 		return cp, err
 	}
 	if d := s.cfg.CheckpointDir; d != "" {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return cp, err
 		}
 		tmp := filepath.Join(d, ".audit-checkpoint.json.tmp")
