@@ -41,7 +41,14 @@ type Agent struct {
 	Now      func() time.Time
 	// Sleep waits; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	unread      int
+	firstUnread string
 }
+
+// Unread says how many updates of the last collection lack their CVEs
+// because their changelog could not be read, and why the first could not.
+func (a *Agent) Unread() (int, string) { return a.unread, a.firstUnread }
 
 // Credential is what enrollment leaves in the state dir (mode 0600).
 type Credential struct {
@@ -191,10 +198,18 @@ type spooled struct {
 // kept report has the same inventory and updates, its facts are replaced
 // instead: the spool holds one report per change.
 func (a *Agent) Observe(ctx context.Context) error {
-	snap, err := a.Collector.Collect(ctx)
+	_, err := a.observe(ctx, a.Collector)
+	return err
+}
+
+// observe is Observe with col, returning the updates whose changelogs
+// are still to be read.
+func (a *Agent) observe(ctx context.Context, col Collector) (int, error) {
+	snap, err := col.Collect(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	a.unread, a.firstUnread = snap.UnreadChangelogs, snap.FirstUnread
 	sp := spooled{
 		Report: api.Report{CollectedAt: a.now().UTC(), Facts: snap.Facts,
 			InventoryHash: fleet.InventoryHash(snap.Inventory), UpdatesHash: fleet.UpdatesHash(snap.Updates)},
@@ -202,7 +217,7 @@ func (a *Agent) Observe(ctx context.Context) error {
 	}
 	files, err := a.spooled()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	name := filepath.Join(a.spoolDir(), fmt.Sprintf("%020d.json.gz", sp.Report.CollectedAt.UnixNano()))
 	if n := len(files); n > 0 {
@@ -214,13 +229,13 @@ func (a *Agent) Observe(ctx context.Context) error {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	if err := json.NewEncoder(zw).Encode(sp); err != nil {
-		return err
+		return 0, err
 	}
 	if err := zw.Close(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := writeFileAtomic(name, buf.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("spool report: %w", err)
+		return 0, fmt.Errorf("spool report: %w", err)
 	}
 	max := a.MaxSpool
 	if max <= 0 {
@@ -228,14 +243,14 @@ func (a *Agent) Observe(ctx context.Context) error {
 	}
 	files, err = a.spooled()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for len(files) > max {
 		a.log().Warn("spool full: dropping the oldest report", "file", files[0], "max", max)
 		os.Remove(files[0])
 		files = files[1:]
 	}
-	return nil
+	return snap.PendingChangelogs, nil
 }
 
 func (a *Agent) spooled() ([]string, error) {
@@ -355,6 +370,25 @@ func (a *Agent) Once(ctx context.Context) (api.CheckinResponse, error) {
 	return a.Flush(ctx, cred)
 }
 
+// FirstCheckin enrolls if needed and checks in at once with the updates
+// as the package manager lists them: CVEs from changelogs already cached,
+// none downloaded. It returns how many updates still lack their changelog;
+// when some do, Once (or Run) sends them with their CVEs.
+func (a *Agent) FirstCheckin(ctx context.Context) (api.CheckinResponse, int, error) {
+	cred, err := a.Enroll(ctx)
+	if err != nil {
+		return api.CheckinResponse{}, 0, err
+	}
+	col := a.Collector
+	col.CachedChangelogsOnly, col.Progress = true, nil
+	pending, err := a.observe(ctx, col)
+	if err != nil {
+		return api.CheckinResponse{}, 0, err
+	}
+	resp, err := a.Flush(ctx, cred)
+	return resp, pending, err
+}
+
 // backoff is the wait after n consecutive failures: exponential from 5 s,
 // capped, with full jitter.
 func backoff(n int, max time.Duration) time.Duration {
@@ -387,6 +421,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	var cred *Credential
 	failures := 0
+	// The first check-in goes out without downloading changelogs, so the
+	// host shows up at once; the one after it, right away, has the CVEs.
+	first := !a.Collector.CachedChangelogsOnly
 	for {
 		var err error
 		if cred == nil {
@@ -396,11 +433,23 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		var resp api.CheckinResponse
+		pending := 0
 		if err == nil {
-			if err = a.Observe(ctx); err != nil {
+			col := a.Collector
+			if first {
+				col.CachedChangelogsOnly, col.Progress = true, nil
+			}
+			if pending, err = a.observe(ctx, col); err != nil {
 				a.log().Error("collect", "err", err)
 			}
 			resp, err = a.Flush(ctx, cred)
+		}
+		if err == nil && first {
+			first = false
+			if pending > 0 {
+				a.log().Info("checked in; reading the changelogs of the updates for their CVEs (downloads each candidate .deb from the archive apt names)", "host", cred.HostID, "pending", pending)
+				continue
+			}
 		}
 		if ctx.Err() != nil {
 			return nil

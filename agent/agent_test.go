@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/kinds"
+	"github.com/patchbay/patchbay/pkgmgr"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
 )
@@ -400,4 +402,72 @@ func TestTrustByCA(t *testing.T) {
 	if _, err := api.TLSConfig("", "sha256:abc"); err == nil {
 		t.Error("a short pin is accepted")
 	}
+}
+
+// TestFirstCheckinBeforeChangelogs: on this host (a real Debian with apt
+// and pending updates), the first check-in lists apt's updates at once
+// without reading a changelog; the next one tries the changelogs — here
+// against a mirror that does not answer — and the updates stay listed
+// without CVEs, the reason no longer "not read yet".
+func TestFirstCheckinBeforeChangelogs(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/apt-get"); err != nil {
+		sharedtest.System(t, "this host has no apt")
+	}
+	probe := &pkgmgr.Apt{R: &pkgmgr.Runner{Root: "/"}}
+	if ups, err := probe.Updates(context.Background()); err != nil || len(ups) == 0 {
+		sharedtest.System(t, fmt.Sprintf("this host's apt offers no updates (%d, %v)", len(ups), err))
+	}
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.agent("/", e.enrollToken(1))
+	a.StateDir = t.TempDir()
+	var calls atomic.Int32
+	a.Collector = agent.Collector{Root: "/", CacheDir: t.TempDir(), Version: "test",
+		ChangelogClient: &http.Client{Transport: unreachable{&calls}}}
+
+	start := time.Now()
+	resp, pending, err := a.FirstCheckin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	ups, err := e.db.Fleet.Updates(ctx, resp.HostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending == 0 || len(ups) != pending || calls.Load() != 0 {
+		t.Fatalf("first check-in: %d pending, %d updates on the server, %d downloads tried; want all pending, none tried", pending, len(ups), calls.Load())
+	}
+	for _, u := range ups {
+		if len(u.CVEs) != 0 || u.Candidate == "" || u.Origin == "" {
+			t.Errorf("first check-in update %+v: want listed (candidate, origin) without CVEs", u)
+		}
+	}
+	h, _ := e.db.Fleet.Host(ctx, resp.HostID)
+	if !strings.Contains(h.Facts.Problem, "are not read yet") {
+		t.Errorf("facts problem %q does not say the CVEs are still to come", h.Facts.Problem)
+	}
+	t.Logf("first check-in with %d updates in %s", pending, took)
+
+	var seen atomic.Int32
+	a.Collector.Progress = func(done, total int) { seen.Add(1) }
+	if _, err := a.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ups2, _ := e.db.Fleet.Updates(ctx, resp.HostID)
+	if n, why := a.Unread(); len(ups2) != len(ups) || calls.Load() == 0 || seen.Load() == 0 || n == 0 || !strings.Contains(why, "the mirror is unreachable") {
+		t.Errorf("second check-in offline: %d updates (want %d), %d downloads tried, %d progress calls", len(ups2), len(ups), calls.Load(), seen.Load())
+	}
+	h, _ = e.db.Fleet.Host(ctx, resp.HostID)
+	if strings.Contains(h.Facts.Problem, "are not read yet") {
+		t.Errorf("after the changelogs were tried the problem still says pending: %q", h.Facts.Problem)
+	}
+}
+
+// unreachable is a mirror that never answers: every request fails.
+type unreachable struct{ calls *atomic.Int32 }
+
+func (u unreachable) RoundTrip(r *http.Request) (*http.Response, error) {
+	u.calls.Add(1)
+	return nil, fmt.Errorf("dial %s: connection refused (test: the mirror is unreachable)", r.URL.Host)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,7 +34,17 @@ type Collector struct {
 	Refresh bool
 	// NoPackageManager skips the package manager's view.
 	NoPackageManager bool
-	Version          string
+	// CachedChangelogsOnly reads the CVEs of apt updates from the
+	// changelog cache only and downloads nothing: the updates are listed at
+	// once, those whose changelog is not cached yet without CVEs
+	// (Snapshot.PendingChangelogs counts them).
+	CachedChangelogsOnly bool
+	// Progress, when set, is told how the changelog downloads go.
+	Progress func(done, total int)
+	// ChangelogClient downloads the changelogs' .debs; nil is
+	// http.DefaultClient.
+	ChangelogClient *http.Client
+	Version         string
 }
 
 // Snapshot is what a collection saw.
@@ -41,6 +52,11 @@ type Snapshot struct {
 	Facts     fleet.Facts
 	Inventory []inventory.Package
 	Updates   []patch.Update
+	// PendingChangelogs counts the updates whose CVEs were not read yet
+	// (CachedChangelogsOnly); UnreadChangelogs those whose changelog could
+	// not be read, FirstUnread why the first could not.
+	PendingChangelogs, UnreadChangelogs int
+	FirstUnread                         string
 }
 
 // MachineID reads the host's machine-id (systemd's, or D-Bus's).
@@ -116,14 +132,18 @@ func (c *Collector) Collect(ctx context.Context) (Snapshot, error) {
 	}
 	s.Updates = []patch.Update{}
 	if !c.NoPackageManager {
-		manager, ups, why := SystemUpdates(ctx, root, inv.Distro, c.CacheDir, c.Refresh)
-		f.PackageManager = manager
-		if why != "" {
-			f.Problem = strings.TrimPrefix(f.Problem+"; "+manager+": "+why, "; ")
+		v := SystemUpdatesWith(ctx, root, inv.Distro, UpdateOptions{CacheDir: c.CacheDir, Refresh: c.Refresh, CachedChangelogsOnly: c.CachedChangelogsOnly, Progress: c.Progress, Client: c.ChangelogClient})
+		f.PackageManager = v.Manager
+		if v.Problem != "" {
+			f.Problem = strings.TrimPrefix(f.Problem+"; "+v.Manager+": "+v.Problem, "; ")
 		}
-		if ups != nil {
-			s.Updates = ups
+		if v.Pending > 0 {
+			f.Problem = strings.TrimPrefix(f.Problem+"; "+fmt.Sprintf("%s: the CVEs of %d updates are not read yet (their changelogs come with a later report)", v.Manager, v.Pending), "; ")
 		}
+		if v.Updates != nil {
+			s.Updates = v.Updates
+		}
+		s.PendingChangelogs, s.UnreadChangelogs, s.FirstUnread = v.Pending, v.Unread, v.FirstUnread
 	}
 	s.Facts = f
 	return s, nil
@@ -164,33 +184,84 @@ func addresses() []string {
 // manager's name ("" when the root has none patchbay drives) and a reason
 // when the view could not be had.
 func SystemUpdates(ctx context.Context, root string, distro *inventory.Distro, cacheDir string, refresh bool) (string, []patch.Update, string) {
+	v := SystemUpdatesWith(ctx, root, distro, UpdateOptions{CacheDir: cacheDir, Refresh: refresh})
+	return v.Manager, v.Updates, v.Problem
+}
+
+// UpdateOptions tune SystemUpdatesWith.
+type UpdateOptions struct {
+	// CacheDir keeps the changelogs read (apt), one file per source
+	// version, so each is downloaded once.
+	CacheDir string
+	// Refresh runs apt-get update first.
+	Refresh bool
+	// CachedChangelogsOnly downloads no changelog: updates whose changelog
+	// is not cached are listed without CVEs and counted in Pending.
+	CachedChangelogsOnly bool
+	// Progress is told how the changelog downloads go.
+	Progress func(done, total int)
+	// Client downloads the changelogs' .debs; nil is http.DefaultClient.
+	Client *http.Client
+}
+
+// SystemView is the package manager's view of a root.
+type SystemView struct {
+	// Manager is "apt", or "" when the root has none patchbay drives.
+	Manager string
+	Updates []patch.Update
+	// Problem says why the view could not be had (Updates is nil then).
+	Problem string
+	// Pending counts updates whose CVEs were not read (CachedChangelogsOnly);
+	// Unread those whose changelog could not be read (offline, say).
+	Pending, Unread int
+	// FirstUnread is the reason of the first unread changelog.
+	FirstUnread string
+}
+
+// SystemUpdatesWith is SystemUpdates with options, and it says how many
+// updates lack their CVEs and why.
+func SystemUpdatesWith(ctx context.Context, root string, distro *inventory.Distro, o UpdateOptions) SystemView {
+	var v SystemView
 	if distro == nil {
-		return "", nil, ""
+		return v
 	}
 	switch inventory.BaseEcosystem(distro.Ecosystem) {
 	case "Debian", "Ubuntu":
 	default:
-		return "", nil, ""
+		return v
 	}
 	if _, err := os.Stat(filepath.Join(root, "usr/bin/apt-get")); err != nil {
-		return "", nil, ""
+		return v
 	}
+	v.Manager = "apt"
 	r := &pkgmgr.Runner{Root: root}
 	if r.Root != "/" && os.Geteuid() != 0 {
-		return "apt", nil, "the package manager's view of a chroot needs root; run as root or pass --no-package-manager"
+		v.Problem = "the package manager's view of a chroot needs root; run as root or pass --no-package-manager"
+		return v
 	}
-	a := &pkgmgr.Apt{R: r, Changelogs: &pkgmgr.Changelogs{CacheDir: cacheDir}}
-	if refresh {
+	a := &pkgmgr.Apt{R: r, Changelogs: &pkgmgr.Changelogs{CacheDir: o.CacheDir, CachedOnly: o.CachedChangelogsOnly, Progress: o.Progress, Client: o.Client}}
+	if o.Refresh {
 		if err := a.Refresh(ctx); err != nil {
-			return "apt", nil, err.Error()
+			v.Problem = err.Error()
+			return v
 		}
 	}
 	ups, err := a.Updates(ctx)
 	if err != nil {
-		return "apt", nil, err.Error()
+		v.Problem = err.Error()
+		return v
 	}
-	out := make([]patch.Update, 0, len(ups))
+	v.Updates = make([]patch.Update, 0, len(ups))
 	for _, u := range ups {
+		switch {
+		case u.Pending:
+			v.Pending++
+		case u.Problem != "":
+			if v.Unread == 0 {
+				v.FirstUnread = u.Problem
+			}
+			v.Unread++
+		}
 		su := patch.Update{
 			Ecosystem: distro.Ecosystem, Name: u.Name, SourceName: u.SourceName, SourceVersion: u.SourceVersion,
 			Installed: u.Installed, Candidate: u.Candidate, Origin: u.Origin, Pocket: u.Pocket,
@@ -200,7 +271,7 @@ func SystemUpdates(ctx context.Context, root string, distro *inventory.Distro, c
 			su.CVEs = []string{}
 		}
 		su.Types = patch.Classify(patch.Facts{Package: u.Name, Source: u.SourceName, Pocket: u.Pocket, CVEs: u.CVEs}, patch.DefaultRules)
-		out = append(out, su)
+		v.Updates = append(v.Updates, su)
 	}
-	return "apt", out, ""
+	return v
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/patchbay/patchbay/agent"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/progress"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/pkgmgr"
 )
@@ -68,7 +69,8 @@ root /.`,
 			if err := srv.check(); err != nil {
 				return err
 			}
-			log, err := newLogger(e.stderr, logLevel)
+			prog := newProgress(e)
+			log, err := newLogger(prog, logLevel)
 			if err != nil {
 				return err
 			}
@@ -90,7 +92,19 @@ root /.`,
 					Refresh: refresh, NoPackageManager: noPM, Version: Version},
 			}
 			if once {
+				// One report, with the CVEs of the changelogs: say so while
+				// they download.
+				var st *progress.Stage
+				a.Collector.Progress = func(done, total int) {
+					if st == nil {
+						st = prog.Start("reading changelogs", "needs the Debian mirror deb.debian.org")
+					}
+					st.Update(done, total)
+				}
 				resp, err := a.Once(cmd.Context())
+				if st != nil {
+					st.End("done")
+				}
 				if err != nil {
 					if n := a.Pending(); n > 0 {
 						return fmt.Errorf("%w (%d report(s) kept in %s for the next run)", err, n, stateDir)

@@ -3,8 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/progress"
 	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/server"
@@ -35,7 +39,9 @@ fleet (hosts, findings by priority, top patches) and the URL, and keeps
 serving until interrupted (or exits with --exit).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			log, err := newLogger(e.stderr, o.logLevel)
+			// Log lines and the progress line share stderr without mixing.
+			prog := newProgress(e)
+			log, err := newLogger(prog, o.logLevel)
 			if err != nil {
 				return err
 			}
@@ -51,10 +57,11 @@ serving until interrupted (or exits with --exit).`,
 				return err
 			}
 			w := e.stdout
-			fmt.Fprintf(w, "patchbay %s: server on %s (%s database in %s)\n", Version, r.url, r.db.Backend, e.dataDir)
+			fmt.Fprintf(w, "patchbay quickstart: server on %s (%s database in %s; version %s)\n", r.url, r.db.Backend, e.dataDir, Version)
 
 			// Advisories: a directory, or a download; offline is not fatal.
 			var refreshed server.RefreshResult
+			stageName, needs := "importing advisories from "+feedsDir, ""
 			if feedsDir != "" {
 				r.srv.SetFeeds(server.FeedSource{Paths: []string{feedsDir}})
 			} else {
@@ -63,13 +70,21 @@ serving until interrupted (or exits with --exit).`,
 					return fail(err)
 				}
 				r.srv.SetFeeds(server.FeedSource{Sync: true, Mirror: o.feedsMirror, Ecosystems: ecos, KEV: true, EPSS: true, TempDir: filepath.Join(e.dataDir, "tmp")})
+				stageName, needs = "downloading advisories", "needs the network: OSV, CISA KEV, FIRST EPSS; offline, use --feeds DIR"
+				if o.feedsMirror != "" {
+					needs = "needs the network: the mirror " + o.feedsMirror
+				}
 			}
-			fmt.Fprintln(w, "feeds: refreshing …")
-			refreshed, err = r.srv.RefreshFeeds(ctx, fleet.Fence{})
+			// One refresh: the server's leader, starting alongside, does not
+			// refresh again what this one just did.
+			st := prog.Start(stageName, needs)
+			refreshed, _, err = r.srv.RefreshFeedsIfStale(ctx, fleet.Fence{})
 			switch {
 			case err != nil && feedsDir != "":
+				st.End("failed")
 				return fail(fmt.Errorf("--feeds %s: %w", feedsDir, err))
 			case err != nil:
+				st.End("offline or unreachable")
 				why := err.Error()
 				for _, o := range refreshed.Outcomes {
 					if o.Err != "" {
@@ -79,6 +94,7 @@ serving until interrupted (or exits with --exit).`,
 				}
 				fmt.Fprintf(w, "feeds: offline or unreachable (%s); going on with what is imported and the package manager's view\n", why)
 			default:
+				st.End("done")
 				fmt.Fprintf(w, "feeds: %d added, %d updated, %d removed, %d unchanged; KEV %d, EPSS %d\n",
 					refreshed.Summary.Added, refreshed.Summary.Updated, refreshed.Summary.Removed, refreshed.Summary.Unchanged, refreshed.Summary.KEV, refreshed.Summary.EPSS)
 			}
@@ -111,10 +127,15 @@ serving until interrupted (or exits with --exit).`,
 			}
 			a := &agent.Agent{Client: &api.Client{Base: r.url, HTTP: hc, UserAgent: "patchbay-agent/" + Version}, EnrollToken: enroll, StateDir: stateDir, Log: log,
 				Collector: agent.Collector{Root: root, Labels: lbl, CacheDir: filepath.Join(e.dataDir, "cache"), NoPackageManager: noPM, Version: Version}}
-			resp, err := a.Once(ctx)
+			// The first check-in lists the updates as apt has them, without
+			// waiting for their changelogs; the CVEs follow in a second one.
+			st = prog.Start("checking in this host", "")
+			resp, pending, err := a.FirstCheckin(ctx)
 			if err != nil {
+				st.End("failed")
 				return fail(fmt.Errorf("check-in of this host: %w", err))
 			}
+			st.End("done")
 			if err := r.srv.FlushCheckins(ctx); err != nil {
 				return fail(err)
 			}
@@ -122,20 +143,62 @@ serving until interrupted (or exits with --exit).`,
 			if err := e.fleetSummary(ctx, r); err != nil {
 				return fail(err)
 			}
+			pb := patchbayCommand(os.Args[0])
+			if pending > 0 {
+				fmt.Fprintf(w, "\nthis host's %d updates are listed without the CVEs their changelogs name yet: reading the changelogs now\n"+
+					"(needs the network: the archive apt names, deb.debian.org on a stock Debian; offline the updates stay listed without them)\n", pending)
+			}
 			fmt.Fprintf(w, "\nAPI:   %s/api/v1 (OpenAPI: %s/api/v1/openapi.json)\n", r.url, r.url)
 			if r.fingerprint != "" {
 				fmt.Fprintf(w, "TLS:   self-signed; pin %s\n", r.fingerprint)
 			}
-			if r.adminToken != "" {
-				fmt.Fprintf(w, "admin token (shown once): %s\n", r.adminToken)
-				fmt.Fprintf(w, "try:   PATCHBAY_SERVER=%s PATCHBAY_PIN=%s PATCHBAY_TOKEN=<admin token> patchbay hosts list\n", r.url, r.fingerprint)
+			token := r.adminToken
+			if token != "" {
+				fmt.Fprintf(w, "admin token (shown once): %s\n", token)
+			} else {
+				// A re-run: the first token was shown at the first start;
+				// a developer gets a fresh one.
+				if token, err = quickstartToken(ctx, r); err != nil {
+					return fail(err)
+				}
+				fmt.Fprintf(w, "admin token (new at this start, shown once, valid %d days; earlier ones still work): %s\n", int(quickstartTokenTTL.Hours()/24), token)
 			}
+			fmt.Fprintln(w, "try, in another shell:")
+			fmt.Fprintf(w, "  export PATCHBAY_SERVER=%s\n", r.url)
+			if r.fingerprint != "" {
+				fmt.Fprintf(w, "  export PATCHBAY_PIN=%s\n", r.fingerprint)
+			}
+			fmt.Fprintf(w, "  export PATCHBAY_TOKEN=%s\n", token)
+			fmt.Fprintf(w, "  %s hosts list\n", pb)
+			fmt.Fprintf(w, "  %s hosts show %s\n", pb, resp.HostID)
+
 			if exit {
+				// The changelogs' CVEs first, then stop.
+				var err error
+				if pending > 0 {
+					err = e.enrichHost(sctx, r, a, prog, pb, resp.HostID)
+				}
 				stop()
-				return <-r.done
+				if derr := <-r.done; err == nil {
+					err = derr
+				}
+				return err
 			}
 			fmt.Fprintln(w, "serving; press Ctrl-C to stop")
-			return <-r.done
+			enriched := make(chan struct{})
+			go func() {
+				defer close(enriched)
+				if pending == 0 {
+					return
+				}
+				if err := e.enrichHost(sctx, r, a, prog, pb, resp.HostID); err != nil && sctx.Err() == nil {
+					log.Error("this host's changelogs", "err", err)
+				}
+			}()
+			err = <-r.done
+			stop()
+			<-enriched
+			return err
 		},
 	}
 	o.flags(cmd)
@@ -147,6 +210,103 @@ serving until interrupted (or exits with --exit).`,
 	cmd.Flags().StringSliceVar(&labels, "label", nil, "label of this host, key=value (repeatable)")
 	cmd.Flags().StringVar(&root, "root", "/", "filesystem root of the host to report (a chroot)")
 	return cmd
+}
+
+// quickstartTokenTTL is how long the admin token a quickstart re-run
+// prints stays valid.
+const quickstartTokenTTL = 7 * 24 * time.Hour
+
+// quickstartToken makes a fresh admin API token for a quickstart re-run.
+func quickstartToken(ctx context.Context, r *running) (string, error) {
+	secret, id, hash, err := auth.NewSecret()
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC()
+	t := auth.Token{ID: id, Kind: auth.KindAPI, Role: auth.Admin, Name: "quickstart " + now.Format("2006-01-02 15:04"), Created: now, Expires: now.Add(quickstartTokenTTL), UsesLeft: -1}
+	if err := r.db.Tokens.Create(ctx, t, hash); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if _, err := r.db.Audit.Append(ctx, actor(), "token.create", "token/"+id, t); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return secret, nil
+}
+
+// enrichHost reads the changelogs of this host's updates and checks in
+// again with their CVEs, then says what changed.
+func (e *env) enrichHost(ctx context.Context, r *running, a *agent.Agent, prog *progress.Reporter, pb, hostID string) error {
+	st := prog.Start("reading changelogs", "needs the Debian mirror deb.debian.org")
+	a.Collector.Progress = st.Update
+	resp, err := a.Once(ctx)
+	a.Collector.Progress = nil
+	if err != nil {
+		st.End("failed")
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("check-in of this host with the changelogs' CVEs: %w", err)
+	}
+	if err := r.srv.FlushCheckins(ctx); err != nil {
+		return err
+	}
+	v, err := e.hostUpdates(ctx, r, hostID)
+	if err != nil {
+		return err
+	}
+	outcome := fmt.Sprintf("%d of %d updates name CVEs in their changelogs", v.withCVEs, v.total)
+	if n, why := a.Unread(); n > 0 {
+		outcome += fmt.Sprintf("; %d changelogs could not be read, their updates are listed without CVEs (first: %s)", n, why)
+	}
+	st.End(outcome)
+	fmt.Fprintf(e.stdout, "this host: updates checked in again with their CVEs; %d open findings (%s hosts show %s)\n", resp.Open, pb, hostID)
+	return nil
+}
+
+type updatesView struct{ total, withCVEs int }
+
+// hostUpdates counts the host's updates as the server has them.
+func (e *env) hostUpdates(ctx context.Context, r *running, hostID string) (updatesView, error) {
+	var v updatesView
+	ups, err := r.db.Fleet.Updates(ctx, hostID)
+	if err != nil {
+		return v, fmt.Errorf("updates of %s: %w", hostID, err)
+	}
+	for _, u := range ups {
+		v.total++
+		if len(u.CVEs) > 0 {
+			v.withCVEs++
+		}
+	}
+	return v, nil
+}
+
+// patchbayCommand is how to run patchbay again as this process was run:
+// `go run ./cmd/patchbay` when the binary is go run's (in the go-build
+// cache), the bare name when PATH finds this very binary, else its path.
+func patchbayCommand(arg0 string) string {
+	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
+		return "go run ./cmd/patchbay"
+	}
+	if !strings.Contains(arg0, "/") {
+		return arg0
+	}
+	abs, err := filepath.Abs(arg0)
+	if err != nil {
+		return arg0
+	}
+	if p, err := exec.LookPath(filepath.Base(arg0)); err == nil {
+		if pa, err := filepath.Abs(p); err == nil && pa == abs {
+			return filepath.Base(arg0)
+		}
+	}
+	return abs
+}
+
+// newProgress reports long work on stderr: redrawn on a terminal, one
+// line per stage start and end otherwise.
+func newProgress(e *env) *progress.Reporter {
+	return progress.New(e.stderr, e.isTerminal(e.stderr))
 }
 
 // fleetSummary prints hosts, findings by priority and the top patches.

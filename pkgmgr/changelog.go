@@ -32,9 +32,21 @@ import (
 // version. The candidate .deb is downloaded (from the URL apt gives, its
 // SHA-256 checked) and its changelog.Debian.gz read; the parsed changelog
 // is cached by (package, version) under CacheDir, so each is fetched once.
+//
+// Downloading needs the network: the archive apt's sources name
+// (deb.debian.org on a stock Debian). Offline, the updates are still
+// listed, with their CVEs empty and the reason in Update.Problem.
 type Changelogs struct {
 	CacheDir string
 	Client   *http.Client
+	// CachedOnly reads the cache and downloads nothing: an update whose
+	// changelog is not cached yet has empty CVEs and Pending set.
+	CachedOnly bool
+	// Concurrency bounds the downloads at once; 0 means 4.
+	Concurrency int
+	// Progress, when set, is called with 0 of the total changelogs to
+	// download before the first, and after each one, read or failed.
+	Progress func(done, total int)
 }
 
 // ChangelogEntry is one entry of a Debian changelog.
@@ -45,8 +57,9 @@ type ChangelogEntry struct {
 
 // fill sets the CVEs of every update. Binaries built from one source
 // version share its changelog, so each (source, candidate) is read once,
-// from the smallest of its .debs that has the changelog. A changelog that
-// cannot be read leaves the updates' CVEs empty with the reason in Problem.
+// from the smallest of its .debs that has the changelog; up to Concurrency
+// are downloaded at once. A changelog that cannot be read leaves the
+// updates' CVEs empty with the reason in Problem.
 func (c *Changelogs) fill(ctx context.Context, a *Apt, ups []Update) error {
 	groups := map[string][]int{}
 	var order []string
@@ -57,20 +70,99 @@ func (c *Changelogs) fill(ctx context.Context, a *Apt, ups []Update) error {
 		}
 		groups[k] = append(groups[k], i)
 	}
+	set := func(idx []int, entries []ChangelogEntry) {
+		for _, i := range idx {
+			ups[i].CVEs = entriesCVEs(entries, ups[i])
+		}
+	}
+	var todo []string
 	for _, k := range order {
 		idx := groups[k]
-		entries, err := c.sourceEntries(ctx, a, ups, idx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if es, ok := c.cached(ups[idx[0]]); ok {
+			set(idx, es)
+			continue
+		}
+		if c.CachedOnly {
 			for _, i := range idx {
-				ups[i].Problem = "CVEs unknown: " + err.Error()
+				ups[i].Pending = true
 			}
 			continue
 		}
-		for _, i := range idx {
-			ups[i].CVEs = entriesCVEs(entries, ups[i])
+		todo = append(todo, k)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	n := c.Concurrency
+	if n <= 0 {
+		n = 4
+	}
+	// One apt-get --print-uris for every .deb to read; should apt refuse
+	// the batch (one version gone from the lists), each group asks alone.
+	var targets []Target
+	for _, k := range todo {
+		for _, i := range groups[k] {
+			targets = append(targets, Target{ups[i].Name, ups[i].Candidate})
+		}
+	}
+	var uris map[string]debFile
+	if debs, err := a.debURIs(ctx, targets); err == nil {
+		uris = map[string]debFile{}
+		for _, d := range debs {
+			uris[d.name] = d
+		}
+	} else if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	type result struct {
+		k       string
+		entries []ChangelogEntry
+		err     error
+	}
+	jobs := make(chan string)
+	// Buffered for every result: a worker never waits on the collector,
+	// which may have returned on ctx.
+	results := make(chan result, len(todo))
+	for w := 0; w < min(n, len(todo)); w++ {
+		go func() {
+			for k := range jobs {
+				es, err := c.sourceEntries(ctx, a, ups, groups[k], uris)
+				results <- result{k, es, err}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for _, k := range todo {
+			select {
+			case jobs <- k:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if c.Progress != nil {
+		c.Progress(0, len(todo))
+	}
+	for done := 1; done <= len(todo); done++ {
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, i := range groups[r.k] {
+				ups[i].Problem = "CVEs unknown: " + r.err.Error()
+			}
+		} else {
+			set(groups[r.k], r.entries)
+		}
+		if c.Progress != nil {
+			c.Progress(done, len(todo))
 		}
 	}
 	return nil
@@ -104,23 +196,27 @@ func entriesCVEs(entries []ChangelogEntry, u Update) []string {
 	return out
 }
 
-// sourceEntries reads the changelog of a group of binaries of one source.
-func (c *Changelogs) sourceEntries(ctx context.Context, a *Apt, ups []Update, idx []int) ([]ChangelogEntry, error) {
-	first := ups[idx[0]]
-	cache := filepath.Join(c.CacheDir, "changelog", safeName(first.SourceName+"_"+first.Candidate)+".json")
-	if b, err := os.ReadFile(cache); err == nil {
-		var es []ChangelogEntry
-		if json.Unmarshal(b, &es) == nil {
-			return es, nil
-		}
+// sourceEntries reads the changelog of a group of binaries of one source,
+// from the .debs uris names (by package), or apt's answer for the group
+// when uris lacks one.
+func (c *Changelogs) sourceEntries(ctx context.Context, a *Apt, ups []Update, idx []int, uris map[string]debFile) ([]ChangelogEntry, error) {
+	if es, ok := c.cached(ups[idx[0]]); ok {
+		return es, nil
 	}
+	cache := c.cachePath(ups[idx[0]])
 	var targets []Target
+	var debs []debFile
 	for _, i := range idx {
 		targets = append(targets, Target{ups[i].Name, ups[i].Candidate})
+		if d, ok := uris[ups[i].Name]; ok {
+			debs = append(debs, d)
+		}
 	}
-	debs, err := a.debURIs(ctx, targets)
-	if err != nil {
-		return nil, err
+	if len(debs) != len(idx) {
+		var err error
+		if debs, err = a.debURIs(ctx, targets); err != nil {
+			return nil, err
+		}
 	}
 	sort.SliceStable(debs, func(i, j int) bool { return debs[i].size < debs[j].size })
 	var lastErr error
@@ -138,16 +234,33 @@ func (c *Changelogs) sourceEntries(ctx context.Context, a *Apt, ups []Update, id
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path.Base(d.url), err)
 		}
-		if err := os.MkdirAll(filepath.Dir(cache), 0o750); err == nil {
+		if err := os.MkdirAll(filepath.Dir(cache), 0o700); err == nil {
 			b, _ := json.Marshal(es)
 			tmp := cache + ".tmp"
-			if os.WriteFile(tmp, b, 0o640) == nil {
+			if os.WriteFile(tmp, b, 0o600) == nil {
 				os.Rename(tmp, cache)
 			}
 		}
 		return es, nil
 	}
 	return nil, lastErr
+}
+
+func (c *Changelogs) cachePath(u Update) string {
+	return filepath.Join(c.CacheDir, "changelog", safeName(u.SourceName+"_"+u.Candidate)+".json")
+}
+
+// cached returns the cached changelog of u's source at its candidate.
+func (c *Changelogs) cached(u Update) ([]ChangelogEntry, bool) {
+	b, err := os.ReadFile(c.cachePath(u))
+	if err != nil {
+		return nil, false
+	}
+	var es []ChangelogEntry
+	if json.Unmarshal(b, &es) != nil {
+		return nil, false
+	}
+	return es, true
 }
 
 func safeName(s string) string {

@@ -40,6 +40,9 @@ type Update struct {
 	Held bool `json:"held"`
 	// Problem says why CVEs could not be read, when they could not.
 	Problem string `json:"problem,omitempty"`
+	// Pending is set when the CVEs were not read yet: the changelog is
+	// not cached and Changelogs.CachedOnly asked for no download.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Advisory is a package manager advisory (dnf updateinfo).

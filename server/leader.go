@@ -107,7 +107,11 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	defer stepT.Stop()
 	rfence := rollout.Fence{Lease: LeaseName, Term: term}
 	if s.feedSource().enabled() {
-		s.refreshLogged(ctx, fence)
+		// Not again when this process has just refreshed (quickstart does
+		// before its first summary).
+		if _, _, err := s.RefreshFeedsIfStale(ctx, fence); err != nil && ctx.Err() == nil {
+			s.log.Warn("feed refresh", "err", err)
+		}
 	} else {
 		// Exploitation data may have been imported by `feeds import`.
 		s.reassessLogged(ctx)
@@ -187,6 +191,25 @@ type RefreshResult struct {
 // the hosts with software the changed advisories name. Its writes are
 // fenced by the lease term (zero: not fenced).
 func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshResult, error) {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	return s.refreshFeeds(ctx, fence)
+}
+
+// RefreshFeedsIfStale refreshes the feeds unless this process refreshed
+// them successfully less than SyncInterval ago; then it returns that
+// refresh's result and false. Two callers at once refresh once.
+func (s *Server) RefreshFeedsIfStale(ctx context.Context, fence fleet.Fence) (RefreshResult, bool, error) {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if !s.refreshed.IsZero() && time.Since(s.refreshed) < s.cfg.SyncInterval {
+		return s.refreshResult, false, nil
+	}
+	r, err := s.refreshFeeds(ctx, fence)
+	return r, true, err
+}
+
+func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshResult, error) {
 	start := time.Now()
 	var r RefreshResult
 	im := &feeds.Importer{Store: s.db, Now: s.cfg.Now}
@@ -234,6 +257,9 @@ func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshRe
 			return r, aerr
 		}
 	}
+	if err == nil {
+		s.refreshed, s.refreshResult = time.Now(), r
+	}
 	s.log.Info("feeds refreshed", "added", r.Summary.Added, "updated", r.Summary.Updated, "removed", r.Summary.Removed,
 		"changed_keys", len(r.Summary.Changed), "rematched_hosts", rr.Hosts, "opened", rr.Opened, "closed", rr.Closed, "took", r.Took)
 	return r, err
@@ -275,7 +301,7 @@ func (s *Server) Checkpoint(ctx context.Context) (audit.Checkpoint, error) {
 		return cp, err
 	}
 	if d := s.cfg.CheckpointDir; d != "" {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return cp, err
 		}
 		tmp := filepath.Join(d, ".audit-checkpoint.json.tmp")

@@ -108,9 +108,14 @@ type Server struct {
 	ready   chan struct{}
 	readyMu sync.Once
 	feedsMu sync.Mutex
-	term    atomic.Int64 // the lease term while leading, else 0
-	index   *advisoryCache
-	pol     policyCache
+	// refreshMu serializes this process's feed refreshes; refreshed is
+	// when the last one succeeded, with its result.
+	refreshMu     sync.Mutex
+	refreshed     time.Time
+	refreshResult RefreshResult
+	term          atomic.Int64 // the lease term while leading, else 0
+	index         *advisoryCache
+	pol           policyCache
 	// fleetWide admits one fleet-wide re-decision at a time.
 	fleetWide chan struct{}
 	jobKeyMu  sync.Mutex
