@@ -3,11 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/store"
 
 	"github.com/patchbay/patchbay/auth"
@@ -77,6 +77,7 @@ func newAdminCmd(e *env) *cobra.Command {
 		return nil
 	}
 
+	var wide bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
@@ -86,8 +87,8 @@ func newAdminCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tKIND\tROLE\tNAME\tCREATED\tEXPIRES\tUSES LEFT\tSTATE")
+				tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "KIND"}, table.Column{Name: "ROLE"}, table.Column{Name: "NAME", Shrink: 2, Min: 10},
+					table.Column{Name: "CREATED"}, table.Column{Name: "EXPIRES"}, right("USES LEFT"), table.Column{Name: "STATE", Shrink: 1, Min: 10})
 				now := time.Now()
 				for _, t := range ts {
 					exp, left, state := "never", "-", "active"
@@ -103,9 +104,9 @@ func newAdminCmd(e *env) *cobra.Command {
 					if err := t.Check(now); err != nil {
 						state = err.Error()
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.Role, t.Name, t.Created.Format(time.RFC3339), exp, left, state)
+					tb.Row(t.ID, string(t.Kind), string(t.Role), t.Name, t.Created.Format(time.RFC3339), exp, left, state)
 				}
-				return tw.Flush()
+				return e.writeTable(tb, wide)
 			})
 		},
 	}
@@ -124,6 +125,7 @@ func newAdminCmd(e *env) *cobra.Command {
 			})
 		},
 	}
+	wideFlag(list.Flags(), &wide)
 	token.AddCommand(create, list, revoke)
 	admin.AddCommand(token)
 	return admin

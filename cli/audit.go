@@ -143,10 +143,13 @@ func newAuditCmd(e *env) *cobra.Command {
 	}
 	checkpoint.Flags().StringVar(&out, "out", "", "where to write the checkpoint")
 
-	var exportTo string
+	var exportTo, exportFormat string
 	export := &cobra.Command{
-		Use:   "export [-o FILE]",
+		Use:   "export [--output-file FILE]",
 		Short: "Write the audit log as JSON Lines",
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			return checkOutput(exportFormat, []string{"jsonl"})
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				es, err := db.Audit.Entries(ctx)
@@ -173,7 +176,8 @@ func newAuditCmd(e *env) *cobra.Command {
 			})
 		},
 	}
-	export.Flags().StringVarP(&exportTo, "output", "o", "", "file to write (default standard output)")
+	export.Flags().StringVar(&exportTo, "output-file", "", "file to write (default standard output)")
+	outputFlag(export.Flags(), &exportFormat, []string{"jsonl"})
 	cmd.AddCommand(verify, checkpoint, export)
 	return cmd
 }

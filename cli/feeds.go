@@ -2,17 +2,17 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/store"
 )
@@ -192,10 +192,14 @@ func progressLine(source string, done, total int64) string {
 
 func newFeedsStatusCmd(e *env) *cobra.Command {
 	var output string
+	var wide bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each feed source and ecosystem: record counts and age",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, dataFormats); err != nil {
+				return err
+			}
 			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				srcs, err := db.Sources(ctx)
 				if err != nil {
@@ -205,38 +209,38 @@ func newFeedsStatusCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if output == "json" {
-					enc := json.NewEncoder(e.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(map[string]any{"sources": srcs, "ecosystems": counts})
+				if output != "table" {
+					return printData(e.stdout, output, map[string]any{"sources": srcs, "ecosystems": counts})
 				}
 				if len(srcs) == 0 {
 					fmt.Fprintln(e.stdout, "no feeds imported; run `patchbay feeds sync` or `patchbay feeds import PATH`")
 					return nil
 				}
 				now := time.Now()
-				tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "SOURCE\tRECORDS\tIMPORTED\tDATA AS OF\tFROM")
+				tb := table.New(table.Column{Name: "SOURCE"}, right("RECORDS"), table.Column{Name: "IMPORTED"}, table.Column{Name: "DATA AS OF"},
+					table.Column{Name: "FROM", Shrink: 1, Min: 16, CutLeft: true})
 				for _, s := range srcs {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", s.Source, s.Records, age(now, s.ImportedAt), age(now, s.DataTime), s.Origin)
+					tb.Row(s.Source, strconv.Itoa(s.Records), age(now, s.ImportedAt), age(now, s.DataTime), s.Origin)
 				}
-				tw.Flush()
+				if err := e.writeTable(tb, wide); err != nil {
+					return err
+				}
 				ecos := make([]string, 0, len(counts))
 				for k := range counts {
 					ecos = append(ecos, k)
 				}
 				sort.Strings(ecos)
 				fmt.Fprintln(e.stdout)
-				tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "ECOSYSTEM\tADVISORIES")
+				tb = table.New(table.Column{Name: "ECOSYSTEM"}, right("ADVISORIES"))
 				for _, k := range ecos {
-					fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
+					tb.Row(k, strconv.Itoa(counts[k]))
 				}
-				return tw.Flush()
+				return e.writeTable(tb, wide)
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(cmd.Flags(), &output, dataFormats)
+	wideFlag(cmd.Flags(), &wide)
 	return cmd
 }
 

@@ -27,6 +27,9 @@ type Column struct {
 	Shrink int
 	// Right aligns the column to the right (counts).
 	Right bool
+	// CutLeft cuts the column's cells at their start ("…/pkg/go.mod"):
+	// for paths, whose end says most.
+	CutLeft bool
 }
 
 // gap is the space between two columns.
@@ -115,6 +118,9 @@ func (t *Table) Write(w io.Writer, width int) error {
 				b.WriteString(strings.Repeat(" ", gap))
 			}
 			s := Truncate(cells[i], ws[i])
+			if t.cols[i].CutLeft {
+				s = TruncateLeft(cells[i], ws[i])
+			}
 			pad := strings.Repeat(" ", ws[i]-Width(s))
 			switch {
 			case t.cols[i].Right:
@@ -210,6 +216,25 @@ func Truncate(s string, w int) string {
 		b.WriteString("\x1b[0m")
 	}
 	return b.String()
+}
+
+// TruncateLeft cuts s to at most w display columns from the left,
+// starting with an ellipsis when it cut anything. Escape sequences are
+// dropped from a cut cell.
+func TruncateLeft(s string, w int) string {
+	if Width(s) <= w {
+		return s
+	}
+	if w <= 0 {
+		return ""
+	}
+	rs := []rune(Strip(s))
+	used, i := 0, len(rs)
+	for i > 0 && used+runewidth.RuneWidth(rs[i-1]) <= w-1 {
+		i--
+		used += runewidth.RuneWidth(rs[i])
+	}
+	return ellipsis + string(rs[i:])
 }
 
 // Limit is how many of n rows a list with --limit limit shows (0: all).

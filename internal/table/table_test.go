@@ -42,6 +42,15 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
+func TestTruncateLeft(t *testing.T) {
+	if got := TruncateLeft("etcd/client/pkg/go.mod", 12); got != "…/pkg/go.mod" {
+		t.Errorf("TruncateLeft = %q", got)
+	}
+	if got := TruncateLeft("go.mod", 12); got != "go.mod" {
+		t.Errorf("TruncateLeft = %q", got)
+	}
+}
+
 // TestColumnsAlignWithColour: a coloured cell pads to its display width,
 // so the columns after it start where their headers do.
 func TestColumnsAlignWithColour(t *testing.T) {
