@@ -305,9 +305,9 @@ func newFindingsCmd(e *env) *cobra.Command {
 			if o.data() {
 				return printData(e.stdout, o.output, fleet.FindingPage{Findings: rows, Next: next})
 			}
-			tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "PRIORITY"}, table.Column{Name: "STATE", Shrink: 1, Min: 7}, table.Column{Name: "VULNERABILITY"},
-				table.Column{Name: "PACKAGE", Shrink: 3, Min: 12}, table.Column{Name: "VERSION", Shrink: 4, Min: 10}, table.Column{Name: "FIXED", Shrink: 5, Min: 10},
-				table.Column{Name: "HOST", Shrink: 2, Min: 10}, table.Column{Name: "FIRST SEEN"}, table.Column{Name: "DUE"})
+			tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "PRIORITY"}, table.Column{Name: "STATE", Shrink: 1, Min: 5}, table.Column{Name: "VULNERABILITY"},
+				table.Column{Name: "PACKAGE", Shrink: 3, Min: 8}, table.Column{Name: "VERSION", Shrink: 4, Min: 8}, table.Column{Name: "FIXED", Shrink: 5, Min: 8},
+				table.Column{Name: "HOST", Shrink: 2, Min: 8}, table.Column{Name: "FIRST SEEN"}, table.Column{Name: "DUE"})
 			now := time.Now()
 			for _, f := range rows {
 				fixed := f.Fixed
