@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/internal/debroot"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
@@ -422,6 +424,59 @@ func TestOutputFlags(t *testing.T) {
 	} else if _, err := os.Stat(export); err != nil {
 		t.Errorf("audit export --output-file: %v", err)
 	}
+}
+
+// TestScanTableFileColumn: a directory of two lockfiles that both pin
+// werkzeug (at different versions): the table says which file each row
+// is from, the colour-free table fits a given width with the files' ends
+// kept, and the JSON report has no zero time.
+func TestScanTableFileColumn(t *testing.T) {
+	dir := withFeeds(t)
+	corpus := sharedtest.Dir(t, "corpus/lockfiles")
+	app := t.TempDir()
+	for _, f := range []string{"flask/requirements/tests-pallets-min.txt", "pipenv/Pipfile.lock"} {
+		b, err := os.ReadFile(filepath.Join(corpus, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(app, f)), 0o755)
+		if err := os.WriteFile(filepath.Join(app, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := run(t, dir, "scan", app)
+	if code != 0 {
+		t.Fatalf("scan: %d %s", code, errs)
+	}
+	lines := strings.Split(out, "\n")
+	header := strings.Fields(lines[0])
+	if !slices.Contains(header, "FILE") {
+		t.Fatalf("no FILE column: %q", lines[0])
+	}
+	file := strings.Index(lines[0], "FILE")
+	rows := map[string]string{}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 2 && f[1] == "werkzeug" {
+			rows[f[3]] = strings.Fields(l[file:])[0]
+		}
+	}
+	if len(rows) != 2 || rows["2.0.0"] != filepath.Join(app, "flask/requirements/tests-pallets-min.txt") || rows["2.2.2"] != filepath.Join(app, "pipenv/Pipfile.lock") {
+		t.Errorf("werkzeug rows by installed version → file: %v\n%s", rows, out)
+	}
+	code, out, _ = runWidth(t, dir, 120, "scan", app)
+	for _, l := range strings.Split(out, "\n") {
+		if table.Width(l) > 120 {
+			t.Errorf("%d wide at 120 columns: %q", table.Width(l), l)
+		}
+	}
+	if code != 0 || !strings.Contains(out, "…/Pipfile.lock") {
+		t.Errorf("at 120 columns the file column does not keep the files' ends:\n%s", out)
+	}
+	code, out, _ = run(t, dir, "scan", "-o", "json", app)
+	if code != 0 {
+		t.Fatal(code)
+	}
+	checkNoZeroTime(t, "scan -o json", []byte(out))
 }
 
 func TestFeedsStatus(t *testing.T) {
