@@ -44,16 +44,20 @@ func Table(w io.Writer, res scan.Result, meta Meta) error {
 		}
 		cols := []table.Column{
 			{Name: "PRIORITY"},
-			{Name: "PACKAGE", Shrink: 3, Min: 12},
+			{Name: "PACKAGE", Shrink: 3, Min: 11},
 			{Name: "ECOSYSTEM", Shrink: 2, Min: 4},
 			{Name: "INSTALLED", Shrink: 4, Min: 8},
 			{Name: "FIXED", Shrink: 5, Min: 8},
 			{Name: "VULNERABILITIES", Shrink: 6, Min: 15},
-			{Name: "TOP REASON", Shrink: 8, Min: 15},
+			{Name: "TOP REASON", Shrink: 8, Min: 12},
 		}
 		withFiles := len(files) > 1
+		var under string // the directory every file is under, said once
 		if withFiles {
-			cols = append(cols[:6], table.Column{Name: "FILE", Shrink: 7, Min: 14, CutLeft: true}, cols[6])
+			cols = append(cols[:6], table.Column{Name: "FILE", Shrink: 7, Min: 20, CutLeft: true}, cols[6])
+			if under = commonDir(files); under == "/" {
+				under = ""
+			}
 		}
 		tb := table.New(cols...)
 		for _, p := range patches {
@@ -77,12 +81,19 @@ func Table(w io.Writer, res scan.Result, meta Meta) error {
 			}
 			row := []string{color(prioColor[p.Priority], p.Priority.String()), p.Package, p.Ecosystem, p.Installed, fixed, strings.Join(ids, ", ")}
 			if withFiles {
-				row = append(row, strings.Join(patchFiles(p), ", "))
+				fs := patchFiles(p)
+				for i := range fs {
+					fs[i] = strings.TrimPrefix(fs[i], under)
+				}
+				row = append(row, strings.Join(fs, ", "))
 			}
 			tb.Row(append(row, reason)...)
 		}
 		if err := tb.Write(w, meta.Width); err != nil {
 			return err
+		}
+		if under != "" {
+			fmt.Fprintf(w, "(files under %s)\n", under)
 		}
 	}
 	c := CountByPriority(res.Findings)
@@ -124,4 +135,22 @@ func patchFiles(p Patch) []string {
 		}
 	}
 	return out
+}
+
+// commonDir is the directory, ending in a slash, that every file is
+// under ("" when none is common): the table's file column leaves it out.
+func commonDir(files map[string]bool) string {
+	prefix, first := "", true
+	for f := range files {
+		d := f[:strings.LastIndex(f, "/")+1]
+		if first {
+			prefix, first = d, false
+			continue
+		}
+		for !strings.HasPrefix(d, prefix) {
+			i := strings.LastIndex(strings.TrimSuffix(prefix, "/"), "/")
+			prefix = prefix[:i+1]
+		}
+	}
+	return prefix
 }
