@@ -78,14 +78,21 @@ func newAdminCmd(e *env) *cobra.Command {
 	}
 
 	var wide bool
+	var listOutput string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(listOutput, dataFormats); err != nil {
+				return err
+			}
 			return e.withDB(cmd, func(ctx context.Context, db *store.DB) error {
 				ts, err := db.Tokens.List(ctx)
 				if err != nil {
 					return err
+				}
+				if listOutput != "table" {
+					return printData(e.stdout, listOutput, map[string]any{"tokens": ts})
 				}
 				tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "KIND"}, table.Column{Name: "ROLE"}, table.Column{Name: "NAME", Shrink: 2, Min: 10},
 					table.Column{Name: "CREATED"}, table.Column{Name: "EXPIRES"}, right("USES LEFT"), table.Column{Name: "STATE", Shrink: 1, Min: 10})
@@ -126,6 +133,7 @@ func newAdminCmd(e *env) *cobra.Command {
 		},
 	}
 	wideFlag(list.Flags(), &wide)
+	outputFlag(list.Flags(), &listOutput, dataFormats)
 	token.AddCommand(create, list, revoke)
 	admin.AddCommand(token)
 	return admin

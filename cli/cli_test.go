@@ -635,6 +635,23 @@ func TestAdminTokens(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "enrollment") || strings.Contains(out, secret) {
 		t.Errorf("list: %s", out)
 	}
+	// JSON and YAML: the operator token never expires, so says no expiry.
+	code, out, _ = run(t, dir, "admin", "token", "list", "-o", "json")
+	var tl struct {
+		Tokens []map[string]any `json:"tokens"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &tl) != nil || len(tl.Tokens) != 2 {
+		t.Fatalf("list -o json: %d %s", code, out)
+	}
+	checkNoZeroTime(t, "admin token list -o json", []byte(out))
+	for _, tk := range tl.Tokens {
+		if _, has := tk["expires"]; has != (tk["kind"] == "enrollment") {
+			t.Errorf("token %v: an expiry only on the enrollment token", tk)
+		}
+	}
+	if code, out, _ = run(t, dir, "admin", "token", "list", "-o", "yaml"); code != 0 || !strings.Contains(out, "tokens:\n  - id: ") || !strings.Contains(out, "    role: operator\n") {
+		t.Errorf("list -o yaml: %d %s", code, out)
+	}
 	id := auth.IDOf(secret)
 	if code, _, errs := run(t, dir, "admin", "token", "revoke", id); code != 0 {
 		t.Fatal(errs)
