@@ -104,7 +104,7 @@ type Report struct {
 	// CollectedAt is when the agent looked: a report kept on disk while
 	// the server was unreachable is applied at this time (never later
 	// than its arrival, never earlier than the host's last report).
-	CollectedAt   time.Time            `json:"collected_at"`
+	CollectedAt   time.Time            `json:"collected_at,omitzero"`
 	Facts         fleet.Facts          `json:"facts"`
 	InventoryHash string               `json:"inventory_hash"`
 	Inventory     *[]inventory.Package `json:"inventory,omitempty"`

@@ -68,7 +68,7 @@ type Token struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	// Expires is zero for tokens that do not expire.
-	Expires time.Time `json:"expires,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
 	// UsesLeft counts the remaining enrollments; -1 for unlimited.
 	UsesLeft int  `json:"uses_left"`
 	Revoked  bool `json:"revoked"`

@@ -132,7 +132,7 @@ func run(shared string, runs, sbomSize int, keep bool, extra []string) error {
 		var walls []time.Duration
 		for i := 0; i < runs; i++ {
 			start := time.Now()
-			rss, out, err := measure(bin, append([]string{"--data-dir", data, "scan", "--format", "json", "-o", filepath.Join(work, "out.json")}, t.args...)...)
+			rss, out, err := measure(bin, append([]string{"--data-dir", data, "scan", "-o", "json", "--output-file", filepath.Join(work, "out.json")}, t.args...)...)
 			if err != nil {
 				return fmt.Errorf("scan %s: %w\n%s", t.name, err, out)
 			}

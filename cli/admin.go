@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/store"
 )
@@ -95,10 +95,15 @@ local database must exist (a server has run on it); nothing is created.`,
 		return nil
 	}
 
+	var wide bool
+	var listOutput string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(listOutput, dataFormats); err != nil {
+				return err
+			}
 			tg, err := e.open(cmd, &m)
 			if err != nil {
 				return err
@@ -116,8 +121,11 @@ local database must exist (a server has run on it); nothing is created.`,
 			} else if ts, err = tg.db.Tokens.List(cmd.Context()); err != nil {
 				return fmt.Errorf("list tokens: %w", err)
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tKIND\tROLE\tNAME\tCREATED\tEXPIRES\tUSES LEFT\tSTATE")
+			if listOutput != "table" {
+				return printData(e.stdout, listOutput, map[string]any{"tokens": ts})
+			}
+			tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "KIND"}, table.Column{Name: "ROLE"}, table.Column{Name: "NAME", Shrink: 2, Min: 10},
+				table.Column{Name: "CREATED"}, table.Column{Name: "EXPIRES"}, right("USES LEFT"), table.Column{Name: "STATE", Shrink: 1, Min: 10})
 			now := time.Now()
 			for _, t := range ts {
 				exp, left, state := "never", "-", "active"
@@ -133,9 +141,9 @@ local database must exist (a server has run on it); nothing is created.`,
 				if err := t.Check(now); err != nil {
 					state = err.Error()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.Role, t.Name, t.Created.Format(time.RFC3339), exp, left, state)
+				tb.Row(t.ID, string(t.Kind), string(t.Role), t.Name, t.Created.Format(time.RFC3339), exp, left, state)
 			}
-			return tw.Flush()
+			return e.writeTable(tb, wide)
 		},
 	}
 
@@ -166,6 +174,8 @@ local database must exist (a server has run on it); nothing is created.`,
 			return nil
 		},
 	}
+	wideFlag(list.Flags(), &wide)
+	outputFlag(list.Flags(), &listOutput, dataFormats)
 	token.AddCommand(create, list, revoke)
 	admin.AddCommand(token)
 	return admin

@@ -243,10 +243,13 @@ word, and --checkpoint files are checked against the server's signing key
 	}
 	checkpoint.Flags().StringVar(&out, "out", "", "where to write the checkpoint")
 
-	var exportTo string
+	var exportTo, exportFormat string
 	export := &cobra.Command{
-		Use:   "export [-o FILE]",
+		Use:   "export [--output-file FILE]",
 		Short: "Write the audit log as JSON Lines",
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			return checkOutput(exportFormat, []string{"jsonl"})
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tg, err := e.open(cmd, &m)
 			if err != nil {
@@ -285,7 +288,8 @@ word, and --checkpoint files are checked against the server's signing key
 			return nil
 		},
 	}
-	export.Flags().StringVarP(&exportTo, "output", "o", "", "file to write (default standard output)")
+	export.Flags().StringVar(&exportTo, "output-file", "", "file to write (default standard output)")
+	outputFlag(export.Flags(), &exportFormat, []string{"jsonl"})
 	cmd.AddCommand(verify, checkpoint, export)
 	return cmd
 }

@@ -49,12 +49,20 @@ type env struct {
 	dataDirNamed bool
 	log          *slog.Logger
 	isTerminal   func(w io.Writer) bool
+	// termWidth is the width of the terminal w is, or 0 when it is none:
+	// tables are fitted to it.
+	termWidth func(w io.Writer) int
 }
 
 // Run runs patchbay with args (without the program name) and returns the
 // exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, isTerminal: isTerminal}
+	return (&env{stdout: stdout, stderr: stderr, isTerminal: isTerminal, termWidth: terminalWidth}).run(ctx, args)
+}
+
+// run runs patchbay with args in e (tests give it their own terminal).
+func (e *env) run(ctx context.Context, args []string) int {
+	stdout, stderr := e.stdout, e.stderr
 	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	root := newRoot(e)
 	root.SetArgs(args)
@@ -214,12 +222,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// plural is "1 host", "2 hosts".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/internal/debroot"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
@@ -83,7 +85,7 @@ func TestMain(m *testing.M) {
 
 func scanJSON(t *testing.T, dataDir string, args ...string) report.Document {
 	t.Helper()
-	code, out, errs := run(t, dataDir, append([]string{"scan", "--format", "json"}, args...)...)
+	code, out, errs := run(t, dataDir, append([]string{"scan", "-o", "json"}, args...)...)
 	if code != 0 {
 		t.Fatalf("scan exit %d: %s", code, errs)
 	}
@@ -194,7 +196,7 @@ func TestScanExitCodes(t *testing.T) {
 		{"--fail-on P2 with P2 findings", []string{"scan", "--fail-on", "P2", "testdata/app"}, 1, "findings at P2 or above"},
 		{"--fail-on P1 without P1 findings", []string{"scan", "--fail-on", "p1", "testdata/app"}, 0, ""},
 		{"bad --fail-on", []string{"scan", "--fail-on", "P7", "testdata/app"}, 2, `--fail-on: priority "P7": want P1, P2, P3 or P4`},
-		{"bad --format", []string{"scan", "--format", "xml", "testdata/app"}, 2, `--format "xml"`},
+		{"bad -o", []string{"scan", "-o", "xml", "testdata/app"}, 2, `-o "xml": want one of table, json, sarif, cyclonedx`},
 		{"nothing to scan", []string{"scan"}, 2, "nothing to scan"},
 		{"missing path", []string{"scan", "testdata/nope"}, 2, "testdata/nope"},
 		{"skips are listed, not fatal", []string{"scan", "testdata/app", "testdata/bad"}, 0, ""},
@@ -233,7 +235,7 @@ func TestScanNamesBadInputs(t *testing.T) {
 func TestScanSARIF(t *testing.T) {
 	dir := withFeeds(t)
 	out := filepath.Join(t.TempDir(), "out.sarif")
-	if code, _, errs := run(t, dir, "scan", "--format", "sarif", "-o", out, "testdata/app"); code != 0 {
+	if code, _, errs := run(t, dir, "scan", "-o", "sarif", "--output-file", out, "testdata/app"); code != 0 {
 		t.Fatal(errs)
 	}
 	data, err := os.ReadFile(out)
@@ -300,7 +302,7 @@ func TestScanSARIF(t *testing.T) {
 
 func TestScanCycloneDX(t *testing.T) {
 	dir := withFeeds(t)
-	code, out, errs := run(t, dir, "scan", "--format", "cyclonedx", "testdata/app")
+	code, out, errs := run(t, dir, "scan", "-o", "cyclonedx", "testdata/app")
 	if code != 0 {
 		t.Fatal(errs)
 	}
@@ -368,6 +370,118 @@ func TestScanTable(t *testing.T) {
 	if !strings.Contains(out, "findings (P1 0, P2 4,") {
 		t.Errorf("summary line missing: %s", out[len(out)-300:])
 	}
+}
+
+// TestOutputFlags: -o is the format everywhere and --output-file the path;
+// a path given to -o is refused with the flag it was meant for, and
+// scan's old --format goes on working with a note on standard error.
+func TestOutputFlags(t *testing.T) {
+	dir := withFeeds(t)
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "out.json")
+	code, out, errs := run(t, dir, "scan", "-o", "json", "--output-file", file, "testdata/app")
+	var doc report.Document
+	if b, err := os.ReadFile(file); code != 0 || out != "" || err != nil || json.Unmarshal(b, &doc) != nil || len(doc.Findings) == 0 {
+		t.Fatalf("--output-file: %d %q %s %v", code, out, errs, err)
+	}
+	// -o with a path: refused, nothing written.
+	path := filepath.Join(tmp, "report.sarif")
+	for _, args := range [][]string{
+		{"scan", "-o", path, "testdata/app"},
+		{"hosts", "list", "-o", path},
+		{"feeds", "status", "-o", path},
+		{"patches", "-o", path, "testdata/app"},
+		{"audit", "export", "-o", path},
+	} {
+		code, out, errs := run(t, dir, args...)
+		if want := "-o is the format"; code != ExitError || out != "" || !strings.Contains(errs, want) || !strings.Contains(errs, "did you mean --output-file "+path+"?") {
+			t.Errorf("%v: %d %q %q", args, code, out, errs)
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Fatalf("%v wrote %s", args, path)
+		}
+	}
+	if code, _, errs := run(t, dir, "hosts", "list", "-o", "xml"); code != ExitError || !strings.Contains(errs, `-o "xml": want one of table, json, yaml`) {
+		t.Errorf("-o xml: %d %s", code, errs)
+	}
+	// --format, deprecated: the report on standard output, a note beside it.
+	code, out, errs = run(t, dir, "scan", "--format", "json", "testdata/app")
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || !strings.Contains(errs, "Flag --format has been deprecated, use -o/--output") {
+		t.Errorf("--format json: %d %.100q %s", code, out, errs)
+	}
+	// --format with -o FILE, as pipelines wrote it: the file, and a note.
+	code, out, errs = run(t, dir, "scan", "--format", "sarif", "-o", path, "testdata/app")
+	if b, err := os.ReadFile(path); code != 0 || out != "" || err != nil || !strings.Contains(string(b), `"version": "2.1.0"`) ||
+		!strings.Contains(errs, "-o FILE with --format is deprecated: write -o sarif --output-file "+path) {
+		t.Errorf("--format sarif -o FILE: %d %q %s %v", code, out, errs, err)
+	}
+	// --format beside -o json: once a file named json, now refused.
+	code, _, errs = run(t, dir, "scan", "--format", "sarif", "-o", "json", "testdata/app")
+	if code != ExitError || !strings.Contains(errs, "--format sarif with -o json: -o is the format now") {
+		t.Errorf("--format sarif -o json: %d %s", code, errs)
+	}
+	// audit export: --output-file.
+	export := filepath.Join(tmp, "audit.jsonl")
+	if code, out, errs := run(t, dir, "audit", "export", "--output-file", export); code != 0 || out != "" {
+		t.Errorf("audit export --output-file: %d %q %s", code, out, errs)
+	} else if _, err := os.Stat(export); err != nil {
+		t.Errorf("audit export --output-file: %v", err)
+	}
+}
+
+// TestScanTableFileColumn: a directory of two lockfiles that both pin
+// werkzeug (at different versions): the table says which file each row
+// is from, the colour-free table fits a given width with the files' ends
+// kept, and the JSON report has no zero time.
+func TestScanTableFileColumn(t *testing.T) {
+	dir := withFeeds(t)
+	corpus := sharedtest.Dir(t, "corpus/lockfiles")
+	app := t.TempDir()
+	for _, f := range []string{"flask/requirements/tests-pallets-min.txt", "pipenv/Pipfile.lock"} {
+		b, err := os.ReadFile(filepath.Join(corpus, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(app, f)), 0o755)
+		if err := os.WriteFile(filepath.Join(app, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := run(t, dir, "scan", app)
+	if code != 0 {
+		t.Fatalf("scan: %d %s", code, errs)
+	}
+	lines := strings.Split(out, "\n")
+	header := strings.Fields(lines[0])
+	if !slices.Contains(header, "FILE") {
+		t.Fatalf("no FILE column: %q", lines[0])
+	}
+	file := strings.Index(lines[0], "FILE")
+	rows := map[string]string{}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 2 && f[1] == "werkzeug" {
+			rows[f[3]] = strings.Fields(l[file:])[0]
+		}
+	}
+	// The directory both are under is said once, below the table.
+	if len(rows) != 2 || rows["2.0.0"] != "flask/requirements/tests-pallets-min.txt" || rows["2.2.2"] != "pipenv/Pipfile.lock" ||
+		!strings.Contains(out, "\n(files under "+app+"/)\n") {
+		t.Errorf("werkzeug rows by installed version → file: %v\n%s", rows, out)
+	}
+	code, out, _ = runWidth(t, dir, 100, "scan", app)
+	for _, l := range strings.Split(out, "\n") {
+		if table.Width(l) > 100 {
+			t.Errorf("%d wide at 100 columns: %q", table.Width(l), l)
+		}
+	}
+	if code != 0 || !strings.Contains(out, "  …sts-pallets-min.txt  ") {
+		t.Errorf("at 100 columns the file column does not keep the files' ends:\n%s", out)
+	}
+	code, out, _ = run(t, dir, "scan", "-o", "json", app)
+	if code != 0 {
+		t.Fatal(code)
+	}
+	checkNoZeroTime(t, "scan -o json", []byte(out))
 }
 
 func TestFeedsStatus(t *testing.T) {
@@ -547,6 +661,23 @@ func TestAdminTokens(t *testing.T) {
 	code, out, _ := run(t, dir, "admin", "token", "list")
 	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "enrollment") || strings.Contains(out, secret) {
 		t.Errorf("list: %s", out)
+	}
+	// JSON and YAML: the operator token never expires, so says no expiry.
+	code, out, _ = run(t, dir, "admin", "token", "list", "-o", "json")
+	var tl struct {
+		Tokens []map[string]any `json:"tokens"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &tl) != nil || len(tl.Tokens) != 2 {
+		t.Fatalf("list -o json: %d %s", code, out)
+	}
+	checkNoZeroTime(t, "admin token list -o json", []byte(out))
+	for _, tk := range tl.Tokens {
+		if _, has := tk["expires"]; has != (tk["kind"] == "enrollment") {
+			t.Errorf("token %v: an expiry only on the enrollment token", tk)
+		}
+	}
+	if code, out, _ = run(t, dir, "admin", "token", "list", "-o", "yaml"); code != 0 || !strings.Contains(out, "tokens:\n  - id: ") || !strings.Contains(out, "    role: operator\n") {
+		t.Errorf("list -o yaml: %d %s", code, out)
 	}
 	id := auth.IDOf(secret)
 	if code, _, errs := run(t, dir, "admin", "token", "revoke", id); code != 0 {

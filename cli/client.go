@@ -1,21 +1,20 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/table"
 )
 
 // clientOpts are the flags of the commands that talk to the server's API:
@@ -23,40 +22,55 @@ import (
 type clientOpts struct {
 	clientConfig
 	output string
+	wide   bool
 }
 
 func (o *clientOpts) flags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	o.bind(f, clientFlags{trust: true})
-	f.StringVarP(&o.output, "output", "o", "table", "table or json")
+	outputFlag(f, &o.output, dataFormats)
+	wideFlag(f, &o.wide)
 }
 
 func (o *clientOpts) client() (*api.Client, error) {
-	if err := o.check(); err != nil {
+	if err := checkOutput(o.output, dataFormats); err != nil {
 		return nil, err
 	}
-	if o.output != "table" && o.output != "json" {
-		return nil, fmt.Errorf("-o %q: want table or json", o.output)
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	return o.apiClient()
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+// data is whether -o asks for data (json, yaml) rather than a table.
+func (o *clientOpts) data() bool { return o.output != "table" }
 
+// ago is how long ago t was, for a table cell: "3h ago", or "never".
 func ago(now, t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return age(now, t) + " ago"
+	s := age(now, t)
+	if i := strings.Index(s, " ("); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }
 
-func counts(open map[string]int) string {
-	return fmt.Sprintf("%d\t%d\t%d\t%d", open["P1"], open["P2"], open["P3"], open["P4"])
+// dateOnly is t's date, or "" when there is none.
+func dateOnly(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.DateOnly)
 }
+
+func counts(open map[string]int) []string {
+	return []string{strconv.Itoa(open["P1"]), strconv.Itoa(open["P2"]), strconv.Itoa(open["P3"]), strconv.Itoa(open["P4"])}
+}
+
+// right is a count column.
+func right(name string) table.Column { return table.Column{Name: name, Right: true} }
 
 func labelString(m map[string]string) string {
 	keys := make([]string, 0, len(m))
@@ -81,7 +95,7 @@ func newHostsCmd(e *env) *cobra.Command {
 	var labels []string
 	var osName, priority string
 	var stale time.Duration
-	var minOpen int
+	var minOpen, listLimit, showLimit int
 	var clones bool
 	list := &cobra.Command{
 		Use:   "list",
@@ -114,13 +128,15 @@ func newHostsCmd(e *env) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/hosts?"+q.Encode(), nil, &hl); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, hl)
+			if o.data() {
+				return printData(e.stdout, o.output, hl)
 			}
 			now := time.Now()
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "HOSTNAME\tID\tOS\tLAST SEEN\tP1\tP2\tP3\tP4\tUPDATES\tREBOOT\tLABELS")
-			for _, h := range hl.Hosts {
+			tb := table.New(table.Column{Name: "HOSTNAME", Shrink: 2, Min: 12}, table.Column{Name: "ID"}, table.Column{Name: "OS", Shrink: 3, Min: 6},
+				table.Column{Name: "LAST SEEN", Shrink: 4}, right("P1"), right("P2"), right("P3"), right("P4"), right("UPDATES"), table.Column{Name: "REBOOT"},
+				table.Column{Name: "LABELS", Shrink: 9, Min: 10})
+			n := table.Limit(len(hl.Hosts), listLimit)
+			for _, h := range hl.Hosts[:n] {
 				reboot := ""
 				if h.Facts.RebootRequired {
 					reboot = "yes"
@@ -129,10 +145,16 @@ func newHostsCmd(e *env) *cobra.Command {
 				if h.CloneOf != "" {
 					name += " (clone)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", name, h.ID, h.Ecosystem, ago(now, h.LastSeen), counts(h.Open), h.Updates, reboot, labelString(h.EffectiveLabels()))
+				tb.Row(slices.Concat([]string{name, h.ID, h.Ecosystem, ago(now, h.LastSeen)}, counts(h.Open),
+					[]string{strconv.Itoa(h.Updates), reboot, labelString(h.EffectiveLabels())})...)
 			}
-			tw.Flush()
-			fmt.Fprintf(e.stderr, "%d hosts\n", len(hl.Hosts))
+			if err := e.writeTable(tb, o.wide); err != nil {
+				return err
+			}
+			if more := table.More(len(hl.Hosts), n); more != "" {
+				fmt.Fprintln(e.stdout, more)
+			}
+			fmt.Fprintln(e.stderr, table.Plural(len(hl.Hosts), "host"))
 			return nil
 		},
 	}
@@ -143,6 +165,7 @@ func newHostsCmd(e *env) *cobra.Command {
 	lf.IntVar(&minOpen, "min-open", 0, "only hosts with at least this many open findings")
 	lf.DurationVar(&stale, "stale", 0, "only hosts not seen for this long")
 	lf.BoolVar(&clones, "clones", false, "only hosts flagged as clones")
+	limitFlag(lf, &listLimit, 0, "hosts")
 	show := &cobra.Command{
 		Use:   "show HOST",
 		Long:  "show prints one host, named by its id or its hostname (a hostname several hosts share is refused, naming their ids).",
@@ -157,8 +180,8 @@ func newHostsCmd(e *env) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/hosts/"+url.PathEscape(args[0]), nil, &d); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, d)
+			if o.data() {
+				return printData(e.stdout, o.output, d)
 			}
 			w := e.stdout
 			now := time.Now()
@@ -166,7 +189,11 @@ func newHostsCmd(e *env) *cobra.Command {
 			fmt.Fprintf(w, "  os:          %s (%s)\n", d.Facts.OSPretty, d.Ecosystem)
 			fmt.Fprintf(w, "  kernel:      %s (newest installed %s)\n", d.Facts.KernelRunning, d.Facts.KernelNewest)
 			fmt.Fprintf(w, "  reboot:      %v %s\n", d.Facts.RebootRequired, strings.Join(d.Facts.RebootReasons, "; "))
-			fmt.Fprintf(w, "  last seen:   %s; enrolled %s\n", ago(now, d.LastSeen), d.EnrolledAt.Format(time.RFC3339))
+			lastSeen := "never"
+			if !d.LastSeen.IsZero() {
+				lastSeen = age(now, d.LastSeen)
+			}
+			fmt.Fprintf(w, "  last seen:   %s; enrolled %s\n", lastSeen, d.EnrolledAt.Format(time.RFC3339))
 			fmt.Fprintf(w, "  agent:       %s\n", d.Facts.AgentVersion)
 			fmt.Fprintf(w, "  labels:      %s\n", labelString(d.EffectiveLabels()))
 			if d.CloneOf != "" {
@@ -176,31 +203,47 @@ func newHostsCmd(e *env) *cobra.Command {
 				fmt.Fprintf(w, "  problem:     %s\n", d.Facts.Problem)
 			}
 			fmt.Fprintf(w, "  packages:    %d; open findings P1 %d, P2 %d, P3 %d, P4 %d\n\n", len(d.Packages), d.Open["P1"], d.Open["P2"], d.Open["P3"], d.Open["P4"])
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PRIORITY\tVULNERABILITY\tPACKAGE\tVERSION\tFIXED\tDUE")
+			var open []fleet.Finding
 			for _, f := range d.Findings {
-				if !f.RemediatedAt.IsZero() {
-					continue
+				if f.RemediatedAt.IsZero() {
+					open = append(open, f)
 				}
+			}
+			tb := table.New(table.Column{Name: "PRIORITY"}, table.Column{Name: "VULNERABILITY"}, table.Column{Name: "PACKAGE", Shrink: 2, Min: 12},
+				table.Column{Name: "VERSION", Shrink: 3, Min: 10}, table.Column{Name: "FIXED", Shrink: 4, Min: 10}, table.Column{Name: "DUE"})
+			n := table.Limit(len(open), showLimit)
+			for _, f := range open[:n] {
 				fixed := f.Fixed
 				if fixed == "" {
 					fixed = "(no fix)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Priority, f.Vulnerability, f.Package, f.Version, fixed, f.Due.Format(time.DateOnly))
+				tb.Row(f.Priority.String(), f.Vulnerability, f.Package, f.Version, fixed, dateOnly(f.Due))
 			}
-			tw.Flush()
+			if err := e.writeTable(tb, o.wide); err != nil {
+				return err
+			}
+			if more := table.More(len(open), n); more != "" {
+				fmt.Fprintln(w, more)
+			}
 			if len(d.Updates) > 0 {
 				fmt.Fprintf(w, "\navailable updates (%d):\n", len(d.Updates))
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "PACKAGE\tINSTALLED\tCANDIDATE\tPOCKET\tCVES")
-				for _, u := range d.Updates {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", u.Name, u.Installed, u.Candidate, u.Pocket, len(u.CVEs))
+				tb := table.New(table.Column{Name: "PACKAGE", Shrink: 2, Min: 12}, table.Column{Name: "INSTALLED", Shrink: 3, Min: 10},
+					table.Column{Name: "CANDIDATE", Shrink: 4, Min: 10}, table.Column{Name: "POCKET", Shrink: 5, Min: 8}, right("CVES"))
+				n := table.Limit(len(d.Updates), showLimit)
+				for _, u := range d.Updates[:n] {
+					tb.Row(u.Name, u.Installed, u.Candidate, u.Pocket, strconv.Itoa(len(u.CVEs)))
 				}
-				tw.Flush()
+				if err := e.writeTable(tb, o.wide); err != nil {
+					return err
+				}
+				if more := table.More(len(d.Updates), n); more != "" {
+					fmt.Fprintln(w, more)
+				}
 			}
 			return nil
 		},
 	}
+	limitFlag(show.Flags(), &showLimit, 20, "open findings and updates")
 	cmd.AddCommand(list, show)
 	return cmd
 }
@@ -261,11 +304,12 @@ func newFindingsCmd(e *env) *cobra.Command {
 				}
 				q.Set("cursor", next)
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, fleet.FindingPage{Findings: rows, Next: next})
+			if o.data() {
+				return printData(e.stdout, o.output, fleet.FindingPage{Findings: rows, Next: next})
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPRIORITY\tSTATE\tVULNERABILITY\tPACKAGE\tVERSION\tFIXED\tHOST\tFIRST SEEN\tDUE")
+			tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "PRIORITY"}, table.Column{Name: "STATE", Shrink: 1, Min: 5}, table.Column{Name: "VULNERABILITY"},
+				table.Column{Name: "PACKAGE", Shrink: 3, Min: 8}, table.Column{Name: "VERSION", Shrink: 4, Min: 8}, table.Column{Name: "FIXED", Shrink: 5, Min: 8},
+				table.Column{Name: "HOST", Shrink: 2, Min: 8}, table.Column{Name: "FIRST SEEN"}, table.Column{Name: "DUE"})
 			now := time.Now()
 			for _, f := range rows {
 				fixed := f.Fixed
@@ -283,14 +327,15 @@ func newFindingsCmd(e *env) *cobra.Command {
 				if f.Lane != "" {
 					prio += "!"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, prio, state, f.Vulnerability, f.Package, f.Version, fixed, f.Hostname,
-					f.FirstSeen.Format(time.DateOnly), f.Due.Format(time.DateOnly))
+				tb.Row(strconv.FormatInt(f.ID, 10), prio, state, f.Vulnerability, f.Package, f.Version, fixed, f.Hostname, dateOnly(f.FirstSeen), dateOnly(f.Due))
 			}
-			tw.Flush()
+			if err := e.writeTable(tb, o.wide); err != nil {
+				return err
+			}
 			if next != "" {
-				fmt.Fprintf(e.stderr, "%d findings; more: --cursor %s (or --all)\n", len(rows), next)
+				fmt.Fprintf(e.stderr, "%s; more: --cursor %s (or --all)\n", table.Plural(len(rows), "finding"), next)
 			} else {
-				fmt.Fprintf(e.stderr, "%d findings\n", len(rows))
+				fmt.Fprintln(e.stderr, table.Plural(len(rows), "finding"))
 			}
 			return nil
 		},
@@ -344,16 +389,18 @@ func newVulnsCmd(e *env) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/vulns?"+q.Encode(), nil, &vl); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, vl)
+			if o.data() {
+				return printData(e.stdout, o.output, vl)
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PRIORITY\tVULNERABILITY\tHOSTS\tKEV\tEPSS\tPACKAGES\tFIXED")
+			tb := table.New(table.Column{Name: "PRIORITY"}, table.Column{Name: "VULNERABILITY"}, right("HOSTS"), table.Column{Name: "KEV"}, table.Column{Name: "EPSS"},
+				table.Column{Name: "PACKAGES", Shrink: 2, Min: 12}, table.Column{Name: "FIXED", Shrink: 3, Min: 10})
 			for _, v := range vl.Vulnerabilities {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.Priority, v.ID, v.Hosts, yes(v.KEV), epssString(v.EPSS), short(v.Packages), short(v.Fixed))
+				tb.Row(v.Priority, v.ID, strconv.Itoa(v.Hosts), yes(v.KEV), epssString(v.EPSS), short(v.Packages), short(v.Fixed))
 			}
-			tw.Flush()
-			fmt.Fprintf(e.stderr, "%d vulnerabilities\n", len(vl.Vulnerabilities))
+			if err := e.writeTable(tb, o.wide); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stderr, table.Plural(len(vl.Vulnerabilities), "vulnerability", "vulnerabilities"))
 			return nil
 		},
 	}
@@ -373,12 +420,12 @@ func newVulnsCmd(e *env) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/vulns/"+url.PathEscape(args[0]), nil, &v); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, v)
+			if o.data() {
+				return printData(e.stdout, o.output, v)
 			}
 			w := e.stdout
 			fmt.Fprintf(w, "%s  priority %s  severity %s\n", v.ID, v.Priority, v.Severity)
-			fmt.Fprintf(w, "  open on %d hosts (%d findings); %d remediated\n", v.Hosts, v.Open, v.Remediated)
+			fmt.Fprintf(w, "  open on %s (%s); %d remediated\n", table.Plural(v.Hosts, "host"), table.Plural(v.Open, "finding"), v.Remediated)
 			fmt.Fprintf(w, "  KEV: %s %s  EPSS: %s\n", yes(v.KEV), v.KEVDue, epssString(v.EPSS))
 			fmt.Fprintf(w, "  packages: %s\n  fixed in: %s\n  hosts:\n", strings.Join(v.Packages, ", "), strings.Join(v.Fixed, ", "))
 			for _, h := range v.AffectedHosts {

@@ -6,14 +6,15 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
@@ -221,13 +222,14 @@ func progressLine(source string, done, total int64) string {
 
 func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 	var output string
+	var wide bool
 	staleAfter := defaultStaleAfter
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each feed source and ecosystem: record counts, age, and which are stale",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("-o %q: want table or json", output)
+			if err := checkOutput(output, dataFormats); err != nil {
+				return err
 			}
 			tg, err := e.open(cmd, m)
 			if err != nil {
@@ -253,11 +255,11 @@ func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 			}
 			now := time.Now()
 			stale := staleNames(st.Sources, now, staleAfter)
-			if output == "json" {
+			if output != "table" {
 				if stale == nil {
 					stale = []string{}
 				}
-				return printJSON(e.stdout, map[string]any{"sources": st.Sources, "ecosystems": st.Ecosystems, "stale": stale, "stale_after": staleAfter.String()})
+				return printData(e.stdout, output, map[string]any{"sources": st.Sources, "ecosystems": st.Ecosystems, "stale": stale, "stale_after": staleAfter.String()})
 			}
 			if len(st.Sources) == 0 {
 				if tg.api != nil {
@@ -267,33 +269,34 @@ func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 				}
 				return nil
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "SOURCE\tRECORDS\tIMPORTED\tDATA AS OF\tSTATE\tFROM")
+			tb := table.New(table.Column{Name: "SOURCE"}, right("RECORDS"), table.Column{Name: "IMPORTED"}, table.Column{Name: "DATA AS OF"},
+				table.Column{Name: "STATE"}, table.Column{Name: "FROM", Shrink: 1, Min: 16, CutLeft: true})
 			for _, s := range st.Sources {
 				state := "fresh"
 				if isStale(s, now, staleAfter) {
 					state = "STALE"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", s.Source, s.Records, age(now, s.ImportedAt), age(now, s.DataTime), state, s.Origin)
+				tb.Row(s.Source, strconv.Itoa(s.Records), age(now, s.ImportedAt), age(now, s.DataTime), state, s.Origin)
 			}
-			tw.Flush()
+			if err := e.writeTable(tb, wide); err != nil {
+				return err
+			}
 			ecos := make([]string, 0, len(st.Ecosystems))
 			for k := range st.Ecosystems {
 				ecos = append(ecos, k)
 			}
 			sort.Strings(ecos)
 			fmt.Fprintln(e.stdout)
-			tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ECOSYSTEM\tADVISORIES")
+			tb = table.New(table.Column{Name: "ECOSYSTEM"}, right("ADVISORIES"))
 			total := 0
 			for _, k := range ecos {
-				fmt.Fprintf(tw, "%s\t%d\n", k, st.Ecosystems[k])
+				tb.Row(k, strconv.Itoa(st.Ecosystems[k]))
 				total += st.Ecosystems[k]
 			}
-			if err := tw.Flush(); err != nil {
+			if err := e.writeTable(tb, wide); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "\n%d advisories in %d ecosystems\n", total, len(ecos))
+			fmt.Fprintf(e.stdout, "\n%s in %s\n", table.Plural(total, "advisory", "advisories"), table.Plural(len(ecos), "ecosystem"))
 			if len(stale) > 0 {
 				how := "`patchbay feeds sync` or `patchbay feeds import`"
 				if tg.api != nil {
@@ -304,7 +307,8 @@ func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(cmd.Flags(), &output, dataFormats)
+	wideFlag(cmd.Flags(), &wide)
 	cmd.Flags().Var(durationFlag{&staleAfter}, "stale-after", staleAfterHelp)
 	return cmd
 }

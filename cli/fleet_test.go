@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/internal/table"
 )
 
 // syncBuffer is a buffer written by a running command and read by the test.
@@ -76,7 +79,7 @@ func TestQuickstartAndClients(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	summary := out.String()
-	for _, want := range []string{"feeds: 5368 added", "KEV 1404", "this host: enrolled as", "fleet: 1 hosts; open findings", "top patches:", "self-signed; pin sha256:"} {
+	for _, want := range []string{"feeds: 5368 added", "KEV 1404", "this host: enrolled as", "fleet: 1 host; open findings", "top patches:", "self-signed; pin sha256:"} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("quickstart output lacks %q:\n%s", want, summary)
 		}
@@ -92,7 +95,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	t.Setenv("PATCHBAY_TOKEN", admin[1])
 
 	code, stdout, stderr := run(t, data, "hosts", "list")
-	if code != 0 || !strings.Contains(stdout, "web-db-1") || !strings.Contains(stdout, "Debian:12") || !strings.Contains(stdout, "env=prod") || !strings.Contains(stderr, "1 hosts") {
+	if code != 0 || !strings.Contains(stdout, "web-db-1") || !strings.Contains(stdout, "Debian:12") || !strings.Contains(stdout, "env=prod") || stderr != "1 host\n" {
 		t.Fatalf("hosts list: %d\n%s\n%s", code, stdout, stderr)
 	}
 	code, stdout, _ = run(t, data, "hosts", "list", "-o", "json")
@@ -101,9 +104,57 @@ func TestQuickstartAndClients(t *testing.T) {
 		t.Fatalf("hosts list -o json: %d %s", code, stdout)
 	}
 	h := hl.Hosts[0]
+	// YAML: the JSON's document, field for field.
+	code, stdout, stderr = run(t, data, "hosts", "list", "-o", "yaml")
+	var fromYAML, fromJSON any
+	code2, js, _ := run(t, data, "hosts", "list", "-o", "json")
+	if code != 0 || code2 != 0 || yaml.Unmarshal([]byte(stdout), &fromYAML) != nil || json.Unmarshal([]byte(js), &fromJSON) != nil {
+		t.Fatalf("hosts list -o yaml: %d %s %s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "hosts:\n  - id: "+h.ID+"\n") || !strings.Contains(stdout, "    hostname: web-db-1\n") {
+		t.Errorf("hosts list -o yaml is not block YAML with the JSON's names:\n%s", stdout)
+	}
+	if a, b := fmt.Sprint(normalize(fromYAML)), fmt.Sprint(normalize(fromJSON)); a != b {
+		t.Errorf("hosts list: the YAML says\n%s\nthe JSON\n%s", a, b)
+	}
 	code, stdout, _ = run(t, data, "hosts", "show", h.ID)
 	if code != 0 || !strings.Contains(stdout, "web-db-1 ("+h.ID+")") || !strings.Contains(stdout, "VULNERABILITY") {
 		t.Errorf("hosts show: %d\n%s", code, stdout)
+	}
+	// hosts show: 20 open findings by default, then how many more.
+	if rows := strings.Count(stdout[strings.Index(stdout, "PRIORITY"):], "\n") - 2; rows != 20 || !strings.Contains(stdout, fmt.Sprintf("… and %d more; --limit 0 for all\n", h.OpenTotal()-20)) {
+		t.Errorf("hosts show: %d rows of %d open findings:\n%s", rows, h.OpenTotal(), stdout)
+	}
+	if strings.Contains(stdout, "ago (") && strings.Contains(stdout, "UTC) ago") {
+		t.Errorf("hosts show: last seen says ago twice:\n%s", stdout)
+	}
+	code, stdout, _ = run(t, data, "hosts", "show", h.ID, "--limit", "0")
+	if rows := strings.Count(strings.SplitN(stdout[strings.Index(stdout, "PRIORITY"):], "\n\n", 2)[0], "\n") - 1; code != 0 || strings.Contains(stdout, "more; --limit 0") || rows != h.OpenTotal() {
+		t.Errorf("hosts show --limit 0: %d, %d rows of %d open findings", code, rows, h.OpenTotal())
+	}
+	// Fitted to 100 columns: no line wider, cut cells end in an ellipsis;
+	// --wide leaves them whole.
+	code, stdout, _ = runWidth(t, data, 100, "findings", "list", "--limit", "5")
+	for _, l := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		if table.Width(l) > 100 {
+			t.Errorf("findings list at 100 columns: %d wide: %q", table.Width(l), l)
+		}
+	}
+	if code != 0 || !strings.Contains(stdout, "…") {
+		t.Errorf("findings list at 100 columns: %d\n%s", code, stdout)
+	}
+	code, wide, _ := runWidth(t, data, 100, "findings", "list", "--limit", "5", "--wide")
+	if code != 0 || strings.Contains(wide, "…") || table.Width(strings.Split(wide, "\n")[1]) <= 100 {
+		t.Errorf("findings list --wide: %d\n%s", code, wide)
+	}
+	// No time that is not there written as the zero time, by the server
+	// (the API) or the CLI.
+	for _, p := range []string{"/hosts", "/hosts/" + h.ID, "/findings?status=all&limit=1000", "/vulns"} {
+		checkNoZeroTime(t, "GET "+p, rawGET(t, p))
+	}
+	for _, args := range [][]string{{"hosts", "show", h.ID, "-o", "json"}, {"findings", "list", "--status", "all", "-o", "json"}} {
+		_, stdout, _ = run(t, data, args...)
+		checkNoZeroTime(t, strings.Join(args, " "), []byte(stdout))
 	}
 	code, stdout, stderr = run(t, data, "findings", "list", "--all", "-o", "json", "--limit", "50")
 	var page fleet.FindingPage
@@ -119,6 +170,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &vl) != nil || len(vl.Vulnerabilities) == 0 {
 		t.Fatalf("vulns list: %d %s", code, stdout)
 	}
+	checkNoZeroTime(t, "GET /vulns/ID", rawGET(t, "/vulns/"+vl.Vulnerabilities[0].ID))
 	code, stdout, _ = run(t, data, "vulns", "show", vl.Vulnerabilities[0].ID)
 	if code != 0 || !strings.Contains(stdout, h.ID) {
 		t.Errorf("vulns show: %d\n%s", code, stdout)
@@ -175,7 +227,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != ExitFindings || !strings.Contains(stdout, "Service/reporting would change (version 2)") || !strings.Contains(stdout, "-   tier: 3") || !strings.Contains(stdout, "+   tier: 2") {
 		t.Errorf("diff: %d\n%s\n%s", code, stdout, stderr)
 	}
-	if code, stdout, _ = run(t, data, "get", "service", "reporting"); code != 0 || !strings.Contains(stdout, "Service  reporting  1") {
+	if code, stdout, _ = run(t, data, "get", "service", "reporting"); code != 0 || !regexp.MustCompile(`(?m)^Service\s+reporting\s+1\s`).MatchString(stdout) {
 		t.Errorf("diff applied something: %s", stdout)
 	}
 	if code, stdout, stderr = run(t, data, "diff", "-f", example); code != ExitOK || stdout != "" || !strings.HasPrefix(stderr, "0 would be created, 0 would change, 13 unchanged") {
@@ -196,6 +248,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &page) != nil || len(page.Findings) != 1 || page.Findings[0].Package != "openssl" {
 		t.Fatalf("findings --status not_affected: %d %s %s", code, stdout, stderr)
 	}
+	checkNoZeroTime(t, "GET /findings/ID", rawGET(t, fmt.Sprint("/findings/", page.Findings[0].ID)))
 	code, stdout, stderr = run(t, data, "findings", "explain", fmt.Sprint(page.Findings[0].ID))
 	for _, want := range []string{"CVE-2026-54872 in openssl", "asset context:", "decision (policy default, now):", "not affected per Exception/vex-", "→ P4, not_affected", "history:"} {
 		if code != 0 || !strings.Contains(stdout, want) {
@@ -222,6 +275,13 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "Exception/reporting-postgres-upgrade version 1 created by") || !strings.Contains(stdout, "version 2 deleted by") ||
 		!strings.Contains(stdout, "    + kind: Exception") || !strings.Contains(stdout, "    - kind: Exception") {
 		t.Errorf("policy history: %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	// No plan yet: the list, in YAML too. (The plans' JSON is walked
+	// for zero times in the server's rollout test, where hosts have
+	// updates to plan.)
+	if code, stdout, stderr = run(t, data, "plan", "list", "-o", "yaml"); code != 0 || stdout != "plans: []\n" {
+		t.Errorf("plan list -o yaml: %d %q %s", code, stdout, stderr)
 	}
 
 	// The leader exports its first checkpoint once its start-up work (the
@@ -262,9 +322,31 @@ func TestQuickstartOffline(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("quickstart offline: %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"feeds: offline or unreachable", "this host: enrolled as", "fleet: 1 hosts", "admin token (shown once)"} {
+	for _, want := range []string{"feeds: offline or unreachable", "this host: enrolled as", "fleet: 1 host;", "admin token (shown once)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
 	}
+}
+
+// normalize makes a decoded YAML or JSON document comparable: numbers as
+// float64, maps keyed by string.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, c := range x {
+			out[k] = normalize(c)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, c := range x {
+			out[i] = normalize(c)
+		}
+		return out
+	case int:
+		return float64(x)
+	}
+	return v
 }

@@ -1,15 +1,14 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/pkgmgr"
 	"github.com/patchbay/patchbay/report"
@@ -67,9 +66,9 @@ func patchRows(res scan.Result) []PatchRow {
 
 func newPatchesCmd(e *env) *cobra.Command {
 	var (
-		root, output string
-		refresh      bool
-		staleAfter   = defaultStaleAfter
+		root, output  string
+		refresh, wide bool
+		staleAfter    = defaultStaleAfter
 	)
 	cmd := &cobra.Command{
 		Use:   "patches [--root DIR] [PATH...]",
@@ -81,6 +80,9 @@ changelogs name), classified as security, bugfix, feature, compatibility,
 performance, regulatory or localization; for PATH arguments, the versions that
 fix the application dependencies' vulnerabilities.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output, dataFormats); err != nil {
+				return err
+			}
 			if root == "" && len(args) == 0 {
 				return fmt.Errorf("nothing to list: give --root DIR (--root / for this host) and/or PATH arguments")
 			}
@@ -97,13 +99,12 @@ fix the application dependencies' vulnerabilities.`,
 				}
 				reboot = &st
 			}
-			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"patches": rows, "reboot": reboot, "skipped": res.Inventory.Skipped})
+			if output != "table" {
+				return printData(e.stdout, output, map[string]any{"patches": rows, "reboot": reboot, "skipped": res.Inventory.Skipped})
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "CYCLE\tTYPES\tPACKAGE\tINSTALLED\tCANDIDATE\tORIGIN\tCVES")
+			tb := table.New(table.Column{Name: "CYCLE"}, table.Column{Name: "TYPES", Shrink: 1, Min: 8}, table.Column{Name: "PACKAGE", Shrink: 3, Min: 12},
+				table.Column{Name: "INSTALLED", Shrink: 4, Min: 10}, table.Column{Name: "CANDIDATE", Shrink: 5, Min: 10}, table.Column{Name: "ORIGIN", Shrink: 6, Min: 10},
+				table.Column{Name: "CVES", Shrink: 7, Min: 15})
 			for _, r := range rows {
 				types := make([]string, len(r.Types))
 				for i, t := range r.Types {
@@ -121,9 +122,9 @@ fix the application dependencies' vulnerabilities.`,
 				if r.Held {
 					origin += " (held)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Cycle, strings.Join(types, ","), name, r.Installed, r.Candidate, origin, cves)
+				tb.Row(string(r.Cycle), strings.Join(types, ","), name, r.Installed, r.Candidate, origin, cves)
 			}
-			if err := tw.Flush(); err != nil {
+			if err := e.writeTable(tb, wide); err != nil {
 				return err
 			}
 			if reboot != nil {
@@ -145,7 +146,8 @@ fix the application dependencies' vulnerabilities.`,
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "filesystem root whose package manager is asked (/ for this host)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	outputFlag(cmd.Flags(), &output, dataFormats)
+	wideFlag(cmd.Flags(), &wide)
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "refresh the package manager's lists (apt-get update) first")
 	cmd.Flags().Var(durationFlag{&staleAfter}, "stale-after", staleAfterHelp)
 	return cmd

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/policy"
 )
@@ -150,8 +150,8 @@ func printChanges(e *env, o *clientOpts, resp policyapi.ApplyResponse, diff bool
 		n[ch.Action]++
 	}
 	differs := n[policy.Created]+n[policy.Changed]+n[policy.Deleted] > 0
-	if o.output == "json" {
-		if err := printJSON(e.stdout, resp); err != nil {
+	if o.data() {
+		if err := printData(e.stdout, o.output, resp); err != nil {
 			return err
 		}
 		if diff && differs {
@@ -175,7 +175,7 @@ func printChanges(e *env, o *clientOpts, resp policyapi.ApplyResponse, diff bool
 		fmt.Fprint(e.stderr, " (nothing applied)")
 	}
 	if r := resp.Reprioritized; r != nil {
-		fmt.Fprintf(e.stderr, "; findings decided again: %d on %d hosts, %d changed", r.Findings, r.Hosts, r.Changed)
+		fmt.Fprintf(e.stderr, "; findings decided again: %d on %s, %d changed", r.Findings, table.Plural(r.Hosts, "host"), r.Changed)
 		if resp.Pending {
 			fmt.Fprint(e.stderr, " so far (the server's leader decides the rest within a minute)")
 		}
@@ -199,10 +199,6 @@ func newGetCmd(e *env) *cobra.Command {
 				return err
 			}
 			out := o.output
-			o.output = "table"
-			if out == "json" {
-				o.output = "json"
-			}
 			c, err := o.client()
 			if err != nil {
 				return err
@@ -224,19 +220,17 @@ func newGetCmd(e *env) *cobra.Command {
 					docs = append(docs, doc)
 				}
 				return policy.Encode(e.stdout, docs)
-			case "table":
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tAPPLIED\tBY")
-				for _, d := range list.Documents {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.Kind, d.Name, d.Version, d.AppliedAt.Format(time.RFC3339), d.AppliedBy)
-				}
-				return tw.Flush()
 			}
-			return fmt.Errorf("-o %q: want table, yaml or json", out)
+			tb := table.New(table.Column{Name: "KIND"}, table.Column{Name: "NAME", Shrink: 1, Min: 12}, right("VERSION"), table.Column{Name: "APPLIED"},
+				table.Column{Name: "BY", Shrink: 2, Min: 8})
+			for _, d := range list.Documents {
+				tb.Row(d.Kind, d.Name, strconv.Itoa(d.Version), d.AppliedAt.Format(time.RFC3339), d.AppliedBy)
+			}
+			return e.writeTable(tb, o.wide)
 		},
 	}
 	o.flags(cmd)
-	cmd.Flag("output").Usage = "table, yaml or json"
+	cmd.Flag("output").Usage = "output format: table, json or yaml (the policy documents, which apply again unchanged)"
 	return cmd
 }
 
@@ -293,7 +287,7 @@ func newPolicyCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "%d documents in %d files: valid\n", n, len(pf))
+			fmt.Fprintf(e.stdout, "%s in %s: valid\n", table.Plural(n, "document"), table.Plural(len(pf), "file"))
 			return nil
 		},
 	}
@@ -316,8 +310,8 @@ func newPolicyCmd(e *env) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/policy/history?"+q.Encode(), nil, &h); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, h)
+			if o.data() {
+				return printData(e.stdout, o.output, h)
 			}
 			prev := map[string]*policy.Document{}
 			for _, v := range h.Versions {
@@ -449,8 +443,8 @@ func newFindingsExplainCmd(e *env, o *clientOpts) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/findings/"+args[0], nil, &d); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, d)
+			if o.data() {
+				return printData(e.stdout, o.output, d)
 			}
 			explainFinding(e.stdout, d, time.Now())
 			return nil

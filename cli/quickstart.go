@@ -7,8 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +18,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/progress"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/server"
@@ -322,7 +323,7 @@ func (e *env) fleetSummary(ctx context.Context, r *running) error {
 			total[p] += n
 		}
 	}
-	fmt.Fprintf(w, "fleet: %d hosts; open findings P1 %d, P2 %d, P3 %d, P4 %d\n", len(hosts), total["P1"], total["P2"], total["P3"], total["P4"])
+	fmt.Fprintf(w, "fleet: %s; open findings P1 %d, P2 %d, P3 %d, P4 %d\n", table.Plural(len(hosts), "host"), total["P1"], total["P2"], total["P3"], total["P4"])
 	type patch struct {
 		eco, pkg, fixed string
 		priority        risk.Priority
@@ -377,13 +378,11 @@ func (e *env) fleetSummary(ctx context.Context, r *running) error {
 		return nil
 	}
 	fmt.Fprintln(w, "top patches:")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  PRIORITY\tPACKAGE\tECOSYSTEM\tUPGRADE TO\tFIXES\tHOSTS")
-	for i, p := range list {
-		if i == 10 {
-			break
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\n", p.priority, p.pkg, p.eco, p.fixed, p.vulns, len(p.hosts))
+	tb := table.New(table.Column{Name: "PRIORITY"}, table.Column{Name: "PACKAGE"}, table.Column{Name: "ECOSYSTEM"}, table.Column{Name: "UPGRADE TO"},
+		right("FIXES"), right("HOSTS"))
+	tb.Indent = "  "
+	for _, p := range list[:table.Limit(len(list), 10)] {
+		tb.Row(p.priority.String(), p.pkg, p.eco, p.fixed, strconv.Itoa(p.vulns), strconv.Itoa(len(p.hosts)))
 	}
-	return tw.Flush()
+	return tb.Write(w, 0)
 }

@@ -1,19 +1,21 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/rolloutapi"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
@@ -39,6 +41,7 @@ func newPlanCmd(e *env) *cobra.Command {
 		priorities, cycles, types, services, groups, hosts []string
 		packages                                           []string
 		emergency                                          bool
+		listLimit                                          int
 	)
 	create := &cobra.Command{
 		Use:   "create (--strategy NAME [selector flags] | -f PLAN.yaml)",
@@ -104,11 +107,10 @@ every package; else it waits for patchbay plan approve.`,
 			if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans", spec, &st); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, st)
+			if o.data() {
+				return printData(e.stdout, o.output, st)
 			}
-			printPlan(e.stdout, st)
-			return nil
+			return printPlan(e.stdout, e.tableWidth(o.wide), 0, st)
 		},
 	}
 	f := create.Flags()
@@ -124,7 +126,7 @@ every package; else it waits for patchbay plan approve.`,
 	f.StringSliceVar(&packages, "package", nil, "packages (glob patterns on binary or source names)")
 	f.BoolVar(&emergency, "emergency", false, "the emergency lane: only findings the policy sends there; outside windows after one approval")
 
-	show := planShowCmd(e, o, "show PLAN", "Show a plan, its preview and its rollout", "list every host with its packages and outcome", printPlan)
+	show := planShowCmd(e, o, "show PLAN", "Show a plan, its preview and its rollout", "list the hosts with their packages, one a line, and outcome", printPlan)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List plans, newest first",
@@ -140,12 +142,13 @@ every package; else it waits for patchbay plan approve.`,
 			if err := cl.Do(cmd.Context(), http.MethodGet, api.Prefix+"/plans", nil, &resp); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, resp)
+			if o.data() {
+				return printData(e.stdout, o.output, resp)
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PLAN\tSTATE\tROLLOUT\tSTRATEGY\tHOSTS\tAPPROVALS\tCREATED BY")
-			for _, st := range resp.Plans {
+			tb := table.New(table.Column{Name: "PLAN"}, table.Column{Name: "STATE"}, table.Column{Name: "ROLLOUT"}, table.Column{Name: "STRATEGY", Shrink: 1, Min: 10},
+				right("HOSTS"), table.Column{Name: "APPROVALS"}, table.Column{Name: "CREATED BY", Shrink: 2, Min: 10})
+			n := table.Limit(len(resp.Plans), listLimit)
+			for _, st := range resp.Plans[:n] {
 				p := st.Plan
 				ro := "-"
 				if st.Rollout != nil {
@@ -155,11 +158,18 @@ every package; else it waits for patchbay plan approve.`,
 				for _, r := range p.Rings {
 					n += r.Hosts
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\n", p.ID, p.State, ro, p.Strategy, n, len(p.Approvals), p.Required, p.CreatedBy)
+				tb.Row(p.ID, string(p.State), ro, p.Strategy, strconv.Itoa(n), fmt.Sprintf("%d/%d", len(p.Approvals), p.Required), p.CreatedBy)
 			}
-			return tw.Flush()
+			if err := e.writeTable(tb, o.wide); err != nil {
+				return err
+			}
+			if more := table.More(len(resp.Plans), n); more != "" {
+				fmt.Fprintln(e.stdout, more)
+			}
+			return nil
 		},
 	}
+	limitFlag(list.Flags(), &listLimit, 50, "plans")
 	var comment string
 	decide := func(action, short string) *cobra.Command {
 		c := planActionCmd(e, o, action, short, func() any { return map[string]string{"comment": comment} }, func(st rolloutapi.PlanStatus) string {
@@ -256,8 +266,8 @@ func planActionCmd(e *env, o *clientOpts, action, short string, body func() any,
 			if err := cl.Do(cmd.Context(), http.MethodPost, api.Prefix+"/plans/"+args[0]+"/"+action, body(), &st); err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, st)
+			if o.data() {
+				return printData(e.stdout, o.output, st)
 			}
 			fmt.Fprintln(e.stdout, say(st))
 			return nil
@@ -265,9 +275,11 @@ func planActionCmd(e *env, o *clientOpts, action, short string, body func() any,
 	}
 }
 
-// planShowCmd is a command that shows a plan with print (or as JSON).
-func planShowCmd(e *env, o *clientOpts, use, short, hostsHelp string, print func(io.Writer, rolloutapi.PlanStatus)) *cobra.Command {
+// planShowCmd is a command that shows a plan with print (or as JSON or
+// YAML): fitted to width, at most limit hosts (0: all).
+func planShowCmd(e *env, o *clientOpts, use, short, hostsHelp string, print func(w io.Writer, width, limit int, st rolloutapi.PlanStatus) error) *cobra.Command {
 	var hosts bool
+	var limit int
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -277,14 +289,14 @@ func planShowCmd(e *env, o *clientOpts, use, short, hostsHelp string, print func
 			if err != nil {
 				return err
 			}
-			if o.output == "json" {
-				return printJSON(e.stdout, st)
+			if o.data() {
+				return printData(e.stdout, o.output, st)
 			}
-			print(e.stdout, st)
-			return nil
+			return print(e.stdout, e.tableWidth(o.wide), limit, st)
 		},
 	}
 	cmd.Flags().BoolVar(&hosts, "hosts", false, hostsHelp)
+	limitFlag(cmd.Flags(), &limit, 20, "hosts with --hosts (and packages of each)")
 	return cmd
 }
 
@@ -301,7 +313,7 @@ func closesString(c map[string]int) string {
 	return strings.Join(parts, " ")
 }
 
-func printPlan(w io.Writer, st rolloutapi.PlanStatus) {
+func printPlan(w io.Writer, width, limit int, st rolloutapi.PlanStatus) error {
 	p := st.Plan
 	fmt.Fprintf(w, "plan %s  strategy %s  %s", p.ID, p.Strategy, p.State)
 	if p.Emergency {
@@ -318,8 +330,8 @@ func printPlan(w io.Writer, st rolloutapi.PlanStatus) {
 		}
 		fmt.Fprintf(w, "approvals %d of %d %s\n", len(p.Approvals), p.Required, strings.Join(by, ", "))
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RING\tHOSTS\tPACKAGES\tCLOSES\tWINDOWS")
+	tb := table.New(table.Column{Name: "RING", Shrink: 1, Min: 8}, right("HOSTS"), right("PACKAGES"), table.Column{Name: "CLOSES"},
+		table.Column{Name: "WINDOWS", Shrink: 2, Min: 16})
 	for _, r := range p.Rings {
 		var ws []string
 		for _, wp := range r.Windows {
@@ -332,9 +344,11 @@ func printPlan(w io.Writer, st rolloutapi.PlanStatus) {
 		if p.Emergency {
 			ws = []string{"now (emergency)"}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", r.Name, r.Hosts, r.Packages, closesString(r.Closes), strings.Join(ws, "; "))
+		tb.Row(r.Name, strconv.Itoa(r.Hosts), strconv.Itoa(r.Packages), closesString(r.Closes), strings.Join(ws, "; "))
 	}
-	tw.Flush()
+	if err := tb.Write(w, width); err != nil {
+		return err
+	}
 	if len(p.Skipped) > 0 {
 		keys := make([]string, 0, len(p.Skipped))
 		for k := range p.Skipped {
@@ -346,24 +360,46 @@ func printPlan(w io.Writer, st rolloutapi.PlanStatus) {
 		}
 	}
 	if st.Rollout != nil {
-		printRollout(w, st)
-	}
-	if len(st.Hosts) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "HOST\tRING\tPACKAGES\tOUTCOME")
-		for _, h := range st.Hosts {
-			var pk []string
-			for _, t := range h.Targets {
-				pk = append(pk, t.Name+" "+t.From+"→"+t.To)
-			}
-			out := string(h.Outcome)
-			if out == "" && h.Attempt > 0 {
-				out = "running"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", h.Hostname, p.Rings[h.Ring].Name, strings.Join(pk, ", "), out)
+		if err := printRollout(w, width, limit, st); err != nil {
+			return err
 		}
-		tw.Flush()
 	}
+	if len(st.Hosts) == 0 {
+		return nil
+	}
+	// One package a line: a host's first beside its name, the others
+	// under it; at most limit of each.
+	tb = table.New(table.Column{Name: "HOST", Shrink: 2, Min: 12}, table.Column{Name: "RING", Shrink: 1, Min: 8}, table.Column{Name: "OUTCOME"},
+		table.Column{Name: "PACKAGES", Shrink: 3, Min: 20})
+	n := table.Limit(len(st.Hosts), limit)
+	for _, h := range st.Hosts[:n] {
+		out := string(h.Outcome)
+		if out == "" && h.Attempt > 0 {
+			out = "running"
+		}
+		if len(h.Targets) == 0 {
+			tb.Row(h.Hostname, p.Rings[h.Ring].Name, out)
+		}
+		k := table.Limit(len(h.Targets), limit)
+		for i, t := range h.Targets[:k] {
+			pkg := t.Name + " " + t.From + "→" + t.To
+			if i == 0 {
+				tb.Row(h.Hostname, p.Rings[h.Ring].Name, out, pkg)
+			} else {
+				tb.Row("", "", "", pkg)
+			}
+		}
+		if more := table.More(len(h.Targets), k); more != "" {
+			tb.Row("", "", "", more)
+		}
+	}
+	if err := tb.Write(w, width); err != nil {
+		return err
+	}
+	if more := table.More(len(st.Hosts), n); more != "" {
+		fmt.Fprintln(w, more)
+	}
+	return nil
 }
 
 func rolloutLine(st rolloutapi.PlanStatus) string {
@@ -394,17 +430,68 @@ func rolloutLine(st rolloutapi.PlanStatus) string {
 	return line
 }
 
-func printRollout(w io.Writer, st rolloutapi.PlanStatus) {
+func printRollout(w io.Writer, width, limit int, st rolloutapi.PlanStatus) error {
 	fmt.Fprintln(w, rolloutLine(st))
 	if st.Rollout != nil && st.Rollout.State == rollout.Baking {
 		fmt.Fprintf(w, "baking until %s\n", st.Rollout.BakeUntil.Format(time.RFC3339))
 	}
-	if len(st.Hosts) > 0 && len(st.Plan.Hosts) == 0 {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "HOST\tRING\tATTEMPT\tOUTCOME")
-		for _, h := range st.Hosts {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", h.Hostname, st.Plan.Rings[h.Ring].Name, h.Attempt, h.Outcome)
-		}
-		tw.Flush()
+	if len(st.Hosts) == 0 || len(st.Plan.Hosts) > 0 {
+		return nil
 	}
+	tb := table.New(table.Column{Name: "HOST", Shrink: 2, Min: 12}, table.Column{Name: "RING", Shrink: 1, Min: 8}, right("ATTEMPT"), table.Column{Name: "OUTCOME"},
+		table.Column{Name: "REASON", Shrink: 3, Min: 20})
+	n := table.Limit(len(st.Hosts), limit)
+	for _, h := range st.Hosts[:n] {
+		tb.Row(h.Hostname, st.Plan.Rings[h.Ring].Name, strconv.Itoa(h.Attempt), string(h.Outcome), hostReason(h))
+	}
+	if err := tb.Write(w, width); err != nil {
+		return err
+	}
+	if more := table.More(len(st.Hosts), n); more != "" {
+		fmt.Fprintln(w, more)
+	}
+	return nil
+}
+
+// hostReason says why a host's job did not succeed: the agent's reason and
+// the health checks that failed, with their detail ("post http
+// http://127.0.0.1:8080/healthz: status 503").
+func hostReason(h rollout.HostStatus) string {
+	if len(h.Result) == 0 {
+		return ""
+	}
+	var r job.Result
+	if err := json.Unmarshal(h.Result, &r); err != nil {
+		return "unreadable result: " + err.Error()
+	}
+	var parts []string
+	if r.Reason != "" {
+		parts = append(parts, r.Reason)
+	}
+	for _, c := range r.Checks {
+		if c.OK {
+			continue
+		}
+		s := string(c.Phase) + " " + checkName(c.Check)
+		if c.Detail != "" {
+			s += ": " + c.Detail
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// checkName names a health check as a policy document writes it.
+func checkName(c job.HealthCheck) string {
+	switch {
+	case c.HTTP != "":
+		return "http " + c.HTTP
+	case c.TCP != "":
+		return "tcp " + c.TCP
+	case c.Systemd != "":
+		return "systemd " + c.Systemd
+	case len(c.Command) > 0:
+		return "command " + strings.Join(c.Command, " ")
+	}
+	return "check"
 }

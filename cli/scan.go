@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,7 @@ import (
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/duration"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/match"
@@ -27,12 +27,13 @@ import (
 
 func newScanCmd(e *env) *cobra.Command {
 	var (
-		root, format, failOn, output string
-		strict, noPM, refresh        bool
-		upload                       bool
-		service                      string
-		srv                          clientConfig
-		staleAfter                   = defaultStaleAfter
+		root, format, failOn, outFile string
+		legacyFormat                  string
+		strict, noPM, refresh, wide   bool
+		upload                        bool
+		service                       string
+		srv                           clientConfig
+		staleAfter                    = defaultStaleAfter
 	)
 	cmd := &cobra.Command{
 		Use:   "scan [PATH...]",
@@ -54,8 +55,8 @@ priority exists, or 2 on errors (and, with --strict, when any input was
 skipped).`,
 		Example: `  patchbay feeds sync
   patchbay scan --root /
-  patchbay scan --format json ./service
-  patchbay scan --fail-on P2 --format sarif -o results.sarif .`,
+  patchbay scan -o json ./service
+  patchbay scan --fail-on P2 -o sarif --output-file results.sarif .`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if root == "" && len(args) == 0 {
 				return fmt.Errorf("nothing to scan: give --root DIR (--root / for this host) and/or PATH arguments")
@@ -71,8 +72,14 @@ skipped).`,
 				}
 				threshold = p
 			}
-			if !containsStr(report.Formats, format) {
-				return fmt.Errorf("--format %q: want one of %s", format, strings.Join(report.Formats, ", "))
+			if cmd.Flags().Changed("format") {
+				var err error
+				if format, outFile, err = legacyScanFormat(e, cmd.Flags().Changed("output"), legacyFormat, format, outFile); err != nil {
+					return err
+				}
+			}
+			if err := checkOutput(format, report.Formats); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			now := time.Now()
@@ -88,15 +95,18 @@ skipped).`,
 			}
 			out := e.stdout
 			var f *os.File
-			if output != "" && output != "-" {
-				if f, err = os.Create(output); err != nil {
-					return fmt.Errorf("--output: %w", err)
+			if outFile != "" && outFile != "-" {
+				if f, err = os.Create(outFile); err != nil {
+					return fmt.Errorf("--output-file: %w", err)
 				}
 				defer f.Close()
 				out = f
 			}
 			bw := bufio.NewWriter(out)
 			meta := report.Meta{ToolVersion: Version, GeneratedAt: now, Color: format == "table" && f == nil && e.isTerminal(e.stdout) && os.Getenv("NO_COLOR") == ""}
+			if f == nil {
+				meta.Width = e.tableWidth(wide)
+			}
 			if err := report.Write(bw, format, res, meta); err != nil {
 				return err
 			}
@@ -105,7 +115,7 @@ skipped).`,
 			}
 			if f != nil {
 				if err := f.Close(); err != nil {
-					return fmt.Errorf("--output: %w", err)
+					return fmt.Errorf("--output-file: %w", err)
 				}
 			}
 			if format != "table" {
@@ -123,10 +133,10 @@ skipped).`,
 				}
 			}
 			if len(unreadable) > 0 {
-				return fmt.Errorf("%s could not be read (first: %s); the report covers the rest", plural(len(unreadable), "input", "inputs"), unreadable[0].Error())
+				return fmt.Errorf("%s could not be read (first: %s); the report covers the rest", table.Plural(len(unreadable), "input"), unreadable[0].Error())
 			}
 			if strict && len(inv.Skipped) > 0 {
-				return fmt.Errorf("--strict: %s skipped (first: %s)", plural(len(inv.Skipped), "input", "inputs"), inv.Skipped[0].Error())
+				return fmt.Errorf("--strict: %s skipped (first: %s)", table.Plural(len(inv.Skipped), "input"), inv.Skipped[0].Error())
 			}
 			if threshold > 0 {
 				n := 0
@@ -136,16 +146,24 @@ skipped).`,
 					}
 				}
 				if n > 0 {
-					return fmt.Errorf("%w: %d findings at %s or above", ErrThreshold, n, threshold)
+					return fmt.Errorf("%w: %s at %s or above", ErrThreshold, table.Plural(n, "finding"), threshold)
 				}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "filesystem root whose OS package databases are scanned (/ for this host)")
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: "+strings.Join(report.Formats, ", "))
+	outputFlag(cmd.Flags(), &format, report.Formats)
+	// --format was scan's format before -o was the format everywhere:
+	// kept for CI pipelines, with a note on standard error.
+	cmd.Flags().StringVarP(&legacyFormat, "format", "f", "table", "output format (deprecated: -o)")
+	cmd.Flags().MarkDeprecated("format", "use -o/--output (-o json, -o sarif, …); --output-file names the file")
+	// pflag writes the note to the flag set's output; cobra would copy it
+	// to standard output, where the report goes.
+	cmd.Flags().SetOutput(e.stderr)
+	cmd.Flags().StringVar(&outFile, "output-file", "", "write the report to this file instead of standard output")
+	wideFlag(cmd.Flags(), &wide)
 	cmd.Flags().StringVar(&failOn, "fail-on", "", "exit 1 when a finding at or above this priority exists (P1..P4)")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "write the report to this file instead of standard output")
 	cmd.Flags().BoolVar(&strict, "strict", false, "fail (exit 2) when any input is skipped")
 	cmd.Flags().BoolVar(&noPM, "no-package-manager", false, "do not ask the root's package manager (apt) for available updates")
 	cmd.Flags().BoolVar(&refresh, "refresh", false, "refresh the package manager's lists (apt-get update) first")
@@ -155,6 +173,24 @@ skipped).`,
 	// Only --server: the CA and the pin come from the environment.
 	srv.bind(cmd.Flags(), clientFlags{serverHelp: "with --upload: server URL (env PATCHBAY_SERVER; token in PATCHBAY_TOKEN, pin in PATCHBAY_PIN)"})
 	return cmd
+}
+
+// legacyScanFormat reads scan's flags as they were before -o was the
+// format: --format FORMAT [-o FILE]. A pipeline that wrote a file with
+// them goes on writing it, with a note; -o naming a format beside
+// --format is refused, as -o json once silently wrote a file named json.
+func legacyScanFormat(e *env, oGiven bool, legacy, o, outFile string) (format, file string, err error) {
+	if !oGiven {
+		return legacy, outFile, nil
+	}
+	if containsStr(report.Formats, o) {
+		return "", "", fmt.Errorf("--format %s with -o %s: -o is the format now (--format is its old name); give -o %s alone, and --output-file FILE for a file", legacy, o, o)
+	}
+	if outFile != "" {
+		return "", "", fmt.Errorf("-o %q and --output-file %q: -o is the format; give --output-file alone", o, outFile)
+	}
+	fmt.Fprintf(e.stderr, "patchbay: -o FILE with --format is deprecated: write -o %s --output-file %s\n", legacy, o)
+	return legacy, o, nil
 }
 
 // uploadService sends the application packages of a scan (the OS
@@ -174,8 +210,8 @@ func (e *env) uploadService(ctx context.Context, srv *clientConfig, service stri
 	if err := c.Do(ctx, http.MethodPut, api.Prefix+"/services/"+url.PathEscape(service)+"/inventory", req, &resp); err != nil {
 		return fmt.Errorf("--upload: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "uploaded %d packages of service %s to %s: %d open findings there, matched against the server's feeds (%d new, %d closed)\n",
-		resp.Packages, service, srv.server, resp.Open, resp.Opened, resp.Closed)
+	fmt.Fprintf(e.stderr, "uploaded %s of service %s to %s: %s there, matched against the server's feeds (%d new, %d closed)\n", table.Plural(resp.Packages, "package"), service,
+		srv.server, table.Plural(resp.Open, "open finding"), resp.Opened, resp.Closed)
 	return nil
 }
 

@@ -611,6 +611,24 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 			!strings.Contains(st.Rollout.Why, "ring prod: 1 errors, more than its threshold of 0") {
 			t.Fatalf("perl rollout: %+v %+v", st.Rollout, st.Rings)
 		}
+		// --hosts says why prod-2 rolled back: its failed check's detail,
+		// as its result holds it.
+		var failed []string
+		for _, h := range st.Hosts {
+			var res job.Result
+			if h.Hostname == "prod-2" && json.Unmarshal(h.Result, &res) == nil {
+				for _, c := range res.Checks {
+					if !c.OK && c.Detail != "" {
+						failed = append(failed, c.Detail)
+					}
+				}
+			}
+		}
+		code, out, _ := r.pb(r.admin, "rollout", "status", pp.ID, "--hosts")
+		row := regexp.MustCompile(`(?m)^prod-2\s+prod\s+\d+\s+rolled_back\s+(.+)$`).FindStringSubmatch(out)
+		if code != 0 || len(failed) == 0 || row == nil || !strings.Contains(row[1], failed[0]) {
+			t.Errorf("rollout status --hosts: %d, failed checks %q, prod-2's reason not there:\n%s", code, failed, out)
+		}
 		for n, root := range roots {
 			want := initial[n]["perl-base"][1]
 			if n == "prod-2" {

@@ -39,10 +39,10 @@ const (
 type SourceState struct {
 	Source     string    `json:"source"`
 	Origin     string    `json:"origin"` // path or URL last imported
-	ImportedAt time.Time `json:"imported_at"`
+	ImportedAt time.Time `json:"imported_at,omitzero"`
 	// DataTime is the age of the data itself: newest record modification,
 	// KEV release date or EPSS score date.
-	DataTime time.Time `json:"data_time"`
+	DataTime time.Time `json:"data_time,omitzero"`
 	Records  int       `json:"records"`
 	// ETag and LastModified are the HTTP validators of the last download.
 	ETag         string `json:"etag,omitempty"`

@@ -28,7 +28,7 @@ type Host struct {
 	Hostname  string            `json:"hostname"`
 	Ecosystem string            `json:"ecosystem"` // the distro's OSV ecosystem: "Debian:12"
 	Labels    map[string]string `json:"labels"`
-	LastSeen  time.Time         `json:"last_seen"`
+	LastSeen  time.Time         `json:"last_seen,omitzero"`
 	// InventoryHash identifies the inventory last stored (InventoryHash
 	// of its packages): an agent whose inventory did not change sends only
 	// the hash.
@@ -161,13 +161,15 @@ type Finding struct {
 	Severity      string        `json:"severity,omitempty"`
 	Fixed         string        `json:"fixed"`
 	FirstSeen     time.Time     `json:"first_seen"`
-	// Due is the SLA due date, counted from FirstSeen.
-	Due time.Time `json:"due,omitempty"`
+	// Due is the SLA due date, counted from FirstSeen. A time that is
+	// not there (zero) is omitted from the JSON, here and below, never
+	// written as 0001-01-01.
+	Due time.Time `json:"due,omitzero"`
 	// KEVDue is CISA's due date when the vulnerability is in KEV: it caps
 	// Due for P1 findings.
-	KEVDue time.Time `json:"kev_due,omitempty"`
-	// RemediatedAt is zero while the finding is open.
-	RemediatedAt time.Time `json:"remediated_at,omitempty"`
+	KEVDue time.Time `json:"kev_due,omitzero"`
+	// RemediatedAt is zero (omitted) while the finding is open.
+	RemediatedAt time.Time `json:"remediated_at,omitzero"`
 	// State is open, accepted (an exception) or not_affected (VEX) while
 	// the finding is not remediated.
 	State     State  `json:"state"`

@@ -77,8 +77,8 @@ type Result struct {
 	// "scheduled".
 	Reboot    RebootReport `json:"reboot,omitempty"`
 	Restarted []string     `json:"restarted,omitempty"`
-	Started   time.Time    `json:"started"`
-	Finished  time.Time    `json:"finished"`
+	Started   time.Time    `json:"started,omitzero"`
+	Finished  time.Time    `json:"finished,omitzero"`
 }
 
 // CheckResult is one health check's outcome in a phase (pre, post,

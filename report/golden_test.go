@@ -14,6 +14,7 @@ import (
 
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/report"
 	"github.com/patchbay/patchbay/scan"
@@ -91,21 +92,64 @@ func TestGolden(t *testing.T) {
 	for _, c := range []struct {
 		name, format string
 		color        bool
+		width        int
 	}{
-		{"table", "table", false},
-		{"table-color", "table", true},
-		{"json", "json", false},
-		{"sarif", "sarif", false},
-		{"cyclonedx", "cyclonedx", false},
+		{"table", "table", false, 0},
+		{"table-color", "table", true, 0},
+		{"table-100", "table", true, 100},
+		{"json", "json", false, 0},
+		{"sarif", "sarif", false, 0},
+		{"cyclonedx", "cyclonedx", false, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var b bytes.Buffer
-			meta := report.Meta{ToolVersion: "v0.0.0-golden", GeneratedAt: goldenNow, Color: c.color}
+			meta := report.Meta{ToolVersion: "v0.0.0-golden", GeneratedAt: goldenNow, Color: c.color, Width: c.width}
 			if err := report.Write(&b, c.format, res, meta); err != nil {
 				t.Fatal(err)
 			}
 			checkGolden(t, filepath.Join(dir, "testdata", c.name+".golden"), b.Bytes())
 		})
+	}
+}
+
+// TestTableColorAligned: colour codes take no width, so the coloured
+// table is the plain one once they are taken out; fitted to a width, no
+// line is wider, and the cut cells end in an ellipsis.
+func TestTableColorAligned(t *testing.T) {
+	res := goldenScan(t)
+	render := func(color bool, width int) string {
+		var b bytes.Buffer
+		if err := report.Table(&b, res, report.Meta{Color: color, Width: width}); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	plain, colored := render(false, 0), render(true, 0)
+	if !strings.Contains(colored, "\x1b[") {
+		t.Fatal("no colour in the coloured table")
+	}
+	if table.Strip(colored) != plain {
+		t.Errorf("the coloured table is not the plain one with colour:\n%s\n%s", table.Strip(colored), plain)
+	}
+	// The header's columns start where the rows' do.
+	lines := strings.Split(table.Strip(colored), "\n")
+	pkg := strings.Index(lines[0], "PACKAGE")
+	for _, l := range lines[1:] {
+		if l == "" {
+			break
+		}
+		if l[pkg-1] != ' ' || l[pkg] == ' ' {
+			t.Errorf("row %q: the package does not start under PACKAGE (column %d)", l, pkg)
+		}
+	}
+	fitted := render(true, 100)
+	for _, l := range strings.Split(fitted, "\n") {
+		if table.Width(l) > 100 {
+			t.Errorf("line %d wide at width 100: %q", table.Width(l), l)
+		}
+	}
+	if !strings.Contains(fitted, "…") {
+		t.Error("nothing cut with an ellipsis at width 100")
 	}
 }
 

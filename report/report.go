@@ -24,6 +24,9 @@ type Meta struct {
 	GeneratedAt time.Time
 	// Color enables ANSI colour in the table (only on a terminal).
 	Color bool
+	// Width fits the table to this many columns, cutting the cells that
+	// give way with an ellipsis (0: no limit).
+	Width int
 }
 
 // Write renders res in the named format.

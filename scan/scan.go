@@ -56,7 +56,7 @@ type Finding struct {
 	Severity  string              `json:"severity"`
 	Reasons   []string            `json:"reasons"`
 	FirstSeen time.Time           `json:"first_seen"`
-	Due       time.Time           `json:"due"`
+	Due       time.Time           `json:"due,omitzero"`
 	CVSS      *risk.CVSS          `json:"cvss"`
 	KEV       *advisory.KEVEntry  `json:"kev"`
 	EPSS      *advisory.EPSSScore `json:"epss"`

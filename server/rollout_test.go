@@ -421,6 +421,16 @@ func testRollout(t *testing.T, backend string) {
 		if res.Outcome != job.RolledBack {
 			t.Errorf("prod-2's result: %+v", res)
 		}
+		// The plans, their hosts and results, the fleet's hosts and every
+		// finding (open, remediated): no time that is not there written
+		// as the zero time.
+		for _, path := range []string{"/plans", "/plans/" + p.ID + "?hosts=1", "/hosts", "/findings?status=all&limit=1000"} {
+			code, body := f.do("GET", api.Prefix+path, viewer, nil)
+			if code != 200 {
+				t.Fatalf("GET %s: %d %s", path, code, body)
+			}
+			checkNoZeroTime(t, "GET "+path, body)
+		}
 		if code, body := f.do("POST", api.Prefix+"/plans/"+p.ID+"/resume", alice, nil); code != 409 {
 			t.Errorf("resume a halted rollout: %d %s", code, body)
 		}
