@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/api"
-	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/store"
 )
 
