@@ -189,7 +189,7 @@ func TestAuditViaServer(t *testing.T) {
 		t.Errorf("verify --checkpoint: %d %q %s", code, stdout, stderr)
 	}
 	export := filepath.Join(t.TempDir(), "audit.jsonl")
-	if code, _, stderr = runArgs(t, "audit", "export", "-o", export); code != 0 {
+	if code, _, stderr = runArgs(t, "audit", "export", "--output-file", export); code != 0 {
 		t.Fatalf("export: %s", stderr)
 	}
 	if b, err := os.ReadFile(export); err != nil || strings.Count(string(b), `"action":"token.create"`) != 4 || strings.Count(string(b), "\n") != n {

@@ -237,7 +237,7 @@ func TestQuickstartSummaryBeforeChangelogs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("quickstart: %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	summary := out.when(t, "fleet: 1 hosts")
+	summary := out.when(t, "fleet: 1 host;")
 	out.when(t, "updates are listed without the CVEs their changelogs name yet: reading the changelogs now\n")
 	enriched := out.when(t, "this host: updates checked in again with their CVEs")
 	began := errb.when(t, "reading changelogs … (needs the Debian mirror deb.debian.org)\n")
