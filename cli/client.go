@@ -134,7 +134,7 @@ func newHostsCmd(e *env) *cobra.Command {
 			now := time.Now()
 			tb := table.New(table.Column{Name: "HOSTNAME", Shrink: 2, Min: 12}, table.Column{Name: "ID"}, table.Column{Name: "OS", Shrink: 3, Min: 6},
 				table.Column{Name: "LAST SEEN", Shrink: 4}, right("P1"), right("P2"), right("P3"), right("P4"), right("UPDATES"), table.Column{Name: "REBOOT"},
-				table.Column{Name: "LABELS", Shrink: 9, Min: 10})
+				table.Column{Name: "AGENT", Shrink: 5, Min: 5}, table.Column{Name: "LABELS", Shrink: 9, Min: 10})
 			n := table.Limit(len(hl.Hosts), listLimit)
 			for _, h := range hl.Hosts[:n] {
 				reboot := ""
@@ -146,7 +146,7 @@ func newHostsCmd(e *env) *cobra.Command {
 					name += " (clone)"
 				}
 				tb.Row(slices.Concat([]string{name, h.ID, h.Ecosystem, ago(now, h.LastSeen)}, counts(h.Open),
-					[]string{strconv.Itoa(h.Updates), reboot, labelString(h.EffectiveLabels())})...)
+					[]string{strconv.Itoa(h.Updates), reboot, h.Facts.AgentVersion, labelString(h.EffectiveLabels())})...)
 			}
 			if err := e.writeTable(tb, o.wide); err != nil {
 				return err

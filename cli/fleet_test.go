@@ -95,8 +95,9 @@ func TestQuickstartAndClients(t *testing.T) {
 	t.Setenv("PATCHBAY_TOKEN", admin[1])
 
 	code, stdout, stderr := run(t, data, "hosts", "list")
-	if code != 0 || !strings.Contains(stdout, "web-db-1") || !strings.Contains(stdout, "Debian:12") || !strings.Contains(stdout, "env=prod") || stderr != "1 host\n" {
-		t.Fatalf("hosts list: %d\n%s\n%s", code, stdout, stderr)
+	if code != 0 || !strings.Contains(stdout, "web-db-1") || !strings.Contains(stdout, "Debian:12") || !strings.Contains(stdout, "env=prod") || stderr != "1 host\n" ||
+		!strings.Contains(stdout, "AGENT") || !strings.Contains(stdout, " "+Version+" ") {
+		t.Fatalf("hosts list (want the agent's version %s): %d\n%s\n%s", Version, code, stdout, stderr)
 	}
 	code, stdout, _ = run(t, data, "hosts", "list", "-o", "json")
 	var hl api.HostList
