@@ -328,7 +328,7 @@ func printPlan(w io.Writer, width, limit int, st rolloutapi.PlanStatus) error {
 		for _, a := range p.Approvals {
 			by = append(by, a.By)
 		}
-		fmt.Fprintf(w, "approvals %d of %d %s\n", len(p.Approvals), p.Required, strings.Join(by, ", "))
+		fmt.Fprintln(w, strings.TrimSpace(fmt.Sprintf("approvals %d of %d %s", len(p.Approvals), p.Required, strings.Join(by, ", "))))
 	}
 	tb := table.New(table.Column{Name: "RING", Shrink: 1, Min: 8}, right("HOSTS"), right("PACKAGES"), table.Column{Name: "CLOSES"},
 		table.Column{Name: "WINDOWS", Shrink: 2, Min: 16})
