@@ -132,6 +132,9 @@ func TestRolloutStatusReason(t *testing.T) {
 	}
 	// Fitted to 80 columns the reason is cut, with an ellipsis.
 	code, out, _ = runWidth(t, t.TempDir(), 80, "rollout", "status", "p1", "--hosts")
+	if code != ExitOK {
+		t.Fatalf("rollout status at 80 columns: exit %d", code)
+	}
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "prod-2") && (table.Width(l) != 80 || !strings.HasSuffix(l, "…")) {
 			t.Errorf("at 80 columns: %d %q", table.Width(l), l)

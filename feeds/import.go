@@ -107,19 +107,6 @@ type Summary struct {
 	Changed []match.Key `json:"-"`
 }
 
-func (s *Summary) add(o Summary) {
-	s.Added += o.Added
-	s.Updated += o.Updated
-	s.Unchanged += o.Unchanged
-	s.Removed += o.Removed
-	s.Malformed += o.Malformed
-	s.KEV += o.KEV
-	s.EPSS += o.EPSS
-	s.Problems = append(s.Problems, o.Problems...)
-	s.NotImported = append(s.NotImported, o.NotImported...)
-	s.Changed = append(s.Changed, o.Changed...)
-}
-
 // String is the one-line summary printed after an import.
 func (s Summary) String() string {
 	var parts []string
