@@ -18,6 +18,7 @@ import (
 
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/internal/debroot"
+	"github.com/patchbay/patchbay/internal/jsontest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/patch"
@@ -481,7 +482,7 @@ func TestScanTableFileColumn(t *testing.T) {
 	if code != 0 {
 		t.Fatal(code)
 	}
-	checkNoZeroTime(t, "scan -o json", []byte(out))
+	jsontest.NoZeroTime(t, "scan -o json", []byte(out))
 }
 
 func TestFeedsStatus(t *testing.T) {
@@ -670,7 +671,7 @@ func TestAdminTokens(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &tl) != nil || len(tl.Tokens) != 2 {
 		t.Fatalf("list -o json: %d %s", code, out)
 	}
-	checkNoZeroTime(t, "admin token list -o json", []byte(out))
+	jsontest.NoZeroTime(t, "admin token list -o json", []byte(out))
 	for _, tk := range tl.Tokens {
 		if _, has := tk["expires"]; has != (tk["kind"] == "enrollment") {
 			t.Errorf("token %v: an expiry only on the enrollment token", tk)

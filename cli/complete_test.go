@@ -19,25 +19,8 @@ func TestCompletion(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "services\n") || !strings.Contains(out, "policies\n") || !strings.Contains(out, "rolloutstrategies\n") {
 		t.Errorf("kinds: %d %q", code, out)
 	}
-	dir := t.TempDir()
-	r, _ := startInDir(t, dir)
-	secret, id, hash, err := auth.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := r.db.Tokens.Create(ctx, auth.Token{ID: id, Kind: auth.KindEnrollment, Role: auth.Agent, Created: time.Now(), UsesLeft: 1}, hash); err != nil {
-		t.Fatal(err)
-	}
-	hc, err := api.NewHTTPClient("", r.fingerprint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enrolled api.EnrollResponse
-	c := &api.Client{Base: r.url, HTTP: hc, Token: secret}
-	if err := c.Do(ctx, "POST", api.Prefix+"/agent/enroll", api.EnrollRequest{Facts: fleet.Facts{Hostname: "web-7", MachineID: "m-7", OSID: "debian", OSVersion: "12", Ecosystem: "Debian:12"}}, &enrolled); err != nil {
-		t.Fatal(err)
-	}
+	r, _ := startInDir(t, t.TempDir())
+	enrolled, _ := enrollHost(t, r, fleet.Facts{Hostname: "web-7", MachineID: "m-7", OSID: "debian", OSVersion: "12", Ecosystem: "Debian:12"})
 	t.Setenv(envServer, r.url)
 	t.Setenv(envPin, r.fingerprint)
 	t.Setenv(envToken, r.adminToken)
@@ -54,4 +37,30 @@ func TestCompletion(t *testing.T) {
 	if code != ExitOK || strings.Contains(out, "web-7") {
 		t.Errorf("unreachable server: %d %q", code, out)
 	}
+}
+
+// enrollHost enrolls a host on the running server through the API, as an
+// agent does, and returns its enrollment and a client holding its
+// credential.
+func enrollHost(t *testing.T, r *running, facts fleet.Facts) (api.EnrollResponse, *api.Client) {
+	t.Helper()
+	ctx := context.Background()
+	secret, id, hash, err := auth.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.Tokens.Create(ctx, auth.Token{ID: id, Kind: auth.KindEnrollment, Role: auth.Agent, Created: time.Now(), UsesLeft: 1}, hash); err != nil {
+		t.Fatal(err)
+	}
+	hc, err := api.NewHTTPClient("", r.fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enrolled api.EnrollResponse
+	c := &api.Client{Base: r.url, HTTP: hc, Token: secret}
+	if err := c.Do(ctx, "POST", api.Prefix+"/agent/enroll", api.EnrollRequest{Facts: facts}, &enrolled); err != nil {
+		t.Fatal(err)
+	}
+	c.Token = enrolled.Credential
+	return enrolled, c
 }

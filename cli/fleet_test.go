@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/jsontest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/internal/table"
 )
@@ -151,11 +152,11 @@ func TestQuickstartAndClients(t *testing.T) {
 	// No time that is not there written as the zero time, by the server
 	// (the API) or the CLI.
 	for _, p := range []string{"/hosts", "/hosts/" + h.ID, "/findings?status=all&limit=1000", "/vulns"} {
-		checkNoZeroTime(t, "GET "+p, rawGET(t, p))
+		jsontest.NoZeroTime(t, "GET "+p, rawGET(t, p))
 	}
 	for _, args := range [][]string{{"hosts", "show", h.ID, "-o", "json"}, {"findings", "list", "--status", "all", "-o", "json"}} {
 		_, stdout, _ = run(t, data, args...)
-		checkNoZeroTime(t, strings.Join(args, " "), []byte(stdout))
+		jsontest.NoZeroTime(t, strings.Join(args, " "), []byte(stdout))
 	}
 	code, stdout, stderr = run(t, data, "findings", "list", "--all", "-o", "json", "--limit", "50")
 	var page fleet.FindingPage
@@ -171,7 +172,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &vl) != nil || len(vl.Vulnerabilities) == 0 {
 		t.Fatalf("vulns list: %d %s", code, stdout)
 	}
-	checkNoZeroTime(t, "GET /vulns/ID", rawGET(t, "/vulns/"+vl.Vulnerabilities[0].ID))
+	jsontest.NoZeroTime(t, "GET /vulns/ID", rawGET(t, "/vulns/"+vl.Vulnerabilities[0].ID))
 	code, stdout, _ = run(t, data, "vulns", "show", vl.Vulnerabilities[0].ID)
 	if code != 0 || !strings.Contains(stdout, h.ID) {
 		t.Errorf("vulns show: %d\n%s", code, stdout)
@@ -249,7 +250,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &page) != nil || len(page.Findings) != 1 || page.Findings[0].Package != "openssl" {
 		t.Fatalf("findings --status not_affected: %d %s %s", code, stdout, stderr)
 	}
-	checkNoZeroTime(t, "GET /findings/ID", rawGET(t, fmt.Sprint("/findings/", page.Findings[0].ID)))
+	jsontest.NoZeroTime(t, "GET /findings/ID", rawGET(t, fmt.Sprint("/findings/", page.Findings[0].ID)))
 	code, stdout, stderr = run(t, data, "findings", "explain", fmt.Sprint(page.Findings[0].ID))
 	for _, want := range []string{"CVE-2026-54872 in openssl", "asset context:", "decision (policy default, now):", "not affected per Exception/vex-", "→ P4, not_affected", "history:"} {
 		if code != 0 || !strings.Contains(stdout, want) {

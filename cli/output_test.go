@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -42,39 +41,6 @@ func rawGET(t *testing.T, path string) []byte {
 		t.Fatalf("GET %s: %v", path, err)
 	}
 	return raw
-}
-
-// checkNoZeroTime fails on any string of the JSON document b that is the
-// zero time: a time that is not there is omitted, never 0001-01-01.
-func checkNoZeroTime(t *testing.T, what string, b []byte) {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	n := 0
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, c := range x {
-				walk(path+"."+k, c)
-			}
-		case []any:
-			for i, c := range x {
-				walk(fmt.Sprintf("%s[%d]", path, i), c)
-			}
-		case string:
-			n++
-			if strings.HasPrefix(x, "0001-01-01") {
-				t.Errorf("%s: %s is %q, the zero time", what, path, x)
-			}
-		}
-	}
-	walk("", v)
-	if n == 0 {
-		t.Errorf("%s: no string in %s", what, b)
-	}
 }
 
 // TestRolloutStatusReason: rollout status --hosts says why a host rolled

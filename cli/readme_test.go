@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/api"
-	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/patch"
@@ -60,30 +59,13 @@ func TestReadmeRolloutAsWritten(t *testing.T) {
 		t.Fatalf("apply the example: %d %s", code, errb)
 	}
 
-	ctx := context.Background()
-	secret, id, hash, err := auth.NewSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.db.Tokens.Create(ctx, auth.Token{ID: id, Kind: auth.KindEnrollment, Role: auth.Agent, Created: time.Now(), UsesLeft: 1}, hash); err != nil {
-		t.Fatal(err)
-	}
-	hc, err := api.NewHTTPClient("", r.fingerprint)
-	if err != nil {
-		t.Fatal(err)
-	}
 	facts := fleet.Facts{Hostname: "web-1", MachineID: "m-web-1", OSID: "debian", OSVersion: "12", Ecosystem: "Debian:12", AgentVersion: "test"}
-	var enrolled api.EnrollResponse
-	agent := &api.Client{Base: r.url, HTTP: hc, Token: secret}
-	if err := agent.Do(ctx, "POST", api.Prefix+"/agent/enroll", api.EnrollRequest{Facts: facts}, &enrolled); err != nil {
-		t.Fatal(err)
-	}
-	agent.Token = enrolled.Credential
+	_, agent := enrollHost(t, r, facts)
 	pkgs := []inventory.Package{{Ecosystem: "Debian:12", Name: "openssl", Version: "3.0.15-1~deb12u1", SourceName: "openssl", SourceVersion: "3.0.15-1~deb12u1"}}
 	ups := []patch.Update{{Ecosystem: "Debian:12", Name: "openssl", SourceName: "openssl", SourceVersion: "3.0.15-1~deb12u1", Installed: "3.0.15-1~deb12u1",
 		Candidate: "3.0.17-1~deb12u2", Origin: "bookworm-security", Pocket: "security", CVEs: []string{"CVE-2025-9230"}, Types: []patch.Type{patch.Security}, Cycle: "system"}}
 	rep := api.Report{CollectedAt: time.Now().UTC(), Facts: facts, InventoryHash: fleet.InventoryHash(pkgs), UpdatesHash: fleet.UpdatesHash(ups), Inventory: &pkgs, Updates: &ups}
-	if err := agent.Do(ctx, "POST", api.Prefix+"/agent/checkin", rep, nil); err != nil {
+	if err := agent.Do(context.Background(), "POST", api.Prefix+"/agent/checkin", rep, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -25,6 +25,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/jsontest"
 	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/internal/rollouttest"
 	"github.com/patchbay/patchbay/inventory"
@@ -429,7 +430,7 @@ func testRollout(t *testing.T, backend string) {
 			if code != 200 {
 				t.Fatalf("GET %s: %d %s", path, code, body)
 			}
-			checkNoZeroTime(t, "GET "+path, body)
+			jsontest.NoZeroTime(t, "GET "+path, body)
 		}
 		if code, body := f.do("POST", api.Prefix+"/plans/"+p.ID+"/resume", alice, nil); code != 409 {
 			t.Errorf("resume a halted rollout: %d %s", code, body)

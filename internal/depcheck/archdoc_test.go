@@ -22,6 +22,7 @@ var undocumented = []string{
 	"internal/pgtest",      // a PostgreSQL database per test
 	"internal/sharedtest",  // the shared test data (the doc's prose names it)
 	"internal/rollouttest", // the rollout policy documents the tests and bench/rollout share
+	"internal/jsontest",    // checks of JSON documents the tests of cli and server share
 }
 
 // archRow is one row of the table: the package it is about, and the

@@ -1,4 +1,6 @@
-package server_test
+// Package jsontest holds checks of JSON documents that the tests of
+// several packages share.
+package jsontest
 
 import (
 	"encoding/json"
@@ -7,9 +9,10 @@ import (
 	"testing"
 )
 
-// checkNoZeroTime fails on any string of the JSON document b that is the
-// zero time: a time that is not there is omitted, never 0001-01-01.
-func checkNoZeroTime(t *testing.T, what string, b []byte) {
+// NoZeroTime fails on any string of the JSON document b that is the zero
+// time: a time that is not there is omitted, never 0001-01-01. A document
+// without any string fails too (it checked nothing).
+func NoZeroTime(t testing.TB, what string, b []byte) {
 	t.Helper()
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
