@@ -228,6 +228,9 @@ func (x *Executor) rollback(ctx context.Context, changes []pkgmgr.Change, m job.
 		return fmt.Sprintf("rollback to the previous versions failed: %v", err)
 	}
 	res.Changes = append(res.Changes, r.Changes...)
+	if len(back) == 1 {
+		return "rolled back 1 package to its previous version"
+	}
 	return fmt.Sprintf("rolled back %d packages to their previous versions", len(back))
 }
 

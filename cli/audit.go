@@ -22,6 +22,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/audit"
+	"github.com/patchbay/patchbay/internal/table"
 )
 
 // actor names who runs the CLI, for audit entries.
@@ -160,7 +161,7 @@ word, and --checkpoint files are checked against the server's signing key
 				if err := audit.Verify(es, nil); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "audit chain intact: %d entries\n", len(es))
+				fmt.Fprintf(e.stdout, "audit chain intact: %s\n", table.Plural(len(es), "entry", "entries"))
 				return nil
 			}
 			pub, err := e.auditPublicKey(ctx, tg)
@@ -179,7 +180,7 @@ word, and --checkpoint files are checked against the server's signing key
 				return err
 			}
 			last := cps[len(cps)-1]
-			fmt.Fprintf(e.stdout, "audit chain intact: %d entries, reaches the checkpoint of entry %d (%s)", len(es), last.Seq, last.Time.Format(time.RFC3339))
+			fmt.Fprintf(e.stdout, "audit chain intact: %s, reaches the checkpoint of entry %d (%s)", table.Plural(len(es), "entry", "entries"), last.Seq, last.Time.Format(time.RFC3339))
 			if len(cps) > 1 {
 				fmt.Fprintf(e.stdout, " and the %d before it", len(cps)-1)
 			}
@@ -283,7 +284,7 @@ word, and --checkpoint files are checked against the server's signing key
 				if err := f.Close(); err != nil {
 					return fmt.Errorf("-o: %w", err)
 				}
-				fmt.Fprintf(e.stderr, "wrote %d entries to %s\n", len(es), exportTo)
+				fmt.Fprintf(e.stderr, "wrote %s to %s\n", table.Plural(len(es), "entry", "entries"), exportTo)
 			}
 			return nil
 		},

@@ -335,8 +335,8 @@ func newFeedsRefreshCmd(e *env, m *modeFlags) *cobra.Command {
 					fmt.Fprintf(e.stdout, "%-14s failed: %s\n", o.Source, o.Err)
 				}
 			}
-			fmt.Fprintf(e.stdout, "refreshed in %s: %s; rematched %d hosts: %d findings opened, %d closed\n",
-				r.Took.Round(time.Millisecond), r.Summary, r.Rematch.Hosts, r.Rematch.Opened, r.Rematch.Closed)
+			fmt.Fprintf(e.stdout, "refreshed in %s: %s; rematched %s: %s opened, %d closed\n",
+				r.Took.Round(time.Millisecond), r.Summary, table.Plural(r.Rematch.Hosts, "host"), table.Plural(r.Rematch.Opened, "finding"), r.Rematch.Closed)
 			return nil
 		},
 	}

@@ -258,7 +258,7 @@ func TestReadOnlyWithoutTarget(t *testing.T) {
 	if code, stdout, stderr := runArgs(t, "feeds", "status"); code != 0 || !strings.HasPrefix(stderr, "local database "+path+"\n") || !strings.Contains(stdout, "kev") {
 		t.Errorf("feeds status after import: %d %s %s", code, stdout, stderr)
 	}
-	if code, stdout, _ := runArgs(t, "audit", "verify"); code != 0 || stdout != "audit chain intact: 1 entries\n" {
+	if code, stdout, _ := runArgs(t, "audit", "verify"); code != 0 || stdout != "audit chain intact: 1 entry\n" {
 		t.Errorf("audit verify after import: %d %s", code, stdout)
 	}
 }

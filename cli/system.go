@@ -7,6 +7,7 @@ import (
 
 	"github.com/patchbay/patchbay/agent"
 	"github.com/patchbay/patchbay/internal/progress"
+	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/patch"
 )
@@ -32,7 +33,7 @@ func (e *env) systemUpdates(ctx context.Context, root string, distro *inventory.
 			}
 			st.Update(done, total)
 		}})
-	outcome := fmt.Sprintf("%d updates", len(v.Updates))
+	outcome := table.Plural(len(v.Updates), "update")
 	if v.Unread > 0 {
 		outcome += fmt.Sprintf("; %d without their changelog's CVEs, listed all the same (%s)", v.Unread, v.FirstUnread)
 	}

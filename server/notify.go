@@ -53,13 +53,13 @@ func slackText(n rollout.Notification) string {
 	var what string
 	switch n.Event {
 	case "plan.awaiting_approval":
-		what = fmt.Sprintf("awaits approval by %d people: %d hosts, closes %s", e.Required, e.Hosts, closesText(e.Closes))
+		what = fmt.Sprintf("awaits approval by %s: %s, closes %s", count(e.Required, "person", "people"), count(e.Hosts, "host", "hosts"), closesText(e.Closes))
 	case "rollout.ring_promoted":
 		what = fmt.Sprintf("promoted from ring %v", e.Detail["from_ring"])
 	case "rollout.halted":
 		what = fmt.Sprintf("*halted*: %v", e.Detail["why"])
 	case "rollout.completed":
-		what = fmt.Sprintf("completed: %d hosts, closes %s", e.Hosts, closesText(e.Closes))
+		what = fmt.Sprintf("completed: %s, closes %s", count(e.Hosts, "host", "hosts"), closesText(e.Closes))
 	default:
 		what = n.Event
 	}
@@ -153,4 +153,12 @@ func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request, _ *ca
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"notifications": ns})
+}
+
+// count is "1 host", "2 hosts".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
