@@ -264,7 +264,7 @@ func TestExecutorRebootsRestartsAndFailures(t *testing.T) {
 	drv.failing = "nginx"
 	rb.st = pkgmgr.RebootStatus{}
 	res, _ = x.Run(ctx, sign(job.RebootNever, now.Add(time.Hour), false, job.Package{Name: "libssl3", Version: "3.0.17-2"}, job.Package{Name: "nginx", Version: "1.22.1-9+deb12u2"}))
-	if res.Outcome != job.Failed || !strings.Contains(res.Reason, "install: dpkg: error processing package nginx; rolled back 1 packages") || drv.inst["libssl3"] != "3.0.17-1" {
+	if res.Outcome != job.Failed || !strings.Contains(res.Reason, "install: dpkg: error processing package nginx; rolled back 1 package to its previous version") || drv.inst["libssl3"] != "3.0.17-1" {
 		t.Errorf("failed install: %+v", res)
 	}
 	// The journal cannot be written (its directory is gone, a file in its
