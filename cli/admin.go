@@ -85,7 +85,7 @@ local database must exist (a server has run on it); nothing is created.`,
 	}
 	create.Flags().StringVar(&role, "role", "viewer", "admin, operator or viewer")
 	create.Flags().StringVar(&name, "name", "", "what the token is for")
-	create.Flags().DurationVar(&ttl, "ttl", 0, "expire after this long (0: never; enrollment tokens default to 24h)")
+	spanVar(create.Flags(), &ttl, "ttl", 0, "expire after this long (0: never; enrollment tokens default to 24h)")
 	create.Flags().BoolVar(&enrollment, "enrollment", false, "an enrollment token, exchanged by agents for host credentials")
 	create.Flags().IntVar(&uses, "uses", 1, "enrollments allowed (enrollment tokens; -1 for unlimited)")
 	create.PreRunE = func(cmd *cobra.Command, args []string) error {
@@ -125,7 +125,7 @@ local database must exist (a server has run on it); nothing is created.`,
 				return printData(e.stdout, listOutput, map[string]any{"tokens": ts})
 			}
 			tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "KIND"}, table.Column{Name: "ROLE"}, table.Column{Name: "NAME", Shrink: 2, Min: 10},
-				table.Column{Name: "CREATED"}, table.Column{Name: "EXPIRES"}, right("USES LEFT"), table.Column{Name: "STATE", Shrink: 1, Min: 10})
+				table.Column{Name: "CREATED", Drop: 2}, table.Column{Name: "EXPIRES"}, table.Column{Name: "USES LEFT", Right: true, Drop: 1}, table.Column{Name: "STATE", Shrink: 1, Min: 10})
 			now := time.Now()
 			for _, t := range ts {
 				exp, left, state := "never", "-", "active"

@@ -47,8 +47,11 @@ type env struct {
 	// dataDirNamed: --data-dir or PATCHBAY_DATA_DIR was given (not the
 	// default).
 	dataDirNamed bool
-	log          *slog.Logger
-	isTerminal   func(w io.Writer) bool
+	// local: --local, act on the local database even with a server
+	// configured (admin token, audit, feeds).
+	local      bool
+	log        *slog.Logger
+	isTerminal func(w io.Writer) bool
 	// termWidth is the width of the terminal w is, or 0 when it is none:
 	// tables are fitted to it.
 	termWidth func(w io.Writer) int
@@ -68,7 +71,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	switch {
 	case err == nil:
 		return ExitOK
@@ -78,7 +81,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 		fmt.Fprintln(stderr, "patchbay:", err)
 		return ExitFindings
 	default:
-		fmt.Fprintln(stderr, "patchbay:", explain(err))
+		fmt.Fprintln(stderr, "patchbay:", explain(cmd, err))
 		return ExitError
 	}
 }
@@ -100,6 +103,8 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&e.dataDir, "data-dir", os.Getenv("PATCHBAY_DATA_DIR"),
 		"directory of the embedded database and caches (env PATCHBAY_DATA_DIR; default $XDG_DATA_HOME/patchbay)")
+	root.PersistentFlags().BoolVar(&e.local, "local", false,
+		"admin token, audit and feeds: act on the local database (--data-dir, --db) even when a server is configured")
 	root.PersistentFlags().StringVar(&e.dsn, "db", os.Getenv("PATCHBAY_DB"),
 		"database: postgres://… for PostgreSQL, or a SQLite file (env PATCHBAY_DB; default patchbay.db in the data dir)")
 	root.AddCommand(newScanCmd(e), newPatchesCmd(e), newFeedsCmd(e), newAuditCmd(e), newAdminCmd(e),
@@ -128,6 +133,17 @@ func strictGroups(c *cobra.Command) {
 	}
 	if c.Runnable() && c.Args == nil && c.HasParent() {
 		c.Args = cobra.NoArgs
+	}
+	if c.Runnable() && !c.HasSubCommands() && c.Args != nil {
+		// "accepts 1 arg(s), received 0" says what is wrong, not what
+		// to write: add the usage line.
+		check := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return fmt.Errorf("%w\nusage: %s", err, cmd.UseLine())
+			}
+			return nil
+		}
 	}
 	if !c.HasSubCommands() || c.Runnable() || !c.HasParent() {
 		return

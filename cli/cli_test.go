@@ -395,8 +395,13 @@ func TestOutputFlags(t *testing.T) {
 		{"audit", "export", "-o", path},
 	} {
 		code, out, errs := run(t, dir, args...)
-		if want := "-o is the format"; code != ExitError || out != "" || !strings.Contains(errs, want) || !strings.Contains(errs, "did you mean --output-file "+path+"?") {
-			t.Errorf("%v: %d %q %q", args, code, out, errs)
+		// The hint fits the command: --output-file where it has one.
+		hint := "to write a file, redirect: -o json > " + path
+		if args[0] == "scan" || args[0] == "audit" {
+			hint = "did you mean --output-file " + path + "?"
+		}
+		if want := "-o is the format"; code != ExitError || out != "" || !strings.Contains(errs, want) || !strings.Contains(errs, hint) {
+			t.Errorf("%v: %d %q %q (want the hint %q)", args, code, out, errs, hint)
 		}
 		if _, err := os.Stat(path); err == nil {
 			t.Fatalf("%v wrote %s", args, path)

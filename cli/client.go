@@ -132,9 +132,9 @@ func newHostsCmd(e *env) *cobra.Command {
 				return printData(e.stdout, o.output, hl)
 			}
 			now := time.Now()
-			tb := table.New(table.Column{Name: "HOSTNAME", Shrink: 2, Min: 12}, table.Column{Name: "ID"}, table.Column{Name: "OS", Shrink: 3, Min: 6},
-				table.Column{Name: "LAST SEEN", Shrink: 4}, right("P1"), right("P2"), right("P3"), right("P4"), right("UPDATES"), table.Column{Name: "REBOOT"},
-				table.Column{Name: "AGENT", Shrink: 5, Min: 5}, table.Column{Name: "LABELS", Shrink: 9, Min: 10})
+			tb := table.New(table.Column{Name: "HOSTNAME", Shrink: 2, Min: 12}, table.Column{Name: "ID", Drop: 1}, table.Column{Name: "OS", Shrink: 3, Min: 6},
+				table.Column{Name: "LAST SEEN", Shrink: 4}, right("P1"), right("P2"), right("P3"), right("P4"), right("UPDATES"), table.Column{Name: "REBOOT", Drop: 2},
+				table.Column{Name: "AGENT", Shrink: 5, Min: 5, Drop: 3}, table.Column{Name: "LABELS", Shrink: 9, Min: 10})
 			n := table.Limit(len(hl.Hosts), listLimit)
 			for _, h := range hl.Hosts[:n] {
 				reboot := ""
@@ -163,7 +163,7 @@ func newHostsCmd(e *env) *cobra.Command {
 	lf.StringVar(&osName, "os", "", "only hosts of this OS ecosystem: Debian:12, or Debian for every release")
 	lf.StringVar(&priority, "priority", "", "only hosts with open findings of this priority")
 	lf.IntVar(&minOpen, "min-open", 0, "only hosts with at least this many open findings")
-	lf.DurationVar(&stale, "stale", 0, "only hosts not seen for this long")
+	spanVar(lf, &stale, "stale", 0, "only hosts not seen for this long")
 	lf.BoolVar(&clones, "clones", false, "only hosts flagged as clones")
 	limitFlag(lf, &listLimit, 0, "hosts")
 	show := &cobra.Command{
@@ -244,7 +244,7 @@ func newHostsCmd(e *env) *cobra.Command {
 		},
 	}
 	limitFlag(show.Flags(), &showLimit, 20, "open findings and updates")
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, newHostLabelCmd(e, o), newHostRevokeCmd(e, o))
 	return cmd
 }
 
@@ -307,9 +307,9 @@ func newFindingsCmd(e *env) *cobra.Command {
 			if o.data() {
 				return printData(e.stdout, o.output, fleet.FindingPage{Findings: rows, Next: next})
 			}
-			tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "PRIORITY"}, table.Column{Name: "STATE", Shrink: 1, Min: 5}, table.Column{Name: "VULNERABILITY"},
+			tb := table.New(table.Column{Name: "ID"}, table.Column{Name: "PRIORITY"}, table.Column{Name: "STATE", Shrink: 1, Min: 5, Drop: 1}, table.Column{Name: "VULNERABILITY"},
 				table.Column{Name: "PACKAGE", Shrink: 3, Min: 8}, table.Column{Name: "VERSION", Shrink: 4, Min: 8}, table.Column{Name: "FIXED", Shrink: 5, Min: 8},
-				table.Column{Name: "HOST", Shrink: 2, Min: 8}, table.Column{Name: "FIRST SEEN"}, table.Column{Name: "DUE"})
+				table.Column{Name: "HOST", Shrink: 2, Min: 8, Drop: 2}, table.Column{Name: "FIRST SEEN", Drop: 3}, table.Column{Name: "DUE"})
 			now := time.Now()
 			for _, f := range rows {
 				fixed := f.Fixed

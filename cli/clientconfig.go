@@ -5,9 +5,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
 
 	"github.com/spf13/pflag"
 
@@ -89,16 +93,34 @@ func checkServerURL(s string) error {
 }
 
 // explain adds what to do to the errors a client of the server meets first:
-// a certificate this machine does not trust, a refused token.
-func explain(err error) error {
+// a certificate this machine does not trust, a server that does not
+// answer, a refused credential; and to -o given a path. cmd is the command
+// that failed (nil when none was found).
+func explain(cmd *cobra.Command, err error) error {
 	var ua x509.UnknownAuthorityError
 	var cv *tls.CertificateVerificationError
 	var hn x509.HostnameError
+	var op *outputPathError
+	var ne *net.OpError
+	agent := cmd != nil && cmd.Name() == "agent"
 	switch {
+	case errors.As(err, &op):
+		if cmd != nil && cmd.Flags().Lookup("output-file") != nil {
+			return fmt.Errorf("%w; did you mean --output-file %s?", err, op.value)
+		}
+		return fmt.Errorf("%w; to write a file, redirect: -o json > %s", err, op.value)
 	case errors.As(err, &ua) || (errors.As(err, &cv) && errors.As(cv.Err, &ua)):
 		return fmt.Errorf("%w\nhint: the server's certificate is not signed by a CA this machine trusts; pin it with --pin sha256:… (env %s) — `patchbay server fingerprint` prints it where the server runs, quickstart and the server print it at start — or give the CA with --ca FILE (env %s)", err, envPin, envCA)
 	case errors.As(err, &hn):
 		return fmt.Errorf("%w\nhint: the certificate is not for this name; use the name it was made for, or pin it with --pin (env %s)", err, envPin)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w\nhint: nothing listens there: is the server running, and is --server (env %s) its address and port?", err, envServer)
+	case errors.As(err, &ne) && ne.Op == "dial":
+		return fmt.Errorf("%w\nhint: the server cannot be reached: check --server (env %s) and the network", err, envServer)
+	case api.IsStatus(err, 400) && strings.Contains(err.Error(), "HTTP request to an HTTPS server"):
+		return fmt.Errorf("%w\nhint: the server speaks HTTPS: give --server https://… (env %s)", err, envServer)
+	case api.IsStatus(err, 401) && agent:
+		return fmt.Errorf("%w\nhint: the server refused this agent's credential (revoked, or enrolled with another server): enroll the host again with a new token (`patchbay admin token create --enrollment`) after removing the credential from the agent's state dir", err)
 	case api.IsStatus(err, 401):
 		return fmt.Errorf("%w\nhint: the server refused the token in %s; make one with `patchbay admin token create --role viewer` (an admin token is printed at the server's first start)", err, envToken)
 	}
@@ -114,7 +136,7 @@ func (c *clientConfig) client(userAgent string) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Client{Base: c.server, HTTP: hc, UserAgent: userAgent}, nil
+	return &api.Client{Base: serverBase(c.server), HTTP: hc, UserAgent: userAgent}, nil
 }
 
 // apiClient returns a client of the server's API with the token in
@@ -133,4 +155,12 @@ func (c *clientConfig) apiClient() (*api.Client, error) {
 	}
 	cl.Token = token
 	return cl, nil
+}
+
+// serverBase is the server's URL without the API prefix a user may have
+// copied with it (quickstart prints https://…:8443/api/v1 as the API) and
+// without a trailing slash.
+func serverBase(s string) string {
+	s = strings.TrimRight(s, "/")
+	return strings.TrimRight(strings.TrimSuffix(s, api.Prefix), "/")
 }

@@ -68,7 +68,7 @@ its peak RSS.`,
 	f.IntVar(&o.agents, "agents", 100, "hosts to simulate")
 	f.IntVar(&o.concurrency, "concurrency", 64, "agents talking to the server at once")
 	f.IntVar(&o.rounds, "rounds", 3, "rounds of steady check-ins")
-	f.DurationVar(&o.soak, "soak", 0, "after the other phases, keep every agent checking in for this long (a hundredth of them with a changed inventory each round), then check that no acknowledged report is lost and count 5xx answers")
+	spanVar(f, &o.soak, "soak", 0, "after the other phases, keep every agent checking in for this long (a hundredth of them with a changed inventory each round), then check that no acknowledged report is lost and count 5xx answers")
 	f.IntVar(&o.packages, "packages", 1500, "packages per host (OS packages plus application dependencies)")
 	f.StringVar(&o.serverURL, "server", "", "server URL (default: start one)")
 	f.StringVar(&o.token, "token", os.Getenv("PATCHBAY_TOKEN"), "admin token of --server (env PATCHBAY_TOKEN)")

@@ -44,10 +44,10 @@ is given: the server's feeds come from its own --feeds-dir, --feeds-sync or
 // the commands that write the local feeds (import, sync). With a server
 // configured it refuses unless --local is given.
 func (e *env) withLocalFeeds(cmd *cobra.Command, m *modeFlags, fn func(ctx context.Context, db *store.DB) error) error {
-	if m.local && cmd.Flags().Changed("server") {
+	if e.local && cmd.Flags().Changed("server") {
 		return fmt.Errorf("--local and --server: give one (--local acts on the local database, --server on the server)")
 	}
-	if !m.local && m.server != "" {
+	if !e.local && m.server != "" {
 		return fmt.Errorf("%s writes the local database, but a server is configured (%s): the server's feeds come from its "+
 			"--feeds-dir, --feeds-sync or --feeds-mirror, and `patchbay feeds refresh` refreshes them now; "+
 			"add --local to write the local database (%s)", cmd.CommandPath(), m.server, e.dbName())
@@ -269,8 +269,8 @@ func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 				}
 				return nil
 			}
-			tb := table.New(table.Column{Name: "SOURCE"}, right("RECORDS"), table.Column{Name: "IMPORTED"}, table.Column{Name: "DATA AS OF"},
-				table.Column{Name: "STATE"}, table.Column{Name: "FROM", Shrink: 1, Min: 16, CutLeft: true})
+			tb := table.New(table.Column{Name: "SOURCE"}, right("RECORDS"), table.Column{Name: "IMPORTED", Drop: 1}, table.Column{Name: "DATA AS OF"},
+				table.Column{Name: "STATE"}, table.Column{Name: "FROM", Shrink: 1, Min: 16, CutLeft: true, Drop: 2})
 			for _, s := range st.Sources {
 				state := "fresh"
 				if isStale(s, now, staleAfter) {
@@ -298,11 +298,11 @@ func newFeedsStatusCmd(e *env, m *modeFlags) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "\n%s in %s\n", table.Plural(total, "advisory", "advisories"), table.Plural(len(ecos), "ecosystem"))
 			if len(stale) > 0 {
-				how := "`patchbay feeds sync` or `patchbay feeds import`"
+				how := "patchbay feeds sync (or feeds import PATH)"
 				if tg.api != nil {
-					how = "`patchbay feeds refresh` (the server's --feeds-dir, --feeds-sync or --feeds-mirror)"
+					how = "patchbay feeds refresh (from the server's feed source)"
 				}
-				fmt.Fprintf(e.stdout, "%d stale (data older than %s): %s; refresh with %s\n", len(stale), staleAfter, strings.Join(stale, ", "), how)
+				fmt.Fprintf(e.stdout, "%d stale (data older than %s): %s\nrefresh them: %s\n", len(stale), staleAfter, strings.Join(stale, ", "), how)
 			}
 			return nil
 		},
@@ -318,7 +318,7 @@ func newFeedsRefreshCmd(e *env, m *modeFlags) *cobra.Command {
 		Use:   "refresh",
 		Short: "Ask the server to refresh its feeds now (from its --feeds-dir, --feeds-sync or --feeds-mirror) and rematch",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if m.local {
+			if e.local {
 				return fmt.Errorf("--local: feeds refresh asks the server; for the local database run `patchbay feeds sync` or `patchbay feeds import`")
 			}
 			c, err := m.apiClient()

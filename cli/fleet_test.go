@@ -145,6 +145,20 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "…") {
 		t.Errorf("findings list at 100 columns: %d\n%s", code, stdout)
 	}
+	// On an 80-column terminal every table fits: columns are cut, and the
+	// least needed left out (--wide shows them).
+	for _, args := range [][]string{{"hosts", "list"}, {"findings", "list", "--limit", "20"}, {"hosts", "show", "web-db-1"}, {"vulns", "list", "--limit", "20"},
+		{"feeds", "status"}, {"admin", "token", "list"}} {
+		code, out, errb := runWidth(t, data, 80, args...)
+		if code != 0 {
+			t.Errorf("%v at 80 columns: exit %d %s", args, code, errb)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if table.Width(l) > 80 {
+				t.Errorf("%v at 80 columns: a line %d wide: %q", args, table.Width(l), l)
+			}
+		}
+	}
 	code, wide, _ := runWidth(t, data, 100, "findings", "list", "--limit", "5", "--wide")
 	if code != 0 || strings.Contains(wide, "…") || table.Width(strings.Split(wide, "\n")[1]) <= 100 {
 		t.Errorf("findings list --wide: %d\n%s", code, wide)

@@ -42,15 +42,12 @@ func errNoTarget(path string) error {
 // local database.
 type modeFlags struct {
 	clientConfig
-	local bool
 }
 
-// bind registers --server, --ca, --pin and --local on cmd and its
-// subcommands.
+// bind registers --server, --ca and --pin on cmd and its subcommands
+// (--local is the root's: `patchbay --local admin token list` parses).
 func (m *modeFlags) bind(cmd *cobra.Command) {
-	f := cmd.PersistentFlags()
-	m.clientConfig.bind(f, clientFlags{trust: true})
-	f.BoolVar(&m.local, "local", false, "act on the local database (--data-dir, --db) even when a server is configured")
+	m.clientConfig.bind(cmd.PersistentFlags(), clientFlags{trust: true})
 }
 
 // target is where one command acts: a server's API, or a local database.
@@ -69,7 +66,7 @@ func (t *target) close() {
 // database.
 func (e *env) useServer(cmd *cobra.Command, m *modeFlags) (bool, error) {
 	switch {
-	case m.local:
+	case e.local:
 		if cmd.Flags().Changed("server") {
 			return false, errors.New("--local and --server: give one (--local acts on the local database, --server on the server)")
 		}
@@ -103,7 +100,7 @@ func (e *env) open(cmd *cobra.Command, m *modeFlags) (*target, error) {
 	}
 	db, err := e.openExistingDB(cmd.Context())
 	var missing *errNoLocalDB
-	if errors.As(err, &missing) && !m.local && !e.dataDirNamed && e.dsn == "" {
+	if errors.As(err, &missing) && !e.local && !e.dataDirNamed && e.dsn == "" {
 		return nil, errNoTarget(missing.path)
 	}
 	if err != nil {

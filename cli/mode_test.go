@@ -131,7 +131,7 @@ func TestFeedsViaServer(t *testing.T) {
 	}
 	code, stdout, stderr = runArgs(t, "feeds", "status")
 	if code != 0 || !regexp.MustCompile(`(?m)^kev\s+1404\s.*\sSTALE\s+`+regexp.QuoteMeta(kev)+`$`).MatchString(stdout) ||
-		!strings.Contains(stdout, "1 stale (data older than 7d): kev; refresh with `patchbay feeds refresh`") || !strings.HasPrefix(stderr, "server ") {
+		!strings.Contains(stdout, "1 stale (data older than 7d): kev\nrefresh them: patchbay feeds refresh") || !strings.HasPrefix(stderr, "server ") {
 		t.Errorf("feeds status: %d\n%s\n%s", code, stdout, stderr)
 	}
 	code, stdout, _ = runArgs(t, "feeds", "status", "-o", "json", "--stale-after", "10000d")
@@ -280,7 +280,7 @@ func TestScanWarnsStaleFeeds(t *testing.T) {
 		t.Errorf("scan --stale-after 0: %d %s", code, stderr)
 	}
 	code, stdout, stderr := run(t, dir, "feeds", "status")
-	if code != 0 || !regexp.MustCompile(`(?m)^kev\s+1404\s.*\sSTALE\s`).MatchString(stdout) || !strings.Contains(stdout, "refresh with `patchbay feeds sync`") ||
+	if code != 0 || !regexp.MustCompile(`(?m)^kev\s+1404\s.*\sSTALE\s`).MatchString(stdout) || !strings.Contains(stdout, "refresh them: patchbay feeds sync") ||
 		!strings.HasPrefix(stderr, "local database "+filepath.Join(dir, "patchbay.db")) {
 		t.Errorf("feeds status: %d\n%s\n%s", code, stdout, stderr)
 	}

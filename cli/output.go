@@ -31,7 +31,7 @@ func checkOutput(value string, formats []string) error {
 	}
 	want := strings.Join(formats, ", ")
 	if value == "-" || strings.ContainsAny(value, `/\.`) || filepath.Ext(value) != "" {
-		return fmt.Errorf("-o %q: -o is the format (%s); did you mean --output-file %s?", value, want, value)
+		return &outputPathError{value: value, want: want}
 	}
 	return fmt.Errorf("-o %q: want one of %s", value, want)
 }
@@ -132,4 +132,13 @@ func limitFlag(f *pflag.FlagSet, p *int, def int, what string) {
 // wideFlag defines --wide.
 func wideFlag(f *pflag.FlagSet, p *bool) {
 	f.BoolVar(p, "wide", false, "do not fit tables to the terminal: every cell in full")
+}
+
+// outputPathError is -o given what looks like a path. explain adds the
+// hint that fits the command: --output-file where it has one, else a
+// redirection.
+type outputPathError struct{ value, want string }
+
+func (e *outputPathError) Error() string {
+	return fmt.Sprintf("-o %q: -o is the format (%s)", e.value, e.want)
 }

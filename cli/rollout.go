@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +75,11 @@ every package; else it waits for patchbay plan approve.`,
 					return err
 				}
 				if len(docs) != 1 || docs[0].Kind != rollout.KindPatchPlan {
-					return fmt.Errorf("-f: want exactly one PatchPlan document, got %d document(s)", len(docs))
+					got := make([]string, len(docs))
+					for i, d := range docs {
+						got[i] = d.Kind + "/" + d.Metadata.Name
+					}
+					return fmt.Errorf("-f: want one PatchPlan document (kind: PatchPlan), got %s: %s", table.Plural(len(docs), "document"), strings.Join(got, ", "))
 				}
 				spec = *docs[0].Spec.(*rollout.PlanSpec)
 				if spec.Description == "" {
@@ -100,7 +105,10 @@ every package; else it waits for patchbay plan approve.`,
 					spec.Selector.Types = append(spec.Selector.Types, patch.Type(t))
 				}
 				if err := spec.Selector.Validate(); err != nil {
-					return err
+					// Name the flags, not the document's fields.
+					return errors.New(selectorFlagRE.ReplaceAllStringFunc(err.Error(), func(m string) string {
+						return "--" + map[string]string{"types": "type", "cycles": "cycle", "packages": "package"}[selectorFlagRE.FindStringSubmatch(m)[1]]
+					}))
 				}
 			}
 			var st rolloutapi.PlanStatus
@@ -146,7 +154,7 @@ every package; else it waits for patchbay plan approve.`,
 				return printData(e.stdout, o.output, resp)
 			}
 			tb := table.New(table.Column{Name: "PLAN"}, table.Column{Name: "STATE"}, table.Column{Name: "ROLLOUT"}, table.Column{Name: "STRATEGY", Shrink: 1, Min: 10},
-				right("HOSTS"), table.Column{Name: "APPROVALS"}, table.Column{Name: "CREATED BY", Shrink: 2, Min: 10})
+				right("HOSTS"), table.Column{Name: "APPROVALS", Drop: 1}, table.Column{Name: "CREATED BY", Shrink: 2, Min: 10, Drop: 2})
 			n := table.Limit(len(resp.Plans), listLimit)
 			for _, st := range resp.Plans[:n] {
 				p := st.Plan
@@ -228,7 +236,7 @@ func newRolloutCmd(e *env) *cobra.Command {
 			}
 		},
 	}
-	watch.Flags().DurationVar(&every, "every", 2*time.Second, "how often to look")
+	spanVar(watch.Flags(), &every, "every", 2*time.Second, "how often to look")
 	cmd.AddCommand(action("start", "Start the rollout of an approved plan"), action("pause", "Start no more jobs (those running finish)"),
 		action("resume", "Resume a paused rollout"), action("promote", "Start the next ring of a rollout awaiting promotion"),
 		action("abort", "End a rollout: no job starts after it"), statusCmd, watch)
@@ -495,3 +503,6 @@ func checkName(c job.HealthCheck) string {
 	}
 	return "check"
 }
+
+// selectorFlagRE is a selector field of the plan create flags' problems.
+var selectorFlagRE = regexp.MustCompile(`selector\.(types|cycles|packages)\[\d+\]`)

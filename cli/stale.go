@@ -7,6 +7,7 @@ import (
 
 	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/spf13/pflag"
 )
 
 // defaultStaleAfter is how old a feed's data may be before scan warns and
@@ -72,4 +73,32 @@ func staleWarning(srcs []feeds.SourceState, now time.Time, after duration.Durati
 	return fmt.Sprintf("patchbay: warning: stale advisory feeds in %s (data older than %s): %s; findings published since are missing. "+
 		"Refresh with `patchbay feeds sync` (or `patchbay feeds import` of newer files); --stale-after sets the threshold",
 		db, after, strings.Join(parts, ", "))
+}
+
+// spanFlag is a pflag.Value of a time.Duration written as duration.Parse
+// reads it: days and weeks ("7d", "2w") as well as Go's units ("36h",
+// "90s"). Every duration flag of the CLI is one, so `--ttl 7d` works as
+// the policy documents' "7d" do.
+type spanFlag struct{ d *time.Duration }
+
+func (f spanFlag) String() string {
+	if *f.d == 0 {
+		return "0" // help leaves a zero default out
+	}
+	return duration.Duration(*f.d).String()
+}
+func (f spanFlag) Type() string { return "duration" }
+func (f spanFlag) Set(s string) error {
+	v, err := duration.Parse(s)
+	if err != nil {
+		return err
+	}
+	*f.d = time.Duration(v)
+	return nil
+}
+
+// spanVar defines a duration flag that takes days and weeks.
+func spanVar(f *pflag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	f.Var(spanFlag{p}, name, usage)
 }

@@ -45,11 +45,11 @@ func Table(w io.Writer, res scan.Result, meta Meta) error {
 		cols := []table.Column{
 			{Name: "PRIORITY"},
 			{Name: "PACKAGE", Shrink: 3, Min: 11},
-			{Name: "ECOSYSTEM", Shrink: 2, Min: 4},
+			{Name: "ECOSYSTEM", Shrink: 2, Min: 4, Drop: 1},
 			{Name: "INSTALLED", Shrink: 4, Min: 8},
 			{Name: "FIXED", Shrink: 5, Min: 8},
 			{Name: "VULNERABILITIES", Shrink: 6, Min: 15},
-			{Name: "TOP REASON", Shrink: 8, Min: 12},
+			{Name: "TOP REASON", Shrink: 8, Min: 12, Drop: 2},
 		}
 		withFiles := len(files) > 1
 		var under string // the directory every file is under, said once

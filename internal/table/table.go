@@ -30,6 +30,10 @@ type Column struct {
 	// CutLeft cuts the column's cells at their start ("…/pkg/go.mod"):
 	// for paths, whose end says most.
 	CutLeft bool
+	// Drop orders the columns left out when the table is still too wide
+	// with every column cut to its minimum: the highest first (kubectl's
+	// narrow view; --wide shows them). 0: the column is always shown.
+	Drop int
 }
 
 // gap is the space between two columns.
@@ -56,42 +60,79 @@ func (t *Table) Row(cells ...string) {
 // Len is the number of rows.
 func (t *Table) Len() int { return len(t.rows) }
 
+// Dropped is the width Widths gives a column left out.
+const Dropped = -1
+
 // Widths are the widths of the columns when the table is fitted to width
-// (0 or less: no limit, every column as wide as its widest cell).
+// (0 or less: no limit, every column as wide as its widest cell); a
+// column left out is Dropped.
 func (t *Table) Widths(width int) []int {
-	ws := make([]int, len(t.cols))
+	natural := make([]int, len(t.cols))
 	for i, c := range t.cols {
-		ws[i] = Width(c.Name)
+		natural[i] = Width(c.Name)
 	}
 	for _, r := range t.rows {
 		for i, s := range r {
-			ws[i] = max(ws[i], Width(s))
+			natural[i] = max(natural[i], Width(s))
 		}
 	}
 	if width <= 0 {
-		return ws
+		return natural
 	}
-	total := Width(t.Indent) + gap*(len(ws)-1)
-	for _, w := range ws {
+	dropped := make([]bool, len(t.cols))
+	for {
+		ws, ok := t.fit(natural, dropped, width)
+		if ok {
+			return ws
+		}
+		// Every column at its minimum: leave out the next column that
+		// may be dropped and fit again, else the table overflows.
+		drop := -1
+		for i, c := range t.cols {
+			if c.Drop > 0 && !dropped[i] && (drop < 0 || c.Drop > t.cols[drop].Drop) {
+				drop = i
+			}
+		}
+		if drop < 0 {
+			return ws
+		}
+		dropped[drop] = true
+	}
+}
+
+// fit cuts the columns that may shrink, in their order, until the table
+// of the columns not dropped is width wide; ok is false when it is still
+// wider with all of them at their minimum.
+func (t *Table) fit(natural []int, dropped []bool, width int) (ws []int, ok bool) {
+	ws = make([]int, len(natural))
+	total, shown := Width(t.Indent), 0
+	for i, w := range natural {
+		if dropped[i] {
+			ws[i] = Dropped
+			continue
+		}
+		ws[i] = w
 		total += w
+		shown++
 	}
+	total += gap * max(shown-1, 0)
 	for total > width {
 		// The column that gives way next: the highest Shrink still above
 		// its minimum.
 		best := -1
 		for i, c := range t.cols {
-			if c.Shrink > 0 && ws[i] > t.min(i) && (best < 0 || c.Shrink > t.cols[best].Shrink) {
+			if c.Shrink > 0 && !dropped[i] && ws[i] > t.min(i) && (best < 0 || c.Shrink > t.cols[best].Shrink) {
 				best = i
 			}
 		}
 		if best < 0 {
-			break // every column at its minimum: the table overflows
+			return ws, false
 		}
 		cut := min(total-width, ws[best]-t.min(best))
 		ws[best] -= cut
 		total -= cut
 	}
-	return ws
+	return ws, true
 }
 
 func (t *Table) min(i int) int {
@@ -110,13 +151,18 @@ func (t *Table) Write(w io.Writer, width int) error {
 	line := func(cells []string) {
 		b.WriteString(t.Indent)
 		last := len(cells) - 1
-		for last > 0 && cells[last] == "" && !t.cols[last].Right {
+		for last > 0 && (ws[last] == Dropped || (cells[last] == "" && !t.cols[last].Right)) {
 			last--
 		}
+		first := true
 		for i := 0; i <= last; i++ {
-			if i > 0 {
+			if ws[i] == Dropped {
+				continue
+			}
+			if !first {
 				b.WriteString(strings.Repeat(" ", gap))
 			}
+			first = false
 			s := Truncate(cells[i], ws[i])
 			if t.cols[i].CutLeft {
 				s = TruncateLeft(cells[i], ws[i])

@@ -134,3 +134,26 @@ func TestMoreAndPlural(t *testing.T) {
 		}
 	}
 }
+
+// TestDrop: with every column at its minimum and the table still too
+// wide, the columns that may be dropped are left out, highest Drop first,
+// header and rows alike; without a width nothing is dropped.
+func TestDrop(t *testing.T) {
+	tb := New(Column{Name: "HOSTNAME"}, Column{Name: "ID", Drop: 1}, Column{Name: "OS"}, Column{Name: "AGENT", Drop: 2}, Column{Name: "LABELS", Shrink: 1, Min: 6})
+	tb.Row("web-1", "b0f2a7731af876d5e89a2f74", "Debian:12", "v1.4.0", "env=prod,team=payments")
+	if ws := tb.Widths(0); ws[1] != 24 || ws[3] != 6 {
+		t.Fatalf("natural: %v", ws)
+	}
+	// 8+2+24+2+9+2+6+2+6 = 61 at the minimum: at 55 AGENT goes, and
+	// LABELS takes what is left: 55-8-2-24-2-9-2 = 8.
+	if ws := tb.Widths(55); ws[3] != Dropped || ws[1] != 24 || ws[4] != 8 {
+		t.Errorf("at 55: %v", ws)
+	}
+	// At 40 ID goes too: LABELS grows back to what fits, 40-8-2-9-2 = 19.
+	var b strings.Builder
+	tb.Write(&b, 40)
+	want := "HOSTNAME  OS         LABELS\nweb-1     Debian:12  env=prod,team=paym…\n"
+	if b.String() != want {
+		t.Errorf("at 40:\n%q\nwant\n%q", b.String(), want)
+	}
+}
