@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +34,8 @@ local database must exist (a server has run on it); nothing is created.`,
 		ttl        time.Duration
 		uses       int
 		enrollment bool
+		// createOutput: table prints the bare secret (for scripts: TOKEN=$(…)).
+		createOutput string
 	)
 	create := &cobra.Command{
 		Use:   "create --role ROLE",
@@ -42,8 +45,13 @@ local database must exist (a server has run on it); nothing is created.`,
 			if err != nil {
 				return fmt.Errorf("--role: %w", err)
 			}
+			if err := checkOutput(createOutput, dataFormats); err != nil {
+				return err
+			}
 			kind := auth.KindAPI
 			switch {
+			case enrollment && cmd.Flags().Changed("role"):
+				return fmt.Errorf("--enrollment and --role %s: an enrollment token has no role (agents get theirs when they enroll); give one of the two", role)
 			case enrollment:
 				kind, r = auth.KindEnrollment, auth.Agent
 			case r == auth.Agent:
@@ -78,11 +86,15 @@ local database must exist (a server has run on it); nothing is created.`,
 					return err
 				}
 			}
+			if createOutput != "table" {
+				return printData(e.stdout, createOutput, map[string]any{"secret": secret, "token": t})
+			}
 			fmt.Fprintln(e.stdout, secret)
 			fmt.Fprintf(e.stderr, "created %s token %s (role %s); the secret above is not stored and will not be shown again\n", t.Kind, t.ID, t.Role)
 			return nil
 		},
 	}
+	outputFlag(create.Flags(), &createOutput, dataFormats)
 	create.Flags().StringVar(&role, "role", "viewer", "admin, operator or viewer")
 	create.Flags().StringVar(&name, "name", "", "what the token is for")
 	spanVar(create.Flags(), &ttl, "ttl", 0, "expire after this long (0: never; enrollment tokens default to 24h)")
@@ -141,7 +153,11 @@ local database must exist (a server has run on it); nothing is created.`,
 				if err := t.Check(now); err != nil {
 					state = err.Error()
 				}
-				tb.Row(t.ID, string(t.Kind), string(t.Role), t.Name, t.Created.Format(time.RFC3339), exp, left, state)
+				name := t.Name
+				if t.Kind == auth.KindHost && t.Subject != "" {
+					name = strings.TrimSpace(name + " (host " + t.Subject + ")")
+				}
+				tb.Row(t.ID, string(t.Kind), string(t.Role), name, t.Created.Format(time.RFC3339), exp, left, state)
 			}
 			return e.writeTable(tb, wide)
 		},

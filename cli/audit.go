@@ -262,12 +262,12 @@ word, and --checkpoint files are checked against the server's signing key
 				return err
 			}
 			w := e.stdout
-			var f *os.File
+			var f *outputFile
 			if exportTo != "" && exportTo != "-" {
-				if f, err = os.Create(exportTo); err != nil {
-					return fmt.Errorf("-o: %w", err)
+				if f, err = createOutput(exportTo); err != nil {
+					return err
 				}
-				defer f.Close()
+				defer f.abort()
 				w = f
 			}
 			bw := bufio.NewWriter(w)
@@ -278,11 +278,11 @@ word, and --checkpoint files are checked against the server's signing key
 				}
 			}
 			if err := bw.Flush(); err != nil {
-				return fmt.Errorf("-o: %w", err)
+				return fmt.Errorf("--output-file: %w", err)
 			}
 			if f != nil {
-				if err := f.Close(); err != nil {
-					return fmt.Errorf("-o: %w", err)
+				if err := f.commit(); err != nil {
+					return err
 				}
 				fmt.Fprintf(e.stderr, "wrote %s to %s\n", table.Plural(len(es), "entry", "entries"), exportTo)
 			}

@@ -187,15 +187,24 @@ func newHostsCmd(e *env) *cobra.Command {
 			now := time.Now()
 			fmt.Fprintf(w, "%s (%s)\n", d.Hostname, d.ID)
 			fmt.Fprintf(w, "  os:          %s (%s)\n", d.Facts.OSPretty, d.Ecosystem)
-			fmt.Fprintf(w, "  kernel:      %s (newest installed %s)\n", d.Facts.KernelRunning, d.Facts.KernelNewest)
-			fmt.Fprintf(w, "  reboot:      %v %s\n", d.Facts.RebootRequired, strings.Join(d.Facts.RebootReasons, "; "))
+			kernel := noneIfEmpty(d.Facts.KernelRunning)
+			if d.Facts.KernelNewest != "" && d.Facts.KernelNewest != d.Facts.KernelRunning {
+				kernel += " (newest installed " + d.Facts.KernelNewest + ")"
+			}
+			fmt.Fprintf(w, "  kernel:      %s\n", kernel)
+			reboot := "not required"
+			if d.Facts.RebootRequired {
+				reboot = strings.TrimSpace("required " + strings.Join(d.Facts.RebootReasons, "; "))
+			}
+			fmt.Fprintf(w, "  reboot:      %s\n", reboot)
 			lastSeen := "never"
 			if !d.LastSeen.IsZero() {
 				lastSeen = age(now, d.LastSeen)
 			}
-			fmt.Fprintf(w, "  last seen:   %s; enrolled %s\n", lastSeen, d.EnrolledAt.Format(time.RFC3339))
+			fmt.Fprintf(w, "  last seen:   %s\n", lastSeen)
+			fmt.Fprintf(w, "  enrolled:    %s\n", age(now, d.EnrolledAt))
 			fmt.Fprintf(w, "  agent:       %s\n", d.Facts.AgentVersion)
-			fmt.Fprintf(w, "  labels:      %s\n", labelString(d.EffectiveLabels()))
+			fmt.Fprintf(w, "  labels:      %s\n", noneIfEmpty(labelString(d.EffectiveLabels())))
 			if d.CloneOf != "" {
 				fmt.Fprintf(w, "  CLONE:       same machine-id as host %s\n", d.CloneOf)
 			}
@@ -426,7 +435,18 @@ func newVulnsCmd(e *env) *cobra.Command {
 			w := e.stdout
 			fmt.Fprintf(w, "%s  priority %s  severity %s\n", v.ID, v.Priority, v.Severity)
 			fmt.Fprintf(w, "  open on %s (%s); %d remediated\n", table.Plural(v.Hosts, "host"), table.Plural(v.Open, "finding"), v.Remediated)
-			fmt.Fprintf(w, "  KEV: %s %s  EPSS: %s\n", yes(v.KEV), v.KEVDue, epssString(v.EPSS))
+			kev := "no"
+			if v.KEV {
+				kev = "yes"
+				if v.KEVDue != "" {
+					kev += ", federal due date " + v.KEVDue
+				}
+			}
+			epss := epssString(v.EPSS)
+			if epss == "" {
+				epss = "no score"
+			}
+			fmt.Fprintf(w, "  KEV: %s; EPSS: %s\n", kev, epss)
 			fmt.Fprintf(w, "  packages: %s\n  fixed in: %s\n  hosts:\n", strings.Join(v.Packages, ", "), strings.Join(v.Fixed, ", "))
 			for _, h := range v.AffectedHosts {
 				fmt.Fprintf(w, "    %s (%s)\n", h.Hostname, h.ID)

@@ -40,6 +40,19 @@ fleet (hosts, findings by priority, top patches) and the URL, and keeps
 serving until interrupted (or exits with --exit).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			// What can be checked before anything is made, is.
+			if feedsDir != "" {
+				if st, err := os.Stat(feedsDir); err != nil {
+					return fmt.Errorf("--feeds: %w (nothing was created)", err)
+				} else if !st.IsDir() {
+					return fmt.Errorf("--feeds %s: not a directory (want the upstream layout: osv/<Ecosystem>/all.zip, kev/…; nothing was created)", feedsDir)
+				}
+			}
+			if root != "" {
+				if _, err := os.Stat(root); err != nil {
+					return fmt.Errorf("--root: %w (nothing was created)", err)
+				}
+			}
 			// Log lines and the progress line share stderr without mixing.
 			prog := newProgress(e)
 			log, err := newLogger(prog, o.logLevel)

@@ -94,12 +94,12 @@ skipped).`,
 				}
 			}
 			out := e.stdout
-			var f *os.File
+			var f *outputFile
 			if outFile != "" && outFile != "-" {
-				if f, err = os.Create(outFile); err != nil {
-					return fmt.Errorf("--output-file: %w", err)
+				if f, err = createOutput(outFile); err != nil {
+					return err
 				}
-				defer f.Close()
+				defer f.abort()
 				out = f
 			}
 			bw := bufio.NewWriter(out)
@@ -114,9 +114,10 @@ skipped).`,
 				return err
 			}
 			if f != nil {
-				if err := f.Close(); err != nil {
-					return fmt.Errorf("--output-file: %w", err)
+				if err := f.commit(); err != nil {
+					return err
 				}
+				fmt.Fprintf(e.stderr, "wrote the %s report to %s: %s\n", format, outFile, table.Plural(len(res.Findings), "finding"))
 			}
 			if format != "table" {
 				for _, s := range inv.Skipped {
