@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/rolloutapi"
@@ -104,6 +105,29 @@ func TestRolloutStatusReason(t *testing.T) {
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "prod-2") && (table.Width(l) != 80 || !strings.HasSuffix(l, "…")) {
 			t.Errorf("at 80 columns: %d %q", table.Width(l), l)
+		}
+	}
+}
+
+// TestHostOutcome: a job without an outcome reads as pending, running
+// with how long its agent has had it (and, after a while, that some
+// agents run no jobs), or abandoned once the rollout is aborted.
+func TestHostOutcome(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	running := &rollout.Machine{State: rollout.Running}
+	for _, c := range []struct {
+		h        rollout.HostStatus
+		m        *rollout.Machine
+		out, why string
+	}{
+		{rollout.HostStatus{}, running, "pending", ""},
+		{rollout.HostStatus{Attempt: 1, Started: now.Add(-90 * time.Second)}, running, "running", "handed to its agent 1m30s ago; waiting for its report"},
+		{rollout.HostStatus{Attempt: 1, Started: now.Add(-time.Hour)}, running, "running", "handed to its agent 1h0m0s ago; waiting for its report (an agent started with --no-jobs, or the quickstart's, runs no jobs)"},
+		{rollout.HostStatus{Attempt: 1, Started: now.Add(-time.Hour)}, &rollout.Machine{State: rollout.Aborted}, "abandoned", "the rollout was aborted after the job was handed out; its agent may still report it"},
+		{rollout.HostStatus{Attempt: 1, Outcome: job.Succeeded}, running, "succeeded", ""},
+	} {
+		if out, why := hostOutcome(c.h, c.m, now); out != c.out || why != c.why {
+			t.Errorf("%+v: %q %q, want %q %q", c.h, out, why, c.out, c.why)
 		}
 	}
 }

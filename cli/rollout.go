@@ -381,10 +381,7 @@ func printPlan(w io.Writer, width, limit int, st rolloutapi.PlanStatus) error {
 		table.Column{Name: "PACKAGES", Shrink: 3, Min: 20})
 	n := table.Limit(len(st.Hosts), limit)
 	for _, h := range st.Hosts[:n] {
-		out := string(h.Outcome)
-		if out == "" && h.Attempt > 0 {
-			out = "running"
-		}
+		out, _ := hostOutcome(h, st.Rollout, time.Now())
 		if len(h.Targets) == 0 {
 			tb.Row(h.Hostname, p.Rings[h.Ring].Name, out)
 		}
@@ -449,8 +446,13 @@ func printRollout(w io.Writer, width, limit int, st rolloutapi.PlanStatus) error
 	tb := table.New(table.Column{Name: "HOST", Shrink: 2, Min: 12}, table.Column{Name: "RING", Shrink: 1, Min: 8}, right("ATTEMPT"), table.Column{Name: "OUTCOME"},
 		table.Column{Name: "REASON", Shrink: 3, Min: 20})
 	n := table.Limit(len(st.Hosts), limit)
+	now := time.Now()
 	for _, h := range st.Hosts[:n] {
-		tb.Row(h.Hostname, st.Plan.Rings[h.Ring].Name, strconv.Itoa(h.Attempt), string(h.Outcome), hostReason(h))
+		out, why := hostOutcome(h, st.Rollout, now)
+		if r := hostReason(h); r != "" {
+			why = r
+		}
+		tb.Row(h.Hostname, st.Plan.Rings[h.Ring].Name, strconv.Itoa(h.Attempt), out, why)
 	}
 	if err := tb.Write(w, width); err != nil {
 		return err
@@ -459,6 +461,30 @@ func printRollout(w io.Writer, width, limit int, st rolloutapi.PlanStatus) error
 		fmt.Fprintln(w, more)
 	}
 	return nil
+}
+
+// hostOutcome is a host's job as a person reads it: its outcome; while
+// it has none, pending (not started) or running with how long its agent
+// has had it — an agent that never reports may run no jobs (agent
+// --no-jobs, the quickstart's) — or, once the rollout is aborted,
+// abandoned.
+func hostOutcome(h rollout.HostStatus, m *rollout.Machine, now time.Time) (outcome, why string) {
+	switch {
+	case h.Outcome != "":
+		return string(h.Outcome), ""
+	case h.Attempt == 0:
+		return "pending", ""
+	case m != nil && m.State == rollout.Aborted:
+		return "abandoned", "the rollout was aborted after the job was handed out; its agent may still report it"
+	}
+	why = "handed to its agent; waiting for its report"
+	if !h.Started.IsZero() {
+		why = fmt.Sprintf("handed to its agent %s ago; waiting for its report", now.Sub(h.Started).Round(time.Second))
+		if now.Sub(h.Started) > 5*time.Minute {
+			why += " (an agent started with --no-jobs, or the quickstart's, runs no jobs)"
+		}
+	}
+	return "running", why
 }
 
 // hostReason says why a host's job did not succeed: the agent's reason and
