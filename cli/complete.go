@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/kinds"
+	"github.com/patchbay/patchbay/patch"
 )
 
 // completions gives the commands that name things their dynamic shell
@@ -50,6 +52,22 @@ func completions(root *cobra.Command) {
 		case strings.HasPrefix(path, "plan ") && path != "plan create" && path != "plan list",
 			strings.HasPrefix(path, "rollout "):
 			c.ValidArgsFunction = plans
+		}
+		fixed := map[string][]string{
+			"priority": {"P1", "P2", "P3", "P4"}, "fail-on": {"P1", "P2", "P3", "P4"},
+			"type": typeNames(), "cycle": {"system", "application"},
+		}
+		if f := c.Flag("output"); f != nil {
+			// outputFlag's usage names the formats: "output format: table, json, yaml".
+			if list, ok := strings.CutPrefix(f.Usage, "output format: "); ok {
+				list, _, _ = strings.Cut(list, " (")
+				fixed["output"] = strings.Split(strings.ReplaceAll(list, " or ", ", "), ", ")
+			}
+		}
+		for name, values := range fixed {
+			if c.Flag(name) != nil {
+				c.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+			}
 		}
 		if f := c.Flags().Lookup("host"); f != nil && f.Value.Type() == "string" {
 			c.RegisterFlagCompletionFunc("host", func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
@@ -116,9 +134,22 @@ func completeHosts(ctx context.Context, cmd *cobra.Command) []string {
 	if err := c.Do(ctx, http.MethodGet, api.Prefix+"/hosts", nil, &hl); err != nil {
 		return nil
 	}
+	// A hostname several hosts share is offered once (it names them all:
+	// the server then asks for an id); each id once.
 	var out []string
+	names := map[string]int{}
 	for _, h := range hl.Hosts {
-		out = append(out, h.Hostname+"\t"+h.ID, h.ID+"\t"+h.Hostname)
+		names[h.Hostname]++
+	}
+	for _, h := range hl.Hosts {
+		switch n := names[h.Hostname]; {
+		case n == 1:
+			out = append(out, h.Hostname+"\t"+h.ID)
+		case n > 1:
+			out = append(out, fmt.Sprintf("%s\t%d hosts", h.Hostname, n))
+			names[h.Hostname] = 0
+		}
+		out = append(out, h.ID+"\t"+h.Hostname)
 	}
 	return out
 }
@@ -157,6 +188,14 @@ func completeDocs(ctx context.Context, cmd *cobra.Command, kind string) []string
 	var out []string
 	for _, d := range list.Documents {
 		out = append(out, d.Name)
+	}
+	return out
+}
+
+func typeNames() []string {
+	var out []string
+	for _, t := range patch.Types {
+		out = append(out, string(t))
 	}
 	return out
 }

@@ -19,6 +19,16 @@ func TestCompletion(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "services\n") || !strings.Contains(out, "policies\n") || !strings.Contains(out, "rolloutstrategies\n") {
 		t.Errorf("kinds: %d %q", code, out)
 	}
+	for args, want := range map[string]string{
+		"findings list --priority": "P1\nP2\nP3\nP4\n:4\n",
+		"scan -o":                  "table\njson\nsarif\ncyclonedx\n:4\n",
+		"hosts list -o":            "table\njson\nyaml\n:4\n",
+		"plan create --cycle":      "system\napplication\n:4\n",
+	} {
+		if code, out, _ := run(t, t.TempDir(), append(append([]string{"__complete"}, strings.Fields(args)...), "")...); code != ExitOK || out != want {
+			t.Errorf("%s: %d %q, want %q", args, code, out, want)
+		}
+	}
 	r, _ := startInDir(t, t.TempDir())
 	enrolled, _ := enrollHost(t, r, fleet.Facts{Hostname: "web-7", MachineID: "m-7", OSID: "debian", OSVersion: "12", Ecosystem: "Debian:12"})
 	t.Setenv(envServer, r.url)

@@ -223,10 +223,22 @@ func newGetCmd(e *env) *cobra.Command {
 			}
 			tb := table.New(table.Column{Name: "KIND"}, table.Column{Name: "NAME", Shrink: 1, Min: 12}, right("VERSION"), table.Column{Name: "APPLIED"},
 				table.Column{Name: "BY", Shrink: 2, Min: 8})
+			if len(list.Documents) == 0 {
+				what := q.Get("kind")
+				if n := q.Get("name"); n != "" {
+					what += "/" + n
+				}
+				fmt.Fprintf(e.stderr, "no %s applied (patchbay apply -f FILE|DIR)\n", what)
+				return nil
+			}
 			for _, d := range list.Documents {
 				tb.Row(d.Kind, d.Name, strconv.Itoa(d.Version), d.AppliedAt.Format(time.RFC3339), d.AppliedBy)
 			}
-			return e.writeTable(tb, o.wide)
+			if err := e.writeTable(tb, o.wide); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stderr, table.Plural(len(list.Documents), "document"))
+			return nil
 		},
 	}
 	o.flags(cmd)
