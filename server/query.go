@@ -445,12 +445,12 @@ func (s *Server) feedStatus(w http.ResponseWriter, r *http.Request, _ *caller) e
 
 // refreshNow refreshes the feeds and rematches, on this replica, now.
 // Imports are idempotent and transactional, so a refresh racing the
-// leader's does no harm.
+// leader's does no harm. The caller is the actor of its audit entry.
 func (s *Server) refreshNow(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if !s.feedSource().enabled() {
 		return errConflict("no_feeds", "this server has no feed source (start it with --feeds-dir, --feeds-sync or --feeds-mirror)")
 	}
-	res, err := s.RefreshFeeds(r.Context(), fleet.Fence{})
+	res, err := s.refreshFeedsAs(r.Context(), fleet.Fence{}, c.actor())
 	if err != nil {
 		return err
 	}

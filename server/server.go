@@ -257,7 +257,7 @@ func New(cfg Config) (*Server, error) {
 		},
 		Key:        s.JobKey,
 		AgentStale: s.cfg.AgentStale,
-		Actor:      "server:" + s.cfg.ReplicaID,
+		Actor:      s.actor(),
 		Targets:    s.notifyTargets(),
 	}
 	return s, nil

@@ -1,0 +1,59 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/audit"
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/server"
+)
+
+// auditOf returns the audit entries of one action, oldest first.
+func (f *fixture) auditOf(action string) []audit.Entry {
+	f.t.Helper()
+	es, err := f.db.Audit.Entries(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []audit.Entry
+	for _, e := range es {
+		if e.Action == action {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestRefreshAuditsWhoAsked: the server's own refresh is audited as the
+// server; an operator's POST /feeds/refresh as the operator's token.
+func TestRefreshAuditsWhoAsked(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, "sqlite", func(c *server.Config) { c.Feeds = server.FeedSource{Paths: []string{debianFeed(t), dir}} })
+	if _, err := f.srv.RefreshFeeds(context.Background(), fleet.Fence{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "PB-2026-0001.json"), []byte(`{"id": "PB-2026-0001", "modified": "2026-11-22T10:00:00Z",
+		"affected": [{"package": {"ecosystem": "Debian:12", "name": "nginx"},
+		"ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.9"}]}]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	operator := f.api(auth.Operator)
+	if code, body := f.do("POST", api.Prefix+"/feeds/refresh", operator, nil); code != 200 {
+		t.Fatalf("refresh: %d %s", code, body)
+	}
+	es := f.auditOf("feeds.refresh")
+	if len(es) != 2 {
+		t.Fatalf("%d feeds.refresh entries, want 2: %+v", len(es), es)
+	}
+	if es[0].Actor != "server:test" {
+		t.Errorf("the server's own refresh audited as %q, want server:test", es[0].Actor)
+	}
+	if want := "api:" + auth.IDOf(operator); es[1].Actor != want {
+		t.Errorf("the operator's refresh audited as %q, want %q", es[1].Actor, want)
+	}
+}
