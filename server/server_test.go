@@ -600,6 +600,18 @@ func testRefreshRematchesAndFences(t *testing.T, backend string) {
 	if len(page.Findings) != 1 || page.Findings[0].HostID != a.HostID || page.Findings[0].Fixed != "9.9" {
 		t.Errorf("new advisory's findings: %s", body)
 	}
+	// Vulnerability ids are matched without regard to case.
+	_, body = f.do("GET", api.Prefix+"/findings?vuln=cve-2026-99999", operator, nil)
+	f.decode(body, &page)
+	if len(page.Findings) != 1 || page.Findings[0].Vulnerability != "CVE-2026-99999" {
+		t.Errorf("findings?vuln= in lower case: %s", body)
+	}
+	var v fleet.Vulnerability
+	code, body = f.do("GET", api.Prefix+"/vulns/cve-2026-99999", operator, nil)
+	f.decode(body, &v)
+	if code != 200 || v.ID != "CVE-2026-99999" || v.Hosts != 1 {
+		t.Errorf("GET vulns/ in lower case: %d %s", code, body)
+	}
 
 	// Fencing: a leader that lost its lease cannot write.
 	now := time.Now()
