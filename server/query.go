@@ -36,13 +36,26 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	return err
 }
 
-// labelsParam parses repeated label=k=v parameters.
+// labelWant says what a label filter is, in the errors refusing one.
+const labelWant = "want key=value, the key 1 to 63 bytes of letters, digits, '.', '_', '-', '/' (as a label's), each key once"
+
+// labelsParam parses repeated label=k=v parameters: the key is what a
+// label's may be (fleet.ValidateLabel), the value anything after the
+// first '=' (values are free text: env==x is the value "=x"). A filter
+// that no host could match for its form alone is refused, never
+// answered with nothing.
 func labelsParam(q url.Values) (map[string]string, error) {
 	out := map[string]string{}
 	for _, l := range q["label"] {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok || k == "" {
-			return nil, errBadRequest(fmt.Sprintf("label %q: want key=value", l), "query.label")
+			return nil, errBadRequest(fmt.Sprintf("label %q: %s", l, labelWant), "query.label")
+		}
+		if err := fleet.ValidateLabel(k, v); err != nil {
+			return nil, errBadRequest(fmt.Sprintf("label %q: %v; %s", l, err, labelWant), "query.label")
+		}
+		if prev, dup := out[k]; dup {
+			return nil, errBadRequest(fmt.Sprintf("label %q: key %s given twice (also %s=%s); %s", l, k, k, prev, labelWant), "query.label")
 		}
 		out[k] = v
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/patchbay/patchbay/api"
@@ -55,5 +56,28 @@ func TestRefreshAuditsWhoAsked(t *testing.T) {
 	}
 	if want := "api:" + auth.IDOf(operator); es[1].Actor != want {
 		t.Errorf("the operator's refresh audited as %q, want %q", es[1].Actor, want)
+	}
+}
+
+// TestLabelFilterRefusedWhenMalformed: a label filter is key=value with a
+// key a label may have (fleet.ValidateLabel), each key once; anything else
+// is a 400 naming query.label, on /hosts and /findings alike.
+func TestLabelFilterRefusedWhenMalformed(t *testing.T) {
+	f := newFixture(t, "sqlite", nil)
+	viewer := f.api(auth.Viewer)
+	for _, bad := range []string{"a", "=x", "=", "", "bad%20key=x", "k%C3%A9y=x", strings.Repeat("k", 64) + "=x", "env=a&label=env=b"} {
+		for _, route := range []string{"/hosts", "/findings"} {
+			code, body := f.do("GET", api.Prefix+route+"?label="+bad, viewer, nil)
+			e := errOf(body)
+			if code != 400 || e.Field != "query.label" || !strings.Contains(e.Error, "key=value") {
+				t.Errorf("%s?label=%s: %d %s; want 400 naming query.label and key=value", route, bad, code, body)
+			}
+		}
+	}
+	// Well-formed, including a value with '=' (values are free text).
+	for _, good := range []string{"env=prod", "env=", "patchbay.io/service=web", "bogus==", "b64=YQ==", "env=prod&label=team=x"} {
+		if code, body := f.do("GET", api.Prefix+"/hosts?label="+good, viewer, nil); code != 200 {
+			t.Errorf("hosts?label=%s: %d %s", good, code, body)
+		}
 	}
 }
