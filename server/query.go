@@ -246,7 +246,9 @@ func (s *Server) revokeHost(w http.ResponseWriter, r *http.Request, c *caller) e
 	var revoked []string
 	for _, t := range toks {
 		if t.Kind == auth.KindHost && t.Subject == id && !t.Revoked {
-			if err := s.db.Tokens.Revoke(ctx, t.ID); err != nil {
+			if err := s.db.Tokens.RevokeAt(ctx, t.ID, s.cfg.Now().UTC()); errors.Is(err, auth.ErrRevoked) {
+				continue // revoked meanwhile, by another request
+			} else if err != nil {
 				return err
 			}
 			revoked = append(revoked, t.ID)
@@ -538,10 +540,16 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	return writeJSON(w, http.StatusCreated, api.TokenResponse{Token: t, Secret: secret})
 }
 
+// revokeToken revokes a token once: revoking it again is a conflict that
+// says when it was revoked (the caller may have the wrong id, or raced a
+// colleague), with no second audit entry; an unknown id is not found.
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	id := r.PathValue("id")
-	if err := s.db.Tokens.Revoke(r.Context(), id); errors.Is(err, auth.ErrUnknown) {
+	var already *auth.AlreadyRevokedError
+	if err := s.db.Tokens.RevokeAt(r.Context(), id, s.cfg.Now().UTC()); errors.Is(err, auth.ErrUnknown) {
 		return errNotFound("token " + id + ": no such token")
+	} else if errors.As(err, &already) {
+		return errConflict(api.CodeConflict, already.Error())
 	} else if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/audit"
@@ -78,6 +79,36 @@ func TestLabelFilterRefusedWhenMalformed(t *testing.T) {
 	for _, good := range []string{"env=prod", "env=", "patchbay.io/service=web", "bogus==", "b64=YQ==", "env=prod&label=team=x"} {
 		if code, body := f.do("GET", api.Prefix+"/hosts?label="+good, viewer, nil); code != 200 {
 			t.Errorf("hosts?label=%s: %d %s", good, code, body)
+		}
+	}
+}
+
+// TestRevokeTokenOnce: revoking a revoked token is a 409 saying when it
+// was revoked, with no second audit entry; an unknown id is a 404.
+func TestRevokeTokenOnce(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	f := newFixture(t, "sqlite", func(c *server.Config) { c.Now = func() time.Time { return at } })
+	admin := f.api(auth.Admin)
+	id := auth.IDOf(f.api(auth.Viewer))
+	if code, body := f.do("DELETE", api.Prefix+"/tokens/"+id, admin, nil); code != 204 {
+		t.Fatalf("first revocation: %d %s", code, body)
+	}
+	code, body := f.do("DELETE", api.Prefix+"/tokens/"+id, admin, nil)
+	if e := errOf(body); code != 409 || e.Code != api.CodeConflict || e.Error != "token "+id+" is already revoked (at 2026-11-22T10:00:00Z)" {
+		t.Errorf("second revocation: %d %s", code, body)
+	}
+	if es := f.auditOf("token.revoke"); len(es) != 1 {
+		t.Errorf("%d token.revoke audit entries, want 1", len(es))
+	}
+	if code, body := f.do("DELETE", api.Prefix+"/tokens/0123456789ab", admin, nil); code != 404 {
+		t.Errorf("unknown token: %d %s", code, body)
+	}
+	var list struct{ Tokens []auth.Token }
+	_, body = f.do("GET", api.Prefix+"/tokens", admin, nil)
+	f.decode(body, &list)
+	for _, tok := range list.Tokens {
+		if tok.ID == id && (!tok.Revoked || !tok.RevokedAt.Equal(at)) {
+			t.Errorf("listed %+v; want revoked at %s", tok, at)
 		}
 	}
 }

@@ -168,8 +168,9 @@ var tokenDialect = &tokensql.Dialect{
 	ByHash: `SELECT ` + tokensql.Columns + ` FROM tokens WHERE hash = ?`,
 	UseEnrollment: `UPDATE tokens SET uses_left = CASE WHEN uses_left > 0 THEN uses_left - 1 ELSE uses_left END
 		WHERE hash = ? AND kind = 'enrollment' AND NOT revoked AND uses_left <> 0 AND (expires = 0 OR expires > ?)`,
-	Revoke: `UPDATE tokens SET revoked = TRUE WHERE id = ?`,
-	List:   `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
+	Revoke:  `UPDATE tokens SET revoked = TRUE, revoked_at = ? WHERE id = ? AND NOT revoked`,
+	Revoked: `SELECT revoked, revoked_at FROM tokens WHERE id = ?`,
+	List:    `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
 }
 
 // fleetDialect is SQLite's SQL for hosts and inventories.
