@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +14,10 @@ import (
 	"github.com/patchbay/patchbay/audit"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/internal/pgtest"
+	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/server"
+	"github.com/patchbay/patchbay/store"
 )
 
 // auditOf returns the audit entries of one action, oldest first.
@@ -110,5 +115,63 @@ func TestRevokeTokenOnce(t *testing.T) {
 		if tok.ID == id && (!tok.Revoked || !tok.RevokedAt.Equal(at)) {
 			t.Errorf("listed %+v; want revoked at %s", tok, at)
 		}
+	}
+}
+
+// TestRestartLeadsAtOnce: a server that stops gracefully releases its
+// lease, so the next one started on the database leads at once, not a
+// lease TTL (here 30 s) later.
+func TestRestartLeadsAtOnceSQLite(t *testing.T) {
+	testRestartLeadsAtOnce(t, filepath.Join(t.TempDir(), "patchbay.db"))
+}
+
+func TestRestartLeadsAtOncePostgres(t *testing.T) { testRestartLeadsAtOnce(t, pgtest.Fresh(t)) }
+
+func testRestartLeadsAtOnce(t *testing.T, dsn string) {
+	run := func(name string) (stop func(), leads func() bool) {
+		db, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), ReplicaID: name, JobKey: testJobKey, LeaseTTL: 30 * time.Second, ElectEvery: 100 * time.Millisecond})
+		if err != nil {
+			db.Close()
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv.Handler())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+				ts.Close()
+				db.Close()
+			})
+		}
+		t.Cleanup(stop)
+		return stop, (&replica{url: ts.URL}).leads
+	}
+	waitLeads := func(leads func() bool, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !leads() {
+			if time.Since(start) > within {
+				t.Fatalf("not leading after %v", within)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	stop, leads := run("first")
+	waitLeads(leads, 10*time.Second)
+	stop()
+	_, leads = run("second")
+	if took := waitLeads(leads, 20*time.Second); took > 3*time.Second {
+		t.Errorf("the restarted server led %v after the first stopped; want at once (its first election step)", took)
 	}
 }

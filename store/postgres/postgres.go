@@ -129,6 +129,7 @@ var leaseDialect = &leasesql.Dialect{
 	Take:     `UPDATE leases SET holder = $1, term = $2, expires_at = $3 WHERE name = $4`,
 	Renew:    `UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND term = $4 AND expires_at > $5`,
 	ReadTerm: `SELECT term FROM leases WHERE name = $1 FOR SHARE`,
+	Release:  `UPDATE leases SET holder = '', expires_at = 0 WHERE name = $1 AND holder = $2 AND term = $3`,
 }
 
 // tokenDialect is PostgreSQL's SQL for credentials.

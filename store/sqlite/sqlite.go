@@ -160,6 +160,7 @@ var leaseDialect = &leasesql.Dialect{
 	Take:     `UPDATE leases SET holder = ?, term = ?, expires_at = ? WHERE name = ?`,
 	Renew:    `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND term = ? AND expires_at > ?`,
 	ReadTerm: `SELECT term FROM leases WHERE name = ?`,
+	Release:  `UPDATE leases SET holder = '', expires_at = 0 WHERE name = ? AND holder = ? AND term = ?`,
 }
 
 // tokenDialect is SQLite's SQL for credentials.
