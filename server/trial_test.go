@@ -175,3 +175,43 @@ func testRestartLeadsAtOnce(t *testing.T, dsn string) {
 		t.Errorf("the restarted server led %v after the first stopped; want at once (its first election step)", took)
 	}
 }
+
+// TestOneServerPerSQLiteFile: a second server on the same SQLite file is
+// refused, naming the file's lock; PostgreSQL replicas are not.
+func TestOneServerPerSQLiteFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "patchbay.db")
+	open := func() *store.DB {
+		db, err := store.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	cfg := func(db *store.DB) server.Config {
+		return server.Config{DB: db, Kinds: kinds.All(), JobKey: testJobKey}
+	}
+	first := open()
+	if _, err := server.New(cfg(first)); err != nil {
+		t.Fatal(err)
+	}
+	second := open()
+	if _, err := server.New(cfg(second)); err == nil || !strings.Contains(err.Error(), path+".lock") {
+		t.Fatalf("a second server on %s: %v; want refused naming its lock", path, err)
+	}
+	first.Close()
+	if _, err := server.New(cfg(second)); err != nil {
+		t.Errorf("once the first closed: %v", err)
+	}
+	dsn := pgtest.Fresh(t)
+	for i := range 2 {
+		db, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := server.New(cfg(db)); err != nil {
+			t.Errorf("PostgreSQL replica %d: %v", i, err)
+		}
+	}
+}

@@ -34,6 +34,10 @@ type DB struct {
 	sqlstore.Stores
 	db   *sql.DB
 	stop func() // ends the checkpointer
+	path string
+	// lock is the server's lock file while LockForServer holds it.
+	lockMu sync.Mutex
+	lock   *os.File
 }
 
 // Open opens (creating if needed) the database file at path and applies
@@ -87,7 +91,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	go checkpointer(cctx, db, done)
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
 		Policy: policyDialect, Rollouts: rolloutDialect}),
-		db: db, stop: func() { cancel(); <-done }}, nil
+		db: db, stop: func() { cancel(); <-done }, path: path}, nil
 }
 
 // private narrows the database file, its -wal and its -shm to mode 0600
@@ -134,8 +138,10 @@ func checkpointer(ctx context.Context, db *sql.DB, done chan struct{}) {
 	}
 }
 
-// Close checkpoints and closes the database.
+// Close checkpoints and closes the database, then releases the server's
+// lock (LockForServer) if it holds it.
 func (d *DB) Close() error {
+	defer d.unlock()
 	d.stop()
 	d.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	return d.db.Close()
