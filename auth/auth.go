@@ -72,6 +72,9 @@ type Token struct {
 	// UsesLeft counts the remaining enrollments; -1 for unlimited.
 	UsesLeft int  `json:"uses_left"`
 	Revoked  bool `json:"revoked"`
+	// RevokedAt is when it was revoked; zero when it is not, or was
+	// revoked before the time was kept.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	// Subject is what the token belongs to: the host id of a host credential.
 	Subject string `json:"subject,omitempty"`
 }
@@ -84,6 +87,22 @@ var (
 	ErrRevoked   = errors.New("credential revoked")
 	ErrExhausted = errors.New("enrollment token has no uses left")
 )
+
+// AlreadyRevokedError refuses to revoke a token that is revoked already;
+// it is ErrRevoked to errors.Is.
+type AlreadyRevokedError struct {
+	ID string
+	At time.Time // zero: revoked before the time was kept
+}
+
+func (e *AlreadyRevokedError) Error() string {
+	if e.At.IsZero() {
+		return fmt.Sprintf("token %s is already revoked (at a time not recorded)", e.ID)
+	}
+	return fmt.Sprintf("token %s is already revoked (at %s)", e.ID, e.At.UTC().Format(time.RFC3339))
+}
+
+func (e *AlreadyRevokedError) Unwrap() error { return ErrRevoked }
 
 // NewSecret returns a new secret ("pb_" + 256 random bits, base64url) and
 // its public id and hash.

@@ -43,6 +43,10 @@ type Store interface {
 	// Fence checks that term is still the lease's; ErrFenced otherwise.
 	// Leaders call it inside the transaction of every write they make.
 	Fence(ctx context.Context, name string, term int64) error
+	// Release gives the lease up when holder still holds it under term:
+	// it expires now, so the next Acquire takes it (with the next term)
+	// without waiting out the TTL. Otherwise it changes nothing.
+	Release(ctx context.Context, name, holder string, term int64) error
 }
 
 // Elector runs the election for one process. It never sleeps on its own
@@ -87,25 +91,38 @@ func (e *Elector) Step(ctx context.Context) (int64, error) {
 
 // Run steps every Interval until ctx ends, calling lead with a context
 // that is cancelled when leadership is lost. Failed steps are logged and
-// retried at the next tick.
+// retried at the next tick. When ctx ends while leading, Run waits for
+// lead to return, then releases the lease (if still held under its term)
+// so another process, or this one restarted, leads at once.
 func (e *Elector) Run(ctx context.Context, log *slog.Logger, lead func(ctx context.Context, term int64)) error {
 	stop := func() {}
-	defer func() { stop() }()
+	var led chan struct{} // closed when the current lead returns
+	defer func() {
+		stop()
+		if led != nil {
+			<-led
+		}
+		e.release(ctx, log)
+	}()
 	t := time.NewTicker(e.Interval)
 	defer t.Stop()
 	for {
 		was := e.term
 		term, err := e.Step(ctx)
-		if err != nil && log != nil {
+		if err != nil && log != nil && ctx.Err() == nil {
 			log.Warn("leader election step failed", "lease", e.Name, "err", err)
 		}
 		if term != was {
 			stop()
-			stop = func() {}
+			stop, led = func() {}, nil
 			if term != 0 {
 				lctx, cancel := context.WithCancel(ctx)
-				stop = cancel
-				go lead(lctx, term)
+				done := make(chan struct{})
+				stop, led = cancel, done
+				go func() {
+					defer close(done)
+					lead(lctx, term)
+				}()
 			}
 		}
 		select {
@@ -113,5 +130,26 @@ func (e *Elector) Run(ctx context.Context, log *slog.Logger, lead func(ctx conte
 			return ctx.Err()
 		case <-t.C:
 		}
+	}
+}
+
+// release gives the lease up at the end of Run, on a context of its own
+// (ctx has ended), within a few seconds.
+func (e *Elector) release(ctx context.Context, log *slog.Logger) {
+	if e.term == 0 {
+		return
+	}
+	term := e.term
+	e.term = 0
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := e.Store.Release(rctx, e.Name, e.ID, term); err != nil {
+		if log != nil {
+			log.Warn("release the leader lease (another process leads once it expires)", "lease", e.Name, "term", term, "err", err)
+		}
+		return
+	}
+	if log != nil {
+		log.Info("leader lease released", "lease", e.Name, "term", term)
 	}
 }

@@ -189,12 +189,23 @@ type RefreshResult struct {
 
 // RefreshFeeds imports or downloads the feeds and rematches, incrementally,
 // the hosts with software the changed advisories name. Its writes are
-// fenced by the lease term (zero: not fenced).
+// fenced by the lease term (zero: not fenced). The server itself is the
+// actor of its audit entry (server:REPLICA).
 func (s *Server) RefreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshResult, error) {
+	return s.refreshFeedsAs(ctx, fence, s.actor())
+}
+
+// refreshFeedsAs is RefreshFeeds on behalf of actor: the caller of
+// POST /feeds/refresh is recorded as who refreshed.
+func (s *Server) refreshFeedsAs(ctx context.Context, fence fleet.Fence, actor string) (RefreshResult, error) {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
-	return s.refreshFeeds(ctx, fence)
+	return s.refreshFeeds(ctx, fence, actor)
 }
+
+// actor names this server process in the audit log, for the work it
+// does on its own (the leader's scheduled refreshes, rollout steps).
+func (s *Server) actor() string { return "server:" + s.cfg.ReplicaID }
 
 // RefreshFeedsIfStale refreshes the feeds unless this process refreshed
 // them successfully less than SyncInterval ago; then it returns that
@@ -205,11 +216,11 @@ func (s *Server) RefreshFeedsIfStale(ctx context.Context, fence fleet.Fence) (Re
 	if !s.refreshed.IsZero() && time.Since(s.refreshed) < s.cfg.SyncInterval {
 		return s.refreshResult, false, nil
 	}
-	r, err := s.refreshFeeds(ctx, fence)
+	r, err := s.refreshFeeds(ctx, fence, s.actor())
 	return r, true, err
 }
 
-func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshResult, error) {
+func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence, actor string) (RefreshResult, error) {
 	start := time.Now()
 	var r RefreshResult
 	im := &feeds.Importer{Store: s.db, Now: s.cfg.Now}
@@ -251,7 +262,7 @@ func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence) (RefreshRe
 	}
 	r.Took = time.Since(start)
 	if r.Summary.Added+r.Summary.Updated+r.Summary.Removed+r.Summary.KEV+r.Summary.EPSS > 0 {
-		if _, aerr := s.db.Audit.Append(ctx, "server:"+s.cfg.ReplicaID, "feeds.refresh", "feeds",
+		if _, aerr := s.db.Audit.Append(ctx, actor, "feeds.refresh", "feeds",
 			map[string]any{"added": r.Summary.Added, "updated": r.Summary.Updated, "removed": r.Summary.Removed, "kev": r.Summary.KEV, "epss": r.Summary.EPSS,
 				"rematched_hosts": rr.Hosts, "opened": rr.Opened, "closed": rr.Closed}); aerr != nil {
 			return r, aerr

@@ -36,13 +36,26 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	return err
 }
 
-// labelsParam parses repeated label=k=v parameters.
+// labelWant says what a label filter is, in the errors refusing one.
+const labelWant = "want key=value, the key 1 to 63 bytes of letters, digits, '.', '_', '-', '/' (as a label's), each key once"
+
+// labelsParam parses repeated label=k=v parameters: the key is what a
+// label's may be (fleet.ValidateLabel), the value anything after the
+// first '=' (values are free text: env==x is the value "=x"). A filter
+// that no host could match for its form alone is refused, never
+// answered with nothing.
 func labelsParam(q url.Values) (map[string]string, error) {
 	out := map[string]string{}
 	for _, l := range q["label"] {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok || k == "" {
-			return nil, errBadRequest(fmt.Sprintf("label %q: want key=value", l), "query.label")
+			return nil, errBadRequest(fmt.Sprintf("label %q: %s", l, labelWant), "query.label")
+		}
+		if err := fleet.ValidateLabel(k, v); err != nil {
+			return nil, errBadRequest(fmt.Sprintf("label %q: %v; %s", l, err, labelWant), "query.label")
+		}
+		if prev, dup := out[k]; dup {
+			return nil, errBadRequest(fmt.Sprintf("label %q: key %s given twice (also %s=%s); %s", l, k, k, prev, labelWant), "query.label")
 		}
 		out[k] = v
 	}
@@ -233,7 +246,9 @@ func (s *Server) revokeHost(w http.ResponseWriter, r *http.Request, c *caller) e
 	var revoked []string
 	for _, t := range toks {
 		if t.Kind == auth.KindHost && t.Subject == id && !t.Revoked {
-			if err := s.db.Tokens.Revoke(ctx, t.ID); err != nil {
+			if err := s.db.Tokens.RevokeAt(ctx, t.ID, s.cfg.Now().UTC()); errors.Is(err, auth.ErrRevoked) {
+				continue // revoked meanwhile, by another request
+			} else if err != nil {
 				return err
 			}
 			revoked = append(revoked, t.ID)
@@ -445,12 +460,12 @@ func (s *Server) feedStatus(w http.ResponseWriter, r *http.Request, _ *caller) e
 
 // refreshNow refreshes the feeds and rematches, on this replica, now.
 // Imports are idempotent and transactional, so a refresh racing the
-// leader's does no harm.
+// leader's does no harm. The caller is the actor of its audit entry.
 func (s *Server) refreshNow(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if !s.feedSource().enabled() {
 		return errConflict("no_feeds", "this server has no feed source (start it with --feeds-dir, --feeds-sync or --feeds-mirror)")
 	}
-	res, err := s.RefreshFeeds(r.Context(), fleet.Fence{})
+	res, err := s.refreshFeedsAs(r.Context(), fleet.Fence{}, c.actor())
 	if err != nil {
 		return err
 	}
@@ -525,10 +540,16 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	return writeJSON(w, http.StatusCreated, api.TokenResponse{Token: t, Secret: secret})
 }
 
+// revokeToken revokes a token once: revoking it again is a conflict that
+// says when it was revoked (the caller may have the wrong id, or raced a
+// colleague), with no second audit entry; an unknown id is not found.
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	id := r.PathValue("id")
-	if err := s.db.Tokens.Revoke(r.Context(), id); errors.Is(err, auth.ErrUnknown) {
+	var already *auth.AlreadyRevokedError
+	if err := s.db.Tokens.RevokeAt(r.Context(), id, s.cfg.Now().UTC()); errors.Is(err, auth.ErrUnknown) {
 		return errNotFound("token " + id + ": no such token")
+	} else if errors.As(err, &already) {
+		return errConflict(api.CodeConflict, already.Error())
 	} else if err != nil {
 		return err
 	}

@@ -725,10 +725,9 @@ func TestLongPollDrains(t *testing.T) {
 
 // TestRolloutAcrossReplicas: two server replicas on one PostgreSQL
 // database. Agents long-poll the replica that does not lead (wait 30 s):
-// the leader's dispatches reach them within a second. The leader dies
-// without releasing its lease in the middle of the ring; the other
-// replica takes over and completes the rollout; every host ran exactly
-// one job.
+// the leader's dispatches reach them within a second. The leader stops
+// in the middle of the ring; the other replica takes over and completes
+// the rollout; every host ran exactly one job.
 func TestRolloutAcrossReplicas(t *testing.T) {
 	dsn := pgtest.Fresh(t)
 	ctx := context.Background()

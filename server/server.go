@@ -170,6 +170,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("server: no database")
 	}
+	// One server process per SQLite file (held until the DB is closed).
+	if err := cfg.DB.LockForServer(); err != nil {
+		return nil, err
+	}
 	if len(cfg.Kinds.Names()) == 0 {
 		return nil, errors.New("server: no document kinds (kinds.All)")
 	}
@@ -257,7 +261,7 @@ func New(cfg Config) (*Server, error) {
 		},
 		Key:        s.JobKey,
 		AgentStale: s.cfg.AgentStale,
-		Actor:      "server:" + s.cfg.ReplicaID,
+		Actor:      s.actor(),
 		Targets:    s.notifyTargets(),
 	}
 	return s, nil

@@ -22,6 +22,22 @@ type DB struct {
 	Backend string
 	pool    *sql.DB
 	close   func() error
+	// serve claims the database for one server process (SQLite); nil
+	// where several share it (PostgreSQL).
+	serve func() error
+}
+
+// LockForServer claims the database for this server process while it is
+// open. The embedded SQLite file serves one server at a time: a second
+// server process on it is refused, with an error naming the file, its
+// lock file and the other process's pid (sqlite.ErrInUse); the CLI's
+// local commands, which do not call this, work beside the server.
+// PostgreSQL, where several replicas share the database, takes no lock.
+func (d *DB) LockForServer() error {
+	if d.serve == nil {
+		return nil
+	}
+	return d.serve()
 }
 
 // Close closes the database.
@@ -48,5 +64,5 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{Stores: db.Stores, Backend: "sqlite", pool: db.SQL(), close: db.Close}, nil
+	return &DB{Stores: db.Stores, Backend: "sqlite", pool: db.SQL(), close: db.Close, serve: db.LockForServer}, nil
 }

@@ -129,6 +129,7 @@ var leaseDialect = &leasesql.Dialect{
 	Take:     `UPDATE leases SET holder = $1, term = $2, expires_at = $3 WHERE name = $4`,
 	Renew:    `UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND term = $4 AND expires_at > $5`,
 	ReadTerm: `SELECT term FROM leases WHERE name = $1 FOR SHARE`,
+	Release:  `UPDATE leases SET holder = '', expires_at = 0 WHERE name = $1 AND holder = $2 AND term = $3`,
 }
 
 // tokenDialect is PostgreSQL's SQL for credentials.
@@ -137,8 +138,9 @@ var tokenDialect = &tokensql.Dialect{
 	ByHash: `SELECT ` + tokensql.Columns + ` FROM tokens WHERE hash = $1`,
 	UseEnrollment: `UPDATE tokens SET uses_left = CASE WHEN uses_left > 0 THEN uses_left - 1 ELSE uses_left END
 		WHERE hash = $1 AND kind = 'enrollment' AND NOT revoked AND uses_left <> 0 AND (expires = 0 OR expires > $2)`,
-	Revoke: `UPDATE tokens SET revoked = TRUE WHERE id = $1`,
-	List:   `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
+	Revoke:  `UPDATE tokens SET revoked = TRUE, revoked_at = $1 WHERE id = $2 AND NOT revoked`,
+	Revoked: `SELECT revoked, revoked_at FROM tokens WHERE id = $1`,
+	List:    `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
 }
 
 // fleetDialect is PostgreSQL's SQL for hosts and inventories.

@@ -34,6 +34,10 @@ type DB struct {
 	sqlstore.Stores
 	db   *sql.DB
 	stop func() // ends the checkpointer
+	path string
+	// lock is the server's lock file while LockForServer holds it.
+	lockMu sync.Mutex
+	lock   *os.File
 }
 
 // Open opens (creating if needed) the database file at path and applies
@@ -87,7 +91,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	go checkpointer(cctx, db, done)
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
 		Policy: policyDialect, Rollouts: rolloutDialect}),
-		db: db, stop: func() { cancel(); <-done }}, nil
+		db: db, stop: func() { cancel(); <-done }, path: path}, nil
 }
 
 // private narrows the database file, its -wal and its -shm to mode 0600
@@ -134,8 +138,10 @@ func checkpointer(ctx context.Context, db *sql.DB, done chan struct{}) {
 	}
 }
 
-// Close checkpoints and closes the database.
+// Close checkpoints and closes the database, then releases the server's
+// lock (LockForServer) if it holds it.
 func (d *DB) Close() error {
+	defer d.unlock()
 	d.stop()
 	d.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	return d.db.Close()
@@ -160,6 +166,7 @@ var leaseDialect = &leasesql.Dialect{
 	Take:     `UPDATE leases SET holder = ?, term = ?, expires_at = ? WHERE name = ?`,
 	Renew:    `UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND term = ? AND expires_at > ?`,
 	ReadTerm: `SELECT term FROM leases WHERE name = ?`,
+	Release:  `UPDATE leases SET holder = '', expires_at = 0 WHERE name = ? AND holder = ? AND term = ?`,
 }
 
 // tokenDialect is SQLite's SQL for credentials.
@@ -168,8 +175,9 @@ var tokenDialect = &tokensql.Dialect{
 	ByHash: `SELECT ` + tokensql.Columns + ` FROM tokens WHERE hash = ?`,
 	UseEnrollment: `UPDATE tokens SET uses_left = CASE WHEN uses_left > 0 THEN uses_left - 1 ELSE uses_left END
 		WHERE hash = ? AND kind = 'enrollment' AND NOT revoked AND uses_left <> 0 AND (expires = 0 OR expires > ?)`,
-	Revoke: `UPDATE tokens SET revoked = TRUE WHERE id = ?`,
-	List:   `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
+	Revoke:  `UPDATE tokens SET revoked = TRUE, revoked_at = ? WHERE id = ? AND NOT revoked`,
+	Revoked: `SELECT revoked, revoked_at FROM tokens WHERE id = ?`,
+	List:    `SELECT ` + tokensql.Columns + ` FROM tokens ORDER BY created, id`,
 }
 
 // fleetDialect is SQLite's SQL for hosts and inventories.

@@ -14,6 +14,8 @@ import (
 type FindingStore interface {
 	Sync(ctx context.Context, hostID string, current []fleet.Finding, now time.Time, cause string) (opened, closed int, err error)
 	List(ctx context.Context, hostID string) ([]fleet.Finding, error)
+	Vulnerability(ctx context.Context, id string) (fleet.Vulnerability, bool, error)
+	Query(ctx context.Context, f fleet.FindingFilter, hostIDs []string) (fleet.FindingPage, error)
 }
 
 // Findings runs the host findings contract: open, keep, remediate, reopen.
@@ -79,4 +81,25 @@ func Findings(t *testing.T, open func(t *testing.T) FindingStore) {
 	if _, _, err := s.Sync(ctx, "nope", nil, t4, "test"); !errors.Is(err, fleet.ErrNotFound) {
 		t.Errorf("unknown host: %v", err)
 	}
+
+	t.Run("vulnerability ids without regard to case", func(t *testing.T) {
+		s := open(t)
+		if _, _, err := s.Sync(ctx, "h1", []fleet.Finding{f("openssl", "3.0.11-1", "CVE-2026-35189", "P2"), f("curl", "7.88.1-10", "GHSA-abcd-ef12-3456", "P3")}, t1, "test"); err != nil {
+			t.Fatal(err)
+		}
+		for ask, want := range map[string]string{"cve-2026-35189": "CVE-2026-35189", "Cve-2026-35189": "CVE-2026-35189", "CVE-2026-35189": "CVE-2026-35189",
+			"ghsa-ABCD-EF12-3456": "GHSA-abcd-ef12-3456", "GHSA-abcd-ef12-3456": "GHSA-abcd-ef12-3456"} {
+			v, ok, err := s.Vulnerability(ctx, ask)
+			if err != nil || !ok || v.ID != want || v.Open != 1 || v.Hosts != 1 {
+				t.Errorf("Vulnerability(%q): %+v %v %v; want %s, open on h1", ask, v, ok, err, want)
+			}
+			page, err := s.Query(ctx, fleet.FindingFilter{Vulnerability: ask, Status: fleet.StatusAll}, nil)
+			if err != nil || len(page.Findings) != 1 || page.Findings[0].Vulnerability != want {
+				t.Errorf("Query(vuln %q): %+v %v; want the one finding of %s", ask, page.Findings, err, want)
+			}
+		}
+		if _, ok, err := s.Vulnerability(ctx, "CVE-2026-3518"); ok || err != nil {
+			t.Errorf("a prefix of an id matched: %v %v", ok, err)
+		}
+	})
 }

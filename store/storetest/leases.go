@@ -98,4 +98,52 @@ func Leases(t *testing.T, open func(t *testing.T) leader.Store) {
 			}
 		}
 	})
+
+	t.Run("released lease taken at once with the next term", func(t *testing.T) {
+		s := open(t)
+		now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+		const ttl = 15 * time.Second
+		acquire := func(id string) leader.Lease {
+			t.Helper()
+			l, err := s.Acquire(ctx, "scheduler", id, now, ttl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		if l := acquire("a"); l.Holder != "a" || l.Term != 1 {
+			t.Fatalf("a: %+v", l)
+		}
+		// Only the holder, under its term, releases.
+		for _, r := range []struct {
+			holder string
+			term   int64
+		}{{"b", 1}, {"a", 2}, {"a", 0}} {
+			if err := s.Release(ctx, "scheduler", r.holder, r.term); err != nil {
+				t.Fatal(err)
+			}
+			if l := acquire("b"); l.Holder != "a" {
+				t.Fatalf("after a release by %s under term %d, b took the lease: %+v", r.holder, r.term, l)
+			}
+		}
+		if err := s.Release(ctx, "scheduler", "a", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Renew(ctx, "scheduler", "a", 1, now, ttl); !errors.Is(err, leader.ErrLost) {
+			t.Errorf("renewal of a released lease: %v", err)
+		}
+		if l := acquire("b"); l.Holder != "b" || l.Term != 2 {
+			t.Fatalf("b after a released, at the same instant: %+v; want b, term 2", l)
+		}
+		if err := s.Fence(ctx, "scheduler", 1); !errors.Is(err, leader.ErrFenced) {
+			t.Errorf("a write under the released term: %v", err)
+		}
+		// A late release by a, who lost the lease, leaves b's alone.
+		if err := s.Release(ctx, "scheduler", "a", 1); err != nil {
+			t.Fatal(err)
+		}
+		if l := acquire("c"); l.Holder != "b" || l.Term != 2 {
+			t.Errorf("after a's late release: %+v; want b still, term 2", l)
+		}
+	})
 }

@@ -17,6 +17,7 @@ type TokenStore interface {
 	Authenticate(ctx context.Context, secret string, now time.Time) (auth.Token, error)
 	UseEnrollment(ctx context.Context, secret string, now time.Time) (auth.Token, error)
 	Revoke(ctx context.Context, id string) error
+	RevokeAt(ctx context.Context, id string, now time.Time) error
 	List(ctx context.Context) ([]auth.Token, error)
 }
 
@@ -111,6 +112,49 @@ func Tokens(t *testing.T, open func(t *testing.T) TokenStore) {
 		api := newToken(t, s, auth.Token{Kind: auth.KindAPI, Role: auth.Admin, Created: now, UsesLeft: -1})
 		if _, err := s.UseEnrollment(ctx, api, now); !errors.Is(err, auth.ErrUnknown) {
 			t.Errorf("an API token used to enroll: %v", err)
+		}
+	})
+
+	t.Run("revoked once, the second time says when", func(t *testing.T) {
+		s := open(t)
+		secret := newToken(t, s, auth.Token{Kind: auth.KindAPI, Role: auth.Viewer, Created: now, UsesLeft: -1})
+		id := auth.IDOf(secret)
+		at := now.Add(time.Hour)
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.RevokeAt(ctx, id, at)
+				var already *auth.AlreadyRevokedError
+				switch {
+				case err == nil:
+					won.Add(1)
+				case errors.As(err, &already) && errors.Is(err, auth.ErrRevoked):
+				default:
+					t.Errorf("concurrent revocation: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("%d of 4 concurrent revocations succeeded, want 1", won.Load())
+		}
+		err := s.RevokeAt(ctx, id, at.Add(time.Hour))
+		var already *auth.AlreadyRevokedError
+		if !errors.As(err, &already) || !already.At.Equal(at) || already.ID != id {
+			t.Fatalf("second revocation: %v; want already revoked at %s", err, at)
+		}
+		if want := "token " + id + " is already revoked (at 2026-11-22T13:00:00Z)"; err.Error() != want {
+			t.Errorf("message %q, want %q", err, want)
+		}
+		toks, err := s.List(ctx)
+		if err != nil || len(toks) != 1 || !toks[0].Revoked || !toks[0].RevokedAt.Equal(at) {
+			t.Errorf("listed: %+v %v; want revoked at %s", toks, err, at)
+		}
+		if err := s.RevokeAt(ctx, "nope", at); !errors.Is(err, auth.ErrUnknown) {
+			t.Errorf("unknown id: %v", err)
 		}
 	})
 }

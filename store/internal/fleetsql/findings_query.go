@@ -260,7 +260,7 @@ func (s *Findings) query(ctx context.Context, f fleet.FindingFilter, hostIDs []s
 		add("(f.ecosystem = ? OR f.ecosystem LIKE ?)", f.Ecosystem, f.Ecosystem+":%")
 	}
 	if f.Vulnerability != "" {
-		add("f.vulnerability = ?", f.Vulnerability)
+		add("UPPER(f.vulnerability) = UPPER(?)", f.Vulnerability) // ids are ASCII: CVE-…, GHSA-…
 	}
 	if f.Package != "" {
 		add("f.package = ?", f.Package)

@@ -15,20 +15,25 @@ import (
 
 // Vulnerability aggregates the findings of one vulnerability, with its
 // hosts, in one pass over them. ok is false when no host has or had it.
+// The id is matched without regard to case (cve-2026-1234 is
+// CVE-2026-1234; ids are ASCII), and v.ID is spelled as stored.
 func (s *Findings) Vulnerability(ctx context.Context, id string) (v fleet.Vulnerability, ok bool, err error) {
 	v = fleet.Vulnerability{ID: id, Packages: []string{}, Fixed: []string{}, HostIDs: []string{}}
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT host_id, ecosystem, package, priority, severity, fixed, remediated_at
-		FROM host_findings WHERE vulnerability = ?`), id)
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT vulnerability, host_id, ecosystem, package, priority, severity, fixed, remediated_at
+		FROM host_findings WHERE UPPER(vulnerability) = UPPER(?) ORDER BY vulnerability = ? DESC`), id, id)
 	if err != nil {
 		return v, false, fmt.Errorf("vulnerability %s: %w", id, err)
 	}
 	defer rows.Close()
 	hosts := map[string]bool{}
 	for rows.Next() {
-		var host, eco, pkg, prio, sev, fixed string
+		var stored, host, eco, pkg, prio, sev, fixed string
 		var rem int64
-		if err := rows.Scan(&host, &eco, &pkg, &prio, &sev, &fixed, &rem); err != nil {
+		if err := rows.Scan(&stored, &host, &eco, &pkg, &prio, &sev, &fixed, &rem); err != nil {
 			return v, false, fmt.Errorf("vulnerability %s: %w", id, err)
+		}
+		if !ok {
+			v.ID = stored // the exact spelling first, when stored
 		}
 		ok = true
 		if rem != 0 {

@@ -18,6 +18,7 @@ type Dialect struct {
 	Take     string // (holder, term, expires_at, name)
 	Renew    string // (expires_at, name, holder, term, now)
 	ReadTerm string // (name) → term, locked for the rest of the transaction
+	Release  string // expire the lease now: (name, holder, term)
 }
 
 // Store implements leader.Store.
@@ -67,6 +68,14 @@ func (s *Store) Renew(ctx context.Context, name, holder string, term int64, now 
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("renew lease %s (term %d): %w", name, term, leader.ErrLost)
+	}
+	return nil
+}
+
+// Release implements leader.Store.
+func (s *Store) Release(ctx context.Context, name, holder string, term int64) error {
+	if _, err := s.DB.ExecContext(ctx, s.D.Release, name, holder, term); err != nil {
+		return fmt.Errorf("release lease %s (term %d): %w", name, term, err)
 	}
 	return nil
 }

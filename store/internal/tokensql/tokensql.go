@@ -15,7 +15,11 @@ import (
 
 // Dialect holds one database's SQL for tokens.
 type Dialect struct {
-	Insert, ByHash, UseEnrollment, Revoke, List string
+	Insert, ByHash, UseEnrollment, List string
+	// Revoke revokes a token not revoked yet: (revoked_at, id).
+	Revoke string
+	// Revoked reads whether a token is revoked, and when: (id).
+	Revoked string
 }
 
 // Store keeps tokens.
@@ -25,7 +29,7 @@ type Store struct {
 }
 
 // Columns is the column list the dialect's SELECTs return, in order.
-const Columns = "id, kind, role, name, created, expires, uses_left, revoked, subject"
+const Columns = "id, kind, role, name, created, expires, uses_left, revoked, subject, revoked_at"
 
 // Create stores a token record with the hash of its secret.
 func (s *Store) Create(ctx context.Context, t auth.Token, hash string) error {
@@ -41,9 +45,9 @@ type row interface{ Scan(...any) error }
 func scan(r row) (auth.Token, error) {
 	var t auth.Token
 	var kind, role string
-	var created, expires int64
-	err := r.Scan(&t.ID, &kind, &role, &t.Name, &created, &expires, &t.UsesLeft, &t.Revoked, &t.Subject)
-	t.Kind, t.Role, t.Created, t.Expires = auth.Kind(kind), auth.Role(role), unixnano.To(created), unixnano.To(expires)
+	var created, expires, revoked int64
+	err := r.Scan(&t.ID, &kind, &role, &t.Name, &created, &expires, &t.UsesLeft, &t.Revoked, &t.Subject, &revoked)
+	t.Kind, t.Role, t.Created, t.Expires, t.RevokedAt = auth.Kind(kind), auth.Role(role), unixnano.To(created), unixnano.To(expires), unixnano.To(revoked)
 	return t, err
 }
 
@@ -90,16 +94,37 @@ func (s *Store) UseEnrollment(ctx context.Context, secret string, now time.Time)
 	return t, auth.ErrExhausted
 }
 
-// Revoke revokes a token by id.
+// Revoke revokes a token by id now (RevokeAt).
 func (s *Store) Revoke(ctx context.Context, id string) error {
-	res, err := s.DB.ExecContext(ctx, s.D.Revoke, id)
+	return s.RevokeAt(ctx, id, time.Now())
+}
+
+// RevokeAt revokes a token by id, recording now as when. A token revoked
+// already stays as it was: the error is an *auth.AlreadyRevokedError
+// saying when it was (errors.Is auth.ErrRevoked); an unknown id is
+// auth.ErrUnknown. Of concurrent revocations of one token, one succeeds.
+func (s *Store) RevokeAt(ctx context.Context, id string, now time.Time) error {
+	res, err := s.DB.ExecContext(ctx, s.D.Revoke, now.UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("revoke token %s: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("revoke token %s: %w", id, auth.ErrUnknown)
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	} else if n == 1 {
+		return nil
 	}
-	return nil
+	// Not revoked by this call: unknown, or revoked already (for good).
+	var revoked bool
+	var at int64
+	switch err := s.DB.QueryRowContext(ctx, s.D.Revoked, id).Scan(&revoked, &at); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("revoke token %s: %w", id, auth.ErrUnknown)
+	case err != nil:
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	case !revoked:
+		return fmt.Errorf("revoke token %s: not revoked, yet the update changed nothing", id)
+	}
+	return &auth.AlreadyRevokedError{ID: id, At: unixnano.To(at)}
 }
 
 // List returns every token record, oldest first.
