@@ -180,7 +180,7 @@ local database must exist (a server has run on it); nothing is created.`,
 				}
 			} else {
 				if err := tg.db.Tokens.Revoke(ctx, id); err != nil {
-					return fmt.Errorf("revoke token %s: %w", id, err)
+					return err // the store names the token
 				}
 				if _, err := tg.db.Audit.Append(ctx, actor(), "token.revoke", "token/"+id, map[string]string{"id": id}); err != nil {
 					return err

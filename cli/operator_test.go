@@ -91,6 +91,17 @@ func TestOperatorEdges(t *testing.T) {
 			t.Errorf("quickstart made %s before failing", data)
 		}
 	})
+	t.Run("one server per data dir on SQLite", func(t *testing.T) {
+		dir := t.TempDir()
+		startInDir(t, dir)
+		code, _, errb := run(t, dir, "quickstart", "--listen", "127.0.0.1:0", "--exit", "--no-package-manager")
+		if code != ExitError || !strings.Contains(errb, "database in use by another patchbay server") {
+			t.Errorf("a second server on %s: %d %s", dir, code, errb)
+		}
+		if code, _, errb := run(t, dir, "admin", "token", "list", "--local"); code != ExitOK {
+			t.Errorf("a local command beside the server: %d %s", code, errb)
+		}
+	})
 	t.Run("scan --output-file: whole or not at all, and said", func(t *testing.T) {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "report.sarif")

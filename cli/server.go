@@ -107,6 +107,11 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		db.Close()
 		return nil, err
 	}
+	// One server per SQLite file, before it touches a key or the data:
+	// server.New checks again; this refuses before the keys are read.
+	if err := db.LockForServer(); err != nil {
+		return fail(err)
+	}
 	key, err := e.auditKey()
 	if err != nil {
 		return fail(err)
