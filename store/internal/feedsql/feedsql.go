@@ -286,8 +286,8 @@ func (d *Store) Advisories(ctx context.Context, keys []match.Key) ([]*advisory.A
 				continue
 			}
 			seen[id] = true
-			a := &advisory.Advisory{}
-			if err := json.Unmarshal(doc, a); err != nil {
+			a, err := advisory.DecodeStored(doc)
+			if err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("decode stored advisory %s: %w", id, err)
 			}
