@@ -271,8 +271,12 @@ func peerVersion(bin string) string {
 // — into dir, each under a directory of its own with its file name (and a
 // go.mod's go.sum beside it), so both scanners detect them as in the corpus.
 func makeDozen(dir, corpus string, n int) error {
+	corpus, err := filepath.Abs(corpus)
+	if err != nil {
+		return err
+	}
 	var files []string
-	err := filepath.WalkDir(corpus, func(p string, d os.DirEntry, err error) error {
+	err = filepath.WalkDir(corpus, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
