@@ -8,10 +8,11 @@ import (
 
 // DecodeStored decodes an advisory as the stores keep it: the JSON that
 // encoding/json writes for Advisory. The result is what json.Unmarshal
-// gives, but several times faster for that known shape: profiles of a
-// scan put decoding stored advisories with encoding/json's reflection at
-// a third of a lockfile corpus scan. Anything outside the shape json.Marshal
-// writes (an unknown field, a number, a malformed document) is decoded by
+// gives, without its reflection: profiles put json.Unmarshal of stored
+// advisories at 12% of a one-lockfile scan's CPU (the look-up of
+// saleor/poetry.lock's 248 advisories went from 5.6 to 3.9 ms). Anything
+// outside the shape json.Marshal writes (an unknown or differently cased
+// field, a number, a null string, a malformed document) is decoded by
 // json.Unmarshal instead, so the result never differs.
 func DecodeStored(doc []byte) (*Advisory, error) {
 	d := storedDecoder{b: doc}
