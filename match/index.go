@@ -297,10 +297,61 @@ func (ix *Index) Match(p inventory.Package) []Hit { return ix.AppendMatches(nil,
 // AppendMatches appends the advisories that affect p to hits, one hit per
 // advisory, so a caller can reuse a buffer across look-ups.
 func (ix *Index) AppendMatches(hits []Hit, p inventory.Package) []Hit {
-	start := len(hits)
+	q := NewQuery(p)
+	return ix.AppendQuery(hits, &q)
+}
+
+// Query is a package prepared for look-ups: its keys, and its version
+// parsed once per ordering (ecosystem and range type) on first need and
+// kept, so that looking it up again — in this index or another — parses
+// nothing. A Query is not safe for concurrent use; an Index is.
+type Query struct {
+	keys [2]Key
+	n    int
+	ver  string
+	// parsed holds the versions parsed so far: at most two keys of two
+	// range types.
+	parsed  [4]parsedVersion
+	nparsed int
+}
+
+type parsedVersion struct {
+	ecosystem string
+	typ       int
+	v         Version
+	ok        bool
+}
+
+// NewQuery prepares p for look-ups. It parses nothing yet.
+func NewQuery(p inventory.Package) Query {
 	keys, n := keysOf(p)
-	ver := p.MatchVersion()
-	for i, k := range keys[:n] {
+	return Query{keys: keys, n: n, ver: p.MatchVersion()}
+}
+
+// version returns the installed version parsed with the ordering of the
+// ecosystem and range type, parsing it at the first call only.
+func (q *Query) version(ecosystem string, t int) (Version, bool) {
+	for i := range q.parsed[:q.nparsed] {
+		if pv := &q.parsed[i]; pv.typ == t && pv.ecosystem == ecosystem {
+			return pv.v, pv.ok
+		}
+	}
+	typ := advisory.RangeEcosystem
+	if t == typSemver {
+		typ = advisory.RangeSemver
+	}
+	v, err := parseVersion(ecosystem, typ, q.ver)
+	if q.nparsed < len(q.parsed) {
+		q.parsed[q.nparsed] = parsedVersion{ecosystem: ecosystem, typ: t, v: v, ok: err == nil}
+		q.nparsed++
+	}
+	return v, err == nil
+}
+
+// AppendQuery is AppendMatches for a prepared package.
+func (ix *Index) AppendQuery(hits []Hit, q *Query) []Hit {
+	start := len(hits)
+	for i, k := range q.keys[:q.n] {
 		ki := ix.keys[k]
 		if ki == nil {
 			continue
@@ -311,12 +362,8 @@ func (ix *Index) AppendMatches(hits []Hit, p inventory.Package) []Hit {
 			if !ki.used[t] {
 				continue
 			}
-			typ := advisory.RangeEcosystem
-			if t == typSemver {
-				typ = advisory.RangeSemver
-			}
-			v, err := parseVersion(ki.ecosystem, typ, ver)
-			if err != nil {
+			v, ok := q.version(ki.ecosystem, t)
+			if !ok {
 				continue
 			}
 			ps := ki.points[t]
@@ -324,7 +371,7 @@ func (ix *Index) AppendMatches(hits []Hit, p inventory.Package) []Hit {
 			pos[t] = position{lo: int32(lo), eq: lo < len(ps) && ps[lo].Compare(v) == 0, ok: true}
 		}
 		for _, e := range ki.entries {
-			fixed, ok := e.affects(ki, ver, &pos)
+			fixed, ok := e.affects(ki, q.ver, &pos)
 			if !ok || (i > 0 && slices.ContainsFunc(hits[start:], func(h Hit) bool { return h.Advisory.ID == e.adv.ID })) {
 				continue
 			}

@@ -153,3 +153,37 @@ func TestNormalizeName(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryMatchesLikeMatch looks one prepared package up repeatedly, in
+// indexes with ECOSYSTEM and SEMVER ranges and under both Debian keys
+// ("Debian:12" and "Debian"): every look-up finds what Match finds.
+func TestQueryMatchesLikeMatch(t *testing.T) {
+	eco, sem := advisory.RangeEcosystem, advisory.RangeSemver
+	deb := inventory.Package{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.11-1~deb12u2", SourceName: "openssl", SourceVersion: "3.0.11-1~deb12u2"}
+	py := inventory.Package{Ecosystem: "PyPI", Name: "Django", Version: "4.1.2"}
+	a := NewIndex()
+	a.Add(adv("D-1", "Debian:12", "openssl", []advisory.Range{rng(eco, intro("0"), fixed("3.0.13-1~deb12u1"))}))
+	a.Add(adv("D-2", "Debian", "openssl", []advisory.Range{rng(eco, intro("3.0.0"), fixed("3.0.11-1~deb12u3"))}))
+	a.Add(adv("D-3", "Debian:12", "openssl", []advisory.Range{rng(eco, intro("0"), fixed("3.0.11-1~deb12u1"))}))
+	a.Add(adv("P-1", "PyPI", "django", []advisory.Range{rng(eco, intro("4.0"), fixed("4.1.10"))}))
+	b := NewIndex()
+	b.Add(adv("P-2", "PyPI", "django", []advisory.Range{rng(sem, intro("4.1.0"), fixed("4.1.3"))}, "4.1.2"))
+	b.Add(adv("D-4", "Debian", "openssl", nil, "3.0.11-1~deb12u2"))
+	for _, p := range []inventory.Package{deb, py} {
+		q := NewQuery(p)
+		for round := 0; round < 3; round++ {
+			for _, ix := range []*Index{a, b} {
+				want := ix.Match(p)
+				got := ix.AppendQuery(nil, &q)
+				if len(got) != len(want) || len(want) == 0 {
+					t.Fatalf("%s round %d: AppendQuery = %+v, Match = %+v", p.Name, round, got, want)
+				}
+				for i := range want {
+					if got[i].Advisory != want[i].Advisory || got[i].Fixed != want[i].Fixed {
+						t.Errorf("%s round %d hit %d: AppendQuery = %+v, Match = %+v", p.Name, round, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}

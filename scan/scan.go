@@ -116,7 +116,8 @@ func Run(ctx context.Context, src Source, inv inventory.Result, now time.Time) (
 	var all []pending
 	cveSet := map[string]bool{}
 	for _, u := range units {
-		hits := ix.Match(u.pkg)
+		q := match.NewQuery(u.pkg)
+		hits := ix.AppendQuery(nil, &q)
 		if len(hits) == 0 {
 			continue
 		}

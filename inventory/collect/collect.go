@@ -271,7 +271,7 @@ func (c *collector) convert(p *extractor.Package, location string) (inventory.Pa
 		pkg.Line = p.Location.Descriptor.File.LineNumber
 	}
 	if u := p.PURL(); u != nil {
-		pkg.PURL = u.String()
+		pkg.PURL = purlString(u)
 	}
 	switch m := p.Metadata.(type) {
 	case *dpkgmeta.Metadata:
