@@ -101,6 +101,12 @@ type Store struct {
 	// seqs and locs cache host keys and location ids, never renumbered.
 	seqs map[string]int64
 	locs map[string]int64
+
+	// Findings keeps the hosts' findings: IngestInventory writes them in
+	// the inventory's transaction.
+	Findings *Findings
+	// group queues IngestInventory's writes on a database with one writer.
+	group groupCommit
 }
 
 // keyOf returns the id of name in a table of names (host keys, locations),
@@ -292,6 +298,9 @@ func (s *Store) CheckIn(ctx context.Context, id string, f fleet.Facts, seen time
 	if err != nil {
 		return err
 	}
+	// Queued with the ingests' group commits (SQLite): busy-waiting on
+	// the database lock, a small write loses to them for seconds.
+	defer lockWrites(s.D.WriteLock)()
 	res, err := s.DB.ExecContext(ctx, s.D.CheckIn, f.Hostname, f.Ecosystem, string(facts), seen.UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("check-in of %s: %w", id, err)
@@ -308,6 +317,7 @@ func (s *Store) Touch(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -343,6 +353,7 @@ func (s *Store) SetUpdates(ctx context.Context, id, hash string, ups []patch.Upd
 	if err != nil {
 		return err
 	}
+	defer lockWrites(s.D.WriteLock)()
 	if _, err := s.DB.ExecContext(ctx, s.D.SetUpdates, hash, string(b), len(ups), id); err != nil {
 		return fmt.Errorf("store updates of %s: %w", id, err)
 	}
