@@ -339,7 +339,7 @@ func (g *groupCommit) submit(ctx context.Context, s *Store, op *ingestOp) ingest
 		copy(group, g.pending)
 		g.pending = append(g.pending[:0:0], g.pending[n:]...)
 		g.mu.Unlock()
-		s.writeGroup(ctx, group)
+		g.write(ctx, s, group)
 		mine := false
 		for _, w := range group {
 			if w == r {
@@ -359,6 +359,33 @@ func (g *groupCommit) submit(ctx context.Context, s *Store, op *ingestOp) ingest
 			return r.res
 		}
 	}
+}
+
+// write writes a group; should it panic, the group's waiting ingests are
+// answered and the lead handed on before the panic goes on, so that the
+// other ingests are not left waiting for ever.
+func (g *groupCommit) write(ctx context.Context, s *Store, group []*ingestReq) {
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		g.mu.Lock()
+		for _, w := range group {
+			w.res = ingestRes{err: fmt.Errorf("ingest inventory of %s: the group commit failed", w.op.hostID)}
+			// The leader's own channel is never read again: buffered, the
+			// send does not block.
+			w.wake <- false
+		}
+		if len(g.pending) > 0 {
+			g.pending[0].wake <- true
+		} else {
+			g.busy = false
+		}
+		g.mu.Unlock()
+	}()
+	s.writeGroup(ctx, group)
+	done = true
 }
 
 // writeGroup writes the ingests of group in one transaction, each under a
