@@ -44,6 +44,7 @@ type simOpts struct {
 	agents, concurrency, rounds, packages int
 	soak                                  time.Duration
 	serverURL, token, pin, shared         string
+	debugListen                           string
 	feedsDirs                             []string
 	keep                                  bool
 }
@@ -76,6 +77,7 @@ its peak RSS.`,
 	f.StringVar(&o.shared, "shared", "../shared", "the shared material (fixtures/dpkg, corpus, feeds)")
 	f.StringSliceVar(&o.feedsDirs, "feeds-dir", nil, "feeds the started server imports (default SHARED/feeds/osv/Debian and the KEV catalog)")
 	f.BoolVar(&o.keep, "keep", false, "keep the started server's data dir")
+	f.StringVar(&o.debugListen, "debug-listen", "", "the started server serves Go's pprof profiles on this loopback address (to profile it during the phases)")
 	return cmd
 }
 
@@ -518,6 +520,9 @@ func (e *env) spawnServer(ctx context.Context, o *simOpts) (*exec.Cmd, func(), e
 	}
 	if e.dsn != "" {
 		args = append(args, "--db", e.dsn)
+	}
+	if o.debugListen != "" {
+		args = append(args, "--debug-listen", o.debugListen)
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	stderr, err := cmd.StderrPipe()

@@ -18,6 +18,17 @@ type Inventories interface {
 	ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (bool, error)
 }
 
+// InventoryIngester is an inventory store that also keeps its hosts'
+// findings, and writes an inventory with the findings matched from it in
+// one transaction: a crash between the two cannot leave a host with a new
+// inventory and the findings of the old one.
+type InventoryIngester interface {
+	// IngestInventory replaces the host's inventory and makes its open
+	// findings current, as ReplaceInventory and Sync would; it does
+	// nothing and returns false when the inventory is unchanged.
+	IngestInventory(ctx context.Context, hostID string, pkgs []inventory.Package, current []Finding, now time.Time, cause string) (changed bool, opened, closed int, err error)
+}
+
 // FindingHistory is where hosts' findings are kept, with their history.
 type FindingHistory interface {
 	// Sync makes the host's open findings current; changes of priority
@@ -90,8 +101,24 @@ type IngestResult struct {
 // Ingest stores a host's inventory and, when it changed, recomputes the
 // host's findings against the advisory index: new ones open, those whose
 // package was upgraded or removed close as remediated now.
+//
+// When m.Inventories is an InventoryIngester the inventory is matched
+// first and stored with its findings in one transaction (m.History's Sync
+// is not used): callers ingest inventories they know to differ from the
+// stored one, so the match is rarely wasted.
 func (m Matcher) Ingest(ctx context.Context, host Host, pkgs []inventory.Package, now time.Time) (IngestResult, error) {
 	var r IngestResult
+	if ing, ok := m.Inventories.(InventoryIngester); ok {
+		current, err := m.match(ctx, host, pkgs, now)
+		if err != nil {
+			return r, err
+		}
+		changed, opened, closed, err := ing.IngestInventory(ctx, host.ID, pkgs, current, now, ingestCause(host))
+		if err != nil || !changed {
+			return r, err
+		}
+		return IngestResult{Changed: true, Findings: len(current), Opened: opened, Closed: closed}, nil
+	}
 	changed, err := m.Inventories.ReplaceInventory(ctx, host.ID, pkgs)
 	if err != nil {
 		return r, err
@@ -100,17 +127,29 @@ func (m Matcher) Ingest(ctx context.Context, host Host, pkgs []inventory.Package
 	if !changed {
 		return r, nil
 	}
+	current, err := m.match(ctx, host, pkgs, now)
+	if err != nil {
+		return r, err
+	}
+	r.Findings = len(current)
+	r.Opened, r.Closed, err = m.History.Sync(ctx, host.ID, current, now, ingestCause(host))
+	return r, err
+}
+
+func ingestCause(host Host) string { return "inventory of " + host.Hostname + " changed" }
+
+// match matches an inventory against the advisory index and decides the
+// findings in the host's context.
+func (m Matcher) match(ctx context.Context, host Host, pkgs []inventory.Package, now time.Time) ([]Finding, error) {
 	res, err := scan.Run(ctx, m.Source, inventory.Result{Packages: pkgs}, now)
 	if err != nil {
-		return r, fmt.Errorf("match inventory of %s: %w", host.ID, err)
+		return nil, fmt.Errorf("match inventory of %s: %w", host.ID, err)
 	}
 	current := findingsOf(host.ID, res)
 	if m.Triage != nil {
 		m.Triage.Decide(AssetOf(host), current, now)
 	}
-	r.Findings = len(current)
-	r.Opened, r.Closed, err = m.History.Sync(ctx, host.ID, current, now, "inventory of "+host.Hostname+" changed")
-	return r, err
+	return current, nil
 }
 
 // HostIndex finds the software hosts have.

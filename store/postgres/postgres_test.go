@@ -64,6 +64,13 @@ func TestContract(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			Fault: func(vuln string) {
+				if _, err := db.db.Exec(`CREATE FUNCTION refuse_finding() RETURNS trigger LANGUAGE plpgsql AS $$
+					BEGIN IF NEW.vulnerability = '` + vuln + `' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+					CREATE TRIGGER refuse_finding BEFORE INSERT ON host_findings FOR EACH ROW EXECUTE FUNCTION refuse_finding()`); err != nil {
+					t.Fatal(err)
+				}
+			},
 		}
 	})
 }

@@ -29,6 +29,12 @@ func TestContract(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			Fault: func(vuln string) {
+				if _, err := db.db.Exec(`CREATE TRIGGER refuse_finding BEFORE INSERT ON host_findings WHEN NEW.vulnerability = '` + vuln + `'
+					BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+					t.Fatal(err)
+				}
+			},
 		}
 	})
 }

@@ -18,6 +18,9 @@ type Backend struct {
 	Fleet    FleetStore
 	Findings FindingStore
 	Policy   PolicyStore
+	// Fault makes the database refuse, inside the transaction, to store
+	// a finding of the vulnerability named (a trigger).
+	Fault func(vuln string)
 }
 
 // Run runs every contract against the backend; open returns a fresh,
@@ -32,6 +35,16 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("fleet", func(t *testing.T) { Fleet(t, func(t *testing.T) FleetStore { return open(t).Fleet }) })
 	t.Run("policy", func(t *testing.T) {
 		Policy(t, func(t *testing.T) (PolicyStore, AuditStore) { b := open(t); return b.Policy, b.Audit })
+	})
+	t.Run("ingest", func(t *testing.T) {
+		Ingest(t, func(t *testing.T) (IngestStore, FindingStore, func(string)) {
+			b := open(t)
+			s, ok := b.Fleet.(IngestStore)
+			if !ok {
+				t.Fatalf("%T does not ingest inventories with their findings", b.Fleet)
+			}
+			return s, b.Findings, b.Fault
+		})
 	})
 	t.Run("findings", func(t *testing.T) {
 		Findings(t, func(t *testing.T) FindingStore {

@@ -21,6 +21,11 @@ func (s *Findings) lockHost(ctx context.Context, tx *sql.Tx, hostID string) (map
 	} else if err != nil {
 		return nil, fmt.Errorf("sync findings of %s: %w", hostID, err)
 	}
+	return parseCounts(hostID, b)
+}
+
+// parseCounts reads a host's stored open counts.
+func parseCounts(hostID, b string) (map[string]int, error) {
 	counts := map[string]int{}
 	if err := json.Unmarshal([]byte(b), &counts); err != nil {
 		return nil, fmt.Errorf("host %s counts: %w", hostID, err)
@@ -28,14 +33,20 @@ func (s *Findings) lockHost(ctx context.Context, tx *sql.Tx, hostID string) (map
 	return counts, nil
 }
 
-func (s *Findings) setCounts(ctx context.Context, tx *sql.Tx, hostID string, counts map[string]int) error {
+// countsJSON is the stored form of open counts, without the empty ones
+// (dropped from counts).
+func countsJSON(counts map[string]int) string {
 	for p, n := range counts {
 		if n <= 0 {
 			delete(counts, p)
 		}
 	}
 	b, _ := json.Marshal(counts)
-	if _, err := tx.ExecContext(ctx, s.D.SetCounts, string(b), hostID); err != nil {
+	return string(b)
+}
+
+func (s *Findings) setCounts(ctx context.Context, tx *sql.Tx, hostID string, counts map[string]int) error {
+	if _, err := tx.ExecContext(ctx, s.D.SetCounts, countsJSON(counts), hostID); err != nil {
 		return fmt.Errorf("sync findings of %s: %w", hostID, err)
 	}
 	return nil

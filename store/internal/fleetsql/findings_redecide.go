@@ -96,7 +96,7 @@ func (s *Findings) Redecide(ctx context.Context, changes []fleet.Redecision, now
 		}
 		defer one.Close()
 	}
-	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause}
+	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause, ex: tx.ExecContext}
 	const hostChunk, rowChunk = 500, 500
 	const row = "(CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT))"
 	for start := 0; start < len(ids); start += hostChunk {

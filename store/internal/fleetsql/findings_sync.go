@@ -60,6 +60,9 @@ type syncer struct {
 	inserting      []pendingInsert
 	events         []event
 	deferred       bool // flush is called by the caller
+	// ex runs the syncer's statements: the transaction's, or a batch's
+	// statement cache (IngestInventory).
+	ex func(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 type event struct {
@@ -69,7 +72,7 @@ type event struct {
 }
 
 func (s *Findings) newSyncer(ctx context.Context, tx *sql.Tx, now time.Time, cause string) (*syncer, error) {
-	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause}
+	sy := &syncer{tx: tx, d: s.D, now: now, cause: cause, ex: tx.ExecContext}
 	var err error
 	if sy.upd, err = tx.PrepareContext(ctx, s.D.Rebind(updateFinding)); err != nil {
 		return nil, err
@@ -83,6 +86,14 @@ func (sy *syncer) close() {
 			st.Close()
 		}
 	}
+}
+
+// update runs updateFinding: the prepared statement, or through ex.
+func (sy *syncer) update(ctx context.Context, args ...any) (sql.Result, error) {
+	if sy.upd != nil {
+		return sy.upd.ExecContext(ctx, args...)
+	}
+	return sy.ex(ctx, sy.d.Rebind(updateFinding), args...)
 }
 
 func stateOf(f fleet.Finding) string {
@@ -113,7 +124,7 @@ func (sy *syncer) apply(ctx context.Context, hostID string, open map[string]open
 				o.automatable == f.Automatable && o.impact == f.Impact && o.cycle == cycleOf(f) && o.kevDue == kevDue {
 				continue
 			}
-			if _, err := sy.upd.ExecContext(ctx, f.Version, f.Priority.String(), f.Severity, f.Fixed, due, st, f.Exception, string(f.Lane),
+			if _, err := sy.update(ctx, f.Version, f.Priority.String(), f.Severity, f.Fixed, due, st, f.Exception, string(f.Lane),
 				string(f.Exploitation), f.Automatable, f.Impact, cycleOf(f), kevDue, o.id); err != nil {
 				return fmt.Errorf("sync findings of %s: %w", hostID, err)
 			}
@@ -188,7 +199,7 @@ func (sy *syncer) flush(ctx context.Context) error {
 		}
 		q := "INSERT INTO host_findings(" + insertColumns + ") VALUES " +
 			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0),", len(chunk)), ",")
-		if _, err := sy.tx.ExecContext(ctx, sy.d.Rebind(q), args...); err != nil {
+		if _, err := sy.ex(ctx, sy.d.Rebind(q), args...); err != nil {
 			return fmt.Errorf("open findings: %w", err)
 		}
 	}
@@ -202,7 +213,7 @@ func (sy *syncer) flush(ctx context.Context) error {
 			args = append(args, id)
 		}
 		q := "UPDATE host_findings SET remediated_at = ? WHERE id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",") + ")"
-		if _, err := sy.tx.ExecContext(ctx, sy.d.Rebind(q), args...); err != nil {
+		if _, err := sy.ex(ctx, sy.d.Rebind(q), args...); err != nil {
 			return fmt.Errorf("close findings: %w", err)
 		}
 	}
@@ -220,7 +231,7 @@ func (sy *syncer) flush(ctx context.Context) error {
 		}
 		q := "INSERT INTO finding_events(finding_id, at, priority_from, priority_to, state_from, state_to, cause, reasons) VALUES " +
 			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", len(chunk)), ",")
-		if _, err := sy.tx.ExecContext(ctx, sy.d.Rebind(q), args...); err != nil {
+		if _, err := sy.ex(ctx, sy.d.Rebind(q), args...); err != nil {
 			return fmt.Errorf("finding history: %w", err)
 		}
 	}
@@ -233,6 +244,11 @@ func readOpen(ctx context.Context, tx *sql.Tx, q string, args ...any) (map[strin
 	if err != nil {
 		return nil, err
 	}
+	return readOpenRows(rows)
+}
+
+// readOpenRows reads (and closes) rows of OpenColumns, by finding key.
+func readOpenRows(rows *sql.Rows) (map[string]openRow, error) {
 	defer rows.Close()
 	open := map[string]openRow{}
 	for rows.Next() {

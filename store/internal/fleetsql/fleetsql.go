@@ -98,9 +98,17 @@ type Store struct {
 	// renumbered, so an id once committed stays right.
 	mu  sync.Mutex
 	ids map[swKey]int64
+	// swMu serialises the look-up of software rows not cached.
+	swMu sync.Mutex
 	// seqs and locs cache host keys and location ids, never renumbered.
 	seqs map[string]int64
 	locs map[string]int64
+
+	// Findings keeps the hosts' findings: IngestInventory writes them in
+	// the inventory's transaction.
+	Findings *Findings
+	// group queues IngestInventory's writes on a database with one writer.
+	group groupCommit
 }
 
 // keyOf returns the id of name in a table of names (host keys, locations),
@@ -292,6 +300,9 @@ func (s *Store) CheckIn(ctx context.Context, id string, f fleet.Facts, seen time
 	if err != nil {
 		return err
 	}
+	// Queued with the ingests' group commits (SQLite): busy-waiting on
+	// the database lock, a small write loses to them for seconds.
+	defer lockWrites(s.D.WriteLock)()
 	res, err := s.DB.ExecContext(ctx, s.D.CheckIn, f.Hostname, f.Ecosystem, string(facts), seen.UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("check-in of %s: %w", id, err)
@@ -308,6 +319,7 @@ func (s *Store) Touch(ctx context.Context, seen map[string]time.Time) error {
 	if len(seen) == 0 {
 		return nil
 	}
+	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -343,6 +355,7 @@ func (s *Store) SetUpdates(ctx context.Context, id, hash string, ups []patch.Upd
 	if err != nil {
 		return err
 	}
+	defer lockWrites(s.D.WriteLock)()
 	if _, err := s.DB.ExecContext(ctx, s.D.SetUpdates, hash, string(b), len(ups), id); err != nil {
 		return fmt.Errorf("store updates of %s: %w", id, err)
 	}
@@ -396,6 +409,25 @@ func (s *Store) softwareIDs(ctx context.Context, pkgs []inventory.Package) ([]in
 		}
 	}
 	if len(missing) == 0 {
+		return ids, nil
+	}
+	// One ingest at a time looks missing rows up: the first hosts of a
+	// fleet share most of their packages, and 64 of them resolving the
+	// same 1,400 rows at once cost 64 times the statements (seconds of
+	// round trips on PostgreSQL); after the first, the others find them
+	// cached.
+	s.swMu.Lock()
+	defer s.swMu.Unlock()
+	still := missing[:0]
+	for _, i := range missing {
+		p := pkgs[i]
+		if id, ok := s.cached(swKey{p.Ecosystem, p.Name, p.Version, p.SourceName, p.SourceVersion}); ok {
+			ids[i] = id
+		} else {
+			still = append(still, i)
+		}
+	}
+	if missing = still; len(missing) == 0 {
 		return ids, nil
 	}
 	sort.Slice(missing, func(a, b int) bool {

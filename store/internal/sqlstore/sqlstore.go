@@ -63,13 +63,14 @@ var (
 func New(db *sql.DB, d Dialects) Stores {
 	leases := &leasesql.Store{DB: db, D: d.Leases}
 	aud := &auditsql.Store{DB: db, D: d.Audit}
+	findings := &fleetsql.Findings{DB: db, D: d.Findings, Fencer: leases}
 	return Stores{
 		Store:    feedsql.Store{DB: db, D: d.Feeds},
 		Audit:    aud,
 		Leases:   leases,
 		Tokens:   &tokensql.Store{DB: db, D: d.Tokens},
-		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet},
-		Findings: &fleetsql.Findings{DB: db, D: d.Findings, Fencer: leases},
+		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet, Findings: findings},
+		Findings: findings,
 		Policy:   &policysql.Store{DB: db, D: d.Policy, Audit: aud, WriteLock: d.Findings.WriteLock},
 		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
 	}
