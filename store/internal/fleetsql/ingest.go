@@ -91,6 +91,9 @@ type ingestOp struct {
 	now          time.Time
 	cause        string
 	seq          int64 // the host's key, found or made in the transaction
+	// inventoryOnly writes the inventory and leaves the findings alone
+	// (ReplaceInventory).
+	inventoryOnly bool
 }
 
 type ingestRes struct {
@@ -114,40 +117,71 @@ func (s *Store) IngestInventory(ctx context.Context, hostID string, pkgs []inven
 	if s.Findings == nil {
 		return false, 0, 0, errors.New("ingest inventory: the fleet store has no findings store")
 	}
+	op, err := s.prepareIngest(ctx, hostID, pkgs)
+	if op == nil || err != nil {
+		return false, 0, 0, err
+	}
+	op.current, op.now, op.cause = current, now, cause
+	r := s.ingest(ctx, op)
+	return r.changed, r.opened, r.closed, r.err
+}
+
+// ReplaceInventory replaces a host's inventory, leaving its findings as
+// they are: the inventory half of IngestInventory, written the same way
+// (group-committed on SQLite); a failed ingest leaves the previous
+// inventory intact. It returns false when the hash is unchanged. Only the
+// links that changed are written: an upgrade of a few packages costs a
+// few rows.
+func (s *Store) ReplaceInventory(ctx context.Context, hostID string, pkgs []inventory.Package) (changed bool, err error) {
+	op, err := s.prepareIngest(ctx, hostID, pkgs)
+	if op == nil || err != nil {
+		return false, err
+	}
+	op.inventoryOnly = true
+	r := s.ingest(ctx, op)
+	return r.changed, r.err
+}
+
+// prepareIngest validates an inventory and resolves, outside any write
+// transaction, the keys of its software and locations; nil when the
+// stored inventory already has its hash.
+func (s *Store) prepareIngest(ctx context.Context, hostID string, pkgs []inventory.Package) (*ingestOp, error) {
 	hash := fleet.InventoryHash(pkgs)
 	for i, p := range pkgs {
 		if err := fleet.Validate(i, p); err != nil {
-			return false, 0, 0, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+			return nil, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
 	}
 	var cur string
 	if err := s.DB.QueryRowContext(ctx, s.D.HostHash, hostID).Scan(&cur); errors.Is(err, sql.ErrNoRows) {
-		return false, 0, 0, fmt.Errorf("host %s: %w", hostID, fleet.ErrNotFound)
+		return nil, fmt.Errorf("host %s: %w", hostID, fleet.ErrNotFound)
 	} else if err != nil {
-		return false, 0, 0, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+		return nil, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 	} else if cur == hash {
-		return false, 0, 0, nil
+		return nil, nil
 	}
 	ids, err := s.softwareIDs(ctx, pkgs)
 	if err != nil {
-		return false, 0, 0, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+		return nil, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 	}
 	want := make(map[link]bool, len(pkgs))
 	for i, p := range pkgs {
 		loc, err := s.keyOf(ctx, &s.locs, s.D.LocationID, s.D.EnsureLocation, p.Location)
 		if err != nil {
-			return false, 0, 0, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
+			return nil, fmt.Errorf("ingest inventory of %s: %w", hostID, err)
 		}
 		want[link{ids[i], loc}] = true
 	}
-	op := &ingestOp{hostID: hostID, hash: hash, want: want, current: current, now: now, cause: cause}
-	var r ingestRes
+	return &ingestOp{hostID: hostID, hash: hash, want: want}, nil
+}
+
+// ingest writes op: group-committed with others on SQLite (one writer),
+// in its own transaction on PostgreSQL.
+func (s *Store) ingest(ctx context.Context, op *ingestOp) ingestRes {
 	if s.D.WriteLock != nil {
-		r = s.group.submit(ctx, s, op)
-	} else {
-		r = s.ingestAlone(ctx, op)
+		return s.group.submit(ctx, s, op)
 	}
-	return r.changed, r.opened, r.closed, r.err
+	return s.ingestAlone(ctx, op)
 }
 
 // ingestAlone writes one ingest in its own transaction.
@@ -270,6 +304,9 @@ func (s *Store) ingestTx(ctx context.Context, q *txq, op *ingestOp) ingestRes {
 	}
 	if _, err := q.exec(ctx, s.D.SetHash, op.hash, op.hostID); err != nil {
 		return fail(err)
+	}
+	if op.inventoryOnly {
+		return ingestRes{changed: true}
 	}
 
 	f := s.Findings
