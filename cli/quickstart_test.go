@@ -111,11 +111,7 @@ func runPrinted(t *testing.T, summary string) []string {
 // fresh admin token; the next steps printed, export lines and commands,
 // run as printed and the token works.
 func TestQuickstartOneRefreshRerunTokenAndNextSteps(t *testing.T) {
-	debian := sharedtest.Dir(t, "feeds/osv/Debian")
-	kev := sharedtest.Dir(t, "feeds/kev")
-	feeds := t.TempDir()
-	os.Symlink(filepath.Join(debian, "all.zip"), filepath.Join(feeds, "all.zip"))
-	os.Symlink(filepath.Join(kev, "known_exploited_vulnerabilities.json"), filepath.Join(feeds, "known_exploited_vulnerabilities.json"))
+	feeds := debianAndKEV(t)
 	data := t.TempDir()
 	root := fixtureHost(t, "status-bookworm-web-db", "dddddddddddddddddddddddddddddddd", "rerun-1")
 	args := []string{"--data-dir", data, "quickstart", "--feeds", feeds, "--listen", "127.0.0.1:0", "--root", root, "--no-package-manager", "--log-level", "warn"}
