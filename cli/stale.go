@@ -15,11 +15,17 @@ import (
 // so a week without a change means the feed is not being refreshed.
 const defaultStaleAfter = duration.Duration(7 * 24 * time.Hour)
 
-// durationFlag is a pflag.Value of a duration.Duration ("7d", "36h").
+// durationFlag is a pflag.Value of a duration.Duration ("7d", "2w",
+// "36h", "90s").
 type durationFlag struct{ d *duration.Duration }
 
-func (f durationFlag) String() string { return f.d.String() }
-func (f durationFlag) Type() string   { return "duration" }
+func (f durationFlag) String() string {
+	if *f.d == 0 {
+		return "0" // help leaves a zero default out
+	}
+	return f.d.String()
+}
+func (f durationFlag) Type() string { return "duration" }
 func (f durationFlag) Set(s string) error {
 	v, err := duration.Parse(s)
 	if err != nil {
@@ -75,30 +81,10 @@ func staleWarning(srcs []feeds.SourceState, now time.Time, after duration.Durati
 		db, after, strings.Join(parts, ", "))
 }
 
-// spanFlag is a pflag.Value of a time.Duration written as duration.Parse
-// reads it: days and weeks ("7d", "2w") as well as Go's units ("36h",
-// "90s"). Every duration flag of the CLI is one, so `--ttl 7d` works as
-// the policy documents' "7d" do.
-type spanFlag struct{ d *time.Duration }
-
-func (f spanFlag) String() string {
-	if *f.d == 0 {
-		return "0" // help leaves a zero default out
-	}
-	return duration.Duration(*f.d).String()
-}
-func (f spanFlag) Type() string { return "duration" }
-func (f spanFlag) Set(s string) error {
-	v, err := duration.Parse(s)
-	if err != nil {
-		return err
-	}
-	*f.d = time.Duration(v)
-	return nil
-}
-
 // spanVar defines a duration flag that takes days and weeks.
+// Every duration flag of the CLI is one, so `--ttl 7d` works as the
+// policy documents' "7d" do.
 func spanVar(f *pflag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
 	*p = value
-	f.Var(spanFlag{p}, name, usage)
+	f.Var(durationFlag{(*duration.Duration)(p)}, name, usage)
 }
