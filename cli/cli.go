@@ -191,7 +191,7 @@ func newVersionCmd(e *env) *cobra.Command {
 			return fmt.Errorf("-o %q: want text or json", output)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output, []string{"text", "json"})
 	return cmd
 }
 

@@ -57,12 +57,8 @@ func completions(root *cobra.Command) {
 			"priority": {"P1", "P2", "P3", "P4"}, "fail-on": {"P1", "P2", "P3", "P4"},
 			"type": typeNames(), "cycle": {"system", "application"},
 		}
-		if f := c.Flag("output"); f != nil {
-			// outputFlag's usage names the formats: "output format: table, json, yaml".
-			if list, ok := strings.CutPrefix(f.Usage, "output format: "); ok {
-				list, _, _ = strings.Cut(list, " (")
-				fixed["output"] = strings.Split(strings.ReplaceAll(list, " or ", ", "), ", ")
-			}
+		if f := c.Flag("output"); f != nil && len(f.Annotations[formatsAnnotation]) > 0 {
+			fixed["output"] = f.Annotations[formatsAnnotation]
 		}
 		for name, values := range fixed {
 			if c.Flag(name) != nil {

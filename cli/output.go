@@ -39,7 +39,12 @@ func checkOutput(value string, formats []string) error {
 // outputFlag defines -o/--output, the format, with its default and help.
 func outputFlag(f *pflag.FlagSet, p *string, formats []string) {
 	f.StringVarP(p, "output", "o", formats[0], "output format: "+strings.Join(formats, ", "))
+	// Shell completion offers them (completions reads the annotation).
+	f.SetAnnotation("output", formatsAnnotation, formats)
 }
+
+// formatsAnnotation is the annotation of an -o flag listing its formats.
+const formatsAnnotation = "patchbay_formats"
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
