@@ -112,7 +112,8 @@ func TestOperatorEdges(t *testing.T) {
 		if es, _ := os.ReadDir(dir); len(es) != 1 {
 			t.Errorf("files left beside the report: %v", es)
 		}
-		// A scan that fails (a path that does not exist) keeps the report.
+		// A scan that fails (a path that does not exist) leaves the report
+		// and nothing beside it (TestOutputFileWholeOrNothing aborts part way).
 		before, _ := os.ReadFile(out)
 		if code, _, _ := run(t, t.TempDir(), "scan", "-o", "json", "--output-file", out, "testdata/app", "/nonexistent"); code != ExitError {
 			t.Errorf("a failing scan exited %d", code)
