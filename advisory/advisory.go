@@ -33,11 +33,17 @@ type Advisory struct {
 	URL string `json:"url,omitempty"`
 }
 
-// Severity is a scored severity: a CVSS vector and its type.
+// Severity is a scored severity: a CVSS vector and its type, or
+// Ubuntu's priority.
 type Severity struct {
-	Type  string `json:"type"`  // CVSS_V2, CVSS_V3, CVSS_V4
-	Score string `json:"score"` // the vector
+	Type  string `json:"type"`  // CVSS_V2, CVSS_V3, CVSS_V4, Ubuntu
+	Score string `json:"score"` // the vector; for Ubuntu the priority ("medium")
 }
+
+// SeverityUbuntu is the OSV severity type of Ubuntu's priority
+// (negligible, low, medium, high, critical): a vendor rating, not a CVSS
+// vector.
+const SeverityUbuntu = "Ubuntu"
 
 // Affected is one affected package of an advisory.
 type Affected struct {

@@ -28,6 +28,11 @@ import (
 const (
 	SourceKEV  = "kev"
 	SourceEPSS = "epss"
+	// SourceNVD holds NVD CVE records (scores, CWEs, dates).
+	SourceNVD = "nvd"
+	// SourceVendorPrefix prefixes the vendor ratings of one vendor:
+	// "vendor/Debian" (the security tracker's urgencies).
+	SourceVendorPrefix = "vendor/"
 	// SourceOSVPrefix prefixes OSV collections: "osv/Go", "osv/local".
 	SourceOSVPrefix = "osv/"
 	// LocalCollection holds records imported from directories and single
@@ -79,10 +84,20 @@ type Batch struct {
 	// them.
 	EPSS      *advisory.EPSSFile
 	EPSSState SourceState
+	// CVERecords are NVD records to insert or replace (NVD is not a
+	// snapshot: records not given stay); CVEState is recorded with them
+	// (its count and data age are computed in the transaction).
+	CVERecords []advisory.CVERecord
+	CVEState   SourceState
+	// Vendor, when set, replaces every rating of VendorState's vendor
+	// (VendorState.Source is SourceVendorPrefix + the vendor).
+	Vendor      []advisory.VendorRating
+	VendorState SourceState
 }
 
 func (b Batch) empty() bool {
-	return len(b.Upserts) == 0 && len(b.Deletes) == 0 && len(b.Sources) == 0 && b.KEV == nil && b.EPSS == nil
+	return len(b.Upserts) == 0 && len(b.Deletes) == 0 && len(b.Sources) == 0 && b.KEV == nil && b.EPSS == nil &&
+		b.CVERecords == nil && b.Vendor == nil
 }
 
 // Store is the advisory index as the importer sees it.
@@ -101,6 +116,14 @@ type Store interface {
 	// EcosystemCounts returns, per affected ecosystem, how many advisories
 	// name it.
 	EcosystemCounts(ctx context.Context) (map[string]int, error)
+	// CVERecordTimes returns the last-modified time of every stored NVD
+	// record.
+	CVERecordTimes(ctx context.Context) (map[string]time.Time, error)
+	// KeysOfCVEs returns the package keys of the advisories that name any
+	// of the CVEs (as id or alias): the findings an enrichment changes.
+	KeysOfCVEs(ctx context.Context, cves []string) ([]match.Key, error)
+	// VendorRatings returns every stored rating of a vendor.
+	VendorRatings(ctx context.Context, vendor string) ([]advisory.VendorRating, error)
 	// UpdateValidators records the HTTP validators of a source after a
 	// download that changed nothing (304 or identical content).
 	UpdateValidators(ctx context.Context, s SourceState) error

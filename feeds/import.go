@@ -91,16 +91,22 @@ func (p Problem) String() string { return p.File + ": " + p.Err }
 
 // Summary counts what an import did.
 type Summary struct {
-	Added     int       `json:"added"`
-	Updated   int       `json:"updated"`
-	Unchanged int       `json:"unchanged"`
-	Removed   int       `json:"removed"`   // withdrawn or gone from a snapshot
-	Malformed int       `json:"malformed"` // records skipped as unreadable
-	KEV       int       `json:"kev"`       // KEV entries imported
-	EPSS      int       `json:"epss"`      // EPSS scores imported
-	Problems  []Problem `json:"problems,omitempty"`
-	// NotImported are feed files recognised but of a kind this version
-	// does not import (NVD CVE records), left as they are.
+	Added     int `json:"added"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	Removed   int `json:"removed"`   // withdrawn or gone from a snapshot
+	Malformed int `json:"malformed"` // records skipped as unreadable
+	KEV       int `json:"kev"`       // KEV entries imported
+	EPSS      int `json:"epss"`      // EPSS scores imported
+	// CVERecords are NVD records added or updated; CVEUnchanged those
+	// already stored at the same or a newer last-modified time.
+	CVERecords   int `json:"cve_records,omitempty"`
+	CVEUnchanged int `json:"cve_unchanged,omitempty"`
+	// VendorRatings are vendor ratings imported (replacing the vendor's).
+	VendorRatings int       `json:"vendor_ratings,omitempty"`
+	Problems      []Problem `json:"problems,omitempty"`
+	// NotImported are files found in a directory that look like feed
+	// files (by name) but are of no kind this version imports.
 	NotImported []string `json:"not_imported,omitempty"`
 	// Changed are the package keys named by added, updated or removed
 	// records (before and after the change): the inventories to rematch.
@@ -111,7 +117,8 @@ type Summary struct {
 func (s Summary) String() string {
 	var parts []string
 	osv := s.Added+s.Updated+s.Unchanged+s.Removed+s.Malformed > 0
-	if osv || s.KEV+s.EPSS == 0 {
+	enriched := s.KEV + s.EPSS + s.CVERecords + s.CVEUnchanged + s.VendorRatings
+	if osv || enriched == 0 {
 		parts = append(parts, fmt.Sprintf("%d added, %d updated, %d unchanged, %d removed", s.Added, s.Updated, s.Unchanged, s.Removed))
 	}
 	if s.KEV > 0 {
@@ -120,7 +127,13 @@ func (s Summary) String() string {
 	if s.EPSS > 0 {
 		parts = append(parts, fmt.Sprintf("%d EPSS scores", s.EPSS))
 	}
-	if osv || s.KEV+s.EPSS == 0 {
+	if s.CVERecords+s.CVEUnchanged > 0 {
+		parts = append(parts, fmt.Sprintf("%d NVD CVE records (%d unchanged)", s.CVERecords, s.CVEUnchanged))
+	}
+	if s.VendorRatings > 0 {
+		parts = append(parts, fmt.Sprintf("%d vendor ratings", s.VendorRatings))
+	}
+	if osv || enriched == 0 {
 		parts = append(parts, fmt.Sprintf("%d skipped as malformed", s.Malformed))
 	}
 	return strings.Join(parts, ", ")
@@ -143,10 +156,11 @@ const (
 	KindOSVJSON
 	KindKEV
 	KindEPSS
-	// KindNVD is a file of NVD CVE records (API 2.0 shape): recognised, so
-	// that a feeds directory holding one imports the rest, but not
-	// imported.
+	// KindNVD is a file of NVD CVE records (API 2.0 shape), optionally
+	// gzipped.
 	KindNVD
+	// KindDebianTracker is the Debian security tracker's JSON export.
+	KindDebianTracker
 )
 
 // Detect tells a feed file's kind from its name and first bytes.
@@ -157,12 +171,21 @@ func Detect(name string, head []byte) Kind {
 		return KindOSVZip
 	case strings.HasSuffix(lower, ".csv"), strings.HasSuffix(lower, ".csv.gz"):
 		return KindEPSS
+	case strings.HasSuffix(lower, ".json.gz"):
+		// Only NVD files are imported gzipped; head is the decompressed
+		// start (nil while walking a directory: a candidate).
+		if head == nil || bytes.Contains(head, []byte(`"NVD_CVE"`)) {
+			return KindNVD
+		}
 	case strings.HasSuffix(lower, ".json"):
 		if bytes.Contains(head, []byte(`"catalogVersion"`)) || bytes.Contains(head, []byte(`"cveID"`)) {
 			return KindKEV
 		}
 		if bytes.Contains(head, []byte(`"NVD_CVE"`)) {
 			return KindNVD
+		}
+		if isTrackerHead(head) {
+			return KindDebianTracker
 		}
 		return KindOSVJSON
 	}
@@ -183,6 +206,14 @@ type pending struct {
 	kevState  SourceState
 	epss      *advisory.EPSSFile
 	epssState SourceState
+	// cves are staged NVD records (newest copy of each), cveOrigins the
+	// files or URLs they came from.
+	cves       map[string]advisory.CVERecord
+	cveTimes   map[string]time.Time // stored, read at the first NVD file
+	cveOrigins []string
+	// vendor, when set, replaces the ratings of vendorState's vendor.
+	vendor      []advisory.VendorRating
+	vendorState SourceState
 }
 
 // ImportPaths imports files and directories: OSV all.zip archives, OSV JSON
@@ -199,6 +230,7 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 		return Summary{}, err
 	}
 	var files []string
+	walked := map[string]bool{}
 	for _, path := range paths {
 		st, err := os.Stat(path)
 		if err != nil {
@@ -214,6 +246,7 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 			}
 			if !d.IsDir() && Detect(f, nil) != KindUnknown {
 				files = append(files, f)
+				walked[f] = true
 			}
 			return nil
 		})
@@ -257,9 +290,19 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 				return Summary{}, err
 			}
 		case KindNVD:
-			p.sum.NotImported = append(p.sum.NotImported, f)
+			if err := im.stageNVDFile(ctx, p, f); err != nil {
+				if errors.Is(err, errNotNVDGzip) && walked[f] {
+					p.sum.NotImported = append(p.sum.NotImported, f)
+					continue
+				}
+				return Summary{}, err
+			}
+		case KindDebianTracker:
+			if err := im.stageTrackerFile(p, f); err != nil {
+				return Summary{}, err
+			}
 		default:
-			return Summary{}, fmt.Errorf("import %s: not an OSV zip or JSON record, KEV catalog or EPSS CSV", f)
+			return Summary{}, fmt.Errorf("import %s: not an OSV zip or JSON record, KEV catalog, EPSS CSV, NVD CVE file or Debian security tracker JSON", f)
 		}
 	}
 	if localSeen {
@@ -275,8 +318,15 @@ func detectFile(path string) (Kind, error) {
 		return KindUnknown, fmt.Errorf("import: %w", err)
 	}
 	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(strings.ToLower(path), ".gz") {
+		if gz, err := gzip.NewReader(f); err == nil {
+			defer gz.Close()
+			r = gz
+		}
+	}
 	head := make([]byte, 4096)
-	n, _ := io.ReadFull(f, head)
+	n, _ := io.ReadFull(r, head)
 	return Detect(path, head[:n]), nil
 }
 
@@ -349,6 +399,10 @@ func (im *Importer) commit(ctx context.Context, p *pending) error {
 	if err := im.checkExploitation(ctx, b); err != nil {
 		return err
 	}
+	enriched, err := im.stageEnrichment(ctx, p, &b)
+	if err != nil {
+		return err
+	}
 	if p.kev != nil {
 		p.sum.KEV += len(p.kev.Entries)
 	}
@@ -384,6 +438,17 @@ func (im *Importer) commit(ctx context.Context, p *pending) error {
 	}
 	for _, k := range old {
 		seen[k] = true
+	}
+	// An enrichment that changed re-decides the findings of its CVEs
+	// only: the packages of the advisories naming them.
+	if len(enriched) > 0 {
+		keys, err := im.Store.KeysOfCVEs(ctx, enriched)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			seen[k] = true
+		}
 	}
 	for k := range seen {
 		p.sum.Changed = append(p.sum.Changed, k)

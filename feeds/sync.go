@@ -13,6 +13,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/patchbay/patchbay/feeds/nvd"
 )
 
 // Upstream locations. A mirror serves the same files under one base URL:
@@ -40,6 +42,14 @@ type SyncOptions struct {
 	TempDir string
 	// Client is the HTTP client; nil for a default with sane timeouts.
 	Client *http.Client
+	// NVD fetches the NVD CVE records changed since the newest stored one
+	// (every record on a first sync) from the paged CVE API at NVDURL
+	// (empty: nvd.Upstream), with NVDAPIKey when set and NVDDelay between
+	// requests (NVD asks for 6 s without a key).
+	NVD       bool
+	NVDURL    string
+	NVDAPIKey string
+	NVDDelay  time.Duration
 	// Progress, when set, is told of download progress (for a bar).
 	Progress func(source string, done, total int64)
 }
@@ -116,8 +126,31 @@ func (im *Importer) Sync(ctx context.Context, opts SyncOptions) ([]SyncOutcome, 
 		}
 		out = append(out, o)
 	}
+	total := len(jobs)
+	if opts.NVD {
+		total++
+		c := &nvd.Client{URL: opts.NVDURL, HTTP: client, APIKey: opts.NVDAPIKey, Delay: opts.NVDDelay}
+		o := SyncOutcome{Source: SourceNVD, URL: c.URL}
+		if o.URL == "" {
+			o.URL = nvd.Upstream
+		}
+		sum, changed, err := im.syncNVD(ctx, c, states[SourceNVD])
+		switch {
+		case err != nil:
+			o.Status, o.Err = "failed", err.Error()
+			failed++
+		case changed:
+			o.Status, o.Summary = "updated", sum
+		default:
+			o.Status = "not modified"
+		}
+		out = append(out, o)
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+	}
 	if failed > 0 {
-		return out, fmt.Errorf("feeds sync: %d of %d sources failed", failed, len(jobs))
+		return out, fmt.Errorf("feeds sync: %d of %d sources failed", failed, total)
 	}
 	return out, nil
 }

@@ -78,8 +78,14 @@ type Input struct {
 	Vectors []string
 	// SeverityWords are database or ecosystem severities ("HIGH").
 	SeverityWords []string
-	KEV           *advisory.KEVEntry
-	EPSS          *advisory.EPSSScore
+	// Records are the NVD CVE records of the vulnerability's CVEs: the
+	// scores of the CNA, NVD and ADPs.
+	Records []*advisory.CVERecord
+	// Vendors are the distributions' own ratings of the vulnerability in
+	// this package (Debian urgency, Ubuntu priority, Red Hat severity).
+	Vendors []advisory.VendorRating
+	KEV     *advisory.KEVEntry
+	EPSS    *advisory.EPSSScore
 }
 
 // Assessment is the decision and why.
@@ -89,9 +95,13 @@ type Assessment struct {
 	Automatable  bool         `json:"automatable"`
 	// TechnicalImpact is "total" or "partial".
 	TechnicalImpact string `json:"technical_impact"`
-	// CVSS is the vector that decided automatable and impact: the highest
-	// scored of the valid vectors. Nil when there was none.
+	// CVSS is the vector that decided automatable and impact, by
+	// Precedence. Nil when there was none.
 	CVSS *CVSS `json:"cvss,omitempty"`
+	// ScoredBy names where the severity came from: "the advisory", "NVD",
+	// "the CNA (secalert@redhat.com)", "CISA ADP", "Debian urgency", or
+	// "" when nothing scored it.
+	ScoredBy string `json:"scored_by,omitempty"`
 	// Severity is the qualitative severity: the CVSS rating, else the
 	// database's word, else "unknown".
 	Severity string `json:"severity"`
@@ -145,51 +155,7 @@ func Assess(in Input) Assessment {
 	if in.EPSS != nil && a.Exploitation != ExploitLikely {
 		exploitReasons = append(exploitReasons, fmt.Sprintf("EPSS %.3f (%s percentile)", in.EPSS.Probability, ordinal(in.EPSS.Percentile)))
 	}
-	for _, v := range in.Vectors {
-		c, err := ParseCVSS(v)
-		if err != nil {
-			a.Problems = append(a.Problems, err.Error())
-			continue
-		}
-		if a.CVSS == nil || c.Score > a.CVSS.Score || (c.Score == a.CVSS.Score && c.Version > a.CVSS.Version) {
-			cc := c
-			a.CVSS = &cc
-		}
-	}
-	if c := a.CVSS; c != nil {
-		a.Automatable, a.Severity = c.Automatable, c.Rating
-		if c.HighImpact {
-			a.TechnicalImpact = "total"
-		}
-		s := fmt.Sprintf("CVSS %s %.1f %s", c.Version, c.Score, c.Rating)
-		switch {
-		case c.Automatable:
-			s += ", network-reachable without privileges or user interaction"
-		case c.Network:
-			s += ", network-reachable but not automatable"
-		case c.AttackVector == "A":
-			s += ", reachable from the adjacent network only"
-		case c.AttackVector == "P":
-			s += ", needs physical access"
-		default:
-			s += ", needs local access"
-		}
-		severityReasons = append(severityReasons, s)
-		if c.HighImpact {
-			severityReasons = append(severityReasons, "high impact on "+joinAnd(c.Impacts))
-		}
-	} else if w := worstWord(in.SeverityWords); w != "" {
-		a.Severity = w
-		switch w {
-		case "critical":
-			a.Automatable, a.TechnicalImpact = true, "total"
-		case "high":
-			a.TechnicalImpact = "total"
-		}
-		severityReasons = append(severityReasons, "no CVSS vector; database severity "+w)
-	} else {
-		severityReasons = append(severityReasons, "no CVSS vector or severity in the advisories")
-	}
+	severityReasons = a.severity(in)
 	a.Priority = Decide(a.Exploitation, a.Automatable, a.TechnicalImpact == "total")
 	if a.Exploitation == ExploitNone {
 		a.Reasons = append(severityReasons, exploitReasons...)

@@ -6,6 +6,7 @@ package scan
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,6 +24,41 @@ type Source interface {
 	Advisories(ctx context.Context, keys []match.Key) ([]*advisory.Advisory, error)
 	// Exploitation returns the KEV entries and EPSS scores of the CVEs.
 	Exploitation(ctx context.Context, cves []string) (map[string]advisory.KEVEntry, map[string]advisory.EPSSScore, error)
+}
+
+// EnrichmentSource is a Source that also holds the CVE enrichment (NVD
+// records, vendor ratings): a scan of one scores its findings by
+// risk.Precedence with it.
+type EnrichmentSource interface {
+	Enrichment(ctx context.Context, cves []string) (map[string]advisory.Enrichment, error)
+}
+
+// enrichment reads the enrichment of the CVEs when src has any.
+func enrichment(ctx context.Context, src Source, cves []string) (map[string]advisory.Enrichment, error) {
+	es, ok := src.(EnrichmentSource)
+	if !ok || len(cves) == 0 {
+		return nil, nil
+	}
+	return es.Enrichment(ctx, cves)
+}
+
+// enrich adds to in the NVD records of the CVEs and the vendors' ratings
+// of them in package pkg of ecosystem eco.
+func enrich(in *risk.Input, enr map[string]advisory.Enrichment, cves []string, eco, pkg string) {
+	for _, c := range cves {
+		e, ok := enr[c]
+		if !ok {
+			continue
+		}
+		if e.Record != nil && !slices.Contains(in.Records, e.Record) {
+			in.Records = append(in.Records, e.Record)
+		}
+		for _, v := range e.Vendors {
+			if (v.Ecosystem == "" || v.Ecosystem == eco) && (v.Package == "" || v.Package == pkg) {
+				in.Vendors = append(in.Vendors, v)
+			}
+		}
+	}
 }
 
 // Finding is one vulnerability of one package (for OS packages: of one
@@ -138,12 +174,16 @@ func Run(ctx context.Context, src Source, inv inventory.Result, now time.Time) (
 	if err != nil {
 		return res, err
 	}
+	enr, err := enrichment(ctx, src, cves)
+	if err != nil {
+		return res, err
+	}
 	n := 0
 	for _, p := range all {
 		n += len(p.hits)
 	}
 	res.Findings = make([]Finding, 0, n)
-	as := &assessor{kev: kev, epss: epss, cache: map[string]*Finding{}}
+	as := &assessor{kev: kev, epss: epss, enr: enr, cache: map[string]*Finding{}}
 	for _, p := range all {
 		for _, g := range p.hits {
 			res.Findings = append(res.Findings, as.finding(p.u, g, now))
@@ -269,6 +309,7 @@ func vulnKey(group []match.Hit) string {
 type assessor struct {
 	kev   map[string]advisory.KEVEntry
 	epss  map[string]advisory.EPSSScore
+	enr   map[string]advisory.Enrichment
 	cache map[string]*Finding
 }
 
@@ -307,6 +348,10 @@ func (as *assessor) vulnerability(group []match.Hit) *Finding {
 			word = h.Affected.SeverityWord
 		}
 		for _, s := range sev {
+			if s.Type == advisory.SeverityUbuntu {
+				in.Vendors = append(in.Vendors, advisory.VendorRating{Vendor: "Ubuntu", Ecosystem: h.Affected.Ecosystem, Package: h.Affected.Name, Rating: s.Score})
+				continue
+			}
 			in.Vectors = append(in.Vectors, s.Score)
 		}
 		if word != "" {
@@ -332,6 +377,9 @@ func (as *assessor) vulnerability(group []match.Hit) *Finding {
 		}
 	}
 	in.KEV, in.EPSS = f.KEV, f.EPSS
+	for _, h := range group {
+		enrich(&in, as.enr, h.Advisory.CVEs(), h.Affected.Ecosystem, h.Affected.Name)
+	}
 	a := risk.Assess(in)
 	f.Priority, f.Severity, f.Reasons, f.CVSS = a.Priority, a.Severity, a.Reasons, a.CVSS
 	f.Exploitation, f.Automatable, f.TechnicalImpact = a.Exploitation, a.Automatable, a.TechnicalImpact

@@ -27,6 +27,10 @@ func AddUpdates(ctx context.Context, src Source, res *Result, manager string, up
 	if err != nil {
 		return err
 	}
+	enr, err := enrichment(ctx, src, cves)
+	if err != nil {
+		return err
+	}
 	index := map[string]int{} // package + id → finding
 	for i, f := range res.Findings {
 		for _, id := range append([]string{f.Vulnerability}, f.Aliases...) {
@@ -67,6 +71,7 @@ func AddUpdates(ctx context.Context, src Source, res *Result, manager string, up
 				s := s
 				f.EPSS, in.EPSS = &s, &s
 			}
+			enrich(&in, enr, []string{cve}, u.Ecosystem, u.SourceOf())
 			a := risk.Assess(in)
 			f.Priority, f.Severity, f.CVSS = a.Priority, a.Severity, a.CVSS
 			f.Exploitation, f.Automatable, f.TechnicalImpact = a.Exploitation, a.Automatable, a.TechnicalImpact

@@ -35,8 +35,9 @@ type advisoryCache struct {
 	gen     string
 	checked time.Time
 	advs    map[match.Key][]*advisory.Advisory
-	kev     map[string]*advisory.KEVEntry  // nil: not in KEV
-	epss    map[string]*advisory.EPSSScore // nil: no score
+	kev     map[string]*advisory.KEVEntry   // nil: not in KEV
+	epss    map[string]*advisory.EPSSScore  // nil: no score
+	enr     map[string]*advisory.Enrichment // nil: none
 }
 
 func newAdvisoryCache(src feedIndex) *advisoryCache {
@@ -50,6 +51,7 @@ func (c *advisoryCache) reset(gen string) {
 	c.advs = map[match.Key][]*advisory.Advisory{}
 	c.kev = map[string]*advisory.KEVEntry{}
 	c.epss = map[string]*advisory.EPSSScore{}
+	c.enr = map[string]*advisory.Enrichment{}
 }
 
 // Invalidate drops everything.
@@ -194,4 +196,48 @@ func (c *advisoryCache) Exploitation(ctx context.Context, cves []string) (map[st
 		}
 	}
 	return kev, epss, nil
+}
+
+// Enrichment returns the NVD records and vendor ratings of the CVEs (see
+// scan.EnrichmentSource), cached per CVE like KEV and EPSS.
+func (c *advisoryCache) Enrichment(ctx context.Context, cves []string) (map[string]advisory.Enrichment, error) {
+	es, ok := c.src.(scan.EnrichmentSource)
+	if !ok {
+		return nil, nil
+	}
+	if err := c.fresh(ctx); err != nil {
+		return nil, err
+	}
+	var missing []string
+	c.mu.RLock()
+	for _, cve := range cves {
+		if _, ok := c.enr[cve]; !ok {
+			missing = append(missing, cve)
+		}
+	}
+	c.mu.RUnlock()
+	if len(missing) > 0 {
+		got, err := es.Enrichment(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		for _, cve := range missing {
+			var e *advisory.Enrichment
+			if g, ok := got[cve]; ok {
+				e = &g
+			}
+			c.enr[cve] = e
+		}
+		c.mu.Unlock()
+	}
+	out := map[string]advisory.Enrichment{}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, cve := range cves {
+		if e := c.enr[cve]; e != nil {
+			out[cve] = *e
+		}
+	}
+	return out, nil
 }

@@ -112,6 +112,26 @@ var dialect = &feedsql.Dialect{
 		}
 		return b.String()
 	},
+	EnrichmentDialect: feedsql.EnrichmentDialect{
+		CVERecordTimes: `SELECT cve, last_modified FROM cve_records`,
+		UpsertCVERecord: `INSERT INTO cve_records(cve, last_modified, doc) VALUES($1,$2,$3)
+			ON CONFLICT(cve) DO UPDATE SET last_modified=excluded.last_modified, doc=excluded.doc`,
+		CVERecordStats:     `SELECT COUNT(*), MAX(last_modified) FROM cve_records`,
+		DeleteVendor:       `DELETE FROM vendor_ratings WHERE vendor = $1`,
+		InsertVendor:       `INSERT INTO vendor_ratings(cve, vendor, ecosystem, package, rating) VALUES($1,$2,$3,$4,$5)`,
+		VendorRatings:      `SELECT cve, vendor, ecosystem, package, rating FROM vendor_ratings WHERE vendor = $1`,
+		DeleteAdvisoryCVEs: `DELETE FROM advisory_cves WHERE advisory_id = $1`,
+		InsertAdvisoryCVE:  `INSERT INTO advisory_cves(advisory_id, cve) VALUES($1,$2)`,
+		CVERecordsIn: func(in string) string {
+			return `SELECT cve, doc FROM cve_records WHERE cve IN (` + in + `)`
+		},
+		VendorRatingsIn: func(in string) string {
+			return `SELECT cve, vendor, ecosystem, package, rating FROM vendor_ratings WHERE cve IN (` + in + `)`
+		},
+		KeysOfCVEsIn: func(in string) string {
+			return `SELECT DISTINCT f.ecosystem, f.name FROM advisory_cves c JOIN affected f ON f.advisory_id = c.advisory_id WHERE c.cve IN (` + in + `)`
+		},
+	},
 }
 
 // auditDialect is this database's SQL for the audit log.

@@ -44,4 +44,24 @@ var dialect = &feedsql.Dialect{
 		return `SELECT cve, probability, percentile FROM epss WHERE cve IN (` + in + `)`
 	},
 	Placeholders: func(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") },
+	EnrichmentDialect: feedsql.EnrichmentDialect{
+		CVERecordTimes: `SELECT cve, last_modified FROM cve_records`,
+		UpsertCVERecord: `INSERT INTO cve_records(cve, last_modified, doc) VALUES(?,?,?)
+			ON CONFLICT(cve) DO UPDATE SET last_modified=excluded.last_modified, doc=excluded.doc`,
+		CVERecordStats:     `SELECT COUNT(*), MAX(last_modified) FROM cve_records`,
+		DeleteVendor:       `DELETE FROM vendor_ratings WHERE vendor = ?`,
+		InsertVendor:       `INSERT INTO vendor_ratings(cve, vendor, ecosystem, package, rating) VALUES(?,?,?,?,?)`,
+		VendorRatings:      `SELECT cve, vendor, ecosystem, package, rating FROM vendor_ratings WHERE vendor = ?`,
+		DeleteAdvisoryCVEs: `DELETE FROM advisory_cves WHERE advisory_id = ?`,
+		InsertAdvisoryCVE:  `INSERT INTO advisory_cves(advisory_id, cve) VALUES(?,?)`,
+		CVERecordsIn: func(in string) string {
+			return `SELECT cve, doc FROM cve_records WHERE cve IN (` + in + `)`
+		},
+		VendorRatingsIn: func(in string) string {
+			return `SELECT cve, vendor, ecosystem, package, rating FROM vendor_ratings WHERE cve IN (` + in + `)`
+		},
+		KeysOfCVEsIn: func(in string) string {
+			return `SELECT DISTINCT f.ecosystem, f.name FROM advisory_cves c JOIN affected f ON f.advisory_id = c.advisory_id WHERE c.cve IN (` + in + `)`
+		},
+	},
 }

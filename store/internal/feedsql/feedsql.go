@@ -90,7 +90,7 @@ func (d *Store) Apply(ctx context.Context, b feeds.Batch) error {
 				return err
 			}
 		}
-		return nil
+		return d.applyEnrichment(ctx, tx, b)
 	})
 }
 
@@ -105,8 +105,21 @@ func (d *Store) applyOSV(ctx context.Context, tx *sql.Tx, b feeds.Batch) error {
 		return err
 	}
 	defer delAff.Close()
+	delCVEs, err := tx.PrepareContext(ctx, d.D.DeleteAdvisoryCVEs)
+	if err != nil {
+		return err
+	}
+	defer delCVEs.Close()
+	insCVE, err := tx.PrepareContext(ctx, d.D.InsertAdvisoryCVE)
+	if err != nil {
+		return err
+	}
+	defer insCVE.Close()
 	for _, id := range b.Deletes {
 		if _, err := delAff.ExecContext(ctx, id); err != nil {
+			return fmt.Errorf("delete advisory %s: %w", id, err)
+		}
+		if _, err := delCVEs.ExecContext(ctx, id); err != nil {
 			return fmt.Errorf("delete advisory %s: %w", id, err)
 		}
 		if _, err := del.ExecContext(ctx, id); err != nil {
@@ -134,6 +147,14 @@ func (d *Store) applyOSV(ctx context.Context, tx *sql.Tx, b feeds.Batch) error {
 		}
 		if _, err := delAff.ExecContext(ctx, a.ID); err != nil {
 			return fmt.Errorf("store advisory %s: %w", a.ID, err)
+		}
+		if _, err := delCVEs.ExecContext(ctx, a.ID); err != nil {
+			return fmt.Errorf("store advisory %s: %w", a.ID, err)
+		}
+		for _, cve := range a.CVEs() {
+			if _, err := insCVE.ExecContext(ctx, a.ID, cve); err != nil {
+				return fmt.Errorf("store advisory %s: %w", a.ID, err)
+			}
 		}
 		seen := map[match.Key]bool{}
 		for _, af := range a.Affected {
@@ -358,6 +379,7 @@ type Dialect struct {
 	KEVIn, EPSSIn, KeysIn func(placeholders string) string
 	// Placeholders renders n bind parameters: "?,?,?" or "$1,$2,$3".
 	Placeholders func(n int) string
+	EnrichmentDialect
 }
 
 // Store implements feeds.Store and scan.Source on a database.
