@@ -66,15 +66,16 @@ func (im *Importer) stageNVD(ctx context.Context, p *pending, origin string, rec
 		if err != nil {
 			return err
 		}
-		p.cveTimes, p.cves = t, map[string]advisory.CVERecord{}
+		p.cveTimes, p.cves, p.cveUnchanged = t, map[string]advisory.CVERecord{}, map[string]bool{}
 	}
 	p.cveOrigins = append(p.cveOrigins, origin)
 	for _, r := range recs {
 		if prev, ok := p.cves[r.ID]; ok && !r.LastModified.After(prev.LastModified) {
-			continue
+			continue // the same or an older copy of one staged
 		}
 		if t, ok := p.cveTimes[r.ID]; ok && !r.LastModified.After(t) {
-			if _, staged := p.cves[r.ID]; !staged {
+			if !p.cveUnchanged[r.ID] {
+				p.cveUnchanged[r.ID] = true
 				p.sum.CVEUnchanged++
 			}
 			continue

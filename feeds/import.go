@@ -209,8 +209,9 @@ type pending struct {
 	// cves are staged NVD records (newest copy of each), cveOrigins the
 	// files or URLs they came from.
 	cves       map[string]advisory.CVERecord
-	cveTimes   map[string]time.Time // stored, read at the first NVD file
-	cveOrigins []string
+	cveTimes     map[string]time.Time // stored, read at the first NVD file
+	cveUnchanged map[string]bool
+	cveOrigins   []string
 	// vendor, when set, replaces the ratings of vendorState's vendor.
 	vendor      []advisory.VendorRating
 	vendorState SourceState

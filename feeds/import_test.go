@@ -209,9 +209,10 @@ func TestImportSharedFeeds(t *testing.T) {
 	if sum.Malformed != 0 {
 		t.Errorf("malformed: %v", sum.Problems)
 	}
-	// The NVD sample beside the OSV data is recognised and left alone.
-	if len(sum.NotImported) != 1 || filepath.Base(sum.NotImported[0]) != "nvdcve-sample.json" {
-		t.Errorf("not imported: %v, want the NVD sample", sum.NotImported)
+	// The NVD sample beside the OSV data (plain and gzipped: the same
+	// records) is imported once.
+	if len(sum.NotImported) != 0 || sum.CVERecords != 64 || sum.CVEUnchanged != 0 {
+		t.Errorf("NVD: %d records, %d unchanged, not imported %v; want the sample's 64", sum.CVERecords, sum.CVEUnchanged, sum.NotImported)
 	}
 	if sum.KEV != 1404 {
 		t.Errorf("KEV entries = %d, want 1404", sum.KEV)
@@ -232,7 +233,7 @@ func TestImportSharedFeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Added+again.Updated+again.Removed != 0 {
+	if again.Added+again.Updated+again.Removed+again.CVERecords != 0 || again.CVEUnchanged != 64 {
 		t.Errorf("re-import changed data: %s", again)
 	}
 }
@@ -258,13 +259,13 @@ func countWithdrawn(t *testing.T, feedsDir string) map[string]int {
 	return out
 }
 
-// TestNVDFilesAreNotImported: a file of NVD CVE records in a feeds
-// directory is named as not imported, not counted malformed, and the OSV
-// record beside it is imported.
-func TestNVDFilesAreNotImported(t *testing.T) {
+// TestNVDFileBesideOSV: a file of NVD CVE records in a feeds directory is
+// imported as NVD records, the OSV record beside it as OSV; a record
+// without lastModified refuses the file, naming the record.
+func TestNVDFileBesideOSV(t *testing.T) {
 	dir := t.TempDir()
 	nvd := `{"resultsPerPage": 1, "startIndex": 0, "totalResults": 1, "format": "NVD_CVE", "version": "2.0",
-  "vulnerabilities": [{"cve": {"id": "CVE-2024-0001", "published": "2024-01-01T00:00:00.000"}}]}`
+  "vulnerabilities": [{"cve": {"id": "CVE-2024-0001", "published": "2024-01-01T00:00:00.000", "lastModified": "2024-02-01T00:00:00.000"}}]}`
 	osv := `{"id": "LOCAL-1", "modified": "2024-01-01T00:00:00Z", "affected": [{"package": {"ecosystem": "PyPI", "name": "x"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2"}]}]}]}`
 	if err := os.WriteFile(filepath.Join(dir, "nvdcve.json"), []byte(nvd), 0o644); err != nil {
 		t.Fatal(err)
@@ -272,11 +273,20 @@ func TestNVDFilesAreNotImported(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "LOCAL-1.json"), []byte(osv), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := (&feeds.Importer{Store: newDB(t)}).ImportPaths(context.Background(), []string{dir})
+	db := newDB(t)
+	sum, err := (&feeds.Importer{Store: db}).ImportPaths(context.Background(), []string{dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Added != 1 || sum.Malformed != 0 || len(sum.NotImported) != 1 || filepath.Base(sum.NotImported[0]) != "nvdcve.json" {
+	if sum.Added != 1 || sum.Malformed != 0 || len(sum.NotImported) != 0 || sum.CVERecords != 1 {
 		t.Errorf("summary %+v", sum)
+	}
+	bad := strings.Replace(nvd, `, "lastModified": "2024-02-01T00:00:00.000"`, "", 1)
+	if err := os.WriteFile(filepath.Join(dir, "nvdcve.json"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&feeds.Importer{Store: db}).ImportPaths(context.Background(), []string{dir})
+	if err == nil || !strings.Contains(err.Error(), "nvdcve.json") || !strings.Contains(err.Error(), "vulnerabilities[0] (CVE-2024-0001): no lastModified") {
+		t.Errorf("record without lastModified: %v", err)
 	}
 }
