@@ -52,6 +52,8 @@ func ids(advs []*advisory.Advisory) []string {
 func Feeds(t *testing.T, open func(t *testing.T) FeedStore) {
 	ctx := context.Background()
 
+	t.Run("cve enrichment", func(t *testing.T) { enrichment(t, open) })
+
 	t.Run("empty", func(t *testing.T) {
 		s := open(t)
 		if v, err := s.RecordVersions(ctx); err != nil || len(v) != 0 {
