@@ -171,3 +171,78 @@ func TestAssessPicksHighestVectorAndReportsBadOnes(t *testing.T) {
 		t.Errorf("%+v", a)
 	}
 }
+
+// TestPrecedence: the advisory's own vector, then the CNA's, then NVD's,
+// then an ADP's, then the vendor's rating decide, and the reasons name
+// which; a vendor's "unimportant" lowers the CVSS decision points but
+// never the exploitation evidence.
+func TestPrecedence(t *testing.T) {
+	const (
+		critical = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" // 9.8
+		local    = "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H" // 7.8
+		medium   = "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:L/I:L/A:N" // 5.4
+		v4       = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
+	)
+	rec := &advisory.CVERecord{ID: "CVE-2024-0001", Assigner: "secalert@redhat.com", Scores: []advisory.Score{
+		{Source: "nvd@nist.gov", Type: "Primary", Role: advisory.RoleNVD, Version: "3.1", Vector: critical},
+		{Source: "secalert@redhat.com", Type: "Secondary", Role: advisory.RoleCNA, Version: "3.1", Vector: local},
+		{Source: advisory.CISAADPSource, Type: "Secondary", Role: advisory.RoleADP, Version: "3.1", Vector: medium},
+	}}
+	nvdOnly := &advisory.CVERecord{ID: "CVE-2024-0002", Scores: []advisory.Score{
+		{Source: "nvd@nist.gov", Type: "Primary", Role: advisory.RoleNVD, Version: "2.0", Vector: "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+		{Source: "nvd@nist.gov", Type: "Primary", Role: advisory.RoleNVD, Version: "3.1", Vector: medium},
+	}}
+	adpOnly := &advisory.CVERecord{ID: "CVE-2024-0003", Scores: []advisory.Score{
+		{Source: advisory.CISAADPSource, Type: "Secondary", Role: advisory.RoleADP, Version: "3.1", Vector: medium}}}
+	cnaV4 := &advisory.CVERecord{ID: "CVE-2024-0004", Assigner: "cna@python.org", Scores: []advisory.Score{
+		{Source: "cna@python.org", Type: "Secondary", Role: advisory.RoleCNA, Version: "3.1", Vector: medium},
+		{Source: "cna@python.org", Type: "Secondary", Role: advisory.RoleCNA, Version: "4.0", Vector: v4}}}
+	unimportant := []advisory.VendorRating{{Vendor: "Debian", Package: "linux", Rating: "unimportant"}}
+	kev := &advisory.KEVEntry{CVE: "CVE-2024-0001", DateAdded: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)}
+	cases := []struct {
+		name     string
+		in       Input
+		by       string
+		priority Priority
+		reason   string
+	}{
+		{"advisory first", Input{Vectors: []string{medium}, Records: []*advisory.CVERecord{rec}}, "the advisory", P4, "CVSS 3.1 5.4 medium from the advisory, network-reachable but not automatable"},
+		{"CNA before NVD", Input{Records: []*advisory.CVERecord{rec}}, "the CNA (secalert@redhat.com)", P3, "CVSS 3.1 7.8 high from the CNA (secalert@redhat.com), needs local access"},
+		{"NVD, newest version", Input{Records: []*advisory.CVERecord{nvdOnly}}, "NVD", P4, "CVSS 3.1 5.4 medium from NVD, network-reachable but not automatable"},
+		{"CNA's v4.0", Input{Records: []*advisory.CVERecord{cnaV4}}, "the CNA (cna@python.org)", P2, "CVSS 4.0 9.3 critical from the CNA (cna@python.org), network-reachable without privileges or user interaction"},
+		{"ADP last", Input{Records: []*advisory.CVERecord{adpOnly}}, "CISA ADP", P4, "CVSS 3.1 5.4 medium from CISA ADP, network-reachable but not automatable"},
+		{"vendor when no CVSS", Input{Vendors: []advisory.VendorRating{{Vendor: "Ubuntu", Package: "curl", Rating: "high"}, {Vendor: "Ubuntu", Package: "curl", Rating: "low"}}},
+			"Ubuntu priority", P3, "no CVSS vector; Ubuntu priority high in curl: total impact"},
+		{"vendor before database word", Input{SeverityWords: []string{"low"}, Vendors: []advisory.VendorRating{{Vendor: "Debian", Package: "expat", Rating: "medium"}}},
+			"Debian urgency", P4, "no CVSS vector; Debian urgency medium in expat: partial impact"},
+		{"unimportant lowers CVSS points", Input{Vectors: []string{critical}, Vendors: unimportant}, "the advisory", P4,
+			"Debian rates it unimportant in linux: treated as not automatable with partial impact (exploitation evidence still counts)"},
+		{"unimportant keeps exploitation", Input{Vectors: []string{critical}, Vendors: unimportant, KEV: kev}, "the advisory", P2,
+			"Debian rates it unimportant in linux: treated as not automatable with partial impact (exploitation evidence still counts)"},
+		{"nothing", Input{}, "", P4, "no CVSS vector or severity in the advisories, NVD or the vendors"},
+	}
+	for _, c := range cases {
+		a := Assess(c.in)
+		if a.ScoredBy != c.by || a.Priority != c.priority || !contains(a.Reasons, c.reason) {
+			t.Errorf("%s: scored by %q, %s, reasons %q; want %q, %s, %q", c.name, a.ScoredBy, a.Priority, a.Reasons, c.by, c.priority, c.reason)
+		}
+	}
+	// A bad vector from NVD is a problem naming the record and source;
+	// the next source decides.
+	bad := &advisory.CVERecord{ID: "CVE-2024-0009", Scores: []advisory.Score{
+		{Source: "nvd@nist.gov", Role: advisory.RoleNVD, Version: "3.1", Vector: "CVSS:3.1/AV:N"},
+		{Source: advisory.CISAADPSource, Role: advisory.RoleADP, Version: "3.1", Vector: medium}}}
+	a := Assess(Input{Records: []*advisory.CVERecord{bad}})
+	if a.ScoredBy != "CISA ADP" || len(a.Problems) != 1 || !strings.Contains(a.Problems[0], "CVE-2024-0009 score by nvd@nist.gov") {
+		t.Errorf("bad NVD vector: scored by %q, problems %q", a.ScoredBy, a.Problems)
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
