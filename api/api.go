@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/inventory"
@@ -160,6 +161,14 @@ type Labels struct {
 // HostList is the hosts list.
 type HostList struct {
 	Hosts []fleet.HostSummary `json:"hosts"`
+}
+
+// VulnDetail is one vulnerability (GET /vulns/{id}): the fleet's view of
+// it and, for a CVE, its enrichment: every CVSS score with its source (NVD,
+// the CNA, ADPs), CWEs, dates and the vendors' ratings.
+type VulnDetail struct {
+	fleet.Vulnerability
+	Enrichment *advisory.Enrichment `json:"enrichment,omitempty"`
 }
 
 // VulnList is the vulnerabilities list.

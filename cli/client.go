@@ -418,14 +418,14 @@ func newVulnsCmd(e *env) *cobra.Command {
 	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
 	show := &cobra.Command{
 		Use:   "show ID",
-		Short: "Show one vulnerability and the hosts it affects",
+		Short: "Show one vulnerability, the hosts it affects, and every score of it with its source",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			var v fleet.Vulnerability
+			var v api.VulnDetail
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/vulns/"+url.PathEscape(args[0]), nil, &v); err != nil {
 				return err
 			}
@@ -451,7 +451,7 @@ func newVulnsCmd(e *env) *cobra.Command {
 			for _, h := range v.AffectedHosts {
 				fmt.Fprintf(w, "    %s (%s)\n", h.Hostname, h.ID)
 			}
-			return nil
+			return writeEnrichment(w, v.Enrichment)
 		},
 	}
 	cmd.AddCommand(list, show)

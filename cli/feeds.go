@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/feeds/nvd"
 	"github.com/patchbay/patchbay/internal/table"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/server"
@@ -23,7 +25,7 @@ import (
 func newFeedsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "feeds",
-		Short: "Import, sync and inspect advisory feeds (OSV, CISA KEV, EPSS)",
+		Short: "Import, sync and inspect advisory feeds (OSV, CISA KEV, EPSS, NVD, Debian urgencies)",
 		Long: `feeds status shows the server's feeds when a server is configured (--server
 or PATCHBAY_SERVER), or, with --local or when no server is configured, the
 local database's (--data-dir, --db); feeds refresh asks the server to
@@ -60,13 +62,18 @@ func newFeedsImportCmd(e *env, m *modeFlags) *cobra.Command {
 	var strict, force bool
 	cmd := &cobra.Command{
 		Use:   "import PATH...",
-		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz)",
+		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz), NVD CVE files, the Debian tracker's JSON",
 		Long: `import reads OSV all.zip archives, OSV JSON records, directories of these,
-the CISA KEV catalog (JSON) and EPSS scores (CSV, optionally gzipped).
+the CISA KEV catalog (JSON), EPSS scores (CSV, optionally gzipped), files
+of NVD CVE records in the CVE API 2.0 shape (JSON, optionally gzipped:
+scores by NVD, the CNA and ADPs, CWEs, dates) and the Debian security
+tracker's JSON export (Debian's urgency per release and source package).
 
-Everything given is applied in one transaction: OSV, KEV and EPSS together
-(an import that fails or is interrupted changes nothing; readers see the
-old data or all of the new).
+Everything given is applied in one transaction: OSV, KEV, EPSS, NVD and
+vendor ratings together (an import that fails or is interrupted changes
+nothing; readers see the old data or all of the new). NVD records are
+added or replaced by newer copies, never removed; a tracker export
+replaces Debian's ratings.
 
 An all.zip is the snapshot of one ecosystem's collection (osv/<Ecosystem>),
 named by the ecosystem its records name, not by the file name; records of
@@ -90,7 +97,7 @@ source holds (an empty catalog replacing 1,404 entries) is refused unless
 					fmt.Fprintf(e.stderr, "patchbay: skipped malformed record %s\n", p.String())
 				}
 				for _, f := range sum.NotImported {
-					fmt.Fprintf(e.stderr, "patchbay: not imported: %s (NVD CVE records; this version does not import NVD data)\n", f)
+					fmt.Fprintf(e.stderr, "patchbay: not imported: %s (gzipped JSON that is not NVD CVE records)\n", f)
 				}
 				if _, err := db.Audit.Append(ctx, actor(), "feeds.import", strings.Join(args, " "), sum); err != nil {
 					return err
@@ -111,7 +118,7 @@ source holds (an empty catalog replacing 1,404 entries) is refused unless
 func newFeedsSyncCmd(e *env, m *modeFlags) *cobra.Command {
 	var (
 		ecosystems, sources []string
-		mirror              string
+		mirror, nvdURL      string
 	)
 	cmd := &cobra.Command{
 		Use:   "sync",
@@ -121,6 +128,14 @@ KEV catalog and the EPSS scores, with conditional requests (unchanged feeds
 are not downloaded again), and applies each in one transaction. A download
 with fewer than half the records its source holds is refused (failed); to
 accept it, download it and run ` + "`patchbay feeds import --force`" + `.
+
+--sources nvd also fetches NVD's CVE records (scores by NVD, the CNA and
+ADPs) from the paged CVE API 2.0: every record on the first sync (about
+300,000, in pages of 2,000, 6 s apart as NVD asks without an API key:
+about 15 minutes), then only those changed since the newest stored one
+(lastModStartDate). NVD_API_KEY, when set, is sent as the apiKey header
+and the pause drops to 0.6 s. --nvd-url points at another server with the
+same API.
 
 Without --ecosystem, the ecosystems already in the index are synced, or on a
 first sync: ` + strings.Join(feeds.DefaultEcosystems, ", ") + `, plus this host's distro.
@@ -137,8 +152,15 @@ for air-gapped sites.`,
 						opts.KEV = true
 					case "epss":
 						opts.EPSS = true
+					case "nvd":
+						opts.NVD, opts.NVDURL = true, nvdURL
+						opts.NVDAPIKey = os.Getenv("NVD_API_KEY")
+						opts.NVDDelay = 6 * time.Second
+						if opts.NVDAPIKey != "" {
+							opts.NVDDelay = 600 * time.Millisecond
+						}
 					default:
-						return fmt.Errorf("--sources: unknown source %q (want osv, kev, epss)", s)
+						return fmt.Errorf("--sources: unknown source %q (want osv, kev, epss, nvd)", s)
 					}
 				}
 				if containsStr(sources, "osv") {
@@ -179,8 +201,9 @@ for air-gapped sites.`,
 		},
 	}
 	cmd.Flags().StringSliceVar(&ecosystems, "ecosystem", nil, "OSV ecosystem to sync (repeatable): Go, PyPI, npm, Debian, …")
-	cmd.Flags().StringSliceVar(&sources, "sources", []string{"osv", "kev", "epss"}, "feeds to sync: osv, kev, epss")
+	cmd.Flags().StringSliceVar(&sources, "sources", []string{"osv", "kev", "epss"}, "feeds to sync: osv, kev, epss, nvd")
 	cmd.Flags().StringVar(&mirror, "mirror", "", "base URL of a mirror with the upstream layout")
+	cmd.Flags().StringVar(&nvdURL, "nvd-url", "", "with --sources nvd: the CVE API 2.0 endpoint (default "+nvd.Upstream+")")
 	return cmd
 }
 

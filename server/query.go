@@ -443,7 +443,17 @@ func (s *Server) getVuln(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	if err := s.exploitation(r, vs); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, vs[0])
+	d := api.VulnDetail{Vulnerability: vs[0]}
+	if c := advisory.CVEOf(v.ID); c != "" {
+		enr, err := s.db.Enrichment(r.Context(), []string{c})
+		if err != nil {
+			return err
+		}
+		if e, ok := enr[c]; ok {
+			d.Enrichment = &e
+		}
+	}
+	return writeJSON(w, http.StatusOK, d)
 }
 
 func (s *Server) feedStatus(w http.ResponseWriter, r *http.Request, _ *caller) error {
