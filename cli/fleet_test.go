@@ -62,6 +62,8 @@ func fixtureHost(t *testing.T, fixture, machineID, hostname string) string {
 // the audit chain verifies against the exported checkpoint.
 func TestQuickstartAndClients(t *testing.T) {
 	feeds := debianAndKEV(t)
+	// And the NVD sample: vulns show lists a CVE's scores.
+	os.Symlink(filepath.Join(sharedtest.Dir(t, "feeds/nvd"), "nvdcve-sample.json"), filepath.Join(feeds, "nvdcve-sample.json"))
 	data := t.TempDir()
 	root := fixtureHost(t, "status-bookworm-web-db", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "web-db-1")
 	summary, stop := startQuickstart(t, "--data-dir", data, "quickstart", "--feeds", feeds, "--listen", "127.0.0.1:0", "--root", root,
@@ -177,7 +179,18 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, h.ID) {
 		t.Errorf("vulns show: %d\n%s", code, stdout)
 	}
-	if code, _, stderr = run(t, data, "vulns", "show", "CVE-1999-0001"); code != ExitError || !strings.Contains(stderr, "404") {
+	scored := ""
+	for _, v := range vl.Vulnerabilities {
+		if sampleCVEs(t)[v.ID] {
+			scored = v.ID
+			break
+		}
+	}
+	code, stdout, _ = run(t, data, "vulns", "show", scored)
+	if scored == "" || code != 0 || !strings.Contains(stdout, "  NVD: ") || !regexp.MustCompile(`(?m)^    \d\.\d\s+\d+\.\d\s+(NVD|the CNA|CISA ADP)`).MatchString(stdout) {
+		t.Errorf("vulns show %s (a CVE of the NVD sample): %d\n%s", scored, code, stdout)
+	}
+		if code, _, stderr = run(t, data, "vulns", "show", "CVE-1999-0001"); code != ExitError || !strings.Contains(stderr, "404") {
 		t.Errorf("vulns show unknown: %d %s", code, stderr)
 	}
 	t.Setenv("PATCHBAY_TOKEN", "pb_wrong")
