@@ -16,7 +16,10 @@ import (
 	"github.com/patchbay/patchbay/store/sqlite"
 )
 
-func newDB(t *testing.T) *sqlite.DB {
+func newDB(t *testing.T) *sqlite.DB { return newDBB(t) }
+
+// newDBB is newDB for tests and benchmarks.
+func newDBB(t testing.TB) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "patchbay.db"))
 	if err != nil {
