@@ -190,7 +190,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	if scored == "" || code != 0 || !strings.Contains(stdout, "  NVD: ") || !regexp.MustCompile(`(?m)^    \d\.\d\s+\d+\.\d\s+(NVD|the CNA|CISA ADP)`).MatchString(stdout) {
 		t.Errorf("vulns show %s (a CVE of the NVD sample): %d\n%s", scored, code, stdout)
 	}
-		if code, _, stderr = run(t, data, "vulns", "show", "CVE-1999-0001"); code != ExitError || !strings.Contains(stderr, "404") {
+	if code, _, stderr = run(t, data, "vulns", "show", "CVE-1999-0001"); code != ExitError || !strings.Contains(stderr, "404") {
 		t.Errorf("vulns show unknown: %d %s", code, stderr)
 	}
 	t.Setenv("PATCHBAY_TOKEN", "pb_wrong")

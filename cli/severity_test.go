@@ -233,7 +233,7 @@ func TestFeedsSyncNVD(t *testing.T) {
 		t.Fatalf("feeds sync: %d\n%s%s", code, out, errs)
 	}
 	code, out, errs = run(t, dir, "feeds", "status", "--stale-after", "0", "--wide")
-	if code != 0 || !regexp.MustCompile(`(?m)^nvd\s+64\s+just now .*\(2026-06-17 10:59 UTC\)\s+fresh\s+` + regexp.QuoteMeta(srv.URL)).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`(?m)^nvd\s+64\s+just now .*\(2026-06-17 10:59 UTC\)\s+fresh\s+`+regexp.QuoteMeta(srv.URL)).MatchString(out) {
 		t.Errorf("feeds status: %d\n%s%s", code, out, errs)
 	}
 }

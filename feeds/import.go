@@ -208,7 +208,7 @@ type pending struct {
 	epssState SourceState
 	// cves are staged NVD records (newest copy of each), cveOrigins the
 	// files or URLs they came from.
-	cves       map[string]advisory.CVERecord
+	cves         map[string]advisory.CVERecord
 	cveTimes     map[string]time.Time // stored, read at the first NVD file
 	cveUnchanged map[string]bool
 	cveOrigins   []string

@@ -30,7 +30,7 @@ func enrichment(t *testing.T, open func(t *testing.T) FeedStore) {
 	batch := feeds.Batch{
 		Upserts:    []feeds.Record{record(a, "osv/Debian"), record(b, "osv/PyPI")},
 		CVERecords: []advisory.CVERecord{rec}, CVEState: feeds.SourceState{Source: feeds.SourceNVD, Origin: "nvd.json", ImportedAt: mod},
-		Vendor: []advisory.VendorRating{{CVE: "CVE-2024-0001", Vendor: "Debian", Ecosystem: "Debian:12", Package: "expat", Rating: "unimportant"}},
+		Vendor:      []advisory.VendorRating{{CVE: "CVE-2024-0001", Vendor: "Debian", Ecosystem: "Debian:12", Package: "expat", Rating: "unimportant"}},
 		VendorState: feeds.SourceState{Source: feeds.SourceVendorPrefix + "Debian", Origin: "tracker.json", ImportedAt: mod, Records: 1},
 	}
 	if err := s.Apply(ctx, batch); err != nil {
