@@ -1,0 +1,73 @@
+package scan_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/advisory"
+	"github.com/patchbay/patchbay/inventory"
+	"github.com/patchbay/patchbay/risk"
+	"github.com/patchbay/patchbay/scan"
+)
+
+// enrichedSource is memSource with CVE enrichment.
+type enrichedSource struct {
+	memSource
+	enr map[string]advisory.Enrichment
+}
+
+func (e enrichedSource) Enrichment(_ context.Context, cves []string) (map[string]advisory.Enrichment, error) {
+	out := map[string]advisory.Enrichment{}
+	for _, c := range cves {
+		if x, ok := e.enr[c]; ok {
+			out[c] = x
+		}
+	}
+	return out, nil
+}
+
+func osAdvisory(id, eco, name, fixed string, sev []advisory.Severity, aliases ...string) *advisory.Advisory {
+	return &advisory.Advisory{ID: id, Aliases: aliases, Severity: sev, Affected: []advisory.Affected{{Ecosystem: eco, Name: name,
+		Ranges: []advisory.Range{{Type: advisory.RangeEcosystem, Events: []advisory.Event{{Introduced: "0"}, {Fixed: fixed}}}}}}}
+}
+
+// TestEnrichment: an OS finding is scored by the NVD record of its CVE
+// alias and its vendor's rating of that package (not another package's);
+// Ubuntu's OSV priority is a vendor rating, not a vector.
+func TestEnrichment(t *testing.T) {
+	nvdRec := &advisory.CVERecord{ID: "CVE-2024-0001", Scores: []advisory.Score{{Source: advisory.NVDSource, Type: "Primary", Role: advisory.RoleNVD,
+		Version: "3.1", Vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", Base: 9.8}}}
+	src := enrichedSource{
+		memSource: memSource{advs: []*advisory.Advisory{
+			osAdvisory("DEBCL-CVE-2024-0001-openssl", "Debian:12", "openssl", "3.0.15-1~deb12u1", nil, "CVE-2024-0001"),
+			osAdvisory("DEBCL-CVE-2024-0001-expat", "Debian:12", "expat", "2.5.0-1+deb12u2", nil, "CVE-2024-0001"),
+			osAdvisory("UBUNTU-CVE-2024-0002", "Ubuntu:22.04:LTS", "curl", "7.81.0-1ubuntu1.20", []advisory.Severity{{Type: advisory.SeverityUbuntu, Score: "high"}}, "CVE-2024-0002"),
+		}},
+		enr: map[string]advisory.Enrichment{"CVE-2024-0001": {Record: nvdRec, Vendors: []advisory.VendorRating{
+			{CVE: "CVE-2024-0001", Vendor: "Debian", Ecosystem: "Debian:12", Package: "expat", Rating: "unimportant"}}}},
+	}
+	inv := inventory.Result{Packages: []inventory.Package{
+		{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.14-1~deb12u1", SourceName: "openssl", SourceVersion: "3.0.14-1~deb12u1"},
+		{Ecosystem: "Debian:12", Name: "libexpat1", Version: "2.5.0-1+deb12u1", SourceName: "expat", SourceVersion: "2.5.0-1+deb12u1"},
+		{Ecosystem: "Ubuntu:22.04:LTS", Name: "curl", Version: "7.81.0-1ubuntu1.15", SourceName: "curl", SourceVersion: "7.81.0-1ubuntu1.15"},
+	}}
+	res, err := scan.Run(context.Background(), src, inv, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]scan.Finding{}
+	for _, f := range res.Findings {
+		got[f.Package] = f
+	}
+	if f := got["openssl"]; f.Priority != risk.P2 || f.Reasons[0] != "CVSS 3.1 9.8 critical from NVD, network-reachable without privileges or user interaction" {
+		t.Errorf("openssl: %s %q", f.Priority, f.Reasons)
+	}
+	if f := got["expat"]; f.Priority != risk.P4 || !strings.Contains(strings.Join(f.Reasons, "; "), "Debian rates it unimportant in expat") {
+		t.Errorf("expat (Debian: unimportant): %s %q", f.Priority, f.Reasons)
+	}
+	if f := got["curl"]; f.Priority != risk.P3 || f.Reasons[0] != "no CVSS vector; Ubuntu priority high in curl: total impact" || len(res.Problems) != 0 {
+		t.Errorf("curl (Ubuntu: high): %s %q, problems %q", f.Priority, f.Reasons, res.Problems)
+	}
+}
