@@ -237,6 +237,7 @@ func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence, actor stri
 			r.Summary.Unchanged += o.Summary.Unchanged
 			r.Summary.KEV += o.Summary.KEV
 			r.Summary.EPSS += o.Summary.EPSS
+			r.Summary.CVERecords += o.Summary.CVERecords
 			r.Summary.Changed = append(r.Summary.Changed, o.Summary.Changed...)
 		}
 	default:
@@ -261,9 +262,10 @@ func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence, actor stri
 		r.ReprioritizeSeconds = time.Since(pstart).Seconds()
 	}
 	r.Took = time.Since(start)
-	if r.Summary.Added+r.Summary.Updated+r.Summary.Removed+r.Summary.KEV+r.Summary.EPSS > 0 {
+	if r.Summary.Added+r.Summary.Updated+r.Summary.Removed+r.Summary.KEV+r.Summary.EPSS+r.Summary.CVERecords+r.Summary.VendorRatings > 0 {
 		if _, aerr := s.db.Audit.Append(ctx, actor, "feeds.refresh", "feeds",
 			map[string]any{"added": r.Summary.Added, "updated": r.Summary.Updated, "removed": r.Summary.Removed, "kev": r.Summary.KEV, "epss": r.Summary.EPSS,
+				"cve_records": r.Summary.CVERecords, "vendor_ratings": r.Summary.VendorRatings,
 				"rematched_hosts": rr.Hosts, "opened": rr.Opened, "closed": rr.Closed}); aerr != nil {
 			return r, aerr
 		}
