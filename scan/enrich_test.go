@@ -43,14 +43,16 @@ func TestEnrichment(t *testing.T) {
 		memSource: memSource{advs: []*advisory.Advisory{
 			osAdvisory("DEBCL-CVE-2024-0001-openssl", "Debian:12", "openssl", "3.0.15-1~deb12u1", nil, "CVE-2024-0001"),
 			osAdvisory("DEBCL-CVE-2024-0001-expat", "Debian:12", "expat", "2.5.0-1+deb12u2", nil, "CVE-2024-0001"),
+			debianUrgency(osAdvisory("DEBIAN-CVE-2024-0003", "Debian:12", "zlib", "1:1.2.13.dfsg-1+deb12u1", nil, "CVE-2024-0003"), "unimportant"),
 			osAdvisory("UBUNTU-CVE-2024-0002", "Ubuntu:22.04:LTS", "curl", "7.81.0-1ubuntu1.20", []advisory.Severity{{Type: advisory.SeverityUbuntu, Score: "high"}}, "CVE-2024-0002"),
 		}},
-		enr: map[string]advisory.Enrichment{"CVE-2024-0001": {Record: nvdRec, Vendors: []advisory.VendorRating{
+		enr: map[string]advisory.Enrichment{"CVE-2024-0003": {Record: nvdRec}, "CVE-2024-0001": {Record: nvdRec, Vendors: []advisory.VendorRating{
 			{CVE: "CVE-2024-0001", Vendor: "Debian", Ecosystem: "Debian:12", Package: "expat", Rating: "unimportant"}}}},
 	}
 	inv := inventory.Result{Packages: []inventory.Package{
 		{Ecosystem: "Debian:12", Name: "libssl3", Version: "3.0.14-1~deb12u1", SourceName: "openssl", SourceVersion: "3.0.14-1~deb12u1"},
 		{Ecosystem: "Debian:12", Name: "libexpat1", Version: "2.5.0-1+deb12u1", SourceName: "expat", SourceVersion: "2.5.0-1+deb12u1"},
+		{Ecosystem: "Debian:12", Name: "zlib1g", Version: "1:1.2.13.dfsg-1", SourceName: "zlib", SourceVersion: "1:1.2.13.dfsg-1"},
 		{Ecosystem: "Ubuntu:22.04:LTS", Name: "curl", Version: "7.81.0-1ubuntu1.15", SourceName: "curl", SourceVersion: "7.81.0-1ubuntu1.15"},
 	}}
 	res, err := scan.Run(context.Background(), src, inv, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -67,7 +69,17 @@ func TestEnrichment(t *testing.T) {
 	if f := got["expat"]; f.Priority != risk.P4 || !strings.Contains(strings.Join(f.Reasons, "; "), "Debian rates it unimportant in expat") {
 		t.Errorf("expat (Debian: unimportant): %s %q", f.Priority, f.Reasons)
 	}
+	// The urgency in Debian's own OSV records (ecosystem_specific) is
+	// Debian's rating too.
+	if f := got["zlib"]; f.Priority != risk.P4 || !strings.Contains(strings.Join(f.Reasons, "; "), "Debian rates it unimportant in zlib") {
+		t.Errorf("zlib (DEBIAN- record, urgency unimportant): %s %q", f.Priority, f.Reasons)
+	}
 	if f := got["curl"]; f.Priority != risk.P3 || f.Reasons[0] != "no CVSS vector; Ubuntu priority high in curl: total impact" || len(res.Problems) != 0 {
 		t.Errorf("curl (Ubuntu: high): %s %q, problems %q", f.Priority, f.Reasons, res.Problems)
 	}
+}
+
+func debianUrgency(a *advisory.Advisory, urgency string) *advisory.Advisory {
+	a.Affected[0].SeverityWord = urgency
+	return a
 }

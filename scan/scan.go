@@ -354,7 +354,11 @@ func (as *assessor) vulnerability(group []match.Hit) *Finding {
 			}
 			in.Vectors = append(in.Vectors, s.Score)
 		}
-		if word != "" {
+		switch {
+		case h.Affected.SeverityWord != "" && inventory.BaseEcosystem(h.Affected.Ecosystem) == "Debian":
+			// Debian's OSV records carry the tracker's urgency per package.
+			in.Vendors = append(in.Vendors, advisory.VendorRating{Vendor: "Debian", Ecosystem: h.Affected.Ecosystem, Package: h.Affected.Name, Rating: word})
+		case word != "":
 			in.SeverityWords = append(in.SeverityWords, word)
 		}
 	}
