@@ -130,7 +130,10 @@ func (im *Importer) stageEnrichment(ctx context.Context, p *pending, b *Batch) (
 		if err != nil {
 			return nil, err
 		}
-		stored, _ := im.storedRecords(ctx)
+		stored, err := im.storedRecords(ctx)
+		if err != nil {
+			return nil, err
+		}
 		if err := im.checkShrink(p.vendorState.Source, p.vendorState.Origin, stored[p.vendorState.Source], len(p.vendor)); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package nvd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,7 +19,8 @@ const Upstream = "https://services.nvd.nist.gov/rest/json/cves/2.0"
 // accepts.
 const MaxWindow = 120 * 24 * time.Hour
 
-// Client fetches CVE records from the API, page by page.
+// Client fetches CVE records from the API, page by page. It is not safe
+// for concurrent use (it paces its own requests).
 type Client struct {
 	// URL is the API endpoint; empty for Upstream.
 	URL  string
@@ -31,6 +33,12 @@ type Client struct {
 	Delay time.Duration
 	// PageSize is resultsPerPage; zero for 2000, the API's maximum.
 	PageSize int
+	// Retries is how often a request refused for the moment (403, 429,
+	// 5xx: NVD's answers to load) is tried again, after Delay doubled each
+	// time; zero for 3.
+	Retries int
+
+	last time.Time // when the last request was sent
 }
 
 // Fetch returns every record last modified in [since, until], or, for a
@@ -68,20 +76,11 @@ func (c *Client) window(ctx context.Context, q url.Values) ([]advisory.CVERecord
 		base = Upstream
 	}
 	var out []advisory.CVERecord
-	for start, requests := 0, 0; ; requests++ {
-		if requests > 0 && c.Delay > 0 {
-			t := time.NewTimer(c.Delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
-			}
-		}
+	for start := 0; ; {
 		q.Set("startIndex", strconv.Itoa(start))
 		q.Set("resultsPerPage", strconv.Itoa(size))
 		u := base + "?" + q.Encode()
-		p, err := c.get(ctx, u)
+		p, err := c.getRetrying(ctx, u)
 		if err != nil {
 			return nil, err
 		}
@@ -95,6 +94,39 @@ func (c *Client) window(ctx context.Context, q url.Values) ([]advisory.CVERecord
 		}
 	}
 }
+
+// getRetrying gets one page, pausing Delay after the previous request,
+// and tries again when NVD refuses for the moment.
+func (c *Client) getRetrying(ctx context.Context, u string) (*Page, error) {
+	retries := c.Retries
+	if retries <= 0 {
+		retries = 3
+	}
+	pause := c.Delay
+	for attempt := 0; ; attempt++ {
+		if wait := time.Until(c.last.Add(pause)); !c.last.IsZero() && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
+		}
+		c.last = time.Now()
+		p, err := c.get(ctx, u)
+		var busy *busyError
+		if !errors.As(err, &busy) || attempt >= retries {
+			return p, err
+		}
+		pause = 2*pause + time.Second // back off: NVD throttles without saying for how long
+	}
+}
+
+// busyError is a response NVD gives under load (403, 429, 5xx).
+type busyError struct{ msg string }
+
+func (e *busyError) Error() string { return e.msg }
 
 func (c *Client) get(ctx context.Context, u string) (*Page, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -119,7 +151,11 @@ func (c *Client) get(ctx context.Context, u string) (*Page, error) {
 		if msg != "" {
 			msg = ": " + msg
 		}
-		return nil, fmt.Errorf("GET %s: %s%s", u, resp.Status, msg)
+		err := fmt.Errorf("GET %s: %s%s", u, resp.Status, msg)
+		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			return nil, &busyError{msg: err.Error()}
+		}
+		return nil, err
 	}
 	p, err := Parse(resp.Body)
 	if err != nil {

@@ -3,6 +3,7 @@ package nvd_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -188,5 +189,29 @@ func TestFetchRefused(t *testing.T) {
 	_, err = c.Fetch(context.Background(), time.Time{}, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "404 Not Found: Both lastModStartDate and lastModEndDate are required") {
 		t.Errorf("refused request: %v", err)
+	}
+}
+
+// TestFetchRetriesWhenBusy: a 503 (NVD under load) is tried again after a
+// pause; the fetch then completes.
+func TestFetchRetriesWhenBusy(t *testing.T) {
+	api, err := nvdtest.NewAPIServer(sample(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failures := 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failures > 0 {
+			failures--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		api.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := &nvd.Client{URL: srv.URL, HTTP: srv.Client()}
+	recs, err := c.Fetch(context.Background(), time.Time{}, time.Now())
+	if err != nil || len(recs) != 64 || api.Requests != 1 {
+		t.Errorf("after a 503: %d records, %d requests served, %v", len(recs), api.Requests, err)
 	}
 }
