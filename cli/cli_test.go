@@ -128,9 +128,9 @@ func TestScanLockfilesJSON(t *testing.T) {
 		// KEV: salt 3000 is exploited in the wild.
 		{"salt", "CVE-2020-11651", "3000", "3000.2", "P2", true, "known exploited (CISA KEV since 2021-11-03"},
 		// CVSS 3.1 AV:N/AC:L/PR:N/UI:N/A:H: automatable, total impact.
-		{"cryptography", "CVE-2023-49083", "41.0.0", "41.0.6", "P2", false, "CVSS 3.1 7.5 high, network-reachable without privileges or user interaction"},
+		{"cryptography", "CVE-2023-49083", "41.0.0", "41.0.6", "P2", false, "CVSS 3.1 7.5 high from the advisory, network-reachable without privileges or user interaction"},
 		// PR:L: network-reachable, not automatable, high impact.
-		{"urllib3", "CVE-2023-43804", "1.26.5", "1.26.17", "P3", false, "CVSS 3.1 8.1 high, network-reachable but not automatable"},
+		{"urllib3", "CVE-2023-43804", "1.26.5", "1.26.17", "P3", false, "CVSS 3.1 8.1 high from the advisory, network-reachable but not automatable"},
 		// EPSS 0.12 ≥ 0.1: exploitation likely (the EPSS sample).
 		{"golang.org/x/net", "CVE-2022-41723", "0.0.0-20220923203811-8be639271d50", "0.7.0", "P3", false, "exploitation likely (EPSS 0.12, 95th percentile)"},
 		// Pseudo-version, several advisories.

@@ -31,7 +31,7 @@ func TestFeedsImportRefusesShrinkUnlessForced(t *testing.T) {
 	if code, out, errs := run(t, dir, "feeds", "import", "--force", empty); code != 0 || !strings.Contains(out, "imported") {
 		t.Errorf("--force: %d %s %s", code, out, errs)
 	}
-	if _, out, _ := run(t, dir, "feeds", "import", "--help"); !strings.Contains(out, "one transaction: OSV, KEV and EPSS together") {
+	if _, out, _ := run(t, dir, "feeds", "import", "--help"); !strings.Contains(out, "one transaction: OSV, KEV, EPSS, NVD and\nvendor ratings together") {
 		t.Errorf("help: %s", out)
 	}
 }
