@@ -1,0 +1,238 @@
+// Package kpisql reads the exposure ledger, the check-in gaps and the
+// job results for package kpi, and writes the daily snapshots. The
+// ledger itself is kept by triggers on the findings tables (migration
+// 00014), so it follows the findings whichever code writes them.
+package kpisql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/patchbay/patchbay/job"
+	"github.com/patchbay/patchbay/kpi"
+	"github.com/patchbay/patchbay/rollout"
+	"github.com/patchbay/patchbay/store/internal/unixnano"
+)
+
+// Dialect is one database's SQL for the KPI store.
+type Dialect struct {
+	// Rebind turns '?' placeholders into the database's.
+	Rebind func(string) string
+	// WriteLock serialises writers (SQLite); nil where the database does.
+	WriteLock *sync.Mutex
+}
+
+// Store is the KPI store.
+type Store struct {
+	DB *sql.DB
+	D  *Dialect
+}
+
+var _ kpi.Store = (*Store)(nil)
+
+// intervalColumns are what Intervals reads: the fix's release is the
+// first time an agent saw the fixed version offered (update_releases)
+// when that was known by the range's end (the as-of date), else the
+// interval's open.
+const intervalColumns = `l.id, l.finding_id, l.host_id, l.ecosystem, l.package, l.vulnerability, l.priority, l.cycle, l.fixed,
+	CASE WHEN l.fixed = '' THEN 0 WHEN r.first_seen <= ? THEN r.first_seen ELSE l.opened_at END,
+	l.opened_at, l.due, l.closed_at, l.close_reason, l.reopen_of`
+
+// Intervals implements kpi.Store.
+func (s *Store) Intervals(ctx context.Context, r kpi.Range) ([]kpi.Interval, error) {
+	after, to := unixnano.From(r.After), unixnano.From(r.To)
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+intervalColumns+` FROM exposure_ledger l
+		LEFT JOIN update_releases r ON r.ecosystem = l.ecosystem AND r.name = l.package AND r.version = l.fixed
+		WHERE l.opened_at <= ? AND (l.closed_at = 0 OR l.closed_at > ? OR l.due > ?)`), to, to, after, after)
+	if err != nil {
+		return nil, fmt.Errorf("exposure ledger: %w", err)
+	}
+	defer rows.Close()
+	out := []kpi.Interval{}
+	for rows.Next() {
+		var iv kpi.Interval
+		var released, opened, due, closed int64
+		var reason string
+		if err := rows.Scan(&iv.ID, &iv.FindingID, &iv.Asset, &iv.Ecosystem, &iv.Package, &iv.Vulnerability, &iv.Priority, &iv.Cycle, &iv.Fixed,
+			&released, &opened, &due, &closed, &reason, &iv.ReopenOf); err != nil {
+			return nil, fmt.Errorf("exposure ledger: %w", err)
+		}
+		iv.FixReleased, iv.Opened, iv.Due, iv.Closed, iv.Reason = unixnano.To(released), unixnano.To(opened), unixnano.To(due), unixnano.To(closed), kpi.Reason(reason)
+		out = append(out, iv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("exposure ledger: %w", err)
+	}
+	return out, nil
+}
+
+// Gaps implements kpi.Store.
+func (s *Store) Gaps(ctx context.Context, r kpi.Range) ([]kpi.Gap, error) {
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT host_id, from_at, to_at FROM host_gaps WHERE to_at > ? AND from_at <= ?`),
+		unixnano.From(r.After), unixnano.From(r.To))
+	if err != nil {
+		return nil, fmt.Errorf("check-in gaps: %w", err)
+	}
+	defer rows.Close()
+	out := []kpi.Gap{}
+	for rows.Next() {
+		var g kpi.Gap
+		var from, to int64
+		if err := rows.Scan(&g.Asset, &from, &to); err != nil {
+			return nil, fmt.Errorf("check-in gaps: %w", err)
+		}
+		g.From, g.To = unixnano.To(from), unixnano.To(to)
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check-in gaps: %w", err)
+	}
+	return out, nil
+}
+
+// Jobs implements kpi.Store: the settled jobs of every rollout, with the
+// plan's strategy and the packages and patch types of the host's
+// targets.
+func (s *Store) Jobs(ctx context.Context, r kpi.Range) ([]kpi.Job, error) {
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT h.plan_id, p.plan, h.host_id, h.host, h.outcome, h.started_at, h.reported_at
+		FROM plan_hosts h JOIN plans p ON p.id = h.plan_id WHERE h.outcome <> '' AND h.reported_at > ? AND h.reported_at <= ?`),
+		unixnano.From(r.After), unixnano.From(r.To))
+	if err != nil {
+		return nil, fmt.Errorf("job results: %w", err)
+	}
+	defer rows.Close()
+	strategies := map[string]string{}
+	out := []kpi.Job{}
+	for rows.Next() {
+		var j kpi.Job
+		var plan, host, outcome string
+		var started, settled int64
+		if err := rows.Scan(&j.Plan, &plan, &j.Host, &host, &outcome, &started, &settled); err != nil {
+			return nil, fmt.Errorf("job results: %w", err)
+		}
+		st, ok := strategies[j.Plan]
+		if !ok {
+			var p struct {
+				Strategy string `json:"strategy"`
+			}
+			if err := json.Unmarshal([]byte(plan), &p); err != nil {
+				return nil, fmt.Errorf("job results: plan %s: %w", j.Plan, err)
+			}
+			st = p.Strategy
+			strategies[j.Plan] = st
+		}
+		var ph rollout.PlanHost
+		if err := json.Unmarshal([]byte(host), &ph); err != nil {
+			return nil, fmt.Errorf("job results: plan %s host %s: %w", j.Plan, j.Host, err)
+		}
+		types := map[string]bool{}
+		for _, t := range ph.Targets {
+			j.Packages = append(j.Packages, t.Name)
+			for _, ty := range t.Types {
+				if !types[string(ty)] {
+					types[string(ty)] = true
+					j.Types = append(j.Types, string(ty))
+				}
+			}
+		}
+		j.Strategy, j.Outcome, j.Started, j.Settled = st, job.Outcome(outcome), unixnano.To(started), unixnano.To(settled)
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("job results: %w", err)
+	}
+	return out, nil
+}
+
+// Snapshot is one day's counts of a priority and cycle.
+type Snapshot struct {
+	Day      time.Time `json:"day"`
+	Priority string    `json:"priority"`
+	Cycle    string    `json:"cycle"`
+	Open     int       `json:"open"`
+	Overdue  int       `json:"overdue"`
+	Accepted int       `json:"accepted"`
+	Hosts    int       `json:"hosts"`
+}
+
+// TakeSnapshot writes the counts of the fleet as it was at day (a UTC
+// midnight: the end of the day before) from the ledger, replacing the
+// day's earlier snapshot.
+func (s *Store) TakeSnapshot(ctx context.Context, day time.Time) error {
+	if s.D.WriteLock != nil {
+		s.D.WriteLock.Lock()
+		defer s.D.WriteLock.Unlock()
+	}
+	d := unixnano.From(day)
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", day.Format(time.DateOnly), err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.D.Rebind(`DELETE FROM kpi_snapshots WHERE day = ?`), d); err != nil {
+		return fmt.Errorf("snapshot %s: %w", day.Format(time.DateOnly), err)
+	}
+	if _, err := tx.ExecContext(ctx, s.D.Rebind(`INSERT INTO kpi_snapshots(day, priority, cycle, open, overdue, accepted, hosts)
+		SELECT ?, priority, cycle,
+			SUM(CASE WHEN closed_at = 0 OR closed_at > ? THEN 1 ELSE 0 END),
+			SUM(CASE WHEN (closed_at = 0 OR closed_at > ?) AND due <> 0 AND due < ? THEN 1 ELSE 0 END),
+			SUM(CASE WHEN close_reason = 'accepted' AND closed_at > ? AND closed_at <= ? THEN 1 ELSE 0 END),
+			COUNT(DISTINCT CASE WHEN closed_at = 0 OR closed_at > ? THEN host_id END)
+		FROM exposure_ledger WHERE opened_at <= ? AND (closed_at = 0 OR closed_at > ?)
+		GROUP BY priority, cycle`), d, d, d, d, d-int64(24*time.Hour), d, d, d, d-int64(24*time.Hour)); err != nil {
+		return fmt.Errorf("snapshot %s: %w", day.Format(time.DateOnly), err)
+	}
+	return tx.Commit()
+}
+
+// Snapshots reads the snapshots of the days in [from, to].
+func (s *Store) Snapshots(ctx context.Context, from, to time.Time) ([]Snapshot, error) {
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT day, priority, cycle, open, overdue, accepted, hosts FROM kpi_snapshots
+		WHERE day >= ? AND day <= ? ORDER BY day, priority, cycle`), unixnano.From(from), unixnano.From(to))
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
+	defer rows.Close()
+	out := []Snapshot{}
+	for rows.Next() {
+		var sn Snapshot
+		var d int64
+		if err := rows.Scan(&d, &sn.Priority, &sn.Cycle, &sn.Open, &sn.Overdue, &sn.Accepted, &sn.Hosts); err != nil {
+			return nil, fmt.Errorf("snapshots: %w", err)
+		}
+		sn.Day = unixnano.To(d)
+		out = append(out, sn)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// Prune deletes what is older than before: snapshots of earlier days,
+// intervals closed before it, gaps that ended before it.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	if s.D.WriteLock != nil {
+		s.D.WriteLock.Lock()
+		defer s.D.WriteLock.Unlock()
+	}
+	b := unixnano.From(before)
+	var n int64
+	for _, q := range []string{
+		`DELETE FROM kpi_snapshots WHERE day < ?`,
+		`DELETE FROM exposure_ledger WHERE closed_at <> 0 AND closed_at < ?`,
+		`DELETE FROM host_gaps WHERE to_at < ?`,
+	} {
+		res, err := s.DB.ExecContext(ctx, s.D.Rebind(q), b)
+		if err != nil {
+			return n, fmt.Errorf("prune KPI history: %w", err)
+		}
+		m, _ := res.RowsAffected()
+		n += m
+	}
+	return n, nil
+}
