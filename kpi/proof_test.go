@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/store"
+	"github.com/patchbay/patchbay/store/storetest"
 )
 
 // The proof: a fleet lived through 120 simulated days on the real store
@@ -443,6 +446,30 @@ func TestProof(t *testing.T) {
 					}
 				}
 				reports = append(reports, got)
+			}
+			// The ledger the triggers kept is the one the backfill derives
+			// from the findings and their events.
+			kept := storetest.ReadLedger(t, s.db.SQL())
+			mig, err := os.ReadFile(filepath.Join("..", "store", s.db.Backend, "migrations", "00014_kpi_ledger.sql"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := storetest.BackfillSQL(string(mig))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.db.SQL().Exec(`DELETE FROM exposure_ledger`); err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range strings.SplitAfter(back, ";\n") {
+				if strings.TrimSpace(st) != "" {
+					if _, err := s.db.SQL().Exec(st); err != nil {
+						t.Fatalf("backfill: %v", err)
+					}
+				}
+			}
+			if derived := storetest.ReadLedger(t, s.db.SQL()); len(kept) < 100 || !slices.Equal(kept, derived) {
+				t.Errorf("the ledger kept by triggers (%d intervals) differs from the backfill's (%d)", len(kept), len(derived))
 			}
 			// As of day 40: the findings the store listed then, the KPIs
 			// computed then.

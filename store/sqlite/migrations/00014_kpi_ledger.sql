@@ -50,6 +50,7 @@ CREATE TABLE kpi_snapshots (
     PRIMARY KEY (day, priority, cycle)
 );
 
+-- backfill begin
 -- The past, from what the store kept: every finding row starts an
 -- interval at its first sight (closed at once when it was first seen
 -- accepted or not affected), every event back to open starts another;
@@ -80,6 +81,7 @@ ORDER BY f.host_id, f.ecosystem, f.package, f.vulnerability, s.at, s.ev;
 UPDATE exposure_ledger SET reopen_of = COALESCE((SELECT MAX(p.id) FROM exposure_ledger p WHERE p.host_id = exposure_ledger.host_id
     AND p.ecosystem = exposure_ledger.ecosystem AND p.package = exposure_ledger.package AND p.vulnerability = exposure_ledger.vulnerability
     AND p.id < exposure_ledger.id), 0);
+-- backfill end
 
 -- +goose StatementBegin
 CREATE TRIGGER exposure_open AFTER INSERT ON host_findings
