@@ -71,7 +71,8 @@ type Filter struct {
 }
 
 func (f Filter) asset(a *Asset) bool {
-	if f.Team != "" && (a == nil || a.Team != f.Team) {
+	// (none) keeps the assets without a team.
+	if f.Team != "" && (a == nil || orNone(a.Team) != f.Team) {
 		return false
 	}
 	if f.Service != "" && (a == nil || !slices.Contains(a.Services, f.Service)) {

@@ -23,9 +23,10 @@ func (s *Service) now() time.Time {
 	return s.Now()
 }
 
-// load reads what a query over (from, to] needs: intervals that were
-// open after the earliest date any figure looks back to.
-func (s *Service) load(ctx context.Context, from, to time.Time, withinDays int) (Data, error) {
+// Load reads what queries over (from, to] need (intervals that were
+// open after the earliest date any figure looks back to), for Compute
+// to cut many ways without reading again.
+func (s *Service) Load(ctx context.Context, from, to time.Time, withinDays int) (Data, error) {
 	after := from.Add(-time.Duration(withinDays) * day)
 	var d Data
 	var err error
@@ -52,7 +53,7 @@ func (s *Service) Report(ctx context.Context, q Query) (Report, error) {
 	if err := q.normalize(); err != nil {
 		return Report{}, err
 	}
-	d, err := s.load(ctx, q.From, q.To, q.WithinDays)
+	d, err := s.Load(ctx, q.From, q.To, q.WithinDays)
 	if err != nil {
 		return Report{}, err
 	}
@@ -197,7 +198,7 @@ func (s *Service) History(ctx context.Context, h HistoryQuery) (Series, error) {
 	if err := q.normalize(); err != nil {
 		return Series{}, err
 	}
-	d, err := s.load(ctx, h.Step.floor(q.From), q.To, q.WithinDays)
+	d, err := s.Load(ctx, h.Step.floor(q.From), q.To, q.WithinDays)
 	if err != nil {
 		return Series{}, err
 	}
