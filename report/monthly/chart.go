@@ -64,14 +64,15 @@ func lineChart(title string, lines []Line, format func(float64) string) string {
 	}
 	y := func(v float64) float64 { return float64(chartH-padB) - float64(chartH-padT-padB)*(v-lo)/(hi-lo) }
 	// Grid and the value axis.
-	for i := 0; i <= 4; i++ {
-		v := lo + (hi-lo)*float64(i)/4
+	for i := 0; i <= 5; i++ {
+		v := lo + (hi-lo)*float64(i)/5
 		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`, padL, chartW-padR, y(v), y(v))
 		fmt.Fprintf(&b, `<text class="tick" x="%d" y="%.1f" text-anchor="end" font-size="11">%s</text>`, padL-6, y(v)+4, html.EscapeString(format(v)))
 	}
 	// The time axis: first, middle and last dates.
-	for _, t := range []time.Time{t0, t0.Add(span / 2), t1} {
-		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`, x(t), chartH-padB+16, t.UTC().Format("2006-01-02"))
+	for i, t := range []time.Time{t0, t0.Add(span / 2), t1} {
+		anchor := []string{"start", "middle", "end"}[i]
+		fmt.Fprintf(&b, `<text class="tick" x="%.1f" y="%d" text-anchor="%s" font-size="11">%s</text>`, x(t), chartH-padB+16, anchor, t.UTC().Add(-time.Nanosecond).Format("2006-01-02"))
 	}
 	for i, l := range lines {
 		c := palette[i%len(palette)]

@@ -107,6 +107,8 @@ var page = template.Must(template.New("report.html").Funcs(template.FuncMap{
 	"p90":  func(d kpi.Durations) string { return daysText(d.P90, d.N) },
 	"date": func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 	"sub":  func(a, b int) int { return a - b },
+	// lastDay is the day an as-of time ends (midnight: the day before).
+	"lastDay": func(t time.Time) string { return t.UTC().Add(-time.Nanosecond).Format(time.DateOnly) },
 	"fix": func(s string) string {
 		if s == "" {
 			return "(no fix)"
