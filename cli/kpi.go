@@ -27,7 +27,7 @@ var kpiFormats = []string{"table", "json", "yaml", "csv"}
 // kpiFlags are the flags of every KPI query.
 type kpiFlags struct {
 	clientConfig
-	output, since, from, asOf, by, stale string
+	output, since, from, asOf, by, stale  string
 	team, service, group, priority, cycle string
 	labels                                []string
 	within                                int
