@@ -126,9 +126,18 @@ type Store interface {
 // host groups): the server resolves them from the policy.
 type Assets func(ctx context.Context) ([]Asset, error)
 
-// ErrBadQuery wraps what is wrong with a query.
+// ErrBadQuery is what every error about a query's values is (errors.Is):
+// the query, not the store, is at fault.
 var ErrBadQuery = errors.New("bad KPI query")
 
+// QueryError says what is wrong with a query.
+type QueryError struct{ Msg string }
+
+func (e *QueryError) Error() string { return e.Msg }
+
+// Is makes a QueryError an ErrBadQuery.
+func (e *QueryError) Is(target error) bool { return target == ErrBadQuery }
+
 func badQuery(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrBadQuery, fmt.Sprintf(format, args...))
+	return &QueryError{Msg: fmt.Sprintf(format, args...)}
 }

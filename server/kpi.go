@@ -269,7 +269,7 @@ func (c *kpiCollector) compute(ctx context.Context) ([]prometheus.Metric, error)
 		for _, pg := range r.Groups {
 			open[key{label, pg.Group}] += float64(pg.Open.Count)
 			overdue[key{label, pg.Group}] += float64(pg.Open.Overdue)
-			if label != "(other)" {
+			if label != "(other)" && pg.MTTP.N > 0 {
 				gauge(c.mttp, pg.MTTP.Mean, label, pg.Group, "mean")
 				gauge(c.mttp, pg.MTTP.Median, label, pg.Group, "median")
 				gauge(c.mttp, pg.MTTP.P90, label, pg.Group, "p90")
