@@ -45,9 +45,13 @@ const intervalColumns = `l.id, l.finding_id, l.host_id, l.ecosystem, l.package, 
 // Intervals implements kpi.Store.
 func (s *Store) Intervals(ctx context.Context, r kpi.Range) ([]kpi.Interval, error) {
 	after, to := unixnano.From(r.After), unixnano.From(r.To)
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+intervalColumns+` FROM exposure_ledger l
-		LEFT JOIN update_releases r ON r.ecosystem = l.ecosystem AND r.name = l.package AND r.version = l.fixed
-		WHERE l.opened_at <= ? AND (l.closed_at = 0 OR l.closed_at > ? OR l.due > ?)`), to, to, after, after)
+	// Three parts, each on its index: what is open, what closed after
+	// the range began, what closed before it but is due in it.
+	from := ` FROM exposure_ledger l LEFT JOIN update_releases r ON r.ecosystem = l.ecosystem AND r.name = l.package AND r.version = l.fixed WHERE `
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+intervalColumns+from+`l.closed_at = 0 AND l.opened_at <= ?
+		UNION ALL SELECT `+intervalColumns+from+`l.closed_at > ? AND l.opened_at <= ?
+		UNION ALL SELECT `+intervalColumns+from+`l.closed_at <> 0 AND l.closed_at <= ? AND l.due > ? AND l.opened_at <= ?`),
+		to, to, to, after, to, to, after, after, to)
 	if err != nil {
 		return nil, fmt.Errorf("exposure ledger: %w", err)
 	}
@@ -176,14 +180,17 @@ func (s *Store) TakeSnapshot(ctx context.Context, day time.Time) error {
 	if _, err := tx.ExecContext(ctx, s.D.Rebind(`DELETE FROM kpi_snapshots WHERE day = ?`), d); err != nil {
 		return fmt.Errorf("snapshot %s: %w", day.Format(time.DateOnly), err)
 	}
+	// What was open at the day's start, on the closed_at index: still
+	// open, or closed after it; and what was accepted during the day
+	// before.
+	dayBefore := d - int64(24*time.Hour)
 	if _, err := tx.ExecContext(ctx, s.D.Rebind(`INSERT INTO kpi_snapshots(day, priority, cycle, open, overdue, accepted, hosts)
-		SELECT ?, priority, cycle,
-			SUM(CASE WHEN closed_at = 0 OR closed_at > ? THEN 1 ELSE 0 END),
-			SUM(CASE WHEN (closed_at = 0 OR closed_at > ?) AND due <> 0 AND due < ? THEN 1 ELSE 0 END),
-			SUM(CASE WHEN close_reason = 'accepted' AND closed_at > ? AND closed_at <= ? THEN 1 ELSE 0 END),
-			COUNT(DISTINCT CASE WHEN closed_at = 0 OR closed_at > ? THEN host_id END)
-		FROM exposure_ledger WHERE opened_at <= ? AND (closed_at = 0 OR closed_at > ?)
-		GROUP BY priority, cycle`), d, d, d, d, d-int64(24*time.Hour), d, d, d, d-int64(24*time.Hour)); err != nil {
+		SELECT ?, priority, cycle, SUM(is_open), SUM(CASE WHEN is_open = 1 AND due <> 0 AND due < ? THEN 1 ELSE 0 END), SUM(1 - is_open),
+			COUNT(DISTINCT CASE WHEN is_open = 1 THEN host_id END)
+		FROM (SELECT priority, cycle, due, host_id, 1 AS is_open FROM exposure_ledger WHERE closed_at = 0 AND opened_at <= ?
+			UNION ALL SELECT priority, cycle, due, host_id, 1 FROM exposure_ledger WHERE closed_at > ? AND opened_at <= ?
+			UNION ALL SELECT priority, cycle, due, host_id, 0 FROM exposure_ledger WHERE closed_at > ? AND closed_at <= ? AND close_reason = 'accepted') o
+		GROUP BY priority, cycle`), d, d, d, d, d, dayBefore, d); err != nil {
 		return fmt.Errorf("snapshot %s: %w", day.Format(time.DateOnly), err)
 	}
 	return tx.Commit()

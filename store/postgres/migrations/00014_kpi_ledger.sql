@@ -23,8 +23,8 @@ CREATE TABLE exposure_ledger (
 );
 CREATE INDEX exposure_ledger_open_finding ON exposure_ledger(finding_id) WHERE closed_at = 0;
 CREATE INDEX exposure_ledger_key ON exposure_ledger(host_id, ecosystem, package, vulnerability);
-CREATE INDEX exposure_ledger_opened ON exposure_ledger(opened_at);
 CREATE INDEX exposure_ledger_closed ON exposure_ledger(closed_at);
+CREATE INDEX exposure_ledger_due ON exposure_ledger(due) WHERE closed_at <> 0;
 
 -- Check-in gaps of 15 minutes or more (a host's downtime is read from
 -- them): written by a trigger on hosts.last_seen, whichever code moves it.

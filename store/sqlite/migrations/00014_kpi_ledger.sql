@@ -6,7 +6,7 @@
 -- findings whoever writes them; the rows outlive the findings (a deleted
 -- host keeps its past). KPIs and "as of DATE" views read it (package kpi).
 CREATE TABLE exposure_ledger (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER NOT NULL,  -- assigned in order: MAX(id) + 1
     finding_id    BIGINT NOT NULL,   -- host_findings.id (no reference: the ledger keeps the past)
     host_id       TEXT NOT NULL,
     ecosystem     TEXT NOT NULL,
@@ -19,12 +19,15 @@ CREATE TABLE exposure_ledger (
     due           BIGINT NOT NULL,   -- 0: no SLA
     closed_at     BIGINT NOT NULL DEFAULT 0,  -- 0 while open
     close_reason  TEXT NOT NULL DEFAULT '',   -- remediated, accepted, not_affected
-    reopen_of     BIGINT NOT NULL DEFAULT 0   -- the interval of the same key before this one
-);
+    reopen_of     BIGINT NOT NULL DEFAULT 0,  -- the interval of the same key before this one
+    -- Clustered by close: what is open, and what closed after a date,
+    -- are ranges of the table itself (the KPIs read them whole).
+    PRIMARY KEY (closed_at, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX exposure_ledger_id ON exposure_ledger(id);
 CREATE INDEX exposure_ledger_open_finding ON exposure_ledger(finding_id) WHERE closed_at = 0;
 CREATE INDEX exposure_ledger_key ON exposure_ledger(host_id, ecosystem, package, vulnerability);
-CREATE INDEX exposure_ledger_opened ON exposure_ledger(opened_at);
-CREATE INDEX exposure_ledger_closed ON exposure_ledger(closed_at);
+CREATE INDEX exposure_ledger_due ON exposure_ledger(due) WHERE closed_at <> 0;
 
 -- Check-in gaps of 15 minutes or more (a host's downtime is read from
 -- them): written by a trigger on hosts.last_seen, whichever code moves it.
@@ -57,8 +60,8 @@ CREATE TABLE kpi_snapshots (
 -- each open interval ends at the first event that moves the finding out
 -- of open (closed with that state as its reason), else at its
 -- remediation.
-INSERT INTO exposure_ledger(finding_id, host_id, ecosystem, package, vulnerability, priority, cycle, fixed, opened_at, due, closed_at, close_reason)
-SELECT f.id, f.host_id, f.ecosystem, f.package, f.vulnerability, f.priority, f.cycle, f.fixed, s.at, f.due,
+INSERT INTO exposure_ledger(id, finding_id, host_id, ecosystem, package, vulnerability, priority, cycle, fixed, opened_at, due, closed_at, close_reason)
+SELECT ROW_NUMBER() OVER (ORDER BY f.host_id, f.ecosystem, f.package, f.vulnerability, s.at, s.ev), f.id, f.host_id, f.ecosystem, f.package, f.vulnerability, f.priority, f.cycle, f.fixed, s.at, f.due,
     CASE WHEN s.state <> 'open' THEN s.at
          WHEN s.close_ev IS NOT NULL THEN (SELECT e.at FROM finding_events e WHERE e.id = s.close_ev)
          ELSE f.remediated_at END,
@@ -77,7 +80,7 @@ FROM host_findings f JOIN (
         SELECT e.finding_id, e.at, e.id, 'open' FROM finding_events e WHERE e.state_to = 'open' AND e.state_from <> 'open'
     ) st
 ) s ON s.fid = f.id
-ORDER BY f.host_id, f.ecosystem, f.package, f.vulnerability, s.at, s.ev;
+ORDER BY 1;
 UPDATE exposure_ledger SET reopen_of = COALESCE((SELECT MAX(p.id) FROM exposure_ledger p WHERE p.host_id = exposure_ledger.host_id
     AND p.ecosystem = exposure_ledger.ecosystem AND p.package = exposure_ledger.package AND p.vulnerability = exposure_ledger.vulnerability
     AND p.id < exposure_ledger.id), 0);
@@ -86,8 +89,8 @@ UPDATE exposure_ledger SET reopen_of = COALESCE((SELECT MAX(p.id) FROM exposure_
 -- +goose StatementBegin
 CREATE TRIGGER exposure_open AFTER INSERT ON host_findings
 BEGIN
-    INSERT INTO exposure_ledger(finding_id, host_id, ecosystem, package, vulnerability, priority, cycle, fixed, opened_at, due, closed_at, close_reason, reopen_of)
-    VALUES (NEW.id, NEW.host_id, NEW.ecosystem, NEW.package, NEW.vulnerability, NEW.priority, NEW.cycle, NEW.fixed, NEW.first_seen, NEW.due,
+    INSERT INTO exposure_ledger(id, finding_id, host_id, ecosystem, package, vulnerability, priority, cycle, fixed, opened_at, due, closed_at, close_reason, reopen_of)
+    VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM exposure_ledger), NEW.id, NEW.host_id, NEW.ecosystem, NEW.package, NEW.vulnerability, NEW.priority, NEW.cycle, NEW.fixed, NEW.first_seen, NEW.due,
         CASE WHEN NEW.state = 'open' THEN 0 ELSE NEW.first_seen END,
         CASE WHEN NEW.state = 'open' THEN '' ELSE NEW.state END,
         COALESCE((SELECT MAX(id) FROM exposure_ledger WHERE host_id = NEW.host_id AND ecosystem = NEW.ecosystem AND package = NEW.package AND vulnerability = NEW.vulnerability), 0));
@@ -113,8 +116,8 @@ WHEN NEW.state_from <> NEW.state_to
 BEGIN
     UPDATE exposure_ledger SET closed_at = NEW.at, close_reason = NEW.state_to
         WHERE NEW.state_from = 'open' AND finding_id = NEW.finding_id AND closed_at = 0;
-    INSERT INTO exposure_ledger(finding_id, host_id, ecosystem, package, vulnerability, priority, cycle, fixed, opened_at, due, closed_at, close_reason, reopen_of)
-    SELECT f.id, f.host_id, f.ecosystem, f.package, f.vulnerability, f.priority, f.cycle, f.fixed, NEW.at, f.due, 0, '',
+    INSERT INTO exposure_ledger(id, finding_id, host_id, ecosystem, package, vulnerability, priority, cycle, fixed, opened_at, due, closed_at, close_reason, reopen_of)
+    SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM exposure_ledger), f.id, f.host_id, f.ecosystem, f.package, f.vulnerability, f.priority, f.cycle, f.fixed, NEW.at, f.due, 0, '',
         COALESCE((SELECT MAX(id) FROM exposure_ledger WHERE host_id = f.host_id AND ecosystem = f.ecosystem AND package = f.package AND vulnerability = f.vulnerability), 0)
     FROM host_findings f WHERE NEW.state_to = 'open' AND f.id = NEW.finding_id AND f.remediated_at = 0;
 END;
