@@ -109,6 +109,9 @@ type Job struct {
 // and begin by To; jobs settled in (After, To].
 type Range struct {
 	After, To time.Time
+	// Detail asks for what a listing shows (ecosystem, package,
+	// vulnerability, fixed version); the figures need none of it.
+	Detail bool
 }
 
 // Store is what the figures are read from.

@@ -246,7 +246,7 @@ type Exposure struct {
 // FindingsAsOf lists what was open at t, most urgent first (priority,
 // then due date, then oldest).
 func (s *Service) FindingsAsOf(ctx context.Context, t time.Time, f Filter) ([]Exposure, error) {
-	ivs, err := s.Store.Intervals(ctx, Range{After: t, To: t})
+	ivs, err := s.Store.Intervals(ctx, Range{After: t, To: t, Detail: true})
 	if err != nil {
 		return nil, fmt.Errorf("exposure ledger: %w", err)
 	}

@@ -37,20 +37,27 @@ var _ kpi.Store = (*Store)(nil)
 // intervalColumns are what Intervals reads: the fix's release is the
 // first time an agent saw the fixed version offered (update_releases)
 // when that was known by the range's end (the as-of date), else the
-// interval's open.
-const intervalColumns = `l.id, l.finding_id, l.host_id, l.ecosystem, l.package, l.vulnerability, l.priority, l.cycle, l.fixed,
+// interval's open. detailColumns are added for a listing.
+const (
+	intervalColumns = `l.id, l.host_id, l.priority, l.cycle,
 	CASE WHEN l.fixed = '' THEN 0 WHEN r.first_seen <= ? THEN r.first_seen ELSE l.opened_at END,
 	l.opened_at, l.due, l.closed_at, l.close_reason, l.reopen_of`
+	detailColumns = `, l.finding_id, l.ecosystem, l.package, l.vulnerability, l.fixed`
+)
 
 // Intervals implements kpi.Store.
 func (s *Store) Intervals(ctx context.Context, r kpi.Range) ([]kpi.Interval, error) {
 	after, to := unixnano.From(r.After), unixnano.From(r.To)
+	cols := intervalColumns
+	if r.Detail {
+		cols += detailColumns
+	}
 	// Three parts, each on its index: what is open, what closed after
 	// the range began, what closed before it but is due in it.
 	from := ` FROM exposure_ledger l LEFT JOIN update_releases r ON r.ecosystem = l.ecosystem AND r.name = l.package AND r.version = l.fixed WHERE `
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+intervalColumns+from+`l.closed_at = 0 AND l.opened_at <= ?
-		UNION ALL SELECT `+intervalColumns+from+`l.closed_at > ? AND l.opened_at <= ?
-		UNION ALL SELECT `+intervalColumns+from+`l.closed_at <> 0 AND l.closed_at <= ? AND l.due > ? AND l.opened_at <= ?`),
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+cols+from+`l.closed_at = 0 AND l.opened_at <= ?
+		UNION ALL SELECT `+cols+from+`l.closed_at > ? AND l.opened_at <= ?
+		UNION ALL SELECT `+cols+from+`l.closed_at <> 0 AND l.closed_at <= ? AND l.due > ? AND l.opened_at <= ?`),
 		to, to, to, after, to, to, after, after, to)
 	if err != nil {
 		return nil, fmt.Errorf("exposure ledger: %w", err)
@@ -61,8 +68,11 @@ func (s *Store) Intervals(ctx context.Context, r kpi.Range) ([]kpi.Interval, err
 		var iv kpi.Interval
 		var released, opened, due, closed int64
 		var reason string
-		if err := rows.Scan(&iv.ID, &iv.FindingID, &iv.Asset, &iv.Ecosystem, &iv.Package, &iv.Vulnerability, &iv.Priority, &iv.Cycle, &iv.Fixed,
-			&released, &opened, &due, &closed, &reason, &iv.ReopenOf); err != nil {
+		dest := []any{&iv.ID, &iv.Asset, &iv.Priority, &iv.Cycle, &released, &opened, &due, &closed, &reason, &iv.ReopenOf}
+		if r.Detail {
+			dest = append(dest, &iv.FindingID, &iv.Ecosystem, &iv.Package, &iv.Vulnerability, &iv.Fixed)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("exposure ledger: %w", err)
 		}
 		iv.FixReleased, iv.Opened, iv.Due, iv.Closed, iv.Reason = unixnano.To(released), unixnano.To(opened), unixnano.To(due), unixnano.To(closed), kpi.Reason(reason)
