@@ -69,12 +69,19 @@ func benchmarkFleet(b *testing.B) *benchFleet {
 
 func buildBenchFleet() (*benchFleet, error) {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "kpi-bench-")
-	if err != nil {
-		return nil, err
+	// PATCHBAY_KPI_DB keeps the fleet's database for the next run (made
+	// when absent, reused as it is when there).
+	path := os.Getenv("PATCHBAY_KPI_DB")
+	_, statErr := os.Stat(path)
+	reuse := path != "" && statErr == nil
+	if path == "" {
+		dir, err := os.MkdirTemp("", "kpi-bench-")
+		if err != nil {
+			return nil, err
+		}
+		benchDir = dir
+		path = filepath.Join(dir, "patchbay.db")
 	}
-	benchDir = dir
-	path := filepath.Join(dir, "patchbay.db")
 	db, err := store.Open(ctx, path)
 	if err != nil {
 		return nil, err
@@ -82,6 +89,21 @@ func buildBenchFleet() (*benchFleet, error) {
 	f := &benchFleet{db: db, hosts: envInt("PATCHBAY_KPI_HOSTS", 10000), days: envInt("PATCHBAY_KPI_DAYS", 400)}
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.end = start.Add(time.Duration(f.days) * day)
+	f.svc = &kpi.Service{Store: db.KPI, Now: func() time.Time { return f.end }, Assets: func(ctx context.Context) ([]kpi.Asset, error) {
+		hs, err := db.Fleet.Hosts(ctx, fleet.HostFilter{})
+		if err != nil {
+			return nil, err
+		}
+		return kpi.AssetsOf(hs, nil), nil
+	}}
+	if reuse {
+		if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM exposure_ledger`).Scan(&f.intervals); err != nil {
+			return nil, err
+		}
+		size, err := tableBytes(db.SQL())
+		f.ledgerSize = size // (the snapshots of the days not taken are not extrapolated on reuse)
+		return f, err
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	began := time.Now()
 	sqlDB := db.SQL()
@@ -185,13 +207,6 @@ func buildBenchFleet() (*benchFleet, error) {
 	// The snapshots of every day of the history, from those taken.
 	f.ledgerSize = after - before + snaps*int64(f.days-snapDays)/snapDays
 	fmt.Fprintf(os.Stderr, "bench fleet: ready in %s; KPI tables %d bytes (snapshots %d for %d days)\n", time.Since(began).Round(time.Millisecond), after-before, snaps, snapDays)
-	f.svc = &kpi.Service{Store: db.KPI, Now: func() time.Time { return f.end }, Assets: func(ctx context.Context) ([]kpi.Asset, error) {
-		hs, err := db.Fleet.Hosts(ctx, fleet.HostFilter{})
-		if err != nil {
-			return nil, err
-		}
-		return kpi.AssetsOf(hs, nil), nil
-	}}
 	return f, nil
 }
 
