@@ -179,9 +179,12 @@ func Compute(data Data, q Query) (Report, error) {
 			}
 		}
 	}
+	// What the store's range holds, whatever else data has: intervals
+	// closed before the period less N days count only for being due in it.
+	after := from.Add(-time.Duration(q.WithinDays) * day)
 	for i := range data.Intervals {
 		iv := &data.Intervals[i]
-		if iv.Opened.After(to) {
+		if iv.Opened.After(to) || iv.ClosedBy(after) && !(iv.Due.After(after) && !iv.Due.After(to)) {
 			continue
 		}
 		a := assets[iv.Asset]

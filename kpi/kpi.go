@@ -105,7 +105,7 @@ type Job struct {
 }
 
 // Range bounds what a Store returns: intervals opened by To that were
-// still open after After (or due after it); gaps that end after After
+// still open after After (or are due in (After, To]); gaps that end after After
 // and begin by To; jobs settled in (After, To].
 type Range struct {
 	After, To time.Time
@@ -117,7 +117,7 @@ type Range struct {
 // Store is what the figures are read from.
 type Store interface {
 	// Intervals returns the exposure intervals opened by r.To that were
-	// open at some time after r.After, or are due after it.
+	// open at some time after r.After, or are due in (r.After, r.To].
 	Intervals(ctx context.Context, r Range) ([]Interval, error)
 	// Gaps returns the check-in gaps overlapping (r.After, r.To].
 	Gaps(ctx context.Context, r Range) ([]Gap, error)

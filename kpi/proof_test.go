@@ -550,8 +550,11 @@ func (s *sim) expect(q kpi.Query) kpi.Report {
 	assets := map[string]map[string]bool{}
 	within := map[string][2]int{}
 	reopen := map[string][2]int{}
+	// Intervals closed before the period less N days count only for
+	// being due in it (docs/kpis.md).
+	after := q.From.Add(-time.Duration(q.WithinDays) * day)
 	for _, e := range s.ivs {
-		if e.opened.After(q.To) {
+		if e.opened.After(q.To) || !e.closed.IsZero() && !e.closed.After(after) && !(e.due.After(after) && !e.due.After(q.To)) {
 			continue
 		}
 		for _, k := range []string{"total", keyOf(e)} {

@@ -57,8 +57,8 @@ func (s *Store) Intervals(ctx context.Context, r kpi.Range) ([]kpi.Interval, err
 	from := ` FROM exposure_ledger l LEFT JOIN update_releases r ON r.ecosystem = l.ecosystem AND r.name = l.package AND r.version = l.fixed WHERE `
 	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+cols+from+`l.closed_at = 0 AND l.opened_at <= ?
 		UNION ALL SELECT `+cols+from+`l.closed_at > ? AND l.opened_at <= ?
-		UNION ALL SELECT `+cols+from+`l.closed_at <> 0 AND l.closed_at <= ? AND l.due > ? AND l.opened_at <= ?`),
-		to, to, to, after, to, to, after, after, to)
+		UNION ALL SELECT `+cols+from+`l.closed_at <> 0 AND l.closed_at <= ? AND l.due > ? AND l.due <= ? AND l.opened_at <= ?`),
+		to, to, to, after, to, to, after, after, to, to)
 	if err != nil {
 		return nil, fmt.Errorf("exposure ledger: %w", err)
 	}
