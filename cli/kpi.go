@@ -43,7 +43,7 @@ func (k *kpiFlags) bind(cmd *cobra.Command) {
 	f.StringVar(&k.from, "from", "", "the period's first day instead of --since (YYYY-MM-DD)")
 	f.StringVar(&k.asOf, "as-of", "", "see the fleet as it was at the end of this day (YYYY-MM-DD) or at an RFC 3339 time; also --to")
 	f.StringVar(&k.asOf, "to", "", "the period's last day (same as --as-of)")
-	f.StringVar(&k.by, "by", "", "cut by priority, cycle, type, team, service, group, strategy (jobs) or label:KEY")
+	f.StringVar(&k.by, "by", "", "cut by priority, cycle, type, team, service, group, strategy, rollout, package (jobs) or label:KEY")
 	f.IntVar(&k.within, "within", 0, "N of \"patched within N days of the fix's release\" (0: each finding's SLA)")
 	f.StringVar(&k.stale, "stale", "", "a check-in pause this long is downtime (at least 15m; default 15m)")
 	k.filterFlags(f)

@@ -200,7 +200,7 @@ func Compute(data Data, q Query) (Report, error) {
 	}
 	// Jobs, uptime and coverage: of hosts, cut by what hosts have.
 	hostCut := q.By == ByNone || q.By.assetDim()
-	jobCut := hostCut || q.By == ByStrategy || q.By == ByType
+	jobCut := hostCut || q.By == ByStrategy || q.By == ByType || q.By == ByRollout || q.By == ByPackage
 	jobsOf := map[string][]*Job{}
 	total.jobs = &Jobs{}
 	for i := range data.Jobs {

@@ -56,6 +56,7 @@ type liveFinding struct {
 }
 
 type simJob struct {
+	plan            string
 	host, strategy  string
 	outcome         job.Outcome
 	started, settle time.Time
@@ -318,7 +319,7 @@ func (s *sim) rollout(d int, id, strategy string, outcomes map[string]job.Outcom
 		switch outcomes[h] {
 		case job.NoAgent, job.Skipped:
 			settles = append(settles, rollout.Settle{Host: h, Attempt: 0, Outcome: outcomes[h]})
-			s.jobs = append(s.jobs, simJob{host: h, strategy: strategy, outcome: outcomes[h], settle: started, types: typeNames(types)})
+			s.jobs = append(s.jobs, simJob{plan: id, host: h, strategy: strategy, outcome: outcomes[h], settle: started, types: typeNames(types)})
 		default:
 			starts = append(starts, rollout.Dispatch{Host: h, Attempt: 1, Started: started, Job: "signed job"})
 		}
@@ -340,7 +341,7 @@ func (s *sim) rollout(d int, id, strategy string, outcomes map[string]job.Outcom
 				s.t.Fatal(err)
 			}
 		}
-		s.jobs = append(s.jobs, simJob{host: h, strategy: strategy, outcome: o, started: started, settle: settle, types: typeNames(types)})
+		s.jobs = append(s.jobs, simJob{plan: id, host: h, strategy: strategy, outcome: o, started: started, settle: settle, types: typeNames(types)})
 	}
 }
 
@@ -446,6 +447,31 @@ func TestProof(t *testing.T) {
 					}
 				}
 				reports = append(reports, got)
+			}
+			// Jobs per rollout: completed and succeeded as the run settled them.
+			byRollout, err := svc.Report(s.ctx, kpi.Query{From: s.start, To: end, Stale: stale, By: kpi.ByRollout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantJobs := map[string][2]int{}
+			for _, j := range s.jobs {
+				w := wantJobs[j.plan]
+				switch j.outcome {
+				case job.Succeeded, job.SucceededReboot, job.NoChange:
+					w[0]++
+					w[1]++
+				case job.Failed, job.RolledBack, job.TimedOut:
+					w[1]++
+				}
+				wantJobs[j.plan] = w
+			}
+			if len(byRollout.Groups) != len(wantJobs) {
+				t.Errorf("by rollout: %d groups, want %d", len(byRollout.Groups), len(wantJobs))
+			}
+			for _, g := range byRollout.Groups {
+				if w := wantJobs[g.Group]; g.Jobs == nil || g.Jobs.Succeeded != w[0] || g.Jobs.Completed != w[1] {
+					t.Errorf("rollout %s: jobs %+v, want %d of %d succeeded", g.Group, g.Jobs, w[0], w[1])
+				}
 			}
 			// The ledger the triggers kept is the one the backfill derives
 			// from the findings and their events.

@@ -21,10 +21,12 @@ const (
 	ByService  Dimension = "service"
 	ByGroup    Dimension = "group"
 	ByStrategy Dimension = "strategy" // jobs only
+	ByRollout  Dimension = "rollout"  // jobs only: the plan
+	ByPackage  Dimension = "package"  // jobs only: each package a job upgrades
 )
 
 // Dimensions lists the dimensions by name (label:KEY besides).
-var Dimensions = []Dimension{ByPriority, ByCycle, ByType, ByTeam, ByService, ByGroup, ByStrategy}
+var Dimensions = []Dimension{ByPriority, ByCycle, ByType, ByTeam, ByService, ByGroup, ByStrategy, ByRollout, ByPackage}
 
 // ParseDimension parses a --by value.
 func ParseDimension(s string) (Dimension, error) {
@@ -167,7 +169,7 @@ func (d Dimension) intervalKeys(iv *Interval, a *Asset) []string {
 	case ByType:
 		// An exposure is closed by a security update, by definition.
 		return []string{"security"}
-	case ByStrategy:
+	case ByStrategy, ByRollout, ByPackage:
 		return nil
 	}
 	return d.assetKeys(a)
@@ -197,6 +199,10 @@ func (d Dimension) jobKeys(j *Job, a *Asset) []string {
 	switch d {
 	case ByStrategy:
 		return []string{orNone(j.Strategy)}
+	case ByRollout:
+		return []string{orNone(j.Plan)}
+	case ByPackage:
+		return orNoneList(j.Packages)
 	case ByType:
 		return orNoneList(j.Types)
 	case ByPriority, ByCycle:
