@@ -207,8 +207,8 @@ func (e *env) kpiTable(rep kpi.Report, wide bool) error {
 	}
 	t := rep.Total
 	if j := t.Jobs; j != nil {
-		fmt.Fprintf(e.stdout, "jobs: %d completed (%d succeeded, %d no change, %d rebooted), %d failed, %d rolled back, %d timed out; %d without an agent, %d skipped\n",
-			j.Completed, j.Succeeded-j.NoChange, j.NoChange, j.Rebooted, j.Failed, j.RolledBack, j.TimedOut, j.NoAgent, j.Skipped)
+		fmt.Fprintf(e.stdout, "jobs: %d completed (%d succeeded, %d no change, %d rebooted), %d failed, %d rolled back, %d timed out; %d without an agent, %d skipped; health checks %d of %d passed\n",
+			j.Completed, j.Succeeded-j.NoChange, j.NoChange, j.Rebooted, j.Failed, j.RolledBack, j.TimedOut, j.NoAgent, j.Skipped, j.ChecksPassed, j.Checks)
 	}
 	if u := t.Uptime; u != nil {
 		fmt.Fprintf(e.stdout, "downtime: %.1fh of %.1f host-hours, %.1fh of it inside patch jobs\n", u.Down, u.Window, u.PatchDown)

@@ -101,19 +101,24 @@ type SLA struct {
 
 // Jobs are the outcomes of the jobs settled in the period.
 type Jobs struct {
-	Completed  int     `json:"completed"`
-	Succeeded  int     `json:"succeeded"` // with or without a reboot, and no change needed
-	Rebooted   int     `json:"succeeded_reboot"`
-	NoChange   int     `json:"no_change"`
-	Failed     int     `json:"failed"`
-	RolledBack int     `json:"rolled_back"`
-	TimedOut   int     `json:"timed_out"`
-	NoAgent    int     `json:"no_agent"`
-	Skipped    int     `json:"skipped"`
-	Success    float64 `json:"success_rate"`
-	FailRate   float64 `json:"failed_rate"`
-	BackRate   float64 `json:"rolled_back_rate"`
-	TimeRate   float64 `json:"timed_out_rate"`
+	Completed  int `json:"completed"`
+	Succeeded  int `json:"succeeded"` // with or without a reboot, and no change needed
+	Rebooted   int `json:"succeeded_reboot"`
+	NoChange   int `json:"no_change"`
+	Failed     int `json:"failed"`
+	RolledBack int `json:"rolled_back"`
+	TimedOut   int `json:"timed_out"`
+	NoAgent    int `json:"no_agent"`
+	Skipped    int `json:"skipped"`
+	// Checks and ChecksPassed are the health checks the jobs ran: the
+	// services' availability as the rollouts saw it is Health.
+	Checks       int     `json:"health_checks"`
+	ChecksPassed int     `json:"health_checks_passed"`
+	Health       float64 `json:"health_rate"`
+	Success      float64 `json:"success_rate"`
+	FailRate     float64 `json:"failed_rate"`
+	BackRate     float64 `json:"rolled_back_rate"`
+	TimeRate     float64 `json:"timed_out_rate"`
 }
 
 // Uptime is host availability over the period.
@@ -359,6 +364,9 @@ func (g *acc) finish() Figures {
 	if d := f.SLA.Due - f.SLA.Excluded; d > 0 {
 		f.SLA.Rate = float64(f.SLA.OnTime) / float64(d)
 	}
+	if j := g.jobs; j != nil && j.Checks > 0 {
+		j.Health = float64(j.ChecksPassed) / float64(j.Checks)
+	}
 	if j := g.jobs; j != nil && j.Completed > 0 {
 		c := float64(j.Completed)
 		j.Success = float64(j.Succeeded) / c
@@ -382,6 +390,8 @@ func (g *acc) finish() Figures {
 }
 
 func countJob(j *Jobs, jb *Job) {
+	j.Checks += jb.Checks
+	j.ChecksPassed += jb.Checks - jb.ChecksFailed
 	switch jb.Outcome {
 	case job.Succeeded:
 		j.Succeeded++

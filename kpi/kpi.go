@@ -102,6 +102,9 @@ type Job struct {
 	Settled  time.Time
 	Packages []string
 	Types    []string // the patch types of its targets
+	// Checks and ChecksFailed count the health checks the job ran (pre,
+	// post, post-rollback) and those that failed.
+	Checks, ChecksFailed int
 }
 
 // Range bounds what a Store returns: intervals opened by To that were

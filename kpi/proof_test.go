@@ -57,6 +57,7 @@ type liveFinding struct {
 
 type simJob struct {
 	plan            string
+	checks, failed  int
 	host, strategy  string
 	outcome         job.Outcome
 	started, settle time.Time
@@ -331,17 +332,26 @@ func (s *sim) rollout(d int, id, strategy string, outcomes map[string]job.Outcom
 		if id == "r70" && h == "h07" {
 			settle = at(s, 71, time.Hour)
 		}
+		var checks, failed int
 		switch o {
 		case job.NoAgent, job.Skipped:
 			continue
 		case job.TimedOut:
 			step(nil, []rollout.Settle{{Host: h, Attempt: 1, Outcome: o}}, settle)
 		default:
-			if err := s.db.Rollouts.Report(ctx, id, h, 1, o, []byte(`{}`), settle); err != nil {
+			// Health checks: one post check that passes; a rolled-back job's
+			// fails, and its post-rollback check passes.
+			result := `{"checks":[{"phase":"post","ok":true}]}`
+			checks = 1
+			if o == job.RolledBack {
+				result, checks, failed = `{"checks":[{"phase":"post","ok":false},{"phase":"post-rollback","ok":true}]}`, 2, 1
+			}
+			if err := s.db.Rollouts.Report(ctx, id, h, 1, o, []byte(result), settle); err != nil {
 				s.t.Fatal(err)
 			}
 		}
-		s.jobs = append(s.jobs, simJob{plan: id, host: h, strategy: strategy, outcome: o, started: started, settle: settle, types: typeNames(types)})
+		s.jobs = append(s.jobs, simJob{plan: id, host: h, strategy: strategy, outcome: o, started: started, settle: settle, types: typeNames(types),
+			checks: checks, failed: failed})
 	}
 }
 
@@ -442,7 +452,8 @@ func TestProof(t *testing.T) {
 					// The whole run saw every kind of event.
 					tot := got.Total
 					if tot.Reopen.Num == 0 || tot.Accepted != 1 || tot.Uptime.Down < 60+36 || tot.Uptime.PatchDown != 14 || tot.Jobs.RolledBack != 2 ||
-						tot.Jobs.Failed != 2 || tot.Jobs.TimedOut != 1 || tot.Jobs.NoAgent != 1 || tot.Jobs.Skipped != 1 || tot.Open.Overdue == 0 {
+						tot.Jobs.Failed != 2 || tot.Jobs.TimedOut != 1 || tot.Jobs.NoAgent != 1 || tot.Jobs.Skipped != 1 || tot.Open.Overdue == 0 ||
+						tot.Jobs.Checks == 0 || tot.Jobs.Checks-tot.Jobs.ChecksPassed != 2 {
 						t.Errorf("the simulation missed an event kind: %+v jobs %+v uptime %+v", tot, *tot.Jobs, *tot.Uptime)
 					}
 				}
@@ -689,6 +700,8 @@ func (s *sim) expect(q kpi.Query) kpi.Report {
 				jobs[k] = &kpi.Jobs{}
 			}
 			c := jobs[k]
+			c.Checks += j.checks
+			c.ChecksPassed += j.checks - j.failed
 			switch j.outcome {
 			case job.Succeeded:
 				c.Succeeded++
@@ -792,6 +805,9 @@ func (s *sim) expect(q kpi.Query) kpi.Report {
 		}
 		if j := jobs[k]; j != nil {
 			j.Completed = j.Succeeded + j.Failed + j.RolledBack + j.TimedOut
+			if j.Checks > 0 {
+				j.Health = float64(j.ChecksPassed) / float64(j.Checks)
+			}
 			if j.Completed > 0 {
 				c := float64(j.Completed)
 				j.Success, j.FailRate, j.BackRate, j.TimeRate = float64(j.Succeeded)/c, float64(j.Failed)/c, float64(j.RolledBack)/c, float64(j.TimedOut)/c

@@ -112,7 +112,7 @@ func (s *Store) Gaps(ctx context.Context, r kpi.Range) ([]kpi.Gap, error) {
 // plan's strategy and the packages and patch types of the host's
 // targets.
 func (s *Store) Jobs(ctx context.Context, r kpi.Range) ([]kpi.Job, error) {
-	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT h.plan_id, p.plan, h.host_id, h.host, h.outcome, h.started_at, h.reported_at
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT h.plan_id, p.plan, h.host_id, h.host, h.outcome, h.started_at, h.reported_at, h.result
 		FROM plan_hosts h JOIN plans p ON p.id = h.plan_id WHERE h.outcome <> '' AND h.reported_at > ? AND h.reported_at <= ?`),
 		unixnano.From(r.After), unixnano.From(r.To))
 	if err != nil {
@@ -123,9 +123,9 @@ func (s *Store) Jobs(ctx context.Context, r kpi.Range) ([]kpi.Job, error) {
 	out := []kpi.Job{}
 	for rows.Next() {
 		var j kpi.Job
-		var plan, host, outcome string
+		var plan, host, outcome, result string
 		var started, settled int64
-		if err := rows.Scan(&j.Plan, &plan, &j.Host, &host, &outcome, &started, &settled); err != nil {
+		if err := rows.Scan(&j.Plan, &plan, &j.Host, &host, &outcome, &started, &settled, &result); err != nil {
 			return nil, fmt.Errorf("job results: %w", err)
 		}
 		st, ok := strategies[j.Plan]
@@ -150,6 +150,24 @@ func (s *Store) Jobs(ctx context.Context, r kpi.Range) ([]kpi.Job, error) {
 				if !types[string(ty)] {
 					types[string(ty)] = true
 					j.Types = append(j.Types, string(ty))
+				}
+			}
+		}
+		if result != "" {
+			// The health checks the agent reported (a job settled by the
+			// server, timed out or without an agent, has none).
+			var res struct {
+				Checks []struct {
+					OK bool `json:"ok"`
+				} `json:"checks"`
+			}
+			if err := json.Unmarshal([]byte(result), &res); err != nil {
+				return nil, fmt.Errorf("job results: plan %s host %s: result: %w", j.Plan, j.Host, err)
+			}
+			for _, c := range res.Checks {
+				j.Checks++
+				if !c.OK {
+					j.ChecksFailed++
 				}
 			}
 		}
