@@ -271,7 +271,7 @@ func newFindingsCmd(e *env) *cobra.Command {
 		Short: "List findings (open by default), a page at a time",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asOf != "" {
-				return e.findingsAsOfCmd(cmd, o, asOf, priorities, labels, team, service)
+				return e.findingsAsOfCmd(cmd, o, asOf, priorities, labels, team, service, limit, all)
 			}
 			c, err := o.client()
 			if err != nil {

@@ -320,7 +320,7 @@ func seriesGroups(s kpi.Series) []string {
 
 // findingsAsOf lists the findings open at a past date (findings list
 // --as-of), from the exposure ledger.
-func (e *env) findingsAsOf(cmd *cobra.Command, o *clientOpts, asOf string, k *kpiFlags) error {
+func (e *env) findingsAsOf(cmd *cobra.Command, o *clientOpts, asOf string, k *kpiFlags, limit int) error {
 	if _, err := kpi.ParseDate(asOf); err != nil {
 		return fmt.Errorf("--as-of: %w", err)
 	}
@@ -333,6 +333,7 @@ func (e *env) findingsAsOf(cmd *cobra.Command, o *clientOpts, asOf string, k *kp
 		return err
 	}
 	q.Set("as_of", asOf)
+	q.Set("limit", strconv.Itoa(limit))
 	var page server.FindingsAsOf
 	if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/kpi/findings?"+q.Encode(), nil, &page); err != nil {
 		return err
@@ -358,6 +359,10 @@ func (e *env) findingsAsOf(cmd *cobra.Command, o *clientOpts, asOf string, k *kp
 	if err := e.writeTable(tb, o.wide); err != nil {
 		return err
 	}
+	if len(page.Findings) < page.Total {
+		fmt.Fprintf(e.stderr, "%d of %s (--limit, --all)\n", len(page.Findings), table.Plural(page.Total, "finding"))
+		return nil
+	}
 	fmt.Fprintln(e.stderr, table.Plural(len(page.Findings), "finding"))
 	return nil
 }
@@ -371,8 +376,8 @@ func orDash(s string) string {
 
 // findingsAsOfCmd is findings list --as-of: the flags that filter the
 // ledger pass on, those of the live list are refused.
-func (e *env) findingsAsOfCmd(cmd *cobra.Command, o *clientOpts, asOf string, priorities, labels []string, team, service string) error {
-	for _, name := range []string{"status", "host", "ecosystem", "vuln", "package", "overdue", "sort", "cursor", "lane", "all"} {
+func (e *env) findingsAsOfCmd(cmd *cobra.Command, o *clientOpts, asOf string, priorities, labels []string, team, service string, limit int, all bool) error {
+	for _, name := range []string{"status", "host", "ecosystem", "vuln", "package", "overdue", "sort", "cursor", "lane"} {
 		if cmd.Flags().Changed(name) {
 			return fmt.Errorf("--as-of lists the findings open then, most urgent first: --%s does not apply", name)
 		}
@@ -384,5 +389,11 @@ func (e *env) findingsAsOfCmd(cmd *cobra.Command, o *clientOpts, asOf string, pr
 	if len(priorities) == 1 {
 		k.priority = priorities[0]
 	}
-	return e.findingsAsOf(cmd, o, asOf, k)
+	if limit < 1 || limit > 1000 {
+		return fmt.Errorf("--limit %d: want 1 to 1000 (--all: every finding)", limit)
+	}
+	if all {
+		limit = 0
+	}
+	return e.findingsAsOf(cmd, o, asOf, k, limit)
 }

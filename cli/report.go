@@ -84,7 +84,7 @@ charts inside: it opens with no network and forwards as it is.`,
 				{"/kpi/history", trend("open", "week", "priority"), &d.Open},
 				{"/kpi/history", trend("mttp_mean", "month", ""), &d.MTTP},
 				{"/kpi/history", trend("success_rate", "month", ""), &d.Success},
-				{"/kpi/findings", url.Values{"as_of": {last}}, &overdue},
+				{"/kpi/findings", url.Values{"as_of": {last}, "limit": {"0"}}, &overdue},
 			} {
 				if err := get(f.path, f.q, f.v); err != nil {
 					return err

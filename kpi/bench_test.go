@@ -256,7 +256,23 @@ func BenchmarkKPIByTeam(b *testing.B) {
 	}
 }
 
+// BenchmarkFindingsAsOf is a page of the list (100, the CLI's and the
+// API's default), BenchmarkFindingsAsOfAll the whole list.
 func BenchmarkFindingsAsOf(b *testing.B) {
+	f := benchmarkFleet(b)
+	ctx := context.Background()
+	at := f.end.Add(-time.Duration(f.days/2) * day)
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := f.svc.FindingsPage(ctx, at, kpi.Filter{}, 0, 100)
+		if err != nil || len(p.Findings) != 100 {
+			b.Fatal(err, len(p.Findings))
+		}
+		b.ReportMetric(float64(p.Total), "open")
+	}
+}
+
+func BenchmarkFindingsAsOfAll(b *testing.B) {
 	f := benchmarkFleet(b)
 	ctx := context.Background()
 	at := f.end.Add(-time.Duration(f.days/2) * day)

@@ -122,6 +122,13 @@ type Store interface {
 	// Intervals returns the exposure intervals opened by r.To that were
 	// open at some time after r.After, or are due in (r.After, r.To].
 	Intervals(ctx context.Context, r Range) ([]Interval, error)
+	// OpenIntervals returns the intervals open at t with only what a
+	// listing sorts and filters by: ID, Asset, Priority, Cycle, Opened,
+	// Due.
+	OpenIntervals(ctx context.Context, t time.Time) ([]Interval, error)
+	// IntervalsByID returns the intervals of ids whole (with detail),
+	// their fix release as known at t.
+	IntervalsByID(ctx context.Context, ids []int64, t time.Time) ([]Interval, error)
 	// Gaps returns the check-in gaps overlapping (r.After, r.To].
 	Gaps(ctx context.Context, r Range) ([]Gap, error)
 	// Jobs returns the jobs settled in (r.After, r.To].

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -520,6 +521,20 @@ func TestProof(t *testing.T) {
 			}
 			if len(s.day40Open) == 0 || !mapsEqual(got, s.day40Open) {
 				t.Errorf("findings as of day 40: %d, recorded on day 40: %d\ngot  %v\nwant %v", len(got), len(s.day40Open), sortedKeys(got), sortedKeys(s.day40Open))
+			}
+			// Its pages, read brief and then whole, are the list's slices.
+			for _, pg := range [][2]int{{0, 7}, {5, 11}, {len(asOf) - 3, 10}, {len(asOf) + 2, 5}} {
+				p, err := svc.FindingsPage(s.ctx, at(s, 41, 0), kpi.Filter{}, pg[0], pg[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := asOf[min(pg[0], len(asOf)):min(pg[0]+pg[1], len(asOf))]
+				if p.Total != len(asOf) || !reflect.DeepEqual(p.Findings, want) {
+					t.Errorf("findings as of day 40, %d after %d: total %d (want %d)\ngot  %+v\nwant %+v", pg[1], pg[0], p.Total, len(asOf), p.Findings, want)
+				}
+			}
+			if p, err := svc.FindingsPage(s.ctx, at(s, 41, 0), kpi.Filter{Priority: "P1"}, 0, 1000); err != nil || p.Total == 0 || p.Total != len(p.Findings) || p.Total == len(asOf) {
+				t.Errorf("P1 findings as of day 40: %d of %d (of %d in all), %v", len(p.Findings), p.Total, len(asOf), err)
 			}
 			again, err := svc.Report(s.ctx, kpi.Query{From: at(s, 11, 0), To: at(s, 41, 0), Stale: stale, WithinDays: 14})
 			if err != nil {

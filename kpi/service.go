@@ -243,18 +243,69 @@ type Exposure struct {
 	Overdue  bool   `json:"overdue"`
 }
 
-// FindingsAsOf lists what was open at t, most urgent first (priority,
-// then due date, then oldest).
+// FindingsAsOf lists everything that was open at t, most urgent first
+// (priority, then due date, then oldest).
 func (s *Service) FindingsAsOf(ctx context.Context, t time.Time, f Filter) ([]Exposure, error) {
-	ivs, err := s.Store.Intervals(ctx, Range{After: t, To: t, Detail: true})
-	if err != nil {
-		return nil, fmt.Errorf("exposure ledger: %w", err)
+	p, err := s.FindingsPage(ctx, t, f, 0, 0)
+	return p.Findings, err
+}
+
+// Page is a page of the exposure open at a date.
+type Page struct {
+	// Total is how many were open (after the filter), of which Findings
+	// are the page.
+	Total    int        `json:"total"`
+	Findings []Exposure `json:"findings"`
+}
+
+// FindingsPage lists what was open at t, most urgent first: limit of
+// them (0: all) after the first offset, with how many there were. A
+// page reads only what the order and the filter need of each open
+// interval, then the page's intervals whole.
+func (s *Service) FindingsPage(ctx context.Context, t time.Time, f Filter, offset, limit int) (Page, error) {
+	if offset < 0 || limit < 0 {
+		return Page{}, badQuery("offset %d, limit %d: want whole numbers", offset, limit)
 	}
 	as, err := s.Assets(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("assets: %w", err)
+		return Page{}, fmt.Errorf("assets: %w", err)
 	}
-	return OpenAt(ivs, as, t, f), nil
+	if limit == 0 {
+		ivs, err := s.Store.Intervals(ctx, Range{After: t, To: t, Detail: true})
+		if err != nil {
+			return Page{}, fmt.Errorf("exposure ledger: %w", err)
+		}
+		out := OpenAt(ivs, as, t, f)
+		return Page{Total: len(out), Findings: out[min(offset, len(out)):]}, nil
+	}
+	ivs, err := s.Store.OpenIntervals(ctx, t)
+	if err != nil {
+		return Page{}, fmt.Errorf("exposure ledger: %w", err)
+	}
+	all := OpenAt(ivs, as, t, f)
+	page := all[min(offset, len(all)):min(offset+limit, len(all))]
+	ids := make([]int64, len(page))
+	for i, e := range page {
+		ids[i] = e.ID
+	}
+	whole, err := s.Store.IntervalsByID(ctx, ids, t)
+	if err != nil {
+		return Page{}, fmt.Errorf("exposure ledger: %w", err)
+	}
+	byID := make(map[int64]Interval, len(whole))
+	for _, iv := range whole {
+		byID[iv.ID] = iv
+	}
+	out := make([]Exposure, len(page))
+	for i, e := range page {
+		iv, ok := byID[e.ID]
+		if !ok {
+			return Page{}, fmt.Errorf("exposure ledger: interval %d is gone", e.ID)
+		}
+		e.Interval = iv
+		out[i] = e
+	}
+	return Page{Total: len(all), Findings: out}, nil
 }
 
 // OpenAt is the exposure open at t.

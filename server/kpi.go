@@ -149,7 +149,11 @@ func (s *Server) getKPIHistory(w http.ResponseWriter, r *http.Request, _ *caller
 
 // FindingsAsOf is the answer of GET /kpi/findings.
 type FindingsAsOf struct {
-	AsOf     time.Time      `json:"as_of"`
+	AsOf time.Time `json:"as_of"`
+	// Total is how many were open then; Findings the page asked for
+	// (limit, default 100; 0: all) after offset.
+	Total    int            `json:"total"`
+	Offset   int            `json:"offset"`
 	Findings []kpi.Exposure `json:"findings"`
 }
 
@@ -162,11 +166,19 @@ func (s *Server) getFindingsAsOf(w http.ResponseWriter, r *http.Request, _ *call
 	if err != nil {
 		return err
 	}
-	fs, err := s.KPI().FindingsAsOf(r.Context(), q.To, q.Filter)
+	limit, err := intParam(v, "limit", 100, 1<<30)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, FindingsAsOf{AsOf: q.To, Findings: fs})
+	offset, err := intParam(v, "offset", 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	p, err := s.KPI().FindingsPage(r.Context(), q.To, q.Filter, offset, limit)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, FindingsAsOf{AsOf: q.To, Total: p.Total, Offset: offset, Findings: p.Findings})
 }
 
 // kpiCollector exports the current KPIs per team and priority. The label

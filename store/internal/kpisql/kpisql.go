@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,23 +64,101 @@ func (s *Store) Intervals(ctx context.Context, r kpi.Range) ([]kpi.Interval, err
 		return nil, fmt.Errorf("exposure ledger: %w", err)
 	}
 	defer rows.Close()
+	out, err := scanIntervals(rows, r.Detail)
+	if err != nil {
+		return nil, fmt.Errorf("exposure ledger: %w", err)
+	}
+	return out, nil
+}
+
+// scanIntervals reads intervalColumns (and detailColumns) rows; the
+// assets', priorities', cycles' and reasons' strings are shared (a few
+// distinct values over many rows).
+func scanIntervals(rows *sql.Rows, detail bool) ([]kpi.Interval, error) {
+	in := interner{}
 	out := []kpi.Interval{}
+	var asset, prio, cycle, reason sql.RawBytes
 	for rows.Next() {
 		var iv kpi.Interval
 		var released, opened, due, closed int64
-		var reason string
-		dest := []any{&iv.ID, &iv.Asset, &iv.Priority, &iv.Cycle, &released, &opened, &due, &closed, &reason, &iv.ReopenOf}
-		if r.Detail {
+		dest := []any{&iv.ID, &asset, &prio, &cycle, &released, &opened, &due, &closed, &reason, &iv.ReopenOf}
+		if detail {
 			dest = append(dest, &iv.FindingID, &iv.Ecosystem, &iv.Package, &iv.Vulnerability, &iv.Fixed)
 		}
 		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		iv.Asset, iv.Priority, iv.Cycle, iv.Reason = in.get(asset), in.get(prio), in.get(cycle), kpi.Reason(in.get(reason))
+		iv.FixReleased, iv.Opened, iv.Due, iv.Closed = unixnano.To(released), unixnano.To(opened), unixnano.To(due), unixnano.To(closed)
+		out = append(out, iv)
+	}
+	return out, rows.Err()
+}
+
+// interner shares equal strings.
+type interner map[string]string
+
+func (in interner) get(b []byte) string {
+	if s, ok := in[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	in[s] = s
+	return s
+}
+
+// OpenIntervals implements kpi.Store: the open intervals' ID, asset,
+// priority, cycle, open and due date, on the table's order (what is
+// open, what closed after t).
+func (s *Store) OpenIntervals(ctx context.Context, t time.Time) ([]kpi.Interval, error) {
+	at := unixnano.From(t)
+	const cols = `SELECT id, host_id, priority, cycle, opened_at, due FROM exposure_ledger WHERE `
+	rows, err := s.DB.QueryContext(ctx, s.D.Rebind(cols+`closed_at = 0 AND opened_at <= ? UNION ALL `+cols+`closed_at > ? AND opened_at <= ?`), at, at, at)
+	if err != nil {
+		return nil, fmt.Errorf("exposure ledger: %w", err)
+	}
+	defer rows.Close()
+	in := interner{}
+	out := []kpi.Interval{}
+	var asset, prio, cycle sql.RawBytes
+	for rows.Next() {
+		var iv kpi.Interval
+		var opened, due int64
+		if err := rows.Scan(&iv.ID, &asset, &prio, &cycle, &opened, &due); err != nil {
 			return nil, fmt.Errorf("exposure ledger: %w", err)
 		}
-		iv.FixReleased, iv.Opened, iv.Due, iv.Closed, iv.Reason = unixnano.To(released), unixnano.To(opened), unixnano.To(due), unixnano.To(closed), kpi.Reason(reason)
+		iv.Asset, iv.Priority, iv.Cycle, iv.Opened, iv.Due = in.get(asset), in.get(prio), in.get(cycle), unixnano.To(opened), unixnano.To(due)
 		out = append(out, iv)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("exposure ledger: %w", err)
+	}
+	return out, nil
+}
+
+// IntervalsByID implements kpi.Store.
+func (s *Store) IntervalsByID(ctx context.Context, ids []int64, t time.Time) ([]kpi.Interval, error) {
+	const chunk = 500
+	out := []kpi.Interval{}
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		args := []any{unixnano.From(t)}
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		rows, err := s.DB.QueryContext(ctx, s.D.Rebind(`SELECT `+intervalColumns+detailColumns+` FROM exposure_ledger l
+			LEFT JOIN update_releases r ON r.ecosystem = l.ecosystem AND r.name = l.package AND r.version = l.fixed
+			WHERE l.id IN (?`+strings.Repeat(",?", n-1)+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("exposure ledger: %w", err)
+		}
+		ivs, err := scanIntervals(rows, true)
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("exposure ledger: %w", err)
+		}
+		out = append(out, ivs...)
+		ids = ids[n:]
 	}
 	return out, nil
 }
