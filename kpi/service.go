@@ -282,11 +282,52 @@ func (s *Service) FindingsPage(ctx context.Context, t time.Time, f Filter, offse
 	if err != nil {
 		return Page{}, fmt.Errorf("exposure ledger: %w", err)
 	}
-	all := OpenAt(ivs, as, t, f)
-	page := all[min(offset, len(all)):min(offset+limit, len(all))]
+	// The order on slim keys (the list's order: OpenAt's), then the page.
+	byAsset := make(map[string]*Asset, len(as))
+	for i := range as {
+		byAsset[as[i].ID] = &as[i]
+	}
+	type key struct {
+		prio          int
+		due, opened   int64
+		hostname      string
+		id            int64
+		overdue, none bool // overdue; no due date (last)
+	}
+	keys := make([]key, 0, len(ivs))
+	for i := range ivs {
+		iv := &ivs[i]
+		a := byAsset[iv.Asset]
+		if !iv.OpenAt(t) || !f.interval(iv, a) {
+			continue
+		}
+		k := key{prio: prioRank(iv.Priority), due: iv.Due.UnixNano(), opened: iv.Opened.UnixNano(), id: iv.ID,
+			overdue: !iv.Due.IsZero() && iv.Due.Before(t), none: iv.Due.IsZero()}
+		if a != nil {
+			k.hostname = a.Hostname
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.prio, b.prio); c != 0 {
+			return c
+		}
+		switch {
+		case a.none != b.none && a.none:
+			return 1
+		case a.none != b.none:
+			return -1
+		case !a.none:
+			if c := cmp.Compare(a.due, b.due); c != 0 {
+				return c
+			}
+		}
+		return cmp.Or(cmp.Compare(a.opened, b.opened), cmp.Compare(a.hostname, b.hostname), cmp.Compare(a.id, b.id))
+	})
+	page := keys[min(offset, len(keys)):min(offset+limit, len(keys))]
 	ids := make([]int64, len(page))
-	for i, e := range page {
-		ids[i] = e.ID
+	for i, k := range page {
+		ids[i] = k.id
 	}
 	whole, err := s.Store.IntervalsByID(ctx, ids, t)
 	if err != nil {
@@ -297,15 +338,14 @@ func (s *Service) FindingsPage(ctx context.Context, t time.Time, f Filter, offse
 		byID[iv.ID] = iv
 	}
 	out := make([]Exposure, len(page))
-	for i, e := range page {
-		iv, ok := byID[e.ID]
+	for i, k := range page {
+		iv, ok := byID[k.id]
 		if !ok {
-			return Page{}, fmt.Errorf("exposure ledger: interval %d is gone", e.ID)
+			return Page{}, fmt.Errorf("exposure ledger: interval %d is gone", k.id)
 		}
-		e.Interval = iv
-		out[i] = e
+		out[i] = Exposure{Interval: iv, Hostname: k.hostname, Overdue: k.overdue}
 	}
-	return Page{Total: len(all), Findings: out}, nil
+	return Page{Total: len(keys), Findings: out}, nil
 }
 
 // OpenAt is the exposure open at t.
