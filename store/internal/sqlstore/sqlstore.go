@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
+	"github.com/patchbay/patchbay/store/internal/kpisql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
 	"github.com/patchbay/patchbay/store/internal/policysql"
 	"github.com/patchbay/patchbay/store/internal/rolloutsql"
@@ -32,6 +33,7 @@ type Dialects struct {
 	Findings *fleetsql.FindingsDialect
 	Policy   *policysql.Dialect
 	Rollouts *rolloutsql.Dialect
+	KPI      *kpisql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -52,6 +54,8 @@ type Stores struct {
 	Policy *policysql.Store
 	// Rollouts keeps plans, rollouts and their jobs, and notifications.
 	Rollouts *rolloutsql.Store
+	// KPI reads the exposure ledger and keeps the daily snapshots.
+	KPI *kpisql.Store
 }
 
 var (
@@ -73,6 +77,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Findings: findings,
 		Policy:   &policysql.Store{DB: db, D: d.Policy, Audit: aud, WriteLock: d.Findings.WriteLock},
 		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
+		KPI:      &kpisql.Store{DB: db, D: d.KPI},
 	}
 }
 
