@@ -306,6 +306,9 @@ func (m Matcher) Reprioritize(ctx context.Context, scope Scope, now time.Time, c
 	if err != nil {
 		return r, err
 	}
+	if b, ok := m.History.(BulkRedecider); ok {
+		return m.bulkReprioritize(ctx, b, assets, scope, now, cause)
+	}
 	var vulns []string
 	for v := range scope.Evidence {
 		vulns = append(vulns, v)

@@ -22,6 +22,11 @@ func (t Triage) Decide(a fleet.Asset, fs []fleet.Finding, now time.Time) {
 	}
 }
 
+// ContextKey says what Decide reads of an asset: Set.Context reads its
+// labels, its service and whether it has an id (fleet.ContextKeyOf), so
+// assets with equal keys are decided alike.
+func (Triage) ContextKey(a fleet.Asset) string { return fleet.ContextKeyOf(a) }
+
 // AssetOf is a fleet asset as decisions see it.
 func AssetOf(a fleet.Asset) Asset {
 	return Asset{ID: a.ID, Labels: a.Labels, Service: a.Service}

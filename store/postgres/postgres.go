@@ -199,6 +199,8 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	// Many rows per statement: each is a round trip.
 	UpdateFromValues:       true,
 	BeforeUpdateFromValues: []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`},
+	BoolType:               "BOOLEAN",
+	AnalyzeTemp:            true,
 }
 
 // rebind turns '?' placeholders into PostgreSQL's $1, $2, ….

@@ -226,6 +226,7 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	Open:      `SELECT ` + fleetsql.OpenColumns + ` FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
 	Rebind:    rebind,
 	WriteLock: &writeLock,
+	BoolType:  "INTEGER",
 }
 
 // writeLock queues this process's big write transactions (inventories,

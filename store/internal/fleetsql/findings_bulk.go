@@ -1,0 +1,265 @@
+// Host findings decided again in bulk: the distinct decision inputs of
+// the findings in scope are read once, decided once each (by the
+// caller), and the decisions fanned out to the findings with set-based
+// statements over temporary tables.
+
+package fleetsql
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/risk"
+	"github.com/patchbay/patchbay/store/internal/unixnano"
+)
+
+// inputColumns are a finding's decision inputs, in the order of
+// fleet.DecisionInput; inputKey joins them to a decision's.
+const (
+	inputColumns = "f.vulnerability, f.ecosystem, f.package, f.version, f.exploitation, f.automatable, f.impact, f.cycle, f.kev_due"
+	inputKey     = `d.class = h.class AND d.vulnerability = f.vulnerability AND d.ecosystem = f.ecosystem AND d.package = f.package AND
+		d.version = f.version AND d.exploitation_in = f.exploitation AND d.automatable = f.automatable AND d.impact = f.impact AND
+		d.cycle = f.cycle AND d.kev_due_in = f.kev_due`
+	// dueExpr is a finding's due date under decision d: FirstSeen +
+	// SLA, capped (fleet.InputDecision).
+	dueExpr = "CASE WHEN d.due_cap <> 0 AND d.due_cap < %[1]s.first_seen + d.sla THEN d.due_cap ELSE %[1]s.first_seen + d.sla END"
+)
+
+// BulkRedecide implements fleet.BulkRedecider in one transaction: the
+// hosts' rows are locked first (in id order, as every multi-host
+// transaction does), then three temporary tables hold the hosts' classes,
+// the decisions and the findings they change.
+func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns []string, decide func([]fleet.DecisionInput) ([]fleet.InputDecision, error),
+	now time.Time, cause string) (fleet.ReprioritizeResult, error) {
+	var r fleet.ReprioritizeResult
+	if len(hosts) == 0 {
+		return r, nil
+	}
+	ids := make([]string, 0, len(hosts))
+	for id := range hosts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	defer lockWrites(s.D.WriteLock)()
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return r, err
+	}
+	defer tx.Rollback()
+	fail := func(err error) (fleet.ReprioritizeResult, error) {
+		return fleet.ReprioritizeResult{}, fmt.Errorf("re-decide findings: %w", err)
+	}
+	exec := func(q string, args ...any) (sql.Result, error) { return tx.ExecContext(ctx, s.D.Rebind(q), args...) }
+	for _, q := range []string{
+		`CREATE TEMP TABLE rd_hosts (host_id TEXT PRIMARY KEY, class INTEGER NOT NULL)`,
+		`CREATE TEMP TABLE rd_d (id BIGINT PRIMARY KEY, class INTEGER NOT NULL, vulnerability TEXT NOT NULL, ecosystem TEXT NOT NULL,
+			package TEXT NOT NULL, version TEXT NOT NULL, exploitation_in TEXT NOT NULL, automatable ` + s.D.BoolType + ` NOT NULL,
+			impact TEXT NOT NULL, cycle TEXT NOT NULL, kev_due_in BIGINT NOT NULL, priority TEXT NOT NULL, state TEXT NOT NULL,
+			exception TEXT NOT NULL, lane TEXT NOT NULL, exploitation TEXT NOT NULL, kev_due BIGINT NOT NULL, sla BIGINT NOT NULL,
+			due_cap BIGINT NOT NULL, reasons TEXT NOT NULL)`,
+		`CREATE UNIQUE INDEX rd_d_key ON rd_d (class, vulnerability, ecosystem, package, version, exploitation_in, automatable, impact, cycle, kev_due_in)`,
+		`CREATE TEMP TABLE rd_c (id BIGINT PRIMARY KEY, did BIGINT NOT NULL, host_id TEXT NOT NULL, ev INTEGER NOT NULL)`,
+	} {
+		if _, err := exec(q); err != nil {
+			return fail(err)
+		}
+	}
+	const hostRows = 500
+	for start := 0; start < len(ids); start += hostRows {
+		part := ids[start:min(start+hostRows, len(ids))]
+		args := make([]any, 0, 2*len(part))
+		for _, id := range part {
+			args = append(args, id, hosts[id])
+		}
+		if _, err := exec("INSERT INTO rd_hosts (host_id, class) VALUES "+strings.TrimSuffix(strings.Repeat("(?,?),", len(part)), ","), args...); err != nil {
+			return fail(err)
+		}
+	}
+	if s.D.AnalyzeTemp {
+		if _, err := exec("ANALYZE rd_hosts"); err != nil {
+			return fail(err)
+		}
+	}
+	if s.D.ForUpdate != "" {
+		// Locks taken, rows not needed: the counts are counted again.
+		rows, err := tx.QueryContext(ctx, "SELECT id FROM hosts WHERE id IN (SELECT host_id FROM rd_hosts) ORDER BY id"+s.D.ForUpdate)
+		if err != nil {
+			return fail(err)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fail(err)
+		}
+	}
+	inVulns, vargs := "", anys(vulns)
+	if len(vulns) > 0 {
+		inVulns = " AND f.vulnerability IN (" + strings.TrimSuffix(strings.Repeat("?,", len(vulns)), ",") + ")"
+	}
+	if err := tx.QueryRowContext(ctx, s.D.Rebind(`SELECT COUNT(*) FROM rd_hosts h WHERE EXISTS
+		(SELECT 1 FROM host_findings f WHERE f.host_id = h.host_id AND f.remediated_at = 0`+inVulns+`)`), vargs...).Scan(&r.Hosts); err != nil {
+		return fail(err)
+	}
+	ins, err := s.distinctInputs(ctx, tx, inVulns, vargs, &r.Findings)
+	if err != nil {
+		return fail(err)
+	}
+	decisions, err := decide(ins)
+	if err != nil {
+		return fleet.ReprioritizeResult{}, err
+	}
+	const decRows = 200
+	for start := 0; start < len(decisions); start += decRows {
+		part := decisions[start:min(start+decRows, len(decisions))]
+		args := make([]any, 0, 20*len(part))
+		for i, d := range part {
+			in := d.Input
+			reasons := []byte("[]")
+			if d.Reasons != nil {
+				reasons, _ = json.Marshal(d.Reasons)
+			}
+			st := d.State
+			if st == "" {
+				st = fleet.StateOpen
+			}
+			args = append(args, start+i+1, in.Class, in.Vulnerability, in.Ecosystem, in.Package, in.Version, string(in.Exploitation), in.Automatable,
+				in.Impact, string(in.Cycle), unixnano.From(in.KEVDue), d.Priority.String(), string(st), d.Exception, string(d.Lane),
+				string(d.Exploitation), unixnano.From(d.KEVDue), int64(d.SLA), unixnano.From(d.DueCap), string(reasons))
+		}
+		q := "INSERT INTO rd_d VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", len(part)), ",")
+		if _, err := exec(q, args...); err != nil {
+			return fail(err)
+		}
+	}
+	if s.D.AnalyzeTemp {
+		if _, err := exec("ANALYZE rd_d"); err != nil {
+			return fail(err)
+		}
+	}
+	// The findings whose decision changes, and whether it is a change of
+	// priority or state (an event, and the host's counts).
+	res, err := exec(`INSERT INTO rd_c (id, did, host_id, ev)
+		SELECT f.id, d.id, f.host_id, CASE WHEN f.priority <> d.priority OR f.state <> d.state THEN 1 ELSE 0 END
+		FROM host_findings f JOIN rd_hosts h ON h.host_id = f.host_id JOIN rd_d d ON `+inputKey+`
+		WHERE f.remediated_at = 0`+inVulns+` AND (f.priority <> d.priority OR f.state <> d.state OR f.exception <> d.exception OR
+			f.lane <> d.lane OR f.exploitation <> d.exploitation OR f.kev_due <> d.kev_due OR f.due <> `+fmt.Sprintf(dueExpr, "f")+`)`, vargs...)
+	if err != nil {
+		return fail(err)
+	}
+	changed, err := res.RowsAffected()
+	if err != nil {
+		return fail(err)
+	}
+	r.Changed = int(changed)
+	if changed > 0 {
+		if s.D.AnalyzeTemp {
+			if _, err := exec("ANALYZE rd_c"); err != nil {
+				return fail(err)
+			}
+		}
+		if _, err := exec(`INSERT INTO finding_events (finding_id, at, priority_from, priority_to, state_from, state_to, cause, reasons)
+			SELECT f.id, ?, f.priority, d.priority, f.state, d.state, ?, d.reasons
+			FROM rd_c c JOIN host_findings f ON f.id = c.id JOIN rd_d d ON d.id = c.did WHERE c.ev = 1 ORDER BY c.id`, now.UnixNano(), cause); err != nil {
+			return fail(err)
+		}
+		if _, err := exec(`UPDATE host_findings SET priority = d.priority, state = d.state, exception = d.exception, lane = d.lane,
+			exploitation = d.exploitation, kev_due = d.kev_due, due = ` + fmt.Sprintf(dueExpr, "host_findings") + `
+			FROM rd_c c JOIN rd_d d ON d.id = c.did WHERE host_findings.id = c.id`); err != nil {
+			return fail(err)
+		}
+		if err := s.recount(ctx, tx); err != nil {
+			return fail(err)
+		}
+	}
+	for _, t := range []string{"rd_c", "rd_d", "rd_hosts"} {
+		if _, err := exec("DROP TABLE " + t); err != nil {
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return r, nil
+}
+
+// distinctInputs reads the distinct decision inputs of the unremediated
+// findings of the hosts in rd_hosts (of the vulnerabilities inVulns
+// names), adding how many findings have them to n.
+func (s *Findings) distinctInputs(ctx context.Context, tx *sql.Tx, inVulns string, vargs []any, n *int) ([]fleet.DecisionInput, error) {
+	rows, err := tx.QueryContext(ctx, s.D.Rebind(`SELECT h.class, `+inputColumns+`, COUNT(*)
+		FROM host_findings f JOIN rd_hosts h ON h.host_id = f.host_id WHERE f.remediated_at = 0`+inVulns+`
+		GROUP BY h.class, `+inputColumns), vargs...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []fleet.DecisionInput
+	for rows.Next() {
+		var in fleet.DecisionInput
+		var exp, cycle string
+		var kevDue int64
+		var count int
+		if err := rows.Scan(&in.Class, &in.Vulnerability, &in.Ecosystem, &in.Package, &in.Version, &exp, &in.Automatable, &in.Impact, &cycle, &kevDue, &count); err != nil {
+			return nil, err
+		}
+		in.Exploitation, in.Cycle, in.KEVDue = risk.Exploitation(exp), patch.Cycle(cycle), unixnano.To(kevDue)
+		out = append(out, in)
+		*n += count
+	}
+	return out, rows.Err()
+}
+
+// recount counts again the open findings, by priority, of the hosts
+// whose findings changed priority or state (rd_c), and stores them.
+func (s *Findings) recount(ctx context.Context, tx *sql.Tx) error {
+	counts := map[string]map[string]int{}
+	var dirty []string
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT host_id FROM rd_c WHERE ev = 1 ORDER BY host_id`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		dirty = append(dirty, id)
+		counts[id] = map[string]int{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, s.D.Rebind(`SELECT f.host_id, f.priority, COUNT(*) FROM host_findings f
+		WHERE f.remediated_at = 0 AND f.state = ? AND f.host_id IN (SELECT host_id FROM rd_c WHERE ev = 1) GROUP BY f.host_id, f.priority`), stateOpen)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id, p string
+		var n int
+		if err := rows.Scan(&id, &p, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		counts[id][p] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	const chunk = 500
+	for start := 0; start < len(dirty); start += chunk {
+		if err := s.writeCounts(ctx, tx, dirty[start:min(start+chunk, len(dirty))], counts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
