@@ -146,8 +146,8 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 	// priority or state (an event, and the host's counts).
 	res, err := exec(`INSERT INTO rd_c (id, did, host_id, ev)
 		SELECT f.id, d.id, f.host_id, CASE WHEN f.priority <> d.priority OR f.state <> d.state THEN 1 ELSE 0 END
-		FROM host_findings f JOIN rd_hosts h ON h.host_id = f.host_id JOIN rd_d d ON `+inputKey+`
-		WHERE f.remediated_at = 0`+inVulns+` AND (f.priority <> d.priority OR f.state <> d.state OR f.exception <> d.exception OR
+		FROM rd_hosts h CROSS JOIN host_findings f JOIN rd_d d ON `+inputKey+`
+		WHERE f.host_id = h.host_id AND f.remediated_at = 0`+inVulns+` AND (f.priority <> d.priority OR f.state <> d.state OR f.exception <> d.exception OR
 			f.lane <> d.lane OR f.exploitation <> d.exploitation OR f.kev_due <> d.kev_due OR f.due <> `+fmt.Sprintf(dueExpr, "f")+`)`, vargs...)
 	if err != nil {
 		return fail(err)
@@ -193,7 +193,7 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 // names), adding how many findings have them to n.
 func (s *Findings) distinctInputs(ctx context.Context, tx *sql.Tx, inVulns string, vargs []any, n *int) ([]fleet.DecisionInput, error) {
 	rows, err := tx.QueryContext(ctx, s.D.Rebind(`SELECT h.class, `+inputColumns+`, COUNT(*)
-		FROM host_findings f JOIN rd_hosts h ON h.host_id = f.host_id WHERE f.remediated_at = 0`+inVulns+`
+		FROM rd_hosts h CROSS JOIN host_findings f WHERE f.host_id = h.host_id AND f.remediated_at = 0`+inVulns+`
 		GROUP BY h.class, `+inputColumns), vargs...)
 	if err != nil {
 		return nil, err
