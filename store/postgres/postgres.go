@@ -187,6 +187,9 @@ var fleetDialect = &fleetsql.Dialect{
 	Hosts:          `SELECT ` + fleetsql.HostColumns + ` FROM hosts ORDER BY hostname, id`,
 	HostSummary:    `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = $1`,
 	Rebind:         rebind,
+	// Ingests are group-committed in four lanes: a transaction (and its
+	// WAL flush) per group instead of per host, groups in parallel.
+	GroupLanes: 4,
 }
 
 // findingsDialect is this database's SQL for host findings.

@@ -217,6 +217,7 @@ var fleetDialect = &fleetsql.Dialect{
 	HostSummary:    `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
 	Rebind:         rebind,
 	WriteLock:      &writeLock,
+	PrepareInGroup: true,
 }
 
 // findingsDialect is this database's SQL for host findings.

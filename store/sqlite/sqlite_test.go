@@ -38,3 +38,20 @@ func TestContract(t *testing.T) {
 		}
 	})
 }
+
+// TestDurability SIGKILLs a process group-committing ingests: every
+// acknowledged one is stored.
+func TestDurability(t *testing.T) {
+	storetest.Durability(t, filepath.Join(t.TempDir(), "patchbay.db"), "TestDurabilityChild", openAt)
+}
+
+func TestDurabilityChild(t *testing.T) { storetest.DurabilityChild(t, openAt) }
+
+func openAt(t *testing.T, path string) (storetest.IngestStore, storetest.FindingStore) {
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db.Fleet, db.Findings
+}
