@@ -57,6 +57,7 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 		return fleet.ReprioritizeResult{}, fmt.Errorf("re-decide findings: %w", err)
 	}
 	exec := func(q string, args ...any) (sql.Result, error) { return tx.ExecContext(ctx, s.D.Rebind(q), args...) }
+	temps := []string{"rd_hosts", "rd_d", "rd_c"} // dropped before the commit
 	for _, q := range []string{
 		`CREATE TEMP TABLE rd_hosts (host_id TEXT PRIMARY KEY, class INTEGER NOT NULL)`,
 		`CREATE TEMP TABLE rd_d (id BIGINT PRIMARY KEY, class INTEGER NOT NULL, vulnerability TEXT NOT NULL, ecosystem TEXT NOT NULL,
@@ -98,15 +99,37 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 			return fail(err)
 		}
 	}
-	inVulns, vargs := "", anys(vulns)
-	if len(vulns) > 0 {
-		inVulns = " AND f.vulnerability IN (" + strings.TrimSuffix(strings.Repeat("?,", len(vulns)), ",") + ")"
+	// The findings in scope are those of rd_hosts, or of the
+	// vulnerabilities named: found in one pass (no index by
+	// vulnerability), kept in rd_f. from and where select them as f, with
+	// their host's class in h.class.
+	from, where := "rd_hosts h CROSS JOIN host_findings f", "f.host_id = h.host_id AND f.remediated_at = 0"
+	if len(vulns) == 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM rd_hosts h WHERE EXISTS
+			(SELECT 1 FROM host_findings f WHERE f.host_id = h.host_id AND f.remediated_at = 0)`).Scan(&r.Hosts); err != nil {
+			return fail(err)
+		}
+	} else {
+		if _, err := exec(`CREATE TEMP TABLE rd_f (id BIGINT PRIMARY KEY, class INTEGER NOT NULL, host_id TEXT NOT NULL)`); err != nil {
+			return fail(err)
+		}
+		temps = append(temps, "rd_f")
+		if _, err := exec(`INSERT INTO rd_f (id, class, host_id) SELECT f.id, h.class, f.host_id FROM host_findings f CROSS JOIN rd_hosts h
+			WHERE h.host_id = f.host_id AND f.remediated_at = 0 AND f.vulnerability IN (`+strings.TrimSuffix(strings.Repeat("?,", len(vulns)), ",")+`)`,
+			anys(vulns)...); err != nil {
+			return fail(err)
+		}
+		if s.D.AnalyzeTemp {
+			if _, err := exec("ANALYZE rd_f"); err != nil {
+				return fail(err)
+			}
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(DISTINCT host_id) FROM rd_f`).Scan(&r.Hosts); err != nil {
+			return fail(err)
+		}
+		from, where = "rd_f h CROSS JOIN host_findings f", "f.id = h.id"
 	}
-	if err := tx.QueryRowContext(ctx, s.D.Rebind(`SELECT COUNT(*) FROM rd_hosts h WHERE EXISTS
-		(SELECT 1 FROM host_findings f WHERE f.host_id = h.host_id AND f.remediated_at = 0`+inVulns+`)`), vargs...).Scan(&r.Hosts); err != nil {
-		return fail(err)
-	}
-	ins, err := s.distinctInputs(ctx, tx, inVulns, vargs, &r.Findings)
+	ins, err := s.distinctInputs(ctx, tx, from, where, &r.Findings)
 	if err != nil {
 		return fail(err)
 	}
@@ -146,9 +169,9 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 	// priority or state (an event, and the host's counts).
 	res, err := exec(`INSERT INTO rd_c (id, did, host_id, ev)
 		SELECT f.id, d.id, f.host_id, CASE WHEN f.priority <> d.priority OR f.state <> d.state THEN 1 ELSE 0 END
-		FROM rd_hosts h CROSS JOIN host_findings f JOIN rd_d d ON `+inputKey+`
-		WHERE f.host_id = h.host_id AND f.remediated_at = 0`+inVulns+` AND (f.priority <> d.priority OR f.state <> d.state OR f.exception <> d.exception OR
-			f.lane <> d.lane OR f.exploitation <> d.exploitation OR f.kev_due <> d.kev_due OR f.due <> `+fmt.Sprintf(dueExpr, "f")+`)`, vargs...)
+		FROM ` + from + ` JOIN rd_d d ON ` + inputKey + `
+		WHERE ` + where + ` AND (f.priority <> d.priority OR f.state <> d.state OR f.exception <> d.exception OR
+			f.lane <> d.lane OR f.exploitation <> d.exploitation OR f.kev_due <> d.kev_due OR f.due <> ` + fmt.Sprintf(dueExpr, "f") + `)`)
 	if err != nil {
 		return fail(err)
 	}
@@ -177,7 +200,7 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 			return fail(err)
 		}
 	}
-	for _, t := range []string{"rd_c", "rd_d", "rd_hosts"} {
+	for _, t := range temps {
 		if _, err := exec("DROP TABLE " + t); err != nil {
 			return fail(err)
 		}
@@ -188,13 +211,12 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 	return r, nil
 }
 
-// distinctInputs reads the distinct decision inputs of the unremediated
-// findings of the hosts in rd_hosts (of the vulnerabilities inVulns
-// names), adding how many findings have them to n.
-func (s *Findings) distinctInputs(ctx context.Context, tx *sql.Tx, inVulns string, vargs []any, n *int) ([]fleet.DecisionInput, error) {
-	rows, err := tx.QueryContext(ctx, s.D.Rebind(`SELECT h.class, `+inputColumns+`, COUNT(*)
-		FROM rd_hosts h CROSS JOIN host_findings f WHERE f.host_id = h.host_id AND f.remediated_at = 0`+inVulns+`
-		GROUP BY h.class, `+inputColumns), vargs...)
+// distinctInputs reads the distinct decision inputs of the findings in
+// scope (from, where: see BulkRedecide), adding how many findings have
+// them to n.
+func (s *Findings) distinctInputs(ctx context.Context, tx *sql.Tx, from, where string, n *int) ([]fleet.DecisionInput, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT h.class, `+inputColumns+`, COUNT(*) FROM `+from+` WHERE `+where+`
+		GROUP BY h.class, `+inputColumns)
 	if err != nil {
 		return nil, err
 	}
