@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,7 +99,7 @@ func Redecide(t *testing.T, open func(t *testing.T) RedecideStore) {
 				f := fleet.Finding{Ecosystem: "Debian:12", Package: pkg, Version: "1." + string(rune('0'+i%2)), Vulnerability: "CVE-" + pkg,
 					Priority: risk.P3, Fixed: "9", Exploitation: risk.ExploitNone, Impact: "partial", Cycle: patch.CycleSystem, Automatable: j%2 == 0}
 				if pkg == "curl" {
-					f.Exploitation, f.KEVDue = risk.ExploitActive, kev
+					f.Exploitation, f.KEVDue = risk.ExploitActive, kev.Add(time.Duration(i%2)*24*time.Hour)
 				}
 				fs = append(fs, f)
 			}
@@ -190,6 +192,46 @@ func Redecide(t *testing.T, open func(t *testing.T) RedecideStore) {
 	a.Labels = map[string]string{"env": "prod", "team": "a"}
 	assets["h2"] = a
 	step("h2 labelled prod", fleet.Scope{HostIDs: []string{"h2"}}, t1.Add(27*time.Hour), true)
+
+	// The evidence the open findings were decided with: each distinct
+	// (exploitation, KEV due date) of each vulnerability, once.
+	ev, ok := bulk.History().(interface {
+		Evidence(ctx context.Context) (map[string][]fleet.Evidence, error)
+	})
+	if !ok {
+		t.Fatalf("%T has no Evidence", bulk.History())
+	}
+	got, err := ev.Evidence(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]fleet.Evidence{}
+	for id := range assets {
+		fs, err := bulk.List(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			e := fleet.Evidence{Exploitation: f.Exploitation, KEVDue: f.KEVDue}
+			if f.RemediatedAt.IsZero() && !slices.ContainsFunc(want[f.Vulnerability], func(x fleet.Evidence) bool { return x.Exploitation == e.Exploitation && x.KEVDue.Equal(e.KEVDue) }) {
+				want[f.Vulnerability] = append(want[f.Vulnerability], e)
+			}
+		}
+	}
+	if len(want["CVE-curl"]) != 2 || len(want["CVE-bash"]) != 1 {
+		t.Fatalf("the fixture's evidence: %v", want)
+	}
+	for v, es := range want {
+		slices.SortFunc(es, func(a, b fleet.Evidence) int { return a.KEVDue.Compare(b.KEVDue) })
+		g := slices.Clone(got[v])
+		slices.SortFunc(g, func(a, b fleet.Evidence) int { return a.KEVDue.Compare(b.KEVDue) })
+		if fmt.Sprint(g) != fmt.Sprint(es) {
+			t.Errorf("evidence of %s: %v, want %v", v, g, es)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("evidence of %d vulnerabilities, want %d: %v", len(got), len(want), got)
+	}
 }
 
 // redecideOf is the backend's fleet and findings stores as a RedecideStore.
