@@ -57,6 +57,7 @@ func openTest(t *testing.T) *DB {
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		db := openTest(t)
+		db.Findings.BulkChunk = 4 // re-decisions in several transactions
 		return storetest.Backend{
 			Feeds: db, Audit: db.Audit, Leases: db.Leases, Tokens: db.Tokens, Fleet: db.Fleet, Findings: db.Findings, Policy: db.Policy,
 			Tamper: func(q string) {

@@ -53,6 +53,9 @@ type Findings struct {
 	DB     *sql.DB
 	D      *FindingsDialect
 	Fencer Fencer
+	// BulkChunk is how many hosts BulkRedecide decides per transaction
+	// (0: 1,000).
+	BulkChunk int
 }
 
 type openRow struct {

@@ -32,21 +32,80 @@ const (
 	dueExpr = "CASE WHEN d.due_cap <> 0 AND d.due_cap < %[1]s.first_seen + d.sla THEN d.due_cap ELSE %[1]s.first_seen + d.sla END"
 )
 
-// BulkRedecide implements fleet.BulkRedecider in one transaction: the
-// hosts' rows are locked first (in id order, as every multi-host
-// transaction does), then three temporary tables hold the hosts' classes,
-// the decisions and the findings they change.
+// BulkRedecide implements fleet.BulkRedecider: the hosts are decided
+// BulkChunk at a time (1,000 by default), each chunk in one transaction —
+// SQLite's other writers (check-ins, the lease) wait for one chunk, not
+// the fleet — and each distinct input once (decisions are remembered
+// across chunks). New evidence (vulns) is one transaction: its findings
+// are few.
 func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns []string, decide func([]fleet.DecisionInput) ([]fleet.InputDecision, error),
 	now time.Time, cause string) (fleet.ReprioritizeResult, error) {
 	var r fleet.ReprioritizeResult
-	if len(hosts) == 0 {
-		return r, nil
-	}
 	ids := make([]string, 0, len(hosts))
 	for id := range hosts {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	chunk := s.BulkChunk
+	if chunk <= 0 {
+		chunk = 1000
+	}
+	if len(vulns) > 0 {
+		chunk = max(len(ids), 1)
+	}
+	type key struct {
+		in     fleet.DecisionInput
+		kevDue int64
+	}
+	keyOf := func(in fleet.DecisionInput) key {
+		k := key{in, unixnano.From(in.KEVDue)}
+		k.in.KEVDue = time.Time{}
+		return k
+	}
+	memo := map[key]fleet.InputDecision{}
+	remembered := func(ins []fleet.DecisionInput) ([]fleet.InputDecision, error) {
+		var todo []fleet.DecisionInput
+		for _, in := range ins {
+			if _, ok := memo[keyOf(in)]; !ok {
+				todo = append(todo, in)
+			}
+		}
+		if len(todo) > 0 {
+			ds, err := decide(todo)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range ds {
+				memo[keyOf(d.Input)] = d
+			}
+		}
+		out := make([]fleet.InputDecision, len(ins))
+		for i, in := range ins {
+			d, ok := memo[keyOf(in)]
+			if !ok {
+				return nil, fmt.Errorf("re-decide findings: no decision of %s %s %s", in.Vulnerability, in.Package, in.Version)
+			}
+			out[i] = d
+		}
+		return out, nil
+	}
+	for start := 0; start < len(ids); start += chunk {
+		cr, err := s.bulkRedecide(ctx, ids[start:min(start+chunk, len(ids))], hosts, vulns, remembered, now, cause)
+		if err != nil {
+			return r, err
+		}
+		r.Hosts, r.Findings, r.Changed = r.Hosts+cr.Hosts, r.Findings+cr.Findings, r.Changed+cr.Changed
+	}
+	return r, nil
+}
+
+// bulkRedecide re-decides the findings of the hosts ids (sorted) in one
+// transaction: their rows are locked first (in id order, as every
+// multi-host transaction does), then temporary tables hold the hosts'
+// classes, the decisions and the findings they change.
+func (s *Findings) bulkRedecide(ctx context.Context, ids []string, hosts map[string]int, vulns []string, decide func([]fleet.DecisionInput) ([]fleet.InputDecision, error),
+	now time.Time, cause string) (fleet.ReprioritizeResult, error) {
+	var r fleet.ReprioritizeResult
 	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
