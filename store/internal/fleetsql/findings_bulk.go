@@ -250,12 +250,13 @@ func (s *Findings) bulkRedecide(ctx context.Context, ids []string, hosts map[str
 			FROM rd_c c JOIN host_findings f ON f.id = c.id JOIN rd_d d ON d.id = c.did WHERE c.ev = 1 ORDER BY c.id`, now.UnixNano(), cause); err != nil {
 			return fail(err)
 		}
+		// The counts move by what changes (read before the update).
+		if err := s.moveCounts(ctx, tx); err != nil {
+			return fail(err)
+		}
 		if _, err := exec(`UPDATE host_findings SET priority = d.priority, state = d.state, exception = d.exception, lane = d.lane,
 			exploitation = d.exploitation, kev_due = d.kev_due, due = ` + fmt.Sprintf(dueExpr, "host_findings") + `
 			FROM rd_c c JOIN rd_d d ON d.id = c.did WHERE host_findings.id = c.id`); err != nil {
-			return fail(err)
-		}
-		if err := s.recount(ctx, tx); err != nil {
 			return fail(err)
 		}
 	}
@@ -296,46 +297,47 @@ func (s *Findings) distinctInputs(ctx context.Context, tx *sql.Tx, from, where s
 	return out, rows.Err()
 }
 
-// recount counts again the open findings, by priority, of the hosts
-// whose findings changed priority or state (rd_c), and stores them.
-func (s *Findings) recount(ctx context.Context, tx *sql.Tx) error {
-	counts := map[string]map[string]int{}
-	var dirty []string
-	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT host_id FROM rd_c WHERE ev = 1 ORDER BY host_id`)
+// moveCounts moves the open counts, by priority, of the hosts whose
+// findings change priority or state (rd_c, before the update) by what
+// changes: the hosts' own findings are not read.
+func (s *Findings) moveCounts(ctx context.Context, tx *sql.Tx) error {
+	counts, err := s.lockCounts(ctx, tx, `SELECT id, open_counts FROM hosts WHERE id IN (SELECT host_id FROM rd_c WHERE ev = 1)`, nil)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT c.host_id, f.priority, f.state, d.priority, d.state, COUNT(*)
+		FROM rd_c c JOIN host_findings f ON f.id = c.id JOIN rd_d d ON d.id = c.did WHERE c.ev = 1
+		GROUP BY c.host_id, f.priority, f.state, d.priority, d.state`)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		dirty = append(dirty, id)
-		counts[id] = map[string]int{}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = tx.QueryContext(ctx, s.D.Rebind(`SELECT f.host_id, f.priority, COUNT(*) FROM host_findings f
-		WHERE f.remediated_at = 0 AND f.state = ? AND f.host_id IN (SELECT host_id FROM rd_c WHERE ev = 1) GROUP BY f.host_id, f.priority`), stateOpen)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id, p string
+		var id, pFrom, sFrom, pTo, sTo string
 		var n int
-		if err := rows.Scan(&id, &p, &n); err != nil {
+		if err := rows.Scan(&id, &pFrom, &sFrom, &pTo, &sTo, &n); err != nil {
 			rows.Close()
 			return err
 		}
-		counts[id][p] = n
+		c := counts[id]
+		if c == nil {
+			continue // deleted meanwhile
+		}
+		if sFrom == stateOpen {
+			c[pFrom] -= n
+		}
+		if sTo == stateOpen {
+			c[pTo] += n
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	dirty := make([]string, 0, len(counts))
+	for id := range counts {
+		dirty = append(dirty, id)
+	}
+	slices.Sort(dirty)
 	const chunk = 500
 	for start := 0; start < len(dirty); start += chunk {
 		if err := s.writeCounts(ctx, tx, dirty[start:min(start+chunk, len(dirty))], counts); err != nil {
