@@ -55,8 +55,24 @@ type BulkRedecider interface {
 	// whose decision changed are updated, with an event for each change
 	// of priority or state, and the open counts of the hosts whose
 	// findings changed priority or state are counted again.
-	BulkRedecide(ctx context.Context, hosts map[string]int, vulns []string, decide func([]DecisionInput) ([]InputDecision, error),
+	// With blind set the inputs carry no vulnerability, ecosystem,
+	// package or version (decide does not read them): far fewer distinct
+	// ones.
+	BulkRedecide(ctx context.Context, scope BulkScope, decide func([]DecisionInput) ([]InputDecision, error),
 		now time.Time, cause string) (ReprioritizeResult, error)
+}
+
+// BulkScope is what BulkRedecide decides again.
+type BulkScope struct {
+	Hosts map[string]int // host id → class
+	Vulns []string       // only these vulnerabilities' findings, when given
+	Blind bool           // decisions do not read a finding's identity
+}
+
+// IdentityBlinder is a Triage that may not read findings' identities
+// (vulnerability, ecosystem, package, version).
+type IdentityBlinder interface {
+	IdentityBlind() bool
 }
 
 // ContextKeyer is a Triage whose decisions of an asset depend on less
@@ -137,7 +153,12 @@ func (m Matcher) bulkReprioritize(ctx context.Context, b BulkRedecider, assets m
 		}
 		return out, ctx.Err()
 	}
-	return b.BulkRedecide(ctx, hosts, vulns, decide, now, cause)
+	// New evidence is keyed by vulnerability: those decisions need it.
+	blind := false
+	if bl, ok := m.Triage.(IdentityBlinder); ok && len(vulns) == 0 {
+		blind = bl.IdentityBlind()
+	}
+	return b.BulkRedecide(ctx, BulkScope{Hosts: hosts, Vulns: vulns, Blind: blind}, decide, now, cause)
 }
 
 // ContextKeyOf is a key of what decisions can depend on in an asset: its

@@ -40,13 +40,16 @@ func (x assetIndex) Assets(context.Context) (map[string]fleet.Asset, error) {
 }
 
 // envTriage decides by the host's env label: prod findings are P1 when
-// exploited, else P2; elsewhere P4, and zlib's are accepted on staging.
-// Decisions read only the env label (ContextKey).
-type envTriage struct{}
+// exploited, else P2; elsewhere P4, and (unless blind) zlib's are
+// accepted on staging. Decisions read only the env label (ContextKey),
+// and blind ones no finding's identity.
+type envTriage struct{ blind bool }
 
 func (envTriage) ContextKey(a fleet.Asset) string { return a.Labels["env"] }
 
-func (envTriage) Decide(a fleet.Asset, fs []fleet.Finding, now time.Time) {
+func (t envTriage) IdentityBlind() bool { return t.blind }
+
+func (t envTriage) Decide(a fleet.Asset, fs []fleet.Finding, now time.Time) {
 	env := a.Labels["env"]
 	for i := range fs {
 		f := &fs[i]
@@ -57,7 +60,7 @@ func (envTriage) Decide(a fleet.Asset, fs []fleet.Finding, now time.Time) {
 				f.Priority, f.SLA = risk.P1, 7*24*time.Hour
 			}
 		}
-		if env == "staging" && f.Package == "zlib" {
+		if env == "staging" && f.Package == "zlib" && !t.blind {
 			f.State, f.Exception = fleet.StateAccepted, "zlib-ok"
 		}
 		if f.Automatable {
@@ -161,13 +164,14 @@ func Redecide(t *testing.T, open func(t *testing.T) RedecideStore) {
 		}
 		return out
 	}
+	tri := envTriage{}
 	step := func(name string, scope fleet.Scope, at time.Time, wantChanged bool) {
 		t.Helper()
-		rb, err := fleet.Matcher{Index: assets, History: bulk.History(), Triage: envTriage{}}.Reprioritize(ctx, scope, at, name)
+		rb, err := fleet.Matcher{Index: assets, History: bulk.History(), Triage: tri}.Reprioritize(ctx, scope, at, name)
 		if err != nil {
 			t.Fatalf("%s: bulk: %v", name, err)
 		}
-		rl, err := fleet.Matcher{Index: assets, History: legacyHistory{legacy.History()}, Triage: envTriage{}}.Reprioritize(ctx, scope, at, name)
+		rl, err := fleet.Matcher{Index: assets, History: legacyHistory{legacy.History()}, Triage: tri}.Reprioritize(ctx, scope, at, name)
 		if err != nil {
 			t.Fatalf("%s: one by one: %v", name, err)
 		}
@@ -192,6 +196,8 @@ func Redecide(t *testing.T, open func(t *testing.T) RedecideStore) {
 	a.Labels = map[string]string{"env": "prod", "team": "a"}
 	assets["h2"] = a
 	step("h2 labelled prod", fleet.Scope{HostIDs: []string{"h2"}}, t1.Add(27*time.Hour), true)
+	tri = envTriage{blind: true}
+	step("zlib exception removed", fleet.Scope{}, t1.Add(28*time.Hour), true)
 
 	// The evidence the open findings were decided with: each distinct
 	// (exploitation, KEV due date) of each vulnerability, once.

@@ -20,13 +20,15 @@ import (
 	"github.com/patchbay/patchbay/store/internal/unixnano"
 )
 
-// inputColumns are a finding's decision inputs, in the order of
-// fleet.DecisionInput; inputKey joins them to a decision's.
+// identityColumns are a finding's identity, decisionColumns its decision
+// points: together its decision inputs, in the order of
+// fleet.DecisionInput.
 const (
-	inputColumns = "f.vulnerability, f.ecosystem, f.package, f.version, f.exploitation, f.automatable, f.impact, f.cycle, f.kev_due"
-	inputKey     = `d.class = h.class AND d.vulnerability = f.vulnerability AND d.ecosystem = f.ecosystem AND d.package = f.package AND
-		d.version = f.version AND d.exploitation_in = f.exploitation AND d.automatable = f.automatable AND d.impact = f.impact AND
+	identityColumns = "f.vulnerability, f.ecosystem, f.package, f.version"
+	decisionColumns = "f.exploitation, f.automatable, f.impact, f.cycle, f.kev_due"
+	decisionKey     = `d.class = h.class AND d.exploitation_in = f.exploitation AND d.automatable = f.automatable AND d.impact = f.impact AND
 		d.cycle = f.cycle AND d.kev_due_in = f.kev_due`
+	identityKey = ` AND d.vulnerability = f.vulnerability AND d.ecosystem = f.ecosystem AND d.package = f.package AND d.version = f.version`
 	// dueExpr is a finding's due date under decision d: FirstSeen +
 	// SLA, capped (fleet.InputDecision).
 	dueExpr = "CASE WHEN d.due_cap <> 0 AND d.due_cap < %[1]s.first_seen + d.sla THEN d.due_cap ELSE %[1]s.first_seen + d.sla END"
@@ -38,11 +40,11 @@ const (
 // the fleet — and each distinct input once (decisions are remembered
 // across chunks). New evidence (vulns) is one transaction: its findings
 // are few.
-func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns []string, decide func([]fleet.DecisionInput) ([]fleet.InputDecision, error),
+func (s *Findings) BulkRedecide(ctx context.Context, scope fleet.BulkScope, decide func([]fleet.DecisionInput) ([]fleet.InputDecision, error),
 	now time.Time, cause string) (fleet.ReprioritizeResult, error) {
 	var r fleet.ReprioritizeResult
-	ids := make([]string, 0, len(hosts))
-	for id := range hosts {
+	ids := make([]string, 0, len(scope.Hosts))
+	for id := range scope.Hosts {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
@@ -50,7 +52,7 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 	if chunk <= 0 {
 		chunk = 1000
 	}
-	if len(vulns) > 0 {
+	if len(scope.Vulns) > 0 {
 		chunk = max(len(ids), 1)
 	}
 	type key struct {
@@ -90,7 +92,7 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 		return out, nil
 	}
 	for start := 0; start < len(ids); start += chunk {
-		cr, err := s.bulkRedecide(ctx, ids[start:min(start+chunk, len(ids))], hosts, vulns, remembered, now, cause)
+		cr, err := s.bulkRedecide(ctx, ids[start:min(start+chunk, len(ids))], scope, remembered, now, cause)
 		if err != nil {
 			return r, err
 		}
@@ -103,9 +105,16 @@ func (s *Findings) BulkRedecide(ctx context.Context, hosts map[string]int, vulns
 // transaction: their rows are locked first (in id order, as every
 // multi-host transaction does), then temporary tables hold the hosts'
 // classes, the decisions and the findings they change.
-func (s *Findings) bulkRedecide(ctx context.Context, ids []string, hosts map[string]int, vulns []string, decide func([]fleet.DecisionInput) ([]fleet.InputDecision, error),
+func (s *Findings) bulkRedecide(ctx context.Context, ids []string, scope fleet.BulkScope, decide func([]fleet.DecisionInput) ([]fleet.InputDecision, error),
 	now time.Time, cause string) (fleet.ReprioritizeResult, error) {
 	var r fleet.ReprioritizeResult
+	hosts, vulns := scope.Hosts, scope.Vulns
+	// Blind decisions are joined on the decision points alone; their
+	// identity columns are stored empty.
+	key := decisionKey + identityKey
+	if scope.Blind {
+		key = decisionKey
+	}
 	defer lockWrites(s.D.WriteLock)()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -188,7 +197,7 @@ func (s *Findings) bulkRedecide(ctx context.Context, ids []string, hosts map[str
 		}
 		from, where = "rd_f h CROSS JOIN host_findings f", "f.id = h.id"
 	}
-	ins, err := s.distinctInputs(ctx, tx, from, where, &r.Findings)
+	ins, err := s.distinctInputs(ctx, tx, from, where, scope.Blind, &r.Findings)
 	if err != nil {
 		return fail(err)
 	}
@@ -228,7 +237,7 @@ func (s *Findings) bulkRedecide(ctx context.Context, ids []string, hosts map[str
 	// priority or state (an event, and the host's counts).
 	res, err := exec(`INSERT INTO rd_c (id, did, host_id, ev)
 		SELECT f.id, d.id, f.host_id, CASE WHEN f.priority <> d.priority OR f.state <> d.state THEN 1 ELSE 0 END
-		FROM ` + from + ` JOIN rd_d d ON ` + inputKey + `
+		FROM ` + from + ` JOIN rd_d d ON ` + key + `
 		WHERE ` + where + ` AND (f.priority <> d.priority OR f.state <> d.state OR f.exception <> d.exception OR
 			f.lane <> d.lane OR f.exploitation <> d.exploitation OR f.kev_due <> d.kev_due OR f.due <> ` + fmt.Sprintf(dueExpr, "f") + `)`)
 	if err != nil {
@@ -272,11 +281,15 @@ func (s *Findings) bulkRedecide(ctx context.Context, ids []string, hosts map[str
 }
 
 // distinctInputs reads the distinct decision inputs of the findings in
-// scope (from, where: see BulkRedecide), adding how many findings have
-// them to n.
-func (s *Findings) distinctInputs(ctx context.Context, tx *sql.Tx, from, where string, n *int) ([]fleet.DecisionInput, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT h.class, `+inputColumns+`, COUNT(*) FROM `+from+` WHERE `+where+`
-		GROUP BY h.class, `+inputColumns)
+// scope (from, where: see BulkRedecide), without their identity when
+// blind, adding how many findings have them to n.
+func (s *Findings) distinctInputs(ctx context.Context, tx *sql.Tx, from, where string, blind bool, n *int) ([]fleet.DecisionInput, error) {
+	cols, group := identityColumns+", "+decisionColumns, identityColumns+", "+decisionColumns
+	if blind {
+		cols, group = "'', '', '', '', "+decisionColumns, decisionColumns
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT h.class, `+cols+`, COUNT(*) FROM `+from+` WHERE `+where+`
+		GROUP BY h.class, `+group)
 	if err != nil {
 		return nil, err
 	}
