@@ -197,8 +197,9 @@ func (l *latencies) pct(p float64) time.Duration {
 
 // phase runs fn for every host with the given concurrency and reports
 // rate and latencies.
-func (e *env) phase(ctx context.Context, name string, hosts []*simHost, conc int, fn func(ctx context.Context, h *simHost) error) error {
+func (e *env) phase(ctx context.Context, name string, hosts []*simHost, conc int, cpu func() float64, fn func(ctx context.Context, h *simHost) error) error {
 	var lat latencies
+	cpu0 := cpu()
 	var firstErr error
 	var errOnce sync.Once
 	var failed atomic.Int64
@@ -213,8 +214,8 @@ func (e *env) phase(ctx context.Context, name string, hosts []*simHost, conc int
 		lat.add(time.Since(t))
 	})
 	el := time.Since(start)
-	fmt.Fprintf(e.stdout, "%-28s %7d in %7.2fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d\n", name, len(hosts), el.Seconds(),
-		float64(len(hosts))/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load())
+	fmt.Fprintf(e.stdout, "%-28s %7d in %7.2fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d%s\n", name, len(hosts), el.Seconds(),
+		float64(len(hosts))/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load(), cpuNote(cpu0, cpu()))
 	return firstErr
 }
 
@@ -257,6 +258,14 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 		}
 		defer stop()
 	}
+	// The started server's CPU seconds (user and system) so far: on a
+	// shared machine a steadier figure than the wall clock.
+	cpu := func() float64 {
+		if child == nil {
+			return 0
+		}
+		return procCPU(child.Process.Pid)
+	}
 	hc, err := api.NewHTTPClient("", o.pin)
 	if err != nil {
 		return err
@@ -284,7 +293,7 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 	fmt.Fprintf(e.stdout, "simulating %d hosts (%.0f packages each on average) against %s, %d at a time\n", o.agents, float64(total)/float64(o.agents), o.serverURL, o.concurrency)
 	noUpdates := []patch.Update{}
 	updHash := fleet.UpdatesHash(noUpdates)
-	err = e.phase(ctx, "enroll", hosts, o.concurrency, func(ctx context.Context, h *simHost) error {
+	err = e.phase(ctx, "enroll", hosts, o.concurrency, cpu, func(ctx context.Context, h *simHost) error {
 		c := &api.Client{Base: o.serverURL, Token: tr.Secret, HTTP: hc}
 		var r api.EnrollResponse
 		if err := c.Do(ctx, http.MethodPost, api.Prefix+"/agent/enroll", api.EnrollRequest{Facts: h.facts}, &r); err != nil {
@@ -305,7 +314,7 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 			return err
 		}
 	}
-	err = e.phase(ctx, "first check-in (full ingest)", hosts, o.concurrency, func(ctx context.Context, h *simHost) error {
+	err = e.phase(ctx, "first check-in (full ingest)", hosts, o.concurrency, cpu, func(ctx context.Context, h *simHost) error {
 		c := &api.Client{Base: o.serverURL, Token: h.cred, HTTP: hc}
 		return c.DoRaw(ctx, http.MethodPost, api.Prefix+"/agent/checkin", h.body, true, nil)
 	})
@@ -313,7 +322,7 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 		return err
 	}
 	for r := 0; r < o.rounds; r++ {
-		err = e.phase(ctx, fmt.Sprintf("steady check-in, round %d", r+1), hosts, o.concurrency, func(ctx context.Context, h *simHost) error {
+		err = e.phase(ctx, fmt.Sprintf("steady check-in, round %d", r+1), hosts, o.concurrency, cpu, func(ctx context.Context, h *simHost) error {
 			c := &api.Client{Base: o.serverURL, Token: h.cred, HTTP: hc}
 			return c.Do(ctx, http.MethodPost, api.Prefix+"/agent/checkin", api.Report{CollectedAt: time.Now(), Facts: h.facts,
 				InventoryHash: h.hash, UpdatesHash: updHash}, nil)
@@ -331,12 +340,12 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 			return err
 		}
 		var rr server.RefreshResult
-		start := time.Now()
+		start, cpu0 := time.Now(), cpu()
 		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/feeds/refresh", nil, &rr); err != nil {
 			return fmt.Errorf("refresh: %w", err)
 		}
-		fmt.Fprintf(e.stdout, "%-28s %7d hosts (%d package sets) rematched in %.3fs; %d opened (refresh with import %.2fs)\n", "rematch after new advisory",
-			rr.Rematch.Hosts, rr.Rematch.Groups, rr.RematchSeconds, rr.Rematch.Opened, time.Since(start).Seconds())
+		fmt.Fprintf(e.stdout, "%-28s %7d hosts (%d package sets) rematched in %.3fs; %d opened (refresh with import %.2fs%s)\n", "rematch after new advisory",
+			rr.Rematch.Hosts, rr.Rematch.Groups, rr.RematchSeconds, rr.Rematch.Opened, time.Since(start).Seconds(), cpuNote(cpu0, cpu()))
 		// CISA adds the simulated CVE to KEV: its findings are decided again.
 		// The catalog is the shared one with that entry added (a catalog
 		// that shrinks is refused).
@@ -347,12 +356,12 @@ func (e *env) simulate(ctx context.Context, o *simOpts) error {
 		if err := writeFiles(e.simFeedDir(), map[string]string{"known_exploited_vulnerabilities.json": kev}); err != nil {
 			return err
 		}
-		start = time.Now()
+		start, cpu0 = time.Now(), cpu()
 		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/feeds/refresh", nil, &rr); err != nil {
 			return fmt.Errorf("refresh: %w", err)
 		}
-		fmt.Fprintf(e.stdout, "%-28s %7d hosts, %d findings decided again, %d changed in %.3fs (refresh with import %.2fs)\n", "KEV update",
-			rr.Reprioritized.Hosts, rr.Reprioritized.Findings, rr.Reprioritized.Changed, rr.ReprioritizeSeconds, time.Since(start).Seconds())
+		fmt.Fprintf(e.stdout, "%-28s %7d hosts, %d findings decided again, %d changed in %.3fs (refresh with import %.2fs%s)\n", "KEV update",
+			rr.Reprioritized.Hosts, rr.Reprioritized.Findings, rr.Reprioritized.Changed, rr.ReprioritizeSeconds, time.Since(start).Seconds(), cpuNote(cpu0, cpu()))
 		// A policy for the whole fleet: every open finding decided again.
 		docs := `apiVersion: patchbay/v1
 kind: Team
@@ -365,12 +374,13 @@ metadata: {name: sim-prod}
 spec: {owner: sim, tier: 1, exposure: internet, hosts: env=prod}
 `
 		var ar policyapi.ApplyResponse
-		start = time.Now()
+		start, cpu0 = time.Now(), cpu()
 		if err := admin.Do(ctx, http.MethodPost, api.Prefix+"/policy/apply", policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "sim.yaml", Content: docs}}}, &ar); err != nil {
 			return fmt.Errorf("policy apply: %w", err)
 		}
 		if r := ar.Reprioritized; r != nil {
-			fmt.Fprintf(e.stdout, "%-28s %7d hosts, %d findings decided again, %d changed in %.3fs\n", "policy apply (fleet-wide)", r.Hosts, r.Findings, r.Changed, time.Since(start).Seconds())
+			fmt.Fprintf(e.stdout, "%-28s %7d hosts, %d findings decided again, %d changed in %.3fs%s\n", "policy apply (fleet-wide)", r.Hosts, r.Findings, r.Changed,
+				time.Since(start).Seconds(), cpuNote(cpu0, cpu()))
 		}
 		if ar.Pending {
 			// The leader finishes: wait until every finding is decided
@@ -385,7 +395,7 @@ spec: {owner: sim, tier: 1, exposure: internet, hosts: env=prod}
 				}
 				time.Sleep(time.Second)
 			}
-			fmt.Fprintf(e.stdout, "%-28s every finding decided with the new policy %.1fs after the apply\n", "", time.Since(start).Seconds())
+			fmt.Fprintf(e.stdout, "%-28s every finding decided with the new policy %.1fs after the apply%s\n", "", time.Since(start).Seconds(), cpuNote(cpu0, cpu()))
 		}
 		start = time.Now()
 		if err := admin.Do(ctx, http.MethodPut, api.Prefix+"/hosts/"+hosts[0].id+"/labels", api.Labels{Labels: map[string]string{"tier": "4"}}, nil); err != nil {
@@ -583,6 +593,32 @@ func (e *env) spawnServer(ctx context.Context, o *simOpts) (*exec.Cmd, func(), e
 		time.Sleep(200 * time.Millisecond)
 	}
 	return cmd, stop, nil
+}
+
+// procCPU reads a process's CPU seconds, user and system (clock ticks of
+// 1/100 s, Linux's USER_HZ).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: the fields after it count from
+	// its closing parenthesis (state is field 3, utime 14, stime 15).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
+// cpuNote says how many CPU seconds the server spent, when it was started.
+func cpuNote(from, to float64) string {
+	if to == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", server CPU %.1fs", to-from)
 }
 
 // procRSS reads a process's resident and peak resident memory, in MiB.

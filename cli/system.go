@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/patchbay/patchbay/agent"
@@ -13,10 +14,22 @@ import (
 )
 
 // systemUpdates asks the root's package manager which updates it offers
-// (see agent.SystemUpdates), caching changelogs in the data dir. Reading
+// (see agent.SystemUpdates), caching changelogs in the user's cache dir
+// (changelogCacheDir), so every run and data dir reads each once. Reading
 // the changelogs not cached yet downloads a .deb each from the archive apt
 // names: that stage reports its progress on stderr and says it needs the
 // network; offline the updates are listed without those CVEs.
+// changelogCacheDir is where changelogs read are kept: patchbay in the
+// user's cache dir ($XDG_CACHE_HOME, ~/.cache), shared by every data dir
+// (a changelog is the same whichever data dir asked for it); the data
+// dir's cache when there is none.
+func (e *env) changelogCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "patchbay")
+	}
+	return filepath.Join(e.dataDir, "cache")
+}
+
 func (e *env) systemUpdates(ctx context.Context, root string, distro *inventory.Distro, refresh bool) (string, []patch.Update, string) {
 	prog := newProgress(e)
 	what, needs := "asking apt for updates", ""
@@ -25,7 +38,7 @@ func (e *env) systemUpdates(ctx context.Context, root string, distro *inventory.
 	}
 	ask := prog.Start(what, needs)
 	var st *progress.Stage
-	v := agent.SystemUpdatesWith(ctx, root, distro, agent.UpdateOptions{CacheDir: filepath.Join(e.dataDir, "cache"), Refresh: refresh,
+	v := agent.SystemUpdatesWith(ctx, root, distro, agent.UpdateOptions{CacheDir: e.changelogCacheDir(), Refresh: refresh,
 		Progress: func(done, total int) {
 			if st == nil {
 				ask.End(fmt.Sprintf("%d changelogs to read", total))

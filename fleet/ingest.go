@@ -161,6 +161,12 @@ type HostIndex interface {
 	Assets(ctx context.Context) (map[string]Asset, error)
 }
 
+// AssetsOfer is a HostIndex that reads some hosts' assets alone: a
+// re-decision of a few hosts need not read the fleet.
+type AssetsOfer interface {
+	AssetsOf(ctx context.Context, ids []string) (map[string]Asset, error)
+}
+
 // PackageID names a package as findings do: ecosystem and the name
 // advisories use (the source package for OS packages).
 type PackageID struct{ Ecosystem, Name string }
@@ -302,9 +308,18 @@ type ReprioritizeResult struct {
 // priority or state are recorded with cause. It needs m.Triage.
 func (m Matcher) Reprioritize(ctx context.Context, scope Scope, now time.Time, cause string) (ReprioritizeResult, error) {
 	var r ReprioritizeResult
-	assets, err := m.Index.Assets(ctx)
+	var assets map[string]Asset
+	var err error
+	if x, ok := m.Index.(AssetsOfer); ok && scope.HostIDs != nil {
+		assets, err = x.AssetsOf(ctx, scope.HostIDs)
+	} else {
+		assets, err = m.Index.Assets(ctx)
+	}
 	if err != nil {
 		return r, err
+	}
+	if b, ok := m.History.(BulkRedecider); ok {
+		return m.bulkReprioritize(ctx, b, assets, scope, now, cause)
 	}
 	var vulns []string
 	for v := range scope.Evidence {

@@ -208,6 +208,9 @@ var fleetDialect = &fleetsql.Dialect{
 	Hosts:          `SELECT ` + fleetsql.HostColumns + ` FROM hosts ORDER BY hostname, id`,
 	HostSummary:    `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = $1`,
 	Rebind:         rebind,
+	// Ingests are group-committed in four lanes: a transaction (and its
+	// WAL flush) per group instead of per host, groups in parallel.
+	GroupLanes: 4,
 }
 
 // findingsDialect is this database's SQL for host findings.
@@ -220,6 +223,8 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	// Many rows per statement: each is a round trip.
 	UpdateFromValues:       true,
 	BeforeUpdateFromValues: []string{`SET LOCAL enable_hashjoin = off`, `SET LOCAL enable_mergejoin = off`},
+	BoolType:               "BOOLEAN",
+	AnalyzeTemp:            true,
 }
 
 // rebind turns '?' placeholders into PostgreSQL's $1, $2, ….

@@ -60,6 +60,7 @@ func openTest(t *testing.T) *DB {
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		db := openTest(t)
+		db.Findings.BulkChunk = 4 // re-decisions in several transactions
 		return storetest.Backend{
 			Feeds: db, Audit: db.Audit, Leases: db.Leases, Tokens: db.Tokens, Fleet: db.Fleet, Findings: db.Findings, Policy: db.Policy,
 			Tamper: func(q string) {
@@ -96,4 +97,21 @@ func TestLedgerBackfill(t *testing.T) {
 		_, err := p.UpTo(ctx, v)
 		return err
 	})
+}
+
+// TestDurability SIGKILLs a process group-committing ingests: every
+// acknowledged one is stored.
+func TestDurability(t *testing.T) {
+	storetest.Durability(t, freshDatabase(t), "TestDurabilityChild", openAt)
+}
+
+func TestDurabilityChild(t *testing.T) { storetest.DurabilityChild(t, openAt) }
+
+func openAt(t *testing.T, dsn string) (storetest.IngestStore, storetest.FindingStore) {
+	db, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db.Fleet, db.Findings
 }

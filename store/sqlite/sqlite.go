@@ -218,6 +218,7 @@ var fleetDialect = &fleetsql.Dialect{
 	HostSummary:    `SELECT ` + fleetsql.HostColumns + ` FROM hosts WHERE id = ?`,
 	Rebind:         rebind,
 	WriteLock:      &writeLock,
+	PrepareInGroup: true,
 }
 
 // findingsDialect is this database's SQL for host findings.
@@ -227,6 +228,7 @@ var findingsDialect = &fleetsql.FindingsDialect{
 	Open:      `SELECT ` + fleetsql.OpenColumns + ` FROM host_findings WHERE host_id = ? AND remediated_at = 0`,
 	Rebind:    rebind,
 	WriteLock: &writeLock,
+	BoolType:  "INTEGER",
 }
 
 // writeLock queues this process's big write transactions (inventories,

@@ -46,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 			return s, b.Findings, b.Fault
 		})
 	})
+	t.Run("redecide", func(t *testing.T) {
+		Redecide(t, func(t *testing.T) RedecideStore { return redecideOf(t, open(t)) })
+	})
 	t.Run("findings", func(t *testing.T) {
 		Findings(t, func(t *testing.T) FindingStore {
 			b := open(t)

@@ -35,6 +35,12 @@ type FindingsDialect struct {
 	// hash join over every open finding costs ten times the look-ups by
 	// primary key it replaces.
 	BeforeUpdateFromValues []string
+	// BoolType is the column type of a boolean (BulkRedecide's temporary
+	// tables must join on equal types).
+	BoolType string
+	// AnalyzeTemp: temporary tables need ANALYZE before they are joined
+	// (PostgreSQL, whose planner has no statistics of them otherwise).
+	AnalyzeTemp bool
 }
 
 // Fencer checks a leader's term inside a transaction.
@@ -47,6 +53,9 @@ type Findings struct {
 	DB     *sql.DB
 	D      *FindingsDialect
 	Fencer Fencer
+	// BulkChunk is how many hosts BulkRedecide decides per transaction
+	// (0: 1,000).
+	BulkChunk int
 }
 
 type openRow struct {

@@ -20,9 +20,26 @@ import (
 
 // Evidence returns, for every vulnerability with an unremediated finding,
 // the distinct exploitation inputs its findings were decided with.
+//
+// It is a loose index scan of host_findings_open_vuln: each step seeks the
+// first open finding past the last distinct (vulnerability, exploitation,
+// kev_due) — a later KEV due date, else a later exploitation, else a later
+// vulnerability: three seeks (a row-value comparison is not one) — so it
+// costs a few seeks per distinct triple, not a row per finding.
 func (s *Findings) Evidence(ctx context.Context) (map[string][]fleet.Evidence, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT vulnerability, exploitation, kev_due FROM host_findings WHERE remediated_at = 0
-		GROUP BY vulnerability, exploitation, kev_due`)
+	const next = `COALESCE(
+		(SELECT n.id FROM host_findings n WHERE n.remediated_at = 0 AND n.vulnerability = ev.v AND n.exploitation = ev.e AND n.kev_due > ev.k
+			ORDER BY n.kev_due LIMIT 1),
+		(SELECT n.id FROM host_findings n WHERE n.remediated_at = 0 AND n.vulnerability = ev.v AND n.exploitation > ev.e
+			ORDER BY n.exploitation, n.kev_due LIMIT 1),
+		(SELECT n.id FROM host_findings n WHERE n.remediated_at = 0 AND n.vulnerability > ev.v
+			ORDER BY n.vulnerability, n.exploitation, n.kev_due LIMIT 1))`
+	rows, err := s.DB.QueryContext(ctx, `WITH RECURSIVE ev(v, e, k) AS (
+			SELECT * FROM (SELECT vulnerability, exploitation, kev_due FROM host_findings WHERE remediated_at = 0
+				ORDER BY vulnerability, exploitation, kev_due LIMIT 1) f0
+			UNION ALL
+			SELECT f.vulnerability, f.exploitation, f.kev_due FROM ev JOIN host_findings f ON f.id = `+next+`
+		) SELECT v, e, k FROM ev`)
 	if err != nil {
 		return nil, fmt.Errorf("finding evidence: %w", err)
 	}

@@ -76,6 +76,15 @@ type Dialect struct {
 	// transactions (SQLite has one writer: queueing in Go is fair and
 	// cheap, where busy-waiting on the database lock is neither).
 	WriteLock *sync.Mutex
+	// GroupLanes is how many group commits of ingests may run at once
+	// (PostgreSQL: row locks let them run in parallel); with WriteLock set
+	// there is one.
+	GroupLanes int
+	// PrepareInGroup prepares a group's statements once for its
+	// transaction (SQLite, in process, where preparing costs as much as a
+	// small statement runs; PostgreSQL's driver caches prepared
+	// statements per connection already).
+	PrepareInGroup bool
 }
 
 func lockWrites(mu *sync.Mutex) func() {
@@ -107,8 +116,11 @@ type Store struct {
 	// Findings keeps the hosts' findings: IngestInventory writes them in
 	// the inventory's transaction.
 	Findings *Findings
-	// group queues IngestInventory's writes on a database with one writer.
-	group groupCommit
+	// groups queue IngestInventory's writes: one lane on a database with
+	// one writer, GroupLanes of them (a host always in the same one)
+	// where writers run in parallel.
+	groups     []groupCommit
+	groupsOnce sync.Once
 }
 
 // keyOf returns the id of name in a table of names (host keys, locations),

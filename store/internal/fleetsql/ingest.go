@@ -8,7 +8,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,13 +178,21 @@ func (s *Store) prepareIngest(ctx context.Context, hostID string, pkgs []invento
 	return &ingestOp{hostID: hostID, hash: hash, want: want}, nil
 }
 
-// ingest writes op: group-committed with others on SQLite (one writer),
-// in its own transaction on PostgreSQL.
+// ingest writes op group-committed with others: in one lane on SQLite
+// (one writer), in the host's lane of GroupLanes on PostgreSQL; in its own
+// transaction when the dialect has neither.
 func (s *Store) ingest(ctx context.Context, op *ingestOp) ingestRes {
+	lanes := s.D.GroupLanes
 	if s.D.WriteLock != nil {
-		return s.group.submit(ctx, s, op)
+		lanes = 1
 	}
-	return s.ingestAlone(ctx, op)
+	if lanes <= 0 {
+		return s.ingestAlone(ctx, op)
+	}
+	s.groupsOnce.Do(func() { s.groups = make([]groupCommit, lanes) })
+	h := fnv.New32a()
+	h.Write([]byte(op.hostID))
+	return s.groups[int(h.Sum32()%uint32(lanes))].submit(ctx, s, op)
 }
 
 // ingestAlone writes one ingest in its own transaction.
@@ -434,6 +445,11 @@ func (s *Store) writeGroup(ctx context.Context, group []*ingestReq) {
 			r.res = ingestRes{err: fmt.Errorf("ingest inventory of %s: %w", r.op.hostID, err)}
 		}
 	}
+	// Host rows are locked in id order, as in every multi-host
+	// transaction (two lanes' groups cannot deadlock); a host's ingests
+	// keep their order.
+	group = slices.Clone(group)
+	slices.SortStableFunc(group, func(a, b *ingestReq) int { return strings.Compare(a.op.hostID, b.op.hostID) })
 	defer lockWrites(s.D.WriteLock)()
 	// The leader's request ending must not end the others' transaction.
 	ctx = context.WithoutCancel(ctx)
@@ -443,7 +459,7 @@ func (s *Store) writeGroup(ctx context.Context, group []*ingestReq) {
 		return
 	}
 	defer tx.Rollback()
-	q := &txq{tx: tx, prepare: true}
+	q := &txq{tx: tx, prepare: s.D.PrepareInGroup}
 	defer q.close()
 	for _, r := range group {
 		if err := r.ctx.Err(); err != nil {
