@@ -97,17 +97,6 @@ func (s *Findings) BulkRedecide(ctx context.Context, scope fleet.BulkScope, deci
 			return r, err
 		}
 		r.Hosts, r.Findings, r.Changed = r.Hosts+cr.Hosts, r.Findings+cr.Findings, r.Changed+cr.Changed
-		if s.D.WriteLock != nil && start+chunk < len(ids) {
-			// SQLite: writers outside the Go write lock (the leader's
-			// lease renewal) wait in SQLite's busy handler, which polls
-			// every 100 ms at most; back to back, the chunks would starve
-			// them (a lost lease mid-apply).
-			select {
-			case <-time.After(150 * time.Millisecond):
-			case <-ctx.Done():
-				return r, ctx.Err()
-			}
-		}
 	}
 	return r, nil
 }
