@@ -5,7 +5,9 @@ package leasesql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/leader"
@@ -25,6 +27,55 @@ type Dialect struct {
 type Store struct {
 	DB *sql.DB
 	D  *Dialect
+	// WriteLock, when set (SQLite), is the lock this process's write
+	// transactions queue on for the database's single writer. Lease
+	// writes queue on it too, for a bounded time shorter than the lease:
+	// waiting in SQLite's busy handler instead, a renewal polls and
+	// misses the instants between a bulk writer's back-to-back
+	// transactions, and the lease is lost. FenceTx runs inside a writer
+	// holding it and never takes it.
+	WriteLock *sync.Mutex
+}
+
+// maxWait bounds the wait for the write lock of a lease write without a
+// TTL of its own (Release, Fence); their callers bound them too.
+const maxWait = 5 * time.Second
+
+// errLockWait: the write lock was not had within the bound.
+var errLockWait = errors.New("the database's other writers held the write lock")
+
+// lock takes the write lock within wait (or until ctx ends), and returns
+// its unlock. A renewal's wait is half the lease's TTL: it either renews
+// in time or fails with time left to retry before the lease expires.
+func (s *Store) lock(ctx context.Context, wait time.Duration) (func(), error) {
+	if s.WriteLock == nil {
+		return func() {}, nil
+	}
+	if s.WriteLock.TryLock() {
+		return s.WriteLock.Unlock, nil
+	}
+	got := make(chan struct{})
+	go func() {
+		s.WriteLock.Lock() // queued with the other writers, in turn
+		close(got)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	var err error
+	select {
+	case <-got:
+		return s.WriteLock.Unlock, nil
+	case <-t.C:
+		err = fmt.Errorf("%w for %s", errLockWait, wait)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// Given up: the queued Lock still gets its turn, and hands it on.
+	go func() {
+		<-got
+		s.WriteLock.Unlock()
+	}()
+	return nil, err
 }
 
 var _ leader.Store = (*Store)(nil)
@@ -32,6 +83,11 @@ var _ leader.Store = (*Store)(nil)
 // Acquire implements leader.Store.
 func (s *Store) Acquire(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (leader.Lease, error) {
 	var l leader.Lease
+	unlock, err := s.lock(ctx, ttl/2)
+	if err != nil {
+		return l, fmt.Errorf("lease %s: %w", name, err)
+	}
+	defer unlock()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return l, fmt.Errorf("lease %s: %w", name, err)
@@ -62,6 +118,11 @@ func (s *Store) Acquire(ctx context.Context, name, holder string, now time.Time,
 
 // Renew implements leader.Store.
 func (s *Store) Renew(ctx context.Context, name, holder string, term int64, now time.Time, ttl time.Duration) error {
+	unlock, err := s.lock(ctx, ttl/2)
+	if err != nil {
+		return fmt.Errorf("renew lease %s (term %d): %w", name, term, err)
+	}
+	defer unlock()
 	res, err := s.DB.ExecContext(ctx, s.D.Renew, now.Add(ttl).UnixNano(), name, holder, term, now.UnixNano())
 	if err != nil {
 		return fmt.Errorf("renew lease %s: %w", name, err)
@@ -74,6 +135,11 @@ func (s *Store) Renew(ctx context.Context, name, holder string, term int64, now 
 
 // Release implements leader.Store.
 func (s *Store) Release(ctx context.Context, name, holder string, term int64) error {
+	unlock, err := s.lock(ctx, maxWait)
+	if err != nil {
+		return fmt.Errorf("release lease %s (term %d): %w", name, term, err)
+	}
+	defer unlock()
 	if _, err := s.DB.ExecContext(ctx, s.D.Release, name, holder, term); err != nil {
 		return fmt.Errorf("release lease %s (term %d): %w", name, term, err)
 	}
@@ -82,6 +148,11 @@ func (s *Store) Release(ctx context.Context, name, holder string, term int64) er
 
 // Fence implements leader.Store.
 func (s *Store) Fence(ctx context.Context, name string, term int64) error {
+	unlock, err := s.lock(ctx, maxWait)
+	if err != nil {
+		return fmt.Errorf("fence %s: %w", name, err)
+	}
+	defer unlock()
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return err

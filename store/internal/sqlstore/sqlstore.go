@@ -65,7 +65,7 @@ var (
 
 // New assembles the stores on db.
 func New(db *sql.DB, d Dialects) Stores {
-	leases := &leasesql.Store{DB: db, D: d.Leases}
+	leases := &leasesql.Store{DB: db, D: d.Leases, WriteLock: d.Findings.WriteLock}
 	aud := &auditsql.Store{DB: db, D: d.Audit}
 	findings := &fleetsql.Findings{DB: db, D: d.Findings, Fencer: leases}
 	return Stores{
