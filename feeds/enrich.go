@@ -143,6 +143,9 @@ func (im *Importer) stageCSAFFile(p *pending, path string) error {
 	}
 	p.redHat = append(p.redHat, doc.Ratings...)
 	p.redHatFiles = append(p.redHatFiles, path)
+	if doc.Released.After(p.redHatNewest) {
+		p.redHatNewest = doc.Released
+	}
 	return nil
 }
 
@@ -160,12 +163,21 @@ func (im *Importer) mergeRedHat(ctx context.Context, p *pending) error {
 		}
 	}
 	all = append(all, p.redHat...)
+	srcs, err := im.Store.Sources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, st := range srcs {
+		if st.Source == SourceVendorPrefix+rhcsaf.Vendor && st.DataTime.After(p.redHatNewest) {
+			p.redHatNewest = st.DataTime // the newest document stays the newest
+		}
+	}
 	origin := p.redHatFiles[0]
 	if n := len(p.redHatFiles); n > 1 {
 		origin = fmt.Sprintf("%s and %d more CSAF documents", origin, n-1)
 	}
 	p.vendor = all
-	p.vendorState = SourceState{Source: SourceVendorPrefix + rhcsaf.Vendor, Origin: origin, ImportedAt: im.now(), Records: len(all)}
+	p.vendorState = SourceState{Source: SourceVendorPrefix + rhcsaf.Vendor, Origin: origin, ImportedAt: im.now(), Records: len(all), DataTime: p.redHatNewest}
 	return nil
 }
 

@@ -222,10 +222,11 @@ type pending struct {
 	vendorState SourceState
 	// redHat are the ratings of Red Hat's CSAF documents, redHatCVEs the
 	// CVEs they describe (their stored ratings are replaced), redHatFiles
-	// the documents.
-	redHat      []advisory.VendorRating
-	redHatCVEs  map[string]bool
-	redHatFiles []string
+	// the documents, redHatNewest their newest release.
+	redHatNewest time.Time
+	redHat       []advisory.VendorRating
+	redHatCVEs   map[string]bool
+	redHatFiles  []string
 }
 
 // ImportPaths imports files and directories: OSV all.zip archives, OSV JSON

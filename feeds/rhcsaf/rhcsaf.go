@@ -24,6 +24,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/package-url/packageurl-go"
 	"github.com/patchbay/patchbay/advisory"
@@ -69,7 +70,8 @@ type document struct {
 		CSAFVersion       string `json:"csaf_version"`
 		AggregateSeverity *text  `json:"aggregate_severity"`
 		Tracking          struct {
-			ID string `json:"id"`
+			ID                 string `json:"id"`
+			CurrentReleaseDate string `json:"current_release_date"`
 		} `json:"tracking"`
 	} `json:"document"`
 	ProductTree struct {
@@ -108,6 +110,8 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Err }
 type Document struct {
 	CVEs    []string
 	Ratings []advisory.VendorRating
+	// Released is the document's current release (zero when it has none).
+	Released time.Time
 }
 
 // Parse reads one CSAF VEX document.
@@ -174,6 +178,13 @@ func Parse(r io.Reader) (*Document, error) {
 	type key struct{ cve, pkg string }
 	worst := map[key]string{}
 	out := &Document{}
+	if s := d.Document.Tracking.CurrentReleaseDate; s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return nil, &FieldError{"document.tracking.current_release_date", fmt.Sprintf("%q is not an RFC 3339 time", s)}
+		}
+		out.Released = t.UTC()
+	}
 	for i, v := range d.Vulnerabilities {
 		at := fmt.Sprintf("vulnerabilities[%d]", i)
 		if v.CVE == "" {
