@@ -1,6 +1,9 @@
 package advisory
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // CVERecord is what the CVE databases (NVD's CVE API) say about one CVE:
 // its scores by every source, its weaknesses and its dates. It enriches
@@ -78,6 +81,26 @@ type VendorRating struct {
 	Ecosystem string `json:"ecosystem,omitempty"`
 	Package   string `json:"package,omitempty"`
 	Rating    string `json:"rating"` // the vendor's word: "unimportant", "low", "medium", "high", …
+}
+
+// rpmRebuilds are the ecosystems built from Red Hat's sources: a rating of
+// ecosystem "Red Hat" applies to their packages too.
+var rpmRebuilds = map[string]bool{"Red Hat": true, "Rocky Linux": true, "AlmaLinux": true}
+
+// AppliesTo says whether the rating applies to package pkg of ecosystem
+// eco: the same ecosystem (or any, when the rating names none) and the same
+// package (or any). A rating of ecosystem "Red Hat" (Red Hat's severity,
+// from its CSAF VEX documents) applies to the RPM distributions built from
+// Red Hat's sources: Red Hat, Rocky Linux and AlmaLinux, whatever release.
+func (v VendorRating) AppliesTo(eco, pkg string) bool {
+	if v.Package != "" && v.Package != pkg {
+		return false
+	}
+	if v.Ecosystem == "" || v.Ecosystem == eco {
+		return true
+	}
+	base, _, _ := strings.Cut(eco, ":")
+	return v.Ecosystem == "Red Hat" && rpmRebuilds[base]
 }
 
 // Enrichment is everything known about one CVE beyond its advisories.

@@ -39,6 +39,9 @@ func writeEnrichment(w io.Writer, e *advisory.Enrichment) error {
 	}
 	for _, v := range e.Vendors {
 		where := v.Package
+		if where == "" {
+			where = "every package"
+		}
 		if v.Ecosystem != "" {
 			where += " (" + v.Ecosystem + ")"
 		}

@@ -62,18 +62,21 @@ func newFeedsImportCmd(e *env, m *modeFlags) *cobra.Command {
 	var strict, force bool
 	cmd := &cobra.Command{
 		Use:   "import PATH...",
-		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz), NVD CVE files, the Debian tracker's JSON",
+		Short: "Import OSV all.zip archives, OSV JSON files or directories, the KEV catalog, EPSS CSV(.gz), NVD CVE files, the Debian tracker's JSON, Red Hat's CSAF VEX",
 		Long: `import reads OSV all.zip archives, OSV JSON records, directories of these,
 the CISA KEV catalog (JSON), EPSS scores (CSV, optionally gzipped), files
 of NVD CVE records in the CVE API 2.0 shape (JSON, optionally gzipped:
-scores by NVD, the CNA and ADPs, CWEs, dates) and the Debian security
-tracker's JSON export (Debian's urgency per release and source package).
+scores by NVD, the CNA and ADPs, CWEs, dates), the Debian security
+tracker's JSON export (Debian's urgency per release and source package)
+and Red Hat's CSAF 2.0 VEX documents (Red Hat's severity per CVE and RPM
+package, for Red Hat, Rocky Linux and AlmaLinux findings).
 
 Everything given is applied in one transaction: OSV, KEV, EPSS, NVD and
 vendor ratings together (an import that fails or is interrupted changes
 nothing; readers see the old data or all of the new). NVD records are
 added or replaced by newer copies, never removed; a tracker export
-replaces Debian's ratings.
+replaces Debian's ratings; a CSAF document replaces Red Hat's ratings of
+its CVE (the others are kept).
 
 An all.zip is the snapshot of one ecosystem's collection (osv/<Ecosystem>),
 named by the ecosystem its records name, not by the file name; records of

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/feeds/nvd"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/server"
 	"github.com/patchbay/patchbay/store"
@@ -33,6 +34,8 @@ type serverOpts struct {
 	feedsDirs       []string
 	feedsSync       bool
 	feedsMirror     string
+	nvdSync         bool
+	nvdURL          string
 	ecosystems      []string
 	syncInterval    time.Duration
 	checkin         time.Duration
@@ -64,6 +67,8 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringSliceVar(&o.feedsDirs, "feeds-dir", nil, "import advisories from this directory or file (upstream layout) at every refresh (repeatable)")
 	f.BoolVar(&o.feedsSync, "feeds-sync", false, "download advisories from upstream (or --feeds-mirror) at every refresh")
 	f.StringVar(&o.feedsMirror, "feeds-mirror", "", "base URL of a feed mirror with the upstream layout (implies --feeds-sync)")
+	f.BoolVar(&o.nvdSync, "nvd-sync", false, "with --feeds-sync: also fetch the NVD CVE records changed since the newest stored one at every refresh (NVD_API_KEY from the environment)")
+	f.StringVar(&o.nvdURL, "nvd-url", "", "with --nvd-sync: the CVE API 2.0 endpoint (default "+nvd.Upstream+")")
 	f.StringSliceVar(&o.ecosystems, "ecosystem", nil, "OSV ecosystems to sync (default: those already imported, else common ones)")
 	spanVar(f, &o.syncInterval, "sync-interval", 6*time.Hour, "how often the leader refreshes the feeds")
 	spanVar(f, &o.checkin, "checkin-interval", 5*time.Minute, "check-in interval asked of agents")
@@ -142,6 +147,19 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	}
 	fs := server.FeedSource{Paths: o.feedsDirs, Sync: o.feedsSync || o.feedsMirror != "", Mirror: o.feedsMirror, Ecosystems: o.ecosystems,
 		KEV: true, EPSS: true, TempDir: filepath.Join(e.dataDir, "tmp")}
+	if o.nvdURL != "" && !o.nvdSync {
+		return fail(errors.New("--nvd-url: only with --nvd-sync"))
+	}
+	if o.nvdSync {
+		if !fs.Sync {
+			return fail(errors.New("--nvd-sync: only with --feeds-sync or --feeds-mirror"))
+		}
+		fs.NVD, fs.NVDURL, fs.NVDAPIKey = true, o.nvdURL, os.Getenv("NVD_API_KEY")
+		fs.NVDDelay = 6 * time.Second // NVD's pace without an API key
+		if fs.NVDAPIKey != "" {
+			fs.NVDDelay = 600 * time.Millisecond
+		}
+	}
 	if fs.Sync && len(fs.Ecosystems) == 0 {
 		ecos, err := defaultEcosystems(ctx, db)
 		if err != nil {

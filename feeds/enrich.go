@@ -15,6 +15,7 @@ import (
 	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/feeds/debsec"
 	"github.com/patchbay/patchbay/feeds/nvd"
+	"github.com/patchbay/patchbay/feeds/rhcsaf"
 )
 
 // errNotNVDGzip: a .json.gz that is not NVD records (skipped when found
@@ -106,8 +107,77 @@ func (im *Importer) stageTrackerFile(p *pending, path string) error {
 	if p.vendor != nil {
 		return fmt.Errorf("import %s: a second Debian security tracker export in one import (%s): import one", path, p.vendorState.Origin)
 	}
+	if p.redHatFiles != nil {
+		return fmt.Errorf("import %s: the Debian security tracker export and Red Hat's CSAF documents (%s) in one import: import them separately", path, p.redHatFiles[0])
+	}
 	p.vendor = rs
 	p.vendorState = SourceState{Source: SourceVendorPrefix + "Debian", Origin: path, ImportedAt: im.now(), Records: len(rs)}
+	return nil
+}
+
+// stageCSAFFile reads one of Red Hat's CSAF VEX documents and stages its
+// ratings: they replace the stored Red Hat ratings of the CVEs it
+// describes (Red Hat publishes a document per CVE, so an import of some
+// documents keeps the ratings of the others).
+func (im *Importer) stageCSAFFile(p *pending, path string) error {
+	if p.vendor != nil {
+		return fmt.Errorf("import %s: Red Hat's CSAF documents and the Debian security tracker export (%s) in one import: import them separately", path, p.vendorState.Origin)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	defer f.Close()
+	doc, err := rhcsaf.Parse(bufioReader(f))
+	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	if p.redHatCVEs == nil {
+		p.redHatCVEs = map[string]bool{}
+	}
+	for _, c := range doc.CVEs {
+		if p.redHatCVEs[c] {
+			return fmt.Errorf("import %s: a second CSAF document of %s in one import: import one", path, c)
+		}
+		p.redHatCVEs[c] = true
+	}
+	p.redHat = append(p.redHat, doc.Ratings...)
+	p.redHatFiles = append(p.redHatFiles, path)
+	if doc.Released.After(p.redHatNewest) {
+		p.redHatNewest = doc.Released
+	}
+	return nil
+}
+
+// mergeRedHat stages the Red Hat ratings of the documents of p over the
+// stored ones, as the new set of Red Hat's ratings.
+func (im *Importer) mergeRedHat(ctx context.Context, p *pending) error {
+	old, err := im.Store.VendorRatings(ctx, rhcsaf.Vendor)
+	if err != nil {
+		return err
+	}
+	all := make([]advisory.VendorRating, 0, len(old)+len(p.redHat))
+	for _, r := range old {
+		if !p.redHatCVEs[r.CVE] {
+			all = append(all, r)
+		}
+	}
+	all = append(all, p.redHat...)
+	srcs, err := im.Store.Sources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, st := range srcs {
+		if st.Source == SourceVendorPrefix+rhcsaf.Vendor && st.DataTime.After(p.redHatNewest) {
+			p.redHatNewest = st.DataTime // the newest document stays the newest
+		}
+	}
+	origin := p.redHatFiles[0]
+	if n := len(p.redHatFiles); n > 1 {
+		origin = fmt.Sprintf("%s and %d more CSAF documents", origin, n-1)
+	}
+	p.vendor = all
+	p.vendorState = SourceState{Source: SourceVendorPrefix + rhcsaf.Vendor, Origin: origin, ImportedAt: im.now(), Records: len(all), DataTime: p.redHatNewest}
 	return nil
 }
 
@@ -123,6 +193,11 @@ func (im *Importer) stageEnrichment(ctx context.Context, p *pending, b *Batch) (
 		}
 		sort.Slice(b.CVERecords, func(i, j int) bool { return b.CVERecords[i].ID < b.CVERecords[j].ID })
 		b.CVEState = SourceState{Source: SourceNVD, Origin: strings.Join(p.cveOrigins, ", "), ImportedAt: im.now(), Version: "2.0"}
+	}
+	if p.redHatFiles != nil {
+		if err := im.mergeRedHat(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	if p.vendor != nil {
 		vendor := strings.TrimPrefix(p.vendorState.Source, SourceVendorPrefix)
@@ -157,7 +232,11 @@ func (im *Importer) stageEnrichment(ctx context.Context, p *pending, b *Batch) (
 			changed = append(changed, c)
 		}
 		b.Vendor, b.VendorState = p.vendor, p.vendorState
-		p.sum.VendorRatings += len(p.vendor)
+		if p.redHatFiles != nil {
+			p.sum.VendorRatings += len(p.redHat) // the documents', not the kept ones
+		} else {
+			p.sum.VendorRatings += len(p.vendor)
+		}
 	}
 	sort.Strings(changed)
 	return changed, nil

@@ -170,3 +170,105 @@ func TestImportDebianTracker(t *testing.T) {
 		t.Errorf("bad urgency: %v", err)
 	}
 }
+
+// TestImportRedHatCSAF imports Red Hat's CSAF VEX documents (one per CVE;
+// the fixture of feeds/rhcsaf is handmade in their shape): their ratings
+// become Red Hat's per CVE and RPM package; a later import of some
+// documents replaces the ratings of their CVEs only, and rematches only
+// the packages of those CVEs; a bad document fails the import naming the
+// file and the field, and changes nothing.
+func TestImportRedHatCSAF(t *testing.T) {
+	fixture, err := os.ReadFile("rhcsaf/testdata/cve-2024-1086.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	curl := func(w string) string {
+		return `{"document": {"aggregate_severity": {"namespace": "https://access.redhat.com/security/updates/classification/", "text": "` + w + `"},
+		 "category": "csaf_vex", "csaf_version": "2.0", "title": "curl: HTTP/2 push headers memory-leak", "tracking": {"id": "CVE-2024-2398"}},
+		 "product_tree": {"branches": [{"category": "vendor", "name": "Red Hat", "branches": [
+		   {"category": "product_name", "name": "Red Hat Enterprise Linux 9", "product": {"name": "Red Hat Enterprise Linux 9", "product_id": "red_hat_enterprise_linux_9"}},
+		   {"category": "product_version", "name": "curl", "product": {"name": "curl", "product_id": "curl", "product_identification_helper": {"purl": "pkg:rpm/redhat/curl?arch=src"}}}]}],
+		  "relationships": [{"category": "default_component_of", "full_product_name": {"name": "curl as a component of Red Hat Enterprise Linux 9", "product_id": "red_hat_enterprise_linux_9:curl"},
+		    "product_reference": "curl", "relates_to_product_reference": "red_hat_enterprise_linux_9"}]},
+		 "vulnerabilities": [{"cve": "CVE-2024-2398", "product_status": {"known_affected": ["red_hat_enterprise_linux_9:curl"]},
+		   "threats": [{"category": "impact", "details": "` + w + `", "product_ids": ["red_hat_enterprise_linux_9:curl"]}]}]}`
+	}
+	osv := func(id, eco, name, cve string) string {
+		return `{"schema_version": "1.6.0", "id": "` + id + `", "modified": "2024-03-20T00:00:00Z", "aliases": ["` + cve + `"],
+		 "affected": [{"package": {"ecosystem": "` + eco + `", "name": "` + name + `"},
+		   "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0-1.el9"}]}]}]}`
+	}
+	dir, vex := t.TempDir(), t.TempDir()
+	write := func(path, data string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "RLSA-2024-1249.json"), osv("RLSA-2024:1249", "Rocky Linux:9", "kernel", "CVE-2024-1086"))
+	write(filepath.Join(dir, "RLSA-2024-1607.json"), osv("RLSA-2024:1607", "Rocky Linux:9", "curl", "CVE-2024-2398"))
+	write(filepath.Join(vex, "cve-2024-1086.json"), string(fixture))
+	write(filepath.Join(vex, "cve-2024-2398.json"), curl("Low"))
+	ctx := context.Background()
+	db := newDB(t)
+	im := &feeds.Importer{Store: db}
+	if _, err := im.ImportPaths(ctx, []string{dir}); err != nil {
+		t.Fatal(err)
+	}
+	ratings := func() string {
+		t.Helper()
+		rs, err := db.VendorRatings(ctx, "Red Hat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.CVE+" "+r.Ecosystem+" "+r.Package+" "+r.Rating)
+		}
+		return strings.Join(out, "; ")
+	}
+	sum, err := im.ImportPaths(ctx, []string{vex})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.VendorRatings != 4 {
+		t.Errorf("%d ratings imported, want 4 (kernel, kernel-core, kernel-rt, curl)", sum.VendorRatings)
+	}
+	want := "CVE-2024-1086 Red Hat kernel important; CVE-2024-1086 Red Hat kernel-core important; CVE-2024-1086 Red Hat kernel-rt moderate; CVE-2024-2398 Red Hat curl low"
+	if got := ratings(); got != want {
+		t.Errorf("ratings\n %s\nwant\n %s", got, want)
+	}
+	if fmt.Sprint(sum.Changed) != "[{Rocky Linux:9 curl} {Rocky Linux:9 kernel}]" {
+		t.Errorf("changed keys %v, want Rocky's curl and kernel", sum.Changed)
+	}
+	if st := source(t, db, "vendor/Red Hat"); st.Records != 4 || !strings.Contains(st.Origin, "and 1 more CSAF documents") ||
+		!st.DataTime.Equal(time.Date(2024, 6, 5, 10, 12, 0, 0, time.UTC)) {
+		t.Errorf("vendor/Red Hat source %+v", st)
+	}
+
+	// Red Hat raises curl's severity: importing that document alone keeps
+	// the kernel's ratings and rematches curl only.
+	one := filepath.Join(t.TempDir(), "cve-2024-2398.json")
+	write(one, curl("Moderate"))
+	sum, err = im.ImportPaths(ctx, []string{one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Replace(want, "curl low", "curl moderate", 1); ratings() != want {
+		t.Errorf("after curl's document: %s\nwant %s", ratings(), want)
+	}
+	if fmt.Sprint(sum.Changed) != "[{Rocky Linux:9 curl}]" {
+		t.Errorf("changed keys %v, want Rocky's curl only", sum.Changed)
+	}
+
+	// A bad document fails the whole import, naming file and field.
+	write(one, strings.Replace(curl("Important"), `"details": "Important"`, `"details": "Severe"`, 1))
+	before := ratings()
+	_, err = im.ImportPaths(ctx, []string{vex, one})
+	if err == nil || !strings.Contains(err.Error(), one+": vulnerabilities[0].threats[0].details: \"Severe\" is not a Red Hat severity") {
+		t.Errorf("bad severity: %v", err)
+	}
+	if ratings() != before {
+		t.Errorf("a failed import changed the ratings: %s", ratings())
+	}
+}

@@ -161,6 +161,8 @@ const (
 	KindNVD
 	// KindDebianTracker is the Debian security tracker's JSON export.
 	KindDebianTracker
+	// KindCSAF is a CSAF 2.0 VEX document (Red Hat's, one per CVE).
+	KindCSAF
 )
 
 // Detect tells a feed file's kind from its name and first bytes.
@@ -178,6 +180,9 @@ func Detect(name string, head []byte) Kind {
 			return KindNVD
 		}
 	case strings.HasSuffix(lower, ".json"):
+		if bytes.Contains(head, []byte(`"csaf_version"`)) {
+			return KindCSAF
+		}
 		if bytes.Contains(head, []byte(`"catalogVersion"`)) || bytes.Contains(head, []byte(`"cveID"`)) {
 			return KindKEV
 		}
@@ -215,6 +220,13 @@ type pending struct {
 	// vendor, when set, replaces the ratings of vendorState's vendor.
 	vendor      []advisory.VendorRating
 	vendorState SourceState
+	// redHat are the ratings of Red Hat's CSAF documents, redHatCVEs the
+	// CVEs they describe (their stored ratings are replaced), redHatFiles
+	// the documents, redHatNewest their newest release.
+	redHatNewest time.Time
+	redHat       []advisory.VendorRating
+	redHatCVEs   map[string]bool
+	redHatFiles  []string
 }
 
 // ImportPaths imports files and directories: OSV all.zip archives, OSV JSON
@@ -302,8 +314,12 @@ func (im *Importer) ImportPaths(ctx context.Context, paths []string) (Summary, e
 			if err := im.stageTrackerFile(p, f); err != nil {
 				return Summary{}, err
 			}
+		case KindCSAF:
+			if err := im.stageCSAFFile(p, f); err != nil {
+				return Summary{}, err
+			}
 		default:
-			return Summary{}, fmt.Errorf("import %s: not an OSV zip or JSON record, KEV catalog, EPSS CSV, NVD CVE file or Debian security tracker JSON", f)
+			return Summary{}, fmt.Errorf("import %s: not an OSV zip or JSON record, KEV catalog, EPSS CSV, NVD CVE file, Debian security tracker JSON or CSAF VEX document", f)
 		}
 	}
 	if localSeen {

@@ -83,3 +83,44 @@ func debianUrgency(a *advisory.Advisory, urgency string) *advisory.Advisory {
 	a.Affected[0].SeverityWord = urgency
 	return a
 }
+
+// TestRedHatRating: Red Hat's severity (ecosystem "Red Hat", from its CSAF
+// documents) rates the findings of the RPM distributions built from Red
+// Hat's sources, in the package it names only, and never a Debian one.
+func TestRedHatRating(t *testing.T) {
+	rh := func(pkg, w string) advisory.VendorRating {
+		return advisory.VendorRating{CVE: "CVE-2024-1086", Vendor: "Red Hat", Ecosystem: "Red Hat", Package: pkg, Rating: w}
+	}
+	src := enrichedSource{
+		memSource: memSource{advs: []*advisory.Advisory{
+			osAdvisory("RLSA-2024:1249", "Rocky Linux:9", "kernel", "5.14.0-362.24.1.el9_3", nil, "CVE-2024-1086"),
+			osAdvisory("ALSA-2024:1249", "AlmaLinux:9", "kernel-rt", "5.14.0-362.24.1.el9_3", nil, "CVE-2024-1086"),
+			osAdvisory("DEBCL-CVE-2024-1086-linux", "Debian:12", "kernel", "6.1.76-1", nil, "CVE-2024-1086"),
+		}},
+		enr: map[string]advisory.Enrichment{"CVE-2024-1086": {Vendors: []advisory.VendorRating{rh("kernel", "important"), rh("kernel-core", "low")}}},
+	}
+	inv := inventory.Result{Packages: []inventory.Package{
+		{Ecosystem: "Rocky Linux:9", Name: "kernel", Version: "5.14.0-362.8.1.el9_3"},
+		{Ecosystem: "AlmaLinux:9", Name: "kernel-rt", Version: "5.14.0-362.8.1.el9_3"},
+		{Ecosystem: "Debian:12", Name: "kernel", Version: "6.1.66-1", SourceName: "kernel", SourceVersion: "6.1.66-1"},
+	}}
+	res, err := scan.Run(context.Background(), src, inv, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]scan.Finding{}
+	for _, f := range res.Findings {
+		got[f.Ecosystem+" "+f.Package] = f
+	}
+	if len(got) != 3 {
+		t.Fatalf("findings %v, want the three kernels", got)
+	}
+	if f := got["Rocky Linux:9 kernel"]; f.Priority != risk.P3 || f.Reasons[0] != "no CVSS vector; Red Hat severity important in kernel: total impact" {
+		t.Errorf("Rocky kernel (Red Hat: Important): %s %q", f.Priority, f.Reasons)
+	}
+	for _, k := range []string{"AlmaLinux:9 kernel-rt", "Debian:12 kernel"} {
+		if f := got[k]; f.Priority != risk.P4 || strings.Contains(strings.Join(f.Reasons, "; "), "Red Hat") {
+			t.Errorf("%s (no Red Hat rating of it): %s %q", k, f.Priority, f.Reasons)
+		}
+	}
+}

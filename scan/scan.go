@@ -54,7 +54,7 @@ func enrich(in *risk.Input, enr map[string]advisory.Enrichment, cves []string, e
 			in.Records = append(in.Records, e.Record)
 		}
 		for _, v := range e.Vendors {
-			if (v.Ecosystem == "" || v.Ecosystem == eco) && (v.Package == "" || v.Package == pkg) {
+			if v.AppliesTo(eco, pkg) {
 				in.Vendors = append(in.Vendors, v)
 			}
 		}

@@ -32,7 +32,13 @@ type FeedSource struct {
 	Mirror     string
 	Ecosystems []string
 	KEV, EPSS  bool
-	TempDir    string
+	// NVD, with Sync, fetches the NVD CVE records changed since the newest
+	// stored one at every refresh (see feeds.SyncOptions).
+	NVD       bool
+	NVDURL    string
+	NVDAPIKey string
+	NVDDelay  time.Duration
+	TempDir   string
 }
 
 func (f FeedSource) enabled() bool { return len(f.Paths) > 0 || f.Sync }
@@ -234,7 +240,8 @@ func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence, actor stri
 	case len(f.Paths) > 0:
 		r.Summary, err = im.ImportPaths(ctx, f.Paths)
 	case f.Sync:
-		r.Outcomes, err = im.Sync(ctx, feeds.SyncOptions{Ecosystems: f.Ecosystems, KEV: f.KEV, EPSS: f.EPSS, Mirror: f.Mirror, TempDir: f.TempDir})
+		r.Outcomes, err = im.Sync(ctx, feeds.SyncOptions{Ecosystems: f.Ecosystems, KEV: f.KEV, EPSS: f.EPSS, Mirror: f.Mirror, TempDir: f.TempDir,
+			NVD: f.NVD, NVDURL: f.NVDURL, NVDAPIKey: f.NVDAPIKey, NVDDelay: f.NVDDelay})
 		for _, o := range r.Outcomes {
 			r.Summary.Added += o.Summary.Added
 			r.Summary.Updated += o.Summary.Updated
