@@ -209,7 +209,9 @@ func (s *stampedBuffer) when(t *testing.T, text string) time.Time {
 // real Debian with apt and pending updates) on a fresh data dir: the
 // fleet summary comes within seconds, before the changelogs are read; they
 // are read afterwards from the Debian mirror with a progress report, and
-// a second check-in carries their CVEs.
+// a second check-in carries their CVEs. The order is asserted, not a time
+// (a timed bound fails under -race on a loaded machine); the log says how
+// long each took.
 func TestQuickstartSummaryBeforeChangelogs(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/apt-get"); err != nil {
 		sharedtest.System(t, "this host has no apt")
@@ -239,9 +241,6 @@ func TestQuickstartSummaryBeforeChangelogs(t *testing.T) {
 	began := errb.when(t, "reading changelogs … (needs the Debian mirror deb.debian.org)\n")
 	if !summary.Before(began) || !began.Before(enriched) {
 		t.Errorf("summary at %s, changelogs began at %s, CVEs checked in at %s: want in this order", summary.Sub(start), began.Sub(start), enriched.Sub(start))
-	}
-	if d := summary.Sub(start); d > 30*time.Second {
-		t.Errorf("the summary took %s", d)
 	}
 	m := regexp.MustCompile(`reading changelogs: (\d+) of (\d+) updates name CVEs`).FindStringSubmatch(errb.String())
 	if m == nil || m[1] == "0" {
