@@ -59,7 +59,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
-		Policy: policyDialect, Rollouts: rolloutDialect}), db: db}, nil
+		Policy: policyDialect, Rollouts: rolloutDialect, Users: userDialect}), db: db}, nil
 }
 
 // Close closes the connection pool.

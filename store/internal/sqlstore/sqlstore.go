@@ -20,6 +20,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/policysql"
 	"github.com/patchbay/patchbay/store/internal/rolloutsql"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
+	"github.com/patchbay/patchbay/store/internal/usersql"
 )
 
 // Dialects are one database's SQL, per aggregate.
@@ -32,6 +33,7 @@ type Dialects struct {
 	Findings *fleetsql.FindingsDialect
 	Policy   *policysql.Dialect
 	Rollouts *rolloutsql.Dialect
+	Users    *usersql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -52,6 +54,8 @@ type Stores struct {
 	Policy *policysql.Store
 	// Rollouts keeps plans, rollouts and their jobs, and notifications.
 	Rollouts *rolloutsql.Store
+	// Users keeps the web UI's people and their sessions.
+	Users *usersql.Store
 }
 
 var (
@@ -73,6 +77,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Findings: findings,
 		Policy:   &policysql.Store{DB: db, D: d.Policy, Audit: aud, WriteLock: d.Findings.WriteLock},
 		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
+		Users:    &usersql.Store{DB: db, D: d.Users},
 	}
 }
 
