@@ -86,6 +86,15 @@ func HashPassword(password string) (string, error) {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
+// Errors of the user store.
+var (
+	ErrNoUser    = errors.New("no such user")
+	ErrUserTaken = errors.New("user exists already")
+	// ErrLocalUser refuses a single sign-on login under a local user's
+	// name (it would take over that account).
+	ErrLocalUser = errors.New("a local user has this name")
+)
+
 // ErrBadPassword is a password that does not match.
 var ErrBadPassword = errors.New("wrong user name or password")
 

@@ -23,7 +23,7 @@ func Users(t *testing.T, open func(t *testing.T) *usersql.Store) {
 		if err := s.Add(ctx, auth.User{Name: "alice", Role: auth.Operator, Source: auth.SourceLocal, Created: now}, hash); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Add(ctx, auth.User{Name: "alice", Role: auth.Viewer, Source: auth.SourceLocal, Created: now}, hash); !errors.Is(err, usersql.ErrUserTaken) {
+		if err := s.Add(ctx, auth.User{Name: "alice", Role: auth.Viewer, Source: auth.SourceLocal, Created: now}, hash); !errors.Is(err, auth.ErrUserTaken) {
 			t.Fatalf("second alice: %v, want ErrUserTaken", err)
 		}
 		u, err := s.CheckPassword(ctx, "alice", "correct horse battery")
@@ -35,7 +35,7 @@ func Users(t *testing.T, open func(t *testing.T) *usersql.Store) {
 				t.Errorf("%s/%s: %v, want ErrBadPassword", c.name, c.pw, err)
 			}
 		}
-		if err := s.SSOLogin(ctx, "alice", auth.Admin, now); !errors.Is(err, usersql.ErrLocalUser) {
+		if err := s.SSOLogin(ctx, "alice", auth.Admin, now); !errors.Is(err, auth.ErrLocalUser) {
 			t.Fatalf("SSO as local alice: %v, want ErrLocalUser", err)
 		}
 		if err := s.SSOLogin(ctx, "carol@example.org", auth.Viewer, now); err != nil {
@@ -54,13 +54,13 @@ func Users(t *testing.T, open func(t *testing.T) *usersql.Store) {
 		if err := s.SetRole(ctx, "alice", auth.Viewer); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Remove(ctx, "bob"); !errors.Is(err, usersql.ErrNoUser) {
+		if err := s.Remove(ctx, "bob"); !errors.Is(err, auth.ErrNoUser) {
 			t.Fatalf("remove bob: %v, want ErrNoUser", err)
 		}
 		if err := s.Remove(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Get(ctx, "alice"); !errors.Is(err, usersql.ErrNoUser) {
+		if _, err := s.Get(ctx, "alice"); !errors.Is(err, auth.ErrNoUser) {
 			t.Fatalf("removed alice: %v", err)
 		}
 	})

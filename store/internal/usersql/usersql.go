@@ -43,23 +43,14 @@ type Store struct {
 	D  *Dialect
 }
 
-// Errors of the user store.
-var (
-	ErrNoUser    = errors.New("no such user")
-	ErrUserTaken = errors.New("user exists already")
-	// ErrLocalUser refuses a single sign-on login under a local user's
-	// name (it would take over that account).
-	ErrLocalUser = errors.New("a local user has this name")
-)
-
 // Add stores a new user with its password hash ("" for single sign-on).
 func (s *Store) Add(ctx context.Context, u auth.User, hash string) error {
 	if _, err := s.Get(ctx, u.Name); err == nil {
-		return fmt.Errorf("add user %s: %w", u.Name, ErrUserTaken)
+		return fmt.Errorf("add user %s: %w", u.Name, auth.ErrUserTaken)
 	}
 	if _, err := s.DB.ExecContext(ctx, s.D.Insert, u.Name, string(u.Role), hash, u.Source, unixnano.From(u.Created)); err != nil {
 		if _, gerr := s.Get(ctx, u.Name); gerr == nil {
-			return fmt.Errorf("add user %s: %w", u.Name, ErrUserTaken)
+			return fmt.Errorf("add user %s: %w", u.Name, auth.ErrUserTaken)
 		}
 		return fmt.Errorf("add user %s: %w", u.Name, err)
 	}
@@ -67,10 +58,10 @@ func (s *Store) Add(ctx context.Context, u auth.User, hash string) error {
 }
 
 // SSOLogin records a single sign-on user and the role its groups gave at
-// this login; ErrLocalUser when the name is a local user's.
+// this login; auth.ErrLocalUser when the name is a local user's.
 func (s *Store) SSOLogin(ctx context.Context, name string, role auth.Role, now time.Time) error {
 	if u, err := s.Get(ctx, name); err == nil && u.Source != auth.SourceOIDC {
-		return fmt.Errorf("single sign-on as %s: %w", name, ErrLocalUser)
+		return fmt.Errorf("single sign-on as %s: %w", name, auth.ErrLocalUser)
 	}
 	if _, err := s.DB.ExecContext(ctx, s.D.UpsertSSO, name, string(role), now.UnixNano()); err != nil {
 		return fmt.Errorf("single sign-on as %s: %w", name, err)
@@ -84,7 +75,7 @@ func (s *Store) get(ctx context.Context, name string) (auth.User, string, error)
 	var created int64
 	err := s.DB.QueryRowContext(ctx, s.D.ByName, name).Scan(&u.Name, &role, &hash, &u.Source, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return u, "", fmt.Errorf("user %s: %w", name, ErrNoUser)
+		return u, "", fmt.Errorf("user %s: %w", name, auth.ErrNoUser)
 	}
 	if err != nil {
 		return u, "", fmt.Errorf("user %s: %w", name, err)
@@ -104,7 +95,7 @@ func (s *Store) Get(ctx context.Context, name string) (auth.User, error) {
 // a wrong password alike.
 func (s *Store) CheckPassword(ctx context.Context, name, password string) (auth.User, error) {
 	u, hash, err := s.get(ctx, name)
-	if errors.Is(err, ErrNoUser) || (err == nil && hash == "") {
+	if errors.Is(err, auth.ErrNoUser) || (err == nil && hash == "") {
 		// The same work as a real check, so timing does not tell names.
 		_ = auth.CheckPassword(dummyHash(), password)
 		return u, auth.ErrBadPassword
@@ -157,7 +148,7 @@ func (s *Store) exec1(ctx context.Context, what, name, q string, args ...any) er
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("%s %s: %w", what, name, err)
 	} else if n == 0 {
-		return fmt.Errorf("%s %s: %w", what, name, ErrNoUser)
+		return fmt.Errorf("%s %s: %w", what, name, auth.ErrNoUser)
 	}
 	return nil
 }

@@ -1,0 +1,148 @@
+package web
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/rolloutapi"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/rollout"
+)
+
+const hostsPerPage = 50
+
+type hostsData struct {
+	Q          url.Values
+	Hosts      []fleet.HostSummary
+	Total      int
+	Page, Last int
+	Error      string
+	Stales     []string
+}
+
+// hostParams go to the API as they are; stale, reboot, sort and page are
+// the page's own.
+var hostParams = []string{"label", "os", "priority", "min_open", "clones"}
+
+func (u *UI) hosts(w http.ResponseWriter, r *http.Request, s *session) error {
+	in := r.URL.Query()
+	q := pick(in, hostParams)
+	d := hostsData{Q: pick(in, append(hostParams, "stale", "reboot", "sort")), Stales: []string{"1h", "24h", "168h"}}
+	if st := in.Get("stale"); st != "" {
+		dur, err := time.ParseDuration(st)
+		if err != nil || dur <= 0 {
+			return badInput{"stale " + strconv.Quote(st) + ": want a duration such as 24h"}
+		}
+		q.Set("seen_before", u.cfg.Now().Add(-dur).UTC().Format(time.RFC3339))
+	}
+	var hl api.HostList
+	status := http.StatusOK
+	if err := u.call(r.Context(), s, "GET", "/api/v1/hosts", q, nil, &hl); err != nil {
+		ae, ok := refusal(err)
+		if !ok || ae.Status != http.StatusBadRequest {
+			return err
+		}
+		d.Error, status = ae.Body.Error, ae.Status
+	}
+	hs := hl.Hosts
+	if in.Get("reboot") != "" {
+		hs = slices.DeleteFunc(hs, func(h fleet.HostSummary) bool { return !h.Facts.RebootRequired })
+	}
+	switch in.Get("sort") {
+	case "open":
+		slices.SortStableFunc(hs, func(a, b fleet.HostSummary) int { return cmp.Compare(b.OpenTotal(), a.OpenTotal()) })
+	case "last_seen":
+		slices.SortStableFunc(hs, func(a, b fleet.HostSummary) int { return a.LastSeen.Compare(b.LastSeen) })
+	default:
+		slices.SortStableFunc(hs, func(a, b fleet.HostSummary) int { return cmp.Compare(a.Hostname, b.Hostname) })
+	}
+	d.Total = len(hs)
+	d.Last = max(1, (len(hs)+hostsPerPage-1)/hostsPerPage)
+	d.Page, _ = strconv.Atoi(in.Get("page"))
+	d.Page = min(max(d.Page, 1), d.Last)
+	lo := (d.Page - 1) * hostsPerPage
+	d.Hosts = hs[lo:min(lo+hostsPerPage, len(hs))]
+	u.render(w, r, s, status, "hosts", "Hosts", d)
+	return nil
+}
+
+type hostData struct {
+	fleet.HostDetail
+	OpenFindings []fleet.Finding
+	Jobs         []hostJob
+}
+
+type hostJob struct {
+	Plan   string
+	State  string
+	Status rollout.HostStatus
+}
+
+func (u *UI) host(w http.ResponseWriter, r *http.Request, s *session) error {
+	ctx := r.Context()
+	var d hostData
+	if err := u.call(ctx, s, "GET", "/api/v1/hosts/"+url.PathEscape(r.PathValue("id")), nil, nil, &d.HostDetail); err != nil {
+		return err
+	}
+	for _, f := range d.Findings {
+		if f.State == fleet.StateOpen {
+			d.OpenFindings = append(d.OpenFindings, f)
+		}
+	}
+	slices.SortStableFunc(d.OpenFindings, func(a, b fleet.Finding) int { return cmp.Compare(a.Priority, b.Priority) })
+	// The host's jobs in the recent rollouts.
+	plans, err := u.planList(ctx, s)
+	if err != nil {
+		return err
+	}
+	for i, p := range plans {
+		if i >= 20 {
+			break
+		}
+		if p.Plan.State != rollout.Started {
+			continue
+		}
+		var st rolloutapi.PlanStatus
+		if err := u.call(ctx, s, "GET", "/api/v1/plans/"+url.PathEscape(p.Plan.ID), url.Values{"hosts": {"1"}}, nil, &st); err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				continue
+			}
+			return err
+		}
+		for _, h := range st.Hosts {
+			if h.ID == d.ID {
+				state := ""
+				if st.Rollout != nil {
+					state = string(st.Rollout.State)
+				}
+				d.Jobs = append(d.Jobs, hostJob{Plan: p.Plan.ID, State: state, Status: h})
+			}
+		}
+	}
+	u.render(w, r, s, http.StatusOK, "host", "Host "+d.Hostname, d)
+	return nil
+}
+
+// labelList shows a host's labels as k=v, sorted.
+func labelList(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func init() {
+	funcs["labels"] = labelList
+	funcs["openTotal"] = func(h fleet.HostSummary) int { return h.OpenTotal() }
+	funcs["hasPrefix"] = strings.HasPrefix
+}

@@ -1,0 +1,134 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/rolloutapi"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/rollout"
+)
+
+var priorities = []string{"P1", "P2", "P3", "P4"}
+
+type overviewData struct {
+	Open      []Bar
+	OpenTotal int
+	Hosts     int
+	Reboot    int
+	Stale     int
+	KEVVulns  int
+	KEVOpen   int
+	Overdue   int
+	// OverdueMore: there are more overdue findings than were counted.
+	OverdueMore bool
+	InFlight    []rolloutapi.PlanStatus
+	AwaitingMe  []rolloutapi.PlanStatus
+	Tiles       []Tile
+	KPIMissing  bool
+}
+
+// overdueCap bounds the overdue findings the overview counts.
+const overdueCap = 10000
+
+func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error {
+	ctx := r.Context()
+	var d overviewData
+	var hl api.HostList
+	if err := u.call(ctx, s, "GET", "/api/v1/hosts", nil, nil, &hl); err != nil {
+		return err
+	}
+	now := u.cfg.Now()
+	open := map[string]int{}
+	for _, h := range hl.Hosts {
+		for p, n := range h.Open {
+			open[p] += n
+		}
+		if h.Facts.RebootRequired {
+			d.Reboot++
+		}
+		if now.Sub(h.LastSeen) > 24*time.Hour {
+			d.Stale++
+		}
+	}
+	d.Hosts = len(hl.Hosts)
+	for _, p := range priorities {
+		d.Open = append(d.Open, Bar{Label: p, Value: open[p], Href: "/findings?status=open&priority=" + p, Class: "p" + p[1:]})
+		d.OpenTotal += open[p]
+	}
+	var vl api.VulnList
+	if err := u.call(ctx, s, "GET", "/api/v1/vulns", url.Values{"kev": {"true"}}, nil, &vl); err != nil {
+		return err
+	}
+	for _, v := range vl.Vulnerabilities {
+		if v.Open > 0 {
+			d.KEVVulns++
+			d.KEVOpen += v.Open
+		}
+	}
+	var err error
+	if d.Overdue, d.OverdueMore, err = u.countFindings(ctx, s, url.Values{"status": {"overdue"}}, overdueCap); err != nil {
+		return err
+	}
+	plans, err := u.planList(ctx, s)
+	if err != nil {
+		return err
+	}
+	me := "user:" + s.User
+	for _, p := range plans {
+		switch {
+		case inFlight(p):
+			d.InFlight = append(d.InFlight, p)
+		case p.Plan.State == rollout.AwaitingApproval && !slices.ContainsFunc(p.Plan.Approvals, func(a rollout.Approval) bool { return a.By == me }):
+			d.AwaitingMe = append(d.AwaitingMe, p)
+		}
+	}
+	if u.cfg.KPI != nil {
+		if d.Tiles, err = u.cfg.KPI(ctx, now); err != nil {
+			return err
+		}
+	} else {
+		d.KPIMissing = true
+	}
+	u.render(w, r, s, http.StatusOK, "overview", "Overview", d)
+	return nil
+}
+
+// countFindings counts the findings of a filter, page by page, up to
+// limit (more: true when there are more).
+func (u *UI) countFindings(ctx context.Context, s *session, q url.Values, limit int) (n int, more bool, err error) {
+	q.Set("limit", "1000")
+	for {
+		var page fleet.FindingPage
+		if err := u.call(ctx, s, "GET", "/api/v1/findings", q, nil, &page); err != nil {
+			return n, false, err
+		}
+		n += len(page.Findings)
+		if page.Next == "" {
+			return n, false, nil
+		}
+		if n >= limit {
+			return n, true, nil
+		}
+		q.Set("cursor", page.Next)
+	}
+}
+
+func (u *UI) planList(ctx context.Context, s *session) ([]rolloutapi.PlanStatus, error) {
+	var pl struct {
+		Plans []rolloutapi.PlanStatus `json:"plans"`
+	}
+	err := u.call(ctx, s, "GET", "/api/v1/plans", nil, nil, &pl)
+	return pl.Plans, err
+}
+
+// inFlight tells a started rollout that has not ended.
+func inFlight(p rolloutapi.PlanStatus) bool {
+	return p.Plan.State == rollout.Started && p.Rollout != nil && !ended(p.Rollout.State)
+}
+
+func ended(s rollout.State) bool { return s == rollout.Completed || s == rollout.Aborted }
