@@ -97,7 +97,7 @@ func (c *clock) advance(d time.Duration) {
 
 var testJobKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
 
-func newFixture(t *testing.T, mod func(*web.Config)) *fixture {
+func newFixture(t *testing.T, mod func(cfg *web.Config, url string)) *fixture {
 	t.Helper()
 	feedDir := sharedtest.Dir(t, "feeds/osv/Debian")
 	kev := filepath.Join(sharedtest.Dir(t, "feeds/kev"), "known_exploited_vulnerabilities.json")
@@ -117,16 +117,19 @@ func newFixture(t *testing.T, mod func(*web.Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var handler http.Handler
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
 	cfg := web.Config{API: srv.Handler(), Users: db.Users, Now: c.now}
 	if mod != nil {
-		mod(&cfg)
+		mod(&cfg, ts.URL)
 	}
 	ui, err := web.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewTLSServer(ui.Handler())
-	t.Cleanup(ts.Close)
+	handler = ui.Handler()
 	f := &fixture{t: t, db: db, srv: srv, ui: ui, ts: ts, clock: c}
 	f.admin = f.token(auth.Admin)
 	for _, u := range []struct {
