@@ -320,7 +320,6 @@ func TestBrowser(t *testing.T) {
 	})
 }
 
-
 // into runs a, keeping its value in dst.
 func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {

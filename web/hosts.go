@@ -75,8 +75,18 @@ func (u *UI) hosts(w http.ResponseWriter, r *http.Request, s *session) error {
 
 type hostData struct {
 	fleet.HostDetail
-	OpenFindings []fleet.Finding
-	Jobs         []hostJob
+	Open int
+	// Patches group the open findings by the upgrade that closes them
+	// (those without a fix yet under an empty Fixed), most urgent first.
+	Patches []hostPatch
+	Jobs    []hostJob
+}
+
+// hostPatch is one upgrade of a host and the open findings it closes.
+type hostPatch struct {
+	Package, Fixed string
+	Top            string
+	Findings       []fleet.Finding
 }
 
 type hostJob struct {
@@ -91,12 +101,40 @@ func (u *UI) host(w http.ResponseWriter, r *http.Request, s *session) error {
 	if err := u.call(ctx, s, "GET", "/api/v1/hosts/"+url.PathEscape(r.PathValue("id")), nil, nil, &d.HostDetail); err != nil {
 		return err
 	}
+	byPatch := map[[2]string]*hostPatch{}
 	for _, f := range d.Findings {
-		if f.State == fleet.StateOpen {
-			d.OpenFindings = append(d.OpenFindings, f)
+		if f.State != fleet.StateOpen {
+			continue
 		}
+		d.Open++
+		k := [2]string{f.Package, f.Fixed}
+		hp := byPatch[k]
+		if hp == nil {
+			hp = &hostPatch{Package: f.Package, Fixed: f.Fixed}
+			byPatch[k] = hp
+		}
+		hp.Findings = append(hp.Findings, f)
 	}
-	slices.SortStableFunc(d.OpenFindings, func(a, b fleet.Finding) int { return cmp.Compare(a.Priority, b.Priority) })
+	for _, hp := range byPatch {
+		slices.SortStableFunc(hp.Findings, func(a, b fleet.Finding) int { return cmp.Compare(a.Priority, b.Priority) })
+		hp.Top = hp.Findings[0].Priority.String()
+		d.Patches = append(d.Patches, *hp)
+	}
+	slices.SortFunc(d.Patches, func(a, b hostPatch) int {
+		if (a.Fixed == "") != (b.Fixed == "") {
+			if a.Fixed == "" {
+				return 1 // patches first, findings without a fix last
+			}
+			return -1
+		}
+		if c := cmp.Compare(a.Top, b.Top); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(len(b.Findings), len(a.Findings)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Package, b.Package)
+	})
 	// The host's jobs in the recent rollouts.
 	plans, err := u.planList(ctx, s)
 	if err != nil {
