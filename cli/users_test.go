@@ -27,7 +27,9 @@ func TestUsersCommands(t *testing.T) {
 	dir := t.TempDir()
 	var code int
 	var stderr string
-	withStdin(t, "correct horse battery\n", func() { code, _, stderr = run(t, dir, "users", "add", "alice", "--role", "operator", "--password-stdin") })
+	withStdin(t, "correct horse battery\n", func() {
+		code, _, stderr = run(t, dir, "users", "add", "alice", "--role", "operator", "--password-stdin")
+	})
 	if code != 0 || !strings.Contains(stderr, "added user alice (role operator)") {
 		t.Fatalf("users add: %d %s", code, stderr)
 	}

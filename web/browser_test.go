@@ -161,8 +161,10 @@ func TestBrowser(t *testing.T) {
 			chromedp.SetValue(chromedp.CSS(`#f-priority`), "P3"),
 			chromedp.SendKeys(chromedp.CSS(`#f-package`), "openssl"),
 			chromedp.Click(chromedp.CSS(`#f-apply`)),
-			chromedp.WaitVisible(chromedp.CSS(`#findings`)),
-			into(&url, chromedp.Location()))
+		)
+		// The list page is there before and after: wait for the new one.
+		url = waitURL(t, alice, "package=openssl")
+		run(t, alice, "filtered", chromedp.WaitVisible(chromedp.CSS(`#findings`)))
 		if !strings.Contains(url, "priority=P3") || !strings.Contains(url, "package=openssl") {
 			t.Errorf("the filter is not in the URL: %s", url)
 		}
@@ -182,7 +184,7 @@ func TestBrowser(t *testing.T) {
 		for _, pg := range []struct{ path, wait, name string }{
 			{"/hosts", "#hosts", "hosts"},
 			{"/hosts/" + f.hosts[2].id, "#hf-h", "host"},
-			{"/vulns?kev=true&state=all", "#vulns", "vulns"},
+			{"/vulns", "#vulns", "vulns"},
 			{"/patches", "#patches", "patches"},
 			{"/policy", "#policy", "policy"},
 			{"/feeds", "#feeds", "feeds"},
@@ -262,6 +264,22 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("approvals: %+v", st.Plan.Approvals)
 		}
 		run(t, alice, "alice starts", chromedp.Navigate(planURL), chromedp.Click(chromedp.CSS(`#start`)), chromedp.WaitVisible(chromedp.CSS(`#rollout[data-progress]`)))
+		// The overview with work on it: the rollout in flight, a plan
+		// awaiting bob.
+		next := f.createPlan("Security patches, week 49")
+		var awaiting, flight string
+		run(t, bob, "bob's overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#flight-h`)),
+			text(`#awaiting-count`, &awaiting), text(`#flight-h .count`, &flight))
+		if awaiting != "1" || flight != "1" {
+			t.Errorf("bob's overview: %s awaiting him, %s in flight; want 1 and 1", awaiting, flight)
+		}
+		shot(t, bob, dir, "overview-busy")
+		run(t, bob, "follow the awaiting plan", chromedp.Click(chromedp.CSS(`#await-h + table a`)), chromedp.WaitVisible(chromedp.CSS(`#approve`)))
+		var loc string
+		run(t, bob, "where", into(&loc, chromedp.Location()))
+		if !strings.HasSuffix(loc, "/plans/"+next.ID) {
+			t.Errorf("the awaiting plan's link led to %s", loc)
+		}
 	})
 
 	t.Run("the rollout progresses without a reload", func(t *testing.T) {
@@ -337,4 +355,25 @@ func text(sel string, dst *string) chromedp.Action[chromedp.Void] {
 // eval evaluates a JavaScript expression into dst.
 func eval[T any](expr string, dst *T) chromedp.Action[chromedp.Void] {
 	return into(dst, chromedp.Evaluate[T](expr))
+}
+
+// waitURL waits for the tab to show a loaded page whose URL contains
+// part, and returns the URL.
+func waitURL(t *testing.T, ctx context.Context, part string) string {
+	t.Helper()
+	var last string
+	for i := 0; i < 200; i++ {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err == nil {
+			last = loc
+			if strings.Contains(loc, part) {
+				if ready, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.readyState`)); err == nil && ready == "complete" {
+					return loc
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the page did not reach a URL with %q (last %s)", part, last)
+	return ""
 }
