@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/auth"
@@ -104,4 +105,42 @@ func (u *UI) callRaw(ctx context.Context, s *session, method, path string, q url
 func refusal(err error) (*apiError, bool) {
 	var ae *apiError
 	return ae, errors.As(err, &ae)
+}
+
+// aggregateTTL is how long the UI reuses a fleet-wide aggregate (the
+// vulnerabilities list, which the store computes over every finding):
+// the same for every person (every role reads it), so a busy overview
+// does not compute it for each page view.
+const aggregateTTL = 30 * time.Second
+
+type cached struct {
+	at  time.Time
+	raw []byte
+}
+
+// callCached is call for GETs of fleet-wide aggregates, reusing an
+// answer younger than aggregateTTL. It returns when the answer was made.
+func (u *UI) callCached(ctx context.Context, s *session, path string, q url.Values, out any) (time.Time, error) {
+	key := path + "?" + q.Encode()
+	now := time.Now()
+	u.cacheMu.Lock()
+	c, ok := u.cache[key]
+	u.cacheMu.Unlock()
+	if !ok || now.Sub(c.at) > aggregateTTL {
+		raw, err := u.callRaw(ctx, s, "GET", path, q, nil)
+		if err != nil {
+			return now, err
+		}
+		c = cached{at: now, raw: raw}
+		u.cacheMu.Lock()
+		if len(u.cache) > 64 {
+			clear(u.cache) // filters people vary: keep it small
+		}
+		u.cache[key] = c
+		u.cacheMu.Unlock()
+	}
+	if err := json.Unmarshal(c.raw, out); err != nil {
+		return c.at, fmt.Errorf("GET %s: decode answer: %w", path, err)
+	}
+	return c.at, nil
 }

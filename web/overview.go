@@ -23,7 +23,10 @@ type overviewData struct {
 	Stale     int
 	KEVVulns  int
 	KEVOpen   int
-	Overdue   int
+	// KEVAsOf is when the KEV figures were counted (they are reused for
+	// a while: counting them reads every finding).
+	KEVAsOf time.Time
+	Overdue int
 	// OverdueMore: there are more overdue findings than were counted.
 	OverdueMore bool
 	InFlight    []rolloutapi.PlanStatus
@@ -61,7 +64,8 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 		d.OpenTotal += open[p]
 	}
 	var vl api.VulnList
-	if err := u.call(ctx, s, "GET", "/api/v1/vulns", url.Values{"kev": {"true"}}, nil, &vl); err != nil {
+	var err error
+	if d.KEVAsOf, err = u.callCached(ctx, s, "/api/v1/vulns", url.Values{"kev": {"true"}}, &vl); err != nil {
 		return err
 	}
 	for _, v := range vl.Vulnerabilities {
@@ -70,7 +74,6 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 			d.KEVOpen += v.Open
 		}
 	}
-	var err error
 	if d.Overdue, d.OverdueMore, err = u.countFindings(ctx, s, url.Values{"status": {"overdue"}}, overdueCap); err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ type patchesData struct {
 }
 
 // patchFindings bounds the open findings the patches page groups.
-const patchFindings = 20000
+const patchFindings = 5000
 
 func (u *UI) patches(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()

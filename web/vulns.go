@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/fleet"
@@ -18,13 +19,15 @@ type vulnsData struct {
 	Total      int
 	Page, Last int
 	Prios      []string
+	AsOf       time.Time // when the list was counted
 }
 
 func (u *UI) vulns(w http.ResponseWriter, r *http.Request, s *session) error {
 	in := r.URL.Query()
 	q := pick(in, []string{"priority", "kev"})
 	var vl api.VulnList
-	if err := u.call(r.Context(), s, "GET", "/api/v1/vulns", q, nil, &vl); err != nil {
+	asOf, err := u.callCached(r.Context(), s, "/api/v1/vulns", q, &vl)
+	if err != nil {
 		return err
 	}
 	vs := vl.Vulnerabilities
@@ -46,7 +49,7 @@ func (u *UI) vulns(w http.ResponseWriter, r *http.Request, s *session) error {
 		}
 		vs = keep
 	}
-	d := vulnsData{Q: pick(in, []string{"priority", "kev", "q", "state"}), Total: len(vs), Prios: priorities}
+	d := vulnsData{Q: pick(in, []string{"priority", "kev", "q", "state"}), Total: len(vs), Prios: priorities, AsOf: asOf}
 	d.Last = max(1, (len(vs)+vulnsPerPage-1)/vulnsPerPage)
 	d.Page, _ = strconv.Atoi(in.Get("page"))
 	d.Page = min(max(d.Page, 1), d.Last)

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/patchbay/patchbay/auth"
@@ -75,6 +76,9 @@ type UI struct {
 	pages *pages
 	oidc  *oidcClient
 	mux   *http.ServeMux
+	// cache keeps fleet-wide aggregates for aggregateTTL.
+	cacheMu sync.Mutex
+	cache   map[string]cached
 }
 
 // New makes the UI.
@@ -98,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*UI, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UI{cfg: cfg, log: cfg.Log, pages: p, mux: http.NewServeMux()}
+	u := &UI{cfg: cfg, log: cfg.Log, pages: p, mux: http.NewServeMux(), cache: map[string]cached{}}
 	if cfg.OIDC != nil {
 		if u.oidc, err = newOIDC(ctx, *cfg.OIDC); err != nil {
 			return nil, err
