@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/patchbay/patchbay/auth"
 )
@@ -45,7 +46,29 @@ func (u *UI) startSession(ctx context.Context, w http.ResponseWriter, user auth.
 	}
 	setCookie(w, sessionCookie, secret, int(u.cfg.SessionTTL.Seconds()))
 	u.log.Info("login", "user", user.Name, "role", user.Role)
+	u.sweep(ctx, now)
 	return nil
+}
+
+// sweepEvery is how often a login deletes the sessions that ended.
+const sweepEvery = 10 * time.Minute
+
+// sweep deletes the ended sessions, at most every sweepEvery.
+func (u *UI) sweep(ctx context.Context, now time.Time) {
+	u.sweepMu.Lock()
+	due := now.Sub(u.swept) >= sweepEvery
+	if due {
+		u.swept = now
+	}
+	u.sweepMu.Unlock()
+	if !due {
+		return
+	}
+	if n, err := u.cfg.Users.DeleteEnded(ctx, now, u.cfg.IdleTimeout); err != nil {
+		u.log.Warn("delete ended sessions", "err", err)
+	} else if n > 0 {
+		u.log.Info("deleted ended sessions", "sessions", n)
+	}
 }
 
 // current reads the request's session; nil when there is none or it

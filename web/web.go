@@ -59,6 +59,8 @@ type UserStore interface {
 	// Session reads a live session (auth.ErrSessionEnded otherwise).
 	Session(ctx context.Context, hash string, now time.Time, idle time.Duration) (auth.Session, error)
 	EndSession(ctx context.Context, hash string) error
+	// DeleteEnded deletes the sessions ended at now.
+	DeleteEnded(ctx context.Context, now time.Time, idle time.Duration) (int64, error)
 }
 
 // Tile is one number of the overview with the list behind it.
@@ -79,6 +81,10 @@ type UI struct {
 	// cache keeps fleet-wide aggregates for aggregateTTL.
 	cacheMu sync.Mutex
 	cache   map[string]cached
+	// swept is when ended sessions were last deleted (at a login, at
+	// most every sweepEvery).
+	sweepMu sync.Mutex
+	swept   time.Time
 }
 
 // New makes the UI.

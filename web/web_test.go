@@ -210,6 +210,11 @@ func TestLoginSessionsAndRoles(t *testing.T) {
 		}
 		// vera keeps using it, yet 12 hours after login it ends.
 		vera.login(password)
+		// Her login swept the ended sessions away: bob's two.
+		var n int
+		if err := f.db.SQL().QueryRow(`SELECT COUNT(*) FROM sessions WHERE username = 'bob'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("bob's ended sessions after a later login: %d left (%v), want 0", n, err)
+		}
 		for elapsed := time.Duration(0); elapsed < 12*time.Hour-20*time.Minute; elapsed += 20 * time.Minute {
 			f.clock.advance(20 * time.Minute)
 			if code, _, _ := vera.get("/"); code != 200 {
