@@ -139,6 +139,7 @@ func (u *UI) routes() {
 	page("POST /logout", u.logout)
 	page("GET /{$}", u.overview)
 	page("GET /findings", u.findings)
+	page("GET /findings/{id}", u.finding)
 	page("GET /hosts", u.hosts)
 	page("GET /hosts/{id}", u.host)
 	page("GET /vulns", u.vulns)

@@ -367,3 +367,23 @@ func TestRolloutProgressStream(t *testing.T) {
 		t.Errorf("streamed states %v, want progress ending completed", states)
 	}
 }
+
+// TestFindingPage: a finding's page explains its priority, from the
+// findings list's link.
+func TestFindingPage(t *testing.T) {
+	f := newFixture(t, nil)
+	vera := f.person("vera")
+	vera.login(password)
+	_, _, list := vera.get("/findings?package=openssl&limit=1")
+	m := regexp.MustCompile(`href="/findings/(\d+)"`).FindStringSubmatch(list)
+	if m == nil {
+		t.Fatalf("the findings list links no finding:\n%s", list)
+	}
+	code, _, page := vera.get("/findings/" + m[1])
+	if code != 200 || !strings.Contains(page, "Why this priority") || !strings.Contains(page, "openssl") || !strings.Contains(page, "exposure internet") {
+		t.Errorf("finding %s: %d\n%s", m[1], code, page)
+	}
+	if code, _, _ := vera.get("/findings/999999"); code != http.StatusNotFound {
+		t.Errorf("no such finding: %d", code)
+	}
+}
