@@ -59,7 +59,13 @@ func (u *UI) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
+	select {
+	case u.hashing <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
 	user, err := u.cfg.Users.CheckPassword(r.Context(), name, r.PostFormValue("password"))
+	<-u.hashing
 	if errors.Is(err, auth.ErrBadPassword) {
 		u.log.Warn("login refused", "user", name, "remote", r.RemoteAddr)
 		u.showLogin(w, r, http.StatusUnauthorized, "Wrong user name or password.", name)

@@ -85,6 +85,9 @@ type UI struct {
 	// most every sweepEvery).
 	sweepMu sync.Mutex
 	swept   time.Time
+	// hashing admits a few password checks at once: each argon2id check
+	// takes 64 MiB, so a flood of logins waits instead of taking memory.
+	hashing chan struct{}
 }
 
 // New makes the UI.
@@ -108,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*UI, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UI{cfg: cfg, log: cfg.Log, pages: p, mux: http.NewServeMux(), cache: map[string]cached{}}
+	u := &UI{cfg: cfg, log: cfg.Log, pages: p, mux: http.NewServeMux(), cache: map[string]cached{}, hashing: make(chan struct{}, 4)}
 	if cfg.OIDC != nil {
 		if u.oidc, err = newOIDC(ctx, *cfg.OIDC); err != nil {
 			return nil, err
