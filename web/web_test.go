@@ -387,3 +387,53 @@ func TestFindingPage(t *testing.T) {
 		t.Errorf("no such finding: %d", code)
 	}
 }
+
+// TestEveryPageEveryRole: every page renders for every role, but the
+// audit log, which is the admins'.
+func TestEveryPageEveryRole(t *testing.T) {
+	f := newFixture(t, nil)
+	p := f.createPlan("every page")
+	var vl api.VulnList
+	f.apiDo("GET", "/vulns", nil, &vl)
+	if len(vl.Vulnerabilities) == 0 {
+		t.Fatal("no vulnerabilities")
+	}
+	pages := []string{"/", "/findings", "/findings?status=all&sort=-first_seen", "/hosts", "/hosts?stale=1h&reboot=1&sort=open", "/hosts/" + f.hosts[0].id,
+		"/vulns", "/vulns?kev=true", "/vulns/" + vl.Vulnerabilities[0].ID, "/patches", "/plans", "/plans?state=awaiting_approval", "/rollouts", "/rollouts?active=1",
+		"/plans/" + p.ID, "/policy", "/policy?kind=RolloutStrategy&name=fast", "/feeds", "/audit"}
+	for _, who := range []string{"vera", "alice", "ada"} {
+		c := f.person(who)
+		c.login(password)
+		for _, pg := range pages {
+			want := http.StatusOK
+			if pg == "/audit" && who != "ada" {
+				want = http.StatusForbidden
+			}
+			code, _, body := c.get(pg)
+			if code != want || !strings.Contains(body, "</html>") {
+				t.Errorf("%s %s: %d, want %d\n%s", who, pg, code, want, body)
+			}
+			if strings.Contains(body, "internal error") {
+				t.Errorf("%s %s: internal error", who, pg)
+			}
+		}
+	}
+	// Bad input is a clear refusal, not an internal error.
+	c := f.person("vera")
+	c.login(password)
+	for pg, want := range map[string]string{
+		"/findings?sort=sideways":  `sort &#34;sideways&#34;: want urgency, priority, due, first_seen or -first_seen`,
+		"/findings?priority=P9":    `priority &#34;P9&#34;: want P1, P2, P3 or P4`,
+		"/hosts?stale=soon":        `stale &#34;soon&#34;: want a duration such as 24h`,
+		"/hosts?label=bad":         `label &#34;bad&#34;`,
+		"/hosts/no-such-host":      `no host with the id or hostname &#34;no-such-host&#34;`,
+		"/plans/plan-nope":         `no such plan: plan-nope`,
+		"/vulns/CVE-1999-0000":     `vulnerability CVE-1999-0000: no host has or had it`,
+		"/policy?kind=Nope&name=x": `Nope`,
+	} {
+		code, _, body := c.get(pg)
+		if code < 400 || code >= 500 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d, want a 4xx saying %q\n%s", pg, code, want, body)
+		}
+	}
+}
