@@ -188,10 +188,21 @@ func TestBrowser(t *testing.T) {
 			{"/patches", "#patches", "patches"},
 			{"/policy", "#policy", "policy"},
 			{"/feeds", "#feeds", "feeds"},
+			{"/policy?kind=RolloutStrategy&name=fast", "#history", "policy-history"},
 		} {
 			run(t, alice, pg.name, chromedp.Navigate(base+pg.path), chromedp.WaitVisible(chromedp.CSS(pg.wait)))
 			shot(t, alice, dir, pg.name)
 		}
+	})
+
+	t.Run("a finding explains itself", func(t *testing.T) {
+		var h2 string
+		run(t, alice, "finding", chromedp.Navigate(base+"/findings?package=openssl"), chromedp.WaitVisible(chromedp.CSS(`#findings`)),
+			chromedp.Click(chromedp.CSS(`#findings a.plain`)), chromedp.WaitVisible(chromedp.CSS(`dl.facts`)), text(`main h2`, &h2))
+		if h2 != "Why this priority" {
+			t.Errorf("finding page's first heading %q", h2)
+		}
+		shot(t, alice, dir, "finding")
 	})
 
 	p := f.createPlan("Security patches, week 48")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/audit"
 	"github.com/patchbay/patchbay/rollout"
 )
@@ -435,5 +436,23 @@ func TestEveryPageEveryRole(t *testing.T) {
 		if code < 400 || code >= 500 || !strings.Contains(body, want) {
 			t.Errorf("%s: %d, want a 4xx saying %q\n%s", pg, code, want, body)
 		}
+	}
+}
+
+// TestPolicyHistoryDiff: a document's history shows what each version
+// changed.
+func TestPolicyHistoryDiff(t *testing.T) {
+	f := newFixture(t, nil)
+	changed := strings.Replace(fastStrategy, "maxConcurrency: 2, errorThreshold: 0}\n  reboot", "maxConcurrency: 5, errorThreshold: 0}\n  reboot", 1)
+	if changed == fastStrategy {
+		t.Fatal("the strategy did not change")
+	}
+	f.apiDo("POST", "/policy/apply", policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "fast.yaml", Content: changed}}}, nil)
+	ada := f.person("ada")
+	ada.login(password)
+	code, _, page := ada.get("/policy?kind=RolloutStrategy&name=fast")
+	if code != 200 || !strings.Contains(page, "Version 2 · changed") || !regexp.MustCompile(`<span class="dadd">&#43; .*&#34;maxConcurrency&#34;: &#34;5&#34;`).MatchString(page) ||
+		!regexp.MustCompile(`<span class="ddel">- .*&#34;maxConcurrency&#34;: &#34;2&#34;`).MatchString(page) {
+		t.Errorf("history: %d\n%s", code, page)
 	}
 }
