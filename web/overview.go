@@ -26,7 +26,10 @@ type overviewData struct {
 	// KEVAsOf is when the KEV figures were counted (they are reused for
 	// a while: counting them reads every finding).
 	KEVAsOf time.Time
-	Overdue int
+	// HostsAsOf is when the hosts and their open findings were counted
+	// (reused likewise: the list of every host).
+	HostsAsOf time.Time
+	Overdue   int
 	// OverdueMore: there are more overdue findings than were counted.
 	OverdueMore bool
 	InFlight    []rolloutapi.PlanStatus
@@ -42,7 +45,8 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 	ctx := r.Context()
 	var d overviewData
 	var hl api.HostList
-	if err := u.call(ctx, s, "GET", "/api/v1/hosts", nil, nil, &hl); err != nil {
+	var err error
+	if d.HostsAsOf, err = u.callCached(ctx, s, "/api/v1/hosts", url.Values{}, &hl); err != nil {
 		return err
 	}
 	now := u.cfg.Now()
@@ -64,7 +68,6 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 		d.OpenTotal += open[p]
 	}
 	var vl api.VulnList
-	var err error
 	if d.KEVAsOf, err = u.callCached(ctx, s, "/api/v1/vulns", url.Values{"kev": {"true"}}, &vl); err != nil {
 		return err
 	}

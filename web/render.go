@@ -127,7 +127,8 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format(time.DateOnly)
 	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
 	"ago": func(now, t time.Time) string {
 		if t.IsZero() {
 			return "never"
