@@ -116,6 +116,30 @@ const aggregateTTL = 30 * time.Second
 type cached struct {
 	at  time.Time
 	raw []byte
+	val any // a value computed from answers (cachedValue)
+}
+
+// cachedValue returns the value under key computed by fn, reusing one
+// younger than aggregateTTL, and when it was computed.
+func cachedValue[T any](u *UI, key string, fn func() (T, error)) (T, time.Time, error) {
+	now := time.Now()
+	u.cacheMu.Lock()
+	c, ok := u.cache[key]
+	u.cacheMu.Unlock()
+	if v, isT := c.val.(T); ok && isT && now.Sub(c.at) <= aggregateTTL {
+		return v, c.at, nil
+	}
+	v, err := fn()
+	if err != nil {
+		return v, now, err
+	}
+	u.cacheMu.Lock()
+	if len(u.cache) > 64 {
+		clear(u.cache)
+	}
+	u.cache[key] = cached{at: now, val: v}
+	u.cacheMu.Unlock()
+	return v, now, nil
 }
 
 // callCached is call for GETs of fleet-wide aggregates, reusing an

@@ -127,6 +127,10 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("logged in as %q", who)
 		}
 		shot(t, alice, dir, "overview")
+		// A figure, not an assertion (speed targets are benchmarks').
+		var fcp float64
+		run(t, alice, "paint", eval(`(performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime`, &fcp))
+		t.Logf("overview: first contentful paint %.0f ms after navigation", fcp)
 	})
 
 	t.Run("an overview number leads to its list", func(t *testing.T) {

@@ -38,45 +38,69 @@ type overviewData struct {
 	KPIMissing  bool
 }
 
+// fleetCounts are the overview's counts of the whole fleet.
+type fleetCounts struct {
+	Hosts, Reboot, Stale int
+	Open                 map[string]int // open findings by priority
+}
+
+func (u *UI) fleetCounts(ctx context.Context, s *session, now time.Time) (fleetCounts, error) {
+	var hl api.HostList
+	if err := u.call(ctx, s, "GET", "/api/v1/hosts", nil, nil, &hl); err != nil {
+		return fleetCounts{}, err
+	}
+	fc := fleetCounts{Hosts: len(hl.Hosts), Open: map[string]int{}}
+	for _, h := range hl.Hosts {
+		for p, n := range h.Open {
+			fc.Open[p] += n
+		}
+		if h.Facts.RebootRequired {
+			fc.Reboot++
+		}
+		if now.Sub(h.LastSeen) > 24*time.Hour {
+			fc.Stale++
+		}
+	}
+	return fc, nil
+}
+
 // overdueCap bounds the overdue findings the overview counts.
 const overdueCap = 10000
 
 func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
 	var d overviewData
-	var hl api.HostList
-	var err error
-	if d.HostsAsOf, err = u.callCached(ctx, s, "/api/v1/hosts", url.Values{}, &hl); err != nil {
-		return err
-	}
 	now := u.cfg.Now()
-	open := map[string]int{}
-	for _, h := range hl.Hosts {
-		for p, n := range h.Open {
-			open[p] += n
-		}
-		if h.Facts.RebootRequired {
-			d.Reboot++
-		}
-		if now.Sub(h.LastSeen) > 24*time.Hour {
-			d.Stale++
-		}
-	}
-	d.Hosts = len(hl.Hosts)
-	for _, p := range priorities {
-		d.Open = append(d.Open, Bar{Label: p, Value: open[p], Href: "/findings?status=open&priority=" + p, Class: "p" + p[1:]})
-		d.OpenTotal += open[p]
-	}
-	var vl api.VulnList
-	if d.KEVAsOf, err = u.callCached(ctx, s, "/api/v1/vulns", url.Values{"kev": {"true"}}, &vl); err != nil {
+	// The fleet-wide counts read every host and every KEV finding: they
+	// are kept for a while, the same for everyone.
+	fc, at, err := cachedValue(u, "overview:fleet", func() (fleetCounts, error) { return u.fleetCounts(ctx, s, now) })
+	if err != nil {
 		return err
 	}
-	for _, v := range vl.Vulnerabilities {
-		if v.Open > 0 {
-			d.KEVVulns++
-			d.KEVOpen += v.Open
-		}
+	d.HostsAsOf = at
+	d.Hosts, d.Reboot, d.Stale = fc.Hosts, fc.Reboot, fc.Stale
+	for _, p := range priorities {
+		d.Open = append(d.Open, Bar{Label: p, Value: fc.Open[p], Href: "/findings?status=open&priority=" + p, Class: "p" + p[1:]})
+		d.OpenTotal += fc.Open[p]
 	}
+	kc, at, err := cachedValue(u, "overview:kev", func() ([2]int, error) {
+		var vl api.VulnList
+		if _, err := u.callCached(ctx, s, "/api/v1/vulns", url.Values{"kev": {"true"}}, &vl); err != nil {
+			return [2]int{}, err
+		}
+		var n [2]int
+		for _, v := range vl.Vulnerabilities {
+			if v.Open > 0 {
+				n[0]++
+				n[1] += v.Open
+			}
+		}
+		return n, nil
+	})
+	if err != nil {
+		return err
+	}
+	d.KEVAsOf, d.KEVVulns, d.KEVOpen = at, kc[0], kc[1]
 	if d.Overdue, d.OverdueMore, err = u.countFindings(ctx, s, url.Values{"status": {"overdue"}}, overdueCap); err != nil {
 		return err
 	}
