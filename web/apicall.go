@@ -168,3 +168,37 @@ func (u *UI) callCached(ctx context.Context, s *session, path string, q url.Valu
 	}
 	return c.at, nil
 }
+
+// refreshing marks the keys being computed in the background.
+// cachedAsync returns the value under key if there is one (stale
+// included: fresh is false then) and, when it is missing or stale,
+// computes it in the background with fn (one at a time per key), so a
+// page never waits for it: ok is false until the first value is there.
+func cachedAsync[T any](u *UI, key string, fn func(ctx context.Context) (T, error)) (v T, at time.Time, ok bool) {
+	now := time.Now()
+	u.cacheMu.Lock()
+	c, have := u.cache[key]
+	v, ok = c.val.(T)
+	ok = ok && have
+	start := (!ok || now.Sub(c.at) > aggregateTTL) && !u.refreshing[key]
+	if start {
+		u.refreshing[key] = true
+	}
+	u.cacheMu.Unlock()
+	if start {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			val, err := fn(ctx)
+			u.cacheMu.Lock()
+			defer u.cacheMu.Unlock()
+			delete(u.refreshing, key)
+			if err != nil {
+				u.log.Warn("background count", "what", key, "err", err)
+				return
+			}
+			u.cache[key] = cached{at: time.Now(), val: val}
+		}()
+	}
+	return v, c.at, ok
+}

@@ -26,6 +26,8 @@ type overviewData struct {
 	// KEVAsOf is when the KEV figures were counted (they are reused for
 	// a while: counting them reads every finding).
 	KEVAsOf time.Time
+	// KEVReady: the KEV figures are counted (else being counted).
+	KEVReady bool
 	// HostsAsOf is when the hosts and their open findings were counted
 	// (reused likewise: the list of every host).
 	HostsAsOf time.Time
@@ -83,9 +85,12 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 		d.Open = append(d.Open, Bar{Label: p, Value: fc.Open[p], Href: "/findings?status=open&priority=" + p, Class: "p" + p[1:]})
 		d.OpenTotal += fc.Open[p]
 	}
-	kc, at, err := cachedValue(u, "overview:kev", func() ([2]int, error) {
+	// KEV findings come from the vulnerability aggregate, which reads
+	// every finding: counted in the background, never waited for.
+	who := *s
+	kc, at, ok := cachedAsync(u, "overview:kev", func(ctx context.Context) ([2]int, error) {
 		var vl api.VulnList
-		if _, err := u.callCached(ctx, s, "/api/v1/vulns", url.Values{"kev": {"true"}}, &vl); err != nil {
+		if _, err := u.callCached(ctx, &who, "/api/v1/vulns", url.Values{"kev": {"true"}}, &vl); err != nil {
 			return [2]int{}, err
 		}
 		var n [2]int
@@ -97,10 +102,7 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 		}
 		return n, nil
 	})
-	if err != nil {
-		return err
-	}
-	d.KEVAsOf, d.KEVVulns, d.KEVOpen = at, kc[0], kc[1]
+	d.KEVReady, d.KEVAsOf, d.KEVVulns, d.KEVOpen = ok, at, kc[0], kc[1]
 	if d.Overdue, d.OverdueMore, err = u.countFindings(ctx, s, url.Values{"status": {"overdue"}}, overdueCap); err != nil {
 		return err
 	}

@@ -79,8 +79,9 @@ type UI struct {
 	oidc  *oidcClient
 	mux   *http.ServeMux
 	// cache keeps fleet-wide aggregates for aggregateTTL.
-	cacheMu sync.Mutex
-	cache   map[string]cached
+	cacheMu    sync.Mutex
+	cache      map[string]cached
+	refreshing map[string]bool
 	// swept is when ended sessions were last deleted (at a login, at
 	// most every sweepEvery).
 	sweepMu sync.Mutex
@@ -111,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*UI, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UI{cfg: cfg, log: cfg.Log, pages: p, mux: http.NewServeMux(), cache: map[string]cached{}, hashing: make(chan struct{}, 4)}
+	u := &UI{cfg: cfg, log: cfg.Log, pages: p, mux: http.NewServeMux(), cache: map[string]cached{}, refreshing: map[string]bool{}, hashing: make(chan struct{}, 4)}
 	if cfg.OIDC != nil {
 		if u.oidc, err = newOIDC(ctx, *cfg.OIDC); err != nil {
 			return nil, err
