@@ -265,10 +265,14 @@ func newFindingsCmd(e *env) *cobra.Command {
 	var status, host, eco, vuln, pkg, sortBy, cursor, team, service, lane string
 	var overdue, all bool
 	var limit int
+	var asOf string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List findings (open by default), a page at a time",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asOf != "" {
+				return e.findingsAsOfCmd(cmd, o, asOf, priorities, labels, team, service, limit, all)
+			}
 			c, err := o.client()
 			if err != nil {
 				return err
@@ -365,6 +369,7 @@ func newFindingsCmd(e *env) *cobra.Command {
 	lf.IntVar(&limit, "limit", 100, "page size (at most 1000)")
 	lf.StringVar(&cursor, "cursor", "", "continue after a previous page")
 	lf.BoolVar(&all, "all", false, "fetch every page")
+	lf.StringVar(&asOf, "as-of", "", "the findings open at the end of this day (YYYY-MM-DD) or at an RFC 3339 time, from the exposure ledger")
 	cmd.AddCommand(list, newFindingsExplainCmd(e, o))
 	return cmd
 }

@@ -106,6 +106,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	stepT := time.NewTicker(s.cfg.StepEvery)
 	defer stepT.Stop()
 	rfence := rollout.Fence{Lease: LeaseName, Term: term}
+	snapT := time.NewTicker(time.Hour)
+	defer snapT.Stop()
 	if s.feedSource().enabled() {
 		// Not again when this process has just refreshed (quickstart does
 		// before its first summary).
@@ -119,6 +121,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	s.reconcileLogged(ctx)
 	s.checkpointLogged(ctx)
 	s.stepLogged(ctx, rfence)
+	s.snapshotLogged(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,6 +142,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			}
 		case <-s.stepNow:
 			s.stepLogged(ctx, rfence)
+		case <-snapT.C:
+			s.snapshotLogged(ctx)
 		}
 	}
 }

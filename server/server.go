@@ -91,7 +91,9 @@ type Config struct {
 	AgentStale    time.Duration
 	Webhooks      []Webhook
 	NotifyBackoff time.Duration
-	Now           func() time.Time
+	// KPIRetention is how long the KPI history is kept (0: 400 days).
+	KPIRetention time.Duration
+	Now          func() time.Time
 }
 
 // Server serves the API.
@@ -127,6 +129,9 @@ type Server struct {
 	// draining is closed when the HTTP server shuts down: long polls end.
 	draining  chan struct{}
 	drainOnce sync.Once
+	// snapDay is the day of the last KPI snapshot this process took.
+	snapMu  sync.Mutex
+	snapDay time.Time
 }
 
 // Drain ends the agents' long polls (they answer at once, with no job):
@@ -245,6 +250,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, db: cfg.DB, log: cfg.Log, mux: http.NewServeMux(), ready: make(chan struct{}), fleetWide: make(chan struct{}, 1),
 		stepNow: make(chan struct{}, 1), jobs: newJobHub(), webhookClient: &http.Client{Timeout: 15 * time.Second}, draining: make(chan struct{})}
 	s.metrics = newMetrics(cfg.DB)
+	s.metrics.reg.MustRegister(newKPICollector(s))
 	s.bodies = newBodyGate(cfg.LargeBody, cfg.LargeBodies, cfg.BodyWait)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
@@ -317,6 +323,9 @@ func (s *Server) routeTable() []Route {
 		{"DELETE", p + "/tokens/{id}", auth.Admin, s.revokeToken},
 		{"GET", p + "/audit", auth.Admin, s.exportAudit},
 		{"GET", p + "/audit/key", auth.Admin, s.auditKey},
+		{"GET", p + "/kpi", auth.Viewer, s.getKPI},
+		{"GET", p + "/kpi/history", auth.Viewer, s.getKPIHistory},
+		{"GET", p + "/kpi/findings", auth.Viewer, s.getFindingsAsOf},
 		{"POST", p + "/audit/checkpoint", auth.Admin, s.checkpointNow},
 	}
 }

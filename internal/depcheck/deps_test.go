@@ -28,7 +28,7 @@ func goList(t *testing.T, format, pkg string, deps bool) []string {
 
 func TestDomainPackagesStayPure(t *testing.T) {
 	const mod = "github.com/patchbay/patchbay/"
-	for _, pkg := range []string{"inventory", "advisory", "match", "risk", "scan", "report", "patch", "audit", "auth", "leader", "fleet", "policy", "rollout", "job", "duration"} {
+	for _, pkg := range []string{"inventory", "advisory", "match", "risk", "scan", "report", "patch", "audit", "auth", "leader", "fleet", "policy", "rollout", "job", "duration", "kpi", "report/monthly"} {
 		for _, imp := range goList(t, "{{.Imports}}", mod+pkg, false) {
 			if imp == "database/sql" || imp == "net/http" || strings.HasPrefix(imp, "modernc.org/") || strings.HasPrefix(imp, "github.com/jackc/") {
 				t.Errorf("%s imports %s: domain packages hold no SQL and no HTTP", pkg, imp)

@@ -19,6 +19,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
+	"github.com/patchbay/patchbay/store/internal/kpisql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
 	"github.com/patchbay/patchbay/store/internal/sqlstore"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
@@ -59,7 +60,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
-		Policy: policyDialect, Rollouts: rolloutDialect, Users: userDialect}), db: db}, nil
+		Policy: policyDialect, Rollouts: rolloutDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: nil}, Users: userDialect}), db: db}, nil
 }
 
 // Close closes the connection pool.

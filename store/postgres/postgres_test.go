@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
+	"io/fs"
 	"path/filepath"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/match"
 	"github.com/patchbay/patchbay/store/storetest"
+	"github.com/pressly/goose/v3"
 )
 
 func freshDatabase(t *testing.T) string { return pgtest.Fresh(t) }
@@ -72,5 +75,25 @@ func TestContract(t *testing.T) {
 				}
 			},
 		}
+	})
+}
+
+func TestLedgerBackfill(t *testing.T) {
+	db, err := sql.Open("pgx", freshDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.LedgerBackfill(t, db, func(ctx context.Context, v int64) error {
+		_, err := p.UpTo(ctx, v)
+		return err
 	})
 }

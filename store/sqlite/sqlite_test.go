@@ -2,10 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"io/fs"
 	"path/filepath"
 	"testing"
 
 	"github.com/patchbay/patchbay/store/storetest"
+	"github.com/pressly/goose/v3"
 )
 
 // openTest opens a fresh, migrated store for one test.
@@ -36,5 +39,25 @@ func TestContract(t *testing.T) {
 				}
 			},
 		}
+	})
+}
+
+func TestLedgerBackfill(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "patchbay.db")+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.LedgerBackfill(t, db, func(ctx context.Context, v int64) error {
+		_, err := p.UpTo(ctx, v)
+		return err
 	})
 }

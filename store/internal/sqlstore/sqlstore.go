@@ -16,6 +16,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
+	"github.com/patchbay/patchbay/store/internal/kpisql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
 	"github.com/patchbay/patchbay/store/internal/policysql"
 	"github.com/patchbay/patchbay/store/internal/rolloutsql"
@@ -34,6 +35,7 @@ type Dialects struct {
 	Policy   *policysql.Dialect
 	Rollouts *rolloutsql.Dialect
 	Users    *usersql.Dialect
+	KPI      *kpisql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -56,6 +58,8 @@ type Stores struct {
 	Rollouts *rolloutsql.Store
 	// Users keeps the web UI's people and their sessions.
 	Users *usersql.Store
+	// KPI reads the exposure ledger and keeps the daily snapshots.
+	KPI *kpisql.Store
 }
 
 var (
@@ -78,6 +82,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Policy:   &policysql.Store{DB: db, D: d.Policy, Audit: aud, WriteLock: d.Findings.WriteLock},
 		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
 		Users:    &usersql.Store{DB: db, D: d.Users},
+		KPI:      &kpisql.Store{DB: db, D: d.KPI},
 	}
 }
 
