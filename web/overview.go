@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,8 +37,15 @@ type overviewData struct {
 	OverdueMore bool
 	InFlight    []rolloutapi.PlanStatus
 	AwaitingMe  []rolloutapi.PlanStatus
-	Tiles       []Tile
-	KPIMissing  bool
+	// AsOf is the date the overview sees the fleet as of ("" now): its
+	// open findings then come from the exposure ledger.
+	AsOf string
+	// KPI are the KPIs of the 90 days to the as-of date (KPIReady: they
+	// are computed; else being computed), KPIAt when.
+	KPI      kpiFigures
+	KPIReady bool
+	KPIAt    time.Time
+	Chart    template.HTML
 }
 
 // fleetCounts are the overview's counts of the whole fleet.
@@ -73,6 +81,31 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 	ctx := r.Context()
 	var d overviewData
 	now := u.cfg.Now()
+	asOf, _, err := asOfParam(r)
+	if err != nil {
+		return err
+	}
+	d.AsOf = asOf
+	if d.KPI, d.KPIAt, d.KPIReady, err = u.kpiFiguresOf(ctx, s, kpiQuery(asOf, "90d", "priority")); err != nil {
+		if ae, ok := refusal(err); ok && ae.Status == http.StatusBadRequest {
+			return badInput{ae.Body.Error}
+		}
+		return err
+	}
+	if d.KPIReady {
+		d.Chart = exposureChart(d.KPI.Series, asOf)
+	}
+	if asOf != "" {
+		// The fleet as it was: the ledger's open exposure by priority.
+		for _, p := range priorities {
+			n := group(d.KPI.Report, p).Open.Count
+			d.Open = append(d.Open, Bar{Label: p, Value: n, Href: "/findings?" + url.Values{"as_of": {asOf}, "priority": {p}}.Encode(), Class: "p" + p[1:]})
+			d.OpenTotal += n
+		}
+		d.Overdue = d.KPI.Report.Total.Open.Overdue
+		u.render(w, r, s, http.StatusOK, "overview", "Overview as of "+asOf, d)
+		return nil
+	}
 	// The fleet-wide counts read every host and every KEV finding: they
 	// are kept for a while, the same for everyone.
 	fc, at, err := cachedValue(u, "overview:fleet", func() (fleetCounts, error) { return u.fleetCounts(ctx, s, now) })
@@ -118,13 +151,6 @@ func (u *UI) overview(w http.ResponseWriter, r *http.Request, s *session) error 
 		case p.Plan.State == rollout.AwaitingApproval && !slices.ContainsFunc(p.Plan.Approvals, func(a rollout.Approval) bool { return a.By == me }):
 			d.AwaitingMe = append(d.AwaitingMe, p)
 		}
-	}
-	if u.cfg.KPI != nil {
-		if d.Tiles, err = u.cfg.KPI(ctx, now); err != nil {
-			return err
-		}
-	} else {
-		d.KPIMissing = true
 	}
 	u.render(w, r, s, http.StatusOK, "overview", "Overview", d)
 	return nil

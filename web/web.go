@@ -42,9 +42,6 @@ type Config struct {
 	IdleTimeout, SessionTTL time.Duration
 	// OIDC enables single sign-on; nil: local users only.
 	OIDC *OIDCConfig
-	// KPI, when set, gives the overview's KPI tiles (the KPI module);
-	// nil: the overview shows none.
-	KPI func(ctx context.Context, asOf time.Time) ([]Tile, error)
 }
 
 // UserStore keeps the people who log in and their sessions.
@@ -61,14 +58,6 @@ type UserStore interface {
 	EndSession(ctx context.Context, hash string) error
 	// DeleteEnded deletes the sessions ended at now.
 	DeleteEnded(ctx context.Context, now time.Time, idle time.Duration) (int64, error)
-}
-
-// Tile is one number of the overview with the list behind it.
-type Tile struct {
-	Label string
-	Value string
-	Href  string // the filtered list the number counts
-	Note  string
 }
 
 // UI serves the web UI.
@@ -158,6 +147,7 @@ func (u *UI) routes() {
 	page("GET /policy", u.policy)
 	page("GET /audit", u.audit)
 	page("GET /feeds", u.feeds)
+	page("GET /kpi", u.kpiPage)
 }
 
 // cacheStatic lets browsers keep the embedded assets for an hour.
