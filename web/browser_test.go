@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/kpi"
 	"github.com/patchbay/patchbay/rollout"
 )
 
@@ -118,6 +120,8 @@ func TestBrowser(t *testing.T) {
 	dir := screenshotDir(t)
 	base := f.ts.URL
 	alice := tab(t, b)
+	// before is a time after the fixture's hosts came, before the rollout.
+	before := f.clock.now().Add(time.Second).UTC().Format(time.RFC3339)
 
 	t.Run("login and overview", func(t *testing.T) {
 		browserLogin(t, alice, base, "alice", "/")
@@ -328,6 +332,53 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 		shot(t, alice, dir, "rollout-done")
+	})
+
+	t.Run("the KPI panel and the fleet as of a date", func(t *testing.T) {
+		// As of a fixed time after the rollout, so the figures cannot move
+		// between the page and the API.
+		f.clock.advance(time.Minute)
+		after := f.clock.now().UTC().Format(time.RFC3339)
+		f.clock.advance(time.Minute)
+		var rep kpi.Report
+		f.apiDo("GET", "/kpi?since=90d&by=priority&as_of="+url.QueryEscape(after), nil, &rep)
+		var open, overdue, sla, mttpLabel string
+		run(t, alice, "panel", chromedp.Navigate(base+"/?as_of="+url.QueryEscape(after)), chromedp.WaitVisible(chromedp.CSS(`#kpi-open`)),
+			text(`#kpi-open .num`, &open), text(`#kpi-overdue .num`, &overdue), text(`#kpi-sla .num`, &sla), text(`#kpi-mttp .lbl`, &mttpLabel))
+		wantSLA := "—"
+		if d := rep.Total.SLA.Due - rep.Total.SLA.Excluded; d > 0 {
+			wantSLA = strconv.FormatFloat(rep.Total.SLA.Rate*100, 'f', 1, 64) + " %"
+		}
+		if open != strconv.Itoa(rep.Total.Open.Count) || overdue != strconv.Itoa(rep.Total.Open.Overdue) || sla != wantSLA ||
+			!strings.Contains(mttpLabel, "("+strconv.Itoa(rep.Total.MTTP.N)+" patched") {
+			t.Errorf("panel: open %s, overdue %s, SLA %s, MTTP %q; the API's: %d, %d, %s, %d patched",
+				open, overdue, sla, mttpLabel, rep.Total.Open.Count, rep.Total.Open.Overdue, wantSLA, rep.Total.MTTP.N)
+		}
+		shot(t, alice, dir, "overview-kpi")
+		// The fleet before the rollout: the overview's numbers are the
+		// ledger's then, and P3's leads to that many findings open then.
+		var then kpi.Report
+		f.apiDo("GET", "/kpi?since=90d&by=priority&as_of="+url.QueryEscape(before), nil, &then)
+		var total, p3, listed, note string
+		run(t, alice, "as of before", chromedp.Navigate(base+"/?as_of="+url.QueryEscape(before)), chromedp.WaitVisible(chromedp.CSS(`#asof-note`)),
+			text(`#tile-open .num`, &total), text(`#open-P3`, &p3),
+			chromedp.Click(chromedp.CSS(`#open-P3`)), chromedp.WaitVisible(chromedp.CSS(`#findings-asof`)),
+			text(`#asof-total`, &listed), text(`#asof-note`, &note))
+		wantP3 := 0
+		for _, g := range then.Groups {
+			if g.Group == "P3" {
+				wantP3 = g.Open.Count
+			}
+		}
+		if total != strconv.Itoa(then.Total.Open.Count) || p3 != strconv.Itoa(wantP3) || listed != p3 {
+			t.Errorf("as of %s: %s open, %s P3, its list %s; the API's %d and %d", before, total, p3, listed, then.Total.Open.Count, wantP3)
+		}
+		if then.Total.Open.Count <= rep.Total.Open.Count && rep.Total.MTTP.N > 0 {
+			t.Errorf("open before the rollout %d, after %d with %d patched", then.Total.Open.Count, rep.Total.Open.Count, rep.Total.MTTP.N)
+		}
+		shot(t, alice, dir, "findings-asof")
+		run(t, alice, "kpi page", chromedp.Navigate(base+"/kpi?by=priority&as_of="+url.QueryEscape(after)), chromedp.WaitVisible(chromedp.CSS(`#kpi-table`)))
+		shot(t, alice, dir, "kpi")
 	})
 
 	t.Run("audit", func(t *testing.T) {

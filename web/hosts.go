@@ -42,6 +42,18 @@ func (u *UI) hosts(w http.ResponseWriter, r *http.Request, s *session) error {
 		}
 		q.Set("seen_before", u.cfg.Now().Add(-dur).UTC().Format(time.RFC3339))
 	}
+	// The API sorts, filters and pages: a page of 50, not the fleet.
+	if in.Get("reboot") != "" {
+		q.Set("reboot", "true")
+	}
+	switch st := in.Get("sort"); st {
+	case "open", "last_seen":
+		q.Set("sort", st)
+	}
+	d.Page, _ = strconv.Atoi(in.Get("page"))
+	d.Page = max(d.Page, 1)
+	q.Set("limit", strconv.Itoa(hostsPerPage))
+	q.Set("offset", strconv.Itoa((d.Page-1)*hostsPerPage))
 	var hl api.HostList
 	status := http.StatusOK
 	if err := u.call(r.Context(), s, "GET", "/api/v1/hosts", q, nil, &hl); err != nil {
@@ -51,24 +63,11 @@ func (u *UI) hosts(w http.ResponseWriter, r *http.Request, s *session) error {
 		}
 		d.Error, status = ae.Body.Error, ae.Status
 	}
-	hs := hl.Hosts
-	if in.Get("reboot") != "" {
-		hs = slices.DeleteFunc(hs, func(h fleet.HostSummary) bool { return !h.Facts.RebootRequired })
+	if hl.Total != nil {
+		d.Total = *hl.Total
 	}
-	switch in.Get("sort") {
-	case "open":
-		slices.SortStableFunc(hs, func(a, b fleet.HostSummary) int { return cmp.Compare(b.OpenTotal(), a.OpenTotal()) })
-	case "last_seen":
-		slices.SortStableFunc(hs, func(a, b fleet.HostSummary) int { return a.LastSeen.Compare(b.LastSeen) })
-	default:
-		slices.SortStableFunc(hs, func(a, b fleet.HostSummary) int { return cmp.Compare(a.Hostname, b.Hostname) })
-	}
-	d.Total = len(hs)
-	d.Last = max(1, (len(hs)+hostsPerPage-1)/hostsPerPage)
-	d.Page, _ = strconv.Atoi(in.Get("page"))
-	d.Page = min(max(d.Page, 1), d.Last)
-	lo := (d.Page - 1) * hostsPerPage
-	d.Hosts = hs[lo:min(lo+hostsPerPage, len(hs))]
+	d.Last = max(1, (d.Total+hostsPerPage-1)/hostsPerPage)
+	d.Hosts = hl.Hosts
 	u.render(w, r, s, status, "hosts", "Hosts", d)
 	return nil
 }

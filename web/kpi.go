@@ -79,7 +79,15 @@ func (u *UI) kpiFiguresOf(ctx context.Context, s *session, q url.Values) (f kpiF
 		}
 		return f, nil
 	}
+	// Only the view that starts the computation waits for it a moment:
+	// the others while it runs do not.
+	u.cacheMu.Lock()
+	running := u.refreshing[key]
+	u.cacheMu.Unlock()
 	deadline := time.Now().Add(kpiWait)
+	if running {
+		deadline = time.Now()
+	}
 	for {
 		f, at, ready = cachedAsync(u, key, compute)
 		if ready {
@@ -232,9 +240,12 @@ func exposureChart(s kpi.Series, asOf string) template.HTML {
 		if asOf == "" {
 			q = url.Values{"priority": {p}, "status": {"open"}}
 		}
-		fmt.Fprintf(&sb, `<a href="/findings?%s"><polyline points="%s" class="line p%s"><title>%s: %.0f open at %s</title></polyline><text x="%.1f" y="%.1f" class="num">%s %.0f</text></a>`,
-			template.HTMLEscapeString(q.Encode()), strings.Join(pts, " "), p[1:], p, last, s.Points[n-1].End.UTC().Format(time.DateOnly),
-			x(n-1)+4, y(last)+4, p, last)
+		fmt.Fprintf(&sb, `<a href="/findings?%s"><polyline points="%s" class="line p%s"><title>%s: %.0f open at %s</title></polyline>`,
+			template.HTMLEscapeString(q.Encode()), strings.Join(pts, " "), p[1:], p, last, s.Points[n-1].End.UTC().Format(time.DateOnly))
+		if last > 0 { // the zero lines lie on the axis, unlabelled
+			fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" class="num">%s %.0f</text>`, x(n-1)+4, y(last)+4, p, last)
+		}
+		sb.WriteString(`</a>`)
 	}
 	sb.WriteString(`</svg>`)
 	return template.HTML(sb.String())

@@ -21,6 +21,14 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_username ON sessions (username);
 
+-- The web UI's findings lists walk a priority's open findings by due date
+-- or first sight, a page at a time (the planner otherwise reads every open
+-- finding of the priority and sorts them).
+CREATE INDEX host_findings_open_priority_due ON host_findings (priority, due, id) WHERE remediated_at = 0;
+CREATE INDEX host_findings_open_priority_seen ON host_findings (priority, first_seen, id) WHERE remediated_at = 0;
+
 -- +goose Down
+DROP INDEX host_findings_open_priority_seen;
+DROP INDEX host_findings_open_priority_due;
 DROP TABLE sessions;
 DROP TABLE users;
