@@ -32,6 +32,13 @@ type hostsData struct {
 var hostParams = []string{"label", "os", "priority", "min_open", "clones"}
 
 func (u *UI) hosts(w http.ResponseWriter, r *http.Request, s *session) error {
+	asOf, _, err := asOfParam(r)
+	if err != nil {
+		return err
+	}
+	if asOf != "" {
+		return u.hostsAsOf(w, r, s, asOf)
+	}
 	in := r.URL.Query()
 	q := pick(in, hostParams)
 	d := hostsData{Q: pick(in, append(hostParams, "stale", "reboot", "sort")), Stales: []string{"1h", "24h", "168h"}}
@@ -182,4 +189,67 @@ func init() {
 	funcs["labels"] = labelList
 	funcs["openTotal"] = func(h fleet.HostSummary) int { return h.OpenTotal() }
 	funcs["hasPrefix"] = strings.HasPrefix
+}
+
+// hostThen is a host's open findings at a date.
+type hostThen struct {
+	ID, Hostname string
+	Open         map[string]int
+	Total        int
+	Overdue      int
+}
+
+type hostsAsOfData struct {
+	AsOf       string
+	Hosts      []hostThen
+	Total      int
+	Page, Last int
+	Q          url.Values
+}
+
+// hostsAsOf lists the hosts with what they had open at a date, from the
+// exposure ledger (every exposure open then, counted per host), most
+// open first.
+func (u *UI) hostsAsOf(w http.ResponseWriter, r *http.Request, s *session, asOf string) error {
+	byHost, _, err := cachedValue(u, "hosts-as-of:"+asOf, func() (map[string]*hostThen, error) {
+		var all asOfFindings
+		if err := u.call(r.Context(), s, "GET", "/api/v1/kpi/findings", url.Values{"as_of": {asOf}, "limit": {"0"}}, nil, &all); err != nil {
+			return nil, err
+		}
+		m := map[string]*hostThen{}
+		for _, e := range all.Findings {
+			h := m[e.Asset]
+			if h == nil {
+				h = &hostThen{ID: e.Asset, Hostname: e.Hostname, Open: map[string]int{}}
+				m[e.Asset] = h
+			}
+			h.Open[e.Priority]++
+			h.Total++
+			if e.Overdue {
+				h.Overdue++
+			}
+		}
+		return m, nil
+	})
+	if err != nil {
+		if ae, ok := refusal(err); ok && ae.Status == http.StatusBadRequest {
+			return badInput{ae.Body.Error}
+		}
+		return err
+	}
+	d := hostsAsOfData{AsOf: asOf, Q: url.Values{"as_of": {asOf}}}
+	for _, h := range byHost {
+		d.Hosts = append(d.Hosts, *h)
+	}
+	slices.SortFunc(d.Hosts, func(a, b hostThen) int {
+		return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.ID, b.ID))
+	})
+	d.Total = len(d.Hosts)
+	d.Last = max(1, (d.Total+hostsPerPage-1)/hostsPerPage)
+	d.Page, _ = strconv.Atoi(r.URL.Query().Get("page"))
+	d.Page = min(max(d.Page, 1), d.Last)
+	lo := (d.Page - 1) * hostsPerPage
+	d.Hosts = d.Hosts[lo:min(lo+hostsPerPage, len(d.Hosts))]
+	u.render(w, r, s, http.StatusOK, "hostsasof", "Hosts as of "+asOf, d)
+	return nil
 }

@@ -130,6 +130,24 @@ func TestKPIPanelAndAsOf(t *testing.T) {
 		t.Errorf("by priority %d, in all %d", total, then.Total.Open.Count)
 	}
 
+	// The hosts as of the date: the fixture's three, not the later one,
+	// with the open findings of the overview then.
+	code, _, page = ada.get("/hosts?as_of=" + url.QueryEscape(before))
+	if code != 200 || strings.Contains(page, ">late-1<") || strings.Count(page, "<td class=\"n\" data-open>") != len(f.hosts) {
+		t.Errorf("hosts as of %s: %d, want the %d hosts there then\n%s", before, code, len(f.hosts), page)
+	}
+	sum := 0
+	for _, m := range regexp.MustCompile(`data-open>(\d+)<`).FindAllStringSubmatch(page, -1) {
+		n, _ := strconv.Atoi(m[1])
+		sum += n
+	}
+	if sum != then.Total.Open.Count {
+		t.Errorf("hosts as of %s: %d open in all, the API's %d", before, sum, then.Total.Open.Count)
+	}
+	if _, _, now := ada.get("/hosts"); !strings.Contains(now, ">late-1<") {
+		t.Error("the hosts page now lacks the later host")
+	}
+
 	// The KPI page cuts by each dimension; a bad date is a clear 400.
 	for _, by := range []string{"priority", "cycle", "type", "team"} {
 		code, _, page := ada.get("/kpi?by=" + by + "&as_of=" + url.QueryEscape(before))
@@ -140,6 +158,7 @@ func TestKPIPanelAndAsOf(t *testing.T) {
 	for pg, want := range map[string]string{
 		"/?as_of=yesterday":         `as of &#34;yesterday&#34;: want a date`,
 		"/findings?as_of=31/3/2026": `as of &#34;31/3/2026&#34;: want a date`,
+		"/hosts?as_of=soon":         `as of &#34;soon&#34;: want a date`,
 		"/kpi?by=colour":            `colour`,
 	} {
 		code, _, body := ada.get(pg)
