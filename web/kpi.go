@@ -204,7 +204,7 @@ func (u *UI) kpiPage(w http.ResponseWriter, r *http.Request, s *session) error {
 // lines, a point a week, each priority's last point a link to the
 // findings open then.
 func exposureChart(s kpi.Series, asOf string) template.HTML {
-	const width, height, left, right, top, bottom = 560, 200, 44, 40, 10, 24
+	const width, height, left, right, top, bottom = 560, 200, 44, 60, 10, 24
 	if len(s.Points) == 0 {
 		return template.HTML(`<p class="muted">No exposure in the period.</p>`)
 	}
