@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,10 +78,22 @@ func TestKPIRoundTrip(t *testing.T) {
 		t.Errorf("kpi history: %d %s", code, stdout)
 	}
 	// As of now: what the live listing has; as of 2000: nothing.
-	code, stdout, _ = run(t, data, "findings", "list", "--as-of", time.Now().UTC().Add(time.Minute).Format(time.RFC3339), "-o", "json")
+	now := time.Now().UTC().Add(time.Minute).Format(time.RFC3339)
+	code, stdout, _ = run(t, data, "findings", "list", "--as-of", now, "--all", "-o", "json")
 	var asOf server.FindingsAsOf
-	if code != 0 || json.Unmarshal([]byte(stdout), &asOf) != nil || len(asOf.Findings) != len(live.Findings) {
-		t.Errorf("findings list --as-of now: %d, %d findings, want %d", code, len(asOf.Findings), len(live.Findings))
+	if code != 0 || json.Unmarshal([]byte(stdout), &asOf) != nil || len(asOf.Findings) != len(live.Findings) || asOf.Total != len(live.Findings) {
+		t.Errorf("findings list --as-of now --all: %d, %d findings of %d, want %d", code, len(asOf.Findings), asOf.Total, len(live.Findings))
+	}
+	// A page: the first of the whole list, and how many there are.
+	all := asOf.Findings
+	code, stdout, stderr = run(t, data, "findings", "list", "--as-of", now, "--limit", "7", "-o", "json")
+	asOf = server.FindingsAsOf{}
+	if code != 0 || json.Unmarshal([]byte(stdout), &asOf) != nil || len(all) <= 7 || asOf.Total != len(all) || len(asOf.Findings) != 7 || asOf.Findings[6].ID != all[6].ID {
+		t.Errorf("findings list --as-of now --limit 7: %d, %d of %d\n%s", code, len(asOf.Findings), asOf.Total, stderr)
+	}
+	code, _, stderr = run(t, data, "findings", "list", "--as-of", now, "--limit", "7")
+	if want := fmt.Sprintf("7 of %d findings", len(all)); code != 0 || !strings.Contains(stderr, want) {
+		t.Errorf("findings list --as-of now --limit 7 (table): %d, stderr %q, want %q", code, stderr, want)
 	}
 	code, stdout, _ = run(t, data, "findings", "list", "--as-of", "2000-01-01", "-o", "json")
 	if code != 0 || json.Unmarshal([]byte(stdout), &asOf) != nil || len(asOf.Findings) != 0 {
@@ -88,7 +101,7 @@ func TestKPIRoundTrip(t *testing.T) {
 	}
 	// Bad usage is said before any request.
 	for _, args := range [][]string{{"kpi", "--by", "colour"}, {"kpi", "--since", "ninety"}, {"kpi", "history", "--metric", "speed"},
-		{"findings", "list", "--as-of", "yesterday"}, {"findings", "list", "--as-of", "2026-01-01", "--sort", "due"}, {"report", "monthly", "-o", "report.html"}} {
+		{"findings", "list", "--as-of", "yesterday"}, {"findings", "list", "--as-of", "2026-01-01", "--sort", "due"}, {"findings", "list", "--as-of", "2026-01-01", "--limit", "0"}, {"report", "monthly", "-o", "report.html"}} {
 		code, _, stderr := run(t, data, args...)
 		if code != ExitError || !strings.Contains(stderr, "patchbay:") {
 			t.Errorf("%v: %d %s", args, code, stderr)

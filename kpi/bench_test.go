@@ -226,6 +226,11 @@ func tableBytes(db *sql.DB) (int64, error) {
 	return n.Int64, err
 }
 
+// cpuPerOp reports the CPU time per operation since start.
+func cpuPerOp(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
 func (f *benchFleet) report(b *testing.B) {
 	b.ReportMetric(float64(f.ledgerSize)/float64(f.hosts)/float64(f.days), "ledger-B/host/day")
 	b.ReportMetric(float64(f.intervals), "intervals")
@@ -236,6 +241,8 @@ func BenchmarkKPIFleet(b *testing.B) {
 	f.report(b)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer cpuPerOp(b, cpu)
 	for b.Loop() {
 		r, err := f.svc.Report(ctx, kpi.Query{From: f.end.Add(-90 * day)})
 		if err != nil || r.Total.Open.Count == 0 {
@@ -248,6 +255,8 @@ func BenchmarkKPIByTeam(b *testing.B) {
 	f := benchmarkFleet(b)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer cpuPerOp(b, cpu)
 	for b.Loop() {
 		r, err := f.svc.Report(ctx, kpi.Query{From: f.end.Add(-90 * day), By: kpi.ByTeam})
 		if err != nil || len(r.Groups) != 20 {
@@ -263,6 +272,8 @@ func BenchmarkFindingsAsOf(b *testing.B) {
 	ctx := context.Background()
 	at := f.end.Add(-time.Duration(f.days/2) * day)
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer cpuPerOp(b, cpu)
 	for b.Loop() {
 		p, err := f.svc.FindingsPage(ctx, at, kpi.Filter{}, 0, 100)
 		if err != nil || len(p.Findings) != 100 {
@@ -277,6 +288,8 @@ func BenchmarkFindingsAsOfAll(b *testing.B) {
 	ctx := context.Background()
 	at := f.end.Add(-time.Duration(f.days/2) * day)
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer cpuPerOp(b, cpu)
 	for b.Loop() {
 		fs, err := f.svc.FindingsAsOf(ctx, at, kpi.Filter{})
 		if err != nil || len(fs) == 0 {
@@ -289,6 +302,8 @@ func BenchmarkSnapshot(b *testing.B) {
 	f := benchmarkFleet(b)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer cpuPerOp(b, cpu)
 	for b.Loop() {
 		if err := f.db.KPI.TakeSnapshot(ctx, f.end); err != nil {
 			b.Fatal(err)

@@ -40,9 +40,9 @@ var _ kpi.Store = (*Store)(nil)
 // when that was known by the range's end (the as-of date), else the
 // interval's open. detailColumns are added for a listing.
 const (
-	intervalColumns = `l.id, l.host_id, l.priority, l.cycle,
+	intervalColumns = `l.id, l.host_id, l.priority || ' ' || l.cycle || ' ' || l.close_reason,
 	CASE WHEN l.fixed = '' THEN 0 WHEN r.first_seen <= ? THEN r.first_seen ELSE l.opened_at END,
-	l.opened_at, l.due, l.closed_at, l.close_reason, l.reopen_of`
+	l.opened_at, l.due, l.closed_at, l.reopen_of`
 	detailColumns = `, l.finding_id, l.ecosystem, l.package, l.vulnerability, l.fixed`
 )
 
@@ -72,27 +72,55 @@ func (s *Store) Intervals(ctx context.Context, r kpi.Range) ([]kpi.Interval, err
 }
 
 // scanIntervals reads intervalColumns (and detailColumns) rows; the
-// assets', priorities', cycles' and reasons' strings are shared (a few
-// distinct values over many rows).
+// assets' strings are shared, and the priority, cycle and reason come
+// as one column (a few distinct values over many rows: each read once).
+// The rows gather in chunks, copied once into a slice of their number.
 func scanIntervals(rows *sql.Rows, detail bool) ([]kpi.Interval, error) {
 	in := interner{}
-	out := []kpi.Interval{}
-	var asset, prio, cycle, reason sql.RawBytes
+	type kind struct {
+		prio, cycle string
+		reason      kpi.Reason
+	}
+	kinds := map[string]kind{}
+	const chunk = 8192
+	var chunks [][]kpi.Interval
+	cur := make([]kpi.Interval, 0, chunk)
+	var asset, pcr sql.RawBytes
 	for rows.Next() {
 		var iv kpi.Interval
 		var released, opened, due, closed int64
-		dest := []any{&iv.ID, &asset, &prio, &cycle, &released, &opened, &due, &closed, &reason, &iv.ReopenOf}
+		dest := []any{&iv.ID, &asset, &pcr, &released, &opened, &due, &closed, &iv.ReopenOf}
 		if detail {
 			dest = append(dest, &iv.FindingID, &iv.Ecosystem, &iv.Package, &iv.Vulnerability, &iv.Fixed)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		iv.Asset, iv.Priority, iv.Cycle, iv.Reason = in.get(asset), in.get(prio), in.get(cycle), kpi.Reason(in.get(reason))
+		k, ok := kinds[string(pcr)]
+		if !ok {
+			parts := strings.SplitN(string(pcr), " ", 3)
+			if len(parts) != 3 {
+				return nil, fmt.Errorf("interval %d: priority, cycle and reason %q", iv.ID, pcr)
+			}
+			k = kind{parts[0], parts[1], kpi.Reason(parts[2])}
+			kinds[string(pcr)] = k
+		}
+		iv.Asset, iv.Priority, iv.Cycle, iv.Reason = in.get(asset), k.prio, k.cycle, k.reason
 		iv.FixReleased, iv.Opened, iv.Due, iv.Closed = unixnano.To(released), unixnano.To(opened), unixnano.To(due), unixnano.To(closed)
-		out = append(out, iv)
+		if len(cur) == chunk {
+			chunks = append(chunks, cur)
+			cur = make([]kpi.Interval, 0, chunk)
+		}
+		cur = append(cur, iv)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]kpi.Interval, 0, len(chunks)*chunk+len(cur))
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return append(out, cur...), nil
 }
 
 // interner shares equal strings.
