@@ -343,7 +343,8 @@ func TestBrowser(t *testing.T) {
 		var rep kpi.Report
 		f.apiDo("GET", "/kpi?since=90d&by=priority&as_of="+url.QueryEscape(after), nil, &rep)
 		var open, overdue, sla, mttpLabel string
-		run(t, alice, "panel", chromedp.Navigate(base+"/?as_of="+url.QueryEscape(after)), chromedp.WaitVisible(chromedp.CSS(`#kpi-open`)),
+		waitKPI(t, alice, base+"/?as_of="+url.QueryEscape(after))
+		run(t, alice, "panel", chromedp.WaitVisible(chromedp.CSS(`#kpi-open`)),
 			text(`#kpi-open .num`, &open), text(`#kpi-overdue .num`, &overdue), text(`#kpi-sla .num`, &sla), text(`#kpi-mttp .lbl`, &mttpLabel))
 		wantSLA := "—"
 		if d := rep.Total.SLA.Due - rep.Total.SLA.Excluded; d > 0 {
@@ -360,7 +361,8 @@ func TestBrowser(t *testing.T) {
 		var then kpi.Report
 		f.apiDo("GET", "/kpi?since=90d&by=priority&as_of="+url.QueryEscape(before), nil, &then)
 		var total, p3, listed, note string
-		run(t, alice, "as of before", chromedp.Navigate(base+"/?as_of="+url.QueryEscape(before)), chromedp.WaitVisible(chromedp.CSS(`#asof-note`)),
+		waitKPI(t, alice, base+"/?as_of="+url.QueryEscape(before))
+		run(t, alice, "as of before", chromedp.WaitVisible(chromedp.CSS(`#asof-note`)),
 			text(`#tile-open .num`, &total), text(`#open-P3`, &p3),
 			chromedp.Click(chromedp.CSS(`#open-P3`)), chromedp.WaitVisible(chromedp.CSS(`#findings-asof`)),
 			text(`#asof-total`, &listed), text(`#asof-note`, &note))
@@ -377,7 +379,8 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("open before the rollout %d, after %d with %d patched", then.Total.Open.Count, rep.Total.Open.Count, rep.Total.MTTP.N)
 		}
 		shot(t, alice, dir, "findings-asof")
-		run(t, alice, "kpi page", chromedp.Navigate(base+"/kpi?by=priority&as_of="+url.QueryEscape(after)), chromedp.WaitVisible(chromedp.CSS(`#kpi-table`)))
+		waitKPI(t, alice, base+"/kpi?by=priority&as_of="+url.QueryEscape(after))
+		run(t, alice, "kpi page", chromedp.WaitVisible(chromedp.CSS(`#kpi-table`)))
 		shot(t, alice, dir, "kpi")
 	})
 
@@ -402,6 +405,25 @@ func TestBrowser(t *testing.T) {
 		}
 		shot(t, alice, dir, "login")
 	})
+}
+
+// waitKPI opens a page with KPI figures, reloading it while they are
+// being computed (in the background).
+func waitKPI(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var pending bool
+		run(t, ctx, "open "+page, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`#main`)),
+			eval(`document.querySelector("#kpi-pending") !== null`, &pending))
+		if !pending {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the KPIs still being computed after 2 minutes", page)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // into runs a, keeping its value in dst.
