@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -191,6 +192,10 @@ func init() {
 	funcs["hasPrefix"] = strings.HasPrefix
 }
 
+// hostsAsOfMax bounds the findings open at a date the hosts page counts
+// per host (it reads them all).
+const hostsAsOfMax = 200000
+
 // hostThen is a host's open findings at a date.
 type hostThen struct {
 	ID, Hostname string
@@ -212,7 +217,15 @@ type hostsAsOfData struct {
 // open first.
 func (u *UI) hostsAsOf(w http.ResponseWriter, r *http.Request, s *session, asOf string) error {
 	byHost, _, err := cachedValue(u, "hosts-as-of:"+asOf, func() (map[string]*hostThen, error) {
+		// How many first: the whole list of a large fleet is too big to
+		// read for a page.
 		var all asOfFindings
+		if err := u.call(r.Context(), s, "GET", "/api/v1/kpi/findings", url.Values{"as_of": {asOf}, "limit": {"1"}}, nil, &all); err != nil {
+			return nil, err
+		}
+		if all.Total > hostsAsOfMax {
+			return nil, badInput{fmt.Sprintf("hosts as of %s: %d findings were open then, more than the %d this page counts per host; see the findings as of that date", asOf, all.Total, hostsAsOfMax)}
+		}
 		if err := u.call(r.Context(), s, "GET", "/api/v1/kpi/findings", url.Values{"as_of": {asOf}, "limit": {"0"}}, nil, &all); err != nil {
 			return nil, err
 		}
