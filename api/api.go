@@ -161,6 +161,10 @@ type Labels struct {
 // HostList is the hosts list.
 type HostList struct {
 	Hosts []fleet.HostSummary `json:"hosts"`
+	// Total is how many hosts match when a page was asked for (limit or
+	// offset), of which Hosts are those after Offset; nil: Hosts is all.
+	Total  *int `json:"total,omitempty"`
+	Offset int  `json:"offset,omitempty"`
 }
 
 // VulnDetail is one vulnerability (GET /vulns/{id}): the fleet's view of

@@ -163,6 +163,11 @@ serving until interrupted (or exits with --exit).`,
 					"(needs the network: the archive apt names, deb.debian.org on a stock Debian; offline the updates stay listed without them)\n", pending)
 			}
 			fmt.Fprintf(w, "\nAPI:   %s/api/v1 (OpenAPI: %s/api/v1/openapi.json)\n", r.url, r.url)
+			users := pb + " users add NAME --role operator"
+			if e.dataDirNamed {
+				users = pb + " --data-dir " + e.dataDir + " users add NAME --role operator"
+			}
+			fmt.Fprintf(w, "UI:    %s/ (people log in as users: %s)\n", r.url, users)
 			if r.fingerprint != "" {
 				fmt.Fprintf(w, "TLS:   self-signed; pin %s\n", r.fingerprint)
 			}

@@ -52,6 +52,7 @@ type serverOpts struct {
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
 	jobKey          string
+	ui              uiOpts
 }
 
 func (o *serverOpts) flags(cmd *cobra.Command) {
@@ -85,6 +86,7 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
 	spanVar(f, &o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
+	o.ui.flags(f)
 }
 
 // running is a started server.
@@ -194,12 +196,16 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	if r.adminToken, err = e.bootstrapAdmin(ctx, db); err != nil {
 		return fail(err)
 	}
+	handler, err := o.ui.handler(ctx, srv, db, log, now)
+	if err != nil {
+		return fail(err)
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fail(fmt.Errorf("--listen %s: %w", o.listen, err))
 	}
 	ln = server.LimitListener(ln, o.connsPerClient)
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	hs.RegisterOnShutdown(srv.Drain)
 	scheme := "https"

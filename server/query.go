@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	_ "embed"
@@ -125,11 +126,44 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, _ *caller) er
 		f.Priority = ps[0]
 	}
 	f.Clones = q.Get("clones") == "true"
+	reboot := q.Get("reboot")
+	if reboot != "" && reboot != "true" && reboot != "false" {
+		return errBadRequest(fmt.Sprintf("reboot %q: want true or false", reboot), "query.reboot")
+	}
+	sortBy := q.Get("sort")
+	if sortBy != "" && sortBy != "hostname" && sortBy != "open" && sortBy != "last_seen" {
+		return errBadRequest(fmt.Sprintf("sort %q: want hostname, open or last_seen", sortBy), "query.sort")
+	}
+	paged := q.Has("limit") || q.Has("offset")
+	limit, err := intParam(q, "limit", 100, 1000)
+	if err != nil {
+		return err
+	}
+	offset, err := intParam(q, "offset", 0, 1<<30)
+	if err != nil {
+		return err
+	}
 	hosts, err := s.db.Fleet.Hosts(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, api.HostList{Hosts: hosts})
+	if reboot != "" {
+		want := reboot == "true"
+		hosts = slices.DeleteFunc(hosts, func(h fleet.HostSummary) bool { return h.Facts.RebootRequired != want })
+	}
+	switch sortBy {
+	case "open":
+		slices.SortStableFunc(hosts, func(a, b fleet.HostSummary) int { return cmp.Compare(b.OpenTotal(), a.OpenTotal()) })
+	case "last_seen":
+		slices.SortStableFunc(hosts, func(a, b fleet.HostSummary) int { return a.LastSeen.Compare(b.LastSeen) })
+	}
+	if !paged {
+		return writeJSON(w, http.StatusOK, api.HostList{Hosts: hosts})
+	}
+	// A page: limit hosts after offset, with how many there are.
+	total := len(hosts)
+	page := hosts[min(offset, total):min(offset+limit, total)]
+	return writeJSON(w, http.StatusOK, api.HostList{Hosts: page, Total: &total, Offset: offset})
 }
 
 // resolveHost finds the host a path or a query names: by its id, or else

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -457,6 +458,40 @@ func testFleet(t *testing.T, backend string) {
 	}
 	if code, body = f.do("GET", api.Prefix+"/hosts?seen_after=yesterday", viewer, nil); code != 400 || errOf(body).Field != "query.seen_after" {
 		t.Errorf("bad time: %d %s", code, body)
+	}
+	// Pages of hosts: limit after offset, sorted, with the total; without
+	// limit and offset every host and no total.
+	var every api.HostList
+	_, body = f.do("GET", api.Prefix+"/hosts", viewer, nil)
+	f.decode(body, &every)
+	if every.Total != nil || len(every.Hosts) < 2 {
+		t.Fatalf("every host: %s", body)
+	}
+	var paged []fleet.HostSummary
+	for off := 0; ; off++ {
+		var pg api.HostList
+		_, body = f.do("GET", api.Prefix+"/hosts?sort=open&limit=1&offset="+strconv.Itoa(off), viewer, nil)
+		f.decode(body, &pg)
+		if pg.Total == nil || *pg.Total != len(every.Hosts) || pg.Offset != off {
+			t.Fatalf("page at %d: %s", off, body)
+		}
+		if len(pg.Hosts) == 0 {
+			break
+		}
+		paged = append(paged, pg.Hosts...)
+	}
+	if len(paged) != len(every.Hosts) || paged[0].ID != a.HostID {
+		t.Errorf("pages of one by open findings: %d hosts, first %s; want %d, first %s (the one with open findings)", len(paged), paged[0].ID, len(every.Hosts), a.HostID)
+	}
+	for i := 1; i < len(paged); i++ {
+		if paged[i].OpenTotal() > paged[i-1].OpenTotal() {
+			t.Errorf("by open findings: %s (%d) after %s (%d)", paged[i].ID, paged[i].OpenTotal(), paged[i-1].ID, paged[i-1].OpenTotal())
+		}
+	}
+	for q, field := range map[string]string{"sort=colour": "query.sort", "limit=5000": "query.limit", "offset=-1": "query.offset", "reboot=maybe": "query.reboot"} {
+		if code, body = f.do("GET", api.Prefix+"/hosts?"+q, viewer, nil); code != 400 || errOf(body).Field != field {
+			t.Errorf("hosts?%s: %d %s, want a 400 naming %s", q, code, body, field)
+		}
 	}
 	var all fleet.FindingPage
 	_, body = f.do("GET", api.Prefix+"/findings?label=env=prod&limit=1000", viewer, nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/policysql"
 	"github.com/patchbay/patchbay/store/internal/rolloutsql"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
+	"github.com/patchbay/patchbay/store/internal/usersql"
 )
 
 // Dialects are one database's SQL, per aggregate.
@@ -33,6 +34,7 @@ type Dialects struct {
 	Findings *fleetsql.FindingsDialect
 	Policy   *policysql.Dialect
 	Rollouts *rolloutsql.Dialect
+	Users    *usersql.Dialect
 	KPI      *kpisql.Dialect
 }
 
@@ -54,6 +56,8 @@ type Stores struct {
 	Policy *policysql.Store
 	// Rollouts keeps plans, rollouts and their jobs, and notifications.
 	Rollouts *rolloutsql.Store
+	// Users keeps the web UI's people and their sessions.
+	Users *usersql.Store
 	// KPI reads the exposure ledger and keeps the daily snapshots.
 	KPI *kpisql.Store
 }
@@ -77,6 +81,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Findings: findings,
 		Policy:   &policysql.Store{DB: db, D: d.Policy, Audit: aud, WriteLock: d.Findings.WriteLock},
 		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
+		Users:    &usersql.Store{DB: db, D: d.Users},
 		KPI:      &kpisql.Store{DB: db, D: d.KPI},
 	}
 }
