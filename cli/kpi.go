@@ -260,7 +260,7 @@ func newKPIHistoryCmd(e *env, k *kpiFlags) *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodGet, api.Prefix+"/kpi/history?"+q.Encode(), nil, &s); err != nil {
 				return err
 			}
-			groups := seriesGroups(s)
+			groups := s.Groups()
 			switch k.output {
 			case "table":
 				cols := []table.Column{{Name: "START"}}
@@ -301,21 +301,6 @@ func newKPIHistoryCmd(e *env, k *kpiFlags) *cobra.Command {
 	cmd.Flags().StringVar(&interval, "interval", "week", "day, week or month")
 	cmd.MarkFlagRequired("metric")
 	return cmd
-}
-
-func seriesGroups(s kpi.Series) []string {
-	seen := map[string]bool{}
-	for _, p := range s.Points {
-		for g := range p.Values {
-			seen[g] = true
-		}
-	}
-	gs := make([]string, 0, len(seen))
-	for g := range seen {
-		gs = append(gs, g)
-	}
-	slices.Sort(gs)
-	return gs
 }
 
 // findingsAsOf lists the findings open at a past date (findings list

@@ -127,6 +127,22 @@ type Series struct {
 	Points []Point `json:"points"`
 }
 
+// Groups are the groups any point of the series has a value for, sorted.
+func (s Series) Groups() []string {
+	seen := map[string]bool{}
+	for _, p := range s.Points {
+		for g := range p.Values {
+			seen[g] = true
+		}
+	}
+	gs := make([]string, 0, len(seen))
+	for g := range seen {
+		gs = append(gs, g)
+	}
+	slices.Sort(gs)
+	return gs
+}
+
 // Metric is a named figure of a group.
 type Metric struct {
 	Name, Help string

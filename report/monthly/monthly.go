@@ -172,19 +172,8 @@ func Render(w io.Writer, d Data) error {
 
 // lines turns a series into chart lines, one per group.
 func lines(s kpi.Series) []Line {
-	groups := map[string]bool{}
-	for _, p := range s.Points {
-		for g := range p.Values {
-			groups[g] = true
-		}
-	}
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
-	}
-	slices.Sort(names)
 	var out []Line
-	for _, g := range names {
+	for _, g := range s.Groups() {
 		l := Line{Name: g}
 		for _, p := range s.Points {
 			if v, ok := p.Values[g]; ok {
