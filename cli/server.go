@@ -52,6 +52,8 @@ type serverOpts struct {
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
 	jobKey          string
+	prometheusURL   string
+	alertmanagerURL string
 	ui              uiOpts
 }
 
@@ -86,6 +88,8 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
 	spanVar(f, &o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
+	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus that rollout strategies' prometheus gates query (http://host:9090); without it those gates fail closed")
+	f.StringVar(&o.alertmanagerURL, "alertmanager-url", "", "Alertmanager whose active alerts rollout strategies' alerts gates read (http://host:9093); without it those gates fail closed")
 	o.ui.flags(f)
 }
 
@@ -184,7 +188,8 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, ReplicaID: o.replicaID, AuditKey: key, JobKey: jobKey,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
-		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})
+		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now,
+		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL})
 	if err != nil {
 		return fail(err)
 	}

@@ -369,6 +369,9 @@ type StrategySpec struct {
 	RestartServices bool `yaml:"restartServices,omitempty" json:"restartServices,omitempty"`
 	// JobTimeout: a host that does not report within it has failed.
 	JobTimeout duration.Duration `yaml:"jobTimeout,omitempty" json:"jobTimeout,omitempty"`
+	// Gates are the monitoring's checks the server makes of each ring
+	// (gates.go).
+	Gates *Gates `yaml:"gates,omitempty" json:"gates,omitempty"`
 }
 
 // Ring is one stage of a rollout.
@@ -435,6 +438,9 @@ func (s *StrategySpec) Check(c *policy.Checker) {
 	}
 	if !s.Promote.Valid() {
 		c.Errorf("spec.promote", "%q: want automatic or manual", s.Promote)
+	}
+	if s.Gates != nil {
+		s.Gates.check(c)
 	}
 }
 

@@ -44,6 +44,13 @@ type Machine struct {
 	PausedFrom State `json:"paused_from,omitempty"`
 	// RingHosts counts the hosts of each ring, to pass over the empty ones.
 	RingHosts []int `json:"ring_hosts,omitempty"`
+	// RingStarted is when the current ring's first job started (zero
+	// before: the ring's before-phase gates are measured).
+	RingStarted time.Time `json:"ring_started,omitzero"`
+	// GateStates are the strategy's gates' measurements, by
+	// kind/name/phase; Halt is the gate failure that halted the rollout.
+	GateStates map[string]*GateState `json:"gate_states,omitempty"`
+	Halt       *GateHalt             `json:"gate_halt,omitempty"`
 }
 
 // NewMachine splits the target into the strategy's rings; the rollout
@@ -123,6 +130,9 @@ func (m *Machine) Threshold() int {
 type Gate struct {
 	Active func(host string) bool
 	Open   func(host string) bool
+	// Baked, when set, says whether the ring's bake gates have taken
+	// their measurements: the bake does not end before.
+	Baked func() bool
 }
 
 // Step advances the rollout at now: jobs past the strategy's job timeout
@@ -133,7 +143,7 @@ type Gate struct {
 // threshold, so they never pass it by more than the jobs that were in
 // flight. It returns the jobs to dispatch (their attempt set).
 func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
-	if m.State == Baking && !now.Before(m.BakeUntil) {
+	if m.State == Baking && !now.Before(m.BakeUntil) && (g.Baked == nil || g.Baked()) {
 		if m.Strategy.Promote == PromoteAutomatic || m.lastRing() {
 			m.next()
 		} else {
@@ -175,6 +185,9 @@ func (m *Machine) Step(now time.Time, g Gate) []*HostJob {
 			continue
 		}
 		j.Attempt, j.Started = 1, now
+		if m.RingStarted.IsZero() {
+			m.RingStarted = now
+		}
 		out = append(out, j)
 		room--
 	}
@@ -204,7 +217,7 @@ func (m *Machine) next() {
 	for m.Ring+1 < len(m.Strategy.Rings) {
 		m.Ring++
 		if m.hasHosts(m.Ring) {
-			m.State, m.BakeUntil = Running, time.Time{}
+			m.State, m.BakeUntil, m.RingStarted = Running, time.Time{}, time.Time{}
 			return
 		}
 	}

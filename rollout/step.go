@@ -45,6 +45,12 @@ type Scheduler struct {
 	Actor string
 	// Targets are the webhooks notifications go to.
 	Targets []string
+	// Monitor is what the strategies' gates read (nil: no monitoring is
+	// configured, and gates fail closed unless they say otherwise).
+	Monitor Monitor
+	// Services names the services of hosts (by id), for the gates'
+	// {{ .Service }}; nil: none.
+	Services func(ctx context.Context, hosts []string) (map[string][]string, error)
 }
 
 // StepResult says what a step did.
@@ -71,8 +77,11 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 	if m == nil || p.StrategySpec == nil {
 		return res, fmt.Errorf("plan %s is active without a machine", id)
 	}
+	gates := p.StrategySpec.Gates
 	switch {
-	case m.State == Paused, m.State == AwaitingPromotion, m.State == Baking && now.Before(m.BakeUntil):
+	case m.State == Paused:
+		return res, nil // waits for people
+	case gates == nil && (m.State == AwaitingPromotion || m.State == Baking && now.Before(m.BakeUntil)):
 		return res, nil // waits for people or the clock
 	}
 	if m.Jobs, err = s.Store.Jobs(ctx, id); err != nil {
@@ -140,7 +149,28 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 			return false // the window was deleted: wait for people to decide
 		},
 	}
-	dispatched := m.Step(now, gate)
+	var gated gateOutcome
+	if gates != nil {
+		vars, err := s.gateVars(ctx, p, m, hostOf)
+		if err != nil {
+			return res, err
+		}
+		if hostsErr != nil {
+			return res, hostsErr
+		}
+		gated = evalGates(ctx, s.Monitor, gates, m, now, vars)
+		open := gate.Open
+		gate.Open = func(h string) bool {
+			return (!m.RingStarted.IsZero() || gatesPassed(gates, m, PhaseBefore)) && open(h)
+		}
+		gate.Baked = func() bool { return gatesPassed(gates, m, PhaseBake) }
+	}
+	var dispatched []*HostJob
+	if gated.halt != nil {
+		m.State, m.Why, m.Halt = Halted, gated.halt.Reason, gated.halt
+	} else {
+		dispatched = m.Step(now, gate)
+	}
 	if err := errors.Join(hostsErr, seenErr); err != nil {
 		return res, err
 	}
@@ -167,7 +197,7 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 		}
 	}
 	evs := s.transitionEvents(p, m, state, ring)
-	if len(starts) == 0 && len(settles) == 0 && len(evs) == 0 && m.State == state && m.Ring == ring && m.BakeUntil.Equal(bake) {
+	if len(starts) == 0 && len(settles) == 0 && len(evs) == 0 && m.State == state && m.Ring == ring && m.BakeUntil.Equal(bake) && !gated.changed {
 		return res, nil // nothing moved
 	}
 	n, err := s.Store.Step(ctx, fence, row, starts, settles, now, evs...)
@@ -176,6 +206,43 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 	}
 	return StepResult{Moved: true, Started: n, Settled: len(settles), Transition: m.State != state || m.Ring != ring,
 		State: m.State, Ring: p.StrategySpec.Rings[m.Ring].Name}, nil
+}
+
+// gateVars gives the gates' substitutions of a ring's hosts (-1: the
+// hosts whose jobs started, for the background phase).
+func (s *Scheduler) gateVars(ctx context.Context, p *Plan, m *Machine, hostOf func(string) *PlanHost) (func(ring int) []GateVars, error) {
+	var services map[string][]string
+	if s.Services != nil {
+		ids := make([]string, 0, len(m.Jobs))
+		for _, j := range m.Jobs {
+			ids = append(ids, j.Host)
+		}
+		var err error
+		if services, err = s.Services(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
+	return func(ring int) []GateVars {
+		var out []GateVars
+		for _, j := range m.Jobs {
+			if ring >= 0 && j.Ring != ring || ring < 0 && j.Attempt == 0 {
+				continue
+			}
+			name := j.Host
+			if ph := hostOf(j.Host); ph != nil && ph.Hostname != "" {
+				name = ph.Hostname
+			}
+			rn := p.StrategySpec.Rings[j.Ring].Name
+			svcs := services[j.Host]
+			if len(svcs) == 0 {
+				svcs = []string{""}
+			}
+			for _, sv := range svcs {
+				out = append(out, GateVars{Host: name, Service: sv, Ring: rn})
+			}
+		}
+		return out
+	}, nil
 }
 
 // manifest is the work order of a dispatched job: the host's exact
@@ -214,7 +281,11 @@ func (s *Scheduler) transitionEvents(p *Plan, m *Machine, state State, ring int)
 	}
 	switch m.State {
 	case Halted:
-		ev("rollout.halt", "rollout.halted", map[string]any{"ring": p.StrategySpec.Rings[m.Ring].Name, "why": m.Why})
+		change := map[string]any{"ring": p.StrategySpec.Rings[m.Ring].Name, "why": m.Why}
+		if m.Halt != nil {
+			change["gate"] = m.Halt // the query, the values and the threshold
+		}
+		ev("rollout.halt", "rollout.halted", change)
 	case Completed:
 		ev("rollout.complete", "rollout.completed", map[string]any{"ring": p.StrategySpec.Rings[m.Ring].Name})
 	default:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/patchbay/patchbay/api"
@@ -367,4 +368,24 @@ func (s *Server) StepRollouts(ctx context.Context, fence rollout.Fence) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hostServices names the services of hosts by the applied policy, for
+// the rollout gates' {{ .Service }}.
+func (s *Server) hostServices(ctx context.Context, ids []string) (map[string][]string, error) {
+	set, err := s.Policy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := s.db.Fleet.Hosts(ctx, fleet.HostFilter{})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(ids))
+	for _, h := range hs {
+		if slices.Contains(ids, h.ID) {
+			out[h.ID] = set.Context(policy.AssetOf(fleet.AssetOf(h.Host))).Services
+		}
+	}
+	return out, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/buildinfo"
 	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/monitor"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/rollout"
 	"github.com/patchbay/patchbay/store"
@@ -94,6 +95,9 @@ type Config struct {
 	// KPIRetention is how long the KPI history is kept (0: 400 days).
 	KPIRetention time.Duration
 	Now          func() time.Time
+	// PrometheusURL and AlertmanagerURL are what the rollout strategies'
+	// gates query ("" : not configured, and the gates fail closed).
+	PrometheusURL, AlertmanagerURL string
 }
 
 // Server serves the API.
@@ -271,6 +275,8 @@ func New(cfg Config) (*Server, error) {
 		AgentStale: s.cfg.AgentStale,
 		Actor:      s.actor(),
 		Targets:    s.notifyTargets(),
+		Monitor:    &monitor.Client{PrometheusURL: cfg.PrometheusURL, AlertmanagerURL: cfg.AlertmanagerURL},
+		Services:   s.hostServices,
 	}
 	return s, nil
 }
