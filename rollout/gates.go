@@ -526,7 +526,7 @@ func measureProm(ctx context.Context, mon Monitor, pg *PromGate, st *GateState, 
 				st.Values = append(st.Values, s)
 			}
 			if !cond.Met(s.Value) {
-				bad = append(bad, fmt.Sprintf("%s = %g, want %s", seriesName(s.Labels), s.Value, cond))
+				bad = append(bad, fmt.Sprintf("%s: %s = %g, want %s", q, seriesName(s.Labels), s.Value, cond))
 			}
 		}
 	}

@@ -1,0 +1,342 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/policyapi"
+	"github.com/patchbay/patchbay/api/rolloutapi"
+	"github.com/patchbay/patchbay/audit"
+	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/internal/promtest"
+	"github.com/patchbay/patchbay/internal/rollouttest"
+	"github.com/patchbay/patchbay/job"
+	"github.com/patchbay/patchbay/monitor"
+	"github.com/patchbay/patchbay/patch"
+	"github.com/patchbay/patchbay/rollout"
+	"github.com/patchbay/patchbay/server"
+)
+
+// watchedStrategy rolls out to one host, then the two others, each ring
+// gated by the hosts' error ratio in Prometheus (two good measurements a
+// minute apart before the ring and during its bake, and in the
+// background) and by Alertmanager's alerts on the ring's hosts.
+const watchedStrategy = `apiVersion: patchbay/v1
+kind: RolloutStrategy
+metadata: {name: watched}
+spec:
+  rings:
+    - {name: canary, share: 30%, maxConcurrency: 1, errorThreshold: 0, bake: 2m}
+    - {name: rest, share: 100%, maxConcurrency: 2, errorThreshold: 0, bake: 2m}
+  reboot: never
+  promote: automatic
+  gates:
+    prometheus:
+      - name: error-rate
+        query: 'app_error_ratio{host="{{ .Host }}"}'
+        condition: "< 0.05"
+        interval: 1m
+        count: 2
+    alerts:
+      - name: host-alerts
+        matchers: ['host="{{ .Host }}"', 'severity="page"']
+`
+
+// TestRolloutGates runs rollouts over three hosts watched by a real
+// Prometheus scraping an exporter per host and a real Alertmanager: a
+// rollout proceeds while the error ratio stays low, halts when the
+// patched host's rises (the audit entry and notification carry the
+// query, values and threshold), waits while an alert fires on a ring's
+// host, halts when one starts after the patch, and fails closed with the
+// reason when Prometheus is down.
+func TestRolloutGates(t *testing.T) {
+	feed := debianFeed(t)
+	pkgs := webDB(t)
+	hostNames := []string{"app-1", "app-2", "app-3"}
+	exps := map[string]*promtest.Exporter{}
+	var all []*promtest.Exporter
+	for _, h := range hostNames {
+		exps[h] = promtest.NewExporter(t, h, 0.01)
+		all = append(all, exps[h])
+	}
+	prom := promtest.Prometheus(t, all)
+	am := promtest.Alertmanager(t, "", "")
+
+	var clock atomic.Pointer[time.Time]
+	set := func(t time.Time) { clock.Store(&t) }
+	set(time.Now().UTC().Truncate(time.Second))
+	now := func() time.Time { return *clock.Load() }
+	tick := func(d time.Duration) { set(now().Add(d)) }
+
+	f := newFixture(t, "sqlite", func(c *server.Config) {
+		c.Now = now
+		c.PrometheusURL, c.AlertmanagerURL = prom.URL, am.URL
+		c.Webhooks = []server.Webhook{{Name: "ops", URL: "http://127.0.0.1:9/never", Format: "json"}}
+	})
+	ctx := context.Background()
+	if _, err := (&feeds.Importer{Store: f.db, Now: now}).ImportPaths(ctx, []string{feed}); err != nil {
+		t.Fatal(err)
+	}
+	viewer, admin, alice := f.api(auth.Viewer), f.api(auth.Admin), f.api(auth.Operator)
+	f.apply(admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{
+		{Name: "groups.yaml", Content: rollouttest.Documents("HostGroup/staging", "HostGroup/production")},
+		{Name: "watched.yaml", Content: watchedStrategy}}})
+	enrollTok := f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{})
+	sources := []string{"openssl", "curl", "glibc"}
+	hosts := map[string]*simHost{}
+	byID := map[string]*simHost{}
+	for _, name := range hostNames {
+		facts := factsOf(name, "m-"+name)
+		facts.Labels = map[string]string{"env": "app"} // no window covers them: any time
+		e := f.enrollWithUpdates(enrollTok, viewer, facts, pkgs, sources)
+		k, _ := base64.StdEncoding.DecodeString(e.JobKey)
+		hosts[name] = &simHost{name: name, id: e.HostID, cred: e.Credential, facts: facts, key: ed25519.PublicKey(k)}
+		byID[e.HostID] = hosts[name]
+	}
+
+	// Prometheus has scraped every exporter.
+	mc := &monitor.Client{PrometheusURL: prom.URL}
+	waitRatio := func(host string, want func(float64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ss, err := mc.Query(ctx, fmt.Sprintf(`app_error_ratio{host=%q}`, host))
+			if err == nil && len(ss) == 1 && want(ss[0].Value) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("prometheus has no wanted app_error_ratio of %s: %v %v", host, ss, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, h := range hostNames {
+		waitRatio(h, func(v float64) bool { return v == 0.01 })
+	}
+
+	poll := func(h *simHost) []job.Signed {
+		t.Helper()
+		code, body := f.do("GET", api.Prefix+"/agent/jobs?wait=0", h.cred, nil)
+		if code != 200 {
+			t.Fatalf("poll %s: %d %s", h.name, code, body)
+		}
+		var r api.JobsResponse
+		f.decode(body, &r)
+		return r.Jobs
+	}
+	// step: a minute passes, the agents poll, the leader steps; it returns
+	// the hosts that hold a job.
+	step := func() map[string]job.Manifest {
+		t.Helper()
+		tick(time.Minute)
+		for _, h := range hosts {
+			poll(h)
+		}
+		if err := f.srv.FlushCheckins(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.srv.StepRollouts(ctx, rollout.Fence{}); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]job.Manifest{}
+		for _, h := range hosts {
+			for _, s := range poll(h) {
+				m, err := job.Verify(s, h.key, h.id, now())
+				if err != nil {
+					t.Fatalf("%s: %v", h.name, err)
+				}
+				out[h.name] = m
+			}
+		}
+		return out
+	}
+	report := func(h string, m job.Manifest) {
+		t.Helper()
+		if code, body := f.do("POST", api.Prefix+"/agent/jobs/result", hosts[h].cred, job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: job.Succeeded, Started: now(), Finished: now()}); code != 200 {
+			t.Fatalf("report %s: %d %s", h, code, body)
+		}
+	}
+	status := func(id string) rolloutapi.PlanStatus {
+		t.Helper()
+		code, body := f.do("GET", api.Prefix+"/plans/"+id, viewer, nil)
+		if code != 200 {
+			t.Fatalf("plan %s: %d %s", id, code, body)
+		}
+		var st rolloutapi.PlanStatus
+		f.decode(body, &st)
+		return st
+	}
+	start := func() string {
+		t.Helper()
+		p := f.createPlan("plan", alice, rollout.PlanSpec{Strategy: "watched", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
+		if p.State != rollout.Approved {
+			f.do("POST", api.Prefix+"/plans/"+p.ID+"/approve", alice, nil)
+		}
+		if code, body := f.do("POST", api.Prefix+"/plans/"+p.ID+"/start", alice, nil); code != 200 {
+			t.Fatalf("start: %d %s", code, body)
+		}
+		return p.ID
+	}
+	// runRing steps until a job is dispatched, checking that the before
+	// gate held the ring for its first measurement; it reports the jobs.
+	runRing := func(id string, n int) []string {
+		t.Helper()
+		got := step()
+		if len(got) != 0 {
+			t.Fatalf("jobs before the gate's second measurement: %v", got)
+		}
+		got = step()
+		if len(got) != n {
+			t.Fatalf("jobs after the before gate passed: %v, want %d (%s)", got, n, status(id).Rollout.Why)
+		}
+		var names []string
+		for h, m := range got {
+			report(h, m)
+			names = append(names, h)
+		}
+		return names
+	}
+
+	if !f.chapter("proceeds while healthy", func(t *testing.T) {
+		id := start()
+		canary := runRing(id, 1)
+		// Baking: two bake measurements a minute apart and the 2m bake.
+		for range 3 {
+			if got := step(); len(got) != 0 {
+				t.Fatalf("jobs during the canary's bake: %v", got)
+			}
+		}
+		rest := runRing(id, 2)
+		for range 4 {
+			step()
+		}
+		st := status(id)
+		if st.Rollout.State != rollout.Completed {
+			t.Fatalf("rollout %s after %v then %v: %+v", st.Rollout.State, canary, rest, st.Rollout)
+		}
+		for k, g := range st.Rollout.GateStates {
+			if g.Result != "ok" || g.Failures != 0 {
+				t.Errorf("gate %s: %+v", k, g)
+			}
+		}
+	}) {
+		return
+	}
+
+	if !f.chapter("halts when the patched host degrades", func(t *testing.T) {
+		id := start()
+		canary := runRing(id, 1)[0]
+		exps[canary].Set(0.5)
+		waitRatio(canary, func(v float64) bool { return v == 0.5 })
+		step() // the background measurement fails (before the ring's bake)
+		st := status(id)
+		r := st.Rollout
+		if r.State != rollout.Halted || r.Halt == nil || r.Halt.Gate != "error-rate" || r.Halt.Phase != rollout.PhaseBackground {
+			t.Fatalf("rollout: %+v", r)
+		}
+		q := fmt.Sprintf(`app_error_ratio{host="%s"}`, canary)
+		if !strings.Contains(r.Why, q) || !strings.Contains(r.Why, "= 0.5, want < 0.05") || len(r.Halt.Values) != 1 || r.Halt.Values[0].Value != 0.5 {
+			t.Errorf("why: %s; halt %+v", r.Why, r.Halt)
+		}
+		// The audit entry's digest covers the gate's query, values and
+		// threshold; the notification carries them.
+		es := f.auditOf("rollout.halt")
+		want, err := audit.DigestOf(map[string]any{"ring": "canary", "why": r.Why, "gate": r.Halt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 || es[len(es)-1].Digest != want || es[len(es)-1].Object != "plan/"+id {
+			t.Errorf("rollout.halt audit entries: %+v, want the digest %s", es, want)
+		}
+		var halted []string
+		for _, n := range f.notifications(admin, id) {
+			if n.Event == "rollout.halted" {
+				halted = append(halted, string(n.Payload))
+			}
+		}
+		if len(halted) == 0 {
+			t.Fatal("no rollout.halted notification")
+		}
+		for _, want := range []string{`"query":["` + strings.ReplaceAll(q, `"`, `\"`) + `"]`, `"condition":"\u003c 0.05"`, `"value":0.5`, `"failure_limit":0`} {
+			if !strings.Contains(halted[0], want) {
+				t.Errorf("notification lacks %s: %s", want, halted[0])
+			}
+		}
+		for range 3 {
+			if got := step(); len(got) != 0 {
+				t.Fatalf("jobs after the halt: %v", got)
+			}
+		}
+		exps[canary].Set(0.01)
+		waitRatio(canary, func(v float64) bool { return v == 0.01 })
+	}) {
+		return
+	}
+
+	if !f.chapter("alerts block the start and halt", func(t *testing.T) {
+		// Pre-existing: a page on every host keeps the first ring from
+		// starting.
+		for _, h := range hostNames {
+			if err := am.Fire(ctx, map[string]string{"alertname": "Old", "host": h, "severity": "page"}, time.Now().Add(-time.Hour), time.Now().Add(20*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id := start()
+		for range 3 {
+			if got := step(); len(got) != 0 {
+				t.Fatalf("jobs while an alert fires: %v", got)
+			}
+		}
+		st := status(id).Rollout.GateStates["alerts/host-alerts/before"]
+		if st == nil || !strings.Contains(st.Result, "blocking the start of the ring") {
+			t.Fatalf("alert gate: %+v", st)
+		}
+		// Resolved: the ring starts.
+		for _, h := range hostNames {
+			if err := am.Fire(ctx, map[string]string{"alertname": "Old", "host": h, "severity": "page"}, time.Now().Add(-time.Hour), time.Now().Add(-time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := step()
+		if len(got) != 1 {
+			t.Fatalf("jobs once the alert resolved: %v (%+v)", got, status(id).Rollout.GateStates)
+		}
+		var canary string
+		for h, m := range got {
+			canary = h
+			report(h, m)
+		}
+		// A page that starts after the patch halts.
+		if err := am.Fire(ctx, map[string]string{"alertname": "HighErrorRate", "host": canary, "severity": "page"}, now(), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		step()
+		r := status(id).Rollout
+		if r.State != rollout.Halted || r.Halt == nil || r.Halt.Kind != "alerts" || !strings.Contains(r.Why, "HighErrorRate{host="+canary+"}") {
+			t.Fatalf("rollout: %s %s %+v", r.State, r.Why, r.Halt)
+		}
+	}) {
+		return
+	}
+
+	f.chapter("prometheus down fails closed", func(t *testing.T) {
+		prom.Stop()
+		id := start()
+		step()
+		r := status(id).Rollout
+		if r.State != rollout.Halted || !strings.Contains(r.Why, "prometheus "+prom.URL) || !strings.Contains(r.Why, "unreachable") {
+			t.Fatalf("rollout: %s %q", r.State, r.Why)
+		}
+		if r.Halt == nil || r.Halt.Phase != rollout.PhaseBefore {
+			t.Errorf("halt: %+v", r.Halt)
+		}
+	})
+}
