@@ -109,6 +109,9 @@ func (x *Executor) Run(ctx context.Context, s job.Signed) (job.Result, bool) {
 	}
 	x.Log.Info("job started", "job", m.JobID, "attempt", m.Attempt, "packages", len(m.Install))
 	res := x.execute(ctx, m)
+	if m.Revert != "" && (res.Outcome == job.Succeeded || res.Outcome == job.SucceededReboot || res.Outcome == job.NoChange) {
+		res.Outcome, res.Reason = job.RolledBack, strings.TrimPrefix(res.Reason+"; ", "; ")+"reverted to the previous versions: "+m.Revert
+	}
 	res.Finished = x.now().UTC()
 	if b, err := json.Marshal(res); err == nil {
 		if err := os.MkdirAll(x.ResultDir, 0o700); err == nil {

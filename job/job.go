@@ -50,6 +50,10 @@ type Manifest struct {
 	// policy asks for happens only before it (zero: outside any window,
 	// the reboot is left to the next window and reported as required).
 	RebootBefore time.Time `json:"reboot_before,omitzero"`
+	// Revert, when set, says why the job puts the host back at its
+	// previous versions (the rollout halted): the agent reports it as
+	// rolled_back once done.
+	Revert string `json:"revert,omitempty"`
 }
 
 // ID names the job of a host in a rollout.

@@ -369,6 +369,10 @@ type StrategySpec struct {
 	RestartServices bool `yaml:"restartServices,omitempty" json:"restartServices,omitempty"`
 	// JobTimeout: a host that does not report within it has failed.
 	JobTimeout duration.Duration `yaml:"jobTimeout,omitempty" json:"jobTimeout,omitempty"`
+	// RollbackOnHalt: when the rollout halts, the hosts it patched
+	// (succeeded) get a job that puts them back at their previous
+	// versions.
+	RollbackOnHalt bool `yaml:"rollbackOnHalt,omitempty" json:"rollbackOnHalt,omitempty"`
 	// Gates are the monitoring's checks the server makes of each ring
 	// (gates.go).
 	Gates *Gates `yaml:"gates,omitempty" json:"gates,omitempty"`

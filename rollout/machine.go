@@ -51,6 +51,9 @@ type Machine struct {
 	// kind/name/phase; Halt is the gate failure that halted the rollout.
 	GateStates map[string]*GateState `json:"gate_states,omitempty"`
 	Halt       *GateHalt             `json:"gate_halt,omitempty"`
+	// Reverting names the hosts the halt put back at their previous
+	// versions (RolloutStrategy rollbackOnHalt).
+	Reverting []string `json:"reverting,omitempty"`
 }
 
 // NewMachine splits the target into the strategy's rings; the rollout

@@ -47,6 +47,9 @@ type Dispatch struct {
 	Attempt int
 	Started time.Time
 	Job     string
+	// Revert: the job puts a succeeded host back at its previous
+	// versions after the rollout halted (the attempt after its last).
+	Revert bool
 }
 
 // Settle is an outcome a step decides for a host (timed out, no agent).

@@ -190,6 +190,32 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 		}
 		starts = append(starts, Dispatch{Host: j.Host, Attempt: j.Attempt, Started: j.Started, Job: string(b)})
 	}
+	var reverted []string
+	if m.State == Halted && state != Halted && p.StrategySpec.RollbackOnHalt {
+		for _, j := range m.Jobs {
+			if j.Outcome != job.Succeeded && j.Outcome != job.SucceededReboot || before[j.Host] == "" {
+				continue
+			}
+			ph := hostOf(j.Host)
+			if ph == nil {
+				if hostsErr != nil {
+					return res, hostsErr
+				}
+				continue
+			}
+			signed, err := job.Sign(s.revertManifest(p, j, ph, m.Why, now), key)
+			if err != nil {
+				return res, err
+			}
+			b, err := json.Marshal(signed)
+			if err != nil {
+				return res, err
+			}
+			starts = append(starts, Dispatch{Host: j.Host, Attempt: j.Attempt + 1, Started: now, Job: string(b), Revert: true})
+			reverted = append(reverted, ph.Hostname)
+		}
+		m.Reverting = reverted
+	}
 	var settles []Settle
 	for _, j := range m.Jobs {
 		if j.Outcome != "" && before[j.Host] == "" {
@@ -262,6 +288,19 @@ func (s *Scheduler) manifest(p *Plan, j *HostJob, ph *PlanHost, now time.Time, w
 	return mf
 }
 
+// revertManifest puts a host that succeeded back at its versions from
+// before the rollout, once it halted: at once (no window: a halted
+// rollout is an incident), without the ring's checks.
+func (s *Scheduler) revertManifest(p *Plan, j *HostJob, ph *PlanHost, why string, now time.Time) job.Manifest {
+	timeout := p.StrategySpec.Timeout()
+	mf := job.Manifest{JobID: job.ID(p.ID, j.Host), Attempt: j.Attempt + 1, HostID: j.Host, Rollout: p.ID, Ring: p.StrategySpec.Rings[j.Ring].Name,
+		Reboot: p.StrategySpec.Reboot, RestartServices: p.StrategySpec.RestartServices, Timeout: timeout, IssuedAt: now, NotAfter: now.Add(timeout), Revert: why}
+	for _, t := range ph.Targets {
+		mf.Install = append(mf.Install, job.Package{Name: t.Name, Version: t.From})
+	}
+	return mf
+}
+
 // transitionEvents are the audit entries and notifications of a step's
 // change of state or ring.
 func (s *Scheduler) transitionEvents(p *Plan, m *Machine, state State, ring int) []Event {
@@ -284,6 +323,9 @@ func (s *Scheduler) transitionEvents(p *Plan, m *Machine, state State, ring int)
 		change := map[string]any{"ring": p.StrategySpec.Rings[m.Ring].Name, "why": m.Why}
 		if m.Halt != nil {
 			change["gate"] = m.Halt // the query, the values and the threshold
+		}
+		if len(m.Reverting) > 0 {
+			change["reverting"] = m.Reverting
 		}
 		ev("rollout.halt", "rollout.halted", change)
 	case Completed:

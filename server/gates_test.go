@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,6 +39,7 @@ spec:
     - {name: rest, share: 100%, maxConcurrency: 2, errorThreshold: 0, bake: 2m}
   reboot: never
   promote: automatic
+  rollbackOnHalt: true
   gates:
     prometheus:
       - name: error-rate
@@ -166,7 +168,7 @@ func TestRolloutGates(t *testing.T) {
 	}
 	status := func(id string) rolloutapi.PlanStatus {
 		t.Helper()
-		code, body := f.do("GET", api.Prefix+"/plans/"+id, viewer, nil)
+		code, body := f.do("GET", api.Prefix+"/plans/"+id+"?hosts=1", viewer, nil)
 		if code != 200 {
 			t.Fatalf("plan %s: %d %s", id, code, body)
 		}
@@ -249,7 +251,7 @@ func TestRolloutGates(t *testing.T) {
 		// The audit entry's digest covers the gate's query, values and
 		// threshold; the notification carries them.
 		es := f.auditOf("rollout.halt")
-		want, err := audit.DigestOf(map[string]any{"ring": "canary", "why": r.Why, "gate": r.Halt})
+		want, err := audit.DigestOf(map[string]any{"ring": "canary", "why": r.Why, "gate": r.Halt, "reverting": r.Reverting})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,9 +272,38 @@ func TestRolloutGates(t *testing.T) {
 				t.Errorf("notification lacks %s: %s", want, halted[0])
 			}
 		}
-		for range 3 {
+		// The canary is put back at its previous versions; no other job
+		// starts.
+		if !slices.Equal(r.Reverting, []string{canary}) {
+			t.Errorf("reverting %v, want [%s]", r.Reverting, canary)
+		}
+		got := step()
+		rv, ok := got[canary]
+		if len(got) != 1 || !ok || rv.Attempt != 2 || !strings.Contains(rv.Revert, q) {
+			t.Fatalf("jobs after the halt: %+v", got)
+		}
+		var from []job.Package
+		for _, h := range status(id).Hosts {
+			if h.Hostname == canary {
+				for _, tg := range h.Targets {
+					from = append(from, job.Package{Name: tg.Name, Version: tg.From})
+				}
+			}
+		}
+		if len(from) == 0 || !slices.Equal(rv.Install, from) {
+			t.Errorf("revert installs %v, want the versions before %v", rv.Install, from)
+		}
+		if code, body := f.do("POST", api.Prefix+"/agent/jobs/result", hosts[canary].cred, job.Result{JobID: rv.JobID, Attempt: 2, Outcome: job.RolledBack, Reason: "reverted", Started: now(), Finished: now()}); code != 200 {
+			t.Fatalf("report the revert: %d %s", code, body)
+		}
+		for range 2 {
 			if got := step(); len(got) != 0 {
-				t.Fatalf("jobs after the halt: %v", got)
+				t.Fatalf("jobs after the revert: %v", got)
+			}
+		}
+		for _, h := range status(id).Hosts {
+			if want := map[bool]job.Outcome{true: job.RolledBack, false: ""}[h.Hostname == canary]; h.Outcome != want {
+				t.Errorf("%s: outcome %q, want %q", h.Hostname, h.Outcome, want)
 			}
 		}
 		exps[canary].Set(0.01)

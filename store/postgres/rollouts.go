@@ -31,10 +31,11 @@ var rolloutDialect = &rolloutsql.Dialect{
 	UpdatePlan:         `UPDATE plans SET state = $1, plan = $2, machine = $3, machine_state = $4, version = version + 1, updated_at = $5 WHERE id = $6 AND version = $7`,
 	StepPlan:           `UPDATE plans SET machine = $1, machine_state = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5`,
 	StartJob:           `UPDATE plan_hosts SET attempt = $1, started_at = $2, job = $3, dispatch_seq = $4 WHERE plan_id = $5 AND host_id = $6 AND attempt = 0 AND outcome = ''`,
+	RevertJob:          `UPDATE plan_hosts SET attempt = $1, started_at = $2, job = $3, dispatch_seq = $4, outcome = '', revert = 1 WHERE plan_id = $5 AND host_id = $6 AND attempt = $7 - 1 AND revert = 0 AND outcome IN ('succeeded', 'succeeded_reboot_required')`,
 	SettleJob:          `UPDATE plan_hosts SET outcome = $1, attempt = $2, reported_at = $3 WHERE plan_id = $4 AND host_id = $5 AND attempt = $6 AND outcome = ''`,
 	ReportJob:          `UPDATE plan_hosts SET outcome = $1, result = $2, reported_at = $3 WHERE plan_id = $4 AND host_id = $5 AND attempt = $6 AND attempt > 0 AND outcome = ''`,
 	Pending: `SELECT ph.plan_id, ph.job FROM plan_hosts ph JOIN plans p ON p.id = ph.plan_id
-		WHERE ph.host_id = $1 AND ph.job <> '' AND ph.outcome = '' AND p.machine_state NOT IN ('halted', 'aborted') ORDER BY ph.dispatch_seq`,
+		WHERE ph.host_id = $1 AND ph.job <> '' AND ph.outcome = '' AND (p.machine_state NOT IN ('halted', 'aborted') OR ph.revert = 1) ORDER BY ph.dispatch_seq`,
 	DispatchedSince: `SELECT host_id, dispatch_seq FROM plan_hosts WHERE dispatch_seq > $1 AND outcome = ''`,
 	SeeUpdate:       `INSERT INTO update_releases(ecosystem, name, version, first_seen) VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING`,
 	Released:        `SELECT name, version, first_seen FROM update_releases WHERE ecosystem = $1`,

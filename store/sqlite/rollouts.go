@@ -31,10 +31,11 @@ var rolloutDialect = &rolloutsql.Dialect{
 	UpdatePlan:         `UPDATE plans SET state = ?, plan = ?, machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
 	StepPlan:           `UPDATE plans SET machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
 	StartJob:           `UPDATE plan_hosts SET attempt = ?, started_at = ?, job = ?, dispatch_seq = ? WHERE plan_id = ? AND host_id = ? AND attempt = 0 AND outcome = ''`,
+	RevertJob:          `UPDATE plan_hosts SET attempt = ?, started_at = ?, job = ?, dispatch_seq = ?, outcome = '', revert = 1 WHERE plan_id = ? AND host_id = ? AND attempt = ? - 1 AND revert = 0 AND outcome IN ('succeeded', 'succeeded_reboot_required')`,
 	SettleJob:          `UPDATE plan_hosts SET outcome = ?, attempt = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND outcome = ''`,
 	ReportJob:          `UPDATE plan_hosts SET outcome = ?, result = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND attempt > 0 AND outcome = ''`,
 	Pending: `SELECT ph.plan_id, ph.job FROM plan_hosts ph JOIN plans p ON p.id = ph.plan_id
-		WHERE ph.host_id = ? AND ph.job <> '' AND ph.outcome = '' AND p.machine_state NOT IN ('halted', 'aborted') ORDER BY ph.dispatch_seq`,
+		WHERE ph.host_id = ? AND ph.job <> '' AND ph.outcome = '' AND (p.machine_state NOT IN ('halted', 'aborted') OR ph.revert = 1) ORDER BY ph.dispatch_seq`,
 	DispatchedSince: `SELECT host_id, dispatch_seq FROM plan_hosts WHERE dispatch_seq > ? AND outcome = ''`,
 	SeeUpdate:       `INSERT INTO update_releases(ecosystem, name, version, first_seen) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`,
 	Released:        `SELECT name, version, first_seen FROM update_releases WHERE ecosystem = ?`,

@@ -69,6 +69,10 @@ type Dialect struct {
 	// SettleJob settles a job not settled yet: (outcome, attempt,
 	// reported_at, plan_id, host_id, attempt).
 	SettleJob string
+	// RevertJob starts the revert of a host's succeeded job after its
+	// rollout halted: (attempt, started_at, job, dispatch_seq, plan_id,
+	// host_id, attempt), only from the attempt before, once.
+	RevertJob string
 	// ReportJob settles the running attempt of a job: (outcome, result,
 	// reported_at, plan_id, host_id, attempt).
 	ReportJob string
@@ -418,7 +422,12 @@ func (s *Store) Step(ctx context.Context, fence rollout.Fence, r rollout.Row, st
 			defer st.Close()
 			for _, d := range starts {
 				seq++
-				res, err := st.ExecContext(ctx, d.Attempt, d.Started.UnixNano(), d.Job, seq, id, d.Host)
+				var res sql.Result
+				if d.Revert {
+					res, err = tx.ExecContext(ctx, s.D.RevertJob, d.Attempt, d.Started.UnixNano(), d.Job, seq, id, d.Host, d.Attempt)
+				} else {
+					res, err = st.ExecContext(ctx, d.Attempt, d.Started.UnixNano(), d.Job, seq, id, d.Host)
+				}
 				if err != nil {
 					return fmt.Errorf("rollout %s: start %s: %w", id, d.Host, err)
 				}
