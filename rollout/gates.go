@@ -421,7 +421,7 @@ func evalGates(ctx context.Context, mon Monitor, g *Gates, m *Machine, now time.
 			if h := measureProm(ctx, mon, pg, st, vs, now); h != nil && out.halt == nil {
 				out.halt = h
 			}
-			if phase != PhaseBackground && st.Taken >= pg.count() && st.Failures <= pg.FailureLimit {
+			if phase != PhaseBackground && st.Taken-st.Failures >= pg.count() && st.Failures <= pg.FailureLimit {
 				st.Passed = true
 			}
 		}

@@ -52,14 +52,17 @@ spec:
         matchers: ['host="{{ .Host }}"', 'severity="page"']
 `
 
-// TestRolloutGates runs rollouts over three hosts watched by a real
+// testRolloutGates runs rollouts over three hosts watched by a real
 // Prometheus scraping an exporter per host and a real Alertmanager: a
 // rollout proceeds while the error ratio stays low, halts when the
 // patched host's rises (the audit entry and notification carry the
 // query, values and threshold), waits while an alert fires on a ring's
 // host, halts when one starts after the patch, and fails closed with the
 // reason when Prometheus is down.
-func TestRolloutGates(t *testing.T) {
+func TestRolloutGatesSQLite(t *testing.T)   { testRolloutGates(t, "sqlite") }
+func TestRolloutGatesPostgres(t *testing.T) { testRolloutGates(t, "postgres") }
+
+func testRolloutGates(t *testing.T, backend string) {
 	feed := debianFeed(t)
 	pkgs := webDB(t)
 	hostNames := []string{"app-1", "app-2", "app-3"}
@@ -78,7 +81,7 @@ func TestRolloutGates(t *testing.T) {
 	now := func() time.Time { return *clock.Load() }
 	tick := func(d time.Duration) { set(now().Add(d)) }
 
-	f := newFixture(t, "sqlite", func(c *server.Config) {
+	f := newFixture(t, backend, func(c *server.Config) {
 		c.Now = now
 		c.PrometheusURL, c.AlertmanagerURL = prom.URL, am.URL
 		c.Webhooks = []server.Webhook{{Name: "ops", URL: "http://127.0.0.1:9/never", Format: "json"}}
