@@ -255,6 +255,7 @@ func New(cfg Config) (*Server, error) {
 		stepNow: make(chan struct{}, 1), jobs: newJobHub(), webhookClient: &http.Client{Timeout: 15 * time.Second}, draining: make(chan struct{})}
 	s.metrics = newMetrics(cfg.DB)
 	s.metrics.reg.MustRegister(newKPICollector(s))
+	s.metrics.reg.MustRegister(newOpsCollector(s))
 	s.bodies = newBodyGate(cfg.LargeBody, cfg.LargeBodies, cfg.BodyWait)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
