@@ -54,6 +54,8 @@ type Machine struct {
 	// Reverting names the hosts the halt put back at their previous
 	// versions (RolloutStrategy rollbackOnHalt).
 	Reverting []string `json:"reverting,omitempty"`
+	// HaltedAt is when the scheduler halted the rollout.
+	HaltedAt time.Time `json:"halted_at,omitzero"`
 }
 
 // NewMachine splits the target into the strategy's rings; the rollout

@@ -190,6 +190,9 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 		}
 		starts = append(starts, Dispatch{Host: j.Host, Attempt: j.Attempt, Started: j.Started, Job: string(b)})
 	}
+	if m.State == Halted && state != Halted {
+		m.HaltedAt = now
+	}
 	var reverted []string
 	if m.State == Halted && state != Halted && p.StrategySpec.RollbackOnHalt {
 		for _, j := range m.Jobs {

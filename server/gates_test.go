@@ -73,7 +73,8 @@ func testRolloutGates(t *testing.T, backend string) {
 		all = append(all, exps[h])
 	}
 	prom := promtest.Prometheus(t, all)
-	am := promtest.Alertmanager(t, "", "")
+	amPort := promtest.Port(t)
+	amURL := fmt.Sprintf("http://127.0.0.1:%d", amPort)
 
 	var clock atomic.Pointer[time.Time]
 	set := func(t time.Time) { clock.Store(&t) }
@@ -83,7 +84,7 @@ func testRolloutGates(t *testing.T, backend string) {
 
 	f := newFixture(t, backend, func(c *server.Config) {
 		c.Now = now
-		c.PrometheusURL, c.AlertmanagerURL = prom.URL, am.URL
+		c.PrometheusURL, c.AlertmanagerURL = prom.URL, amURL
 		c.Webhooks = []server.Webhook{{Name: "ops", URL: "http://127.0.0.1:9/never", Format: "json"}}
 	})
 	ctx := context.Background()
@@ -91,6 +92,9 @@ func testRolloutGates(t *testing.T, backend string) {
 		t.Fatal(err)
 	}
 	viewer, admin, alice := f.api(auth.Viewer), f.api(auth.Admin), f.api(auth.Operator)
+	// Alertmanager routes every alert to patchbay's receiver, as an
+	// operator token.
+	am := promtest.Alertmanager(t, amPort, f.url+api.Prefix+"/alerts", f.api(auth.Operator))
 	f.apply(admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{
 		{Name: "groups.yaml", Content: rollouttest.Documents("HostGroup/staging", "HostGroup/production")},
 		{Name: "watched.yaml", Content: watchedStrategy}}})
@@ -356,6 +360,53 @@ func testRolloutGates(t *testing.T, backend string) {
 		r := status(id).Rollout
 		if r.State != rollout.Halted || r.Halt == nil || r.Halt.Kind != "alerts" || !strings.Contains(r.Why, "HighErrorRate{host="+canary+"}") {
 			t.Fatalf("rollout: %s %s %+v", r.State, r.Why, r.Halt)
+		}
+		// Alertmanager delivered the alert to patchbay's receiver, which
+		// linked it to the canary's job: listed with the rollout, on the
+		// host's timeline and notified.
+		var linked []rollout.Alert
+		deadline := time.Now().Add(15 * time.Second)
+		for len(linked) == 0 {
+			var as struct {
+				Alerts []rollout.Alert `json:"alerts"`
+			}
+			_, body := f.do("GET", api.Prefix+"/alerts?rollout="+id, viewer, nil)
+			f.decode(body, &as)
+			linked = as.Alerts
+			if time.Now().After(deadline) {
+				t.Fatal("the alert was not received and linked")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if a := linked[0]; a.Name != "HighErrorRate" || a.Hostname != canary || a.Plan != id || a.JobStarted.IsZero() || a.Status != "firing" {
+			t.Errorf("linked alert: %+v", a)
+		}
+		var tl rolloutapi.Events
+		_, body := f.do("GET", api.Prefix+"/events?host="+canary+"&rollout="+id, viewer, nil)
+		f.decode(body, &tl)
+		var kinds []string
+		for _, e := range tl.Events {
+			if e.Hostname != canary {
+				t.Errorf("host timeline of %s: %+v", canary, e)
+			}
+			kinds = append(kinds, e.Kind)
+		}
+		slices.Sort(kinds) // the check-in and the job's start are at one time
+		if !slices.Equal(kinds, []string{"alert", "checkin", "job.started"}) {
+			t.Errorf("host timeline: %s", body)
+		}
+		_, body = f.do("GET", api.Prefix+"/events?rollout="+id, viewer, nil)
+		for _, want := range []string{`"kind":"gate"`, `"kind":"halt"`, `"kind":"alert"`, "alert HighErrorRate firing, 0s after the job of " + id} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("rollout timeline lacks %s: %s", want, body)
+			}
+		}
+		var notified bool
+		for _, n := range f.notifications(admin, id) {
+			notified = notified || n.Event == "alert.linked" && strings.Contains(string(n.Payload), `"alert":"HighErrorRate"`)
+		}
+		if !notified {
+			t.Error("no alert.linked notification")
 		}
 	}) {
 		return

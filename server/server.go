@@ -98,6 +98,9 @@ type Config struct {
 	// PrometheusURL and AlertmanagerURL are what the rollout strategies'
 	// gates query ("" : not configured, and the gates fail closed).
 	PrometheusURL, AlertmanagerURL string
+	// AlertWindow: an alert that starts within it after a job on its
+	// host is linked to the job (DefaultAlertWindow when zero).
+	AlertWindow time.Duration
 }
 
 // Server serves the API.
@@ -236,6 +239,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TouchEvery <= 0 {
 		cfg.TouchEvery = time.Second
 	}
+	if cfg.AlertWindow <= 0 {
+		cfg.AlertWindow = DefaultAlertWindow
+	}
 	if cfg.AgentStale <= 0 {
 		cfg.AgentStale = max(3*cfg.Checkin, 15*time.Minute)
 	}
@@ -321,6 +327,9 @@ func (s *Server) routeTable() []Route {
 		{"POST", p + "/plans/{id}/promote", auth.Operator, s.controlRollout("promote")},
 		{"POST", p + "/plans/{id}/abort", auth.Operator, s.controlRollout("abort")},
 		{"GET", p + "/notifications", auth.Viewer, s.listNotifications},
+		{"POST", p + "/alerts", auth.Operator, s.receiveAlerts},
+		{"GET", p + "/alerts", auth.Viewer, s.listAlerts},
+		{"GET", p + "/events", auth.Viewer, s.listEvents},
 		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
 		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
 		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},

@@ -163,10 +163,11 @@ func Prometheus(tb testing.TB, exporters []*Exporter, rules ...string) *Proc {
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn"}, fmt.Sprintf("http://127.0.0.1:%d", port))
 }
 
-// Alertmanager starts Alertmanager (no cluster) routing every alert to
-// a webhook receiver at webhookURL ("" : no receiver), grouped by
-// alertname and host, sent at once.
-func Alertmanager(tb testing.TB, webhookURL, bearer string) *Proc {
+// Alertmanager starts Alertmanager (no cluster) on port (0: a free one of
+// the range) routing every alert to a webhook receiver at webhookURL ("":
+// no receiver) with a bearer token, grouped by alertname and host, sent
+// at once.
+func Alertmanager(tb testing.TB, port int, webhookURL, bearer string) *Proc {
 	tb.Helper()
 	bin := Binary(tb, "prometheus-alertmanager", "prometheus-alertmanager")
 	dir := tb.TempDir()
@@ -178,7 +179,9 @@ func Alertmanager(tb testing.TB, webhookURL, bearer string) *Proc {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	port := Port(tb)
+	if port == 0 {
+		port = Port(tb)
+	}
 	return start(tb, bin, []string{"--config.file=" + path, "--storage.path=" + filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--cluster.listen-address=", "--log.level=warn"}, fmt.Sprintf("http://127.0.0.1:%d", port))
 }

@@ -31,9 +31,18 @@ var rolloutDialect = &rolloutsql.Dialect{
 	UpdatePlan:         `UPDATE plans SET state = $1, plan = $2, machine = $3, machine_state = $4, version = version + 1, updated_at = $5 WHERE id = $6 AND version = $7`,
 	StepPlan:           `UPDATE plans SET machine = $1, machine_state = $2, version = version + 1, updated_at = $3 WHERE id = $4 AND version = $5`,
 	StartJob:           `UPDATE plan_hosts SET attempt = $1, started_at = $2, job = $3, dispatch_seq = $4 WHERE plan_id = $5 AND host_id = $6 AND attempt = 0 AND outcome = ''`,
-	RevertJob:          `UPDATE plan_hosts SET attempt = $1, started_at = $2, job = $3, dispatch_seq = $4, outcome = '', revert = 1 WHERE plan_id = $5 AND host_id = $6 AND attempt = $7 - 1 AND revert = 0 AND outcome IN ('succeeded', 'succeeded_reboot_required')`,
-	SettleJob:          `UPDATE plan_hosts SET outcome = $1, attempt = $2, reported_at = $3 WHERE plan_id = $4 AND host_id = $5 AND attempt = $6 AND outcome = ''`,
-	ReportJob:          `UPDATE plan_hosts SET outcome = $1, result = $2, reported_at = $3 WHERE plan_id = $4 AND host_id = $5 AND attempt = $6 AND attempt > 0 AND outcome = ''`,
+	Alert: rolloutsql.AlertDialect{
+		UpsertAlert: `INSERT INTO alerts(fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
+			ON CONFLICT (fingerprint, starts_at) DO UPDATE SET ends_at = excluded.ends_at, status = excluded.status, received_at = excluded.received_at`,
+		AlertsOfHost: `SELECT id, fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at FROM alerts WHERE host_id = $1 AND starts_at >= $2 ORDER BY starts_at DESC, id DESC LIMIT $3`,
+		AlertsOfPlan: `SELECT id, fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at FROM alerts WHERE plan_id = $1 AND starts_at >= $2 ORDER BY starts_at DESC, id DESC LIMIT $3`,
+		Alerts:       `SELECT id, fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at FROM alerts WHERE starts_at >= $1 ORDER BY starts_at DESC, id DESC LIMIT $2`,
+		HostJobs:     `SELECT plan_id, host_id, attempt, started_at, outcome, reported_at, result FROM plan_hosts WHERE host_id = $1 AND started_at >= $2 AND attempt > 0 ORDER BY started_at`,
+		PlanJobs:     `SELECT plan_id, host_id, attempt, started_at, outcome, reported_at, result FROM plan_hosts WHERE plan_id = $1 AND attempt > 0 ORDER BY started_at`,
+	},
+	RevertJob: `UPDATE plan_hosts SET attempt = $1, job = $2, dispatch_seq = $3, outcome = '', revert = 1 WHERE plan_id = $4 AND host_id = $5 AND attempt = $6 - 1 AND revert = 0 AND outcome IN ('succeeded', 'succeeded_reboot_required')`,
+	SettleJob: `UPDATE plan_hosts SET outcome = $1, attempt = $2, reported_at = $3 WHERE plan_id = $4 AND host_id = $5 AND attempt = $6 AND outcome = ''`,
+	ReportJob: `UPDATE plan_hosts SET outcome = $1, result = $2, reported_at = $3 WHERE plan_id = $4 AND host_id = $5 AND attempt = $6 AND attempt > 0 AND outcome = ''`,
 	Pending: `SELECT ph.plan_id, ph.job FROM plan_hosts ph JOIN plans p ON p.id = ph.plan_id
 		WHERE ph.host_id = $1 AND ph.job <> '' AND ph.outcome = '' AND (p.machine_state NOT IN ('halted', 'aborted') OR ph.revert = 1) ORDER BY ph.dispatch_seq`,
 	DispatchedSince: `SELECT host_id, dispatch_seq FROM plan_hosts WHERE dispatch_seq > $1 AND outcome = ''`,

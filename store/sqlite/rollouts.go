@@ -31,9 +31,18 @@ var rolloutDialect = &rolloutsql.Dialect{
 	UpdatePlan:         `UPDATE plans SET state = ?, plan = ?, machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
 	StepPlan:           `UPDATE plans SET machine = ?, machine_state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?`,
 	StartJob:           `UPDATE plan_hosts SET attempt = ?, started_at = ?, job = ?, dispatch_seq = ? WHERE plan_id = ? AND host_id = ? AND attempt = 0 AND outcome = ''`,
-	RevertJob:          `UPDATE plan_hosts SET attempt = ?, started_at = ?, job = ?, dispatch_seq = ?, outcome = '', revert = 1 WHERE plan_id = ? AND host_id = ? AND attempt = ? - 1 AND revert = 0 AND outcome IN ('succeeded', 'succeeded_reboot_required')`,
-	SettleJob:          `UPDATE plan_hosts SET outcome = ?, attempt = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND outcome = ''`,
-	ReportJob:          `UPDATE plan_hosts SET outcome = ?, result = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND attempt > 0 AND outcome = ''`,
+	Alert: rolloutsql.AlertDialect{
+		UpsertAlert: `INSERT INTO alerts(fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at) VALUES(?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (fingerprint, starts_at) DO UPDATE SET ends_at = excluded.ends_at, status = excluded.status, received_at = excluded.received_at`,
+		AlertsOfHost: `SELECT id, fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at FROM alerts WHERE host_id = ? AND starts_at >= ? ORDER BY starts_at DESC, id DESC LIMIT ?`,
+		AlertsOfPlan: `SELECT id, fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at FROM alerts WHERE plan_id = ? AND starts_at >= ? ORDER BY starts_at DESC, id DESC LIMIT ?`,
+		Alerts:       `SELECT id, fingerprint, starts_at, ends_at, status, name, labels, host_id, hostname, plan_id, job_started, received_at FROM alerts WHERE starts_at >= ? ORDER BY starts_at DESC, id DESC LIMIT ?`,
+		HostJobs:     `SELECT plan_id, host_id, attempt, started_at, outcome, reported_at, result FROM plan_hosts WHERE host_id = ? AND started_at >= ? AND attempt > 0 ORDER BY started_at`,
+		PlanJobs:     `SELECT plan_id, host_id, attempt, started_at, outcome, reported_at, result FROM plan_hosts WHERE plan_id = ? AND attempt > 0 ORDER BY started_at`,
+	},
+	RevertJob: `UPDATE plan_hosts SET attempt = ?, job = ?, dispatch_seq = ?, outcome = '', revert = 1 WHERE plan_id = ? AND host_id = ? AND attempt = ? - 1 AND revert = 0 AND outcome IN ('succeeded', 'succeeded_reboot_required')`,
+	SettleJob: `UPDATE plan_hosts SET outcome = ?, attempt = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND outcome = ''`,
+	ReportJob: `UPDATE plan_hosts SET outcome = ?, result = ?, reported_at = ? WHERE plan_id = ? AND host_id = ? AND attempt = ? AND attempt > 0 AND outcome = ''`,
 	Pending: `SELECT ph.plan_id, ph.job FROM plan_hosts ph JOIN plans p ON p.id = ph.plan_id
 		WHERE ph.host_id = ? AND ph.job <> '' AND ph.outcome = '' AND (p.machine_state NOT IN ('halted', 'aborted') OR ph.revert = 1) ORDER BY ph.dispatch_seq`,
 	DispatchedSince: `SELECT host_id, dispatch_seq FROM plan_hosts WHERE dispatch_seq > ? AND outcome = ''`,

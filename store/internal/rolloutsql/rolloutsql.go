@@ -70,9 +70,12 @@ type Dialect struct {
 	// reported_at, plan_id, host_id, attempt).
 	SettleJob string
 	// RevertJob starts the revert of a host's succeeded job after its
-	// rollout halted: (attempt, started_at, job, dispatch_seq, plan_id,
-	// host_id, attempt), only from the attempt before, once.
+	// rollout halted: (attempt, job, dispatch_seq, plan_id, host_id,
+	// attempt), only from the attempt before, once; the job's start and
+	// result stay until the revert reports.
 	RevertJob string
+	// Alert is the SQL of received alerts and job timelines.
+	Alert AlertDialect
 	// ReportJob settles the running attempt of a job: (outcome, result,
 	// reported_at, plan_id, host_id, attempt).
 	ReportJob string
@@ -424,7 +427,7 @@ func (s *Store) Step(ctx context.Context, fence rollout.Fence, r rollout.Row, st
 				seq++
 				var res sql.Result
 				if d.Revert {
-					res, err = tx.ExecContext(ctx, s.D.RevertJob, d.Attempt, d.Started.UnixNano(), d.Job, seq, id, d.Host, d.Attempt)
+					res, err = tx.ExecContext(ctx, s.D.RevertJob, d.Attempt, d.Job, seq, id, d.Host, d.Attempt)
 				} else {
 					res, err = st.ExecContext(ctx, d.Attempt, d.Started.UnixNano(), d.Job, seq, id, d.Host)
 				}
