@@ -26,7 +26,7 @@ import (
 )
 
 func newRolloutCmds(e *env) []*cobra.Command {
-	return []*cobra.Command{newPlanCmd(e), newRolloutCmd(e)}
+	return []*cobra.Command{newPlanCmd(e), newRolloutCmd(e), newEventsCmd(e)}
 }
 
 func newPlanCmd(e *env) *cobra.Command {

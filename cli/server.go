@@ -54,6 +54,7 @@ type serverOpts struct {
 	jobKey          string
 	prometheusURL   string
 	alertmanagerURL string
+	alertWindow     time.Duration
 	ui              uiOpts
 }
 
@@ -90,6 +91,7 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	spanVar(f, &o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
 	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus that rollout strategies' prometheus gates query (http://host:9090); without it those gates fail closed")
 	f.StringVar(&o.alertmanagerURL, "alertmanager-url", "", "Alertmanager whose active alerts rollout strategies' alerts gates read (http://host:9093); without it those gates fail closed")
+	spanVar(f, &o.alertWindow, "alert-window", server.DefaultAlertWindow, "an alert Alertmanager sends (POST /api/v1/alerts) that starts within this long after a job on its host is linked to the job")
 	o.ui.flags(f)
 }
 
@@ -189,7 +191,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now,
-		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL})
+		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL, AlertWindow: o.alertWindow})
 	if err != nil {
 		return fail(err)
 	}
