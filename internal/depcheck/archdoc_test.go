@@ -24,6 +24,7 @@ var undocumented = []string{
 	"internal/rollouttest", // the rollout policy documents the tests and bench/rollout share
 	"internal/jsontest",    // checks of JSON documents the tests of cli and server share
 	"feeds/nvd/nvdtest",    // a loopback NVD CVE API for the tests of feeds, feeds/nvd and cli
+	"internal/promtest",    // real Prometheus and Alertmanager processes and exporters for the gates' tests
 }
 
 // archRow is one row of the table: the package it is about, and the
