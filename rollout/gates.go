@@ -45,7 +45,8 @@ type OnUnreachable string
 const (
 	// FailClosed (the default) counts the measurement as failed.
 	FailClosed OnUnreachable = "fail"
-	// FailOpen skips the measurement (logged in the gate's state).
+	// FailOpen counts the measurement as passed (the gate's state says
+	// it passed while unreachable, and why).
 	FailOpen OnUnreachable = "pass"
 )
 
@@ -532,7 +533,8 @@ func measureProm(ctx context.Context, mon Monitor, pg *PromGate, st *GateState, 
 	}
 	switch {
 	case errors.Is(err, ErrUnreachable) && pg.OnUnreachable == FailOpen:
-		st.Result, st.Reason = "unreachable (skipped: onUnreachable pass)", err.Error()
+		st.Taken++ // fail-open: the measurement passes
+		st.Result, st.Reason = "passed while unreachable (onUnreachable: pass)", err.Error()
 		return nil
 	case err != nil:
 		return fail(err.Error())
@@ -593,7 +595,7 @@ func measureAlerts(ctx context.Context, mon Monitor, ag *AlertGate, st *GateStat
 	}
 	switch {
 	case errors.Is(err, ErrUnreachable) && ag.OnUnreachable == FailOpen:
-		st.Result, st.Reason = "unreachable (skipped: onUnreachable pass)", err.Error()
+		st.Result, st.Reason = "passed while unreachable (onUnreachable: pass)", err.Error()
 		return nil, nil
 	case err != nil:
 		return nil, halt(err.Error())

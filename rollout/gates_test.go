@@ -90,12 +90,12 @@ func TestGatesUnreachable(t *testing.T) {
 		name  string
 		gates Gates
 		halt  string
-		pass  bool
+		pass  bool // the before phase passed
 	}{
 		{"prometheus closed", Gates{Prometheus: []PromGate{{Name: "e", Query: "up", Condition: "> 0"}}}, "gate e (before): prometheus http://127.0.0.1:1: unreachable: connection refused; 1 failed measurement(s), more than its limit of 0", false},
 		{"alertmanager closed", Gates{Alerts: []AlertGate{{Name: "a", Matchers: []string{`host="{{ .Host }}"`}}}}, "gate a (before): alertmanager http://127.0.0.1:2: unreachable: connection refused", false},
 		{"within the limit", Gates{Prometheus: []PromGate{{Name: "e", Query: "up", Condition: "> 0", FailureLimit: 1}}}, "", false},
-		{"open", Gates{Prometheus: []PromGate{{Name: "e", Query: "up", Condition: "> 0", OnUnreachable: FailOpen}}, Alerts: []AlertGate{{Name: "a", Matchers: []string{`host="x"`}, OnUnreachable: FailOpen}}}, "", false},
+		{"open", Gates{Prometheus: []PromGate{{Name: "e", Query: "up", Condition: "> 0", OnUnreachable: FailOpen}}, Alerts: []AlertGate{{Name: "a", Matchers: []string{`host="x"`}, OnUnreachable: FailOpen}}}, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := StartMachine(strat, []int{1})
@@ -108,18 +108,18 @@ func TestGatesUnreachable(t *testing.T) {
 			if got != tc.halt {
 				t.Errorf("halt %q, want %q", got, tc.halt)
 			}
-			if gatesPassed(&tc.gates, m, PhaseBefore) {
-				t.Error("before gates passed on an unreachable monitoring")
+			if gatesPassed(&tc.gates, m, PhaseBefore) != tc.pass {
+				t.Errorf("before gates passed: %v, want %v", !tc.pass, tc.pass)
 			}
 		})
 	}
-	// Open: a skipped measurement is not a pass of a prometheus gate (it
-	// has taken none), but it is no halt either.
+	// Open: the state says the measurement passed while unreachable, and
+	// why.
 	g := Gates{Prometheus: []PromGate{{Name: "e", Query: "up", Condition: "> 0", OnUnreachable: FailOpen}}}
 	m := StartMachine(strat, []int{1})
 	m.Jobs = []*HostJob{{Host: "h1"}}
 	evalGates(context.Background(), downMonitor{}, &g, m, now, vars)
-	if st := m.GateStates["prometheus/e/before"]; st == nil || !strings.HasPrefix(st.Result, "unreachable (skipped") || !strings.Contains(st.Reason, "prometheus http://127.0.0.1:1") {
+	if st := m.GateStates["prometheus/e/before"]; st == nil || st.Result != "passed while unreachable (onUnreachable: pass)" || !strings.Contains(st.Reason, "prometheus http://127.0.0.1:1") {
 		t.Errorf("state: %+v", st)
 	}
 }

@@ -87,6 +87,9 @@ type hostData struct {
 	// (those without a fix yet under an empty Fixed), most urgent first.
 	Patches []hostPatch
 	Jobs    []hostJob
+	// Events is the host's timeline: check-ins, jobs, checks, reboots,
+	// alerts (docs/gates.md).
+	Events []rolloutapi.Event
 }
 
 // hostPatch is one upgrade of a host and the open findings it closes.
@@ -142,6 +145,11 @@ func (u *UI) host(w http.ResponseWriter, r *http.Request, s *session) error {
 		}
 		return cmp.Compare(a.Package, b.Package)
 	})
+	var evs rolloutapi.Events
+	if err := u.call(ctx, s, "GET", "/api/v1/events", url.Values{"host": {d.ID}}, nil, &evs); err != nil {
+		return err
+	}
+	d.Events = evs.Events
 	// The host's jobs in the recent rollouts.
 	plans, err := u.planList(ctx, s)
 	if err != nil {

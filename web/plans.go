@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/api/rolloutapi"
@@ -49,6 +50,10 @@ type planData struct {
 	ApprovedByMe bool
 	Live         bool // the rollout may still change: the page follows it
 	Actions      []string
+	// Gates are the strategy's gates' last measurements (docs/gates.md),
+	// Events the rollout's timeline.
+	Gates  []*rollout.GateState
+	Events []rolloutapi.Event
 }
 
 // controls are the rollout actions a state allows (the API decides; the
@@ -82,6 +87,19 @@ func (u *UI) plan(w http.ResponseWriter, r *http.Request, s *session) error {
 	d := planData{PlanStatus: st, Me: "user:" + s.User, Actions: controls(st)}
 	d.ApprovedByMe = slices.ContainsFunc(st.Plan.Approvals, func(a rollout.Approval) bool { return a.By == d.Me })
 	d.Live = st.Rollout != nil && !ended(st.Rollout.State)
+	if st.Rollout != nil {
+		for _, g := range st.Rollout.GateStates {
+			d.Gates = append(d.Gates, g)
+		}
+		slices.SortFunc(d.Gates, func(a, b *rollout.GateState) int {
+			return strings.Compare(a.Kind+a.Gate+a.Phase, b.Kind+b.Gate+b.Phase)
+		})
+		var evs rolloutapi.Events
+		if err := u.call(r.Context(), s, "GET", "/api/v1/events", url.Values{"rollout": {st.Plan.ID}}, nil, &evs); err != nil {
+			return err
+		}
+		d.Events = evs.Events
+	}
 	u.render(w, r, s, http.StatusOK, "plan", "Plan "+st.Plan.ID, d)
 	return nil
 }
