@@ -82,6 +82,22 @@ func claimed(s job.Signed) (string, int) {
 
 // Run verifies and runs one job and returns its result; ok is false when
 // there is nothing to report (a repeated delivery without a kept result).
+// JobAttrs are the log attributes of a job (its id "PLAN/HOST"): job_id,
+// plan_id and rollout_id (a rollout is a started plan, under the plan's
+// id), and host (the host id, the job's own when host is "") — the ids
+// every log line about a job carries, so a log tool can join the
+// server's and the agents' lines.
+func JobAttrs(jobID, host string) []any {
+	plan, h := jobID, ""
+	if i := strings.LastIndexByte(jobID, '/'); i >= 0 {
+		plan, h = jobID[:i], jobID[i+1:]
+	}
+	if host == "" {
+		host = h
+	}
+	return []any{"job_id", jobID, "plan_id", plan, "rollout_id", plan, "host", host}
+}
+
 func (x *Executor) Run(ctx context.Context, s job.Signed) (job.Result, bool) {
 	now := x.now().UTC()
 	m, err := job.Verify(s, x.Key, x.HostID, now)
@@ -91,7 +107,7 @@ func (x *Executor) Run(ctx context.Context, s job.Signed) (job.Result, bool) {
 		if errors.Is(err, job.ErrExpired) {
 			res.Outcome, res.Refused, res.Reason = job.Skipped, false, "not started: "+err.Error()+"; its window closed before it could start"
 		}
-		x.Log.Warn("job refused", "job", id, "attempt", attempt, "err", err)
+		x.Log.Warn("job refused", append(JobAttrs(id, x.HostID), "attempt", attempt, "err", err)...)
 		return res, true
 	}
 	if err := x.Journal.Begin(m); err != nil && !errors.Is(err, job.ErrStale) {
@@ -102,12 +118,12 @@ func (x *Executor) Run(ctx context.Context, s job.Signed) (job.Result, bool) {
 		b, rerr := os.ReadFile(x.resultPath(m.JobID, m.Attempt))
 		var res job.Result
 		if rerr != nil || json.Unmarshal(b, &res) != nil {
-			x.Log.Warn("job delivered again; it was started before and has no kept result (the server times it out)", "job", m.JobID, "attempt", m.Attempt)
+			x.Log.Warn("job delivered again; it was started before and has no kept result (the server times it out)", append(JobAttrs(m.JobID, x.HostID), "attempt", m.Attempt)...)
 			return res, false
 		}
 		return res, true
 	}
-	x.Log.Info("job started", "job", m.JobID, "attempt", m.Attempt, "packages", len(m.Install))
+	x.Log.Info("job started", append(JobAttrs(m.JobID, x.HostID), "attempt", m.Attempt, "packages", len(m.Install))...)
 	res := x.execute(ctx, m)
 	if m.Revert != "" && (res.Outcome == job.Succeeded || res.Outcome == job.SucceededReboot || res.Outcome == job.NoChange) {
 		res.Outcome, res.Reason = job.RolledBack, strings.TrimPrefix(res.Reason+"; ", "; ")+"reverted to the previous versions: "+m.Revert
@@ -118,7 +134,7 @@ func (x *Executor) Run(ctx context.Context, s job.Signed) (job.Result, bool) {
 			_ = writeFileAtomic(x.resultPath(m.JobID, m.Attempt), b, 0o600)
 		}
 	}
-	x.Log.Info("job finished", "job", m.JobID, "attempt", m.Attempt, "outcome", res.Outcome, "reason", res.Reason)
+	x.Log.Info("job finished", append(JobAttrs(m.JobID, x.HostID), "attempt", m.Attempt, "outcome", res.Outcome, "reason", res.Reason)...)
 	return res, true
 }
 
@@ -447,7 +463,7 @@ func (a *Agent) report(ctx context.Context, cl *api.Client, res job.Result) erro
 		case err == nil:
 			return nil
 		case api.CodeOf(err) == api.CodeStale:
-			a.log().Warn("the server refused a stale job report", "job", res.JobID, "attempt", res.Attempt, "err", err)
+			a.log().Warn("the server refused a stale job report", append(JobAttrs(res.JobID, ""), "attempt", res.Attempt, "err", err)...)
 			return nil
 		case api.IsStatus(err, http.StatusBadRequest):
 			return fmt.Errorf("the server rejected the report of %s: %w", res.JobID, err)

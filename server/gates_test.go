@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,7 +86,9 @@ func testRolloutGates(t *testing.T, backend string) {
 	now := func() time.Time { return *clock.Load() }
 	tick := func(d time.Duration) { set(now().Add(d)) }
 
+	logs := &lockedBuffer{}
 	f := newFixture(t, backend, func(c *server.Config) {
+		c.Log = slog.New(slog.NewJSONHandler(logs, nil))
 		c.Now = now
 		c.PrometheusURL, c.AlertmanagerURL = prom.URL, amURL
 		c.Webhooks = []server.Webhook{{Name: "ops", URL: "http://127.0.0.1:9/never", Format: "json"}}
@@ -412,6 +418,7 @@ func testRolloutGates(t *testing.T, backend string) {
 		return
 	}
 
+	defer f.chapter("log lines carry the ids", func(t *testing.T) { checkLogIDs(t, logs.Bytes()) })
 	f.chapter("prometheus down fails closed", func(t *testing.T) {
 		prom.Stop()
 		id := start()
@@ -424,4 +431,55 @@ func testRolloutGates(t *testing.T, backend string) {
 			t.Errorf("halt: %+v", r.Halt)
 		}
 	})
+}
+
+// lockedBuffer is a log's writer the test reads at the end.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+// checkLogIDs: in the server's JSON log, every line about a plan,
+// rollout or job names it by plan_id (and rollout_id, the same id, once
+// started; a job by job_id and host), never under other keys, so a log
+// tool joins them with the agents' lines.
+func checkLogIDs(t *testing.T, log []byte) {
+	t.Helper()
+	msgs := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON log line: %q", l)
+		}
+		msg, _ := m["msg"].(string)
+		msgs[msg] = true
+		for _, bad := range []string{"plan", "job", "rollout"} {
+			if _, ok := m[bad]; ok {
+				t.Errorf("%q names its %s as %q, not %s_id", msg, bad, bad, bad)
+			}
+		}
+		if r, ok := m["rollout_id"]; ok && r != m["plan_id"] {
+			t.Errorf("%q: rollout_id %v without the same plan_id (%v)", msg, r, m["plan_id"])
+		}
+		if id, ok := m["job_id"].(string); ok && (m["host"] == nil || !strings.HasPrefix(id, fmt.Sprint(m["plan_id"])+"/")) {
+			t.Errorf("%q: job_id %s without its plan_id and host: %v", msg, id, m)
+		}
+	}
+	for _, want := range []string{"plan created", "rollout step", "alert linked to a job"} {
+		if !msgs[want] {
+			t.Errorf("no %q line in the log", want)
+		}
+	}
 }

@@ -308,7 +308,7 @@ func (s *Server) jobResult(w http.ResponseWriter, r *http.Request, c *caller) er
 	action := "job.report"
 	if res.Refused {
 		action = "job.refused"
-		s.log.Warn("an agent refused a job", "host", host, "job", res.JobID, "reason", res.Reason)
+		s.log.Warn("an agent refused a job", "job_id", res.JobID, "plan_id", planID, "rollout_id", planID, "host", host, "reason", res.Reason)
 	}
 	ev := rollout.Event{Actor: c.actor(), Action: action, Object: "job/" + res.JobID,
 		Change: map[string]any{"attempt": res.Attempt, "outcome": res.Outcome, "reason": res.Reason, "changes": res.Changes}}

@@ -155,7 +155,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 }
 
 func (s *Server) stepLogged(ctx context.Context, fence rollout.Fence) {
-	if err := s.StepRollouts(ctx, fence); err != nil && ctx.Err() == nil {
+	// StepRollouts logged each rollout's error with its ids.
+	if err := s.StepRollouts(ctx, fence); err != nil && ctx.Err() == nil && !errors.As(err, new(rolloutErrors)) {
 		s.log.Warn("rollout step", "err", err)
 	}
 }

@@ -85,7 +85,7 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err := s.db.Rollouts.CreatePlan(ctx, p, now, evs...); err != nil {
 		return err
 	}
-	s.log.Info("plan created", "plan", p.ID, "hosts", len(p.Hosts), "state", p.State, "by", c.actor())
+	s.log.Info("plan created", "plan_id", p.ID, "hosts", len(p.Hosts), "state", p.State, "by", c.actor())
 	return writeJSON(w, http.StatusCreated, rolloutapi.PlanStatus{Plan: headOf(p)})
 }
 
@@ -355,6 +355,9 @@ func (s *Server) StepRollouts(ctx context.Context, fence rollout.Fence) error {
 		res, err := s.sched.Step(ctx, id, fence, s.cfg.Now().UTC())
 		if err != nil && !errors.Is(err, rollout.ErrConflict) {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", id, err))
+			if ctx.Err() == nil {
+				s.log.Warn("rollout step", "plan_id", id, "rollout_id", id, "err", err)
+			}
 		}
 		if !res.Moved {
 			continue
@@ -364,11 +367,20 @@ func (s *Server) StepRollouts(ctx context.Context, fence rollout.Fence) error {
 		}
 		s.metrics.stepSeconds.Observe(time.Since(start).Seconds())
 		if res.Started > 0 || res.Transition {
-			s.log.Info("rollout step", "plan", id, "state", res.State, "ring", res.Ring, "started", res.Started, "settled", res.Settled, "took", time.Since(start))
+			s.log.Info("rollout step", "plan_id", id, "rollout_id", id, "state", res.State, "ring", res.Ring, "started", res.Started, "settled", res.Settled, "took", time.Since(start))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return rolloutErrors{errors.Join(errs...)}
 }
+
+// rolloutErrors are the errors of rollouts' steps, each logged with its
+// ids when it happened.
+type rolloutErrors struct{ error }
+
+func (e rolloutErrors) Unwrap() error { return e.error }
 
 // hostServices names the services of hosts by the applied policy, for
 // the rollout gates' {{ .Service }}.
