@@ -301,7 +301,7 @@ func updates(t *testing.T, root string) map[string][2]string {
 // jobsStarted counts the "job started" lines of an agent's log by job
 // and attempt.
 func jobsStarted(log string) map[string]int {
-	re := regexp.MustCompile(`msg="job started" job=(\S+) attempt=(\d+)`)
+	re := regexp.MustCompile(`msg="job started" job_id=(\S+) plan_id=\S+ rollout_id=\S+ host=\S+ attempt=(\d+)`)
 	out := map[string]int{}
 	for _, g := range re.FindAllStringSubmatch(log, -1) {
 		out[g[1]+"#"+g[2]]++
@@ -658,11 +658,11 @@ func TestRolloutOnDebianHosts(t *testing.T) {
 		r.waitFor("staging to patch everything", 3*time.Minute, func() bool { return outcomeOf(r.status(ap.ID), "stg-1") != "" })
 		r.setClock(night2.Add(61 * time.Minute))
 		r.waitFor("prod-1's job to start", time.Minute, func() bool {
-			return strings.Contains(r.agents["prod-1"].log.String(), `msg="job started" job=`+ap.ID)
+			return strings.Contains(r.agents["prod-1"].log.String(), `msg="job started" job_id=`+ap.ID)
 		})
 		r.killServer()
 		r.waitFor("prod-1 to finish its job while the server is down", 3*time.Minute, func() bool {
-			return strings.Contains(r.agents["prod-1"].log.String(), `msg="job finished" job=`+ap.ID)
+			return strings.Contains(r.agents["prod-1"].log.String(), `msg="job finished" job_id=`+ap.ID)
 		})
 		r.startServer()
 		if code, out, errs := r.pb(r.admin, "rollout", "watch", ap.ID, "--every", "200ms"); code != 0 || !strings.Contains(out, "rollout "+ap.ID+": completed, ring prod") {
