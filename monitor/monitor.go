@@ -170,3 +170,44 @@ func (c *Client) Alerts(ctx context.Context, matchers []string) ([]rollout.Firin
 	}
 	return out, nil
 }
+
+// QueryRange reads every value of every series of promql over the last
+// rng (ending at this machine's present) at step; a gate compares the
+// values as samples.
+func (c *Client) QueryRange(ctx context.Context, promql string, rng, step time.Duration) ([]float64, error) {
+	end := time.Now()
+	var r struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+		Data      struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Values [][2]any `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	q := url.Values{"query": {promql}, "start": {strconv.FormatInt(end.Add(-rng).Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)},
+		"step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}}
+	err := c.do(ctx, "prometheus", c.PrometheusURL, "/api/v1/query_range", q, &r)
+	if r.Status == "error" {
+		return nil, fmt.Errorf("prometheus %s: query %s: %s: %s", c.PrometheusURL, promql, r.ErrorType, r.Error)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Data.ResultType != "matrix" {
+		return nil, fmt.Errorf("prometheus %s: query_range of %s gives a %s, not a matrix", c.PrometheusURL, promql, r.Data.ResultType)
+	}
+	var out []float64
+	for _, s := range r.Data.Result {
+		for _, v := range s.Values {
+			f, err := sampleValue(v)
+			if err != nil {
+				return nil, fmt.Errorf("prometheus %s: %v", c.PrometheusURL, err)
+			}
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}

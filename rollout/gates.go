@@ -21,8 +21,58 @@ import (
 // after each ring: Prometheus checks and Alertmanager alerts, evaluated
 // by the server (the leader's scheduler), never by the agents.
 type Gates struct {
-	Prometheus []PromGate  `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
-	Alerts     []AlertGate `yaml:"alerts,omitempty" json:"alerts,omitempty"`
+	Prometheus []PromGate    `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	Alerts     []AlertGate   `yaml:"alerts,omitempty" json:"alerts,omitempty"`
+	Comparison []CompareGate `yaml:"comparison,omitempty" json:"comparison,omitempty"`
+}
+
+// CompareGate compares, while a ring bakes, the ring's patched hosts with
+// the not-yet-patched hosts of the same services (the baseline): Query
+// (rendered per host like a PromGate's) is read over the last Range at
+// Step on both groups, and a one-sided Mann-Whitney U test (MannWhitney)
+// with p below Alpha that the patched values are worse (higher, or lower
+// with worse: lower) fails the measurement. Fewer than MinSamples values
+// on either side is no verdict (the measurement passes, and says so); a
+// ring without a baseline (the last) passes over the gate.
+type CompareGate struct {
+	Name          string            `yaml:"name" json:"name" policy:"required"`
+	Query         string            `yaml:"query" json:"query" policy:"required"`
+	Range         duration.Duration `yaml:"range,omitempty" json:"range,omitempty"`
+	Step          duration.Duration `yaml:"step,omitempty" json:"step,omitempty"`
+	Worse         string            `yaml:"worse,omitempty" json:"worse,omitempty"`
+	Alpha         float64           `yaml:"alpha,omitempty" json:"alpha,omitempty"`
+	MinSamples    int               `yaml:"minSamples,omitempty" json:"minSamples,omitempty"`
+	Interval      duration.Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Count         int               `yaml:"count,omitempty" json:"count,omitempty"`
+	FailureLimit  int               `yaml:"failureLimit,omitempty" json:"failureLimit,omitempty"`
+	OnUnreachable OnUnreachable     `yaml:"onUnreachable,omitempty" json:"onUnreachable,omitempty"`
+}
+
+func (c *CompareGate) rng() time.Duration  { return durOr(c.Range, 10*time.Minute) }
+func (c *CompareGate) step() time.Duration { return durOr(c.Step, 30*time.Second) }
+func (c *CompareGate) alpha() float64 {
+	if c.Alpha == 0 {
+		return 0.05
+	}
+	return c.Alpha
+}
+func (c *CompareGate) minSamples() int {
+	if c.MinSamples == 0 {
+		return 10
+	}
+	return c.MinSamples
+}
+
+// prom is the gate's measurement schedule as a PromGate's (bake only).
+func (c *CompareGate) prom() *PromGate {
+	return &PromGate{Name: c.Name, Query: c.Query, Phases: []string{PhaseBake}, Interval: c.Interval, Count: c.Count, FailureLimit: c.FailureLimit, OnUnreachable: c.OnUnreachable}
+}
+
+func durOr(d duration.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
 }
 
 // Gate phases.
@@ -190,6 +240,43 @@ func (g *Gates) check(c *policy.Checker) {
 		}
 		checkUnreachable(c, at, p.OnUnreachable)
 	}
+	for i, cg := range g.Comparison {
+		at := fmt.Sprintf("spec.gates.comparison[%d]", i)
+		if names[cg.Name] {
+			c.Errorf(at+".name", "%q: given twice (gate names are unique in a strategy)", cg.Name)
+		}
+		names[cg.Name] = true
+		if strings.TrimSpace(cg.Query) == "" {
+			c.Errorf(at+".query", "empty: a PromQL expression")
+		} else {
+			checkTemplate(c, at+".query", cg.Query)
+		}
+		if cg.Worse != "" && cg.Worse != "higher" && cg.Worse != "lower" {
+			c.Errorf(at+".worse", "%q: want higher (the default) or lower", cg.Worse)
+		}
+		if cg.Alpha < 0 || cg.Alpha >= 0.5 {
+			c.Errorf(at+".alpha", "%g: want a significance level above 0 and below 0.5 (0.05 by default)", cg.Alpha)
+		}
+		if cg.MinSamples < 0 || cg.MinSamples == 1 || cg.MinSamples == 2 {
+			c.Errorf(at+".minSamples", "%d: want at least 3 values a side (10 by default)", cg.MinSamples)
+		}
+		if cg.Step != 0 && time.Duration(cg.Step) < time.Second {
+			c.Errorf(at+".step", "%s: want at least 1s", cg.Step)
+		}
+		if cg.Range != 0 && time.Duration(cg.Range) < max(time.Duration(cg.Step), time.Second)*3 {
+			c.Errorf(at+".range", "%s: want at least three steps", cg.Range)
+		}
+		if cg.Interval != 0 && time.Duration(cg.Interval) < time.Second {
+			c.Errorf(at+".interval", "%s: want at least 1s", cg.Interval)
+		}
+		if cg.Count < 0 || cg.Count > 100 {
+			c.Errorf(at+".count", "%d: want 1 to 100 measurements", cg.Count)
+		}
+		if cg.FailureLimit < 0 {
+			c.Errorf(at+".failureLimit", "%d: want 0 or more", cg.FailureLimit)
+		}
+		checkUnreachable(c, at, cg.OnUnreachable)
+	}
 	for i, a := range g.Alerts {
 		at := fmt.Sprintf("spec.gates.alerts[%d]", i)
 		if names[a.Name] {
@@ -284,6 +371,9 @@ var ErrUnreachable = errors.New("unreachable")
 // be reached; package monitor implements it over HTTP.
 type Monitor interface {
 	Query(ctx context.Context, promql string) ([]Sample, error)
+	// QueryRange reads the values of every series of promql over the last
+	// rng at step.
+	QueryRange(ctx context.Context, promql string, rng, step time.Duration) ([]float64, error)
 	Alerts(ctx context.Context, matchers []string) ([]FiringAlert, error)
 }
 
@@ -347,6 +437,14 @@ func gatesPassed(g *Gates, m *Machine, phase string) bool {
 			return false
 		}
 	}
+	if phase == PhaseBake {
+		for _, cg := range g.Comparison {
+			st := m.GateStates["comparison/"+cg.Name+"/"+phase]
+			if st == nil || st.Ring != m.Ring || !st.Passed {
+				return false
+			}
+		}
+	}
 	if phase != PhaseBefore {
 		return true
 	}
@@ -365,7 +463,7 @@ const maxValues = 20
 // evalGates takes the measurements due at now for the machine's state.
 // vars gives the substitutions of a ring's hosts (-1: the hosts patched
 // so far, for the background phase).
-func evalGates(ctx context.Context, mon Monitor, g *Gates, m *Machine, now time.Time, vars func(ring int) []GateVars) gateOutcome {
+func evalGates(ctx context.Context, mon Monitor, g *Gates, m *Machine, now time.Time, vars func(ring int) []GateVars, baseline func() []GateVars) gateOutcome {
 	var out gateOutcome
 	if g == nil {
 		return out
@@ -427,6 +525,21 @@ func evalGates(ctx context.Context, mon Monitor, g *Gates, m *Machine, now time.
 			}
 		}
 		if phase == PhaseBake {
+			for i := range g.Comparison {
+				cg := &g.Comparison[i]
+				pg := cg.prom()
+				st := state("comparison", cg.Name, phase)
+				if st.Passed || !st.Last.IsZero() && now.Sub(st.Last) < pg.interval() {
+					continue
+				}
+				out.changed = true
+				if h := measureCompare(ctx, mon, cg, st, vs, baseline(), now); h != nil && out.halt == nil {
+					out.halt = h
+				}
+				if st.Taken-st.Failures >= pg.count() && st.Failures <= pg.FailureLimit {
+					st.Passed = true
+				}
+			}
 			continue // alerts are watched by the running and background phases
 		}
 		for i := range g.Alerts {
@@ -624,4 +737,104 @@ func seriesName(l map[string]string) string {
 	}
 	b.WriteString("}")
 	return b.String()
+}
+
+func measureCompare(ctx context.Context, mon Monitor, cg *CompareGate, st *GateState, patched, base []GateVars, now time.Time) *GateHalt {
+	st.Last, st.Values, st.Reason = now, nil, ""
+	pq, err := render(cg.Query, patched)
+	var bq []string
+	if err == nil {
+		bq, err = render(cg.Query, base)
+	}
+	st.Query = append(slices.Clone(pq), bq...)
+	fail := func(reason string) *GateHalt {
+		st.Taken++
+		st.Failures++
+		st.Result, st.Reason = "failed", reason
+		if st.Failures > cg.FailureLimit {
+			return &GateHalt{Gate: cg.Name, Kind: "comparison", Phase: st.Phase, Query: st.Query, Condition: fmt.Sprintf("Mann-Whitney U, patched not %s than the baseline at p < %g", cg.worse(), cg.alpha()),
+				Values: st.Values, Failures: st.Failures, Limit: cg.FailureLimit,
+				Reason: fmt.Sprintf("gate %s (%s): %s; %d failed measurement(s), more than its limit of %d", cg.Name, st.Phase, reason, st.Failures, cg.FailureLimit)}
+		}
+		return nil
+	}
+	pass := func(result string) *GateHalt {
+		st.Taken++
+		st.Result = result
+		return nil
+	}
+	if err != nil {
+		return fail(err.Error())
+	}
+	if len(base) == 0 {
+		return pass("ok: no baseline (no host of the same services left unpatched)")
+	}
+	if mon == nil {
+		err = fmt.Errorf("prometheus: %w: no --prometheus-url configured", ErrUnreachable)
+	}
+	read := func(qs []string) ([]float64, error) {
+		var vs []float64
+		for _, q := range qs {
+			if err != nil {
+				return nil, err
+			}
+			v, err := mon.QueryRange(ctx, q, cg.rng(), cg.step())
+			if err != nil {
+				return nil, err
+			}
+			vs = append(vs, v...)
+		}
+		return vs, nil
+	}
+	var x, y []float64
+	if err == nil {
+		x, err = read(pq)
+	}
+	if err == nil {
+		y, err = read(bq)
+	}
+	switch {
+	case errors.Is(err, ErrUnreachable) && cg.OnUnreachable == FailOpen:
+		st.Reason = err.Error()
+		return pass("passed while unreachable (onUnreachable: pass)")
+	case err != nil:
+		return fail(err.Error())
+	}
+	if len(x) < cg.minSamples() || len(y) < cg.minSamples() {
+		return pass(fmt.Sprintf("ok: no verdict, %d patched and %d baseline values (fewer than minSamples %d)", len(x), len(y), cg.minSamples()))
+	}
+	if cg.worse() == "lower" {
+		x, y = y, x
+	}
+	u, p := MannWhitney(x, y)
+	if cg.worse() == "lower" {
+		x, y = y, x
+	}
+	st.Values = []Sample{{Labels: map[string]string{"group": "patched", "stat": "median"}, Value: median(x)},
+		{Labels: map[string]string{"group": "baseline", "stat": "median"}, Value: median(y)},
+		{Labels: map[string]string{"stat": "U"}, Value: u}, {Labels: map[string]string{"stat": "p"}, Value: p}}
+	if p < cg.alpha() {
+		return fail(fmt.Sprintf("the patched hosts are %s than the baseline: median %g vs %g over %d and %d values, Mann-Whitney U %g, p %.3g < %g",
+			cg.worse(), median(x), median(y), len(x), len(y), u, p, cg.alpha()))
+	}
+	return pass(fmt.Sprintf("ok: median %g vs baseline %g, p %.3g", median(x), median(y), p))
+}
+
+func (c *CompareGate) worse() string {
+	if c.Worse == "" {
+		return "higher"
+	}
+	return c.Worse
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

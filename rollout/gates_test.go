@@ -36,6 +36,13 @@ func TestGateValidation(t *testing.T) {
 			`f.yaml:11:48: spec.gates.alerts[0].matchers[2]: "host=\"{{ .Host }}": unbalanced quotes`,
 			`f.yaml:11:69: spec.gates.alerts[0].matchers[3]: template: gate:1:14: executing "gate" at <.X>: can't evaluate field X in type rollout.GateVars (the substitutions are {{ .Host }}, {{ .Service }}, {{ .Ring }})`,
 			`f.yaml:12:29: spec.gates.alerts[1].matchers: empty: name the alerts the gate watches (host="{{ .Host }}")`}},
+		{"comparison", "    comparison:\n      - {name: c, query: 'x', worse: up, alpha: 0.7, minSamples: 2, step: 1ms, range: 2s, count: 101}\n", []string{
+			`f.yaml:11:38: spec.gates.comparison[0].worse: "up": want higher (the default) or lower`,
+			`f.yaml:11:49: spec.gates.comparison[0].alpha: 0.7: want a significance level above 0 and below 0.5 (0.05 by default)`,
+			`f.yaml:11:66: spec.gates.comparison[0].minSamples: 2: want at least 3 values a side (10 by default)`,
+			`f.yaml:11:75: spec.gates.comparison[0].step: 1ms: want at least 1s`,
+			`f.yaml:11:87: spec.gates.comparison[0].range: 2s: want at least three steps`,
+			`f.yaml:11:98: spec.gates.comparison[0].count: 101: want 1 to 100 measurements`}},
 		{"unknown field", "    prometheus:\n      - {name: e, query: up, condition: '> 0', treshold: 1}\n", []string{
 			`f.yaml:11:48: spec.gates.prometheus[0].treshold: unknown field (want one of name, query, condition, phases, interval, count, failureLimit, onUnreachable)`}},
 	} {
@@ -74,6 +81,9 @@ type downMonitor struct{}
 func (downMonitor) Query(context.Context, string) ([]Sample, error) {
 	return nil, fmt.Errorf("prometheus http://127.0.0.1:1: %w: connection refused", ErrUnreachable)
 }
+func (downMonitor) QueryRange(context.Context, string, time.Duration, time.Duration) ([]float64, error) {
+	return nil, fmt.Errorf("prometheus http://127.0.0.1:1: %w: connection refused", ErrUnreachable)
+}
 func (downMonitor) Alerts(context.Context, []string) ([]FiringAlert, error) {
 	return nil, fmt.Errorf("alertmanager http://127.0.0.1:2: %w: connection refused", ErrUnreachable)
 }
@@ -100,7 +110,7 @@ func TestGatesUnreachable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := StartMachine(strat, []int{1})
 			m.Jobs = []*HostJob{{Host: "h1"}}
-			out := evalGates(context.Background(), downMonitor{}, &tc.gates, m, now, vars)
+			out := evalGates(context.Background(), downMonitor{}, &tc.gates, m, now, vars, func() []GateVars { return nil })
 			got := ""
 			if out.halt != nil {
 				got = out.halt.Reason
@@ -118,8 +128,44 @@ func TestGatesUnreachable(t *testing.T) {
 	g := Gates{Prometheus: []PromGate{{Name: "e", Query: "up", Condition: "> 0", OnUnreachable: FailOpen}}}
 	m := StartMachine(strat, []int{1})
 	m.Jobs = []*HostJob{{Host: "h1"}}
-	evalGates(context.Background(), downMonitor{}, &g, m, now, vars)
+	evalGates(context.Background(), downMonitor{}, &g, m, now, vars, func() []GateVars { return nil })
 	if st := m.GateStates["prometheus/e/before"]; st == nil || st.Result != "passed while unreachable (onUnreachable: pass)" || !strings.Contains(st.Reason, "prometheus http://127.0.0.1:1") {
 		t.Errorf("state: %+v", st)
+	}
+}
+
+func TestMannWhitney(t *testing.T) {
+	seq := func(from, n int, scale float64) []float64 {
+		var out []float64
+		for i := range n {
+			out = append(out, float64(from+i)*scale)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		x, y []float64
+		u    float64
+		lo   float64 // p is within [lo, hi]
+		hi   float64
+	}{
+		// x all above y: U = n1·n2; z = (100-50-0.5)/√(10·10·21/12) = 3.742.
+		{"shifted", seq(11, 10, 1), seq(1, 10, 1), 100, 9.0e-5, 9.3e-5},
+		{"below", seq(1, 10, 1), seq(11, 10, 1), 0, 0.9999, 1},
+		// Interleaved: no evidence (U = n1·n2/2 + 5 here).
+		{"interleaved", []float64{1, 3, 5, 7, 9, 11, 13, 15, 17, 19}, []float64{2, 4, 6, 8, 10, 12, 14, 16, 18, 20}, 45, 0.6, 0.7},
+		{"all equal", []float64{0.01, 0.01, 0.01}, []float64{0.01, 0.01}, 3, 1, 1},
+		// Ties within groups: 6 at 0.04 over 12 at 0.01 (the server test's).
+		{"ties", []float64{0.04, 0.04, 0.04, 0.04, 0.04, 0.04}, seq(1, 12, 0)[:12], 72, 1e-5, 5e-5},
+	} {
+		if tc.name == "ties" {
+			for i := range tc.y {
+				tc.y[i] = 0.01
+			}
+		}
+		u, p := MannWhitney(tc.x, tc.y)
+		if u != tc.u || p < tc.lo || p > tc.hi {
+			t.Errorf("%s: U %g p %g, want U %g p in [%g, %g]", tc.name, u, p, tc.u, tc.lo, tc.hi)
+		}
 	}
 }

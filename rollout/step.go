@@ -151,14 +151,14 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 	}
 	var gated gateOutcome
 	if gates != nil {
-		vars, err := s.gateVars(ctx, p, m, hostOf)
+		vars, baseline, err := s.gateVars(ctx, p, m, hostOf)
 		if err != nil {
 			return res, err
 		}
 		if hostsErr != nil {
 			return res, hostsErr
 		}
-		gated = evalGates(ctx, s.Monitor, gates, m, now, vars)
+		gated = evalGates(ctx, s.Monitor, gates, m, now, vars, baseline)
 		open := gate.Open
 		gate.Open = func(h string) bool {
 			return (!m.RingStarted.IsZero() || gatesPassed(gates, m, PhaseBefore)) && open(h)
@@ -238,8 +238,11 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 }
 
 // gateVars gives the gates' substitutions of a ring's hosts (-1: the
-// hosts whose jobs started, for the background phase).
-func (s *Scheduler) gateVars(ctx context.Context, p *Plan, m *Machine, hostOf func(string) *PlanHost) (func(ring int) []GateVars, error) {
+// hosts whose jobs started, for the background phase), and of the
+// current ring's baseline: the hosts of later rings not started yet that
+// share a service with one of the ring's (any of them when the ring's
+// hosts have no service).
+func (s *Scheduler) gateVars(ctx context.Context, p *Plan, m *Machine, hostOf func(string) *PlanHost) (func(ring int) []GateVars, func() []GateVars, error) {
 	var services map[string][]string
 	if s.Services != nil {
 		ids := make([]string, 0, len(m.Jobs))
@@ -248,8 +251,41 @@ func (s *Scheduler) gateVars(ctx context.Context, p *Plan, m *Machine, hostOf fu
 		}
 		var err error
 		if services, err = s.Services(ctx, ids); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+	}
+	name := func(h string) string {
+		if ph := hostOf(h); ph != nil && ph.Hostname != "" {
+			return ph.Hostname
+		}
+		return h
+	}
+	baseline := func() []GateVars {
+		ringSvcs := map[string]bool{}
+		for _, j := range m.Jobs {
+			if j.Ring == m.Ring {
+				for _, sv := range services[j.Host] {
+					ringSvcs[sv] = true
+				}
+			}
+		}
+		var out []GateVars
+		for _, j := range m.Jobs {
+			if j.Ring <= m.Ring || j.Attempt > 0 {
+				continue
+			}
+			rn := p.StrategySpec.Rings[j.Ring].Name
+			if len(ringSvcs) == 0 {
+				out = append(out, GateVars{Host: name(j.Host), Ring: rn})
+				continue
+			}
+			for _, sv := range services[j.Host] {
+				if ringSvcs[sv] {
+					out = append(out, GateVars{Host: name(j.Host), Service: sv, Ring: rn})
+				}
+			}
+		}
+		return out
 	}
 	return func(ring int) []GateVars {
 		var out []GateVars
@@ -257,21 +293,17 @@ func (s *Scheduler) gateVars(ctx context.Context, p *Plan, m *Machine, hostOf fu
 			if ring >= 0 && j.Ring != ring || ring < 0 && j.Attempt == 0 {
 				continue
 			}
-			name := j.Host
-			if ph := hostOf(j.Host); ph != nil && ph.Hostname != "" {
-				name = ph.Hostname
-			}
 			rn := p.StrategySpec.Rings[j.Ring].Name
 			svcs := services[j.Host]
 			if len(svcs) == 0 {
 				svcs = []string{""}
 			}
 			for _, sv := range svcs {
-				out = append(out, GateVars{Host: name, Service: sv, Ring: rn})
+				out = append(out, GateVars{Host: name(j.Host), Service: sv, Ring: rn})
 			}
 		}
 		return out
-	}, nil
+	}, baseline, nil
 }
 
 // manifest is the work order of a dispatched job: the host's exact

@@ -56,6 +56,23 @@ spec:
         matchers: ['host="{{ .Host }}"', 'severity="page"']
 `
 
+// comparedStrategy halts a ring whose patched host is worse than the
+// hosts not patched yet (a Mann-Whitney U test over the last 5 s).
+const comparedStrategy = `apiVersion: patchbay/v1
+kind: RolloutStrategy
+metadata: {name: compared}
+spec:
+  rings:
+    - {name: canary, share: 30%, maxConcurrency: 1, errorThreshold: 0, bake: 1m}
+    - {name: rest, share: 100%, maxConcurrency: 2, errorThreshold: 0}
+  reboot: never
+  promote: automatic
+  rollbackOnHalt: true
+  gates:
+    comparison:
+      - {name: vs-baseline, query: 'app_error_ratio{host="{{ .Host }}"}', range: 5s, step: 1s, minSamples: 5, interval: 1m}
+`
+
 // testRolloutGates runs rollouts over three hosts watched by a real
 // Prometheus scraping an exporter per host and a real Alertmanager: a
 // rollout proceeds while the error ratio stays low, halts when the
@@ -63,8 +80,8 @@ spec:
 // query, values and threshold), waits while an alert fires on a ring's
 // host, halts when one starts after the patch, and fails closed with the
 // reason when Prometheus is down.
-func TestRolloutGatesSQLite(t *testing.T)   { testRolloutGates(t, "sqlite") }
-func TestRolloutGatesPostgres(t *testing.T) { testRolloutGates(t, "postgres") }
+func TestRolloutGatesSQLite(t *testing.T)   { t.Parallel(); testRolloutGates(t, "sqlite") }
+func TestRolloutGatesPostgres(t *testing.T) { t.Parallel(); testRolloutGates(t, "postgres") }
 
 func testRolloutGates(t *testing.T, backend string) {
 	feed := debianFeed(t)
@@ -103,7 +120,7 @@ func testRolloutGates(t *testing.T, backend string) {
 	am := promtest.Alertmanager(t, amPort, f.url+api.Prefix+"/alerts", f.api(auth.Operator))
 	f.apply(admin, policyapi.ApplyRequest{Files: []policyapi.PolicyFile{
 		{Name: "groups.yaml", Content: rollouttest.Documents("HostGroup/staging", "HostGroup/production")},
-		{Name: "watched.yaml", Content: watchedStrategy}}})
+		{Name: "watched.yaml", Content: watchedStrategy}, {Name: "compared.yaml", Content: comparedStrategy}}})
 	enrollTok := f.token(auth.KindEnrollment, auth.Agent, -1, time.Time{})
 	sources := []string{"openssl", "curl", "glibc"}
 	hosts := map[string]*simHost{}
@@ -189,9 +206,9 @@ func testRolloutGates(t *testing.T, backend string) {
 		f.decode(body, &st)
 		return st
 	}
-	start := func() string {
+	startWith := func(strategy string) string {
 		t.Helper()
-		p := f.createPlan("plan", alice, rollout.PlanSpec{Strategy: "watched", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
+		p := f.createPlan("plan", alice, rollout.PlanSpec{Strategy: strategy, Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
 		if p.State != rollout.Approved {
 			f.do("POST", api.Prefix+"/plans/"+p.ID+"/approve", alice, nil)
 		}
@@ -200,6 +217,7 @@ func testRolloutGates(t *testing.T, backend string) {
 		}
 		return p.ID
 	}
+	start := func() string { return startWith("watched") }
 	// runRing steps until a job is dispatched, checking that the before
 	// gate held the ring for its first measurement; it reports the jobs.
 	runRing := func(id string, n int) []string {
@@ -414,6 +432,49 @@ func testRolloutGates(t *testing.T, backend string) {
 		if !notified {
 			t.Error("no alert.linked notification")
 		}
+		// The canary's revert (rollbackOnHalt) reports.
+		for h, m := range step() {
+			if m.Revert == "" {
+				t.Fatalf("%s got a job after the halt: %+v", h, m)
+			}
+			if code, body := f.do("POST", api.Prefix+"/agent/jobs/result", hosts[h].cred, job.Result{JobID: m.JobID, Attempt: m.Attempt, Outcome: job.RolledBack, Started: now(), Finished: now()}); code != 200 {
+				t.Fatalf("report the revert: %d %s", code, body)
+			}
+		}
+	}) {
+		return
+	}
+
+	if !f.chapter("compared with the unpatched hosts", func(t *testing.T) {
+		// 0.04 passes the absolute threshold of the watched strategy, but
+		// it is worse than the two hosts still at 0.01.
+		id := startWith("compared")
+		got := step()
+		if len(got) != 1 {
+			t.Fatalf("canary jobs: %v", got)
+		}
+		var canary string
+		for h, m := range got {
+			canary = h
+			report(h, m)
+		}
+		exps[canary].Set(0.04)
+		waitRatio(canary, func(v float64) bool { return v == 0.04 })
+		time.Sleep(6 * time.Second) // the 5 s range holds only the new values
+		step()                      // the ring is done: it bakes
+		step()                      // the comparison
+		r := status(id).Rollout
+		if r.State != rollout.Halted || r.Halt == nil || r.Halt.Kind != "comparison" || !strings.Contains(r.Why, "the patched hosts are higher than the baseline: median 0.04 vs 0.01") {
+			t.Fatalf("rollout %s: %s %+v", r.State, r.Why, r.GateStates)
+		}
+		for h, m := range step() {
+			if h != canary || m.Revert == "" {
+				t.Fatalf("%s got a job after the halt: %+v", h, m)
+			}
+			report(h, m)
+		}
+		exps[canary].Set(0.01)
+		waitRatio(canary, func(v float64) bool { return v == 0.01 })
 	}) {
 		return
 	}
