@@ -35,6 +35,8 @@ type JobRef struct {
 	Outcome    string    `json:"outcome,omitempty"`
 	ReportedAt time.Time `json:"reported_at,omitzero"`
 	Result     []byte    `json:"-"`
+	// Revert: the job now puts the host back (the rollout halted).
+	Revert bool `json:"revert,omitempty"`
 }
 
 // AlertHostLabels are the labels that name an alert's host, in order:

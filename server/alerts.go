@@ -104,8 +104,6 @@ func (s *Server) receiveAlerts(w http.ResponseWriter, r *http.Request, c *caller
 		}
 		out.Alerts = append(out.Alerts, al)
 	}
-	// One transaction per linked plan's notifications keeps the subject
-	// right; the alerts go with the first.
 	if err := s.db.Rollouts.RecordAlerts(ctx, out.Alerts, now, evs...); err != nil {
 		return err
 	}
@@ -227,13 +225,17 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *caller) e
 		}
 	}
 	for _, j := range jobs {
-		evs = append(evs, rolloutapi.Event{Time: j.Started, Kind: "job.started", Host: j.Host, Rollout: j.Plan, Summary: fmt.Sprintf("job attempt %d started", j.Attempt)})
+		sum := fmt.Sprintf("job attempt %d started", j.Attempt)
+		if j.Revert {
+			sum = fmt.Sprintf("job started; attempt %d reverts it (the rollout halted)", j.Attempt)
+		}
+		evs = append(evs, rolloutapi.Event{Time: j.Started, Kind: "job.started", Host: j.Host, Rollout: j.Plan, Summary: sum})
 		if j.Outcome == "" || j.ReportedAt.IsZero() {
 			continue
 		}
 		var res job.Result
 		_ = json.Unmarshal(j.Result, &res) // settled without a report (timed out, no agent): no result
-		sum := "job " + j.Outcome
+		sum = "job " + j.Outcome
 		if res.Reason != "" {
 			sum += ": " + res.Reason
 		}

@@ -23,7 +23,8 @@ type AlertDialect struct {
 	// (host_id | plan_id, since, limit) or (since, limit).
 	AlertsOfHost, AlertsOfPlan, Alerts string
 	// HostJobs lists a host's jobs started since: (host_id, since) →
-	// plan_id, host_id, attempt, started_at, outcome, reported_at, result.
+	// plan_id, host_id, attempt, started_at, outcome, reported_at, result,
+	// revert.
 	HostJobs string
 	// PlanJobs lists a plan's started jobs: (plan_id) → the same columns.
 	PlanJobs string
@@ -43,13 +44,16 @@ func (s *Store) RecordAlerts(ctx context.Context, as []rollout.Alert, now time.T
 				return fmt.Errorf("store alert %s: %w", a.Name, err)
 			}
 		}
-		subject := ""
 		for _, e := range evs {
+			subject := "" // each notification is its own plan's
 			if p, ok := e.Payload.(rollout.PlanEvent); ok {
 				subject = p.Plan
 			}
+			if err := s.record(ctx, tx, subject, now, []rollout.Event{e}); err != nil {
+				return err
+			}
 		}
-		return s.record(ctx, tx, subject, now, evs)
+		return nil
 	})
 }
 
@@ -108,9 +112,11 @@ func (s *Store) jobRefs(ctx context.Context, q string, args ...any) ([]rollout.J
 		var j rollout.JobRef
 		var started, reported int64
 		var result string
-		if err := rows.Scan(&j.Plan, &j.Host, &j.Attempt, &started, &j.Outcome, &reported, &result); err != nil {
+		var revert int
+		if err := rows.Scan(&j.Plan, &j.Host, &j.Attempt, &started, &j.Outcome, &reported, &result, &revert); err != nil {
 			return nil, err
 		}
+		j.Revert = revert != 0
 		j.Started, j.ReportedAt, j.Result = unixnano.To(started), unixnano.To(reported), []byte(result)
 		out = append(out, j)
 	}
