@@ -54,7 +54,7 @@ func TestJobLogIDsAndRevert(t *testing.T) {
 		return s
 	}
 	ctx := context.Background()
-	x.Run(ctx, sign(other, 1, ""))                           // refused: another key
+	x.Run(ctx, sign(other, 1, ""))                               // refused: another key
 	res, _ := x.Run(ctx, sign(key, 2, "gate error-rate failed")) // a revert
 	if res.Outcome != job.RolledBack || !strings.Contains(res.Reason, "reverted to the previous versions: gate error-rate failed") || drv.inst["openssl"] != "3.0.15-1" {
 		t.Errorf("revert: %+v, openssl %s", res, drv.inst["openssl"])
