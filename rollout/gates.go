@@ -207,6 +207,29 @@ func checkTemplate(c *policy.Checker, at, text string) {
 	}
 }
 
+// needServices says whether the gates read the hosts' services: a
+// {{ .Service }} substitution, or a comparison (its baseline).
+func (g *Gates) needServices() bool {
+	if g == nil {
+		return false
+	}
+	if len(g.Comparison) > 0 {
+		return true
+	}
+	uses := func(t string) bool { return strings.Contains(t, ".Service") }
+	for _, p := range g.Prometheus {
+		if uses(p.Query) {
+			return true
+		}
+	}
+	for _, a := range g.Alerts {
+		if slices.ContainsFunc(a.Matchers, uses) {
+			return true
+		}
+	}
+	return false
+}
+
 // check validates the gates of a strategy.
 func (g *Gates) check(c *policy.Checker) {
 	names := map[string]bool{}

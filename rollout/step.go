@@ -244,7 +244,7 @@ func (s *Scheduler) Step(ctx context.Context, id string, fence Fence, now time.T
 // hosts have no service).
 func (s *Scheduler) gateVars(ctx context.Context, p *Plan, m *Machine, hostOf func(string) *PlanHost) (func(ring int) []GateVars, func() []GateVars, error) {
 	var services map[string][]string
-	if s.Services != nil {
+	if s.Services != nil && p.StrategySpec.Gates.needServices() {
 		ids := make([]string, 0, len(m.Jobs))
 		for _, j := range m.Jobs {
 			ids = append(ids, j.Host)
