@@ -196,7 +196,7 @@ func (p *Param) parseOne(s string) (any, error) {
 		if _, err := rollout.NewWindow("parameter", w); err != nil {
 			// NewWindow names the window: say only what is wrong.
 			_, msg, _ := strings.Cut(err.Error(), ": ")
-			return nil, fmt.Errorf("%s (a cron schedule: minute hour day-of-month month day-of-week, e.g. \"0 22 * * TUE#2\")", msg)
+			return nil, fmt.Errorf("%s (e.g. \"0 22 * * TUE#2\": 22:00 on the second Tuesday)", msg)
 		}
 		return s, nil
 	case TypeDuration:
