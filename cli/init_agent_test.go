@@ -56,7 +56,7 @@ func TestInitAgentFiles(t *testing.T) {
 	ci, _ := os.ReadFile(filepath.Join(dir, "cloud-init.yaml"))
 	var cc struct {
 		WriteFiles []struct{ Path, Permissions, Content string } `yaml:"write_files"`
-		RunCmd     [][]string                                     `yaml:"runcmd"`
+		RunCmd     [][]string                                    `yaml:"runcmd"`
 	}
 	if !bytes.HasPrefix(ci, []byte("#cloud-config\n")) {
 		t.Error("cloud-init.yaml does not start with #cloud-config")
@@ -206,8 +206,8 @@ func initOnHost(t *testing.T, tm *scaffold.Template, root string) {
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 
 	type host struct {
-		ID       string            `json:"id"`
-		Hostname string            `json:"hostname"`
+		ID       string `json:"id"`
+		Hostname string `json:"hostname"`
 		Facts    struct {
 			Labels map[string]string `json:"labels"`
 		} `json:"facts"`
