@@ -6,24 +6,12 @@ import (
 	"net/http"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/templateapi"
 	"github.com/patchbay/patchbay/scaffold"
 )
 
-// TemplateList is the answer of GET /templates: the built-in templates of
-// `patchbay init`.
-type TemplateList struct {
-	Templates []scaffold.Info `json:"templates"`
-}
-
-// GenerateRequest is the body of POST /templates/{name}/generate: the
-// parameters' values as `--set` writes them; the others take their
-// defaults.
-type GenerateRequest struct {
-	Values map[string]string `json:"values"`
-}
-
 func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	var out TemplateList
+	var out templateapi.TemplateList
 	for _, t := range scaffold.Builtins() {
 		out.Templates = append(out.Templates, t.Info())
 	}
@@ -39,7 +27,7 @@ func (s *Server) generateTemplate(w http.ResponseWriter, r *http.Request, _ *cal
 	if err != nil {
 		return &httpError{http.StatusNotFound, api.Error{Error: err.Error(), Code: api.CodeNotFound}}
 	}
-	var req GenerateRequest
+	var req templateapi.GenerateRequest
 	if err := decode(r, &req, true); err != nil {
 		return err
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/patchbay/patchbay/api"
+	"github.com/patchbay/patchbay/api/templateapi"
 	"github.com/patchbay/patchbay/auth"
-	"github.com/patchbay/patchbay/server"
 )
 
 // TestTemplatesGenerate: the templates are listed with their parameters;
@@ -21,12 +21,12 @@ func TestTemplatesGenerate(t *testing.T) {
 	f := newFixture(t, "sqlite", nil)
 	viewer := f.api(auth.Viewer)
 	code, body := f.do("GET", api.Prefix+"/templates", viewer, nil)
-	var tl server.TemplateList
+	var tl templateapi.TemplateList
 	json.Unmarshal(body, &tl)
 	if code != 200 || len(tl.Templates) < 3 || len(tl.Templates[0].Parameters) == 0 {
 		t.Fatalf("GET templates: %d %s", code, body)
 	}
-	code, body = f.do("POST", api.Prefix+"/templates/web-fleet/generate", viewer, server.GenerateRequest{Values: map[string]string{"teams": "web,ops", "timeZone": "Europe/Paris"}})
+	code, body = f.do("POST", api.Prefix+"/templates/web-fleet/generate", viewer, templateapi.GenerateRequest{Values: map[string]string{"teams": "web,ops", "timeZone": "Europe/Paris"}})
 	if code != 200 {
 		t.Fatalf("generate: %d %s", code, body)
 	}
@@ -51,13 +51,13 @@ func TestTemplatesGenerate(t *testing.T) {
 		files["web-fleet/.gitlab-ci.yml"] == "" || files["web-fleet/.github/workflows/patchbay-policy.yml"] == "" {
 		t.Errorf("archive: %d files %v", len(files), files["web-fleet/teams.yaml"])
 	}
-	code, body = f.do("POST", api.Prefix+"/templates/web-fleet/generate", viewer, server.GenerateRequest{Values: map[string]string{"tier": "9"}})
+	code, body = f.do("POST", api.Prefix+"/templates/web-fleet/generate", viewer, templateapi.GenerateRequest{Values: map[string]string{"tier": "9"}})
 	var e api.Error
 	json.Unmarshal(body, &e)
 	if code != 400 || e.Field != "values.tier" || e.Error != "values.tier=9: 9: want at most 4" {
 		t.Errorf("bad value: %d %s", code, body)
 	}
-	if code, body = f.do("POST", api.Prefix+"/templates/nope/generate", viewer, server.GenerateRequest{}); code != 404 {
+	if code, body = f.do("POST", api.Prefix+"/templates/nope/generate", viewer, templateapi.GenerateRequest{}); code != 404 {
 		t.Errorf("unknown template: %d %s", code, body)
 	}
 }
