@@ -90,7 +90,7 @@ func (u *UI) generateTemplate(w http.ResponseWriter, r *http.Request, s *session
 	}
 	raw, err := u.callRaw(r.Context(), s, "POST", "/api/v1/templates/"+url.PathEscape(name)+"/generate", nil, templateapi.GenerateRequest{Values: values})
 	if ae, ok := refusal(err); ok && ae.Status == http.StatusBadRequest {
-		d.Error = ae.Body.Error
+		d.Error = strings.TrimPrefix(ae.Body.Error, "values.") // the API's field path; people know the parameter
 		bad := strings.TrimPrefix(ae.Body.Field, "values.")
 		for i := range d.Fields {
 			d.Fields[i].Bad = d.Fields[i].Name == bad

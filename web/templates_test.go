@@ -57,7 +57,7 @@ func TestTemplatesPage(t *testing.T) {
 
 	form.Set("p.tier", "7")
 	code, _, page = vera.post("/templates/small-team", form)
-	if code != http.StatusBadRequest || !strings.Contains(page, `id="gen-error">values.tier=7: 7: want at most 4</p>`) ||
+	if code != http.StatusBadRequest || !strings.Contains(page, `id="gen-error">tier=7: 7: want at most 4</p>`) ||
 		!strings.Contains(page, `name="p.tier" value="7" aria-invalid="true"`) || !strings.Contains(page, `name="p.teams" value="sre"`) ||
 		!strings.Contains(page, `--set &#39;window=0 5 * * SAT&#39;`) {
 		t.Errorf("refused value: %d\n%s", code, page)
