@@ -323,9 +323,10 @@ var funcs = template.FuncMap{
 var ErrNotEmpty = errors.New("not empty")
 
 // Write writes the files into dir, all or nothing: into a new directory
-// beside it first, renamed to dir when complete. A dir that exists and is
+// beside it first, renamed to dir when complete (into a dir that exists,
+// each file is renamed in once all are written). A dir that exists and is
 // not empty is refused unless force; with force, the files replace those
-// of the same names (each by a rename) and the others are kept.
+// of the same names and the others are kept.
 func Write(dir string, files []File, force bool) error {
 	entries, err := os.ReadDir(dir)
 	exists := err == nil
@@ -335,7 +336,11 @@ func Write(dir string, files []File, force bool) error {
 	if exists && len(entries) > 0 && !force {
 		return fmt.Errorf("%s: %w (give --force to write into it; files of the same names are replaced)", dir, ErrNotEmpty)
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Dir(abs)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
@@ -356,15 +361,11 @@ func Write(dir string, files []File, force bool) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	if !exists || len(entries) == 0 {
-		if exists {
-			if err := os.Remove(dir); err != nil {
-				return err
-			}
-		}
-		return os.Rename(tmp, dir)
+	if !exists {
+		return os.Rename(tmp, abs)
 	}
-	// --force into a directory with files: move each file in.
+	// An existing directory (empty, or with --force; perhaps the current
+	// one): every file is written, then each moved in.
 	for _, f := range files {
 		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {

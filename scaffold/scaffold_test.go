@@ -160,7 +160,7 @@ func TestCustomTemplate(t *testing.T) {
 // TestWriteAllOrNothing: a new or empty directory gets every file; a
 // directory with files is refused without force and left as it was;
 // with force, files of the same names are replaced and others kept.
-func TestWriteAllOrNothing(t *testing.T) {
+func TestWriteAllOrNothing(t *testing.T) { // not parallel: it changes directory
 	files := []File{{Path: "a.yaml", Data: []byte("a\n"), Mode: 0o644}, {Path: ".github/workflows/x.yml", Data: []byte("x\n"), Mode: 0o644}}
 	root := t.TempDir()
 	dir := filepath.Join(root, "repo")
@@ -189,5 +189,15 @@ func TestWriteAllOrNothing(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(root); len(ents) != 1 {
 		t.Errorf("left behind: %v", ents)
+	}
+	// The current directory, empty.
+	empty := filepath.Join(root, "empty")
+	os.Mkdir(empty, 0o755)
+	t.Chdir(empty)
+	if err := Write(".", files, false); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir("."); len(ents) != 2 {
+		t.Errorf("init into the current directory: %v", ents)
 	}
 }
