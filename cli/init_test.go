@@ -254,8 +254,18 @@ func checkPipelines(t *testing.T, dir string) {
 			t.Errorf("%s: no jobs", f)
 		}
 	}
+	// The README's shell blocks too: what it tells people to run.
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range fenceRE.FindAllStringSubmatch(string(readme), -1) {
+		if m[1] == "sh" {
+			scripts = append(scripts, m[2])
+		}
+	}
 	cmds := patchbayLines(strings.Join(scripts, "\n"))
-	want := []string{"diff -f .", "apply -f .", "scan --upload --service"}
+	want := []string{"diff -f .", "apply -f .", "scan --upload --service", "init agent", "plan create --strategy"}
 	all := strings.Join(cmds, "\n")
 	for _, w := range want {
 		if !strings.Contains(all, w) {
@@ -280,6 +290,7 @@ var shellSep = regexp.MustCompile(`\s*(?:;|&&|\|\||\|)\s*`)
 func patchbayLines(script string) []string {
 	var out []string
 	for _, line := range strings.Split(script, "\n") {
+		line = commentRE.ReplaceAllString(line, "")
 		for _, part := range shellSep.Split(strings.TrimSpace(line), -1) {
 			rest, ok := strings.CutPrefix(part, "patchbay ")
 			if !ok {
