@@ -217,7 +217,9 @@ type File struct {
 
 // CollectFiles reads the files and directories named: *.yaml, *.yml and
 // (VEX) *.json files, directories recursively in name order, skipping
-// hidden directories. "-" reads stdin, named <stdin>.
+// hidden directories and files (a repository's .gitlab-ci.yml is not a
+// policy document; a file named explicitly is read). "-" reads stdin,
+// named <stdin>.
 func CollectFiles(paths []string, stdin io.Reader) ([]File, error) {
 	var files []File
 	add := func(name string) error {
@@ -251,6 +253,8 @@ func CollectFiles(paths []string, stdin io.Reader) ([]File, error) {
 			case e.IsDir() && path != p && strings.HasPrefix(e.Name(), "."):
 				return filepath.SkipDir
 			case e.IsDir():
+				return nil
+			case strings.HasPrefix(e.Name(), "."):
 				return nil
 			}
 			switch filepath.Ext(path) {

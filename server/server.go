@@ -343,6 +343,8 @@ func (s *Server) routeTable() []Route {
 		{"GET", p + "/kpi/history", auth.Viewer, s.getKPIHistory},
 		{"GET", p + "/kpi/findings", auth.Viewer, s.getFindingsAsOf},
 		{"POST", p + "/audit/checkpoint", auth.Admin, s.checkpointNow},
+		{"GET", p + "/templates", auth.Viewer, s.listTemplates},
+		{"POST", p + "/templates/{name}/generate", auth.Viewer, s.generateTemplate},
 	}
 }
 

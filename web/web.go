@@ -148,6 +148,8 @@ func (u *UI) routes() {
 	page("GET /audit", u.audit)
 	page("GET /feeds", u.feeds)
 	page("GET /kpi", u.kpiPage)
+	page("GET /templates", u.templates)
+	page("POST /templates/{name}", u.generateTemplate)
 }
 
 // cacheStatic lets browsers keep the embedded assets for an hour.
