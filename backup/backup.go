@@ -314,9 +314,24 @@ func Extract(r io.Reader, dir string, identities []age.Identity) (*Manifest, err
 		last = "part " + name
 	}
 	// The zstd frame's checksum is read at its end.
+	// A damaged frame shows at its end: the parts that do not match the
+	// manifest are named first when the manifest still reads.
+	var streamErr error
 	if _, err := io.Copy(io.Discard, zr); err != nil {
-		return nil, corrupt("compression", "the stream after "+last+" is damaged", err)
+		streamErr = corrupt("compression", "the stream after "+last+" is damaged", err)
 	}
+	m, err := checkManifest(manifestRaw, sumRaw, got, order, encrypted, last)
+	if err != nil {
+		return nil, err
+	}
+	if streamErr != nil {
+		return nil, streamErr
+	}
+	return m, nil
+}
+
+// checkManifest checks the manifest's sum and every part it lists.
+func checkManifest(manifestRaw, sumRaw []byte, got map[string]Part, order []string, encrypted bool, last string) (*Manifest, error) {
 	if manifestRaw == nil {
 		return nil, corrupt(ManifestName, "missing: the archive ends after "+last+" (truncated?)", nil)
 	}

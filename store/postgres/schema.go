@@ -83,7 +83,9 @@ func quoteIdent(s string) string {
 }
 
 // Version is the schema version of the open database.
-func (d *DB) Version(ctx context.Context) (int64, error) { return sqlstore.Version(ctx, d.db, hasGoose) }
+func (d *DB) Version(ctx context.Context) (int64, error) {
+	return sqlstore.Version(ctx, d.db, hasGoose)
+}
 
 // Snapshot is a read-only transaction whose snapshot is exported for
 // pg_dump --snapshot: what it reads (the audit chain, the schema version)

@@ -45,7 +45,9 @@ func Version(ctx context.Context, path string) (int64, error) {
 }
 
 // Version is the schema version of the open database.
-func (d *DB) Version(ctx context.Context) (int64, error) { return sqlstore.Version(ctx, d.db, hasGoose) }
+func (d *DB) Version(ctx context.Context) (int64, error) {
+	return sqlstore.Version(ctx, d.db, hasGoose)
+}
 
 // VacuumInto writes a consistent copy of the live database to path (a
 // file that must not exist) with SQLite's VACUUM INTO: one read
