@@ -62,7 +62,9 @@ func (d *countingDriver) Install(_ context.Context, ts []pkgmgr.Target, _ pkgmgr
 
 type noReboot struct{}
 
-func (noReboot) Status(context.Context) (pkgmgr.RebootStatus, error) { return pkgmgr.RebootStatus{}, nil }
+func (noReboot) Status(context.Context) (pkgmgr.RebootStatus, error) {
+	return pkgmgr.RebootStatus{}, nil
+}
 
 // drillHost is an enrolled host with the agent's executor: the real
 // journal and kept results on disk.
