@@ -137,7 +137,7 @@ type writer struct {
 	now     time.Time
 }
 
-func newWriter(w io.Writer, recipients []age.Recipient, now time.Time) (*writer, error) {
+func newWriter(w io.Writer, recipients []age.Recipient, now time.Time, tee io.Writer) (*writer, error) {
 	aw := &writer{now: now}
 	if len(recipients) > 0 {
 		ew, err := age.Encrypt(w, recipients...)
@@ -146,6 +146,9 @@ func newWriter(w io.Writer, recipients []age.Recipient, now time.Time) (*writer,
 		}
 		aw.closers = append(aw.closers, ew)
 		w = ew
+	}
+	if tee != nil {
+		w = io.MultiWriter(w, tee)
 	}
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
@@ -224,6 +227,12 @@ const ageMagic = "age-encryption.org/v1"
 // key or a part missing, added or changed is a *CorruptError naming the
 // part. identities decrypt an encrypted archive.
 func Extract(r io.Reader, dir string, identities []age.Identity) (*Manifest, error) {
+	return extract(r, dir, identities, false)
+}
+
+// extract is Extract; plainOfEncrypted takes the unencrypted stream of an
+// encrypted archive (Options.Tee).
+func extract(r io.Reader, dir string, identities []age.Identity, plainOfEncrypted bool) (*Manifest, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(len(ageMagic))
 	var in io.Reader = br
@@ -320,7 +329,7 @@ func Extract(r io.Reader, dir string, identities []age.Identity) (*Manifest, err
 	if _, err := io.Copy(io.Discard, zr); err != nil {
 		streamErr = corrupt("compression", "the stream after "+last+" is damaged", err)
 	}
-	m, err := checkManifest(manifestRaw, sumRaw, got, order, encrypted, last)
+	m, err := checkManifest(manifestRaw, sumRaw, got, order, encrypted, plainOfEncrypted, last)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +340,7 @@ func Extract(r io.Reader, dir string, identities []age.Identity) (*Manifest, err
 }
 
 // checkManifest checks the manifest's sum and every part it lists.
-func checkManifest(manifestRaw, sumRaw []byte, got map[string]Part, order []string, encrypted bool, last string) (*Manifest, error) {
+func checkManifest(manifestRaw, sumRaw []byte, got map[string]Part, order []string, encrypted, plainOfEncrypted bool, last string) (*Manifest, error) {
 	if manifestRaw == nil {
 		return nil, corrupt(ManifestName, "missing: the archive ends after "+last+" (truncated?)", nil)
 	}
@@ -351,7 +360,7 @@ func checkManifest(manifestRaw, sumRaw []byte, got map[string]Part, order []stri
 	if m.Format != Format {
 		return nil, corrupt(ManifestName, fmt.Sprintf("archive format %d: this patchbay reads format %d", m.Format, Format), nil)
 	}
-	if m.Encrypted != encrypted {
+	if m.Encrypted != encrypted && !plainOfEncrypted {
 		return nil, corrupt("encryption", fmt.Sprintf("the manifest says encrypted=%t, the archive is %s", m.Encrypted, map[bool]string{true: "encrypted", false: "not encrypted"}[encrypted]), nil)
 	}
 	want := map[string]bool{}

@@ -42,6 +42,9 @@ type Options struct {
 	// DataDir/tmp).
 	TempDir string
 	Now     func() time.Time
+	// Tee receives the archive's unencrypted (compressed) stream as it is
+	// written: VerifyStream checks it while the encrypted file is written.
+	Tee io.Writer
 }
 
 // Create writes an archive of the live database and the data dir to w and
@@ -58,7 +61,7 @@ func Create(ctx context.Context, w io.Writer, o Options) (*Manifest, error) {
 	if m.Patchbay == "" {
 		m.Patchbay = "devel"
 	}
-	aw, err := newWriter(w, o.Recipients, at)
+	aw, err := newWriter(w, o.Recipients, at, o.Tee)
 	if err != nil {
 		return nil, err
 	}

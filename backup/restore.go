@@ -37,6 +37,17 @@ func (c *Checked) Close() error { return os.RemoveAll(c.Dir) }
 // too. Nothing outside the new directory is written; it is removed on
 // error.
 func Check(ctx context.Context, r io.Reader, tmp string, identities []age.Identity) (*Checked, error) {
+	return check(ctx, r, tmp, identities, false)
+}
+
+// VerifyStream is Check of the unencrypted stream Options.Tee received
+// (of an encrypted archive or not): what a scheduled backup verifies as
+// it writes, without the identity that decrypts the file.
+func VerifyStream(ctx context.Context, r io.Reader, tmp string) (*Checked, error) {
+	return check(ctx, r, tmp, nil, true)
+}
+
+func check(ctx context.Context, r io.Reader, tmp string, identities []age.Identity, plainOfEncrypted bool) (*Checked, error) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, err
 	}
@@ -49,7 +60,7 @@ func Check(ctx context.Context, r io.Reader, tmp string, identities []age.Identi
 		c.Close()
 		return nil, err
 	}
-	m, err := Extract(r, filepath.Join(dir, "archive"), identities)
+	m, err := extract(r, filepath.Join(dir, "archive"), identities, plainOfEncrypted)
 	if err != nil {
 		return fail(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/backup"
 	"github.com/patchbay/patchbay/feeds/nvd"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/server"
@@ -52,6 +53,10 @@ type serverOpts struct {
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
 	jobKey          string
+	backupDir       string
+	backupEvery     time.Duration
+	backupKeep      int
+	backupTo        []string
 	ui              uiOpts
 }
 
@@ -86,6 +91,10 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
 	spanVar(f, &o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
+	f.StringVar(&o.backupDir, "backup-dir", "", "the leader writes a verified backup archive here every --backup-every (docs/backup.md)")
+	spanVar(f, &o.backupEvery, "backup-every", 24*time.Hour, "with --backup-dir: how often a backup is taken")
+	f.IntVar(&o.backupKeep, "backup-keep", 14, "with --backup-dir: how many archives are kept (the oldest are removed)")
+	f.StringSliceVar(&o.backupTo, "backup-recipient", nil, "with --backup-dir: encrypt archives to this age public key or file of them (repeatable); without one the keys are left out")
 	o.ui.flags(f)
 }
 
@@ -177,6 +186,22 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		}
 		hooks = append(hooks, h)
 	}
+	sched := server.BackupSchedule{Dir: o.backupDir, Every: o.backupEvery, Keep: o.backupKeep}
+	if o.backupDir != "" {
+		rs, err := recipientsOf(o.backupTo)
+		if err != nil {
+			return fail(fmt.Errorf("--backup-recipient: %w", err))
+		}
+		sched.Options = backup.Options{DataDir: e.dataDir, JobKey: o.jobKey, CheckpointDir: cpDir, Recipients: rs, TempDir: filepath.Join(e.dataDir, "tmp")}
+		if store.IsPostgres(e.dsn) {
+			sched.Options.DSN = e.dsn
+		}
+		if o.backupEvery <= 0 || o.backupKeep < 1 {
+			return fail(errors.New("--backup-every must be positive and --backup-keep at least 1"))
+		}
+	} else if len(o.backupTo) > 0 {
+		return fail(errors.New("--backup-recipient: only with --backup-dir"))
+	}
 	now := time.Now
 	if c := testClock(log, "server"); c != nil {
 		now = c
@@ -184,7 +209,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, ReplicaID: o.replicaID, AuditKey: key, JobKey: jobKey,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
-		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})
+		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now, Backup: sched})
 	if err != nil {
 		return fail(err)
 	}

@@ -114,6 +114,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	rfence := rollout.Fence{Lease: LeaseName, Term: term}
 	snapT := time.NewTicker(time.Hour)
 	defer snapT.Stop()
+	backupT := time.NewTicker(backupCheckEvery(s.cfg.Backup.Every))
+	defer backupT.Stop()
 	if s.feedSource().enabled() {
 		// Not again when this process has just refreshed (quickstart does
 		// before its first summary).
@@ -150,6 +152,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			s.stepLogged(ctx, rfence)
 		case <-snapT.C:
 			s.snapshotLogged(ctx)
+		case <-backupT.C:
+			s.backupTick(ctx)
 		}
 	}
 }

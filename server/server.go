@@ -94,6 +94,8 @@ type Config struct {
 	// KPIRetention is how long the KPI history is kept (0: 400 days).
 	KPIRetention time.Duration
 	Now          func() time.Time
+	// Backup is the leader's scheduled backups (none without a Dir).
+	Backup BackupSchedule
 }
 
 // Server serves the API.
@@ -123,6 +125,7 @@ type Server struct {
 	jobKeyMu  sync.Mutex
 	jobKey    ed25519.PrivateKey
 	stepNow   chan struct{}
+	backups   *backups
 	jobs      *jobHub
 	// webhookClient sends notifications.
 	webhookClient *http.Client
@@ -251,6 +254,7 @@ func New(cfg Config) (*Server, error) {
 		stepNow: make(chan struct{}, 1), jobs: newJobHub(), webhookClient: &http.Client{Timeout: 15 * time.Second}, draining: make(chan struct{})}
 	s.metrics = newMetrics(cfg.DB)
 	s.metrics.reg.MustRegister(newKPICollector(s))
+	s.backups = newBackups(s.metrics.reg)
 	s.bodies = newBodyGate(cfg.LargeBody, cfg.LargeBodies, cfg.BodyWait)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
@@ -314,6 +318,8 @@ func (s *Server) routeTable() []Route {
 		{"POST", p + "/plans/{id}/promote", auth.Operator, s.controlRollout("promote")},
 		{"POST", p + "/plans/{id}/abort", auth.Operator, s.controlRollout("abort")},
 		{"GET", p + "/notifications", auth.Viewer, s.listNotifications},
+		{"GET", p + "/backups", auth.Admin, s.listBackups},
+		{"POST", p + "/backups", auth.Admin, s.createBackup},
 		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
 		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
 		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},
