@@ -34,39 +34,6 @@ type BackupSchedule struct {
 	Options backup.Options
 }
 
-// BackupArchive is one archive of the backup dir, with what its
-// verification found.
-type BackupArchive struct {
-	Name       string    `json:"name"`
-	Size       int64     `json:"size"`
-	Created    time.Time `json:"created"`
-	Backend    string    `json:"backend,omitempty"`
-	Schema     int64     `json:"schema,omitempty"`
-	AuditHead  int64     `json:"audit_head,omitempty"`
-	Encrypted  bool      `json:"encrypted"`
-	Keys       bool      `json:"keys_included"`
-	Verified   bool      `json:"verified"`
-	VerifiedAt time.Time `json:"verified_at,omitzero"`
-	Duration   float64   `json:"duration_seconds,omitempty"`
-	SHA256     string    `json:"sha256,omitempty"`
-	Error      string    `json:"error,omitempty"`
-}
-
-// BackupStatus is GET /api/v1/backups.
-type BackupStatus struct {
-	Configured  bool      `json:"configured"`
-	Dir         string    `json:"dir,omitempty"`
-	Every       string    `json:"every,omitempty"`
-	Keep        int       `json:"keep,omitempty"`
-	Running     bool      `json:"running"`
-	LastSuccess time.Time `json:"last_success,omitzero"`
-	LastError   string    `json:"last_error,omitempty"`
-	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	// DirError: the backup dir does not list.
-	DirError string          `json:"dir_error,omitempty"`
-	Archives []BackupArchive `json:"archives"`
-}
-
 // backups runs one backup at a time and keeps its metrics.
 type backups struct {
 	mu          sync.Mutex // held while a backup runs
@@ -100,13 +67,13 @@ var ErrBackupRunning = errors.New("a backup is running")
 // RunBackup writes an archive into the backup dir now, verifies it and
 // prunes the oldest beyond the retention. A failure counts in the
 // metrics, is audited and raises a webhook notification.
-func (s *Server) RunBackup(ctx context.Context, actor string) (BackupArchive, error) {
+func (s *Server) RunBackup(ctx context.Context, actor string) (api.BackupArchive, error) {
 	b := s.backups
 	if s.cfg.Backup.Dir == "" {
-		return BackupArchive{}, errors.New("no backup dir: start the server with --backup-dir")
+		return api.BackupArchive{}, errors.New("no backup dir: start the server with --backup-dir")
 	}
 	if !b.mu.TryLock() {
-		return BackupArchive{}, ErrBackupRunning
+		return api.BackupArchive{}, ErrBackupRunning
 	}
 	defer b.mu.Unlock()
 	b.setRunning(true)
@@ -152,9 +119,9 @@ func (b *backups) setRunning(v bool) {
 // writeBackup writes the archive through a temp file, verifying the
 // unencrypted stream as it is written and the file's bytes once on disk,
 // then renames it into place with its verification record beside it.
-func (s *Server) writeBackup(ctx context.Context, now time.Time) (BackupArchive, error) {
+func (s *Server) writeBackup(ctx context.Context, now time.Time) (api.BackupArchive, error) {
 	dir := s.cfg.Backup.Dir
-	a := BackupArchive{Name: backupPrefix + now.Format("20060102T150405Z") + backupSuffix, Created: now}
+	a := api.BackupArchive{Name: backupPrefix + now.Format("20060102T150405Z") + backupSuffix, Created: now}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return a, err
 	}
@@ -227,7 +194,7 @@ func (s *Server) writeBackup(ctx context.Context, now time.Time) (BackupArchive,
 
 // archives lists the backup dir's archives, newest first, with their
 // verification records.
-func (s *Server) archives() ([]BackupArchive, error) {
+func (s *Server) archives() ([]api.BackupArchive, error) {
 	ents, err := os.ReadDir(s.cfg.Backup.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -235,13 +202,13 @@ func (s *Server) archives() ([]BackupArchive, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []BackupArchive
+	var out []api.BackupArchive
 	for _, e := range ents {
 		name := e.Name()
 		if !e.Type().IsRegular() || !strings.HasPrefix(name, backupPrefix) || !strings.HasSuffix(name, backupSuffix) {
 			continue
 		}
-		a := BackupArchive{Name: name}
+		a := api.BackupArchive{Name: name}
 		if b, err := os.ReadFile(filepath.Join(s.cfg.Backup.Dir, name+".json")); err == nil {
 			if err := json.Unmarshal(b, &a); err != nil {
 				a.Error = "verification record: " + err.Error()
@@ -319,11 +286,11 @@ func (s *Server) backupTick(ctx context.Context) {
 }
 
 // backupStatus is the schedule, the last outcome and the archives.
-func (s *Server) backupStatus() (BackupStatus, error) {
+func (s *Server) backupStatus() (api.BackupStatus, error) {
 	b := s.backups
 	b.stateMu.Lock()
-	st := BackupStatus{Configured: s.cfg.Backup.Dir != "", Dir: s.cfg.Backup.Dir, Keep: s.cfg.Backup.Keep, Running: b.running,
-		LastSuccess: b.lastSuccess, LastError: b.lastErr, LastErrorAt: b.lastErrAt, Archives: []BackupArchive{}}
+	st := api.BackupStatus{Configured: s.cfg.Backup.Dir != "", Dir: s.cfg.Backup.Dir, Keep: s.cfg.Backup.Keep, Running: b.running,
+		LastSuccess: b.lastSuccess, LastError: b.lastErr, LastErrorAt: b.lastErrAt, Archives: []api.BackupArchive{}}
 	b.stateMu.Unlock()
 	if s.cfg.Backup.Every > 0 {
 		st.Every = s.cfg.Backup.Every.String()

@@ -63,7 +63,7 @@ func TestScheduledBackups(t *testing.T) {
 		}
 		set(now().Add(time.Hour))
 	}
-	var st server.BackupStatus
+	var st api.BackupStatus
 	code, body := f.do("GET", api.Prefix+"/backups", admin, nil)
 	f.decode(body, &st)
 	if code != 200 || len(st.Archives) != 2 || !st.Archives[0].Verified || st.LastSuccess.IsZero() {
