@@ -125,6 +125,13 @@ func (s *Server) writeBackup(ctx context.Context, now time.Time) (api.BackupArch
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return a, err
 	}
+	// Two backups in one second get distinct names.
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(filepath.Join(dir, a.Name)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		a.Name = fmt.Sprintf("%s%s-%d%s", backupPrefix, now.Format("20060102T150405Z"), n, backupSuffix)
+	}
 	f, err := os.CreateTemp(dir, "."+a.Name+".tmp-")
 	if err != nil {
 		return a, err
@@ -292,8 +299,8 @@ func (s *Server) backupStatus() (api.BackupStatus, error) {
 	st := api.BackupStatus{Configured: s.cfg.Backup.Dir != "", Dir: s.cfg.Backup.Dir, Keep: s.cfg.Backup.Keep, Running: b.running,
 		LastSuccess: b.lastSuccess, LastError: b.lastErr, LastErrorAt: b.lastErrAt, Archives: []api.BackupArchive{}}
 	b.stateMu.Unlock()
-	if s.cfg.Backup.Every > 0 {
-		st.Every = s.cfg.Backup.Every.String()
+	if e := s.cfg.Backup.Every; e > 0 {
+		st.Every = strings.TrimSuffix(strings.TrimSuffix(e.String(), "0s"), "0m")
 	}
 	if !st.Configured {
 		return st, nil
