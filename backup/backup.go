@@ -191,7 +191,9 @@ func (aw *writer) addFile(name, file string, secret bool) error {
 	if err != nil {
 		return err
 	}
-	return aw.add(name, st.Size(), f, secret)
+	// A file appended to meanwhile (the checkpoint history) is taken as
+	// it was when it was measured.
+	return aw.add(name, st.Size(), io.LimitReader(f, st.Size()), secret)
 }
 
 // finish writes the manifest and its sum and closes the stream.

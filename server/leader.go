@@ -153,7 +153,9 @@ func (s *Server) lead(ctx context.Context, term int64) {
 		case <-snapT.C:
 			s.snapshotLogged(ctx)
 		case <-backupT.C:
-			s.backupTick(ctx)
+			// In its own goroutine: the steps go on while it runs
+			// (RunBackup runs one at a time).
+			go s.backupTick(ctx)
 		}
 	}
 }
