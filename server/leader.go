@@ -116,6 +116,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	defer snapT.Stop()
 	backupT := time.NewTicker(backupCheckEvery(s.cfg.Backup.Every))
 	defer backupT.Stop()
+	var backups sync.WaitGroup // a backup ends before the leader does
+	defer backups.Wait()
 	if s.feedSource().enabled() {
 		// Not again when this process has just refreshed (quickstart does
 		// before its first summary).
@@ -155,7 +157,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 		case <-backupT.C:
 			// In its own goroutine: the steps go on while it runs
 			// (RunBackup runs one at a time).
-			go s.backupTick(ctx)
+			backups.Go(func() { s.backupTick(ctx) })
 		}
 	}
 }
