@@ -464,8 +464,8 @@ func (e *env) soak(ctx context.Context, o *simOpts, admin *api.Client, hosts []*
 		})
 	}
 	el := time.Since(start)
-	fmt.Fprintf(e.stdout, "%-28s %7d check-ins in %d rounds over %.0fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d  5xx %d\n", "soak",
-		requests.Load(), rounds, el.Seconds(), float64(requests.Load())/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load(), fivexx.Load())
+	fmt.Fprintf(e.stdout, "%-28s %7d check-ins in %d rounds over %.0fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  max %6.1fms  failed %d  5xx %d\n", "soak",
+		requests.Load(), rounds, el.Seconds(), float64(requests.Load())/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), ms(lat.pct(1)), failed.Load(), fivexx.Load())
 	// Check-in times are written once a second: give the last ones time.
 	time.Sleep(3 * time.Second)
 	var hl api.HostList
