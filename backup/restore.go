@@ -87,8 +87,24 @@ func check(ctx context.Context, r io.Reader, tmp string, identities []age.Identi
 		if err := c.checkSQLite(ctx); err != nil {
 			return fail(err)
 		}
+	} else if err := c.checkDump(ctx); err != nil {
+		return fail(err)
 	}
 	return c, nil
+}
+
+// checkDump reads the dump's table of contents with pg_restore --list
+// (when installed): a dump pg_restore cannot read is refused.
+func (c *Checked) checkDump(ctx context.Context) error {
+	pgRestore, err := exec.LookPath("pg_restore")
+	if err != nil {
+		return nil // checked against its SHA-256 only; restore needs it
+	}
+	out, err := exec.CommandContext(ctx, pgRestore, "--list", c.path(PostgresName)).CombinedOutput()
+	if err != nil {
+		return corrupt(PostgresName, "pg_restore cannot read the dump", fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out))))
+	}
+	return nil
 }
 
 // checkSQLite opens a copy of the database (migrating it when older) and
