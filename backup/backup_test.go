@@ -291,3 +291,27 @@ func TestPostgresRoundTrip(t *testing.T) {
 		t.Fatalf("forced restore: %d audit entries, want 4", len(ents))
 	}
 }
+
+// TestNewerSchemaRefused: an archive of a database migrated past what
+// this binary knows is refused before anything is written.
+func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dataDir, db, _ := fixture(t, "")
+	next := store.KnownSchema("sqlite") + 1
+	if _, err := db.SQL().ExecContext(ctx, `INSERT INTO goose_db_version(version_id, is_applied) VALUES(?, TRUE)`, next); err != nil {
+		t.Fatal(err)
+	}
+	arch, m := create(t, backup.Options{DB: db, DataDir: dataDir, IncludeKeysPlaintext: true})
+	if m.Schema != next {
+		t.Fatalf("schema %d, want %d", m.Schema, next)
+	}
+	tmp := t.TempDir()
+	_, err := backup.Check(ctx, bytes.NewReader(arch), tmp, nil)
+	if err == nil || !strings.Contains(err.Error(), "newer than this patchbay knows") {
+		t.Fatalf("newer schema: %v", err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("left %d entries behind", len(ents))
+	}
+}
