@@ -90,7 +90,7 @@ func TestScheduledBackups(t *testing.T) {
 	if took, err := f.srv.BackupIfDue(ctx); !took || err != nil {
 		t.Fatalf("no backup a day after the last: %t %v", took, err)
 	}
-	code, body = f.do("GET", "/metrics", "", nil)
+	_, body = f.do("GET", "/metrics", "", nil)
 	for _, m := range []string{"patchbay_backup_last_success_timestamp_seconds", "patchbay_backup_duration_seconds", "patchbay_backup_size_bytes", "patchbay_backup_failures_total 0"} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("metrics: no %s", m)
