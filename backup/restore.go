@@ -213,6 +213,9 @@ func Restore(ctx context.Context, c *Checked, o RestoreOptions) (*Restored, erro
 	if err := targetEmpty(o.DataDir, o.Force); err != nil {
 		return nil, err
 	}
+	if err := notServed(ctx, o.DataDir); err != nil {
+		return nil, err
+	}
 	if m.Backend == "postgres" {
 		n, err := store.PostgresTables(ctx, o.DSN)
 		if err != nil {
@@ -305,6 +308,24 @@ func targetEmpty(dir string, force bool) error {
 	}
 	if len(ents) > 0 && !force {
 		return fmt.Errorf("%w: %s holds %d entries such as %s (--force replaces them)", ErrNotEmpty, dir, len(ents), ents[0].Name())
+	}
+	return nil
+}
+
+// notServed refuses a data dir whose database a server is serving (its
+// lock is held): the restore would be renamed under it.
+func notServed(ctx context.Context, dir string) error {
+	db := filepath.Join(dir, "patchbay.db")
+	if _, err := os.Stat(db); err != nil {
+		return nil
+	}
+	d, err := store.Open(ctx, db)
+	if err != nil {
+		return fmt.Errorf("restore: the database in %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.LockForServer(); err != nil {
+		return fmt.Errorf("restore: stop the server first: %w", err)
 	}
 	return nil
 }

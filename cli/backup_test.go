@@ -113,6 +113,17 @@ func TestBackupCreateVerifyRestore(t *testing.T) {
 	if code, _, errOut = run(t, target, "backup", "restore", enc, "--identity", idFile); code == 0 || !strings.Contains(errOut, "not empty") {
 		t.Fatalf("restore over a data dir: %d %s", code, errOut)
 	}
+	// --force over the data dir of the running server is refused.
+	if code, _, errOut = run(t, dir, "backup", "restore", enc, "--identity", idFile, "--force"); code == 0 || !strings.Contains(errOut, "stop the server first") {
+		t.Fatalf("restore over a served data dir: %d %s", code, errOut)
+	}
+	// --force over a data dir that is not served replaces it.
+	if code, _, errOut = run(t, target, "backup", "restore", plain, "--force"); code != 0 || !strings.Contains(errOut, "the archive holds no keys") {
+		t.Fatalf("forced restore: %d %s", code, errOut)
+	}
+	if code, _, errOut = run(t, target, "backup", "restore", enc, "--identity", idFile, "--force"); code != 0 {
+		t.Fatalf("forced restore: %d %s", code, errOut)
+	}
 	for _, f := range []string{"tls-cert.pem", "tls-key.pem", "job-signing.key", "audit-signing.key"} {
 		a, _ := os.ReadFile(filepath.Join(dir, f))
 		c, _ := os.ReadFile(filepath.Join(target, f))
