@@ -315,3 +315,44 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatalf("left %d entries behind", len(ents))
 	}
 }
+
+// TestOlderSchemaMigrated: an archive of a database one migration behind
+// (00015 undone as its Down does) is restored and migrated to the schema
+// this binary knows.
+func TestOlderSchemaMigrated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dataDir, db, _ := fixture(t, "")
+	known := store.KnownSchema("sqlite")
+	for _, q := range []string{`DROP INDEX host_findings_open_priority_seen`, `DROP INDEX host_findings_open_priority_due`, `DROP TABLE sessions`, `DROP TABLE users`,
+		`DELETE FROM goose_db_version WHERE version_id >= 15`} {
+		if _, err := db.SQL().ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arch, m := create(t, backup.Options{DB: db, DataDir: dataDir, IncludeKeysPlaintext: true})
+	if m.Schema != 14 {
+		t.Fatalf("schema %d, want 14", m.Schema)
+	}
+	c, err := backup.Check(ctx, bytes.NewReader(arch), t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	target := filepath.Join(t.TempDir(), "data")
+	res, err := backup.Restore(ctx, c, backup.RestoreOptions{DataDir: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SchemaFrom != 14 || res.SchemaTo != known {
+		t.Fatalf("schema %d → %d, want 14 → %d", res.SchemaFrom, res.SchemaTo, known)
+	}
+	rdb, err := store.Open(ctx, filepath.Join(target, "patchbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if _, err := rdb.Users.List(ctx); err != nil {
+		t.Fatalf("the migrated database has no users table: %v", err)
+	}
+}

@@ -188,20 +188,11 @@ func snapshotSQLite(ctx context.Context, aw *writer, o Options, m *Manifest) ([]
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	m.Method = "sqlite VACUUM INTO (online, one read transaction)"
-	if m.Schema, err = store.SchemaVersionOf(ctx, snap); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	db, err := store.Open(ctx, snap)
-	if err != nil {
+	// Read as it is: opening it as the server does would migrate it.
+	var entries []audit.Entry
+	if m.Schema, entries, err = store.ReadSQLiteSnapshot(ctx, snap); err != nil {
 		return nil, fmt.Errorf("backup: read the snapshot: %w", err)
 	}
-	entries, err := db.Audit.Entries(ctx)
-	db.Close()
-	if err != nil {
-		return nil, fmt.Errorf("backup: read the snapshot: %w", err)
-	}
-	// Opening wrote nothing but may leave -wal/-shm: the closed file is
-	// complete.
 	if err := aw.addFile(SQLiteName, snap, false); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}

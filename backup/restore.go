@@ -107,35 +107,16 @@ func (c *Checked) checkDump(ctx context.Context) error {
 	return nil
 }
 
-// checkSQLite opens a copy of the database (migrating it when older) and
-// verifies its audit chain against the manifest's head.
+// checkSQLite reads the database as it is (no migration, nothing
+// written): SQLite's quick check, its schema version against the
+// manifest's, its own audit chain against the manifest's head.
 func (c *Checked) checkSQLite(ctx context.Context) error {
-	db := c.path(SQLiteName)
-	v, err := store.SchemaVersionOf(ctx, db)
+	v, entries, err := store.ReadSQLiteSnapshot(ctx, c.path(SQLiteName))
 	if err != nil {
-		return corrupt(SQLiteName, "not a readable SQLite database", err)
+		return corrupt(SQLiteName, "not a sound SQLite database", err)
 	}
 	if v != c.Manifest.Schema {
 		return corrupt(SQLiteName, fmt.Sprintf("schema version %d, the manifest says %d", v, c.Manifest.Schema), nil)
-	}
-	work := filepath.Join(c.Dir, "check.db")
-	if err := copyFile(db, work); err != nil {
-		return err
-	}
-	defer os.Remove(work + "-wal")
-	defer os.Remove(work + "-shm")
-	defer os.Remove(work)
-	d, err := store.Open(ctx, work)
-	if err != nil {
-		return corrupt(SQLiteName, "does not open", err)
-	}
-	defer d.Close()
-	if _, err := d.SQL().ExecContext(ctx, "PRAGMA quick_check"); err != nil {
-		return corrupt(SQLiteName, "SQLite's integrity check fails", err)
-	}
-	entries, err := d.Audit.Entries(ctx)
-	if err != nil {
-		return corrupt(SQLiteName, "its audit log does not read", err)
 	}
 	return CheckAudit(entries, c.Manifest, nil, SQLiteName)
 }

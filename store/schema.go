@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/patchbay/patchbay/audit"
+
 	"github.com/patchbay/patchbay/store/postgres"
 	"github.com/patchbay/patchbay/store/sqlite"
 )
@@ -69,3 +71,9 @@ func PostgresTables(ctx context.Context, dsn string) (int, error) { return postg
 // EmptyPostgres drops everything in the current schema of the PostgreSQL
 // database dsn names.
 func EmptyPostgres(ctx context.Context, dsn string) error { return postgres.Empty(ctx, dsn) }
+
+// ReadSQLiteSnapshot reads a SQLite file without migrating or writing it:
+// its schema version and audit chain, after SQLite's quick check.
+func ReadSQLiteSnapshot(ctx context.Context, path string) (int64, []audit.Entry, error) {
+	return sqlite.ReadOnly(ctx, strings.TrimPrefix(path, "sqlite:"))
+}

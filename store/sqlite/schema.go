@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/patchbay/patchbay/audit"
+	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/sqlstore"
 )
 
@@ -58,4 +60,29 @@ func (d *DB) VacuumInto(ctx context.Context, path string) error {
 		return fmt.Errorf("snapshot of %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// ReadOnly reads a database file without migrating it or writing to it
+// (a backup's snapshot): its schema version, whether SQLite's quick check
+// passes, and its audit chain.
+func ReadOnly(ctx context.Context, path string) (version int64, entries []audit.Entry, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&immutable=1")
+	if err != nil {
+		return 0, nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	defer db.Close()
+	if version, err = sqlstore.Version(ctx, db, hasGoose); err != nil {
+		return 0, nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	var ok string
+	if err := db.QueryRowContext(ctx, `PRAGMA quick_check`).Scan(&ok); err != nil || ok != "ok" {
+		return 0, nil, fmt.Errorf("database %s: integrity check: %v %s", path, err, ok)
+	}
+	if entries, err = auditsql.EntriesIn(ctx, db, auditDialect); err != nil {
+		return 0, nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	return version, entries, nil
 }
