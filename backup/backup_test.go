@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/backup"
 	"github.com/patchbay/patchbay/internal/pgtest"
+	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/store"
 )
 
@@ -242,6 +244,11 @@ func changePart(t *testing.T, arch []byte, marker string) []byte {
 func TestPostgresRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	for _, tool := range []string{"pg_dump", "pg_restore", "psql"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			sharedtest.System(t, tool+" is not installed (apt-get install postgresql-client)")
+		}
+	}
 	src := pgtest.Fresh(t)
 	dataDir, db, tokID := fixture(t, src)
 	id, _ := age.GenerateX25519Identity()
