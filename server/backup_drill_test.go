@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -22,7 +23,9 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/backup"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/internal/rollouttest"
+	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
@@ -83,6 +86,22 @@ type drillHost struct {
 // it with every host having run its job once, the audit chain verifies
 // and the agents' credentials still work (no new enrollment).
 func TestRestoreDrill(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			if backend == "postgres" {
+				for _, tool := range []string{"pg_dump", "pg_restore", "psql"} {
+					if _, err := exec.LookPath(tool); err != nil {
+						sharedtest.System(t, tool+" is not installed (apt-get install postgresql-client)")
+					}
+				}
+			}
+			restoreDrill(t, backend)
+		})
+	}
+}
+
+func restoreDrill(t *testing.T, backend string) {
 	feed := debianFeed(t)
 	pkgs := webDB(t)
 	ctx := context.Background()
@@ -91,7 +110,7 @@ func TestRestoreDrill(t *testing.T) {
 	set(time.Date(2026, 11, 24, 22, 5, 0, 0, time.UTC)) // inside the nightly window
 	now := func() time.Time { return *clock.Load() }
 	mod := func(c *server.Config) { c.Now = now }
-	a := newFixture(t, "sqlite", mod)
+	a := newFixture(t, backend, mod)
 	if _, err := (&feeds.Importer{Store: a.db, Now: now}).ImportPaths(ctx, []string{feed}); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +214,11 @@ func TestRestoreDrill(t *testing.T) {
 	os.WriteFile(filepath.Join(dataA, "audit-signing.key"), a.key.Seed(), 0o600)
 	os.WriteFile(filepath.Join(dataA, "job-signing.key"), testJobKey.Seed(), 0o600)
 	var arch bytes.Buffer
-	if _, err := backup.Create(ctx, &arch, backup.Options{DB: a.db, DataDir: dataA, IncludeKeysPlaintext: true, Now: now}); err != nil {
+	optsA := backup.Options{DB: a.db, DataDir: dataA, IncludeKeysPlaintext: true, Now: now}
+	if backend == "postgres" {
+		optsA.DSN = a.dsn
+	}
+	if _, err := backup.Create(ctx, &arch, optsA); err != nil {
 		t.Fatal(err)
 	}
 
@@ -217,14 +240,19 @@ func TestRestoreDrill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	res, err := backup.Restore(ctx, c, backup.RestoreOptions{DataDir: dataB, Now: now})
+	ropts, dsnB := backup.RestoreOptions{DataDir: dataB, Now: now}, filepath.Join(dataB, "patchbay.db")
+	if backend == "postgres" {
+		dsnB = pgtest.Fresh(t)
+		ropts.DSN = dsnB
+	}
+	res, err := backup.Restore(ctx, c, ropts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res.Paused) != 1 || res.Paused[0] != p.ID {
 		t.Fatalf("paused %v, want %s", res.Paused, p.ID)
 	}
-	bdb, err := store.Open(ctx, filepath.Join(dataB, "patchbay.db"))
+	bdb, err := store.Open(ctx, dsnB)
 	if err != nil {
 		t.Fatal(err)
 	}
