@@ -5,12 +5,19 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"net/url"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +30,7 @@ import (
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/backup"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/pgtest"
 	"github.com/patchbay/patchbay/internal/rollouttest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
@@ -135,6 +143,23 @@ func restoreDrill(t *testing.T, backend string) {
 			x: &agent.Executor{HostID: e.HostID, Key: k, Driver: drv, Runner: runner, Reboot: noReboot{}, Journal: journal,
 				ResultDir: filepath.Join(dir, "results"), Now: now, Log: slog.New(slog.DiscardHandler)}})
 	}
+	// Hosts outside the rollout's groups that only check in: the load
+	// during the backups.
+	type loadHost struct {
+		id, cred string
+		body     []byte
+	}
+	var load []loadHost
+	for i := 0; i < 6; i++ {
+		facts := factsOf(fmt.Sprintf("dev-%d", i), fmt.Sprintf("m-dev-%d", i))
+		facts.Labels = map[string]string{"env": "dev"}
+		e := a.enroll(enrollTok, facts)
+		if code, body := a.do("POST", api.Prefix+"/agent/checkin", e.Credential, report(facts, pkgs, true)); code != 200 {
+			t.Fatalf("check-in %s: %d %s", facts.Hostname, code, body)
+		}
+		body, _ := json.Marshal(report(facts, pkgs, false))
+		load = append(load, loadHost{id: e.HostID, cred: e.Credential, body: body})
+	}
 	p := a.createPlan("plan", alice, rollout.PlanSpec{Strategy: "standard", Selector: rollout.Selector{Types: []patch.Type{patch.Security}}})
 	a.approveAndStart(p.ID, alice, bob)
 
@@ -213,22 +238,111 @@ func restoreDrill(t *testing.T, backend string) {
 	dataA := t.TempDir()
 	os.WriteFile(filepath.Join(dataA, "audit-signing.key"), a.key.Seed(), 0o600)
 	os.WriteFile(filepath.Join(dataA, "job-signing.key"), testJobKey.Seed(), 0o600)
-	var arch bytes.Buffer
 	optsA := backup.Options{DB: a.db, DataDir: dataA, IncludeKeysPlaintext: true, Now: now}
 	if backend == "postgres" {
 		optsA.DSN = a.dsn
 	}
+	// Check-ins flow the whole time the backups run: every load host
+	// checks in again as soon as it is answered; the slowest is measured.
+	stopLoad := make(chan struct{})
+	var loadWG sync.WaitGroup
+	var checkins, failed atomic.Int64
+	var slowest atomic.Int64
+	var loadErr atomic.Value
+	for _, h := range load {
+		loadWG.Add(1)
+		go func() {
+			defer loadWG.Done()
+			for {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", a.url+api.Prefix+"/agent/checkin", bytes.NewReader(h.body))
+				req.Header.Set("Authorization", "Bearer "+h.cred)
+				req.Header.Set("Content-Type", "application/json")
+				start := time.Now()
+				resp, err := http.DefaultClient.Do(req)
+				if d := int64(time.Since(start)); d > slowest.Load() {
+					slowest.Store(d)
+				}
+				checkins.Add(1)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					loadErr.CompareAndSwap(nil, fmt.Sprintf("check-in of %s: %v", h.id, err))
+				}
+			}
+		}()
+	}
+	var arch bytes.Buffer
 	if _, err := backup.Create(ctx, &arch, optsA); err != nil {
 		t.Fatal(err)
 	}
-
-	// The rollout goes on on A: prod-2 and prod-3 run.
-	for i := 0; i < 4; i++ {
+	// The rollout goes on on A while backups are taken back to back:
+	// prod-2 reports, prod-3 is dispatched and reports.
+	stopBackups := make(chan struct{})
+	backupsDone := make(chan error, 1)
+	var during int
+	go func() {
+		for {
+			select {
+			case <-stopBackups:
+				backupsDone <- nil
+				return
+			default:
+			}
+			if _, err := backup.Create(ctx, io.Discard, optsA); err != nil {
+				backupsDone <- err
+				return
+			}
+			during++
+		}
+	}()
+	for i := 0; i < 8; i++ {
 		round(a)
+		if o, _ := outcome(status(a, viewer), "prod-3"); o != "" {
+			break
+		}
+	}
+	close(stopBackups)
+	if err := <-backupsDone; err != nil {
+		t.Fatalf("a backup during the rollout: %v", err)
+	}
+	close(stopLoad)
+	loadWG.Wait()
+	t.Logf("%d check-ins during %d backups (one before the rollout went on, %d while it did), the slowest %s", checkins.Load(), during+1, during, time.Duration(slowest.Load()))
+	if failed.Load() != 0 || checkins.Load() == 0 {
+		t.Fatalf("%d of %d check-ins failed during the backups (%v)", failed.Load(), checkins.Load(), loadErr.Load())
+	}
+	if d := time.Duration(slowest.Load()); d > time.Second {
+		t.Errorf("a check-in waited %s during the backups, want at most 1s", d)
+	}
+	if during == 0 {
+		t.Error("no backup ran while the rollout went on")
 	}
 	st = status(a, viewer)
 	if o, _ := outcome(st, "prod-3"); o == "" {
 		t.Fatalf("after the backup, on A: prod-3 did not run: %+v", st.Hosts)
+	}
+	// What the restore must serve again: the hosts, the load hosts'
+	// findings (their first-seen history included) and the audit chain
+	// up to the head the archive recorded.
+	hostsA := hostIDs(a, viewer)
+	findingsA := map[string][]fleet.FindingRow{}
+	for _, h := range load {
+		findingsA[h.id] = a.findings(viewer, url.Values{"host": {h.id}, "status": {"all"}})
+	}
+	auditA, err := a.db.Audit.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// A is destroyed.
 	a.db.Close()
@@ -267,6 +381,29 @@ func restoreDrill(t *testing.T, backend string) {
 	ts := httptest.NewServer(bsrv.Handler())
 	defer ts.Close()
 	b := &fixture{t: t, db: bdb, srv: bsrv, url: ts.URL, key: ed25519.NewKeyFromSeed(aseed)}
+
+	// The same hosts, findings and audit history as A.
+	if hostsB := hostIDs(b, viewer); !slices.Equal(hostsA, hostsB) {
+		t.Errorf("restored hosts %v, want %v", hostsB, hostsA)
+	}
+	for _, h := range load {
+		if got := b.findings(viewer, url.Values{"host": {h.id}, "status": {"all"}}); len(got) == 0 || !reflect.DeepEqual(got, findingsA[h.id]) {
+			t.Errorf("host %s: %d findings restored, want the %d of A as they were", h.id, len(got), len(findingsA[h.id]))
+		}
+	}
+	auditB, err := bdb.Audit.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := res.Manifest.AuditHead
+	if int(head.Seq) > len(auditA) || int(head.Seq) > len(auditB) || auditA[head.Seq-1].Hash != head.Hash || auditB[head.Seq-1].Hash != head.Hash {
+		t.Fatalf("audit head %d %s not the same entry on A and the restore", head.Seq, head.Hash)
+	}
+	for i := range auditB[:head.Seq] {
+		if auditB[i].Hash != auditA[i].Hash {
+			t.Fatalf("audit entry %d differs after the restore", auditB[i].Seq)
+		}
+	}
 
 	// Paused, and never resumed by itself.
 	for i := 0; i < 3; i++ {
@@ -327,4 +464,21 @@ func restoreDrill(t *testing.T, backend string) {
 	if pausedBy != 1 || restored != 1 || enrolled != 0 {
 		t.Errorf("audit: %d pauses by the restore, %d restores, %d enrollments after the backup", pausedBy, restored, enrolled)
 	}
+}
+
+// hostIDs lists the ids of the hosts f serves, sorted.
+func hostIDs(f *fixture, token string) []string {
+	f.t.Helper()
+	code, body := f.do("GET", api.Prefix+"/hosts", token, nil)
+	if code != 200 {
+		f.t.Fatalf("hosts: %d %s", code, body)
+	}
+	var hl api.HostList
+	f.decode(body, &hl)
+	var ids []string
+	for _, h := range hl.Hosts {
+		ids = append(ids, h.ID)
+	}
+	slices.Sort(ids)
+	return ids
 }
