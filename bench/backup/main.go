@@ -80,6 +80,8 @@ func run(dataDir, work string) error {
 			return err
 		}
 		defer os.RemoveAll(work)
+	} else if err := os.MkdirAll(work, 0o700); err != nil {
+		return err
 	}
 	db, err := store.Open(ctx, filepath.Join(dataDir, "patchbay.db"))
 	if err != nil {
