@@ -3,6 +3,7 @@ module github.com/patchbay/patchbay
 go 1.26.8
 
 require (
+	filippo.io/age v1.2.1
 	github.com/CycloneDX/cyclonedx-go v0.11.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coreos/go-oidc/v3 v3.21.0

@@ -109,6 +109,7 @@ func newRoot(e *env) *cobra.Command {
 		"database: postgres://… for PostgreSQL, or a SQLite file (env PATCHBAY_DB; default patchbay.db in the data dir)")
 	root.AddCommand(newScanCmd(e), newPatchesCmd(e), newFeedsCmd(e), newAuditCmd(e), newAdminCmd(e),
 		newServerCmd(e), newAgentCmd(e), newQuickstartCmd(e), newDevCmd(e), newUsersCmd(e))
+	root.AddCommand(newBackupCmd(e))
 	root.AddCommand(newClientCmds(e)...)
 	root.AddCommand(newPolicyCmds(e)...)
 	root.AddCommand(newRolloutCmds(e)...)

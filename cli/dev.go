@@ -464,17 +464,13 @@ func (e *env) soak(ctx context.Context, o *simOpts, admin *api.Client, hosts []*
 		})
 	}
 	el := time.Since(start)
-	fmt.Fprintf(e.stdout, "%-28s %7d check-ins in %d rounds over %.0fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  failed %d  5xx %d\n", "soak",
-		requests.Load(), rounds, el.Seconds(), float64(requests.Load())/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), failed.Load(), fivexx.Load())
+	fmt.Fprintf(e.stdout, "%-28s %7d check-ins in %d rounds over %.0fs  %8.1f/s  p50 %6.1fms  p99 %6.1fms  max %6.1fms  failed %d  5xx %d\n", "soak",
+		requests.Load(), rounds, el.Seconds(), float64(requests.Load())/el.Seconds(), ms(lat.pct(.5)), ms(lat.pct(.99)), ms(lat.pct(1)), failed.Load(), fivexx.Load())
 	// Check-in times are written once a second: give the last ones time.
 	time.Sleep(3 * time.Second)
-	var hl api.HostList
-	if err := admin.Do(ctx, http.MethodGet, api.Prefix+"/hosts?limit=1000000", nil, &hl); err != nil {
+	seen, err := simReadHosts(ctx, admin)
+	if err != nil {
 		return fmt.Errorf("soak: read hosts back: %w", err)
-	}
-	seen := map[string]fleet.HostSummary{}
-	for _, h := range hl.Hosts {
-		seen[h.ID] = h
 	}
 	lost := 0
 	for i, h := range hosts {
@@ -491,6 +487,25 @@ func (e *env) soak(ctx context.Context, o *simOpts, admin *api.Client, hosts []*
 		return fmt.Errorf("soak: %d acknowledged reports lost, %d 5xx answers (first error: %v)", lost, fivexx.Load(), firstErr)
 	}
 	return nil
+}
+
+// simReadHosts reads every host, a page of the server's largest (1000) at a
+// time.
+func simReadHosts(ctx context.Context, admin *api.Client) (map[string]fleet.HostSummary, error) {
+	const page = 1000
+	seen := map[string]fleet.HostSummary{}
+	for offset := 0; ; offset += page {
+		var hl api.HostList
+		if err := admin.Do(ctx, http.MethodGet, fmt.Sprintf("%s/hosts?limit=%d&offset=%d", api.Prefix, page, offset), nil, &hl); err != nil {
+			return nil, err
+		}
+		for _, h := range hl.Hosts {
+			seen[h.ID] = h
+		}
+		if len(hl.Hosts) < page || hl.Total == nil || offset+len(hl.Hosts) >= *hl.Total {
+			return seen, nil
+		}
+	}
 }
 
 // simFeedDir is where the started server finds the simulation's advisories.

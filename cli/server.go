@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/backup"
 	"github.com/patchbay/patchbay/feeds/nvd"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/server"
@@ -55,6 +56,10 @@ type serverOpts struct {
 	prometheusURL   string
 	alertmanagerURL string
 	alertWindow     time.Duration
+	backupDir       string
+	backupEvery     time.Duration
+	backupKeep      int
+	backupTo        []string
 	ui              uiOpts
 }
 
@@ -92,6 +97,10 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.prometheusURL, "prometheus-url", "", "Prometheus that rollout strategies' prometheus gates query (http://host:9090); without it those gates fail closed")
 	f.StringVar(&o.alertmanagerURL, "alertmanager-url", "", "Alertmanager whose active alerts rollout strategies' alerts gates read (http://host:9093); without it those gates fail closed")
 	spanVar(f, &o.alertWindow, "alert-window", server.DefaultAlertWindow, "an alert Alertmanager sends (POST /api/v1/alerts) that starts within this long after a job on its host is linked to the job")
+	f.StringVar(&o.backupDir, "backup-dir", "", "the leader writes a verified backup archive here every --backup-every (docs/backup.md)")
+	spanVar(f, &o.backupEvery, "backup-every", 24*time.Hour, "with --backup-dir: how often a backup is taken")
+	f.IntVar(&o.backupKeep, "backup-keep", 14, "with --backup-dir: how many archives are kept (the oldest are removed)")
+	f.StringSliceVar(&o.backupTo, "backup-recipient", nil, "with --backup-dir: encrypt archives to this age public key or file of them (repeatable); without one the keys are left out")
 	o.ui.flags(f)
 }
 
@@ -183,6 +192,22 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		}
 		hooks = append(hooks, h)
 	}
+	sched := server.BackupSchedule{Dir: o.backupDir, Every: o.backupEvery, Keep: o.backupKeep}
+	if o.backupDir != "" {
+		rs, err := recipientsOf(o.backupTo)
+		if err != nil {
+			return fail(fmt.Errorf("--backup-recipient: %w", err))
+		}
+		sched.Options = backup.Options{DataDir: e.dataDir, JobKey: o.jobKey, CheckpointDir: cpDir, Recipients: rs, TempDir: filepath.Join(e.dataDir, "tmp")}
+		if store.IsPostgres(e.dsn) {
+			sched.Options.DSN = e.dsn
+		}
+		if o.backupEvery <= 0 || o.backupKeep < 1 {
+			return fail(errors.New("--backup-every must be positive and --backup-keep at least 1"))
+		}
+	} else if len(o.backupTo) > 0 {
+		return fail(errors.New("--backup-recipient: only with --backup-dir"))
+	}
 	now := time.Now
 	if c := testClock(log, "server"); c != nil {
 		now = c
@@ -191,7 +216,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now,
-		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL, AlertWindow: o.alertWindow})
+		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL, AlertWindow: o.alertWindow, Backup: sched})
 	if err != nil {
 		return fail(err)
 	}

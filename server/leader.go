@@ -114,6 +114,10 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	rfence := rollout.Fence{Lease: LeaseName, Term: term}
 	snapT := time.NewTicker(time.Hour)
 	defer snapT.Stop()
+	backupT := time.NewTicker(backupCheckEvery(s.cfg.Backup.Every))
+	defer backupT.Stop()
+	var backups sync.WaitGroup // a backup ends before the leader does
+	defer backups.Wait()
 	if s.feedSource().enabled() {
 		// Not again when this process has just refreshed (quickstart does
 		// before its first summary).
@@ -150,6 +154,10 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			s.stepLogged(ctx, rfence)
 		case <-snapT.C:
 			s.snapshotLogged(ctx)
+		case <-backupT.C:
+			// In its own goroutine: the steps go on while it runs
+			// (RunBackup runs one at a time).
+			backups.Go(func() { s.backupTick(ctx) })
 		}
 	}
 }

@@ -48,6 +48,14 @@ func (s *Server) notifyTargets() []string {
 
 // slackText renders an event as one line of Slack mrkdwn.
 func slackText(n rollout.Notification) string {
+	if n.Event == "backup.failed" {
+		var b struct {
+			Error string `json:"error"`
+			Dir   string `json:"dir"`
+		}
+		_ = json.Unmarshal(n.Payload, &b)
+		return fmt.Sprintf("patchbay: *backup failed* into %s: %s", b.Dir, b.Error)
+	}
 	var e rollout.PlanEvent
 	_ = json.Unmarshal(n.Payload, &e)
 	var what string

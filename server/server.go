@@ -101,6 +101,8 @@ type Config struct {
 	// AlertWindow: an alert that starts within it after a job on its
 	// host is linked to the job (DefaultAlertWindow when zero).
 	AlertWindow time.Duration
+	// Backup is the leader's scheduled backups (none without a Dir).
+	Backup BackupSchedule
 }
 
 // Server serves the API.
@@ -130,6 +132,7 @@ type Server struct {
 	jobKeyMu  sync.Mutex
 	jobKey    ed25519.PrivateKey
 	stepNow   chan struct{}
+	backups   *backups
 	jobs      *jobHub
 	// webhookClient sends notifications.
 	webhookClient *http.Client
@@ -262,6 +265,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(cfg.DB)
 	s.metrics.reg.MustRegister(newKPICollector(s))
 	s.metrics.reg.MustRegister(newOpsCollector(s))
+	s.backups = newBackups(s.metrics.reg)
 	s.bodies = newBodyGate(cfg.LargeBody, cfg.LargeBodies, cfg.BodyWait)
 	s.index = newAdvisoryCache(cfg.DB)
 	s.touches = &toucher{db: cfg.DB, seen: map[string]time.Time{}}
@@ -330,6 +334,8 @@ func (s *Server) routeTable() []Route {
 		{"POST", p + "/alerts", auth.Operator, s.receiveAlerts},
 		{"GET", p + "/alerts", auth.Viewer, s.listAlerts},
 		{"GET", p + "/events", auth.Viewer, s.listEvents},
+		{"GET", p + "/backups", auth.Admin, s.listBackups},
+		{"POST", p + "/backups", auth.Admin, s.createBackup},
 		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
 		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
 		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},

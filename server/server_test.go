@@ -44,6 +44,7 @@ type fixture struct {
 	url string
 	cpd string
 	key ed25519.PrivateKey
+	dsn string // the database's DSN (a SQLite file's path)
 }
 
 // testJobKey signs the jobs of every test server: replicas of one
@@ -73,7 +74,7 @@ func newFixture(t *testing.T, backend string, mod func(*server.Config)) *fixture
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &fixture{t: t, db: db, srv: srv, url: ts.URL, cpd: cfg.CheckpointDir, key: key}
+	return &fixture{t: t, db: db, srv: srv, url: ts.URL, cpd: cfg.CheckpointDir, key: key, dsn: dsn}
 }
 
 // chapter runs one step of a story test as the subtest name, the fixture

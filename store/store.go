@@ -25,6 +25,8 @@ type DB struct {
 	// serve claims the database for one server process (SQLite); nil
 	// where several share it (PostgreSQL).
 	serve func() error
+	lite  *sqlite.DB
+	pg    *postgres.DB
 }
 
 // LockForServer claims the database for this server process while it is
@@ -58,11 +60,11 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &DB{Stores: db.Stores, Backend: "postgres", pool: db.SQL(), close: db.Close}, nil
+		return &DB{Stores: db.Stores, Backend: "postgres", pool: db.SQL(), close: db.Close, pg: db}, nil
 	}
 	db, err := sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"))
 	if err != nil {
 		return nil, err
 	}
-	return &DB{Stores: db.Stores, Backend: "sqlite", pool: db.SQL(), close: db.Close, serve: db.LockForServer}, nil
+	return &DB{Stores: db.Stores, Backend: "sqlite", pool: db.SQL(), close: db.Close, serve: db.LockForServer, lite: db}, nil
 }

@@ -146,6 +146,8 @@ func (u *UI) routes() {
 	page("POST /plans/{id}/{action}", u.planAction)
 	page("GET /policy", u.policy)
 	page("GET /audit", u.audit)
+	page("GET /backups", u.backups)
+	page("POST /backups", u.backupNow)
 	page("GET /feeds", u.feeds)
 	page("GET /kpi", u.kpiPage)
 	page("GET /templates", u.templates)

@@ -78,7 +78,18 @@ func (s *Store) AppendTx(ctx context.Context, tx *sql.Tx, actor, action, object,
 
 // Entries returns the whole log in sequence order.
 func (s *Store) Entries(ctx context.Context) ([]audit.Entry, error) {
-	rows, err := s.DB.QueryContext(ctx, s.D.All)
+	return EntriesIn(ctx, s.DB, s.D)
+}
+
+// Querier is a pool or a transaction.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// EntriesIn reads the whole log through q (a transaction, for a
+// snapshot's view of it) in sequence order.
+func EntriesIn(ctx context.Context, q Querier, d *Dialect) ([]audit.Entry, error) {
+	rows, err := q.QueryContext(ctx, d.All)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}

@@ -656,3 +656,9 @@ func truncate(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
+
+// Record writes events outside a plan's change (a failed scheduled
+// backup): their audit entries and notifications, about subject.
+func (s *Store) Record(ctx context.Context, subject string, now time.Time, evs ...rollout.Event) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.record(ctx, tx, subject, now, evs) })
+}

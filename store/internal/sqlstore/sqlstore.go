@@ -8,6 +8,8 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 
@@ -96,4 +98,45 @@ func Migrate(ctx context.Context, dialect goose.Dialect, db *sql.DB, fsys fs.FS)
 		return fmt.Errorf("migrate database: %w", err)
 	}
 	return nil
+}
+
+// Latest is the highest migration version among fsys's goose files
+// (NNNNN_name.sql): the schema this binary knows.
+func Latest(fsys fs.FS) (int64, error) {
+	ents, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	var latest int64
+	for _, e := range ents {
+		name := e.Name()
+		i := strings.IndexByte(name, '_')
+		if i <= 0 || !strings.HasSuffix(name, ".sql") {
+			continue
+		}
+		v, err := strconv.ParseInt(name[:i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: %w", name, err)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
+}
+
+// Version is the schema version goose applied to db: the highest applied
+// migration, 0 for a database goose never migrated. hasTable counts the
+// tables named goose_db_version (the backend's catalog query).
+func Version(ctx context.Context, db *sql.DB, hasTable string) (int64, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, hasTable).Scan(&n); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var v sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT MAX(version_id) FROM goose_db_version WHERE is_applied`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v.Int64, nil
 }
