@@ -398,3 +398,22 @@ func EmergencyKey(p *Plan) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\n")))
 	return "emergency:" + hex.EncodeToString(sum[:8])
 }
+
+// ErrRan: the schedule ran that opening already.
+var ErrRan = errors.New("the schedule ran this opening already")
+
+// Run is a schedule's run of an opening: the plan it made ("" when it
+// planned nothing).
+type Run struct {
+	Schedule string    `json:"schedule"`
+	Opening  string    `json:"opening"`
+	Plan     string    `json:"plan,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// Pause is why and by whom a schedule was paused.
+type Pause struct {
+	Reason string    `json:"reason"`
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+}

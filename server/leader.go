@@ -126,6 +126,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	}
 	s.reconcileLogged(ctx)
 	s.checkpointLogged(ctx)
+	s.scheduleLogged(ctx, rfence)
 	s.stepLogged(ctx, rfence)
 	s.snapshotLogged(ctx)
 	for {
@@ -142,6 +143,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 		case <-cpT.C:
 			s.checkpointLogged(ctx)
 		case <-stepT.C:
+			s.scheduleLogged(ctx, rfence)
 			s.stepLogged(ctx, rfence)
 			if err := s.DeliverNotifications(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("notifications", "err", err)

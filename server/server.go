@@ -91,6 +91,9 @@ type Config struct {
 	AgentStale    time.Duration
 	Webhooks      []Webhook
 	NotifyBackoff time.Duration
+	// EmergencyEvery is how often the leader looks for new emergency
+	// patches of the PatchSchedules with an emergency lane (1m).
+	EmergencyEvery time.Duration
 	// KPIRetention is how long the KPI history is kept (0: 400 days).
 	KPIRetention time.Duration
 	Now          func() time.Time
@@ -123,7 +126,11 @@ type Server struct {
 	jobKeyMu  sync.Mutex
 	jobKey    ed25519.PrivateKey
 	stepNow   chan struct{}
-	jobs      *jobHub
+	// scheduleMu serialises schedule evaluations; lastEmergency is when
+	// the emergency lanes were last looked at.
+	scheduleMu    sync.Mutex
+	lastEmergency time.Time
+	jobs          *jobHub
 	// webhookClient sends notifications.
 	webhookClient *http.Client
 	// draining is closed when the HTTP server shuts down: long polls end.
@@ -238,6 +245,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StepEvery <= 0 {
 		cfg.StepEvery = time.Second
 	}
+	if cfg.EmergencyEvery <= 0 {
+		cfg.EmergencyEvery = time.Minute
+	}
 	if cfg.PollEvery <= 0 {
 		cfg.PollEvery = 500 * time.Millisecond
 	}
@@ -314,6 +324,10 @@ func (s *Server) routeTable() []Route {
 		{"POST", p + "/plans/{id}/promote", auth.Operator, s.controlRollout("promote")},
 		{"POST", p + "/plans/{id}/abort", auth.Operator, s.controlRollout("abort")},
 		{"GET", p + "/notifications", auth.Viewer, s.listNotifications},
+		{"GET", p + "/schedules", auth.Viewer, s.listSchedules},
+		{"GET", p + "/schedules/{name}", auth.Viewer, s.getSchedule},
+		{"POST", p + "/schedules/{name}/pause", auth.Operator, s.pauseSchedule(true)},
+		{"POST", p + "/schedules/{name}/resume", auth.Operator, s.pauseSchedule(false)},
 		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
 		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
 		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},
