@@ -225,7 +225,7 @@ const (
 	LeftHalted          = "halted rollout"
 	LeftHeld            = "held package"
 	LeftNoAgent         = "no agent"
-	LeftRunning         = "targeted by a running rollout"
+	LeftRunning         = "targeted by a running rollout or a pending plan"
 )
 
 // AgeBypass is an update taken before its release-age gate because it
@@ -264,8 +264,8 @@ type Autopilot struct {
 	Hosts  []HostInput
 	// Active says whether a host has an active agent.
 	Active func(host string) bool
-	// Targeted are the "package version"s running rollouts already bring
-	// each host to.
+	// Targeted are the "package version"s running rollouts (and plans
+	// not started yet) already bring each host to.
 	Targeted map[string]map[string]bool
 	// Halted are the hosts of this schedule's halted rollouts.
 	Halted map[string]bool

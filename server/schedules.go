@@ -199,8 +199,9 @@ func (s *Server) runSchedule(ctx context.Context, fence rollout.Fence, sc rollou
 }
 
 // autopilotInputs reads every host's planning inputs, which agents are
-// active, what the running rollouts target and the hosts of halted
-// rollouts by schedule.
+// active, what the running rollouts and the plans not started (awaiting
+// approval, approved) target, and the hosts of halted rollouts by
+// schedule.
 func (s *Server) autopilotInputs(ctx context.Context, set *policy.Set) (*autopilotInputs, error) {
 	hosts, err := s.planInputs(ctx, set, rollout.Selector{})
 	if err != nil {
@@ -213,11 +214,16 @@ func (s *Server) autopilotInputs(ctx context.Context, set *policy.Set) (*autopil
 	now := s.cfg.Now().UTC()
 	in := &autopilotInputs{hosts: hosts, targeted: map[string]map[string]bool{}, halted: map[string]map[string]bool{},
 		active: func(h string) bool { t, ok := seen[h]; return ok && now.Sub(t) < s.cfg.AgentStale }}
+	// What running rollouts and plans not started yet target.
 	active, err := s.db.Rollouts.Active(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range active {
+	undecided, err := s.db.Rollouts.Undecided(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range append(active, undecided...) {
 		hs, err := s.db.Rollouts.Hosts(ctx, id)
 		if err != nil {
 			return nil, err

@@ -178,3 +178,8 @@ func (s *Store) Halted(ctx context.Context) ([]string, error) {
 func (s *Store) Approved(ctx context.Context) ([]string, error) {
 	return sqlrows.Strings(ctx, s.DB, "approved plans", `SELECT id FROM plans WHERE state = 'approved' ORDER BY created_at`)
 }
+
+// Undecided lists the plans awaiting approval or approved, not started.
+func (s *Store) Undecided(ctx context.Context) ([]string, error) {
+	return sqlrows.Strings(ctx, s.DB, "undecided plans", `SELECT id FROM plans WHERE state IN ('awaiting_approval', 'approved') ORDER BY created_at`)
+}
