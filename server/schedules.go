@@ -46,8 +46,8 @@ func (s *Server) scheduleLogged(ctx context.Context, fence rollout.Fence) {
 
 // EvaluateSchedules runs the schedules not paused: each opening of their
 // windows open now that they have not run is planned; with a schedule's
-// emergency lane, new emergency patches are planned at once (at most
-// every EmergencyEvery); then the approved scheduled plans start. Writes
+// emergency lane, new emergency patches are planned at once (looked for
+// at most every EmergencyEvery); then the approved scheduled plans start. Writes
 // are fenced by the leader's term (zero: not fenced).
 func (s *Server) EvaluateSchedules(ctx context.Context, fence rollout.Fence) (ScheduleResult, error) {
 	s.scheduleMu.Lock()
@@ -74,7 +74,9 @@ func (s *Server) EvaluateSchedules(ctx context.Context, fence rollout.Fence) (Sc
 			in, err = s.autopilotInputs(ctx, set)
 			return in, err
 		}
-		emergency := s.lastEmergency.IsZero() || now.Sub(s.lastEmergency) >= s.cfg.EmergencyEvery || now.Before(s.lastEmergency)
+		// The emergency lanes read every host: at most every
+		// EmergencyEvery of real time (not the injected clock's).
+		emergency := s.lastEmergency.IsZero() || time.Since(s.lastEmergency) >= s.cfg.EmergencyEvery
 		for _, sc := range scheds {
 			if _, paused := pauses[sc.Name]; paused {
 				continue
@@ -106,7 +108,7 @@ func (s *Server) EvaluateSchedules(ctx context.Context, fence rollout.Fence) (Sc
 			}
 		}
 		if emergency {
-			s.lastEmergency = now
+			s.lastEmergency = time.Now()
 		}
 	}
 	// Approved scheduled plans start: by the rules at once, by people

@@ -91,8 +91,8 @@ type Config struct {
 	AgentStale    time.Duration
 	Webhooks      []Webhook
 	NotifyBackoff time.Duration
-	// EmergencyEvery is how often the leader looks for new emergency
-	// patches of the PatchSchedules with an emergency lane (1m).
+	// EmergencyEvery is how often (in real time) the leader looks for new
+	// emergency patches of the PatchSchedules with an emergency lane (1m).
 	EmergencyEvery time.Duration
 	// KPIRetention is how long the KPI history is kept (0: 400 days).
 	KPIRetention time.Duration
