@@ -226,6 +226,7 @@ const (
 	LeftHeld            = "held package"
 	LeftNoAgent         = "no agent"
 	LeftRunning         = "targeted by a running rollout or a pending plan"
+	LeftUnreported      = "patched, awaiting the agent's report"
 )
 
 // AgeBypass is an update taken before its release-age gate because it
@@ -269,6 +270,10 @@ type Autopilot struct {
 	Targeted map[string]map[string]bool
 	// Halted are the hosts of this schedule's halted rollouts.
 	Halted map[string]bool
+	// Patched are the "package from to"s recent rollouts brought each
+	// host to: an update still reported so is the agent's report not
+	// made yet, not a patch to make again.
+	Patched map[string]map[string]bool
 }
 
 // Plan resolves the schedule's plan at an opening (nil: the emergency
@@ -327,6 +332,10 @@ func (a *Autopilot) Plan(id string, o *Opening) (*Plan, Preview, error) {
 			}
 			if a.Targeted[h.ID][u.Name+" "+u.Candidate] {
 				pv.LeftOut[LeftRunning]++
+				continue
+			}
+			if a.Patched[h.ID][u.Name+" "+u.Installed+" "+u.Candidate] {
+				pv.LeftOut[LeftUnreported]++
 				continue
 			}
 			if g := s.gate(u.Types); g > 0 {

@@ -163,6 +163,13 @@ func TestAutopilotPlan(t *testing.T) {
 	if p.Schedule != "nightly" || p.Opening != o.Key() || pv.Hosts != 2 || pv.Packages != 3 || pv.Closes["P2"] != 2 || pv.Closes["P1"] != 1 {
 		t.Errorf("plan %s %s, preview %+v", p.Schedule, p.Opening, pv)
 	}
+	// An update a rollout installed, still reported as before (the agent
+	// has not reported since), is not planned again.
+	a.Patched = map[string]map[string]bool{"stg-1": {"libssl3 3.0.15-1~deb12u1 3.0.17-1~deb12u2": true}}
+	if p, pv, err := a.Plan("plan-p", &o); err != nil || len(p.Hosts) != 1 || pv.LeftOut[LeftUnreported] != 1 {
+		t.Errorf("patched, not reported: %v %+v %+v", err, p, pv)
+	}
+	a.Patched = nil
 	// A halted rollout of the schedule holds its hosts back; the rest go on.
 	a.Halted = map[string]bool{"stg-1": true}
 	p, pv, err = a.Plan("plan-b", &o)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/rolloutapi"
+	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/rollout"
 )
@@ -34,6 +35,7 @@ type autopilotInputs struct {
 	active   func(string) bool
 	targeted map[string]map[string]bool
 	halted   map[string]map[string]bool // schedule → hosts
+	patched  map[string]map[string]bool
 }
 
 func (s *Server) scheduleLogged(ctx context.Context, fence rollout.Fence) {
@@ -145,7 +147,7 @@ func (s *Server) runSchedule(ctx context.Context, fence rollout.Fence, sc rollou
 	if err != nil {
 		return err
 	}
-	a := &rollout.Autopilot{Name: sc.Name, Spec: sc.Spec, Policy: rp, Now: now, Hosts: in.hosts, Active: in.active, Targeted: in.targeted, Halted: in.halted[sc.Name]}
+	a := &rollout.Autopilot{Name: sc.Name, Spec: sc.Spec, Policy: rp, Now: now, Hosts: in.hosts, Active: in.active, Targeted: in.targeted, Halted: in.halted[sc.Name], Patched: in.patched}
 	p, pv, err := a.Plan(id, o)
 	if err != nil {
 		return err
@@ -239,6 +241,30 @@ func (s *Server) autopilotInputs(ctx context.Context, set *policy.Set) (*autopil
 			}
 		}
 	}
+	// What rollouts ended in the last day patched: until the agent
+	// reports again, its updates still list it.
+	in.patched = map[string]map[string]bool{}
+	ended, err := s.db.Rollouts.Ended(ctx, now.Add(-PatchedMemory))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ended {
+		hs, err := s.db.Rollouts.Hosts(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hs {
+			if h.Outcome != job.Succeeded {
+				continue
+			}
+			if in.patched[h.ID] == nil {
+				in.patched[h.ID] = map[string]bool{}
+			}
+			for _, t := range h.Targets {
+				in.patched[h.ID][t.Name+" "+t.From+" "+t.To] = true
+			}
+		}
+	}
 	halted, err := s.db.Rollouts.Halted(ctx)
 	if err != nil {
 		return nil, err
@@ -262,6 +288,11 @@ func (s *Server) autopilotInputs(ctx context.Context, set *policy.Set) (*autopil
 	}
 	return in, nil
 }
+
+// PatchedMemory is how long after a rollout ends an update its job
+// installed, still reported by the host as it was, counts as the agent's
+// report not made yet.
+const PatchedMemory = 24 * time.Hour
 
 // ---- the API ----
 
@@ -346,7 +377,7 @@ func (s *Server) scheduleStatus(ctx context.Context, set *policy.Set, rp *rollou
 	if err != nil {
 		return st, err
 	}
-	a := &rollout.Autopilot{Name: sc.Name, Spec: sc.Spec, Policy: rp, Now: now, Hosts: in.hosts, Active: in.active, Targeted: in.targeted, Halted: in.halted[sc.Name]}
+	a := &rollout.Autopilot{Name: sc.Name, Spec: sc.Spec, Policy: rp, Now: now, Hosts: in.hosts, Active: in.active, Targeted: in.targeted, Halted: in.halted[sc.Name], Patched: in.patched}
 	for _, o := range sc.Spec.Openings(rp, now, PreviewOpenings) {
 		_, pv, err := a.Plan("preview", &o)
 		if err != nil {

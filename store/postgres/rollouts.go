@@ -53,4 +53,5 @@ var scheduleDialect = &rolloutsql.ScheduleDialect{
 	Runs:        `SELECT opening, plan_id, created_at FROM schedule_runs WHERE schedule = $1 ORDER BY created_at DESC, opening LIMIT $2`,
 	InsertPause: `INSERT INTO schedule_pauses(schedule, reason, paused_by, paused_at) VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING`,
 	DeletePause: `DELETE FROM schedule_pauses WHERE schedule = $1`,
+	Ended:       `SELECT id FROM plans WHERE machine_state IN ('completed', 'aborted') AND updated_at >= $1 ORDER BY created_at`,
 }

@@ -53,4 +53,5 @@ var scheduleDialect = &rolloutsql.ScheduleDialect{
 	Runs:        `SELECT opening, plan_id, created_at FROM schedule_runs WHERE schedule = ? ORDER BY created_at DESC, opening LIMIT ?`,
 	InsertPause: `INSERT INTO schedule_pauses(schedule, reason, paused_by, paused_at) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`,
 	DeletePause: `DELETE FROM schedule_pauses WHERE schedule = ?`,
+	Ended:       `SELECT id FROM plans WHERE machine_state IN ('completed', 'aborted') AND updated_at >= ? ORDER BY created_at`,
 }

@@ -27,6 +27,9 @@ type ScheduleDialect struct {
 	InsertPause string
 	// DeletePause resumes a schedule: (schedule).
 	DeletePause string
+	// Ended lists the rollouts completed or aborted since a time:
+	// (updated_at) → id.
+	Ended string
 }
 
 // Pauses lists the paused schedules' pauses.
@@ -182,4 +185,22 @@ func (s *Store) Approved(ctx context.Context) ([]string, error) {
 // Undecided lists the plans awaiting approval or approved, not started.
 func (s *Store) Undecided(ctx context.Context) ([]string, error) {
 	return sqlrows.Strings(ctx, s.DB, "undecided plans", `SELECT id FROM plans WHERE state IN ('awaiting_approval', 'approved') ORDER BY created_at`)
+}
+
+// Ended lists the rollouts completed or aborted since a time.
+func (s *Store) Ended(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := s.DB.QueryContext(ctx, s.S.Ended, since.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("ended rollouts: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("ended rollouts: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
