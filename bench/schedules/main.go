@@ -17,6 +17,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -53,8 +54,8 @@ func main() {
 }
 
 // policyOf: one host group of every host, a rule that approves on its
-// own, a one-ring strategy; schedule k runs in window k, opening on day
-// k mod 7 at hour 3k mod 24 (minute k mod 60) for an hour; schedule 0
+// own, a one-ring strategy; schedule k runs in window k, opening for an
+// hour k × 168/n hours into the week (from Sunday 00:00 UTC); schedule 0
 // also has an emergency lane.
 func policyOf(n int) string {
 	var b strings.Builder
@@ -77,11 +78,12 @@ spec:
   promote: automatic
 `)
 	for k := range n {
+		at := k * 168 / n // hours into the week
 		fmt.Fprintf(&b, `---
 apiVersion: patchbay/v1
 kind: MaintenanceWindow
 metadata: {name: w%02d}
-spec: {schedule: "%d %d * * %d", duration: 1h, timeZone: UTC, hostGroups: [production]}
+spec: {schedule: "0 %d * * %d", duration: 1h, timeZone: UTC, hostGroups: [production]}
 ---
 apiVersion: patchbay/v1
 kind: PatchSchedule
@@ -92,7 +94,7 @@ spec:
   windows: [w%02d]
   minAge: {bugfix: 7d}
   emergency: %v
-`, k, k%60, (3*k)%24, k%7, k, k, k == 0)
+`, k, at%24, at/24, k, k, k == 0)
 	}
 	return b.String()
 }
@@ -113,11 +115,12 @@ func run(n, schedules, ticks int, dsn string) error {
 	}
 	defer db.Close()
 	start := time.Now()
-	// Monday 2026-11-23 00:30 UTC: no window is open (schedule 0's opens
-	// Sunday 00:00 for an hour, the others later).
+	// Sunday 2026-11-22 02:00 UTC: no window is open (schedule 0's
+	// opened at 00:00 for an hour, schedule 1's opens 168/n hours in).
 	var clock atomic.Pointer[time.Time]
 	set := func(t time.Time) { clock.Store(&t) }
-	set(time.Date(2026, 11, 23, 0, 30, 0, 0, time.UTC))
+	week := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	set(week.Add(2 * time.Hour))
 	now := func() time.Time { return *clock.Load() }
 	for i := range n {
 		id := fmt.Sprintf("%024x", i+1)
@@ -141,7 +144,11 @@ func run(n, schedules, ticks int, dsn string) error {
 	}
 	fmt.Printf("fleet of %d hosts written in %s (%s)\n", n, time.Since(start).Round(time.Millisecond), db.Backend)
 
-	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), ReplicaID: "bench", Now: now, AgentStale: 365 * 24 * time.Hour, EmergencyEvery: time.Nanosecond})
+	_, jobKey, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), ReplicaID: "bench", JobKey: jobKey, Now: now, AgentStale: 365 * 24 * time.Hour, EmergencyEvery: time.Nanosecond})
 	if err != nil {
 		return err
 	}
@@ -183,7 +190,7 @@ func run(n, schedules, ticks int, dsn string) error {
 	if err := measure(fmt.Sprintf("tick, no opening due, emergency lane looking (%d hosts)", n), nil); err != nil {
 		return err
 	}
-	srv2, err := server.New(server.Config{DB: db, Kinds: kinds.All(), ReplicaID: "bench2", Now: now, AgentStale: 365 * 24 * time.Hour, EmergencyEvery: time.Hour})
+	srv2, err := server.New(server.Config{DB: db, Kinds: kinds.All(), ReplicaID: "bench2", JobKey: jobKey, Now: now, AgentStale: 365 * 24 * time.Hour, EmergencyEvery: time.Hour})
 	if err != nil {
 		return err
 	}
@@ -192,8 +199,8 @@ func run(n, schedules, ticks int, dsn string) error {
 	if err := measure(fmt.Sprintf("tick, no opening due (%d schedules)", schedules), nil); err != nil {
 		return err
 	}
-	// Schedule 1's window opens Monday 03:01: one opening, every host.
-	set(time.Date(2026, 11, 23, 3, 1, 30, 0, time.UTC))
+	// Schedule 1's window opens: one opening, every host.
+	set(week.Add(time.Duration(168/schedules)*time.Hour + 30*time.Second))
 	t := time.Now()
 	r, err := srv.EvaluateSchedules(ctx, fence)
 	if err != nil {
@@ -201,7 +208,11 @@ func run(n, schedules, ticks int, dsn string) error {
 	}
 	took := time.Since(t)
 	if r.Planned != 1 || r.Started != 1 {
-		return fmt.Errorf("the opening: %+v", r)
+		req := httptest.NewRequest("GET", api.Prefix+"/schedules/s01", nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		return fmt.Errorf("the opening: %+v: %.2000s", r, rec.Body)
 	}
 	fmt.Printf("%-62s %8s\n", fmt.Sprintf("tick planning an opening: plan of %d hosts resolved, stored, started", n), took.Round(time.Millisecond))
 	if err := measure("tick, the open window's opening planned already", nil); err != nil {
