@@ -33,6 +33,7 @@ import (
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/auth"
+	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/patch"
@@ -54,9 +55,9 @@ func main() {
 }
 
 // policyOf: one host group of every host, a rule that approves on its
-// own, a one-ring strategy; schedule k runs in window k, opening for an
-// hour k × 168/n hours into the week (from Sunday 00:00 UTC); schedule 0
-// also has an emergency lane.
+// own, a one-ring strategy; schedule k runs in window k, opening
+// k × spacing(n) into the week (from Sunday 00:00 UTC) for
+// windowOf(n); schedule 0 also has an emergency lane.
 func policyOf(n int) string {
 	var b strings.Builder
 	b.WriteString(`apiVersion: patchbay/v1
@@ -78,12 +79,12 @@ spec:
   promote: automatic
 `)
 	for k := range n {
-		at := k * 168 / n // hours into the week
+		at := k * int(spacing(n)/time.Minute) // minutes into the week
 		fmt.Fprintf(&b, `---
 apiVersion: patchbay/v1
 kind: MaintenanceWindow
 metadata: {name: w%02d}
-spec: {schedule: "0 %d * * %d", duration: 1h, timeZone: UTC, hostGroups: [production]}
+spec: {schedule: "%d %d * * %d", duration: %s, timeZone: UTC, hostGroups: [production]}
 ---
 apiVersion: patchbay/v1
 kind: PatchSchedule
@@ -94,12 +95,29 @@ spec:
   windows: [w%02d]
   minAge: {bugfix: 7d}
   emergency: %v
-`, k, at%24, at/24, k, k, k == 0)
+`, k, at%60, at/60%24, at/60/24, duration.Duration(windowOf(n)), k, k, k == 0)
 	}
 	return b.String()
 }
 
+// spacing is the time between two schedules' openings: the week shared.
+func spacing(n int) time.Duration {
+	return (7 * 24 * time.Hour / time.Duration(n)).Truncate(time.Minute)
+}
+
+// windowOf is how long each window stays open: an hour, or 15 minutes
+// when the windows are closer than an hour.
+func windowOf(n int) time.Duration {
+	if spacing(n) > time.Hour {
+		return time.Hour
+	}
+	return 15 * time.Minute
+}
+
 func run(n, schedules, ticks int, dsn string) error {
+	if spacing(schedules) <= windowOf(schedules) {
+		return fmt.Errorf("%d schedules: at most 600 (their windows would overlap)", schedules)
+	}
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "patchbay-bench-schedules-")
 	if err != nil {
@@ -115,12 +133,12 @@ func run(n, schedules, ticks int, dsn string) error {
 	}
 	defer db.Close()
 	start := time.Now()
-	// Sunday 2026-11-22 02:00 UTC: no window is open (schedule 0's
-	// opened at 00:00 for an hour, schedule 1's opens 168/n hours in).
+	// Between schedule 0's window (Sunday 00:00 UTC) and schedule 1's, no
+	// window is open.
 	var clock atomic.Pointer[time.Time]
 	set := func(t time.Time) { clock.Store(&t) }
 	week := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	set(week.Add(2 * time.Hour))
+	set(week.Add(windowOf(schedules) + (spacing(schedules)-windowOf(schedules))/2))
 	now := func() time.Time { return *clock.Load() }
 	for i := range n {
 		id := fmt.Sprintf("%024x", i+1)
@@ -200,7 +218,7 @@ func run(n, schedules, ticks int, dsn string) error {
 		return err
 	}
 	// Schedule 1's window opens: one opening, every host.
-	set(week.Add(time.Duration(168/schedules)*time.Hour + 30*time.Second))
+	set(week.Add(spacing(schedules) + 30*time.Second))
 	t := time.Now()
 	r, err := srv.EvaluateSchedules(ctx, fence)
 	if err != nil {
