@@ -10,6 +10,7 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/rolloutapi"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/job"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/rollout"
@@ -73,9 +74,12 @@ func (s *Server) EvaluateSchedules(ctx context.Context, fence rollout.Fence) (Sc
 				return in, nil
 			}
 			var err error
-			in, err = s.autopilotInputs(ctx, set)
+			in, err = s.autopilotInputs(ctx, set, rollout.Selector{})
 			return in, err
 		}
+		var ein *autopilotInputs // the emergency lanes'
+		var elooked bool
+
 		// The emergency lanes read every host: at most every
 		// EmergencyEvery of real time (not the injected clock's).
 		emergency := s.lastEmergency.IsZero() || time.Since(s.lastEmergency) >= s.cfg.EmergencyEvery
@@ -100,11 +104,25 @@ func (s *Server) EvaluateSchedules(ctx context.Context, fence rollout.Fence) (Sc
 				}
 			}
 			if sc.Spec.Emergency && emergency {
-				in, err := load()
-				if err != nil {
-					return res, err
+				if ein == nil && elooked {
+					continue // no host has an emergency-lane finding
 				}
-				if err := s.runSchedule(ctx, fence, sc, nil, in, rp, now, &res); err != nil {
+				if ein == nil {
+					// Only the hosts with an open emergency-lane finding:
+					// none, most of the time.
+					elooked = true
+					hosts, err := s.emergencyHosts(ctx, now)
+					if err != nil {
+						return res, err
+					}
+					if len(hosts) == 0 {
+						continue
+					}
+					if ein, err = s.autopilotInputs(ctx, set, rollout.Selector{Hosts: hosts}); err != nil {
+						return res, err
+					}
+				}
+				if err := s.runSchedule(ctx, fence, sc, nil, ein, rp, now, &res); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -202,12 +220,12 @@ func (s *Server) runSchedule(ctx context.Context, fence rollout.Fence, sc rollou
 	return nil
 }
 
-// autopilotInputs reads every host's planning inputs, which agents are
+// autopilotInputs reads the planning inputs of the hosts sel takes, which agents are
 // active, what the running rollouts and the plans not started (awaiting
 // approval, approved) target, and the hosts of halted rollouts by
 // schedule.
-func (s *Server) autopilotInputs(ctx context.Context, set *policy.Set) (*autopilotInputs, error) {
-	hosts, err := s.planInputs(ctx, set, rollout.Selector{})
+func (s *Server) autopilotInputs(ctx context.Context, set *policy.Set, sel rollout.Selector) (*autopilotInputs, error) {
+	hosts, err := s.planInputs(ctx, set, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +305,30 @@ func (s *Server) autopilotInputs(ctx context.Context, set *policy.Set) (*autopil
 		}
 	}
 	return in, nil
+}
+
+// emergencyHosts are the hosts with an open finding in the emergency
+// lane.
+func (s *Server) emergencyHosts(ctx context.Context, now time.Time) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	f := fleet.FindingFilter{Status: fleet.StatusOpen, Lane: string(fleet.LaneEmergency), Now: now, Limit: 1000}
+	for {
+		page, err := s.db.Findings.Query(ctx, f, nil)
+		if err != nil {
+			return nil, fmt.Errorf("emergency-lane findings: %w", err)
+		}
+		for _, r := range page.Findings {
+			if !seen[r.HostID] {
+				seen[r.HostID] = true
+				out = append(out, r.HostID)
+			}
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		f.After = page.Next
+	}
 }
 
 // PatchedMemory is how long after a rollout ends an update its job
@@ -373,7 +415,7 @@ func (s *Server) scheduleStatus(ctx context.Context, set *policy.Set, rp *rollou
 	if len(st.Runs) > 0 {
 		st.LastRun = &st.Runs[0]
 	}
-	in, err := s.autopilotInputs(ctx, set)
+	in, err := s.autopilotInputs(ctx, set, rollout.Selector{})
 	if err != nil {
 		return st, err
 	}
