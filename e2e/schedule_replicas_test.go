@@ -118,16 +118,26 @@ func TestScheduleAcrossReplicasSIGKILL(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(data, "a"), 0o700)
 	os.MkdirAll(filepath.Join(data, "b"), 0o700)
-	a := start("a", "127.0.0.1:18210")
-	b := start("b", "127.0.0.1:18211")
-	up := func(p *replicaProc) bool {
-		resp, err := http.Get(p.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
+	up := func(p *replicaProc) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Get(p.url + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				return
+			}
+			if time.Now().After(deadline) || p.cmd.ProcessState != nil {
+				t.Fatalf("replica %s does not serve: %v\n%s", p.name, err, tail(p.log.String(), 30))
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return err == nil
 	}
-	r.waitFor("both replicas to serve", 30*time.Second, func() bool { return up(a) && up(b) })
+	// The first start makes the job key the second reads.
+	a := start("a", "127.0.0.1:18210")
+	up(a)
+	b := start("b", "127.0.0.1:18211")
+	up(b)
 	var leader, other *replicaProc
 	r.waitFor("a replica to lead", 30*time.Second, func() bool {
 		switch {
