@@ -113,6 +113,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newClientCmds(e)...)
 	root.AddCommand(newPolicyCmds(e)...)
 	root.AddCommand(newRolloutCmds(e)...)
+	root.AddCommand(newSchedulesCmd(e))
 	root.AddCommand(newKPICmd(e), newReportCmd(e))
 	root.AddCommand(newVersionCmd(e))
 	root.AddCommand(newInitCmd(e))

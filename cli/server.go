@@ -50,6 +50,8 @@ type serverOpts struct {
 	debugListen     string
 	webhooks        []string
 	stepInterval    time.Duration
+	leaseTTL        time.Duration
+	emergencyEvery  time.Duration
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
 	jobKey          string
@@ -91,6 +93,8 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
 	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions (repeatable)")
 	spanVar(f, &o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
+	spanVar(f, &o.leaseTTL, "lease-ttl", 15*time.Second, "the leader lease's time to live: how long replicas wait for a leader that stopped answering")
+	spanVar(f, &o.emergencyEvery, "emergency-every", time.Minute, "how often the leader looks for new emergency patches of the PatchSchedules with an emergency lane")
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
 	spanVar(f, &o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
@@ -216,7 +220,8 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now,
-		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL, AlertWindow: o.alertWindow, Backup: sched})
+		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL, AlertWindow: o.alertWindow, Backup: sched,
+		LeaseTTL: o.leaseTTL, EmergencyEvery: o.emergencyEvery})
 	if err != nil {
 		return fail(err)
 	}

@@ -74,6 +74,8 @@ type rig struct {
 	hookMu  sync.Mutex
 	hooked  []string
 	hookURL string
+	// serverFlags are more flags of the server process.
+	serverFlags []string
 }
 
 type agentProc struct {
@@ -144,6 +146,7 @@ func (r *rig) startServer() {
 	cmd := exec.Command(r.bin, "--data-dir", r.data, "server", "--listen", r.listen, "--plain-http", "--replica-id", "e2e",
 		"--step-interval", "200ms", "--agent-stale", "24h", "--notify-backoff", "1s", "--checkin-interval", "5s",
 		"--webhook", "ops="+r.hookURL, "--webhook", "chat=slack+"+r.hookURL)
+	cmd.Args = append(cmd.Args, r.serverFlags...)
 	cmd.Env = append(os.Environ(), "PATCHBAY_TEST_CLOCK="+r.clock)
 	cmd.Stdout, cmd.Stderr = r.srvLog, r.srvLog
 	if err := cmd.Start(); err != nil {

@@ -11,7 +11,7 @@ import (
 
 // All are every kind: the policy documents (Team, Service, HostGroup,
 // Policy, Exception) and the rollout documents (MaintenanceWindow,
-// ApprovalRule, RolloutStrategy, PatchPlan).
+// ApprovalRule, RolloutStrategy, PatchPlan, PatchSchedule).
 func All() policy.Kinds {
 	return policy.NewKinds(
 		policy.OwnKinds(),

@@ -11,11 +11,11 @@ import (
 )
 
 func TestAllKinds(t *testing.T) {
-	want := []string{"ApprovalRule", "Exception", "HostGroup", "MaintenanceWindow", "PatchPlan", "Policy", "RolloutStrategy", "Service", "Team"}
+	want := []string{"ApprovalRule", "Exception", "HostGroup", "MaintenanceWindow", "PatchPlan", "PatchSchedule", "Policy", "RolloutStrategy", "Service", "Team"}
 	if got := kinds.All().Names(); !slices.Equal(got, want) {
 		t.Fatalf("kinds = %v, want %v", got, want)
 	}
-	for in, want := range map[string]string{"services": "Service", "rolloutstrategy": "RolloutStrategy", "maintenancewindows": "MaintenanceWindow", "patchplan": "PatchPlan",
+	for in, want := range map[string]string{"services": "Service", "rolloutstrategy": "RolloutStrategy", "maintenancewindows": "MaintenanceWindow", "patchplan": "PatchPlan", "patchschedules": "PatchSchedule",
 		"policies": "Policy", "Policies": "Policy", "policy": "Policy", "rolloutstrategies": "RolloutStrategy", "hostgroups": "HostGroup"} {
 		if got, err := kinds.All().Canonical(in); err != nil || got != want {
 			t.Errorf("Canonical(%q) = %q, %v; want %q", in, got, err, want)
@@ -42,7 +42,7 @@ func TestExampleParsesWithAllKinds(t *testing.T) {
 	for _, d := range docs {
 		seen[d.Kind] = true
 	}
-	if !seen["Team"] || !seen["Service"] {
+	if !seen["Team"] || !seen["Service"] || !seen["PatchSchedule"] {
 		t.Fatalf("kinds parsed: %v", seen)
 	}
 	doc := []byte("apiVersion: patchbay/v1\nkind: MaintenanceWindow\nmetadata: {name: w}\nspec: {}\n")

@@ -29,14 +29,15 @@ const (
 	KindRolloutStrategy   = "RolloutStrategy"
 )
 
-// Kinds are this package's document kinds: the three rollout policy kinds
-// and PatchPlan, the document `plan create -f` reads.
+// Kinds are this package's document kinds: the three rollout policy kinds,
+// PatchPlan, the document `plan create -f` reads, and PatchSchedule.
 func Kinds() []policy.Kind {
 	return []policy.Kind{
 		{Name: KindMaintenanceWindow, NewSpec: func() policy.Spec { return &WindowSpec{} }},
 		{Name: KindApprovalRule, NewSpec: func() policy.Spec { return &ApprovalRuleSpec{} }},
 		{Name: KindRolloutStrategy, NewSpec: func() policy.Spec { return &StrategySpec{} }},
 		{Name: KindPatchPlan, NewSpec: func() policy.Spec { return &PlanSpec{} }},
+		{Name: KindPatchSchedule, NewSpec: func() policy.Spec { return &ScheduleSpec{} }},
 	}
 }
 

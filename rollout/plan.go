@@ -188,6 +188,10 @@ type Plan struct {
 	// held packages, application findings (patched by the service's own
 	// build), findings with no update available yet.
 	Skipped map[string]int `json:"skipped,omitempty"`
+	// Schedule is the PatchSchedule that made the plan, Opening the
+	// window opening it was made at ("" for an emergency plan).
+	Schedule string `json:"schedule,omitempty"`
+	Opening  string `json:"opening,omitempty"`
 }
 
 // HostStatus is one host's job in a rollout.
@@ -361,7 +365,8 @@ type Planner struct {
 // ErrEmpty is a plan that patches nothing.
 var ErrEmpty = errors.New("the plan patches nothing")
 
-// Resolve makes the plan of a spec over the hosts: per host the updates
+// Resolve makes the plan of a spec over the hosts (a plan that patches
+// nothing comes back with ErrEmpty, for what it skipped): per host the updates
 // the selector takes at their exact candidate versions and the findings
 // they close; the rings of the strategy with their windows; the approvals
 // the plan needs.
@@ -443,7 +448,8 @@ func (pl *Planner) Resolve(id string, spec PlanSpec, hosts []HostInput) (*Plan, 
 		order = append(order, h.ID)
 	}
 	if len(p.Hosts) == 0 {
-		return nil, fmt.Errorf("%w: no host has an update the selector takes", ErrEmpty)
+		// The plan comes back for what it skipped.
+		return p, fmt.Errorf("%w: no host has an update the selector takes", ErrEmpty)
 	}
 	if spec.Emergency && p.Required > 1 {
 		p.Required = 1 // the emergency lane: one approval

@@ -130,6 +130,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	}
 	s.reconcileLogged(ctx)
 	s.checkpointLogged(ctx)
+	s.scheduleLogged(ctx, rfence)
 	s.stepLogged(ctx, rfence)
 	s.snapshotLogged(ctx)
 	for {
@@ -146,6 +147,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 		case <-cpT.C:
 			s.checkpointLogged(ctx)
 		case <-stepT.C:
+			s.scheduleLogged(ctx, rfence)
 			s.stepLogged(ctx, rfence)
 			if err := s.DeliverNotifications(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("notifications", "err", err)

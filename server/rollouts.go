@@ -270,7 +270,17 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, c *caller)
 	if err != nil {
 		return err
 	}
-	row, err := s.changePlan(ctx, r.PathValue("id"), func(row *rollout.Row, now time.Time) (rollout.Event, error) {
+	row, err := s.startPlan(ctx, r.PathValue("id"), c.actor(), rp)
+	if err != nil {
+		return err
+	}
+	s.wakeScheduler()
+	return writeJSON(w, http.StatusOK, rolloutapi.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
+}
+
+// startPlan starts an approved plan as actor.
+func (s *Server) startPlan(ctx context.Context, id, actor string, rp *rollout.Policy) (rollout.Row, error) {
+	return s.changePlan(ctx, id, func(row *rollout.Row, now time.Time) (rollout.Event, error) {
 		p := row.Plan
 		if p.State != rollout.Approved {
 			return rollout.Event{}, errConflict(api.CodeConflict, fmt.Sprintf("plan %s is %s: only an approved plan starts (approvals %d of %d)", p.ID, p.State, len(p.Approvals), p.Required))
@@ -279,19 +289,14 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, c *caller)
 		if !ok {
 			return rollout.Event{}, errConflict(api.CodeConflict, fmt.Sprintf("strategy %q of plan %s no longer exists", p.Strategy, p.ID))
 		}
-		p.State, p.StrategySpec, p.StartedAt, p.StartedBy = rollout.Started, strat, now, c.actor()
+		p.State, p.StrategySpec, p.StartedAt, p.StartedBy = rollout.Started, strat, now, actor
 		sizes := make([]int, len(p.Rings))
 		for i, rp := range p.Rings {
 			sizes[i] = rp.Hosts
 		}
 		row.Machine = rollout.StartMachine(strat, sizes)
-		return rollout.Event{Actor: c.actor(), Action: "rollout.start", Object: "plan/" + p.ID, Change: map[string]any{"strategy": strat}}, nil
+		return rollout.Event{Actor: actor, Action: "rollout.start", Object: "plan/" + p.ID, Change: map[string]any{"strategy": strat}}, nil
 	})
-	if err != nil {
-		return err
-	}
-	s.wakeScheduler()
-	return writeJSON(w, http.StatusOK, rolloutapi.PlanStatus{Plan: row.Plan, Rollout: row.Machine})
 }
 
 // controlRollout pauses, resumes, promotes or aborts a rollout.

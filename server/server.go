@@ -92,6 +92,9 @@ type Config struct {
 	AgentStale    time.Duration
 	Webhooks      []Webhook
 	NotifyBackoff time.Duration
+	// EmergencyEvery is how often (in real time) the leader looks for new
+	// emergency patches of the PatchSchedules with an emergency lane (1m).
+	EmergencyEvery time.Duration
 	// KPIRetention is how long the KPI history is kept (0: 400 days).
 	KPIRetention time.Duration
 	Now          func() time.Time
@@ -134,6 +137,10 @@ type Server struct {
 	stepNow   chan struct{}
 	backups   *backups
 	jobs      *jobHub
+	// scheduleMu serialises schedule evaluations; lastEmergency is when
+	// the emergency lanes were last looked at.
+	scheduleMu    sync.Mutex
+	lastEmergency time.Time
 	// webhookClient sends notifications.
 	webhookClient *http.Client
 	// draining is closed when the HTTP server shuts down: long polls end.
@@ -251,6 +258,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StepEvery <= 0 {
 		cfg.StepEvery = time.Second
 	}
+	if cfg.EmergencyEvery <= 0 {
+		cfg.EmergencyEvery = time.Minute
+	}
 	if cfg.PollEvery <= 0 {
 		cfg.PollEvery = 500 * time.Millisecond
 	}
@@ -336,6 +346,10 @@ func (s *Server) routeTable() []Route {
 		{"GET", p + "/events", auth.Viewer, s.listEvents},
 		{"GET", p + "/backups", auth.Admin, s.listBackups},
 		{"POST", p + "/backups", auth.Admin, s.createBackup},
+		{"GET", p + "/schedules", auth.Viewer, s.listSchedules},
+		{"GET", p + "/schedules/{name}", auth.Viewer, s.getSchedule},
+		{"POST", p + "/schedules/{name}/pause", auth.Operator, s.pauseSchedule(true)},
+		{"POST", p + "/schedules/{name}/resume", auth.Operator, s.pauseSchedule(false)},
 		{"GET", p + "/vulns", auth.Viewer, s.listVulns},
 		{"GET", p + "/vulns/{id}", auth.Viewer, s.getVuln},
 		{"GET", p + "/feeds", auth.Viewer, s.feedStatus},

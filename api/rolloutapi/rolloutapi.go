@@ -24,3 +24,35 @@ type RingStatus struct {
 	InFlight int                 `json:"in_flight"`
 	Outcomes map[job.Outcome]int `json:"outcomes"`
 }
+
+// ScheduleList lists the PatchSchedules.
+type ScheduleList struct {
+	Schedules []ScheduleSummary `json:"schedules"`
+}
+
+// ScheduleSummary is a schedule, whether it is paused, its next opening
+// and its last run.
+type ScheduleSummary struct {
+	Name    string                `json:"name"`
+	Spec    *rollout.ScheduleSpec `json:"spec"`
+	Paused  *rollout.Pause        `json:"paused,omitempty"`
+	Next    []rollout.Opening     `json:"next,omitempty"`
+	LastRun *rollout.Run          `json:"last_run,omitempty"`
+}
+
+// ScheduleStatus is a schedule with its next openings, what each would
+// patch now, the emergency lane's and its recent runs.
+type ScheduleStatus struct {
+	ScheduleSummary
+	Openings  []OpeningPreview `json:"openings"`
+	Emergency *rollout.Preview `json:"emergency,omitempty"`
+	Runs      []rollout.Run    `json:"runs"`
+}
+
+// OpeningPreview is what an opening would patch now; Ran says it was
+// planned already.
+type OpeningPreview struct {
+	rollout.Opening
+	Ran     bool            `json:"ran,omitempty"`
+	Preview rollout.Preview `json:"preview"`
+}

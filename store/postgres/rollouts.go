@@ -55,3 +55,13 @@ var rolloutDialect = &rolloutsql.Dialect{
 	Failed:          `UPDATE notifications SET attempts = attempts + 1, last_status = $1, last_error = $2, failed_at = $3 WHERE id = $4`,
 	Retry:           `UPDATE notifications SET attempts = attempts + 1, last_status = $1, last_error = $2, next_at = $3 WHERE id = $4`,
 }
+
+// scheduleDialect is PostgreSQL's SQL for schedule runs and pauses.
+var scheduleDialect = &rolloutsql.ScheduleDialect{
+	InsertRun:   `INSERT INTO schedule_runs(schedule, opening, plan_id, created_at) VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING`,
+	Ran:         `SELECT plan_id FROM schedule_runs WHERE schedule = $1 AND opening = $2`,
+	Runs:        `SELECT opening, plan_id, created_at FROM schedule_runs WHERE schedule = $1 ORDER BY created_at DESC, opening LIMIT $2`,
+	InsertPause: `INSERT INTO schedule_pauses(schedule, reason, paused_by, paused_at) VALUES($1,$2,$3,$4) ON CONFLICT DO NOTHING`,
+	DeletePause: `DELETE FROM schedule_pauses WHERE schedule = $1`,
+	Ended:       `SELECT id FROM plans WHERE machine_state IN ('completed', 'aborted') AND updated_at >= $1 ORDER BY created_at`,
+}

@@ -55,3 +55,13 @@ var rolloutDialect = &rolloutsql.Dialect{
 	Failed:          `UPDATE notifications SET attempts = attempts + 1, last_status = ?, last_error = ?, failed_at = ? WHERE id = ?`,
 	Retry:           `UPDATE notifications SET attempts = attempts + 1, last_status = ?, last_error = ?, next_at = ? WHERE id = ?`,
 }
+
+// scheduleDialect is SQLite's SQL for schedule runs and pauses.
+var scheduleDialect = &rolloutsql.ScheduleDialect{
+	InsertRun:   `INSERT INTO schedule_runs(schedule, opening, plan_id, created_at) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`,
+	Ran:         `SELECT plan_id FROM schedule_runs WHERE schedule = ? AND opening = ?`,
+	Runs:        `SELECT opening, plan_id, created_at FROM schedule_runs WHERE schedule = ? ORDER BY created_at DESC, opening LIMIT ?`,
+	InsertPause: `INSERT INTO schedule_pauses(schedule, reason, paused_by, paused_at) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`,
+	DeletePause: `DELETE FROM schedule_pauses WHERE schedule = ?`,
+	Ended:       `SELECT id FROM plans WHERE machine_state IN ('completed', 'aborted') AND updated_at >= ? ORDER BY created_at`,
+}

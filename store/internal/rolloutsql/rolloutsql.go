@@ -108,6 +108,7 @@ type Dialect struct {
 type Store struct {
 	DB     *sql.DB
 	D      *Dialect
+	S      *ScheduleDialect
 	Audit  *auditsql.Store
 	Leases *leasesql.Store
 	// WriteLock serialises this process's write transactions on SQLite.
@@ -215,33 +216,17 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, subject string, now time
 
 // CreatePlan stores a resolved plan and its hosts, with its events.
 func (s *Store) CreatePlan(ctx context.Context, p *rollout.Plan, now time.Time, evs ...rollout.Event) error {
-	head := *p
-	head.Hosts = nil
-	b, err := json.Marshal(head)
-	if err != nil {
-		return err
-	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.D.InsertPlan,
-			p.ID, p.State, string(b), now.UnixNano(), now.UnixNano()); err != nil {
-			return fmt.Errorf("create plan %s: %w", p.ID, err)
-		}
-		st, err := tx.PrepareContext(ctx, s.D.InsertPlanHost)
-		if err != nil {
+		if err := s.createPlanTx(ctx, tx, p, now); err != nil {
 			return err
-		}
-		defer st.Close()
-		for i, h := range p.Hosts {
-			hb, err := json.Marshal(h)
-			if err != nil {
-				return err
-			}
-			if _, err := st.ExecContext(ctx, p.ID, h.ID, i, h.Ring, string(hb)); err != nil {
-				return fmt.Errorf("create plan %s: host %s: %w", p.ID, h.ID, err)
-			}
 		}
 		return s.record(ctx, tx, p.ID, now, evs)
 	})
+}
+
+func marshal(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
 }
 
 // Plan reads a plan (with its hosts when hosts is set).

@@ -36,8 +36,10 @@ type Dialects struct {
 	Findings *fleetsql.FindingsDialect
 	Policy   *policysql.Dialect
 	Rollouts *rolloutsql.Dialect
-	Users    *usersql.Dialect
-	KPI      *kpisql.Dialect
+	// Schedules is the SQL of schedule runs and pauses.
+	Schedules *rolloutsql.ScheduleDialect
+	Users     *usersql.Dialect
+	KPI       *kpisql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -82,7 +84,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Fleet:    &fleetsql.Store{DB: db, D: d.Fleet, Findings: findings},
 		Findings: findings,
 		Policy:   &policysql.Store{DB: db, D: d.Policy, Audit: aud, WriteLock: d.Findings.WriteLock},
-		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
+		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, S: d.Schedules, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
 		Users:    &usersql.Store{DB: db, D: d.Users},
 		KPI:      &kpisql.Store{DB: db, D: d.KPI},
 	}
