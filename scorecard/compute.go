@@ -76,8 +76,15 @@ func FactsOf(in Inputs) map[string]Facts {
 		overP := map[string]int64{}
 		oldest := map[string]time.Duration{}
 		var overdue int64
+		invAge = -1
 		for _, id := range svcAssets[name] {
-			if h := hostOf[id]; h != nil {
+			h := hostOf[id]
+			if h != nil && fleet.AssetOf(h.Host).Service != "" {
+				// The service's uploaded inventory: its age.
+				invAge = max(invAge, int64(in.Now.Sub(h.LastSeen)/(24*time.Hour)))
+				h = nil
+			}
+			if h != nil {
 				hosts++
 				if in.Now.Sub(h.LastSeen) > in.Stale {
 					notReporting++
@@ -90,9 +97,6 @@ func FactsOf(in Inputs) map[string]Facts {
 				}
 				if e := EndOfLife(h.Facts.OSID, h.Facts.OSVersion); !e.IsZero() && !in.Now.Before(e) {
 					eol++
-				}
-				if !h.LastSeen.IsZero() {
-					invAge = max(invAge, int64(in.Now.Sub(h.LastSeen)/(24*time.Hour)))
 				}
 			}
 			for _, iv := range open[id] {

@@ -40,7 +40,7 @@ var BuiltinFacts = []Fact{
 	{"pending_reboots", "int", "hosts that need a reboot"},
 	{"kernel_behind", "int", "hosts running an older kernel than the newest installed"},
 	{"os_eol", "int", "hosts whose OS release is past its end of life (the shipped table)"},
-	{"inventory_age_days", "int", "days since the oldest inventory of the service's hosts was reported"},
+	{"inventory_age_days", "int", "days since the service's application inventory was uploaded (-1: none uploaded)"},
 	{"exceptions", "int", "active exceptions that name the service"},
 	{"exception_expiry_days", "int", "days to the nearest expiry of those exceptions (-1: none)"},
 	{"mttp_days", "double", "mean time to patch in days, last 90 days (0: nothing patched)"},

@@ -3,6 +3,7 @@ package scorecard
 import (
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/patchbay/patchbay/policy"
 )
@@ -86,4 +87,88 @@ type Detail struct {
 	Spec    *Spec        `json:"spec"`
 	Results []Result     `json:"results"`
 	Teams   []TeamRollup `json:"teams"`
+}
+
+// CatalogHost is a host a service runs on.
+type CatalogHost struct {
+	ID       string         `json:"id"`
+	Hostname string         `json:"hostname"`
+	OS       string         `json:"os"`
+	LastSeen time.Time      `json:"last_seen"`
+	Open     map[string]int `json:"open"`
+	Reboot   bool           `json:"reboot_required"`
+}
+
+// PatchGroup is the open findings one patch (a package to a fixed
+// version) closes.
+type PatchGroup struct {
+	Ecosystem       string   `json:"ecosystem"`
+	Package         string   `json:"package"`
+	Fixed           string   `json:"fixed"`
+	Priority        string   `json:"priority"` // the most urgent
+	Findings        int      `json:"findings"`
+	Hosts           int      `json:"hosts"`
+	Vulnerabilities []string `json:"vulnerabilities"`
+}
+
+// Touch is a rollout that touched a service's hosts.
+type Touch struct {
+	Plan     string    `json:"plan"`
+	Strategy string    `json:"strategy"`
+	State    string    `json:"state"`
+	Created  time.Time `json:"created"`
+	Hosts    int       `json:"hosts"` // of the service's
+}
+
+// ServiceView is a service's catalog page.
+type ServiceView struct {
+	Name string              `json:"name"`
+	Spec *policy.ServiceSpec `json:"spec"`
+	Team *policy.TeamSpec    `json:"team"`
+	// Facts are the built-in and pushed facts the scorecards read.
+	Facts map[string]any `json:"facts"`
+	// Custom are the pushed facts with their time.
+	Custom      []CustomFact  `json:"custom"`
+	Hosts       []CatalogHost `json:"hosts"`
+	Inventory   *InventoryAge `json:"inventory,omitempty"`
+	Patches     []PatchGroup  `json:"patches"`
+	KPI         any           `json:"kpi"`
+	Scores      []Result      `json:"scores"`
+	Initiatives []string      `json:"initiatives"`
+	Rollouts    []Touch       `json:"rollouts"`
+}
+
+// InventoryAge is a service's uploaded application inventory.
+type InventoryAge struct {
+	Packages int       `json:"packages"`
+	Uploaded time.Time `json:"uploaded"`
+	AgeDays  int       `json:"age_days"`
+}
+
+// TeamView is a team's catalog page.
+type TeamView struct {
+	Name     string           `json:"name"`
+	Spec     *policy.TeamSpec `json:"spec"`
+	Services []TeamService    `json:"services"`
+	// Rollups are its standing on each scorecard.
+	Rollups     map[string]TeamRollup `json:"rollups"`
+	Initiatives []TeamProgressOf      `json:"initiatives"`
+	KPI         any                   `json:"kpi"`
+}
+
+// TeamService is one of a team's services with its scores.
+type TeamService struct {
+	Name   string   `json:"name"`
+	Tier   int      `json:"tier"`
+	Hosts  int      `json:"hosts"`
+	Open   int      `json:"open"`
+	Scores []Result `json:"scores"`
+}
+
+// TeamProgressOf is a team's share of an initiative.
+type TeamProgressOf struct {
+	Initiative string `json:"initiative"`
+	State      string `json:"state"`
+	Target     string `json:"target"`
+	TeamProgress
 }

@@ -128,6 +128,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	s.checkpointLogged(ctx)
 	s.stepLogged(ctx, rfence)
 	s.snapshotLogged(ctx)
+	var scores scoreState
+	s.scoreIfMarked(ctx, &scores)
 	for {
 		select {
 		case <-ctx.Done():
@@ -143,6 +145,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			s.checkpointLogged(ctx)
 		case <-stepT.C:
 			s.stepLogged(ctx, rfence)
+			s.scoreIfMarked(ctx, &scores)
 			if err := s.DeliverNotifications(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("notifications", "err", err)
 			}
@@ -161,8 +164,12 @@ func (s *Server) stepLogged(ctx context.Context, fence rollout.Fence) {
 }
 
 func (s *Server) reconcileLogged(ctx context.Context) {
-	if _, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+	rr, err := s.Reconcile(ctx)
+	if err != nil && ctx.Err() == nil {
 		s.log.Warn("policy reconcile", "err", err)
+	}
+	if rr.Changed > 0 {
+		s.markScores(ctx, "findings")
 	}
 }
 
@@ -265,6 +272,9 @@ func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence, actor stri
 	r.Rematch, r.RematchSeconds = rr, time.Since(rstart).Seconds()
 	if rerr != nil {
 		return r, rerr
+	}
+	if rr.Opened+rr.Closed > 0 || r.Summary.KEV > 0 {
+		s.markScores(ctx, "findings")
 	}
 	if r.Summary.KEV+r.Summary.EPSS > 0 {
 		pstart := time.Now()

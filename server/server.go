@@ -327,6 +327,14 @@ func (s *Server) routeTable() []Route {
 		{"GET", p + "/kpi/history", auth.Viewer, s.getKPIHistory},
 		{"GET", p + "/kpi/findings", auth.Viewer, s.getFindingsAsOf},
 		{"POST", p + "/audit/checkpoint", auth.Admin, s.checkpointNow},
+		{"GET", p + "/scorecards", auth.Viewer, s.listScorecards},
+		{"GET", p + "/scorecards/{name}", auth.Viewer, s.getScorecard},
+		{"GET", p + "/initiatives", auth.Viewer, s.listInitiatives},
+		{"GET", p + "/initiatives/{name}", auth.Viewer, s.getInitiative},
+		{"GET", p + "/scores/history", auth.Viewer, s.scoreHistory},
+		{"POST", p + "/services/{name}/facts", auth.Operator, s.pushFacts},
+		{"GET", p + "/services/{name}", auth.Viewer, s.getService},
+		{"GET", p + "/teams/{name}", auth.Viewer, s.getTeam},
 	}
 }
 
