@@ -113,6 +113,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newPolicyCmds(e)...)
 	root.AddCommand(newRolloutCmds(e)...)
 	root.AddCommand(newKPICmd(e), newReportCmd(e))
+	root.AddCommand(newScorecardCmds(e)...)
 	root.AddCommand(newVersionCmd(e))
 	root.SetVersionTemplate("patchbay {{.Version}}\n")
 	strictGroups(root)

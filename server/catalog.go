@@ -232,4 +232,3 @@ func (s *Server) getTeam(w http.ResponseWriter, r *http.Request, _ *caller) erro
 	v.KPI = rep.Total
 	return writeJSON(w, http.StatusOK, v)
 }
-

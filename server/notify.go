@@ -48,6 +48,9 @@ func (s *Server) notifyTargets() []string {
 
 // slackText renders an event as one line of Slack mrkdwn.
 func slackText(n rollout.Notification) string {
+	if t, ok := scoreText(n); ok {
+		return t
+	}
 	var e rollout.PlanEvent
 	_ = json.Unmarshal(n.Payload, &e)
 	var what string

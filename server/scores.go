@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -401,3 +402,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// scoreText renders a scorecard or initiative notice as Slack text.
+func scoreText(n rollout.Notification) (string, bool) {
+	var p map[string]any
+	_ = json.Unmarshal(n.Payload, &p)
+	switch n.Event {
+	case "scorecard.level_dropped":
+		return fmt.Sprintf("patchbay: service `%v` (team %v) dropped from %v to %v on scorecard `%v`", p["service"], p["team"], orNone(p["from"]), orNone(p["to"]), p["scorecard"]), true
+	case "initiative.started":
+		return fmt.Sprintf("patchbay: initiative `%v` started: %v by %v", p["initiative"], p["scorecard"], p["target"]), true
+	case "initiative.reminder":
+		return fmt.Sprintf("patchbay: initiative `%v`: team %v has %v of %v services passing, %v days before the target %v", p["initiative"], p["team"], p["passing"], p["entities"], p["days_before"], p["target"]), true
+	case "initiative.done":
+		return fmt.Sprintf("patchbay: initiative `%v` is done", p["initiative"]), true
+	case "initiative.missed":
+		return fmt.Sprintf("patchbay: initiative `%v` *missed* its target %v", p["initiative"], p["target"]), true
+	}
+	return "", false
+}
+
+func orNone(v any) any {
+	if v == "" || v == nil {
+		return "(none)"
+	}
+	return v
+}
