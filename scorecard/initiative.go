@@ -10,7 +10,9 @@ import (
 	"github.com/patchbay/patchbay/policy"
 )
 
-// Initiative states.
+// Initiative states: draft (as written, or before its start), active to
+// its target date, then done when every selected service passes at the
+// target, missed when not.
 const (
 	StateDraft  = "draft"
 	StateActive = "active"
@@ -149,12 +151,12 @@ func stateOf(sp *InitiativeSpec, p InitiativeProgress, now time.Time) string {
 	switch {
 	case sp.State == StateDraft || now.Before(sp.Start.End().Add(-24*time.Hour)):
 		return StateDraft
+	case now.Before(sp.Target.End()):
+		return StateActive
 	case p.Passing == p.Entities:
 		return StateDone
-	case !now.Before(sp.Target.End()):
-		return StateMissed
 	}
-	return StateActive
+	return StateMissed
 }
 
 // Burnup counts, for each day from the start to now (or the target),
