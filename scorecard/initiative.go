@@ -163,6 +163,9 @@ func stateOf(sp *InitiativeSpec, p InitiativeProgress, now time.Time) string {
 // the selected services that passed at its end, from the scorecard's
 // kept records (oldest first).
 func Burnup(sp *InitiativeSpec, card *Spec, set *policy.Set, history []Record, now time.Time) []BurnPoint {
+	if now.Before(sp.Start.End().Add(-24 * time.Hour)) {
+		return nil // not started
+	}
 	sel := Selected(sp, set)
 	in := map[string]bool{}
 	for _, s := range sel {

@@ -148,6 +148,11 @@ func (u *UI) routes() {
 	page("GET /audit", u.audit)
 	page("GET /feeds", u.feeds)
 	page("GET /kpi", u.kpiPage)
+	page("GET /scorecards", u.scorecards)
+	page("GET /scorecards/{name}", u.scorecard)
+	page("GET /initiatives/{name}", u.initiative)
+	page("GET /services/{name}", u.service)
+	page("GET /teams/{name}", u.team)
 }
 
 // cacheStatic lets browsers keep the embedded assets for an hour.
