@@ -175,13 +175,13 @@ func testPolicy(t *testing.T, backend string) {
 	}
 
 	if !f.chapter("apply the example", func(t *testing.T) {
-		// 13 documents created, findings decided again in their new
+		// 15 documents created, findings decided again in their new
 		// context.
 		if code, body := f.do("POST", api.Prefix+"/policy/apply", operator, policyapi.ApplyRequest{Files: files}); code != 403 {
 			t.Errorf("apply by an operator: %d %s", code, body)
 		}
 		dry := f.apply(admin, policyapi.ApplyRequest{Files: files, DryRun: true})
-		if len(dry.Changes) != 13 || dry.Reprioritized != nil {
+		if len(dry.Changes) != 15 || dry.Reprioritized != nil {
 			t.Fatalf("dry run: %+v", dry)
 		}
 		code, body := f.do("GET", api.Prefix+"/policy", viewer, nil)
@@ -189,7 +189,7 @@ func testPolicy(t *testing.T, backend string) {
 			t.Fatalf("a dry run applied something: %s", body)
 		}
 		res := f.apply(admin, policyapi.ApplyRequest{Files: files})
-		if len(res.Changes) != 13 || res.Reprioritized == nil || res.Reprioritized.Hosts != 3 || res.Reprioritized.Changed == 0 {
+		if len(res.Changes) != 15 || res.Reprioritized == nil || res.Reprioritized.Hosts != 3 || res.Reprioritized.Changed == 0 {
 			t.Fatalf("apply: %+v %+v", res.Changes, res.Reprioritized)
 		}
 		for _, c := range res.Changes {
@@ -602,7 +602,7 @@ func testPolicy(t *testing.T, backend string) {
 		for _, e := range entries {
 			n[e.Action]++
 		}
-		if n["policy.created"] != 13 || n["policy.deleted"] != 1 {
+		if n["policy.created"] != 15 || n["policy.deleted"] != 1 {
 			t.Errorf("audit actions: %v", n)
 		}
 		if err := audit.Verify(entries, nil); err != nil {
