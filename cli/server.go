@@ -81,7 +81,7 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.replicaID, "replica-id", "", "this process's name in the leader lease (default host:pid)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
-	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions (repeatable)")
+	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions, and of initiatives and scorecard level drops (repeatable)")
 	spanVar(f, &o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
