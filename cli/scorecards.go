@@ -67,8 +67,14 @@ func newServicesCmd(e *env) *cobra.Command {
 					fmt.Fprintf(w, "member: %s %s %s\n", m.Name, m.Email, m.Chat)
 				}
 			}
+			if v.Spec.Chat != "" {
+				fmt.Fprintf(w, "chat: %s\n", v.Spec.Chat)
+			}
 			if v.Spec.Repository != "" {
 				fmt.Fprintf(w, "repository: %s\n", v.Spec.Repository)
+			}
+			for _, l := range v.Spec.Links {
+				fmt.Fprintf(w, "%s: %s\n", l.Name, l.URL)
 			}
 			fmt.Fprintf(w, "hosts: %d\n", len(v.Hosts))
 			for _, h := range v.Hosts {

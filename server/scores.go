@@ -84,7 +84,12 @@ type scoreState struct {
 	scored int64
 	wake   time.Time
 	first  bool
+	pruned time.Time
 }
+
+// scoreRetention is how long score history is kept (each service's
+// latest result is kept however old).
+const scoreRetention = 400 * 24 * time.Hour
 
 // scoreIfMarked scores when there are marks newer than the last scoring,
 // or the wake time has come, or it never scored in this term.
@@ -97,6 +102,12 @@ func (s *Server) scoreIfMarked(ctx context.Context, st *scoreState) {
 		return
 	}
 	now := s.cfg.Now()
+	if now.Sub(st.pruned) >= 24*time.Hour {
+		if err := s.db.Scores.Prune(ctx, now.Add(-scoreRetention)); err != nil && ctx.Err() == nil {
+			s.log.Warn("prune score history", "err", err)
+		}
+		st.pruned = now
+	}
 	if st.first && mark == st.scored && (st.wake.IsZero() || now.Before(st.wake)) {
 		return
 	}
