@@ -30,6 +30,12 @@ func levelOrNone(l string) string {
 	return l
 }
 
+// num is a fact's number as JSON decoded it.
+func num(v any) float64 {
+	f, _ := v.(float64)
+	return f
+}
+
 func score(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 func pct(v float64) string { return strconv.FormatFloat(100*v, 'f', 0, 64) + "%" }
@@ -83,6 +89,8 @@ func newServicesCmd(e *env) *cobra.Command {
 			if v.Inventory != nil {
 				fmt.Fprintf(w, "application inventory: %d packages, uploaded %s (%d days ago)\n", v.Inventory.Packages, v.Inventory.Uploaded.UTC().Format(time.RFC3339), v.Inventory.AgeDays)
 			}
+			fmt.Fprintf(w, "KPIs (90 days): MTTP %.1fd, SLA %s, patch success %s; %v open, %v overdue, %v in KEV\n",
+				num(v.Facts["mttp_days"]), pct(num(v.Facts["sla_compliance"])), pct(num(v.Facts["patch_success_rate"])), v.Facts["open"], v.Facts["overdue"], v.Facts["kev"])
 			fmt.Fprintf(w, "open findings by patch: %d patches\n", len(v.Patches))
 			for _, p := range v.Patches {
 				fixed := p.Fixed

@@ -85,7 +85,12 @@ type scoreState struct {
 	wake   time.Time
 	first  bool
 	pruned time.Time
+	ran    time.Time // when it last scored (the machine's clock)
 }
+
+// scoreGap is the least time between two scorings: a burst of events
+// (agents enrolling) is scored together.
+const scoreGap = 5 * time.Second
 
 // scoreRetention is how long score history is kept (each service's
 // latest result is kept however old).
@@ -108,9 +113,10 @@ func (s *Server) scoreIfMarked(ctx context.Context, st *scoreState) {
 		}
 		st.pruned = now
 	}
-	if st.first && mark == st.scored && (st.wake.IsZero() || now.Before(st.wake)) {
+	if st.first && (time.Since(st.ran) < scoreGap || mark == st.scored && (st.wake.IsZero() || now.Before(st.wake))) {
 		return
 	}
+	st.ran = time.Now()
 	o, err := s.ScoreNow(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
