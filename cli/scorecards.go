@@ -333,20 +333,25 @@ func newScoresCmd(e *env) *cobra.Command {
 	o := &clientOpts{}
 	cmd := &cobra.Command{Use: "scores", Short: "Score history: every evaluation that changed a service's result"}
 	o.flags(cmd)
-	var service, card, since string
+	var service, team, card, since string
 	history := &cobra.Command{
-		Use:   "history --service S",
-		Short: "List a service's score history, oldest first",
+		Use:   "history (--service S | --team T)",
+		Short: "List a service's (or a team's services') score history, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if service == "" {
-				return fmt.Errorf("--service: required")
+			if (service == "") == (team == "") {
+				return fmt.Errorf("--service or --team: give one")
 			}
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			q := url.Values{"service": {service}}
+			q := url.Values{}
+			if service != "" {
+				q.Set("service", service)
+			} else {
+				q.Set("team", team)
+			}
 			if card != "" {
 				q.Set("scorecard", card)
 			}
@@ -360,18 +365,19 @@ func newScoresCmd(e *env) *cobra.Command {
 			if o.data() {
 				return printData(e.stdout, o.output, recs)
 			}
-			tb := table.New(table.Column{Name: "TIME"}, table.Column{Name: "SCORECARD"}, table.Column{Name: "LEVEL"}, right("SCORE"), table.Column{Name: "FAILING", Shrink: 1, Min: 10})
+			tb := table.New(table.Column{Name: "TIME"}, table.Column{Name: "SCORECARD"}, table.Column{Name: "SERVICE"}, table.Column{Name: "LEVEL"}, right("SCORE"), table.Column{Name: "FAILING", Shrink: 1, Min: 10})
 			for _, r := range recs {
 				var f []string
 				for _, rr := range r.Failing() {
 					f = append(f, rr.Rule)
 				}
-				tb.Row(r.At.UTC().Format(time.RFC3339), r.Scorecard, levelOrNone(r.Level), score(r.Score), strings.Join(f, ", "))
+				tb.Row(r.At.UTC().Format(time.RFC3339), r.Scorecard, r.Entity, levelOrNone(r.Level), score(r.Score), strings.Join(f, ", "))
 			}
 			return e.writeTable(tb, o.wide)
 		},
 	}
-	history.Flags().StringVar(&service, "service", "", "the service (required)")
+	history.Flags().StringVar(&service, "service", "", "the service")
+	history.Flags().StringVar(&team, "team", "", "the team's services instead")
 	history.Flags().StringVar(&card, "scorecard", "", "only this scorecard")
 	history.Flags().StringVar(&since, "since", "", "only this recent: 90d, 12w, 13m or a duration")
 	cmd.AddCommand(history)

@@ -58,7 +58,8 @@ func TestScorecardCommands(t *testing.T) {
 		{[]string{"scorecards", "show", "patch-hygiene", "--team", "payments"}, []string{"checkout", "silver", "ci-coverage", "payments"}},
 		{[]string{"initiatives", "list"}, []string{"q1-silver", "level silver", "2027-03-31"}},
 		{[]string{"initiatives", "show", "q1-silver"}, []string{"Initiative q1-silver: level silver on patch-hygiene", "team payments"}},
-		{[]string{"scores", "history", "--service", "billing-api"}, []string{"patch-hygiene", "gold"}},
+		{[]string{"scores", "history", "--service", "billing-api"}, []string{"patch-hygiene", "billing-api", "gold"}},
+		{[]string{"scores", "history", "--team", "platform"}, []string{"reporting", "gold"}},
 		{[]string{"services", "show", "checkout"}, []string{"Service checkout: team payments, tier 1, internet", "contact: #payments-oncall", "chat: #checkout", "runbook: https://wiki.example.com/payments/checkout/runbook", "scorecard patch-hygiene: silver", "failing ci-coverage (gold): Push the test coverage", "initiatives: q1-silver", "KPIs (90 days): MTTP 0.0d, SLA 100%, patch success 100%; 0 open"}},
 		{[]string{"teams", "show", "payments", "-o", "yaml"}, []string{"name: payments", "rollups:", "patch-hygiene:"}},
 	} {

@@ -330,9 +330,9 @@ func (s *Server) getInitiative(w http.ResponseWriter, r *http.Request, _ *caller
 
 func (s *Server) scoreHistory(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	q := r.URL.Query()
-	svc, card := q.Get("service"), q.Get("scorecard")
-	if svc == "" {
-		return errBadRequest("service: required", "query.service")
+	svc, card, team := q.Get("service"), q.Get("scorecard"), q.Get("team")
+	if (svc == "") == (team == "") {
+		return errBadRequest("service or team: give one", "query.service")
 	}
 	since := time.Time{}
 	if v := q.Get("since"); v != "" {
@@ -345,6 +345,22 @@ func (s *Server) scoreHistory(w http.ResponseWriter, r *http.Request, _ *caller)
 	set, err := s.Policy(r.Context())
 	if err != nil {
 		return err
+	}
+	if team != "" {
+		if set.TeamOf(team) == nil {
+			return errNotFound(fmt.Sprintf("no Team named %q", team))
+		}
+		// A team's history is its services' (the roll-up of any moment
+		// is the average and worst of its services' latest records).
+		h, err := s.db.Scores.History(r.Context(), card, "", since)
+		if err != nil {
+			return err
+		}
+		h = slices.DeleteFunc(h, func(rec scorecard.Record) bool {
+			sp := set.Service(rec.Entity)
+			return sp == nil || sp.Owner != team
+		})
+		return writeJSON(w, http.StatusOK, h)
 	}
 	if set.Service(svc) == nil {
 		return errNotFound(fmt.Sprintf("no Service named %q", svc))
