@@ -314,8 +314,8 @@ func testPolicy(t *testing.T, backend string) {
 			{Name: "teams.yaml", Content: changedTeam}, {Name: "services.yaml", Content: strings.Replace(exampleFile(t, files, "services.yaml"), "tier: 3", "tier: three", 1) + "\nstatus: x\n"}}})
 		e := errOf(body)
 		if code != 400 || e.Code != api.CodeInvalidPolicy || len(e.Problems) != 2 ||
-			e.Problems[0].Error() != `services.yaml:23:9: spec.tier: want an integer, got the string "three"` ||
-			e.Problems[1].Error() != "services.yaml:38:1: status: unknown field (want one of apiVersion, kind, metadata, spec)" {
+			e.Problems[0].Error() != `services.yaml:29:9: spec.tier: want an integer, got the string "three"` ||
+			e.Problems[1].Error() != "services.yaml:44:1: status: unknown field (want one of apiVersion, kind, metadata, spec)" {
 			t.Errorf("invalid apply: %d %s", code, body)
 		}
 		// A reference to a missing team fails the whole apply too.
