@@ -59,6 +59,13 @@ func (s *Server) scoreInputs(ctx context.Context) (scorecard.Inputs, error) {
 // ScoreNow scores every service on every scorecard (what the leader does
 // when something changed), keeping what changed and queueing notices.
 func (s *Server) ScoreNow(ctx context.Context) (scorecard.Outcome, error) {
+	set, err := s.Policy(ctx)
+	if err != nil {
+		return scorecard.Outcome{}, fmt.Errorf("score: %w", err)
+	}
+	if !slices.ContainsFunc(set.Documents(), func(d *policy.Document) bool { return d.Kind == scorecard.KindScorecard }) {
+		return scorecard.Outcome{}, nil // nothing to score: read nothing
+	}
 	in, err := s.scoreInputs(ctx)
 	if err != nil {
 		return scorecard.Outcome{}, fmt.Errorf("score: %w", err)
