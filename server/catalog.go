@@ -124,10 +124,10 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// rolloutsTouching are the plans that named the service or any of its hosts,
-// newest first.
+// rolloutsTouching are the plans, of the newest 50, that named the
+// service or any of its hosts, newest first.
 func (s *Server) rolloutsTouching(ctx context.Context, name string, ids map[string]bool) ([]scorecard.Touch, error) {
-	rows, err := s.db.Rollouts.Plans(ctx, 200)
+	rows, err := s.db.Rollouts.Plans(ctx, 50)
 	if err != nil {
 		return nil, err
 	}
