@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -35,9 +38,19 @@ func TestScorecardsPostgres(t *testing.T) { t.Parallel(); testScorecards(t, "pos
 func testScorecards(t *testing.T, backend string) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2027, 1, 5, 9, 0, 0, 0, time.UTC)}
+	var mu sync.Mutex
+	var texts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Text string }
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		texts = append(texts, m.Text)
+		mu.Unlock()
+	}))
+	defer hook.Close()
 	f := newFixture(t, backend, func(c *server.Config) {
 		c.Now = clk.Now
-		c.Webhooks = []server.Webhook{{Name: "chat", URL: "http://127.0.0.1:18250/hook", Format: "json"}}
+		c.Webhooks = []server.Webhook{{Name: "chat", URL: hook.URL, Format: "slack"}}
 	})
 	admin, operator, viewer := f.api(auth.Admin), f.api(auth.Operator), f.api(auth.Viewer)
 	f.apply(admin, policyapi.ApplyRequest{Files: exampleFiles(t)})
@@ -183,6 +196,23 @@ func testScorecards(t *testing.T, backend string) {
 	}
 	if p := progress(); p.State != "missed" {
 		t.Errorf("state after the target: %s", p.State)
+	}
+	// The webhook deliveries, in Slack's format.
+	if err := f.srv.DeliverNotifications(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	all := strings.Join(texts, "\n")
+	mu.Unlock()
+	for _, want := range []string{
+		"patchbay: initiative `q1-silver` started: patch-hygiene by 2027-03-31",
+		"patchbay: service `checkout` (team payments) dropped from silver to bronze on scorecard `patch-hygiene`",
+		"patchbay: initiative `q1-silver`: team payments has 1 of 2 services passing, 14 days before the target 2027-03-31",
+		"patchbay: initiative `q1-silver` *missed* its target 2027-03-31",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no %q among the deliveries:\n%s", want, all)
+		}
 	}
 
 	// The catalog.
