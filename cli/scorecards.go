@@ -162,6 +162,11 @@ func newTeamsCmd(e *env) *cobra.Command {
 			for _, i := range v.Initiatives {
 				fmt.Fprintf(w, "initiative %s (%s, target %s): %d of %d passing\n", i.Initiative, i.State, i.Target, i.Passing, i.Entities)
 			}
+			if k, ok := v.KPI.(map[string]any); ok {
+				open, _ := k["open"].(map[string]any)
+				sla, _ := k["sla"].(map[string]any)
+				fmt.Fprintf(w, "KPIs (90 days): %v open, %v overdue; SLA %v of %v due on time\n", open["count"], open["overdue"], sla["on_time"], sla["due"])
+			}
 			return nil
 		},
 	}

@@ -62,6 +62,7 @@ func TestScorecardCommands(t *testing.T) {
 		{[]string{"scores", "history", "--team", "platform"}, []string{"reporting", "gold"}},
 		{[]string{"services", "show", "checkout"}, []string{"Service checkout: team payments, tier 1, internet", "contact: #payments-oncall", "chat: #checkout", "runbook: https://wiki.example.com/payments/checkout/runbook", "scorecard patch-hygiene: silver", "failing ci-coverage (gold): Push the test coverage", "initiatives: q1-silver", "KPIs (90 days): MTTP 0.0d, SLA 100%, patch success 100%; 0 open"}},
 		{[]string{"teams", "show", "payments", "-o", "yaml"}, []string{"name: payments", "rollups:", "patch-hygiene:"}},
+		{[]string{"teams", "show", "payments"}, []string{"Team payments, contact #payments-oncall", "checkout", "billing-api", "scorecard patch-hygiene: average", "KPIs (90 days): 0 open, 0 overdue"}},
 	} {
 		code, stdout, stderr := runWidth(t, data, 200, c.args...)
 		if code != ExitOK {
