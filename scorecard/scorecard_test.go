@@ -352,6 +352,13 @@ func TestExemptionExpires(t *testing.T) {
 	if o.Changed != 1 || len(h) != 2 || h[1].Rules[0].Exempt != "" || h[1].Score != 45.5 {
 		t.Errorf("after the expiry: %+v %+v", o, h)
 	}
+	if n := st.notices["exemption/hygiene/no-kev/web/2027-01-12"]; n.Event != "scorecard.exemption_expired" || len(st.order) != 1 {
+		t.Errorf("expiry notice: %+v %v", n, st.order)
+	}
+	scorecard.Score(context.Background(), st, in, nil)
+	if len(st.order) != 1 {
+		t.Errorf("the expiry noticed twice: %v", st.order)
+	}
 }
 
 const initiative = `---

@@ -108,6 +108,12 @@ func Score(ctx context.Context, st Store, in Inputs, targets []string) (Outcome,
 	current := map[string][]Result{}
 	for _, c := range cards {
 		o.wake(c.NextExpiry(in.Now), in.Now)
+		for _, e := range c.Spec.Exemptions {
+			if !in.Now.Before(e.Expires.End()) {
+				notices = append(notices, Notice{Key: fmt.Sprintf("exemption/%s/%s/%s/%s", c.Name, e.Rule, e.Service, e.Expires), Event: "scorecard.exemption_expired",
+					Subject: c.Name, Payload: map[string]any{"scorecard": c.Name, "rule": e.Rule, "service": e.Service, "expired": e.Expires.String(), "approver": e.Approver, "reason": e.Reason}})
+			}
+		}
 		for _, svc := range Services(in.Set) {
 			if err := ctx.Err(); err != nil {
 				return o, err

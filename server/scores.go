@@ -453,6 +453,8 @@ func scoreText(n rollout.Notification) (string, bool) {
 		return fmt.Sprintf("patchbay: initiative `%v` started: %v by %v", p["initiative"], p["scorecard"], p["target"]), true
 	case "initiative.reminder":
 		return fmt.Sprintf("patchbay: initiative `%v`: team %v has %v of %v services passing, %v days before the target %v", p["initiative"], p["team"], p["passing"], p["entities"], p["days_before"], p["target"]), true
+	case "scorecard.exemption_expired":
+		return fmt.Sprintf("patchbay: the exemption of service `%v` from rule `%v` of scorecard `%v` expired on %v (approved by %v)", p["service"], p["rule"], p["scorecard"], p["expired"], p["approver"]), true
 	case "initiative.done":
 		return fmt.Sprintf("patchbay: initiative `%v` is done", p["initiative"]), true
 	case "initiative.missed":

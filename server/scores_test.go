@@ -127,6 +127,11 @@ func testScorecards(t *testing.T, backend string) {
 	if len(f.auditOf("facts.push")) != 1 {
 		t.Errorf("push not audited")
 	}
+	defer func() {
+		if n := len(f.auditOf("scorecard.exemption_expired")); n != 1 {
+			t.Errorf("exemption expiries audited: %d", n)
+		}
+	}()
 	if o := score(); o.Changed != 1 {
 		t.Errorf("after the push: %+v", o)
 	}
@@ -191,7 +196,7 @@ func testScorecards(t *testing.T, backend string) {
 	clk.Set(time.Date(2027, 4, 2, 0, 0, 0, 0, time.UTC))
 	score()
 	want(results("patch-hygiene")["reporting"], "silver", 92.9)
-	if ev := events(); ev["initiative.missed"] != 1 || ev["scorecard.level_dropped"] != 2 {
+	if ev := events(); ev["initiative.missed"] != 1 || ev["scorecard.level_dropped"] != 2 || ev["scorecard.exemption_expired"] != 1 {
 		t.Errorf("events after the target: %v", ev)
 	}
 	if p := progress(); p.State != "missed" {
@@ -209,6 +214,7 @@ func testScorecards(t *testing.T, backend string) {
 		"patchbay: service `checkout` (team payments) dropped from silver to bronze on scorecard `patch-hygiene`",
 		"patchbay: initiative `q1-silver`: team payments has 1 of 2 services passing, 14 days before the target 2027-03-31",
 		"patchbay: initiative `q1-silver` *missed* its target 2027-03-31",
+		"patchbay: the exemption of service `reporting` from rule `ci-coverage` of scorecard `patch-hygiene` expired on 2027-03-31 (approved by carol@example.com)",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no %q among the deliveries:\n%s", want, all)

@@ -206,6 +206,15 @@ func (s *Store) Notify(ctx context.Context, n scorecard.Notice, targets []string
 		if err != nil {
 			return err
 		}
+		// Every notice is audited: an exemption's expiry, a level drop,
+		// an initiative's start, reminders and end.
+		digest, err := audit.DigestOf(n.Payload)
+		if err != nil {
+			return err
+		}
+		if _, err := s.Audit.AppendTx(ctx, tx, "server", n.Event, "scorecard/"+n.Subject, digest); err != nil {
+			return err
+		}
 		for _, t := range targets {
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO notifications(event, subject, target, payload, created_at, next_at) VALUES(?,?,?,?,?,?)`),
 				n.Event, n.Subject, t, string(b), unixnano.From(now), unixnano.From(now)); err != nil {
