@@ -53,7 +53,13 @@ kind: Service
 metadata: {name: shop}
 spec: {owner: shopfront, tier: 1, exposure: internet, hosts: env=prod, repository: "https://git.example.com/shop"}
 `
-	card := strings.Replace(string(example), "service: reporting", "service: shop", 1)
+	// The example's dates (a 2027 quarter) are moved to the fixture's
+	// clock, so that the pages are the same whatever the real date: the
+	// quarter began yesterday and ends in 89 days, with the exemption.
+	day := f.clock.now().UTC().Truncate(24 * time.Hour)
+	card := strings.NewReplacer("service: reporting", "service: shop",
+		"start: 2027-01-01", "start: "+day.AddDate(0, 0, -1).Format(time.DateOnly),
+		"2027-03-31", day.AddDate(0, 0, 89).Format(time.DateOnly)).Replace(string(example))
 	f.apiDo("POST", "/policy/apply", policyapi.ApplyRequest{Files: []policyapi.PolicyFile{{Name: "catalog.yaml", Content: catalog}, {Name: "scorecards.yaml", Content: card}}}, nil)
 	for i := range 2 {
 		if i > 0 {
