@@ -48,6 +48,7 @@ type serverOpts struct {
 	logLevel        string
 	debugListen     string
 	webhooks        []string
+	teamWebhooks    bool
 	stepInterval    time.Duration
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
@@ -82,6 +83,7 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
 	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions, and of initiatives and scorecard level drops (repeatable)")
+	f.BoolVar(&o.teamWebhooks, "team-webhooks", false, "also notify a team's own webhook (its Team document's spec.webhook, generic JSON) of its initiative reminders and scorecard level drops")
 	spanVar(f, &o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
@@ -184,7 +186,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, ReplicaID: o.replicaID, AuditKey: key, JobKey: jobKey,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
-		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now})
+		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now, TeamWebhooks: o.teamWebhooks})
 	if err != nil {
 		return fail(err)
 	}

@@ -34,6 +34,9 @@ type Inputs struct {
 	// Stale: a host not seen for this long has an agent not reporting.
 	Stale time.Duration
 	Now   time.Time
+	// TeamWebhooks: a team's own webhook (its Team document's) receives
+	// the notices about the team, besides the server's webhooks.
+	TeamWebhooks bool
 }
 
 // Services are the catalog's service names, in order.

@@ -230,7 +230,7 @@ func initiativeNotices(name string, sp *InitiativeSpec, p InitiativeProgress, no
 		for _, t := range p.Teams {
 			if t.Passing < t.Entities {
 				out = append(out, Notice{Key: fmt.Sprintf("initiative/%s/remind/%d/%s", name, d, t.Team), Event: "initiative.reminder", Subject: name,
-					Payload: with("team", t.Team, "days_before", d, "passing", t.Passing, "entities", t.Entities)})
+					Payload: with("team", t.Team, "days_before", d, "passing", t.Passing, "entities", t.Entities), Team: t.Team})
 			}
 		}
 	}

@@ -22,7 +22,13 @@ type Notice struct {
 	Event   string
 	Subject string
 	Payload any
+	// Team is the team the notice is about (a reminder, a level drop):
+	// its own webhook, if its Team document has one, receives it too.
+	Team string
 }
+
+// TeamTarget is the notification target of a team's own webhook.
+func TeamTarget(team string) string { return "team:" + team }
 
 // Store keeps scores, pushed facts and the once-only notices.
 type Store interface {
@@ -128,7 +134,7 @@ func Score(ctx context.Context, st Store, in Inputs, targets []string) (Outcome,
 			recs = append(recs, Record{Result: r, At: in.Now})
 			if had && c.Spec.levelIndex(r.Level) < c.Spec.levelIndex(p.Level) {
 				notices = append(notices, Notice{Key: fmt.Sprintf("drop/%s/%s/%d", c.Name, svc, in.Now.UnixNano()), Event: "scorecard.level_dropped",
-					Subject: c.Name, Payload: map[string]any{"scorecard": c.Name, "service": svc, "from": p.Level, "to": r.Level, "team": in.Set.Service(svc).Owner}})
+					Subject: c.Name, Payload: map[string]any{"scorecard": c.Name, "service": svc, "from": p.Level, "to": r.Level, "team": in.Set.Service(svc).Owner}, Team: in.Set.Service(svc).Owner})
 			}
 		}
 	}
@@ -159,7 +165,11 @@ func Score(ctx context.Context, st Store, in Inputs, targets []string) (Outcome,
 		notices = append(notices, initiativeNotices(n, sp, p, in.Now)...)
 	}
 	for _, nt := range notices {
-		queued, err := st.Notify(ctx, nt, targets, in.Now)
+		to := targets
+		if ts := in.Set.TeamOf(nt.Team); in.TeamWebhooks && nt.Team != "" && ts != nil && ts.Webhook != "" {
+			to = append(slices.Clip(targets), TeamTarget(nt.Team))
+		}
+		queued, err := st.Notify(ctx, nt, to, in.Now)
 		if err != nil {
 			return o, err
 		}

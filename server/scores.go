@@ -18,7 +18,7 @@ import (
 // scoreInputs reads what every service's facts are computed from.
 func (s *Server) scoreInputs(ctx context.Context) (scorecard.Inputs, error) {
 	now := s.cfg.Now()
-	in := scorecard.Inputs{Now: now, Stale: s.cfg.AgentStale, KEV: map[string]bool{}, KPI: map[string]kpi.Figures{}}
+	in := scorecard.Inputs{Now: now, Stale: s.cfg.AgentStale, TeamWebhooks: s.cfg.TeamWebhooks, KEV: map[string]bool{}, KPI: map[string]kpi.Figures{}}
 	set, err := s.Policy(ctx)
 	if err != nil {
 		return in, err

@@ -3,8 +3,11 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,12 +51,30 @@ func testScorecards(t *testing.T, backend string) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
+	// payments' own webhook (its Team document's) receives its reminders
+	// and drops, in the generic JSON format.
+	var teamEvents []string
+	teamHook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		teamEvents = append(teamEvents, fmt.Sprintf("%s %v", r.Header.Get("X-Patchbay-Event"), m["team"]))
+		mu.Unlock()
+	}))
+	defer teamHook.Close()
 	f := newFixture(t, backend, func(c *server.Config) {
 		c.Now = clk.Now
 		c.Webhooks = []server.Webhook{{Name: "chat", URL: hook.URL, Format: "slack"}}
+		c.TeamWebhooks = true
 	})
 	admin, operator, viewer := f.api(auth.Admin), f.api(auth.Operator), f.api(auth.Viewer)
-	f.apply(admin, policyapi.ApplyRequest{Files: exampleFiles(t)})
+	files := exampleFiles(t)
+	for i := range files {
+		if path.Base(files[i].Name) == "teams.yaml" {
+			files[i].Content = strings.Replace(files[i].Content, "https://hooks.example.com/patchbay/payments", teamHook.URL, 1)
+		}
+	}
+	f.apply(admin, policyapi.ApplyRequest{Files: files})
 	facts := factsOf("web-1", "m-web-1")
 	facts.OSVersion, facts.Ecosystem = "10", "Debian:10" // buster: past its end of life
 	facts.Labels = map[string]string{"env": "prod", "role": "web"}
@@ -172,7 +193,9 @@ func testScorecards(t *testing.T, backend string) {
 	events := func() map[string]int {
 		out := map[string]int{}
 		for _, n := range f.notifications(viewer, "") {
-			out[n.Event]++
+			if n.Target == "chat" {
+				out[n.Event]++
+			}
 		}
 		return out
 	}
@@ -208,6 +231,10 @@ func testScorecards(t *testing.T, backend string) {
 	}
 	mu.Lock()
 	all := strings.Join(texts, "\n")
+	slices.Sort(teamEvents)
+	if got := strings.Join(teamEvents, ", "); got != "initiative.reminder payments, initiative.reminder payments, scorecard.level_dropped payments" {
+		t.Errorf("payments' webhook received: %s", got)
+	}
 	mu.Unlock()
 	for _, want := range []string{
 		"patchbay: initiative `q1-silver` started: patch-hygiene by 2027-03-31",

@@ -88,8 +88,12 @@ type Config struct {
 	// delay (doubled at each retry).
 	// AgentStale: a host not seen (check-in or job poll) for this long
 	// has no active agent; a rollout reports it as no_agent.
-	AgentStale    time.Duration
-	Webhooks      []Webhook
+	AgentStale time.Duration
+	Webhooks   []Webhook
+	// TeamWebhooks: a team's own webhook (its Team document's) is notified
+	// of its initiative reminders and level drops too (an opt-in: policy
+	// documents then choose where the server posts).
+	TeamWebhooks  bool
 	NotifyBackoff time.Duration
 	// KPIRetention is how long the KPI history is kept (0: 400 days).
 	KPIRetention time.Duration
