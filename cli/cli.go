@@ -115,6 +115,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newRolloutCmds(e)...)
 	root.AddCommand(newSchedulesCmd(e))
 	root.AddCommand(newKPICmd(e), newReportCmd(e))
+	root.AddCommand(newScorecardCmds(e)...)
 	root.AddCommand(newVersionCmd(e))
 	root.AddCommand(newInitCmd(e))
 	root.SetVersionTemplate("patchbay {{.Version}}\n")

@@ -217,15 +217,15 @@ func TestQuickstartAndClients(t *testing.T) {
 	// Policy as code: validate, dry run, apply, round trip, diff, explain,
 	// delete, history.
 	example := filepath.Join("..", "docs", "policy-example")
-	if code, stdout, stderr = run(t, data, "policy", "validate", "-f", example); code != 0 || stdout != "14 documents in 7 files: valid\n" {
+	if code, stdout, stderr = run(t, data, "policy", "validate", "-f", example); code != 0 || stdout != "16 documents in 8 files: valid\n" {
 		t.Errorf("policy validate: %d %q %s", code, stdout, stderr)
 	}
 	code, stdout, stderr = run(t, data, "apply", "-f", example, "--dry-run")
-	if code != 0 || !strings.Contains(stdout, "Service/checkout would be created\n") || !strings.Contains(stderr, "14 would be created, 0 would change, 0 unchanged, 0 would be deleted (nothing applied)") {
+	if code != 0 || !strings.Contains(stdout, "Service/checkout would be created\n") || !strings.Contains(stderr, "16 would be created, 0 would change, 0 unchanged, 0 would be deleted (nothing applied)") {
 		t.Fatalf("apply --dry-run: %d\n%s\n%s", code, stdout, stderr)
 	}
 	code, stdout, stderr = run(t, data, "apply", "-f", example)
-	if code != 0 || !strings.Contains(stderr, "14 created, 0 changed, 0 unchanged, 0 deleted; findings decided again") {
+	if code != 0 || !strings.Contains(stderr, "16 created, 0 changed, 0 unchanged, 0 deleted; findings decided again") {
 		t.Fatalf("apply: %d\n%s\n%s", code, stdout, stderr)
 	}
 	code, yml, stderr := run(t, data, "get", "services", "-o", "yaml")
@@ -245,13 +245,13 @@ func TestQuickstartAndClients(t *testing.T) {
 	if code, stdout, _ = run(t, data, "get", "service", "reporting"); code != 0 || !regexp.MustCompile(`(?m)^Service\s+reporting\s+1\s`).MatchString(stdout) {
 		t.Errorf("diff applied something: %s", stdout)
 	}
-	if code, stdout, stderr = run(t, data, "diff", "-f", example); code != ExitOK || stdout != "" || !strings.HasPrefix(stderr, "0 would be created, 0 would change, 14 unchanged") {
+	if code, stdout, stderr = run(t, data, "diff", "-f", example); code != ExitOK || stdout != "" || !strings.HasPrefix(stderr, "0 would be created, 0 would change, 16 unchanged") {
 		t.Errorf("diff without differences: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  owner: payments\n  tier: 9\n  exposure: internet\n  team: x\n"), 0o644)
 	code, _, stderr = run(t, data, "apply", "-f", example, "-f", bad)
-	if code != ExitError || !strings.Contains(stderr, "1 problem(s); nothing applied:\n"+bad+":9:3: spec.team: unknown field (want one of description, owner, tier, exposure, hosts, repository)") {
+	if code != ExitError || !strings.Contains(stderr, "1 problem(s); nothing applied:\n"+bad+":9:3: spec.team: unknown field (want one of description, owner, tier, exposure, hosts, repository, chat, links)") {
 		t.Errorf("invalid apply: %d %s", code, stderr)
 	}
 	os.WriteFile(bad, []byte("apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  owner: nobody\n  tier: 2\n  exposure: internet\n"), 0o644)

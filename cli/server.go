@@ -49,6 +49,7 @@ type serverOpts struct {
 	logLevel        string
 	debugListen     string
 	webhooks        []string
+	teamWebhooks    bool
 	stepInterval    time.Duration
 	leaseTTL        time.Duration
 	emergencyEvery  time.Duration
@@ -91,7 +92,8 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.replicaID, "replica-id", "", "this process's name in the leader lease (default host:pid)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
-	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions (repeatable)")
+	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions, and of initiatives and scorecard level drops (repeatable)")
+	f.BoolVar(&o.teamWebhooks, "team-webhooks", false, "also notify a team's own webhook (its Team document's spec.webhook, generic JSON) of its initiative reminders and scorecard level drops")
 	spanVar(f, &o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
 	spanVar(f, &o.leaseTTL, "lease-ttl", 15*time.Second, "the leader lease's time to live: how long replicas wait for a leader that stopped answering")
 	spanVar(f, &o.emergencyEvery, "emergency-every", time.Minute, "how often the leader looks for new emergency patches of the PatchSchedules with an emergency lane")
@@ -221,7 +223,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now,
 		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL, AlertWindow: o.alertWindow, Backup: sched,
-		LeaseTTL: o.leaseTTL, EmergencyEvery: o.emergencyEvery})
+		LeaseTTL: o.leaseTTL, EmergencyEvery: o.emergencyEvery, TeamWebhooks: o.teamWebhooks})
 	if err != nil {
 		return fail(err)
 	}

@@ -7,14 +7,17 @@ package kinds
 import (
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/rollout"
+	"github.com/patchbay/patchbay/scorecard"
 )
 
 // All are every kind: the policy documents (Team, Service, HostGroup,
 // Policy, Exception) and the rollout documents (MaintenanceWindow,
-// ApprovalRule, RolloutStrategy, PatchPlan, PatchSchedule).
+// ApprovalRule, RolloutStrategy, PatchPlan, PatchSchedule) and the scorecard
+// documents (Scorecard, Initiative).
 func All() policy.Kinds {
 	return policy.NewKinds(
 		policy.OwnKinds(),
 		rollout.Kinds(),
+		scorecard.Kinds(),
 	)
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestAllKinds(t *testing.T) {
-	want := []string{"ApprovalRule", "Exception", "HostGroup", "MaintenanceWindow", "PatchPlan", "PatchSchedule", "Policy", "RolloutStrategy", "Service", "Team"}
+	want := []string{"ApprovalRule", "Exception", "HostGroup", "Initiative", "MaintenanceWindow", "PatchPlan", "PatchSchedule", "Policy", "RolloutStrategy", "Scorecard", "Service", "Team"}
 	if got := kinds.All().Names(); !slices.Equal(got, want) {
 		t.Fatalf("kinds = %v, want %v", got, want)
 	}
@@ -21,7 +21,7 @@ func TestAllKinds(t *testing.T) {
 			t.Errorf("Canonical(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := kinds.All().Canonical("scorecard"); err == nil || !strings.Contains(err.Error(), "want one of ApprovalRule, Exception") {
+	if _, err := kinds.All().Canonical("widget"); err == nil || !strings.Contains(err.Error(), "want one of ApprovalRule, Exception") {
 		t.Errorf("unknown kind: %v", err)
 	}
 }

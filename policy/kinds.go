@@ -87,6 +87,16 @@ type ServiceSpec struct {
 	Hosts Selector `yaml:"hosts,omitempty" json:"hosts,omitzero"`
 	// Repository is where its code lives, for people.
 	Repository string `yaml:"repository,omitempty" json:"repository,omitempty"`
+	// Chat is the service's own channel, when it has one beside its
+	// team's contact; Links are where people look (runbook, dashboards).
+	Chat  string `yaml:"chat,omitempty" json:"chat,omitempty"`
+	Links []Link `yaml:"links,omitempty" json:"links,omitempty"`
+}
+
+// Link is a named URL of a service.
+type Link struct {
+	Name string `yaml:"name" json:"name" policy:"required"`
+	URL  string `yaml:"url" json:"url" policy:"required"`
 }
 
 func (s *ServiceSpec) Check(c *Checker) {
@@ -95,6 +105,9 @@ func (s *ServiceSpec) Check(c *Checker) {
 	}
 	if levelOf(exposureLevels, s.Exposure) < 0 {
 		c.errorf("spec.exposure", "%q: want %s", s.Exposure, oneOf(exposureLevels))
+	}
+	for i, l := range s.Links {
+		checkURL(c, fmt.Sprintf("spec.links[%d].url", i), l.URL)
 	}
 }
 

@@ -169,6 +169,7 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 	kind := "unchanged"
 	if factsChanged {
 		kind = "facts"
+		s.markScores(ctx, "host facts")
 	}
 	if updChanged {
 		if err := s.db.Fleet.SetUpdates(ctx, hostID, rep.UpdatesHash, *rep.Updates); err != nil {
@@ -198,6 +199,7 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request, c *caller) erro
 		s.metrics.ingestRows.Add(float64(len(*rep.Inventory)))
 		s.metrics.ingestSeconds.Observe(time.Since(start).Seconds())
 		resp.Inventory, kind = "stored", "inventory"
+		s.markScores(ctx, "inventory")
 		resp.Open, resp.Opened, resp.Closed = res.Findings, res.Opened, res.Closed
 	}
 	// Labels the agent reports are part of the host's context: when they

@@ -320,6 +320,7 @@ func (s *Server) jobResult(w http.ResponseWriter, r *http.Request, c *caller) er
 		return err
 	}
 	s.metrics.jobResults.WithLabelValues(string(res.Outcome)).Inc()
+	s.markScores(r.Context(), "rollout result")
 	s.wakeScheduler()
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "recorded"})
 }

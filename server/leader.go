@@ -133,6 +133,8 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	s.scheduleLogged(ctx, rfence)
 	s.stepLogged(ctx, rfence)
 	s.snapshotLogged(ctx)
+	var scores scoreState
+	s.scoreIfMarked(ctx, &scores)
 	for {
 		select {
 		case <-ctx.Done():
@@ -149,6 +151,7 @@ func (s *Server) lead(ctx context.Context, term int64) {
 		case <-stepT.C:
 			s.scheduleLogged(ctx, rfence)
 			s.stepLogged(ctx, rfence)
+			s.scoreIfMarked(ctx, &scores)
 			if err := s.DeliverNotifications(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("notifications", "err", err)
 			}
@@ -172,8 +175,12 @@ func (s *Server) stepLogged(ctx context.Context, fence rollout.Fence) {
 }
 
 func (s *Server) reconcileLogged(ctx context.Context) {
-	if _, err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+	rr, err := s.Reconcile(ctx)
+	if err != nil && ctx.Err() == nil {
 		s.log.Warn("policy reconcile", "err", err)
+	}
+	if rr.Changed > 0 {
+		s.markScores(ctx, "findings")
 	}
 }
 
@@ -276,6 +283,9 @@ func (s *Server) refreshFeeds(ctx context.Context, fence fleet.Fence, actor stri
 	r.Rematch, r.RematchSeconds = rr, time.Since(rstart).Seconds()
 	if rerr != nil {
 		return r, rerr
+	}
+	if rr.Opened+rr.Closed > 0 || r.Summary.KEV > 0 {
+		s.markScores(ctx, "findings")
 	}
 	if r.Summary.KEV+r.Summary.EPSS > 0 {
 		pstart := time.Now()

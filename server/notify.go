@@ -56,6 +56,9 @@ func slackText(n rollout.Notification) string {
 		_ = json.Unmarshal(n.Payload, &b)
 		return fmt.Sprintf("patchbay: *backup failed* into %s: %s", b.Dir, b.Error)
 	}
+	if t, ok := scoreText(n); ok {
+		return t
+	}
 	var e rollout.PlanEvent
 	_ = json.Unmarshal(n.Payload, &e)
 	var what string
@@ -105,6 +108,12 @@ func (s *Server) DeliverNotifications(ctx context.Context) error {
 				hook = &s.cfg.Webhooks[i]
 			}
 		}
+		if team, ok := strings.CutPrefix(n.Target, "team:"); ok && hook == nil && s.cfg.TeamWebhooks {
+			hook, err = s.teamWebhook(ctx, team)
+			if err != nil {
+				return err
+			}
+		}
 		if hook == nil {
 			if err := s.db.Rollouts.Attempted(ctx, n.ID, now, 0, "no webhook named "+n.Target+" is configured", false, time.Time{}); err != nil {
 				return err
@@ -126,6 +135,20 @@ func (s *Server) DeliverNotifications(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// teamWebhook is the webhook of a team's Team document (generic JSON, as
+// of the server's NAME=URL), or nil when the team has none now.
+func (s *Server) teamWebhook(ctx context.Context, team string) (*Webhook, error) {
+	set, err := s.Policy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ts := set.TeamOf(team)
+	if ts == nil || ts.Webhook == "" {
+		return nil, nil
+	}
+	return &Webhook{Name: "team:" + team, URL: ts.Webhook, Format: "json"}, nil
 }
 
 func (s *Server) post(ctx context.Context, w Webhook, n rollout.Notification) (int, error) {

@@ -202,6 +202,7 @@ func (s *Server) applyPolicy(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 		resp.Reprioritized = &rr
 	}
+	s.markScores(r.Context(), "policy")
 	return writeJSON(w, http.StatusOK, resp)
 }
 
@@ -354,6 +355,7 @@ func (s *Server) uploadServiceInventory(w http.ResponseWriter, r *http.Request, 
 		map[string]any{"packages": len(req.Packages), "hash": fleet.InventoryHash(req.Packages)}); err != nil {
 		return err
 	}
+	s.markScores(ctx, "inventory")
 	open := res.Findings
 	if !res.Changed {
 		sum, err := s.db.Fleet.HostSummary(ctx, h.ID)

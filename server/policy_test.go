@@ -175,13 +175,13 @@ func testPolicy(t *testing.T, backend string) {
 	}
 
 	if !f.chapter("apply the example", func(t *testing.T) {
-		// 14 documents created, findings decided again in their new
+		// 16 documents created, findings decided again in their new
 		// context.
 		if code, body := f.do("POST", api.Prefix+"/policy/apply", operator, policyapi.ApplyRequest{Files: files}); code != 403 {
 			t.Errorf("apply by an operator: %d %s", code, body)
 		}
 		dry := f.apply(admin, policyapi.ApplyRequest{Files: files, DryRun: true})
-		if len(dry.Changes) != 14 || dry.Reprioritized != nil {
+		if len(dry.Changes) != 16 || dry.Reprioritized != nil {
 			t.Fatalf("dry run: %+v", dry)
 		}
 		code, body := f.do("GET", api.Prefix+"/policy", viewer, nil)
@@ -189,7 +189,7 @@ func testPolicy(t *testing.T, backend string) {
 			t.Fatalf("a dry run applied something: %s", body)
 		}
 		res := f.apply(admin, policyapi.ApplyRequest{Files: files})
-		if len(res.Changes) != 14 || res.Reprioritized == nil || res.Reprioritized.Hosts != 3 || res.Reprioritized.Changed == 0 {
+		if len(res.Changes) != 16 || res.Reprioritized == nil || res.Reprioritized.Hosts != 3 || res.Reprioritized.Changed == 0 {
 			t.Fatalf("apply: %+v %+v", res.Changes, res.Reprioritized)
 		}
 		for _, c := range res.Changes {
@@ -314,8 +314,8 @@ func testPolicy(t *testing.T, backend string) {
 			{Name: "teams.yaml", Content: changedTeam}, {Name: "services.yaml", Content: strings.Replace(exampleFile(t, files, "services.yaml"), "tier: 3", "tier: three", 1) + "\nstatus: x\n"}}})
 		e := errOf(body)
 		if code != 400 || e.Code != api.CodeInvalidPolicy || len(e.Problems) != 2 ||
-			e.Problems[0].Error() != `services.yaml:23:9: spec.tier: want an integer, got the string "three"` ||
-			e.Problems[1].Error() != "services.yaml:38:1: status: unknown field (want one of apiVersion, kind, metadata, spec)" {
+			e.Problems[0].Error() != `services.yaml:29:9: spec.tier: want an integer, got the string "three"` ||
+			e.Problems[1].Error() != "services.yaml:44:1: status: unknown field (want one of apiVersion, kind, metadata, spec)" {
 			t.Errorf("invalid apply: %d %s", code, body)
 		}
 		// A reference to a missing team fails the whole apply too.
@@ -602,7 +602,7 @@ func testPolicy(t *testing.T, backend string) {
 		for _, e := range entries {
 			n[e.Action]++
 		}
-		if n["policy.created"] != 14 || n["policy.deleted"] != 1 {
+		if n["policy.created"] != 16 || n["policy.deleted"] != 1 {
 			t.Errorf("audit actions: %v", n)
 		}
 		if err := audit.Verify(entries, nil); err != nil {

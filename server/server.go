@@ -89,8 +89,12 @@ type Config struct {
 	// delay (doubled at each retry).
 	// AgentStale: a host not seen (check-in or job poll) for this long
 	// has no active agent; a rollout reports it as no_agent.
-	AgentStale    time.Duration
-	Webhooks      []Webhook
+	AgentStale time.Duration
+	Webhooks   []Webhook
+	// TeamWebhooks: a team's own webhook (its Team document's) is notified
+	// of its initiative reminders and level drops too (an opt-in: policy
+	// documents then choose where the server posts).
+	TeamWebhooks  bool
 	NotifyBackoff time.Duration
 	// EmergencyEvery is how often (in real time) the leader looks for new
 	// emergency patches of the PatchSchedules with an emergency lane (1m).
@@ -365,6 +369,14 @@ func (s *Server) routeTable() []Route {
 		{"POST", p + "/audit/checkpoint", auth.Admin, s.checkpointNow},
 		{"GET", p + "/templates", auth.Viewer, s.listTemplates},
 		{"POST", p + "/templates/{name}/generate", auth.Viewer, s.generateTemplate},
+		{"GET", p + "/scorecards", auth.Viewer, s.listScorecards},
+		{"GET", p + "/scorecards/{name}", auth.Viewer, s.getScorecard},
+		{"GET", p + "/initiatives", auth.Viewer, s.listInitiatives},
+		{"GET", p + "/initiatives/{name}", auth.Viewer, s.getInitiative},
+		{"GET", p + "/scores/history", auth.Viewer, s.scoreHistory},
+		{"POST", p + "/services/{name}/facts", auth.Operator, s.pushFacts},
+		{"GET", p + "/services/{name}", auth.Viewer, s.getService},
+		{"GET", p + "/teams/{name}", auth.Viewer, s.getTeam},
 	}
 }
 

@@ -153,6 +153,7 @@ var funcs = template.FuncMap{
 	"prio":       func(p any) string { return strings.ToLower(fmt.Sprint(p)) },
 	"state":      func(s any) string { return strings.ReplaceAll(fmt.Sprint(s), "_", " ") },
 	"svgbar":     barChart,
+	"share":      func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
 	"ring":       ringBar,
 	"list":       func(xs ...string) []string { return xs },
 	"has":        func(xs []string, x string) bool { return slices.Contains(xs, x) },

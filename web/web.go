@@ -155,6 +155,11 @@ func (u *UI) routes() {
 	page("GET /kpi", u.kpiPage)
 	page("GET /templates", u.templates)
 	page("POST /templates/{name}", u.generateTemplate)
+	page("GET /scorecards", u.scorecards)
+	page("GET /scorecards/{name}", u.scorecard)
+	page("GET /initiatives/{name}", u.initiative)
+	page("GET /services/{name}", u.service)
+	page("GET /teams/{name}", u.team)
 }
 
 // cacheStatic lets browsers keep the embedded assets for an hour.

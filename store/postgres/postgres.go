@@ -21,6 +21,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/kpisql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/scoresql"
 	"github.com/patchbay/patchbay/store/internal/sqlstore"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 )
@@ -60,7 +61,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
-		Policy: policyDialect, Rollouts: rolloutDialect, Schedules: scheduleDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: nil}, Users: userDialect}), db: db}, nil
+		Policy: policyDialect, Rollouts: rolloutDialect, Schedules: scheduleDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: nil}, Users: userDialect,
+		Scores: &scoresql.Dialect{Rebind: rebind, InsertNotice: `INSERT INTO scorecard_notices(key, at) VALUES($1,$2) ON CONFLICT DO NOTHING`}}), db: db}, nil
 }
 
 // Close closes the connection pool.

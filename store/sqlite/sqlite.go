@@ -22,6 +22,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/kpisql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
+	"github.com/patchbay/patchbay/store/internal/scoresql"
 	"github.com/patchbay/patchbay/store/internal/sqlstore"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -91,7 +92,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	done := make(chan struct{})
 	go checkpointer(cctx, db, done)
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
-		Policy: policyDialect, Rollouts: rolloutDialect, Schedules: scheduleDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: findingsDialect.WriteLock}, Users: userDialect}),
+		Policy: policyDialect, Rollouts: rolloutDialect, Schedules: scheduleDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: findingsDialect.WriteLock}, Users: userDialect,
+		Scores: &scoresql.Dialect{Rebind: rebind, InsertNotice: `INSERT INTO scorecard_notices(key, at) VALUES(?,?) ON CONFLICT DO NOTHING`}}),
 		db: db, stop: func() { cancel(); <-done }, path: path}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/leader"
 	"github.com/patchbay/patchbay/store/internal/rolloutsql"
+	"github.com/patchbay/patchbay/store/internal/scoresql"
 	"github.com/patchbay/patchbay/store/internal/usersql"
 )
 
@@ -22,6 +23,7 @@ type Backend struct {
 	Policy   PolicyStore
 	Users    *usersql.Store
 	Rollouts *rolloutsql.Store
+	Scores   *scoresql.Store
 	// Fault makes the database refuse, inside the transaction, to store
 	// a finding of the vulnerability named (a trigger).
 	Fault func(vuln string)
@@ -39,6 +41,9 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("users", func(t *testing.T) { Users(t, func(t *testing.T) *usersql.Store { return open(t).Users }) })
 	t.Run("schedules", func(t *testing.T) {
 		Schedules(t, func(t *testing.T) (*rolloutsql.Store, AuditStore) { b := open(t); return b.Rollouts, b.Audit })
+	})
+	t.Run("scores", func(t *testing.T) {
+		Scores(t, func(t *testing.T) (*scoresql.Store, AuditStore) { b := open(t); return b.Scores, b.Audit })
 	})
 	t.Run("fleet", func(t *testing.T) { Fleet(t, func(t *testing.T) FleetStore { return open(t).Fleet }) })
 	t.Run("policy", func(t *testing.T) {

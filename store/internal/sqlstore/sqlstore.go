@@ -22,6 +22,7 @@ import (
 	"github.com/patchbay/patchbay/store/internal/leasesql"
 	"github.com/patchbay/patchbay/store/internal/policysql"
 	"github.com/patchbay/patchbay/store/internal/rolloutsql"
+	"github.com/patchbay/patchbay/store/internal/scoresql"
 	"github.com/patchbay/patchbay/store/internal/tokensql"
 	"github.com/patchbay/patchbay/store/internal/usersql"
 )
@@ -40,6 +41,7 @@ type Dialects struct {
 	Schedules *rolloutsql.ScheduleDialect
 	Users     *usersql.Dialect
 	KPI       *kpisql.Dialect
+	Scores    *scoresql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -64,6 +66,8 @@ type Stores struct {
 	Users *usersql.Store
 	// KPI reads the exposure ledger and keeps the daily snapshots.
 	KPI *kpisql.Store
+	// Scores keeps scorecard results, their history and pushed facts.
+	Scores *scoresql.Store
 }
 
 var (
@@ -87,6 +91,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, S: d.Schedules, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
 		Users:    &usersql.Store{DB: db, D: d.Users},
 		KPI:      &kpisql.Store{DB: db, D: d.KPI},
+		Scores:   &scoresql.Store{DB: db, D: d.Scores, Audit: aud, WriteLock: d.Findings.WriteLock},
 	}
 }
 
