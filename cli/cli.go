@@ -114,6 +114,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newRolloutCmds(e)...)
 	root.AddCommand(newKPICmd(e), newReportCmd(e))
 	root.AddCommand(newVersionCmd(e))
+	root.AddCommand(newFixCmd(e))
 	root.SetVersionTemplate("patchbay {{.Version}}\n")
 	strictGroups(root)
 	completions(root)

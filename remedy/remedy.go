@@ -365,7 +365,7 @@ func ageGate(ctx context.Context, opts Options, pkg inventory.Package, version s
 	}
 	age := duration(opts.MinAge)
 	if !known {
-		g.blocked = fmt.Sprintf("fixed in %s, but its release date is unknown (none offline; fix --release-dates looks them up) and the release-age gate wants %s", version, age)
+		g.blocked = fmt.Sprintf("fixed in %s, but its release date is unknown (the feeds carry none, and fix looks none up offline) and the release-age gate wants %s", version, age)
 	} else {
 		g.blocked = fmt.Sprintf("fixed in %s, released %s, younger than the release-age gate of %s", version, g.released.UTC().Format("2006-01-02"), age)
 	}

@@ -138,6 +138,8 @@ func TestProposeCorpus(t *testing.T) {
 	}
 }
 
-func key(f scan.Finding) string { return f.Ecosystem + " " + f.Package + " " + f.Version + " " + f.Vulnerability }
+func key(f scan.Finding) string {
+	return f.Ecosystem + " " + f.Package + " " + f.Version + " " + f.Vulnerability
+}
 
 func osMkdirTemp() (string, error) { return os.MkdirTemp("", "patchbay-remedy-test-") }
