@@ -79,7 +79,7 @@ Exit status: 0, or 2 on errors.`,
 				}
 			}
 			opts := fixOptions{
-				remedy: remedy.Options{Strategy: strat, Priority: prio, MinAge: time.Duration(minAge), Now: time.Now()},
+				remedy:     remedy.Options{Strategy: strat, Priority: prio, MinAge: time.Duration(minAge), Now: time.Now()},
 				staleAfter: staleAfter,
 			}
 			if !offline {
