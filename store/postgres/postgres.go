@@ -60,7 +60,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
-		Policy: policyDialect, Rollouts: rolloutDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: nil}, Users: userDialect}), db: db}, nil
+		Policy: policyDialect, Rollouts: rolloutDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: nil}, Users: userDialect, Fixes: fixDialect}), db: db}, nil
 }
 
 // Close closes the connection pool.

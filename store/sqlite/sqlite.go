@@ -91,7 +91,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	done := make(chan struct{})
 	go checkpointer(cctx, db, done)
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
-		Policy: policyDialect, Rollouts: rolloutDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: findingsDialect.WriteLock}, Users: userDialect}),
+		Policy: policyDialect, Rollouts: rolloutDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: findingsDialect.WriteLock}, Users: userDialect, Fixes: fixDialect}),
 		db: db, stop: func() { cancel(); <-done }, path: path}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/leader"
+	"github.com/patchbay/patchbay/store/internal/fixsql"
 	"github.com/patchbay/patchbay/store/internal/usersql"
 )
 
@@ -20,6 +21,7 @@ type Backend struct {
 	Findings FindingStore
 	Policy   PolicyStore
 	Users    *usersql.Store
+	Fixes    *fixsql.Store
 	// Fault makes the database refuse, inside the transaction, to store
 	// a finding of the vulnerability named (a trigger).
 	Fault func(vuln string)
@@ -35,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("leases", func(t *testing.T) { Leases(t, func(t *testing.T) leader.Store { return open(t).Leases }) })
 	t.Run("tokens", func(t *testing.T) { Tokens(t, func(t *testing.T) TokenStore { return open(t).Tokens }) })
 	t.Run("users", func(t *testing.T) { Users(t, func(t *testing.T) *usersql.Store { return open(t).Users }) })
+	t.Run("fixes", func(t *testing.T) { Fixes(t, func(t *testing.T) *fixsql.Store { return open(t).Fixes }) })
 	t.Run("fleet", func(t *testing.T) { Fleet(t, func(t *testing.T) FleetStore { return open(t).Fleet }) })
 	t.Run("policy", func(t *testing.T) {
 		Policy(t, func(t *testing.T) (PolicyStore, AuditStore) { b := open(t); return b.Policy, b.Audit })

@@ -15,6 +15,7 @@ import (
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
+	"github.com/patchbay/patchbay/store/internal/fixsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/kpisql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
@@ -36,6 +37,7 @@ type Dialects struct {
 	Rollouts *rolloutsql.Dialect
 	Users    *usersql.Dialect
 	KPI      *kpisql.Dialect
+	Fixes    *fixsql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -60,6 +62,8 @@ type Stores struct {
 	Users *usersql.Store
 	// KPI reads the exposure ledger and keeps the daily snapshots.
 	KPI *kpisql.Store
+	// Fixes keeps the fix proposals of services (branches, merge requests).
+	Fixes *fixsql.Store
 }
 
 var (
@@ -83,6 +87,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Rollouts: &rolloutsql.Store{DB: db, D: d.Rollouts, Audit: aud, Leases: leases, WriteLock: d.Findings.WriteLock},
 		Users:    &usersql.Store{DB: db, D: d.Users},
 		KPI:      &kpisql.Store{DB: db, D: d.KPI},
+		Fixes:    &fixsql.Store{DB: db, D: d.Fixes},
 	}
 }
 
