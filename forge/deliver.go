@@ -10,7 +10,15 @@ import (
 // Change is what Deliver asks of its caller: rewrite the clone at dir and
 // say what the merge request should read. A change that leaves the clone
 // as it was (nothing to fix) is not pushed.
-type Change func(ctx context.Context, dir string) (title, body string, err error)
+type Change func(ctx context.Context, dir string) (Proposed, error)
+
+// Proposed is the merge request a Change asks for.
+type Proposed struct {
+	Title, Body string
+	// Branch, when set, replaces the Delivery's (a fix named for what it
+	// turned out to hold).
+	Branch string
+}
 
 // Delivery is one fix to deliver.
 type Delivery struct {
@@ -45,9 +53,13 @@ func Deliver(ctx context.Context, git Git, f Forge, d Delivery, change Change) (
 	if err := git.Clone(ctx, d.URL, d.Base, dir); err != nil {
 		return out, err
 	}
-	title, body, err := change(ctx, dir)
+	prop, err := change(ctx, dir)
 	if err != nil {
 		return out, fmt.Errorf("prepare the fix in a clone of %s: %w", redact(d.URL), err)
+	}
+	title, body := prop.Title, prop.Body
+	if prop.Branch != "" {
+		d.Branch = prop.Branch
 	}
 	msg := d.Message
 	if msg == "" {

@@ -129,32 +129,32 @@ func TestDeliverToGitDaemon(t *testing.T) {
 
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	var closed int
-	change := func(ctx context.Context, dir string) (string, string, error) {
+	change := func(ctx context.Context, dir string) (forge.Proposed, error) {
 		inv, err := collect.Collect(ctx, collect.Options{Paths: []string{dir}})
 		if err != nil {
-			return "", "", err
+			return forge.Proposed{}, err
 		}
 		before, err := scan.Run(ctx, db, inv, now)
 		if err != nil {
-			return "", "", err
+			return forge.Proposed{}, err
 		}
 		plan, err := remedy.Propose(ctx, db, before, remedy.Options{Now: now})
 		if err != nil {
-			return "", "", err
+			return forge.Proposed{}, err
 		}
 		rw, err := edit.Rewrite(ctx, plan, edit.Options{})
 		if err != nil {
-			return "", "", err
+			return forge.Proposed{}, err
 		}
 		chk, err := edit.Verify(ctx, db, before, rw, now)
 		if err != nil {
-			return "", "", err
+			return forge.Proposed{}, err
 		}
 		closed = len(chk.Closed)
 		if err := edit.Apply(rw.Changes); err != nil {
-			return "", "", err
+			return forge.Proposed{}, err
 		}
-		return forge.Title("shop", plan.Upgrades), forge.Body("shop", plan.Upgrades, plan.Unfixed), nil
+		return forge.Proposed{Title: forge.Title("shop", plan.Upgrades), Body: forge.Body("shop", plan.Upgrades, plan.Unfixed)}, nil
 	}
 	f := &countingForge{byHead: map[string]forge.MergeRequest{}}
 	branch := forge.BranchName("shop", "weekly")
@@ -205,7 +205,7 @@ func TestDeliverToGitDaemon(t *testing.T) {
 	}
 	// Nothing to fix: no push, no merge request call.
 	n := f.upserts
-	none, err := forge.Deliver(ctx, forge.Git{}, f, forge.Delivery{URL: url, Base: branch, Branch: branch + "-again"}, func(context.Context, string) (string, string, error) { return "t", "b", nil })
+	none, err := forge.Deliver(ctx, forge.Git{}, f, forge.Delivery{URL: url, Base: branch, Branch: branch + "-again"}, func(context.Context, string) (forge.Proposed, error) { return forge.Proposed{Title: "t", Body: "b"}, nil })
 	if err != nil || none.Commit != "" || f.upserts != n {
 		t.Errorf("no change: %+v %v, %d upserts", none, err, f.upserts-n)
 	}

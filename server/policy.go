@@ -354,6 +354,9 @@ func (s *Server) uploadServiceInventory(w http.ResponseWriter, r *http.Request, 
 		map[string]any{"packages": len(req.Packages), "hash": fleet.InventoryHash(req.Packages)}); err != nil {
 		return err
 	}
+	if err := s.deployFixes(ctx, name, req.Packages, c.actor()); err != nil {
+		return err
+	}
 	open := res.Findings
 	if !res.Changed {
 		sum, err := s.db.Fleet.HostSummary(ctx, h.ID)

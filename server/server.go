@@ -93,7 +93,9 @@ type Config struct {
 	NotifyBackoff time.Duration
 	// KPIRetention is how long the KPI history is kept (0: 400 days).
 	KPIRetention time.Duration
-	Now          func() time.Time
+	// Fix delivers application fixes to services' repositories.
+	Fix FixConfig
+	Now func() time.Time
 }
 
 // Server serves the API.
@@ -303,6 +305,9 @@ func (s *Server) routeTable() []Route {
 		{"GET", p + "/policy", auth.Viewer, s.listPolicy},
 		{"GET", p + "/policy/history", auth.Viewer, s.policyHistory},
 		{"PUT", p + "/services/{name}/inventory", auth.Operator, s.uploadServiceInventory},
+		{"POST", p + "/services/{name}/fixes", auth.Operator, s.proposeFix},
+		{"GET", p + "/fixes", auth.Viewer, s.listFixes},
+		{"POST", p + "/fixes/{id}/refresh", auth.Operator, s.refreshFix},
 		{"POST", p + "/plans", auth.Operator, s.createPlan},
 		{"GET", p + "/plans", auth.Viewer, s.listPlans},
 		{"GET", p + "/plans/{id}", auth.Viewer, s.getPlan},
