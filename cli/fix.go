@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/patchbay/patchbay/remedy/edit"
 	"github.com/patchbay/patchbay/risk"
 	"github.com/patchbay/patchbay/scan"
+	"github.com/patchbay/patchbay/server"
 )
 
 // fixReport is fix's JSON document (schema patchbay.fix/v1).
@@ -293,4 +295,20 @@ func writeFixTable(w io.Writer, rep fixReport, apply bool) error {
 		fmt.Fprintf(w, "\nnothing written: --apply rewrites %s\n", table.Plural(len(rep.Changes), "file"))
 	}
 	return nil
+}
+
+// fixConfigFromEnv is the server's fix delivery configuration: the forge
+// tokens from PATCHBAY_GITHUB_TOKEN and PATCHBAY_GITLAB_TOKEN (kept in
+// memory, never in the database), and the go and npm commands when
+// installed.
+func fixConfigFromEnv() server.FixConfig {
+	c := server.FixConfig{Tokens: map[string]string{}}
+	for forge, env := range map[string]string{"github": "PATCHBAY_GITHUB_TOKEN", "gitlab": "PATCHBAY_GITLAB_TOKEN"} {
+		if v := os.Getenv(env); v != "" {
+			c.Tokens[forge] = v
+		}
+	}
+	c.Tools.Go, _ = exec.LookPath("go")
+	c.Tools.Npm, _ = exec.LookPath("npm")
+	return c
 }

@@ -205,7 +205,9 @@ func TestDeliverToGitDaemon(t *testing.T) {
 	}
 	// Nothing to fix: no push, no merge request call.
 	n := f.upserts
-	none, err := forge.Deliver(ctx, forge.Git{}, f, forge.Delivery{URL: url, Base: branch, Branch: branch + "-again"}, func(context.Context, string) (forge.Proposed, error) { return forge.Proposed{Title: "t", Body: "b"}, nil })
+	none, err := forge.Deliver(ctx, forge.Git{}, f, forge.Delivery{URL: url, Base: branch, Branch: branch + "-again"}, func(context.Context, string) (forge.Proposed, error) {
+		return forge.Proposed{Title: "t", Body: "b"}, nil
+	})
 	if err != nil || none.Commit != "" || f.upserts != n {
 		t.Errorf("no change: %+v %v, %d upserts", none, err, f.upserts-n)
 	}

@@ -1,6 +1,7 @@
 package remedy
 
 import (
+	"errors"
 	"time"
 
 	"github.com/patchbay/patchbay/inventory"
@@ -18,6 +19,9 @@ const (
 	StateDeployed = "deployed"
 	StateClosed   = "closed"
 )
+
+// ErrNoProposal: no fix proposal has the id.
+var ErrNoProposal = errors.New("no such fix proposal")
 
 // Proposal is a fix delivered to a service's repository: one branch and
 // its merge request, updated by later fixes of the same group.

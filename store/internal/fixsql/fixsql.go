@@ -6,7 +6,6 @@ package fixsql
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -41,7 +40,7 @@ type Store struct {
 }
 
 // ErrNotFound: no proposal has the id.
-var ErrNotFound = errors.New("no such fix proposal")
+var ErrNotFound = remedy.ErrNoProposal
 
 // Save inserts p or, when (service, branch) has one, replaces it (its
 // creation time kept) with its fixes, and returns the id.
@@ -143,4 +142,3 @@ func (s *Store) fixes(ctx context.Context, id int64) ([]remedy.ProposedFix, erro
 	}
 	return out, rows.Err()
 }
-
