@@ -148,6 +148,9 @@ func (u *UI) routes() {
 	page("GET /audit", u.audit)
 	page("GET /feeds", u.feeds)
 	page("GET /kpi", u.kpiPage)
+	page("GET /fixes", u.fixes)
+	page("POST /fixes/propose", u.proposeFix)
+	page("POST /fixes/{id}/refresh", u.refreshFix)
 }
 
 // cacheStatic lets browsers keep the embedded assets for an hour.
