@@ -3,9 +3,7 @@ package forge_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/forge"
+	"github.com/patchbay/patchbay/internal/gittest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/remedy"
@@ -20,49 +19,6 @@ import (
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/sqlite"
 )
-
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=dev", "GIT_AUTHOR_EMAIL=dev@example.com", "GIT_COMMITTER_NAME=dev", "GIT_COMMITTER_EMAIL=dev@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// gitDaemon serves the bare repositories under base over git:// on a
-// loopback port of 18300–18349, pushes allowed.
-func gitDaemon(t *testing.T, base string) string {
-	t.Helper()
-	sharedtest.Tool(t, "git", "the fix branch is pushed with git")
-	for port := 18300 + os.Getpid()%25; port < 18350; port++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		if l, err := net.Listen("tcp", addr); err != nil {
-			continue
-		} else {
-			l.Close()
-		}
-		cmd := exec.Command("git", "daemon", "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port),
-			"--base-path="+base, "--export-all", "--enable=receive-pack", "--informative-errors", base)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for i := 0; i < 100; i++ {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				return "git://" + addr
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("git daemon on %s did not start", addr)
-	}
-	t.Fatal("no free port in 18300–18349")
-	return ""
-}
 
 func feedDB(t *testing.T) *sqlite.DB {
 	t.Helper()
@@ -107,25 +63,14 @@ func (f *countingForge) Get(context.Context, int) (forge.MergeRequest, error) {
 func TestDeliverToGitDaemon(t *testing.T) {
 	t.Parallel()
 	db := feedDB(t)
-	root := t.TempDir()
-	bare := filepath.Join(root, "srv", "shop.git")
-	gitIn(t, root, "init", "--quiet", "--bare", "-b", "main", bare)
-	work := filepath.Join(root, "work")
-	gitIn(t, root, "init", "--quiet", "-b", "main", work)
 	corpus := sharedtest.Dir(t, "corpus/lockfiles")
+	files := map[string][]byte{}
 	for dst, src := range map[string]string{"go.mod": "loki/tools/lambda-promtail/go.mod", "go.sum": "loki/tools/lambda-promtail/go.sum", "requirements.txt": "flask/requirements/docs.txt"} {
-		b, err := os.ReadFile(filepath.Join(corpus, src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(work, dst), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		files[dst] = mustRead(t, filepath.Join(corpus, src))
 	}
-	gitIn(t, work, "add", ".")
-	gitIn(t, work, "commit", "--quiet", "-m", "service")
-	gitIn(t, work, "push", "--quiet", bare, "main")
-	url := gitDaemon(t, filepath.Join(root, "srv")) + "/shop.git"
+	repo := gittest.NewRepo(t, "shop", files, 18300, 18316)
+	bare, work, url := repo.Bare, repo.Work, repo.URL
+	gitIn := gittest.Git
 
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	var closed int

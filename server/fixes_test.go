@@ -2,66 +2,21 @@ package server_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/fixapi"
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/internal/gittest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/remedy"
 )
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_AUTHOR_NAME=dev", "GIT_AUTHOR_EMAIL=dev@example.com", "GIT_COMMITTER_NAME=dev", "GIT_COMMITTER_EMAIL=dev@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// serveGit serves the bare repositories under base with git daemon on a
-// loopback port of 18325–18349, pushes allowed.
-func serveGit(t *testing.T, base string) string {
-	t.Helper()
-	sharedtest.Tool(t, "git", "fix branches are pushed with git")
-	for port := 18325 + os.Getpid()%12; port < 18350; port++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		l.Close()
-		cmd := exec.Command("git", "daemon", "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port), "--base-path="+base, "--export-all", "--enable=receive-pack", base)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		for i := 0; i < 100; i++ {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				return "git://" + addr
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("git daemon on %s did not start", addr)
-	}
-	t.Fatal("no free port in 18325–18349")
-	return ""
-}
 
 // TestServiceFixCycle: a Service names its repository; the server fixes
 // its real go.mod and requirements in a clone and pushes the fix branch to
@@ -75,25 +30,18 @@ func TestServiceFixCycle(t *testing.T) {
 	if _, err := (&feeds.Importer{Store: f.db}).ImportPaths(context.Background(), []string{filepath.Join(shared, "osv/Go/all.zip"), filepath.Join(shared, "osv/PyPI/all.zip")}); err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
-	bare := filepath.Join(root, "srv", "shop.git")
-	git(t, root, "init", "--quiet", "--bare", "-b", "main", bare)
-	work := filepath.Join(root, "work")
-	git(t, root, "init", "--quiet", "-b", "main", work)
 	corpus := sharedtest.Dir(t, "corpus/lockfiles")
+	files := map[string][]byte{}
 	for dst, src := range map[string]string{"go.mod": "loki/tools/lambda-promtail/go.mod", "go.sum": "loki/tools/lambda-promtail/go.sum", "requirements.txt": "flask/requirements/docs.txt"} {
 		b, err := os.ReadFile(filepath.Join(corpus, src))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(work, dst), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		files[dst] = b
 	}
-	git(t, work, "add", ".")
-	git(t, work, "commit", "--quiet", "-m", "shop")
-	git(t, work, "push", "--quiet", bare, "main")
-	url := serveGit(t, filepath.Join(root, "srv")) + "/shop.git"
+	repo := gittest.NewRepo(t, "shop", files, 18317, 18333)
+	bare, work, url := repo.Bare, repo.Work, repo.URL
+	git := gittest.Git
 
 	admin, operator, viewer := f.api(auth.Admin), f.api(auth.Operator), f.api(auth.Viewer)
 	docs := "apiVersion: patchbay/v1\nkind: Team\nmetadata: {name: shop-team}\nspec: {contact: '#shop'}\n---\n" +

@@ -7,10 +7,12 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/patchbay/patchbay/api/fixapi"
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/remedy"
+	"github.com/patchbay/patchbay/risk"
 )
 
 // fixesData is the fixes page: the proposals of every service with their
@@ -25,6 +27,56 @@ type fixesData struct {
 type fixRow struct {
 	remedy.Proposal
 	Deployed int // fixes deployed
+	// Patches are the fixes grouped by upgrade (package, from, to), most
+	// urgent first: the unit people act on.
+	Patches []fixPatch
+}
+
+// fixPatch is one upgrade of a proposal and the findings it closes.
+type fixPatch struct {
+	Ecosystem, Package, From, To string
+	Priority                     risk.Priority
+	Due                          time.Time // the earliest
+	Vulns                        []string
+	Deployed                     time.Time // when every finding of it was
+}
+
+func patchesOf(fixes []remedy.ProposedFix) []fixPatch {
+	var out []fixPatch
+	at := map[string]int{}
+	open := map[int]bool{} // patches with a finding not yet deployed
+	for _, f := range fixes {
+		k := f.Ecosystem + "\x00" + f.Package + "\x00" + f.From + "\x00" + f.To
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, fixPatch{Ecosystem: f.Ecosystem, Package: f.Package, From: f.From, To: f.To, Priority: f.Priority, Due: f.Due})
+		}
+		p := &out[i]
+		p.Vulns = append(p.Vulns, f.Vulnerability)
+		if f.Priority != 0 && (p.Priority == 0 || f.Priority < p.Priority) {
+			p.Priority = f.Priority
+		}
+		if !f.Due.IsZero() && (p.Due.IsZero() || f.Due.Before(p.Due)) {
+			p.Due = f.Due
+		}
+		if f.DeployedAt.IsZero() {
+			open[i] = true
+		} else if f.DeployedAt.After(p.Deployed) {
+			p.Deployed = f.DeployedAt
+		}
+	}
+	for i := range open {
+		out[i].Deployed = time.Time{}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Priority != out[j].Priority {
+			return out[i].Priority < out[j].Priority
+		}
+		return out[i].Due.Before(out[j].Due)
+	})
+	return out
 }
 
 func (u *UI) fixes(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -39,7 +91,7 @@ func (u *UI) fixes(w http.ResponseWriter, r *http.Request, s *session) error {
 		return err
 	}
 	for _, p := range list.Proposals {
-		row := fixRow{Proposal: p}
+		row := fixRow{Proposal: p, Patches: patchesOf(p.Fixes)}
 		for _, f := range p.Fixes {
 			if !f.DeployedAt.IsZero() {
 				row.Deployed++
