@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/fixapi"
+	"github.com/patchbay/patchbay/duration"
 	"github.com/patchbay/patchbay/forge"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/inventory/collect"
@@ -82,6 +84,13 @@ func (s *Server) proposeFix(w http.ResponseWriter, r *http.Request, c *caller) e
 			return errBadRequest(err.Error(), "priority")
 		}
 		opts.Priority = p
+	}
+	if req.MinAge != "" {
+		d, err := duration.Parse(req.MinAge)
+		if err != nil {
+			return errBadRequest("min_age: "+err.Error(), "min_age")
+		}
+		opts.MinAge = time.Duration(d)
 	}
 	group := req.Group
 	if group == "" {
@@ -201,8 +210,14 @@ func (s *Server) proposeFix(w http.ResponseWriter, r *http.Request, c *caller) e
 	if p.ID, err = s.db.Fixes.Save(ctx, p); err != nil {
 		return err
 	}
+	var bypassed []string
+	for _, u := range plan.Upgrades {
+		if u.AgeBypass != "" {
+			bypassed = append(bypassed, u.Package+" "+u.To+" for "+u.AgeBypass)
+		}
+	}
 	if _, err := s.db.Audit.Append(ctx, c.actor(), "fix.propose", "service/"+name,
-		map[string]any{"branch": branch, "commit": got.Commit, "merge_request": got.MergeRequest.URL, "created": got.Created, "fixes": len(p.Fixes)}); err != nil {
+		map[string]any{"branch": branch, "commit": got.Commit, "merge_request": got.MergeRequest.URL, "created": got.Created, "fixes": len(p.Fixes), "release_age_bypassed": bypassed}); err != nil {
 		return err
 	}
 	stored2, err := s.db.Fixes.Get(ctx, p.ID)

@@ -125,6 +125,18 @@ func TestServiceFixCycle(t *testing.T) {
 			t.Errorf("%s %s not deployed", fx.Package, fx.Vulnerability)
 		}
 	}
+	// The release-age gate with no release dates known holds every
+	// version back (no KEV finding here to bypass it): nothing is pushed.
+	code, body = f.do("POST", api.Prefix+"/services/shop/fixes", operator, fixapi.Request{MinAge: "7d", Group: "gated"})
+	var gated fixapi.Delivery
+	f.decode(body, &gated)
+	if code != 200 || gated.Nothing == "" || len(gated.Unfixed) == 0 || !strings.Contains(gated.Unfixed[0].Reason, "release-age gate") {
+		t.Errorf("gated: %d %s", code, body)
+	}
+	if code, body := f.do("POST", api.Prefix+"/services/shop/fixes", operator, fixapi.Request{MinAge: "soon"}); code != 400 || errOf(body).Field != "min_age" {
+		t.Errorf("min_age soon: %d %s", code, body)
+	}
+
 	ents, err := f.db.Audit.Entries(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,10 @@ type Request struct {
 	Priority string `json:"priority,omitempty"`
 	// Strategy is in-place (the default) or relax.
 	Strategy string `json:"strategy,omitempty"`
+	// MinAge is the release-age gate ("7d"): versions younger are not
+	// proposed unless a finding they close is known exploited (KEV); each
+	// bypass is in the audit entry.
+	MinAge string `json:"min_age,omitempty"`
 }
 
 // Delivery is the answer: the proposal as stored, whether its merge
