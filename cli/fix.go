@@ -35,6 +35,9 @@ type fixReport struct {
 	Unfixed  []remedy.Unfixed `json:"unfixed"`
 	Notes    []string         `json:"notes"`
 	Applied  bool             `json:"applied"`
+	// Withdrawn counts the rewritten files left out because their
+	// re-scan opened a finding (the notes name them).
+	Withdrawn int `json:"withdrawn"`
 }
 
 func newFixCmd(e *env) *cobra.Command {
@@ -240,6 +243,7 @@ func fixPlan(ctx context.Context, src scan.Source, before scan.Result, opts fixO
 	for _, r := range withdrawn {
 		rep.Notes = append(rep.Notes, r)
 	}
+	rep.Withdrawn = len(withdrawn)
 	rep.Opened = []scan.Finding{}
 	if rep.Upgrades == nil {
 		rep.Upgrades = []remedy.Upgrade{}
@@ -278,6 +282,9 @@ func writeFixTable(w io.Writer, rep fixReport, apply bool) error {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "re-scan of the rewritten files: closes %s, opens none\n", table.Plural(len(rep.Closed), "finding"))
+	if rep.Withdrawn > 0 {
+		fmt.Fprintf(w, "(%s withdrawn because they would open findings: see the notes)\n", table.Plural(rep.Withdrawn, "rewrite"))
+	}
 	if len(rep.Unfixed) > 0 {
 		fmt.Fprintf(w, "\n%s left open:\n", table.Plural(len(rep.Unfixed), "finding"))
 		for _, l := range rep.Unfixed {
