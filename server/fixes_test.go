@@ -116,6 +116,9 @@ func TestServiceFixCycle(t *testing.T) {
 	}
 	code, body = f.do("GET", api.Prefix+"/fixes", viewer, nil)
 	f.decode(body, &list)
+	if code != 200 || len(list.Proposals) != 1 {
+		t.Fatalf("fixes: %d %s", code, body)
+	}
 	got := list.Proposals[0]
 	if got.State != remedy.StateDeployed || got.DeployedAt.IsZero() {
 		t.Fatalf("after the upload: %s", got.State)
