@@ -180,6 +180,10 @@ func fixPlan(ctx context.Context, src scan.Source, before scan.Result, opts fixO
 	}
 	rep.Notes = rw.Notes
 	rep.Unfixed = plan.Unfixed
+	for _, f := range chk.Toolchain {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%s: go get raised the go directive to %s, whose standard library has %s: build with a patched Go toolchain (fixed in %s)",
+			strings.Join(f.Locations, ", "), f.Version, f.Vulnerability, f.Fixed))
+	}
 	// A file whose rewrite opens a finding is withdrawn, with the files
 	// rewritten beside it.
 	withdrawn := map[string]string{}

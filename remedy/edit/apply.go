@@ -20,6 +20,11 @@ import (
 type Check struct {
 	Closed []scan.Finding `json:"closed"`
 	Opened []scan.Finding `json:"opened"`
+	// Toolchain are standard-library findings of a go directive that go
+	// get raised (a module needs a newer Go): not opened by the upgrade
+	// but by the new minimum Go version, and fixed by the toolchain that
+	// builds the module, as every stdlib finding of a go.mod is.
+	Toolchain []scan.Finding `json:"toolchain,omitempty"`
 	// Files maps each dependency file to its closed and opened findings.
 	Files map[string]*FileCheck `json:"files"`
 }
@@ -131,6 +136,10 @@ func Verify(ctx context.Context, src scan.Source, before scan.Result, res Result
 		for _, l := range f.Locations {
 			is[fk{l, vulnKey(f)}] = true
 			if fc := chk.Files[l]; fc != nil && !was[fk{l, vulnKey(f)}] {
+				if f.Ecosystem == "Go" && f.Package == "stdlib" {
+					chk.Toolchain = append(chk.Toolchain, f)
+					continue
+				}
 				fc.Opened = append(fc.Opened, f)
 				chk.Opened = append(chk.Opened, f)
 			}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
 
 	"github.com/patchbay/patchbay/remedy"
 )
@@ -111,18 +112,29 @@ func goGet(ctx context.Context, path string, ups []remedy.Upgrade, opts Options)
 			return nil, nil, err
 		}
 	}
-	args := []string{"get"}
+	// One module at a time: an upgrade pulls others up by minimal version
+	// selection, and asking for a module at a version below what an
+	// earlier upgrade now requires would be refused ("x requires y@v2,
+	// not y@v1"); such a module is already past its fix and is skipped.
 	for _, u := range ups {
-		args = append(args, u.Package+"@"+goVersion(u.To))
-	}
-	cmd := exec.CommandContext(ctx, opts.Go, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod", "GOWORK=off")
-	cmd.Env = append(cmd.Env, opts.Env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, nil, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, lastLines(stderr.String(), 3))
+		cur, err := requiredVersion(filepath.Join(dir, "go.mod"), u.Package)
+		if err != nil {
+			return nil, nil, err
+		}
+		want := goVersion(u.To)
+		if cur != "" && semver.Compare(cur, want) >= 0 {
+			continue
+		}
+		args := []string{"get", u.Package + "@" + want}
+		cmd := exec.CommandContext(ctx, opts.Go, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod", "GOWORK=off")
+		cmd.Env = append(cmd.Env, opts.Env...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return nil, nil, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, lastLines(stderr.String(), 3))
+		}
 	}
 	if mod, err = os.ReadFile(filepath.Join(dir, "go.mod")); err != nil {
 		return nil, nil, err
@@ -145,3 +157,22 @@ func lastLines(s string, n int) string {
 // goVersion is a version as go.mod writes it: OSV's Go versions have no
 // "v".
 func goVersion(v string) string { return "v" + strings.TrimPrefix(v, "v") }
+
+// requiredVersion is the version go.mod at path requires of module, "" when
+// it requires none.
+func requiredVersion(path, module string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	f, err := modfile.ParseLax(path, b, nil)
+	if err != nil {
+		return "", fmt.Errorf("parse %s after go get: %w", path, err)
+	}
+	for _, r := range f.Require {
+		if r.Mod.Path == module {
+			return r.Mod.Version, nil
+		}
+	}
+	return "", nil
+}
