@@ -140,6 +140,15 @@ func TestServiceFixCycle(t *testing.T) {
 		t.Errorf("min_age soon: %d %s", code, body)
 	}
 
+	// Urgent: one branch and proposal for the most urgent patch alone.
+	code, body = f.do("POST", api.Prefix+"/services/shop/fixes", operator, fixapi.Request{Urgent: true})
+	var urgent fixapi.Delivery
+	f.decode(body, &urgent)
+	up0 := urgent.Proposal
+	if code != 200 || up0.ID == p.ID || up0.Branch != "patchbay/fix/shop/idna-3.7" || len(up0.Fixes) != 1 || up0.Fixes[0].Package != "idna" {
+		t.Errorf("urgent: %d %+v", code, up0)
+	}
+
 	ents, err := f.db.Audit.Entries(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +159,7 @@ func TestServiceFixCycle(t *testing.T) {
 			n++
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d fix audit entries, want 3 (proposed twice, deployed)", n)
+	if n != 4 {
+		t.Errorf("%d fix audit entries, want 4 (proposed twice, deployed, urgent)", n)
 	}
 }
