@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,6 +78,8 @@ func serve(t testing.TB, base string, lo, hi int) string {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
+	execPath := Git(t, base, "--exec-path")
+	daemon := filepath.Join(execPath, "git-daemon")
 	for port := lo; port <= hi; port++ {
 		if taken[port] {
 			continue
@@ -87,8 +90,13 @@ func serve(t testing.TB, base string, lo, hi int) string {
 			continue
 		}
 		l.Close()
-		cmd := exec.Command("git", "daemon", "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port),
+		// git-daemon itself, not the git wrapper (killing the wrapper
+		// left the daemon running, holding its port and inherited
+		// descriptors), in a process group of its own so that its
+		// per-connection children go with it.
+		cmd := exec.Command(daemon, "--reuseaddr", "--listen=127.0.0.1", fmt.Sprintf("--port=%d", port),
 			"--base-path="+base, "--export-all", "--enable=receive-pack", "--informative-errors", base)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -110,13 +118,13 @@ func serve(t testing.TB, base string, lo, hi int) string {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if !up {
-			cmd.Process.Kill()
+			kill(cmd)
 			<-exited
 			continue
 		}
 		taken[port] = true
 		t.Cleanup(func() {
-			cmd.Process.Kill()
+			kill(cmd)
 			<-exited
 			mu.Lock()
 			delete(taken, port)
@@ -126,4 +134,9 @@ func serve(t testing.TB, base string, lo, hi int) string {
 	}
 	t.Fatalf("no free loopback port in %d–%d for git daemon", lo, hi)
 	return ""
+}
+
+// kill ends the daemon's process group.
+func kill(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }
