@@ -312,6 +312,13 @@ func writeFixTable(w io.Writer, rep fixReport, apply bool) error {
 // tokens from PATCHBAY_GITHUB_TOKEN and PATCHBAY_GITLAB_TOKEN (kept in
 // memory, never in the database), and the go and npm commands when
 // installed.
+// fixConfig is fixConfigFromEnv with the leader's cadences.
+func fixConfig(every, poll time.Duration) server.FixConfig {
+	c := fixConfigFromEnv()
+	c.Every, c.PollEvery = every, poll
+	return c
+}
+
 func fixConfigFromEnv() server.FixConfig {
 	c := server.FixConfig{Tokens: map[string]string{}}
 	for forge, env := range map[string]string{"github": "PATCHBAY_GITHUB_TOKEN", "gitlab": "PATCHBAY_GITLAB_TOKEN"} {

@@ -49,6 +49,8 @@ type serverOpts struct {
 	debugListen     string
 	webhooks        []string
 	stepInterval    time.Duration
+	fixEvery        time.Duration
+	fixPollEvery    time.Duration
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
 	jobKey          string
@@ -83,6 +85,8 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's pprof profiles on this address (keep it on loopback)")
 	f.StringSliceVar(&o.webhooks, "webhook", nil, "notify NAME=URL (generic JSON) or NAME=slack+URL (Slack-compatible) of plans awaiting approval, promotions, halts and completions (repeatable)")
 	spanVar(f, &o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
+	spanVar(f, &o.fixEvery, "fix-every", 0, "how often the leader delivers the weekly fix of every Service with a repo (and the urgent one of a P1 patch); 0: only when asked")
+	spanVar(f, &o.fixPollEvery, "fix-poll-every", 10*time.Minute, "how often the leader reads the forge's state (merged, closed) of proposed merge requests; 0: only when asked")
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
 	spanVar(f, &o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
@@ -184,7 +188,7 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 	srv, err := server.New(server.Config{DB: db, Kinds: kinds.All(), Log: log, ReplicaID: o.replicaID, AuditKey: key, JobKey: jobKey,
 		CheckpointDir: cpDir, CheckpointURL: o.checkpointURL, CheckpointEvery: o.checkpointEvery,
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
-		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Fix: fixConfigFromEnv(), Now: now})
+		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Fix: fixConfig(o.fixEvery, o.fixPollEvery), Now: now})
 	if err != nil {
 		return fail(err)
 	}

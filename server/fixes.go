@@ -32,6 +32,11 @@ type FixConfig struct {
 	GitEnv []string
 	// Tools are the go and npm commands the rewrite may run.
 	Tools edit.Options
+	// Every is how often the leader delivers every repo Service's weekly
+	// fix (and the urgent one when a P1 patch is in it); 0: never, fixes
+	// are delivered when asked. PollEvery is how often the leader reads
+	// the forge's state of the proposed merge requests (0: never).
+	Every, PollEvery time.Duration
 }
 
 func (s *Server) forgeOf(r *policy.ServiceRepo) (forge.Forge, error) {
@@ -61,34 +66,43 @@ func (s *Server) forgeOf(r *policy.ServiceRepo) (forge.Forge, error) {
 	return nil, errBadRequest(fmt.Sprintf("forge %q: want github, gitlab or none", r.Forge), "")
 }
 
-// proposeFix delivers a service's fix: clone, rewrite, re-scan, push the
-// branch, open or update the merge request, and record the proposal.
+// proposeFix is POST /services/{name}/fixes.
 func (s *Server) proposeFix(w http.ResponseWriter, r *http.Request, c *caller) error {
-	ctx := r.Context()
-	name := r.PathValue("name")
 	var req fixapi.Request
 	if err := decodeOptional(r, &req); err != nil {
 		return err
 	}
+	resp, err := s.deliverFix(r.Context(), r.PathValue("name"), req, c.actor())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// deliverFix delivers a service's fix: clone, rewrite, re-scan, push the
+// branch, open or update the merge request, and record the proposal on
+// behalf of actor.
+func (s *Server) deliverFix(ctx context.Context, name string, req fixapi.Request, actor string) (fixapi.Delivery, error) {
+	var resp fixapi.Delivery
 	opts := remedy.Options{Strategy: remedy.InPlace, Now: s.cfg.Now().UTC()}
 	if req.Strategy != "" {
 		st, err := remedy.ParseStrategy(req.Strategy)
 		if err != nil {
-			return errBadRequest(err.Error(), "strategy")
+			return resp, errBadRequest(err.Error(), "strategy")
 		}
 		opts.Strategy = st
 	}
 	if req.Priority != "" {
 		p, err := risk.ParsePriority(req.Priority)
 		if err != nil {
-			return errBadRequest(err.Error(), "priority")
+			return resp, errBadRequest(err.Error(), "priority")
 		}
 		opts.Priority = p
 	}
 	if req.MinAge != "" {
 		d, err := duration.Parse(req.MinAge)
 		if err != nil {
-			return errBadRequest("min_age: "+err.Error(), "min_age")
+			return resp, errBadRequest("min_age: "+err.Error(), "min_age")
 		}
 		opts.MinAge = time.Duration(d)
 	}
@@ -98,29 +112,29 @@ func (s *Server) proposeFix(w http.ResponseWriter, r *http.Request, c *caller) e
 	}
 	set, err := s.Policy(ctx)
 	if err != nil {
-		return err
+		return resp, err
 	}
 	svc := set.Service(name)
 	if svc == nil {
-		return errNotFound(fmt.Sprintf("no Service named %q: apply its Service document first", name))
+		return resp, errNotFound(fmt.Sprintf("no Service named %q: apply its Service document first", name))
 	}
 	spec := svc
 	if spec.Repo == nil {
-		return errBadRequest(fmt.Sprintf("Service %s names no repo: add spec.repo (url, base, forge, project)", name), "")
+		return resp, errBadRequest(fmt.Sprintf("Service %s names no repo: add spec.repo (url, base, forge, project)", name), "")
 	}
 	f, err := s.forgeOf(spec.Repo)
 	if err != nil {
-		return err
+		return resp, err
 	}
 	// The service's own decisions (priority, SLA due date) replace the
 	// scan's defaults in the merge request.
 	h, err := s.db.Fleet.EnsureService(ctx, name, opts.Now)
 	if err != nil {
-		return err
+		return resp, err
 	}
 	stored, err := s.db.Findings.List(ctx, h.ID)
 	if err != nil {
-		return err
+		return resp, err
 	}
 	type pv struct{ pkg, vuln string }
 	decided := map[pv]scan.Finding{}
@@ -190,17 +204,17 @@ func (s *Server) proposeFix(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) {
-			return err
+			return resp, err
 		}
-		return &httpError{http.StatusBadGateway, apiErrorOf("fix of " + name + ": " + err.Error())}
+		return resp, &httpError{http.StatusBadGateway, apiErrorOf("fix of " + name + ": " + err.Error())}
 	}
-	resp := fixapi.Delivery{Unfixed: plan.Unfixed, Created: got.Created}
+	resp = fixapi.Delivery{Unfixed: plan.Unfixed, Created: got.Created}
 	if resp.Unfixed == nil {
 		resp.Unfixed = []remedy.Unfixed{}
 	}
 	if got.Commit == "" {
 		resp.Nothing = "nothing to fix: no upgrade the feeds know closes a finding of " + name
-		return writeJSON(w, http.StatusOK, resp)
+		return resp, nil
 	}
 	p := remedy.Proposal{Service: name, Branch: branch, Forge: forgeName(spec.Repo), MRNumber: got.MergeRequest.Number, MRURL: got.MergeRequest.URL,
 		Commit: got.Commit, State: remedy.StateProposed, Fixes: remedy.Fixes(plan.Upgrades), CreatedAt: opts.Now, UpdatedAt: opts.Now}
@@ -208,7 +222,7 @@ func (s *Server) proposeFix(w http.ResponseWriter, r *http.Request, c *caller) e
 		p.Fixes = []remedy.ProposedFix{}
 	}
 	if p.ID, err = s.db.Fixes.Save(ctx, p); err != nil {
-		return err
+		return resp, err
 	}
 	var bypassed []string
 	for _, u := range plan.Upgrades {
@@ -216,16 +230,16 @@ func (s *Server) proposeFix(w http.ResponseWriter, r *http.Request, c *caller) e
 			bypassed = append(bypassed, u.Package+" "+u.To+" for "+u.AgeBypass)
 		}
 	}
-	if _, err := s.db.Audit.Append(ctx, c.actor(), "fix.propose", "service/"+name,
+	if _, err := s.db.Audit.Append(ctx, actor, "fix.propose", "service/"+name,
 		map[string]any{"branch": branch, "commit": got.Commit, "merge_request": got.MergeRequest.URL, "created": got.Created, "fixes": len(p.Fixes), "release_age_bypassed": bypassed}); err != nil {
-		return err
+		return resp, err
 	}
 	stored2, err := s.db.Fixes.Get(ctx, p.ID)
 	if err != nil {
-		return err
+		return resp, err
 	}
 	resp.Proposal = stored2
-	return writeJSON(w, http.StatusOK, resp)
+	return resp, nil
 }
 
 func forgeName(r *policy.ServiceRepo) string {
@@ -262,21 +276,31 @@ func (s *Server) refreshFix(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	set, err := s.Policy(ctx)
+	p, err = s.refreshProposal(ctx, p, c.actor())
 	if err != nil {
 		return err
+	}
+	return writeJSON(w, http.StatusOK, p)
+}
+
+// refreshProposal reads the merge request's state from the forge and
+// records a change (merged, closed) on behalf of actor.
+func (s *Server) refreshProposal(ctx context.Context, p remedy.Proposal, actor string) (remedy.Proposal, error) {
+	set, err := s.Policy(ctx)
+	if err != nil {
+		return p, err
 	}
 	spec := set.Service(p.Service)
 	if spec == nil || spec.Repo == nil || p.MRNumber == 0 {
-		return writeJSON(w, http.StatusOK, p)
+		return p, nil
 	}
 	f, err := s.forgeOf(spec.Repo)
 	if err != nil || f == nil {
-		return err
+		return p, err
 	}
 	mr, err := f.Get(ctx, p.MRNumber)
 	if err != nil {
-		return &httpError{http.StatusBadGateway, apiErrorOf(err.Error())}
+		return p, &httpError{http.StatusBadGateway, apiErrorOf(err.Error())}
 	}
 	now := s.cfg.Now().UTC()
 	old := p.State
@@ -289,13 +313,98 @@ func (s *Server) refreshFix(w http.ResponseWriter, r *http.Request, c *caller) e
 	if p.State != old {
 		p.UpdatedAt = now
 		if _, err := s.db.Fixes.Save(ctx, p); err != nil {
-			return err
+			return p, err
 		}
-		if _, err := s.db.Audit.Append(ctx, c.actor(), "fix."+p.State, "service/"+p.Service, map[string]any{"branch": p.Branch, "merge_request": p.MRURL}); err != nil {
-			return err
+		if _, err := s.db.Audit.Append(ctx, actor, "fix."+p.State, "service/"+p.Service, map[string]any{"branch": p.Branch, "merge_request": p.MRURL}); err != nil {
+			return p, err
 		}
 	}
-	return writeJSON(w, http.StatusOK, p)
+	return p, nil
+}
+
+// DeliverFixes is the leader's scheduled fix delivery: for every Service
+// naming a repo, the weekly merge request is prepared or updated and, when
+// it closes a P1 or known-exploited finding, the most urgent patch is
+// also proposed at once on its own branch. One service's failure is
+// logged and does not stop the others; the count of deliveries that
+// pushed a commit is returned.
+func (s *Server) DeliverFixes(ctx context.Context) (int, error) {
+	set, err := s.Policy(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range set.Documents() {
+		if d.Kind != "Service" {
+			continue
+		}
+		name := d.Metadata.Name
+		if sp := set.Service(name); sp == nil || sp.Repo == nil {
+			continue
+		}
+		got, err := s.deliverFix(ctx, name, fixapi.Request{}, s.actor())
+		if err != nil {
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			s.log.Warn("scheduled fix", "service", name, "err", err)
+			continue
+		}
+		if got.Proposal.ID == 0 {
+			continue
+		}
+		n++
+		if !urgent(got.Proposal.Fixes) {
+			continue
+		}
+		if _, err := s.deliverFix(ctx, name, fixapi.Request{Urgent: true}, s.actor()); err != nil {
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			s.log.Warn("urgent fix", "service", name, "err", err)
+			continue
+		}
+		n++
+	}
+	return n, nil
+}
+
+// urgent: a fix closes a finding the policy decided P1 (where known
+// exploitation, CISA KEV, counts as the policy says).
+func urgent(fs []remedy.ProposedFix) bool {
+	for _, f := range fs {
+		if f.Priority == risk.P1 {
+			return true
+		}
+	}
+	return false
+}
+
+// PollFixes reads the forge's state of every proposed merge request, so a
+// merge shows without anyone asking. It returns how many changed.
+func (s *Server) PollFixes(ctx context.Context) (int, error) {
+	ps, err := s.db.Fixes.List(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		if p.State != remedy.StateProposed || p.MRNumber == 0 {
+			continue
+		}
+		got, err := s.refreshProposal(ctx, p, s.actor())
+		if err != nil {
+			if ctx.Err() != nil {
+				return n, ctx.Err()
+			}
+			s.log.Warn("merge request state", "service", p.Service, "merge_request", p.MRURL, "err", err)
+			continue
+		}
+		if got.State != p.State {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // deployFixes marks the service's proposals deployed as far as the

@@ -114,6 +114,10 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	rfence := rollout.Fence{Lease: LeaseName, Term: term}
 	snapT := time.NewTicker(time.Hour)
 	defer snapT.Stop()
+	fixC, fixStop := tickerOrNever(s.cfg.Fix.Every)
+	defer fixStop()
+	fixPollC, fixPollStop := tickerOrNever(s.cfg.Fix.PollEvery)
+	defer fixPollStop()
 	if s.feedSource().enabled() {
 		// Not again when this process has just refreshed (quickstart does
 		// before its first summary).
@@ -150,8 +154,25 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			s.stepLogged(ctx, rfence)
 		case <-snapT.C:
 			s.snapshotLogged(ctx)
+		case <-fixC:
+			if _, err := s.DeliverFixes(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("scheduled fixes", "err", err)
+			}
+		case <-fixPollC:
+			if _, err := s.PollFixes(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("merge request states", "err", err)
+			}
 		}
 	}
+}
+
+// tickerOrNever ticks every d, or never when d is not positive.
+func tickerOrNever(d time.Duration) (<-chan time.Time, func()) {
+	if d <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 func (s *Server) stepLogged(ctx context.Context, fence rollout.Fence) {
