@@ -10,7 +10,9 @@ import (
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/fixapi"
+	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/duration"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/forge"
 	"github.com/patchbay/patchbay/inventory"
 	"github.com/patchbay/patchbay/inventory/collect"
@@ -438,3 +440,34 @@ func apiErrorOf(msg string) api.Error { return api.Error{Error: msg, Code: CodeU
 
 // CodeUpstream: git or the forge refused or failed.
 const CodeUpstream = "upstream"
+
+// findingFix is the state of the fix of a service's finding: of the
+// proposals that fix it, the furthest along (deployed, merged, proposed;
+// closed only when no other), the newest among equals.
+func (s *Server) findingFix(ctx context.Context, service string, f fleet.Finding) (*policyapi.FindingFix, error) {
+	ps, err := s.db.Fixes.List(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	rank := map[string]int{remedy.StateClosed: 0, remedy.StateProposed: 1, remedy.StateMerged: 2, remedy.StateDeployed: 3}
+	var best *policyapi.FindingFix
+	var bestAt time.Time
+	for _, p := range ps {
+		for _, fx := range p.Fixes {
+			if fx.Package != f.Package || fx.Vulnerability != f.Vulnerability || fx.From != f.Version {
+				continue
+			}
+			st := p.State
+			if !fx.DeployedAt.IsZero() {
+				st = remedy.StateDeployed
+			} else if st == remedy.StateDeployed {
+				st = remedy.StateMerged
+			}
+			if best == nil || rank[st] > rank[best.State] || (rank[st] == rank[best.State] && p.UpdatedAt.After(bestAt)) {
+				best = &policyapi.FindingFix{ProposalID: p.ID, State: st, Branch: p.Branch, To: fx.To, MergeRequest: p.MRURL, DeployedAt: fx.DeployedAt}
+				bestAt = p.UpdatedAt
+			}
+		}
+	}
+	return best, nil
+}

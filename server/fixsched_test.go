@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/internal/gittest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 	"github.com/patchbay/patchbay/inventory/collect"
@@ -171,6 +172,27 @@ func TestScheduledFixes(t *testing.T) {
 	}
 	if ps[weekly.Branch].State != remedy.StateProposed {
 		t.Errorf("weekly: %s", ps[weekly.Branch].State)
+	}
+	// The finding's own page says where its fix is.
+	hs, err := f.db.Findings.List(ctx, fleet.ServiceAssetID("shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, sf := range hs {
+		if sf.Package != urgent.Fixes[0].Package || sf.Vulnerability != urgent.Fixes[0].Vulnerability {
+			continue
+		}
+		seen++
+		var d policyapi.FindingDetail
+		code, body := f.do("GET", api.Prefix+"/findings/"+strconv.FormatInt(sf.ID, 10), operator, nil)
+		f.decode(body, &d)
+		if code != 200 || d.Fix == nil || d.Fix.State != remedy.StateMerged || d.Fix.MergeRequest == "" || d.Fix.ProposalID != urgent.ID {
+			t.Errorf("finding %d: %d fix %+v", sf.ID, code, d.Fix)
+		}
+	}
+	if seen != 1 {
+		t.Errorf("%d stored findings of the urgent fix, want 1", seen)
 	}
 	// Merged proposals are not asked about again.
 	if _, err := f.srv.PollFixes(ctx); err != nil {

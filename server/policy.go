@@ -319,6 +319,11 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if d.Evidence == nil {
 		d.Evidence = []string{"the advisories no longer name this version (it is closed at the next rematch)"}
 	}
+	if h.IsService() {
+		if d.Fix, err = s.findingFix(ctx, strings.TrimPrefix(h.MachineID, fleet.ServicePrefix), f); err != nil {
+			return err
+		}
+	}
 	return writeJSON(w, http.StatusOK, d)
 }
 
