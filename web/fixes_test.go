@@ -7,10 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"strconv"
 	"testing"
 
+	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/feeds"
+	"github.com/patchbay/patchbay/fleet"
+	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/internal/gittest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
 )
@@ -46,6 +50,12 @@ func fixesFixture(t *testing.T) (*fixture, *gittest.Repo) {
 // list but not the form.
 func TestFixesPage(t *testing.T) {
 	f, repo := fixesFixture(t)
+	// CI uploads the service's inventory: its findings are stored.
+	inv, err := collect.Collect(context.Background(), collect.Options{Paths: []string{repo.Work}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.apiDo("PUT", "/services/shop/inventory", api.ServiceInventory{Packages: inv.Packages}, nil)
 	alice := f.person("alice")
 	alice.login(password)
 	code, _, page := alice.get("/fixes")
@@ -64,6 +74,21 @@ func TestFixesPage(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("no %q in the page:\n%s", want, page)
 		}
+	}
+	// A fixed finding's own page says fix proposed, with the branch.
+	fs, err := f.db.Findings.List(context.Background(), fleet.ServiceAssetID("shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idna int64
+	for _, sf := range fs {
+		if sf.Package == "idna" {
+			idna = sf.ID
+		}
+	}
+	_, _, page = alice.get("/findings/" + strconv.FormatInt(idna, 10))
+	if !strings.Contains(page, "<dt>Fix</dt><dd>fix proposed: <span class=\"ver\">3.7</span> on patchbay/fix/shop/weekly") {
+		t.Errorf("finding %d's page:\n%s", idna, page)
 	}
 	vera := f.person("vera")
 	vera.login(password)
