@@ -6,17 +6,17 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/patchbay/patchbay/api"
 	"github.com/patchbay/patchbay/api/policyapi"
 	"github.com/patchbay/patchbay/feeds"
 	"github.com/patchbay/patchbay/fleet"
-	"github.com/patchbay/patchbay/inventory/collect"
 	"github.com/patchbay/patchbay/internal/gittest"
 	"github.com/patchbay/patchbay/internal/sharedtest"
+	"github.com/patchbay/patchbay/inventory/collect"
 )
 
 // fixesFixture is the web fixture with the Go and PyPI feeds and a
