@@ -118,6 +118,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(newScorecardCmds(e)...)
 	root.AddCommand(newVersionCmd(e))
 	root.AddCommand(newInitCmd(e))
+	root.AddCommand(newFixCmd(e))
 	root.SetVersionTemplate("patchbay {{.Version}}\n")
 	strictGroups(root)
 	completions(root)

@@ -53,6 +53,8 @@ type serverOpts struct {
 	stepInterval    time.Duration
 	leaseTTL        time.Duration
 	emergencyEvery  time.Duration
+	fixEvery        time.Duration
+	fixPollEvery    time.Duration
 	notifyBackoff   time.Duration
 	agentStale      time.Duration
 	jobKey          string
@@ -97,6 +99,8 @@ func (o *serverOpts) flags(cmd *cobra.Command) {
 	spanVar(f, &o.stepInterval, "step-interval", time.Second, "how often the leader advances active rollouts")
 	spanVar(f, &o.leaseTTL, "lease-ttl", 15*time.Second, "the leader lease's time to live: how long replicas wait for a leader that stopped answering")
 	spanVar(f, &o.emergencyEvery, "emergency-every", time.Minute, "how often the leader looks for new emergency patches of the PatchSchedules with an emergency lane")
+	spanVar(f, &o.fixEvery, "fix-every", 0, "how often the leader delivers the weekly fix of every Service with a repo (and the urgent one of a P1 patch); 0: only when asked")
+	spanVar(f, &o.fixPollEvery, "fix-poll-every", 10*time.Minute, "how often the leader reads the forge's state (merged, closed) of proposed merge requests; 0: only when asked")
 	spanVar(f, &o.agentStale, "agent-stale", 0, "a host not seen for this long has no active agent: rollouts report it as no_agent (default 3 check-in intervals, at least 15m)")
 	f.StringVar(&o.jobKey, "job-key", "", "the job-signing key file (an Ed25519 seed, mode 0600; default DATA_DIR/job-signing.key, made on first start); every replica of one database needs the same file")
 	spanVar(f, &o.notifyBackoff, "notify-backoff", 30*time.Second, "first webhook retry delay (doubled at each of up to 8 attempts)")
@@ -223,7 +227,8 @@ func (e *env) startServer(ctx context.Context, o *serverOpts, log *slog.Logger) 
 		Feeds: fs, SyncInterval: o.syncInterval, Checkin: o.checkin, MaxBody: o.maxBody, LargeBody: o.largeBody, LargeBodies: o.largeBodies, BodyTimeout: o.bodyTimeout,
 		Webhooks: hooks, StepEvery: o.stepInterval, NotifyBackoff: o.notifyBackoff, AgentStale: o.agentStale, Now: now,
 		PrometheusURL: o.prometheusURL, AlertmanagerURL: o.alertmanagerURL, AlertWindow: o.alertWindow, Backup: sched,
-		LeaseTTL: o.leaseTTL, EmergencyEvery: o.emergencyEvery, TeamWebhooks: o.teamWebhooks})
+		LeaseTTL: o.leaseTTL, EmergencyEvery: o.emergencyEvery, TeamWebhooks: o.teamWebhooks,
+		Fix: fixConfig(o.fixEvery, o.fixPollEvery)})
 	if err != nil {
 		return fail(err)
 	}

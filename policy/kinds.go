@@ -91,12 +91,43 @@ type ServiceSpec struct {
 	// team's contact; Links are where people look (runbook, dashboards).
 	Chat  string `yaml:"chat,omitempty" json:"chat,omitempty"`
 	Links []Link `yaml:"links,omitempty" json:"links,omitempty"`
+	// Repo is the git repository the server proposes fixes to (fix.md).
+	Repo *ServiceRepo `yaml:"repo,omitempty" json:"repo,omitempty"`
 }
 
 // Link is a named URL of a service.
 type Link struct {
 	Name string `yaml:"name" json:"name" policy:"required"`
 	URL  string `yaml:"url" json:"url" policy:"required"`
+}
+
+// ServiceRepo is a service's git repository for fixes: where the leader
+// clones from and pushes fix branches to, and the forge that takes the
+// merge requests.
+type ServiceRepo struct {
+	// URL is the git URL (https://, ssh://, git://, file://, or
+	// user@host:path); credentials never go here.
+	URL string `yaml:"url" json:"url" policy:"required"`
+	// Base is the branch fixes are made from and merge into: main when
+	// empty.
+	Base string `yaml:"base,omitempty" json:"base,omitempty"`
+	// Forge is github, gitlab, or none (push the branch only); none when
+	// empty.
+	Forge string `yaml:"forge,omitempty" json:"forge,omitempty"`
+	// Project is the forge's name of the repository: OWNER/NAME on
+	// GitHub, the project path on GitLab.
+	Project string `yaml:"project,omitempty" json:"project,omitempty"`
+	// API is the forge's API base URL: https://api.github.com and
+	// https://gitlab.com when empty.
+	API string `yaml:"api,omitempty" json:"api,omitempty"`
+}
+
+// BaseBranch is Base or main.
+func (r *ServiceRepo) BaseBranch() string {
+	if r.Base == "" {
+		return "main"
+	}
+	return r.Base
 }
 
 func (s *ServiceSpec) Check(c *Checker) {
@@ -108,6 +139,25 @@ func (s *ServiceSpec) Check(c *Checker) {
 	}
 	for i, l := range s.Links {
 		checkURL(c, fmt.Sprintf("spec.links[%d].url", i), l.URL)
+	}
+	if r := s.Repo; r != nil {
+		if u, err := url.Parse(r.URL); err == nil && u.User != nil {
+			c.errorf("spec.repo.url", "%q holds credentials: give the server a token (fix.md), never the document", u.Redacted())
+		} else if r.URL == "" || strings.ContainsAny(r.URL, " \t\n") || strings.HasPrefix(r.URL, "-") {
+			c.errorf("spec.repo.url", "%q: want a git URL", r.URL)
+		}
+		switch r.Forge {
+		case "", "none":
+		case "github", "gitlab":
+			if r.Project == "" {
+				c.errorf("spec.repo.project", "required with forge %s: OWNER/NAME or the project path", r.Forge)
+			}
+		default:
+			c.errorf("spec.repo.forge", "%q: want github, gitlab or none", r.Forge)
+		}
+		if r.API != "" {
+			checkURL(c, "spec.repo.api", r.API)
+		}
 	}
 }
 

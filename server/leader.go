@@ -118,6 +118,10 @@ func (s *Server) lead(ctx context.Context, term int64) {
 	defer backupT.Stop()
 	var backups sync.WaitGroup // a backup ends before the leader does
 	defer backups.Wait()
+	fixC, fixStop := tickerOrNever(s.cfg.Fix.Every)
+	defer fixStop()
+	fixPollC, fixPollStop := tickerOrNever(s.cfg.Fix.PollEvery)
+	defer fixPollStop()
 	if s.feedSource().enabled() {
 		// Not again when this process has just refreshed (quickstart does
 		// before its first summary).
@@ -163,8 +167,25 @@ func (s *Server) lead(ctx context.Context, term int64) {
 			// In its own goroutine: the steps go on while it runs
 			// (RunBackup runs one at a time).
 			backups.Go(func() { s.backupTick(ctx) })
+		case <-fixC:
+			if _, err := s.DeliverFixes(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("scheduled fixes", "err", err)
+			}
+		case <-fixPollC:
+			if _, err := s.PollFixes(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("merge request states", "err", err)
+			}
 		}
 	}
+}
+
+// tickerOrNever ticks every d, or never when d is not positive.
+func tickerOrNever(d time.Duration) (<-chan time.Time, func()) {
+	if d <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 func (s *Server) stepLogged(ctx context.Context, fence rollout.Fence) {

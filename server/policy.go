@@ -320,6 +320,11 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, _ *caller) e
 	if d.Evidence == nil {
 		d.Evidence = []string{"the advisories no longer name this version (it is closed at the next rematch)"}
 	}
+	if h.IsService() {
+		if d.Fix, err = s.findingFix(ctx, strings.TrimPrefix(h.MachineID, fleet.ServicePrefix), f); err != nil {
+			return err
+		}
+	}
 	return writeJSON(w, http.StatusOK, d)
 }
 
@@ -353,6 +358,9 @@ func (s *Server) uploadServiceInventory(w http.ResponseWriter, r *http.Request, 
 	}
 	if _, err := s.db.Audit.Append(ctx, c.actor(), "service.inventory", "service/"+name,
 		map[string]any{"packages": len(req.Packages), "hash": fleet.InventoryHash(req.Packages)}); err != nil {
+		return err
+	}
+	if err := s.deployFixes(ctx, name, req.Packages, c.actor()); err != nil {
 		return err
 	}
 	s.markScores(ctx, "inventory")

@@ -110,6 +110,8 @@ type Config struct {
 	AlertWindow time.Duration
 	// Backup is the leader's scheduled backups (none without a Dir).
 	Backup BackupSchedule
+	// Fix delivers application fixes to services' repositories.
+	Fix FixConfig
 }
 
 // Server serves the API.
@@ -334,6 +336,9 @@ func (s *Server) routeTable() []Route {
 		{"GET", p + "/policy", auth.Viewer, s.listPolicy},
 		{"GET", p + "/policy/history", auth.Viewer, s.policyHistory},
 		{"PUT", p + "/services/{name}/inventory", auth.Operator, s.uploadServiceInventory},
+		{"POST", p + "/services/{name}/fixes", auth.Operator, s.proposeFix},
+		{"GET", p + "/fixes", auth.Viewer, s.listFixes},
+		{"POST", p + "/fixes/{id}/refresh", auth.Operator, s.refreshFix},
 		{"POST", p + "/plans", auth.Operator, s.createPlan},
 		{"GET", p + "/plans", auth.Viewer, s.listPlans},
 		{"GET", p + "/plans/{id}", auth.Viewer, s.getPlan},

@@ -160,6 +160,9 @@ func (u *UI) routes() {
 	page("GET /initiatives/{name}", u.initiative)
 	page("GET /services/{name}", u.service)
 	page("GET /teams/{name}", u.team)
+	page("GET /fixes", u.fixes)
+	page("POST /fixes/propose", u.proposeFix)
+	page("POST /fixes/{id}/refresh", u.refreshFix)
 }
 
 // cacheStatic lets browsers keep the embedded assets for an hour.

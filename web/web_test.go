@@ -402,7 +402,7 @@ func TestEveryPageEveryRole(t *testing.T) {
 	pages := []string{"/", "/findings", "/findings?status=all&sort=-first_seen", "/hosts", "/hosts?stale=1h&reboot=1&sort=open", "/hosts/" + f.hosts[0].id,
 		"/vulns", "/vulns?kev=true", "/vulns/" + vl.Vulnerabilities[0].ID, "/patches", "/plans", "/plans?state=awaiting_approval", "/rollouts", "/rollouts?active=1",
 		"/plans/" + p.ID, "/policy", "/policy?kind=RolloutStrategy&name=fast", "/feeds", "/audit", "/backups", "/schedules",
-		"/kpi", "/kpi?by=team&since=30d", "/?as_of=2026-01-31", "/findings?as_of=2026-01-31", "/hosts?as_of=2026-01-31",
+		"/kpi", "/kpi?by=team&since=30d", "/fixes", "/?as_of=2026-01-31", "/findings?as_of=2026-01-31", "/hosts?as_of=2026-01-31",
 		"/templates", "/templates?name=regulated"}
 	for _, who := range []string{"vera", "alice", "ada"} {
 		c := f.person(who)

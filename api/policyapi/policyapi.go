@@ -83,4 +83,19 @@ type FindingDetail struct {
 	Aliases  []string             `json:"aliases,omitempty"`
 	Summary  string               `json:"summary,omitempty"`
 	History  []fleet.FindingEvent `json:"history"`
+	// Fix is the state of the fix proposed for a service's finding (nil:
+	// none proposed).
+	Fix *FindingFix `json:"fix,omitempty"`
+}
+
+// FindingFix is where a finding's fix is: proposed (the merge request
+// open), merged, deployed (the service's inventory shows the fixed
+// version), or closed (the merge request closed unmerged).
+type FindingFix struct {
+	ProposalID   int64     `json:"proposal_id"`
+	State        string    `json:"state"`
+	Branch       string    `json:"branch"`
+	To           string    `json:"to"`
+	MergeRequest string    `json:"merge_request,omitempty"`
+	DeployedAt   time.Time `json:"deployed_at,omitzero"`
 }

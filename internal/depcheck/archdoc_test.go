@@ -23,6 +23,7 @@ var undocumented = []string{
 	"internal/sharedtest",  // the shared test data (the doc's prose names it)
 	"internal/rollouttest", // the rollout policy documents the tests and bench/rollout share
 	"internal/jsontest",    // checks of JSON documents the tests of cli and server share
+	"internal/gittest",     // bare repositories over git daemon for the tests of forge, server and web
 	"feeds/nvd/nvdtest",    // a loopback NVD CVE API for the tests of feeds, feeds/nvd and cli
 	"internal/promtest",    // real Prometheus and Alertmanager processes and exporters for the gates' tests
 }

@@ -62,7 +62,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
 		Policy: policyDialect, Rollouts: rolloutDialect, Schedules: scheduleDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: nil}, Users: userDialect,
-		Scores: &scoresql.Dialect{Rebind: rebind, InsertNotice: `INSERT INTO scorecard_notices(key, at) VALUES($1,$2) ON CONFLICT DO NOTHING`}}), db: db}, nil
+		Scores: &scoresql.Dialect{Rebind: rebind, InsertNotice: `INSERT INTO scorecard_notices(key, at) VALUES($1,$2) ON CONFLICT DO NOTHING`}, Fixes: fixDialect}), db: db}, nil
 }
 
 // Close closes the connection pool.

@@ -62,7 +62,7 @@ func TestContract(t *testing.T) {
 		db := openTest(t)
 		db.Findings.BulkChunk = 4 // re-decisions in several transactions
 		return storetest.Backend{
-			Feeds: db, Audit: db.Audit, Leases: db.Leases, Tokens: db.Tokens, Fleet: db.Fleet, Findings: db.Findings, Policy: db.Policy, Users: db.Users, Rollouts: db.Rollouts, Scores: db.Scores,
+			Feeds: db, Audit: db.Audit, Leases: db.Leases, Tokens: db.Tokens, Fleet: db.Fleet, Findings: db.Findings, Policy: db.Policy, Users: db.Users, Rollouts: db.Rollouts, Scores: db.Scores, Fixes: db.Fixes,
 			Tamper: func(q string) {
 				if _, err := db.db.Exec(q); err != nil {
 					t.Fatal(err)

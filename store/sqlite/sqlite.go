@@ -93,7 +93,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	go checkpointer(cctx, db, done)
 	return &DB{Stores: sqlstore.New(db, sqlstore.Dialects{Feeds: dialect, Audit: auditDialect, Leases: leaseDialect, Tokens: tokenDialect, Fleet: fleetDialect, Findings: findingsDialect,
 		Policy: policyDialect, Rollouts: rolloutDialect, Schedules: scheduleDialect, KPI: &kpisql.Dialect{Rebind: rebind, WriteLock: findingsDialect.WriteLock}, Users: userDialect,
-		Scores: &scoresql.Dialect{Rebind: rebind, InsertNotice: `INSERT INTO scorecard_notices(key, at) VALUES(?,?) ON CONFLICT DO NOTHING`}}),
+		Scores: &scoresql.Dialect{Rebind: rebind, InsertNotice: `INSERT INTO scorecard_notices(key, at) VALUES(?,?) ON CONFLICT DO NOTHING`}, Fixes: fixDialect}),
 		db: db, stop: func() { cancel(); <-done }, path: path}, nil
 }
 

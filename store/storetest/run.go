@@ -6,6 +6,7 @@ import (
 
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/leader"
+	"github.com/patchbay/patchbay/store/internal/fixsql"
 	"github.com/patchbay/patchbay/store/internal/rolloutsql"
 	"github.com/patchbay/patchbay/store/internal/scoresql"
 	"github.com/patchbay/patchbay/store/internal/usersql"
@@ -24,6 +25,7 @@ type Backend struct {
 	Users    *usersql.Store
 	Rollouts *rolloutsql.Store
 	Scores   *scoresql.Store
+	Fixes    *fixsql.Store
 	// Fault makes the database refuse, inside the transaction, to store
 	// a finding of the vulnerability named (a trigger).
 	Fault func(vuln string)
@@ -45,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("scores", func(t *testing.T) {
 		Scores(t, func(t *testing.T) (*scoresql.Store, AuditStore) { b := open(t); return b.Scores, b.Audit })
 	})
+	t.Run("fixes", func(t *testing.T) { Fixes(t, func(t *testing.T) *fixsql.Store { return open(t).Fixes }) })
 	t.Run("fleet", func(t *testing.T) { Fleet(t, func(t *testing.T) FleetStore { return open(t).Fleet }) })
 	t.Run("policy", func(t *testing.T) {
 		Policy(t, func(t *testing.T) (PolicyStore, AuditStore) { b := open(t); return b.Policy, b.Audit })

@@ -17,6 +17,7 @@ import (
 	"github.com/patchbay/patchbay/scan"
 	"github.com/patchbay/patchbay/store/internal/auditsql"
 	"github.com/patchbay/patchbay/store/internal/feedsql"
+	"github.com/patchbay/patchbay/store/internal/fixsql"
 	"github.com/patchbay/patchbay/store/internal/fleetsql"
 	"github.com/patchbay/patchbay/store/internal/kpisql"
 	"github.com/patchbay/patchbay/store/internal/leasesql"
@@ -42,6 +43,7 @@ type Dialects struct {
 	Users     *usersql.Dialect
 	KPI       *kpisql.Dialect
 	Scores    *scoresql.Dialect
+	Fixes *fixsql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -68,6 +70,7 @@ type Stores struct {
 	KPI *kpisql.Store
 	// Scores keeps scorecard results, their history and pushed facts.
 	Scores *scoresql.Store
+	Fixes *fixsql.Dialect
 }
 
 var (
@@ -92,6 +95,7 @@ func New(db *sql.DB, d Dialects) Stores {
 		Users:    &usersql.Store{DB: db, D: d.Users},
 		KPI:      &kpisql.Store{DB: db, D: d.KPI},
 		Scores:   &scoresql.Store{DB: db, D: d.Scores, Audit: aud, WriteLock: d.Findings.WriteLock},
+		Fixes:    &fixsql.Store{DB: db, D: d.Fixes},
 	}
 }
 
