@@ -43,7 +43,7 @@ type Dialects struct {
 	Users     *usersql.Dialect
 	KPI       *kpisql.Dialect
 	Scores    *scoresql.Dialect
-	Fixes *fixsql.Dialect
+	Fixes     *fixsql.Dialect
 }
 
 // Stores is the store, one part per aggregate. The advisory index is
@@ -70,7 +70,8 @@ type Stores struct {
 	KPI *kpisql.Store
 	// Scores keeps scorecard results, their history and pushed facts.
 	Scores *scoresql.Store
-	Fixes *fixsql.Dialect
+	// Fixes keeps the fix proposals of services (branches, merge requests).
+	Fixes *fixsql.Store
 }
 
 var (
