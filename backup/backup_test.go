@@ -16,6 +16,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pressly/goose/v3"
 
 	"github.com/patchbay/patchbay/auth"
 	"github.com/patchbay/patchbay/backup"
@@ -331,11 +332,14 @@ func TestOlderSchemaMigrated(t *testing.T) {
 	ctx := context.Background()
 	dataDir, db, _ := fixture(t, "")
 	known := store.KnownSchema("sqlite")
-	for _, q := range []string{`DROP INDEX host_findings_open_priority_seen`, `DROP INDEX host_findings_open_priority_due`, `DROP TABLE sessions`, `DROP TABLE users`,
-		`DELETE FROM goose_db_version WHERE version_id >= 15`} {
-		if _, err := db.SQL().ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
+	// Back to schema 14 by the migrations' own down steps, whatever
+	// migrations come after it.
+	mig, err := goose.NewProvider(goose.DialectSQLite3, db.SQL(), os.DirFS(filepath.Join("..", "store", "sqlite", "migrations")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mig.DownTo(ctx, 14); err != nil {
+		t.Fatal(err)
 	}
 	arch, m := create(t, backup.Options{DB: db, DataDir: dataDir, IncludeKeysPlaintext: true})
 	if m.Schema != 14 {

@@ -40,7 +40,14 @@ others take their defaults. On a terminal without --template, or with
 What is written is checked first as ` + "`patchbay policy validate`" + ` would; nothing is
 written on an error, and a DIR that holds files is refused without --force
 (with it, files of the same names are replaced, others kept).`,
-		Args: cobra.MaximumNArgs(1),
+		// One DIR at most; two words are a mistyped subcommand (init
+		// agnet DIR), said as for every other command group.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return unknownCommand(cmd, args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if list {
 				return initList(e, tmplRef)
