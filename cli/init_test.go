@@ -137,7 +137,9 @@ func TestInitInteractive(t *testing.T) {
 		"", "",           // windowDuration, timeZone
 		"standard", "strict", // slaProfile: refused, then strict
 		// approvers given with --set
-		"", "", "", "", // bake, failOn, auditCheckpoints, patchbayVersion
+		"", "", // bake, securityMinAge
+		"2027-13-01", "2027-04-01", // initiativeStart: refused, then the second quarter
+		"", "", "", "", // initiativeLevel, failOn, auditCheckpoints, patchbayVersion
 	}, "\n") + "\n"
 	var out, errb bytes.Buffer
 	root := newRoot(&env{stdout: &out, stderr: &errb})
@@ -154,6 +156,7 @@ func TestInitInteractive(t *testing.T) {
 		`  environments: "prod": want at least 2 item(s), comma-separated`,
 		`  window: "every sunday": want five fields`,
 		`  slaProfile: "standard": want one of pci-dss, strict`,
+		`  initiativeStart: "2027-13-01": want a date YYYY-MM-DD`,
 	} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("the questions do not say %q:\n%s", want, errb.String())
@@ -165,9 +168,10 @@ func TestInitInteractive(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "approvals.yaml"))
 	w, _ := os.ReadFile(filepath.Join(dir, "windows.yaml"))
 	p, _ := os.ReadFile(filepath.Join(dir, "policy.yaml"))
+	sc, _ := os.ReadFile(filepath.Join(dir, "scorecards.yaml"))
 	if !strings.Contains(string(b), "hostGroups: [prod]\n  approve: manual\n  approvers: 3") || !strings.Contains(string(w), `schedule: "0 3 * * SUN"`) ||
-		!strings.Contains(string(p), "system: {P1: 3d, P2: 14d") {
-		t.Errorf("the answers are not in the repository:\n%s\n%s\n%s", b, w, p)
+		!strings.Contains(string(p), "system: {P1: 3d, P2: 14d") || !strings.Contains(string(sc), "start: 2027-04-01\n  target: 2027-06-30\n") {
+		t.Errorf("the answers are not in the repository:\n%s\n%s\n%s\n%s", b, w, p, sc)
 	}
 	// Answers that end early write nothing.
 	dir2 := filepath.Join(t.TempDir(), "repo")
