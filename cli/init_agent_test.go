@@ -138,9 +138,12 @@ func initOnHost(t *testing.T, tm *scaffold.Template, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var strategy, group, window, service string
+	var strategy, group, window, service, schedule string
+	byPriority := false
 	for _, d := range docs {
 		switch s := d.Spec.(type) {
+		case *rollout.ScheduleSpec:
+			schedule, byPriority = d.Metadata.Name, len(s.Selector.Priorities) > 0
 		case *rollout.StrategySpec:
 			strategy, group = d.Metadata.Name, s.Rings[0].HostGroup
 		case *rollout.WindowSpec:
@@ -231,7 +234,23 @@ func initOnHost(t *testing.T, tm *scaffold.Template, root string) {
 	if h.Facts.Labels["env"] != group || h.Facts.Labels["role"] != service {
 		t.Errorf("host labels %v, want env=%s role=%s", h.Facts.Labels, group, service)
 	}
-	code, out, stderr := run(t, t.TempDir(), "plan", "create", "--strategy", strategy, "--type", "security", "--host-group", group)
+	// The generated schedule's selector resolves the host at its window's
+	// next opening: patched then, or its updates held by the age gate
+	// (small-team's 3d: they appeared just now). A selector by priority
+	// (regulated's P1 and P2) takes findings, and this server has no
+	// advisory feed: no finding, so nothing at the opening.
+	code, out, stderr := run(t, t.TempDir(), "schedules", "show", schedule)
+	opening := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(window) + `  \d{4}-\d\d-\d\d \d\d:\d\d.*\n    hosts (\d+)  packages (\d+) .*\n(    left out: .*)?`)
+	m := opening.FindStringSubmatch(out)
+	resolved := m != nil && (m[1] == "1" && m[2] != "0" || strings.Contains(m[3], "age gate: "))
+	if byPriority {
+		resolved = m != nil && m[1] == "0"
+	}
+	if code != 0 || !resolved {
+		t.Errorf("schedules show %s: want the host at the window %s's next opening, patched or held by the age gate:\n%d\n%s\n%s", schedule, window, code, out, stderr)
+	}
+	t.Logf("%s: schedules show %s\n%s", tm.Name, schedule, out)
+	code, out, stderr = run(t, t.TempDir(), "plan", "create", "--strategy", strategy, "--type", "security", "--host-group", group)
 	if code != 0 {
 		t.Fatalf("plan create: %d\n%s\n%s", code, out, stderr)
 	}

@@ -21,7 +21,16 @@ import (
 var initSets = [][]string{
 	nil,
 	{"--set", "teams=alpha,beta,gamma", "--set", "services=api,worker", "--set", "environments=dev,staging,prod",
-		"--set", "window=30 3 * * SAT", "--set", "timeZone=Europe/Paris", "--set", "tier=1", "--set", "failOn=P3", "--set", "patchbayVersion=v1.2.3"},
+		"--set", "window=30 3 * * SAT", "--set", "timeZone=Europe/Paris", "--set", "tier=1", "--set", "failOn=P3", "--set", "patchbayVersion=v1.2.3",
+		"--set", "initiativeStart=2031-11-30"},
+}
+
+// initTemplateSets are values of one template's own parameters, added to
+// the second set.
+var initTemplateSets = map[string][]string{
+	"web-fleet":  {"--set", "securityMinAge=2d", "--set", "bugfixMinAge=2w", "--set", "initiativeLevel=gold"},
+	"regulated":  {"--set", "securityMinAge=36h", "--set", "initiativeLevel=assured", "--set", "approvers=3"},
+	"small-team": {"--set", "autoApproveAfter=5d", "--set", "initiativeLevel=bronze"},
 }
 
 // TestInitValidByConstruction: every built-in template, with its defaults
@@ -45,6 +54,9 @@ func TestInitValidByConstruction(t *testing.T) {
 					}
 				}
 			}
+			if i > 0 {
+				set = append(slices.Clone(set), initTemplateSets[tm.Name]...)
+			}
 			dir := filepath.Join(t.TempDir(), "repo")
 			code, stdout, stderr := run(t, t.TempDir(), append([]string{"init", dir, "--template", tm.Name}, set...)...)
 			if code != 0 || !strings.Contains(stdout, filepath.Join(dir, "policy.yaml")) {
@@ -52,7 +64,8 @@ func TestInitValidByConstruction(t *testing.T) {
 			}
 			code, stdout, stderr = run(t, t.TempDir(), "apply", "--dry-run", "-f", dir)
 			if code != 0 || !regexp.MustCompile(`^\d+ would be created, 0 would change, 0 unchanged, 0 would be deleted \(nothing applied\)`).MatchString(stderr) ||
-				!strings.Contains(stdout, "RolloutStrategy/") || !strings.Contains(stdout, "MaintenanceWindow/") || !strings.Contains(stdout, "ApprovalRule/") {
+				!strings.Contains(stdout, "RolloutStrategy/") || !strings.Contains(stdout, "MaintenanceWindow/") || !strings.Contains(stdout, "ApprovalRule/") ||
+				!strings.Contains(stdout, "PatchSchedule/") || !strings.Contains(stdout, "Scorecard/") || !strings.Contains(stdout, "Initiative/") {
 				t.Fatalf("%s %d: apply --dry-run: %d\n%s\n%s", tm.Name, i, code, stdout, stderr)
 			}
 			checkPipelines(t, dir)
@@ -72,6 +85,9 @@ func TestInitBadSet(t *testing.T) {
 		{[]string{"--template", "web-fleet", "--set", "window=someday"}, `--set window=someday: "someday": want five fields`},
 		{[]string{"--template", "regulated", "--set", "approvers=1"}, "--set approvers=1: 1: want at least 2"},
 		{[]string{"--template", "small-team", "--set", "teams=a,b"}, `--set teams=a,b: "a,b": want at most 1 item(s)`},
+		{[]string{"--template", "small-team", "--set", "initiativeStart=2027-02-30"}, `--set initiativeStart=2027-02-30: "2027-02-30": want a date YYYY-MM-DD`},
+		{[]string{"--template", "web-fleet", "--set", "bugfixMinAge=week"}, `--set bugfixMinAge=week: duration "week": want a number of days`},
+		{[]string{"--template", "regulated", "--set", "initiativeLevel=gold"}, `--set initiativeLevel=gold: "gold": want one of baseline, compliant, assured`},
 		{[]string{"--template", "web-fleet", "--set", "colour=red"}, "--set colour=red: template web-fleet has no such parameter (it has teams, services"},
 		{[]string{"--template", "web-fleet", "--set", "teams"}, `--set "teams": want key=value`},
 		{[]string{"--template", "nope"}, `no template "nope" (built-in: regulated, small-team, web-fleet`},
@@ -121,7 +137,9 @@ func TestInitInteractive(t *testing.T) {
 		"", "",           // windowDuration, timeZone
 		"standard", "strict", // slaProfile: refused, then strict
 		// approvers given with --set
-		"", "", "", "", // bake, failOn, auditCheckpoints, patchbayVersion
+		"", "", // bake, securityMinAge
+		"2027-13-01", "2027-04-01", // initiativeStart: refused, then the second quarter
+		"", "", "", "", // initiativeLevel, failOn, auditCheckpoints, patchbayVersion
 	}, "\n") + "\n"
 	var out, errb bytes.Buffer
 	root := newRoot(&env{stdout: &out, stderr: &errb})
@@ -138,6 +156,7 @@ func TestInitInteractive(t *testing.T) {
 		`  environments: "prod": want at least 2 item(s), comma-separated`,
 		`  window: "every sunday": want five fields`,
 		`  slaProfile: "standard": want one of pci-dss, strict`,
+		`  initiativeStart: "2027-13-01": want a date YYYY-MM-DD`,
 	} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("the questions do not say %q:\n%s", want, errb.String())
@@ -149,9 +168,10 @@ func TestInitInteractive(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "approvals.yaml"))
 	w, _ := os.ReadFile(filepath.Join(dir, "windows.yaml"))
 	p, _ := os.ReadFile(filepath.Join(dir, "policy.yaml"))
+	sc, _ := os.ReadFile(filepath.Join(dir, "scorecards.yaml"))
 	if !strings.Contains(string(b), "hostGroups: [prod]\n  approve: manual\n  approvers: 3") || !strings.Contains(string(w), `schedule: "0 3 * * SUN"`) ||
-		!strings.Contains(string(p), "system: {P1: 3d, P2: 14d") {
-		t.Errorf("the answers are not in the repository:\n%s\n%s\n%s", b, w, p)
+		!strings.Contains(string(p), "system: {P1: 3d, P2: 14d") || !strings.Contains(string(sc), "start: 2027-04-01\n  target: 2027-06-30\n") {
+		t.Errorf("the answers are not in the repository:\n%s\n%s\n%s\n%s", b, w, p, sc)
 	}
 	// Answers that end early write nothing.
 	dir2 := filepath.Join(t.TempDir(), "repo")

@@ -29,9 +29,10 @@ const (
 	TypeSchedule = "schedule" // a MaintenanceWindow's cron schedule (TUE#2 allowed)
 	TypeDuration = "duration" // 3d, 2w, 30m
 	TypeTimeZone = "timezone" // an IANA time zone
+	TypeDate     = "date"     // a day, 2027-01-01
 )
 
-var types = []string{TypeString, TypeInt, TypeBool, TypeList, TypeSchedule, TypeDuration, TypeTimeZone}
+var types = []string{TypeString, TypeInt, TypeBool, TypeList, TypeSchedule, TypeDuration, TypeTimeZone, TypeDate}
 
 // Spec is a template's manifest: what it is for and its parameters.
 type Spec struct {
@@ -207,6 +208,11 @@ func (p *Param) parseOne(s string) (any, error) {
 	case TypeTimeZone:
 		if _, err := time.LoadLocation(s); err != nil || s == "" || s == "Local" {
 			return nil, fmt.Errorf("%q: not an IANA time zone (Europe/Paris, UTC)", s)
+		}
+		return s, nil
+	case TypeDate:
+		if _, err := time.Parse(time.DateOnly, s); err != nil {
+			return nil, fmt.Errorf("%q: want a date YYYY-MM-DD (2027-01-01)", s)
 		}
 		return s, nil
 	}

@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/patchbay/patchbay/kinds"
 	"github.com/patchbay/patchbay/policy"
@@ -316,6 +317,15 @@ var funcs = template.FuncMap{
 	// except is the list without its last item (the rings before
 	// production).
 	"except": func(l []string) []string { return l[:len(l)-1] },
+	// quarterEnd is the last day of the quarter (three months) that
+	// starts on a date parameter's day: 2027-01-01 gives 2027-03-31.
+	"quarterEnd": func(s string) (string, error) {
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			return "", err
+		}
+		return d.AddDate(0, 3, -1).Format(time.DateOnly), nil
+	},
 }
 
 // ErrNotEmpty is returned when the target directory holds files and

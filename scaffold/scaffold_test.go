@@ -110,7 +110,7 @@ spec:
 	fsys[ManifestFile].Data = []byte(strings.Replace(string(fsys[ManifestFile].Data), "      colour: red\n", "", 1))
 	_, err = Load(fsys, "my-template")
 	for _, want := range []string{
-		`my-template/template.yaml:9:13: spec.parameters[0].type: "lists": want one of string, int, bool, list, schedule, duration, timezone`,
+		`my-template/template.yaml:9:13: spec.parameters[0].type: "lists": want one of string, int, bool, list, schedule, duration, timezone, date`,
 		`my-template/template.yaml:14:16: spec.parameters[1].default: "sometimes": want five fields`,
 		`my-template/template.yaml:18:16: spec.parameters[2].pattern: "(": error parsing regexp`,
 	} {

@@ -48,7 +48,8 @@ func TestTemplatesGenerate(t *testing.T) {
 		files[h.Name] = string(b)
 	}
 	if !strings.Contains(files["web-fleet/teams.yaml"], "name: ops\n") || !strings.Contains(files["web-fleet/windows.yaml"], "timeZone: Europe/Paris\n") ||
-		files["web-fleet/.gitlab-ci.yml"] == "" || files["web-fleet/.github/workflows/patchbay-policy.yml"] == "" {
+		files["web-fleet/.gitlab-ci.yml"] == "" || !strings.Contains(files["web-fleet/schedules.yaml"], "kind: PatchSchedule\n") ||
+		!strings.Contains(files["web-fleet/scorecards.yaml"], "kind: Initiative\n") || files["web-fleet/.github/workflows/patchbay-policy.yml"] == "" {
 		t.Errorf("archive: %d files %v", len(files), files["web-fleet/teams.yaml"])
 	}
 	code, body = f.do("POST", api.Prefix+"/templates/web-fleet/generate", viewer, templateapi.GenerateRequest{Values: map[string]string{"tier": "9"}})
@@ -56,6 +57,12 @@ func TestTemplatesGenerate(t *testing.T) {
 	json.Unmarshal(body, &e)
 	if code != 400 || e.Field != "values.tier" || e.Error != "values.tier=9: 9: want at most 4" {
 		t.Errorf("bad value: %d %s", code, body)
+	}
+	code, body = f.do("POST", api.Prefix+"/templates/web-fleet/generate", viewer, templateapi.GenerateRequest{Values: map[string]string{"initiativeStart": "2027-13-01"}})
+	e = api.Error{}
+	json.Unmarshal(body, &e)
+	if code != 400 || e.Field != "values.initiativeStart" || !strings.Contains(e.Error, "want a date YYYY-MM-DD") {
+		t.Errorf("bad date: %d %s", code, body)
 	}
 	if code, body = f.do("POST", api.Prefix+"/templates/nope/generate", viewer, templateapi.GenerateRequest{}); code != 404 {
 		t.Errorf("unknown template: %d %s", code, body)

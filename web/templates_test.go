@@ -20,13 +20,14 @@ func TestTemplatesPage(t *testing.T) {
 	vera.login(password)
 	code, _, page := vera.get("/templates?name=small-team")
 	for _, want := range []string{`<a href="/templates?name=web-fleet#generate">web-fleet</a>`, `<a href="/templates?name=regulated#generate">regulated</a>`,
-		`<input id="p-autoApproveAfter" name="p.autoApproveAfter" value="3d"`, `<pre id="init-command">patchbay init small-team/ --template small-team</pre>`} {
+		`<input id="p-autoApproveAfter" name="p.autoApproveAfter" value="3d"`, `<pre id="init-command">patchbay init small-team/ --template small-team</pre>`,
+		`<input type="date" id="p-initiativeStart" name="p.initiativeStart" value="2027-01-01"`, `<option selected>silver</option>`} {
 		if code != 200 || !strings.Contains(page, want) {
 			t.Errorf("/templates?name=small-team: %d, no %q\n%s", code, want, page)
 		}
 	}
 	csrf := csrfOf(t, page)
-	form := url.Values{"csrf": {csrf}, "p.teams": {"sre"}, "p.window": {"0 5 * * SAT"}, "p.slaProfile": {"relaxed"}}
+	form := url.Values{"csrf": {csrf}, "p.teams": {"sre"}, "p.window": {"0 5 * * SAT"}, "p.slaProfile": {"relaxed"}, "p.initiativeStart": {"2028-04-01"}, "p.autoApproveAfter": {"5d"}}
 	resp := postRaw(t, vera, "/templates/small-team", form)
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/gzip" || !strings.Contains(resp.Header.Get("Content-Disposition"), `filename="small-team.tar.gz"`) {
@@ -53,6 +54,10 @@ func TestTemplatesPage(t *testing.T) {
 	if !strings.Contains(files["small-team/teams.yaml"], "name: sre\n") || !strings.Contains(files["small-team/windows.yaml"], `schedule: "0 5 * * SAT"`) ||
 		!strings.Contains(files["small-team/policy.yaml"], "P2: 45d") {
 		t.Errorf("the archive does not hold the values: %v", files["small-team/windows.yaml"])
+	}
+	if !strings.Contains(files["small-team/schedules.yaml"], "kind: PatchSchedule\n") || !strings.Contains(files["small-team/schedules.yaml"], "minAge: {security: 5d}") ||
+		!strings.Contains(files["small-team/scorecards.yaml"], "start: 2028-04-01\n  target: 2028-06-30\n") {
+		t.Errorf("the archive's schedule and initiative do not hold the values:\n%s\n%s", files["small-team/schedules.yaml"], files["small-team/scorecards.yaml"])
 	}
 
 	form.Set("p.tier", "7")
