@@ -336,7 +336,7 @@ func goal(p scorecard.InitiativeProgress) string {
 
 func newScoresCmd(e *env) *cobra.Command {
 	o := &clientOpts{}
-	cmd := &cobra.Command{Use: "scores", Short: "Score history: every evaluation that changed a service's result"}
+	cmd := &cobra.Command{Use: "scores", Short: "Score history: every evaluation that changed a service's, host's or host group's result"}
 	o.flags(cmd)
 	var service, team, host, group, card, since string
 	history := &cobra.Command{
