@@ -1,7 +1,7 @@
 // Package scorecard is patch health as benchmarks: the Scorecard document
 // (rules written in CEL over the facts of a service, a host or a host
-// group, levels as a ladder, a
-// weighted score, exemptions per rule and entity) and the Initiative
+// group, levels as a ladder, a weighted score, exemptions per rule and
+// entity) and the Initiative
 // document (a level or rules to reach by a date), their evaluation, the
 // progress, burn-up and reminders of initiatives. It holds no SQL and no
 // HTTP: the facts come in as values (Facts), results go out as values
