@@ -38,4 +38,9 @@ spec:
 			t.Errorf("no %q in the host page", w)
 		}
 	}
+	// The scorecard's page lists the host by its key, unlinked.
+	_, _, cpage := vera.get("/scorecards/host-hygiene")
+	if want := "<td>host/" + f.hosts[0].name + "</td>"; !strings.Contains(cpage, want) {
+		t.Errorf("no %q in the scorecard page:\n%s", want, cpage)
+	}
 }
