@@ -336,26 +336,37 @@ func goal(p scorecard.InitiativeProgress) string {
 
 func newScoresCmd(e *env) *cobra.Command {
 	o := &clientOpts{}
-	cmd := &cobra.Command{Use: "scores", Short: "Score history: every evaluation that changed a service's result"}
+	cmd := &cobra.Command{Use: "scores", Short: "Score history: every evaluation that changed a service's, host's or host group's result"}
 	o.flags(cmd)
-	var service, team, card, since string
+	var service, team, host, group, card, since string
 	history := &cobra.Command{
-		Use:   "history (--service S | --team T)",
-		Short: "List a service's (or a team's services') score history, oldest first",
+		Use:   "history (--service S | --team T | --host H | --host-group G)",
+		Short: "List a service's (a team's services', a host's, a host group's) score history, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (service == "") == (team == "") {
-				return fmt.Errorf("--service or --team: give one")
+			given := 0
+			for _, v := range []string{service, team, host, group} {
+				if v != "" {
+					given++
+				}
+			}
+			if given != 1 {
+				return fmt.Errorf("--service, --team, --host or --host-group: give one")
 			}
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
 			q := url.Values{}
-			if service != "" {
+			switch {
+			case service != "":
 				q.Set("service", service)
-			} else {
+			case team != "":
 				q.Set("team", team)
+			case host != "":
+				q.Set("host", host)
+			default:
+				q.Set("host_group", group)
 			}
 			if card != "" {
 				q.Set("scorecard", card)
@@ -370,7 +381,7 @@ func newScoresCmd(e *env) *cobra.Command {
 			if o.data() {
 				return printData(e.stdout, o.output, recs)
 			}
-			tb := table.New(table.Column{Name: "TIME"}, table.Column{Name: "SCORECARD"}, table.Column{Name: "SERVICE"}, table.Column{Name: "LEVEL"}, right("SCORE"), table.Column{Name: "FAILING", Shrink: 1, Min: 10})
+			tb := table.New(table.Column{Name: "TIME"}, table.Column{Name: "SCORECARD"}, table.Column{Name: "ENTITY"}, table.Column{Name: "LEVEL"}, right("SCORE"), table.Column{Name: "FAILING", Shrink: 1, Min: 10})
 			for _, r := range recs {
 				var f []string
 				for _, rr := range r.Failing() {
@@ -383,6 +394,8 @@ func newScoresCmd(e *env) *cobra.Command {
 	}
 	history.Flags().StringVar(&service, "service", "", "the service")
 	history.Flags().StringVar(&team, "team", "", "the team's services instead")
+	history.Flags().StringVar(&host, "host", "", "a host (by hostname) instead, on host scorecards")
+	history.Flags().StringVar(&group, "host-group", "", "a host group instead, on host group scorecards")
 	history.Flags().StringVar(&card, "scorecard", "", "only this scorecard")
 	history.Flags().StringVar(&since, "since", "", "only this recent: 90d, 12w, 13m or a duration")
 	cmd.AddCommand(history)

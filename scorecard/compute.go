@@ -73,13 +73,8 @@ func FactsOf(in Inputs) map[string]Facts {
 	for _, name := range Services(in.Set) {
 		sp := in.Set.Service(name)
 		v := map[string]any{"tier": int64(sp.Tier), "team": sp.Owner}
-		var hosts, notReporting, reboots, kernel, eol, invAge int64
-		var openN, kev int64
-		byP := map[string]int64{}
-		overP := map[string]int64{}
-		oldest := map[string]time.Duration{}
-		var overdue int64
-		invAge = -1
+		var t tally
+		invAge := int64(-1)
 		for _, id := range svcAssets[name] {
 			h := hostOf[id]
 			if h != nil && fleet.AssetOf(h.Host).Service != "" {
@@ -87,45 +82,11 @@ func FactsOf(in Inputs) map[string]Facts {
 				invAge = max(invAge, int64(in.Now.Sub(h.LastSeen)/(24*time.Hour)))
 				h = nil
 			}
-			if h != nil {
-				hosts++
-				if in.Now.Sub(h.LastSeen) > in.Stale {
-					notReporting++
-				}
-				if h.Facts.RebootRequired {
-					reboots++
-				}
-				if h.Facts.KernelNewest != "" && h.Facts.KernelRunning != "" && h.Facts.KernelNewest != h.Facts.KernelRunning {
-					kernel++
-				}
-				if e := EndOfLife(h.Facts.OSID, h.Facts.OSVersion); !e.IsZero() && !in.Now.Before(e) {
-					eol++
-				}
-			}
-			for _, iv := range open[id] {
-				openN++
-				byP[iv.Priority]++
-				if !iv.Due.IsZero() && iv.Due.Before(in.Now) {
-					overdue++
-					overP[iv.Priority]++
-				}
-				if age := in.Now.Sub(iv.Opened); age > oldest[iv.Priority] {
-					oldest[iv.Priority] = age
-				}
-				if in.KEV[iv.Vulnerability] {
-					kev++
-				}
-			}
+			t.add(h, open[id], in)
 		}
+		t.put(v)
 		v["hosts"], v["agents_not_reporting"], v["pending_reboots"], v["kernel_behind"], v["os_eol"], v["inventory_age_days"] =
-			hosts, notReporting, reboots, kernel, eol, invAge
-		v["open"], v["overdue"], v["kev"] = openN, overdue, kev
-		for _, p := range []string{"P1", "P2", "P3", "P4"} {
-			v["open_"+lower(p)] = byP[p]
-			v["overdue_"+lower(p)] = overP[p]
-		}
-		v["oldest_p1_days"] = int64(oldest["P1"] / (24 * time.Hour))
-		v["oldest_p2_days"] = int64(oldest["P2"] / (24 * time.Hour))
+			t.hosts, t.notReporting, t.reboots, t.kernel, t.eol, invAge
 		var exc, expiry int64 = 0, -1
 		for _, d := range in.Set.Documents() {
 			ex, ok := d.Spec.(*policy.ExceptionSpec)
@@ -158,6 +119,63 @@ func FactsOf(in Inputs) map[string]Facts {
 		out[name] = Facts{Values: v, Custom: custom}
 	}
 	return out
+}
+
+// tally sums the host facts and open findings of some assets: what a
+// service, a host and a host group are scored on alike.
+type tally struct {
+	hosts, notReporting, reboots, kernel, eol int64
+	open, overdue, kev                        int64
+	byP, overP                                map[string]int64
+	oldest                                    map[string]time.Duration
+}
+
+// add counts one asset: its host facts (h nil for a service's uploaded
+// inventory) and its open findings.
+func (t *tally) add(h *fleet.HostSummary, open []kpi.Interval, in Inputs) {
+	if t.byP == nil {
+		t.byP, t.overP, t.oldest = map[string]int64{}, map[string]int64{}, map[string]time.Duration{}
+	}
+	if h != nil {
+		t.hosts++
+		if in.Now.Sub(h.LastSeen) > in.Stale {
+			t.notReporting++
+		}
+		if h.Facts.RebootRequired {
+			t.reboots++
+		}
+		if h.Facts.KernelNewest != "" && h.Facts.KernelRunning != "" && h.Facts.KernelNewest != h.Facts.KernelRunning {
+			t.kernel++
+		}
+		if e := EndOfLife(h.Facts.OSID, h.Facts.OSVersion); !e.IsZero() && !in.Now.Before(e) {
+			t.eol++
+		}
+	}
+	for _, iv := range open {
+		t.open++
+		t.byP[iv.Priority]++
+		if !iv.Due.IsZero() && iv.Due.Before(in.Now) {
+			t.overdue++
+			t.overP[iv.Priority]++
+		}
+		if age := in.Now.Sub(iv.Opened); age > t.oldest[iv.Priority] {
+			t.oldest[iv.Priority] = age
+		}
+		if in.KEV[iv.Vulnerability] {
+			t.kev++
+		}
+	}
+}
+
+// put writes the findings facts every entity has.
+func (t *tally) put(v map[string]any) {
+	v["open"], v["overdue"], v["kev"] = t.open, t.overdue, t.kev
+	for _, p := range []string{"P1", "P2", "P3", "P4"} {
+		v["open_"+lower(p)] = t.byP[p]
+		v["overdue_"+lower(p)] = t.overP[p]
+	}
+	v["oldest_p1_days"] = int64(t.oldest["P1"] / (24 * time.Hour))
+	v["oldest_p2_days"] = int64(t.oldest["P2"] / (24 * time.Hour))
 }
 
 func lower(p string) string { return "p" + p[1:] }

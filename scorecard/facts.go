@@ -71,36 +71,44 @@ func ParseValue(s string) any {
 }
 
 var (
-	envOnce sync.Once
-	env     *cel.Env
-	envErr  error
+	envMu sync.Mutex
+	envs  = map[string]*cel.Env{}
 )
 
-func celEnv() (*cel.Env, error) {
-	envOnce.Do(func() {
-		opts := []cel.EnvOption{cel.Variable("custom", cel.MapType(cel.StringType, cel.DynType))}
-		for _, f := range BuiltinFacts {
-			var t *cel.Type
-			switch f.Type {
-			case "int":
-				t = cel.IntType
-			case "double":
-				t = cel.DoubleType
-			case "bool":
-				t = cel.BoolType
-			default:
-				t = cel.StringType
-			}
-			opts = append(opts, cel.Variable(f.Name, t))
+// celEnv is the CEL environment of an entity kind's facts, built once.
+func celEnv(entity string) (*cel.Env, error) {
+	envMu.Lock()
+	defer envMu.Unlock()
+	if e := envs[entity]; e != nil {
+		return e, nil
+	}
+	opts := []cel.EnvOption{cel.Variable("custom", cel.MapType(cel.StringType, cel.DynType))}
+	for _, f := range FactsFor(entity) {
+		var t *cel.Type
+		switch f.Type {
+		case "int":
+			t = cel.IntType
+		case "double":
+			t = cel.DoubleType
+		case "bool":
+			t = cel.BoolType
+		default:
+			t = cel.StringType
 		}
-		env, envErr = cel.NewEnv(opts...)
-	})
-	return env, envErr
+		opts = append(opts, cel.Variable(f.Name, t))
+	}
+	e, err := cel.NewEnv(opts...)
+	if err != nil {
+		return nil, err
+	}
+	envs[entity] = e
+	return e, nil
 }
 
-// compile type-checks a rule's expression: it must be a bool.
-func compile(expr string) (cel.Program, error) {
-	e, err := celEnv()
+// compile type-checks a rule's expression over an entity kind's facts:
+// it must be a bool.
+func compile(entity, expr string) (cel.Program, error) {
+	e, err := celEnv(entity)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +133,7 @@ type Compiled struct {
 func Compile(name string, s *Spec) (*Compiled, error) {
 	c := &Compiled{Name: name, Spec: s}
 	for _, r := range s.Rules {
-		p, err := compile(r.Expr)
+		p, err := compile(s.entity(), r.Expr)
 		if err != nil {
 			return nil, fmt.Errorf("scorecard %s: rule %s: %w", name, r.Name, err)
 		}
@@ -194,7 +202,7 @@ func (c *Compiled) Evaluate(entity string, f Facts, now time.Time) Result {
 	if f.Custom == nil {
 		act["custom"] = map[string]any{}
 	}
-	for _, bf := range BuiltinFacts {
+	for _, bf := range FactsFor(c.Spec.entity()) {
 		v, ok := f.Values[bf.Name]
 		if !ok {
 			v = zero(bf.Type)
@@ -244,7 +252,7 @@ func (c *Compiled) Evaluate(entity string, f Facts, now time.Time) Result {
 
 func (c *Compiled) exemption(rule, entity string, now time.Time) *Exemption {
 	for i, e := range c.Spec.Exemptions {
-		if e.Rule == rule && e.Service == entity && now.Before(e.Expires.End()) {
+		if e.Rule == rule && e.key(c.Spec.entity()) == entity && now.Before(e.Expires.End()) {
 			return &c.Spec.Exemptions[i]
 		}
 	}

@@ -1,6 +1,7 @@
 // Package scorecard is patch health as benchmarks: the Scorecard document
-// (rules written in CEL over the facts of a service, levels as a ladder, a
-// weighted score, exemptions per rule and entity) and the Initiative
+// (rules written in CEL over the facts of a service, a host or a host
+// group, levels as a ladder, a weighted score, exemptions per rule and
+// entity) and the Initiative
 // document (a level or rules to reach by a date), their evaluation, the
 // progress, burn-up and reminders of initiatives. It holds no SQL and no
 // HTTP: the facts come in as values (Facts), results go out as values
@@ -33,8 +34,8 @@ func Kinds() []policy.Kind {
 // level, and exemptions of a rule for one entity.
 type Spec struct {
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
-	// Entity is what is scored: service (the only kind scored for now;
-	// teams get roll-ups of their services).
+	// Entity is what is scored: service (the default), host or
+	// hostGroup; teams get roll-ups of their services.
 	Entity string `yaml:"entity,omitempty" json:"entity,omitempty"`
 	// Levels from the lowest (Bronze) to the highest (Gold).
 	Levels     []Level     `yaml:"levels" json:"levels" policy:"required"`
@@ -65,14 +66,31 @@ type Rule struct {
 	Patch bool `yaml:"patch,omitempty" json:"patch,omitempty"`
 }
 
-// Exemption lets one entity fail one rule until it expires.
+// Exemption lets one entity fail one rule until it expires: a service,
+// a host or a host group, as the scorecard's entity is.
 type Exemption struct {
-	Rule     string      `yaml:"rule" json:"rule" policy:"required"`
-	Service  string      `yaml:"service" json:"service" policy:"required"`
-	Reason   string      `yaml:"reason" json:"reason" policy:"required"`
-	Approver string      `yaml:"approver" json:"approver" policy:"required"`
-	Expires  policy.Date `yaml:"expires" json:"expires" policy:"required"`
+	Rule      string      `yaml:"rule" json:"rule" policy:"required"`
+	Service   string      `yaml:"service,omitempty" json:"service,omitempty"`
+	Host      string      `yaml:"host,omitempty" json:"host,omitempty"`
+	HostGroup string      `yaml:"hostGroup,omitempty" json:"hostGroup,omitempty"`
+	Reason    string      `yaml:"reason" json:"reason" policy:"required"`
+	Approver  string      `yaml:"approver" json:"approver" policy:"required"`
+	Expires   policy.Date `yaml:"expires" json:"expires" policy:"required"`
 }
+
+// name is the entity the exemption names, for the scorecard's entity.
+func (e Exemption) name(entity string) string {
+	switch entity {
+	case EntityHost:
+		return e.Host
+	case EntityHostGroup:
+		return e.HostGroup
+	}
+	return e.Service
+}
+
+// key is the exempted entity's result key.
+func (e Exemption) key(entity string) string { return EntityKey(entity, e.name(entity)) }
 
 func (r Rule) weight() float64 {
 	if r.Weight == 0 {
@@ -84,8 +102,9 @@ func (r Rule) weight() float64 {
 // Check validates the scorecard and type-checks every rule: a rule that
 // does not compile to a bool is an error at its expr's position.
 func (s *Spec) Check(c *policy.Checker) {
-	if s.Entity != "" && s.Entity != "service" {
-		c.Errorf("spec.entity", "%q: want service (the one kind scored; teams are rolled up from their services)", s.Entity)
+	if !slices.Contains(Entities, s.entity()) {
+		c.Errorf("spec.entity", "%q: want one of %s (teams are rolled up from their services)", s.Entity, strings.Join(Entities, ", "))
+		return
 	}
 	levels := map[string]bool{}
 	for i, l := range s.Levels {
@@ -107,13 +126,23 @@ func (s *Spec) Check(c *policy.Checker) {
 		if r.Weight < 0 {
 			c.Errorf(p+".weight", "%v: want a positive weight", r.Weight)
 		}
-		if _, err := compile(r.Expr); err != nil {
+		if _, err := compile(s.entity(), r.Expr); err != nil {
 			c.Errorf(p+".expr", "%v", err)
 		}
 	}
 	for i, e := range s.Exemptions {
+		p := fmt.Sprintf("spec.exemptions[%d]", i)
 		if !rules[e.Rule] {
-			c.Errorf(fmt.Sprintf("spec.exemptions[%d].rule", i), "no rule %q in this scorecard", e.Rule)
+			c.Errorf(p+".rule", "no rule %q in this scorecard", e.Rule)
+		}
+		fields := map[string]string{EntityService: "service", EntityHost: "host", EntityHostGroup: "hostGroup"}
+		if e.name(s.entity()) == "" {
+			c.Errorf(p+"."+fields[s.entity()], "missing: this scorecard scores %ss, so an exemption names a %s", s.entity(), fields[s.entity()])
+		}
+		for _, ent := range Entities {
+			if ent != s.entity() && e.name(ent) != "" {
+				c.Errorf(p+"."+fields[ent], "this scorecard scores %ss: name the %s instead", s.entity(), fields[s.entity()])
+			}
 		}
 	}
 }
@@ -122,6 +151,12 @@ func (s *Spec) Check(c *policy.Checker) {
 func (s *Spec) References() []policy.Reference {
 	var out []policy.Reference
 	for i, e := range s.Exemptions {
+		if e.Service == "" {
+			if e.HostGroup != "" {
+				out = append(out, policy.Reference{Kind: policy.KindHostGroup, Name: e.HostGroup, Path: fmt.Sprintf("spec.exemptions[%d].hostGroup", i)})
+			}
+			continue
+		}
 		out = append(out, policy.Reference{Kind: policy.KindService, Name: e.Service, Path: fmt.Sprintf("spec.exemptions[%d].service", i)})
 	}
 	return out

@@ -100,7 +100,8 @@ func Score(ctx context.Context, st Store, in Inputs, targets []string) (Outcome,
 		return o, err
 	}
 	in.Custom = custom
-	facts := FactsOf(in)
+	factsBy := map[string]map[string]Facts{}
+	keysBy := map[string][]string{}
 	latest, err := st.Latest(ctx)
 	if err != nil {
 		return o, err
@@ -116,11 +117,16 @@ func Score(ctx context.Context, st Store, in Inputs, targets []string) (Outcome,
 		o.wake(c.NextExpiry(in.Now), in.Now)
 		for _, e := range c.Spec.Exemptions {
 			if !in.Now.Before(e.Expires.End()) {
-				notices = append(notices, Notice{Key: fmt.Sprintf("exemption/%s/%s/%s/%s", c.Name, e.Rule, e.Service, e.Expires), Event: "scorecard.exemption_expired",
-					Subject: c.Name, Payload: map[string]any{"scorecard": c.Name, "rule": e.Rule, "service": e.Service, "expired": e.Expires.String(), "approver": e.Approver, "reason": e.Reason}})
+				notices = append(notices, Notice{Key: fmt.Sprintf("exemption/%s/%s/%s/%s", c.Name, e.Rule, e.key(c.Spec.entity()), e.Expires), Event: "scorecard.exemption_expired",
+					Subject: c.Name, Payload: map[string]any{"scorecard": c.Name, "rule": e.Rule, "service": e.Service, "entity": e.key(c.Spec.entity()), "expired": e.Expires.String(), "approver": e.Approver, "reason": e.Reason}})
 			}
 		}
-		for _, svc := range Services(in.Set) {
+		ent := c.Spec.entity()
+		if _, ok := factsBy[ent]; !ok {
+			keysBy[ent], factsBy[ent] = entityFacts(ent, in)
+		}
+		facts := factsBy[ent]
+		for _, svc := range keysBy[ent] {
 			if err := ctx.Err(); err != nil {
 				return o, err
 			}
@@ -133,8 +139,13 @@ func Score(ctx context.Context, st Store, in Inputs, targets []string) (Outcome,
 			}
 			recs = append(recs, Record{Result: r, At: in.Now})
 			if had && c.Spec.levelIndex(r.Level) < c.Spec.levelIndex(p.Level) {
+				team := teamOf(ent, svc, in, facts[svc])
+				payload := map[string]any{"scorecard": c.Name, "entity": svc, "from": p.Level, "to": r.Level, "team": team}
+				if ent == EntityService {
+					payload["service"] = svc
+				}
 				notices = append(notices, Notice{Key: fmt.Sprintf("drop/%s/%s/%d", c.Name, svc, in.Now.UnixNano()), Event: "scorecard.level_dropped",
-					Subject: c.Name, Payload: map[string]any{"scorecard": c.Name, "service": svc, "from": p.Level, "to": r.Level, "team": in.Set.Service(svc).Owner}, Team: in.Set.Service(svc).Owner})
+					Subject: c.Name, Payload: payload, Team: team})
 			}
 		}
 	}
@@ -153,7 +164,9 @@ func Score(ctx context.Context, st Store, in Inputs, targets []string) (Outcome,
 	for _, n := range names {
 		sp := inits[n]
 		card := cardNamed(cards, sp.Scorecard)
-		if card == nil {
+		if card == nil || card.Spec.entity() != EntityService {
+			// Initiatives select services: one on a host or host group
+			// scorecard has nothing to count.
 			continue
 		}
 		o.wake(sp.Start.End().Add(-24*time.Hour), in.Now)
@@ -195,13 +208,14 @@ func cardNamed(cards []*Compiled, name string) *Compiled {
 	return nil
 }
 
-// EvaluateAll scores the services of a set on one scorecard now, without
+// EvaluateAll scores the entities of a set (its services, hosts or host
+// groups, as the scorecard's entity is) on one scorecard now, without
 // keeping anything (what show and the catalog read when nothing is kept
 // yet is the same computation).
 func EvaluateAll(c *Compiled, in Inputs) []Result {
-	facts := FactsOf(in)
+	keys, facts := entityFacts(c.Spec.entity(), in)
 	var out []Result
-	for _, svc := range Services(in.Set) {
+	for _, svc := range keys {
 		out = append(out, c.Evaluate(svc, facts[svc], in.Now))
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/patchbay/patchbay/fleet"
@@ -338,8 +339,15 @@ func (s *Server) getInitiative(w http.ResponseWriter, r *http.Request, _ *caller
 func (s *Server) scoreHistory(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	q := r.URL.Query()
 	svc, card, team := q.Get("service"), q.Get("scorecard"), q.Get("team")
-	if (svc == "") == (team == "") {
-		return errBadRequest("service or team: give one", "query.service")
+	host, group := q.Get("host"), q.Get("host_group")
+	given := 0
+	for _, v := range []string{svc, team, host, group} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return errBadRequest("service, team, host or host_group: give one", "query.service")
 	}
 	since := time.Time{}
 	if v := q.Get("since"); v != "" {
@@ -369,10 +377,21 @@ func (s *Server) scoreHistory(w http.ResponseWriter, r *http.Request, _ *caller)
 		})
 		return writeJSON(w, http.StatusOK, h)
 	}
-	if set.Service(svc) == nil {
+	key := svc
+	switch {
+	case host != "":
+		// A host's results are kept under host/HOSTNAME, as long as
+		// they are kept (a host since removed still has its history).
+		key = scorecard.EntityKey(scorecard.EntityHost, host)
+	case group != "":
+		if !slices.Contains(scorecard.HostGroups(set), group) {
+			return errNotFound(fmt.Sprintf("no HostGroup named %q", group))
+		}
+		key = scorecard.EntityKey(scorecard.EntityHostGroup, group)
+	case set.Service(svc) == nil:
 		return errNotFound(fmt.Sprintf("no Service named %q", svc))
 	}
-	h, err := s.db.Scores.History(r.Context(), card, svc, since)
+	h, err := s.db.Scores.History(r.Context(), card, key, since)
 	if err != nil {
 		return err
 	}
@@ -442,19 +461,36 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// entityText names a notice's entity: a service by its name, a host or
+// host group by its kind and name.
+func entityText(p map[string]any) string {
+	if s, ok := p["service"].(string); ok && s != "" {
+		return fmt.Sprintf("service `%s`", s)
+	}
+	e, _ := p["entity"].(string)
+	kind, name, ok := strings.Cut(e, "/")
+	if !ok {
+		return fmt.Sprintf("`%s`", e)
+	}
+	if kind == scorecard.EntityHostGroup {
+		kind = "host group"
+	}
+	return fmt.Sprintf("%s `%s`", kind, name)
+}
+
 // scoreText renders a scorecard or initiative notice as Slack text.
 func scoreText(n rollout.Notification) (string, bool) {
 	var p map[string]any
 	_ = json.Unmarshal(n.Payload, &p)
 	switch n.Event {
 	case "scorecard.level_dropped":
-		return fmt.Sprintf("patchbay: service `%v` (team %v) dropped from %v to %v on scorecard `%v`", p["service"], p["team"], orNone(p["from"]), orNone(p["to"]), p["scorecard"]), true
+		return fmt.Sprintf("patchbay: %v (team %v) dropped from %v to %v on scorecard `%v`", entityText(p), orNone(p["team"]), orNone(p["from"]), orNone(p["to"]), p["scorecard"]), true
 	case "initiative.started":
 		return fmt.Sprintf("patchbay: initiative `%v` started: %v by %v", p["initiative"], p["scorecard"], p["target"]), true
 	case "initiative.reminder":
 		return fmt.Sprintf("patchbay: initiative `%v`: team %v has %v of %v services passing, %v days before the target %v", p["initiative"], p["team"], p["passing"], p["entities"], p["days_before"], p["target"]), true
 	case "scorecard.exemption_expired":
-		return fmt.Sprintf("patchbay: the exemption of service `%v` from rule `%v` of scorecard `%v` expired on %v (approved by %v)", p["service"], p["rule"], p["scorecard"], p["expired"], p["approver"]), true
+		return fmt.Sprintf("patchbay: the exemption of %v from rule `%v` of scorecard `%v` expired on %v (approved by %v)", entityText(p), p["rule"], p["scorecard"], p["expired"], p["approver"]), true
 	case "initiative.done":
 		return fmt.Sprintf("patchbay: initiative `%v` is done", p["initiative"]), true
 	case "initiative.missed":

@@ -15,6 +15,7 @@ import (
 	"github.com/patchbay/patchbay/api/rolloutapi"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/rollout"
+	"github.com/patchbay/patchbay/scorecard"
 )
 
 const hostsPerPage = 50
@@ -90,6 +91,8 @@ type hostData struct {
 	// Events is the host's timeline: check-ins, jobs, checks, reboots,
 	// alerts (docs/gates.md).
 	Events []rolloutapi.Event
+	// Scores are the host's latest results on the host scorecards.
+	Scores []scorecard.Result
 }
 
 // hostPatch is one upgrade of a host and the open findings it closes.
@@ -148,6 +151,24 @@ func (u *UI) host(w http.ResponseWriter, r *http.Request, s *session) error {
 	var evs rolloutapi.Events
 	if err := u.call(ctx, s, "GET", "/api/v1/events", url.Values{"host": {d.ID}}, nil, &evs); err != nil {
 		return err
+	}
+	// Its scorecard levels: the last record of each host scorecard.
+	name := d.Hostname
+	if name == "" {
+		name = d.ID
+	}
+	var recs []scorecard.Record
+	if err := u.call(ctx, s, "GET", "/api/v1/scores/history", url.Values{"host": {name}}, nil, &recs); err != nil {
+		return err
+	}
+	last := map[string]int{}
+	for _, rec := range recs {
+		if i, ok := last[rec.Scorecard]; ok {
+			d.Scores[i] = rec.Result
+			continue
+		}
+		last[rec.Scorecard] = len(d.Scores)
+		d.Scores = append(d.Scores, rec.Result)
 	}
 	d.Events = evs.Events
 	// The host's jobs in the recent rollouts.

@@ -32,6 +32,9 @@ func (u *UI) scorecards(w http.ResponseWriter, r *http.Request, s *session) erro
 type scorecardData struct {
 	scorecard.Detail
 	Team string
+	// Links are the entities' pages: a service's (a host or host group
+	// result, keyed host/NAME or hostGroup/NAME, is shown unlinked).
+	Links map[string]string
 }
 
 func (u *UI) scorecard(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -41,6 +44,12 @@ func (u *UI) scorecard(w http.ResponseWriter, r *http.Request, s *session) error
 		return err
 	}
 	d.Team = q.Get("team")
+	d.Links = map[string]string{}
+	for _, res := range d.Results {
+		if !strings.Contains(res.Entity, "/") {
+			d.Links[res.Entity] = "/services/" + url.PathEscape(res.Entity)
+		}
+	}
 	u.render(w, r, s, http.StatusOK, "scorecard", "Scorecard "+d.Name, d)
 	return nil
 }

@@ -40,11 +40,29 @@ func Scores(t *testing.T, open func(t *testing.T) (*scoresql.Store, AuditStore))
 	if h, _ := s.History(ctx, "c", "", time.Time{}); len(h) != 3 {
 		t.Errorf("history of a scorecard: %+v", h)
 	}
+	// Hosts and host groups are kept under host/NAME and hostGroup/NAME
+	// in the same (scorecard, entity) key: each is its own entity.
+	hk, gk := scorecard.EntityKey(scorecard.EntityHost, "a"), scorecard.EntityKey(scorecard.EntityHostGroup, "a")
+	if err := s.Append(ctx, []scorecard.Record{rec("h", hk, "bronze", 60, t0), rec("h", gk, "", 20, t0), rec("h", hk, "gold", 90, t0.Add(time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.History(ctx, "h", hk, time.Time{}); err != nil || len(h) != 2 || h[0].Entity != "host/a" || h[1].Score != 90 {
+		t.Errorf("host history: %+v %v", h, err)
+	}
+	if h, _ := s.History(ctx, "", gk, time.Time{}); len(h) != 1 || h[0].Entity != "hostGroup/a" || h[0].Score != 20 {
+		t.Errorf("host group history: %+v", h)
+	}
+	if h, _ := s.History(ctx, "", "a", time.Time{}); len(h) != 3 {
+		t.Errorf("the service a's history holds another entity's: %+v", h)
+	}
+	if latest, _ := s.Latest(ctx); len(latest) != 5 {
+		t.Errorf("latest with hosts: %+v", latest)
+	}
 	// Pruning keeps each entity's latest record however old.
 	if err := s.Prune(ctx, t0.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if h, _ := s.History(ctx, "", "", time.Time{}); len(h) != 3 {
+	if h, _ := s.History(ctx, "", "", time.Time{}); len(h) != 5 {
 		t.Errorf("after pruning: %+v", h)
 	}
 
