@@ -151,6 +151,11 @@ func (s *Set) Claim(labels map[string]string, location string) (service, via str
 	return service, via, ok
 }
 
+// Claims says whether any service claims paths (Claim can find one).
+func (s *Set) Claims() bool {
+	return slices.ContainsFunc(s.services, func(sv named[*ServiceSpec]) bool { return len(sv.spec.Paths) > 0 })
+}
+
 // Asset is what decisions need to know of a host, or of a service whose
 // code inventory was uploaded (Service set, no labels).
 type Asset struct {
