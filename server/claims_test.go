@@ -16,8 +16,14 @@ import (
 	"github.com/patchbay/patchbay/inventory"
 )
 
-func TestServiceClaimsHostPathSQLite(t *testing.T)   { t.Parallel(); testServiceClaimsHostPath(t, "sqlite") }
-func TestServiceClaimsHostPathPostgres(t *testing.T) { t.Parallel(); testServiceClaimsHostPath(t, "postgres") }
+func TestServiceClaimsHostPathSQLite(t *testing.T) {
+	t.Parallel()
+	testServiceClaimsHostPath(t, "sqlite")
+}
+func TestServiceClaimsHostPathPostgres(t *testing.T) {
+	t.Parallel()
+	testServiceClaimsHostPath(t, "postgres")
+}
 
 const claimPolicy = `apiVersion: patchbay/v1
 kind: Team
