@@ -340,7 +340,14 @@ func newFindingsCmd(e *env) *cobra.Command {
 				if f.Lane != "" {
 					prio += "!"
 				}
-				tb.Row(strconv.FormatInt(f.ID, 10), prio, state, f.Vulnerability, f.Package, f.Version, fixed, f.Hostname, dateOnly(f.FirstSeen), dateOnly(f.Due))
+				if f.Fix != "" && f.RemediatedAt.IsZero() {
+					state += ", fix " + f.Fix
+				}
+				host := f.Hostname
+				if f.ServicePath != "" {
+					host += " (service " + f.Service + ", via " + f.ServicePath + ")"
+				}
+				tb.Row(strconv.FormatInt(f.ID, 10), prio, state, f.Vulnerability, f.Package, f.Version, fixed, host, dateOnly(f.FirstSeen), dateOnly(f.Due))
 			}
 			if err := e.writeTable(tb, o.wide); err != nil {
 				return err

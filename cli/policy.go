@@ -392,6 +392,9 @@ func explainFinding(w io.Writer, d policyapi.FindingDetail, now time.Time) {
 		lane = ", " + string(f.Lane) + " lane"
 	}
 	fmt.Fprintf(w, "  %s, %s%s, first seen %s, due %s; fix: %s\n", state, f.Priority, lane, f.FirstSeen.Format(time.DateOnly), f.Due.Format(time.DateOnly), orNone(f.Fixed))
+	if fx := d.Fix; fx != nil {
+		fmt.Fprintf(w, "  fix %s: %s on branch %s%s\n", fx.State, fx.To, fx.Branch, prefixed(" ", fx.MergeRequest))
+	}
 	if d.Summary != "" {
 		fmt.Fprintf(w, "  %s\n", d.Summary)
 	}
@@ -408,6 +411,9 @@ func explainFinding(w io.Writer, d policyapi.FindingDetail, now time.Time) {
 	}
 	if len(c.Services) > 0 {
 		fmt.Fprintf(w, "  services: %s\n", strings.Join(c.Services, ", "))
+	}
+	if cl := d.Claim; cl != nil {
+		fmt.Fprintf(w, "  service: %s, via path %s (%s)\n", cl.Service, cl.Path, cl.Location)
 	}
 	if len(c.Groups) > 0 {
 		fmt.Fprintf(w, "  host groups: %s\n", strings.Join(c.Groups, ", "))
@@ -462,4 +468,12 @@ func newFindingsExplainCmd(e *env, o *clientOpts) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// prefixed is s after p, or nothing when s is empty.
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
 }

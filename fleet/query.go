@@ -169,6 +169,15 @@ type FindingFilter struct {
 type FindingRow struct {
 	Finding
 	Hostname string `json:"hostname"`
+	// Service is the service the finding belongs to: the one whose
+	// inventory was uploaded, or the one claiming the path of the host's
+	// package (ServicePath, the claimed path; Location, the file).
+	Service     string `json:"service,omitempty"`
+	ServicePath string `json:"service_path,omitempty"`
+	Location    string `json:"location,omitempty"`
+	// Fix is the state of the fix proposed for a service's finding
+	// (proposed, merged, deployed, closed; empty: none proposed).
+	Fix string `json:"fix,omitempty"`
 }
 
 // FindingPage is one page of findings; Next is the cursor of the next

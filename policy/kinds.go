@@ -93,6 +93,10 @@ type ServiceSpec struct {
 	Links []Link `yaml:"links,omitempty" json:"links,omitempty"`
 	// Repo is the git repository the server proposes fixes to (fix.md).
 	Repo *ServiceRepo `yaml:"repo,omitempty" json:"repo,omitempty"`
+	// Paths are the directories and files the service claims on its
+	// hosts (absolute, clean): application packages found under one
+	// belong to the service (Set.Claim).
+	Paths []string `yaml:"paths,omitempty" json:"paths,omitempty"`
 }
 
 // Link is a named URL of a service.
@@ -139,6 +143,21 @@ func (s *ServiceSpec) Check(c *Checker) {
 	}
 	for i, l := range s.Links {
 		checkURL(c, fmt.Sprintf("spec.links[%d].url", i), l.URL)
+	}
+	for i, p := range s.Paths {
+		f := fmt.Sprintf("spec.paths[%d]", i)
+		switch {
+		case !path.IsAbs(p):
+			c.errorf(f, "%q: want an absolute path", p)
+		case path.Clean(p) != p:
+			c.errorf(f, "%q: want a clean path (%s)", p, path.Clean(p))
+		case p == "/":
+			c.errorf(f, "%q claims every file: name the service's directory", p)
+		case slices.Contains(s.Paths[:i], p):
+			c.errorf(f, "%q is listed twice", p)
+		case s.Hosts.Empty():
+			c.errorf(f, "%q: a service without hosts claims no host paths; give it spec.hosts", p)
+		}
 	}
 	if r := s.Repo; r != nil {
 		if u, err := url.Parse(r.URL); err == nil && u.User != nil {

@@ -3,6 +3,7 @@ package policy
 import (
 	_ "embed"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,6 +127,33 @@ func (s *Set) service(name string) *ServiceSpec {
 		}
 	}
 	return nil
+}
+
+// Claim is the service that claims a package's location on a host with
+// these labels: a service whose hosts select the host and one of whose
+// paths is the location or a directory above it. The longest path wins
+// (then the first service by name); ok is false when none claims it.
+func (s *Set) Claim(labels map[string]string, location string) (service, via string, ok bool) {
+	if location == "" || !path.IsAbs(location) {
+		return "", "", false
+	}
+	location = path.Clean(location)
+	for _, sv := range s.services {
+		if sv.spec.Hosts.Empty() || !sv.spec.Hosts.Matches(labels) {
+			continue
+		}
+		for _, p := range sv.spec.Paths {
+			if (location == p || strings.HasPrefix(location, p+"/")) && len(p) > len(via) {
+				service, via, ok = sv.name, p, true
+			}
+		}
+	}
+	return service, via, ok
+}
+
+// Claims says whether any service claims paths (Claim can find one).
+func (s *Set) Claims() bool {
+	return slices.ContainsFunc(s.services, func(sv named[*ServiceSpec]) bool { return len(sv.spec.Paths) > 0 })
 }
 
 // Asset is what decisions need to know of a host, or of a service whose

@@ -449,6 +449,11 @@ func (s *Server) findingFix(ctx context.Context, service string, f fleet.Finding
 	if err != nil {
 		return nil, err
 	}
+	return fixOf(ps, f), nil
+}
+
+// fixOf is the most advanced of a service's proposals fixing a finding.
+func fixOf(ps []remedy.Proposal, f fleet.Finding) *policyapi.FindingFix {
 	rank := map[string]int{remedy.StateClosed: 0, remedy.StateProposed: 1, remedy.StateMerged: 2, remedy.StateDeployed: 3}
 	var best *policyapi.FindingFix
 	var bestAt time.Time
@@ -469,5 +474,5 @@ func (s *Server) findingFix(ctx context.Context, service string, f fleet.Finding
 			}
 		}
 	}
-	return best, nil
+	return best
 }

@@ -324,6 +324,17 @@ func (s *Server) getFinding(w http.ResponseWriter, r *http.Request, _ *caller) e
 		if d.Fix, err = s.findingFix(ctx, strings.TrimPrefix(h.MachineID, fleet.ServicePrefix), f); err != nil {
 			return err
 		}
+	} else if set.Claims() {
+		pkgs, err := s.db.Fleet.Inventory(ctx, f.HostID)
+		if err != nil {
+			return err
+		}
+		if c, ok := claimOf(set, a.Labels, pkgs, f); ok {
+			d.Claim = &policyapi.FindingClaim{Service: c.Service, Path: c.Path, Location: c.Location}
+			if d.Fix, err = s.findingFix(ctx, c.Service, f); err != nil {
+				return err
+			}
+		}
 	}
 	return writeJSON(w, http.StatusOK, d)
 }

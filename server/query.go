@@ -363,6 +363,9 @@ func (s *Server) listFindings(w http.ResponseWriter, r *http.Request, _ *caller)
 	if err := s.withReasons(r.Context(), page.Findings); err != nil {
 		return err
 	}
+	if err := s.withServices(r.Context(), page.Findings); err != nil {
+		return err
+	}
 	return writeJSON(w, http.StatusOK, page)
 }
 

@@ -90,6 +90,10 @@ func TestFixesPage(t *testing.T) {
 	if !strings.Contains(page, "<dt>Fix</dt><dd>fix proposed: <span class=\"ver\">3.7</span> on patchbay/fix/shop/weekly") {
 		t.Errorf("finding %d's page:\n%s", idna, page)
 	}
+	// The findings list says it too.
+	if _, _, page = alice.get("/findings?package=idna"); !strings.Contains(page, `<span class="tag">fix proposed</span>`) {
+		t.Errorf("the findings page lacks the fix state:\n%s", page)
+	}
 	vera := f.person("vera")
 	vera.login(password)
 	_, _, page = vera.get("/fixes")

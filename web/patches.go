@@ -21,7 +21,10 @@ type patchRow struct {
 	Closes                    map[string]int
 	Total                     int
 	Top                       string // the highest priority it closes
-	hosts                     map[string]bool
+	// Services are the services whose findings it closes: uploaded
+	// inventories and host packages under a path a service claims.
+	Services []string
+	hosts    map[string]bool
 }
 
 type patchesData struct {
@@ -60,6 +63,10 @@ func (u *UI) patches(w http.ResponseWriter, r *http.Request, s *session) error {
 				rows[k] = p
 			}
 			p.hosts[f.HostID] = true
+			if f.Service != "" && !slices.Contains(p.Services, f.Service) {
+				p.Services = append(p.Services, f.Service)
+				slices.Sort(p.Services)
+			}
 			p.Closes[f.Priority.String()]++
 			p.Total++
 		}

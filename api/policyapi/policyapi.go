@@ -86,6 +86,16 @@ type FindingDetail struct {
 	// Fix is the state of the fix proposed for a service's finding (nil:
 	// none proposed).
 	Fix *FindingFix `json:"fix,omitempty"`
+	// Claim is the service a host's package belongs to, by the path the
+	// service claims (nil: no service claims it).
+	Claim *FindingClaim `json:"claim,omitempty"`
+}
+
+// FindingClaim is the service claiming a host package's location.
+type FindingClaim struct {
+	Service  string `json:"service"`
+	Path     string `json:"path"`
+	Location string `json:"location"`
 }
 
 // FindingFix is where a finding's fix is: proposed (the merge request
