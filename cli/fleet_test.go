@@ -251,7 +251,7 @@ func TestQuickstartAndClients(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  owner: payments\n  tier: 9\n  exposure: internet\n  team: x\n"), 0o644)
 	code, _, stderr = run(t, data, "apply", "-f", example, "-f", bad)
-	if code != ExitError || !strings.Contains(stderr, "1 problem(s); nothing applied:\n"+bad+":9:3: spec.team: unknown field (want one of description, owner, tier, exposure, hosts, repository, chat, links)") {
+	if code != ExitError || !strings.Contains(stderr, "1 problem(s); nothing applied:\n"+bad+":9:3: spec.team: unknown field (want one of description, owner, tier, exposure, hosts, repository, chat, links, repo, paths)") {
 		t.Errorf("invalid apply: %d %s", code, stderr)
 	}
 	os.WriteFile(bad, []byte("apiVersion: patchbay/v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  owner: nobody\n  tier: 2\n  exposure: internet\n"), 0o644)
