@@ -181,6 +181,9 @@ func TestRolloutGateRevertsDebianHost(t *testing.T) {
 	if v := debroot.Query(t, roots[canary], "perl-base"); v != initial[canary]["perl-base"][0] {
 		t.Errorf("%s: perl-base %s after the revert, want the previous %s", canary, v, initial[canary]["perl-base"][0])
 	}
+	if started := jobsStarted(r.agents[canary].log.String()); len(started) != 2 || started[p.ID+"/"+r.agents[canary].id+"#2"] != 1 {
+		t.Errorf("%s's agent started %v, want its job and the revert (attempt 2)", canary, started)
+	}
 	if o := outcomes(p.ID)[other]; o != "" {
 		t.Errorf("%s: %s, want no job", other, o)
 	}
