@@ -235,15 +235,8 @@ func (g *Gates) check(c *policy.Checker) {
 	names := map[string]bool{}
 	for i, p := range g.Prometheus {
 		at := fmt.Sprintf("spec.gates.prometheus[%d]", i)
-		if names[p.Name] {
-			c.Errorf(at+".name", "%q: given twice (gate names are unique in a strategy)", p.Name)
-		}
-		names[p.Name] = true
-		if strings.TrimSpace(p.Query) == "" {
-			c.Errorf(at+".query", "empty: a PromQL expression")
-		} else {
-			checkTemplate(c, at+".query", p.Query)
-		}
+		checkName(c, names, at, p.Name)
+		checkQuery(c, at, p.Query)
 		if _, err := ParseCondition(p.Condition); err != nil {
 			c.Errorf(at+".condition", "%v", err)
 		}
@@ -252,28 +245,12 @@ func (g *Gates) check(c *policy.Checker) {
 				c.Errorf(fmt.Sprintf("%s.phases[%d]", at, j), "%q: want before, bake or background", ph)
 			}
 		}
-		if p.Interval != 0 && time.Duration(p.Interval) < time.Second {
-			c.Errorf(at+".interval", "%s: want at least 1s", p.Interval)
-		}
-		if p.Count < 0 || p.Count > 100 {
-			c.Errorf(at+".count", "%d: want 1 to 100 measurements", p.Count)
-		}
-		if p.FailureLimit < 0 {
-			c.Errorf(at+".failureLimit", "%d: want 0 or more", p.FailureLimit)
-		}
-		checkUnreachable(c, at, p.OnUnreachable)
+		checkCadence(c, at, p.Interval, p.Count, p.FailureLimit, p.OnUnreachable)
 	}
 	for i, cg := range g.Comparison {
 		at := fmt.Sprintf("spec.gates.comparison[%d]", i)
-		if names[cg.Name] {
-			c.Errorf(at+".name", "%q: given twice (gate names are unique in a strategy)", cg.Name)
-		}
-		names[cg.Name] = true
-		if strings.TrimSpace(cg.Query) == "" {
-			c.Errorf(at+".query", "empty: a PromQL expression")
-		} else {
-			checkTemplate(c, at+".query", cg.Query)
-		}
+		checkName(c, names, at, cg.Name)
+		checkQuery(c, at, cg.Query)
 		if cg.Worse != "" && cg.Worse != "higher" && cg.Worse != "lower" {
 			c.Errorf(at+".worse", "%q: want higher (the default) or lower", cg.Worse)
 		}
@@ -289,23 +266,11 @@ func (g *Gates) check(c *policy.Checker) {
 		if cg.Range != 0 && time.Duration(cg.Range) < max(time.Duration(cg.Step), time.Second)*3 {
 			c.Errorf(at+".range", "%s: want at least three steps", cg.Range)
 		}
-		if cg.Interval != 0 && time.Duration(cg.Interval) < time.Second {
-			c.Errorf(at+".interval", "%s: want at least 1s", cg.Interval)
-		}
-		if cg.Count < 0 || cg.Count > 100 {
-			c.Errorf(at+".count", "%d: want 1 to 100 measurements", cg.Count)
-		}
-		if cg.FailureLimit < 0 {
-			c.Errorf(at+".failureLimit", "%d: want 0 or more", cg.FailureLimit)
-		}
-		checkUnreachable(c, at, cg.OnUnreachable)
+		checkCadence(c, at, cg.Interval, cg.Count, cg.FailureLimit, cg.OnUnreachable)
 	}
 	for i, a := range g.Alerts {
 		at := fmt.Sprintf("spec.gates.alerts[%d]", i)
-		if names[a.Name] {
-			c.Errorf(at+".name", "%q: given twice (gate names are unique in a strategy)", a.Name)
-		}
-		names[a.Name] = true
+		checkName(c, names, at, a.Name)
 		if len(a.Matchers) == 0 {
 			c.Errorf(at+".matchers", "empty: name the alerts the gate watches (host=\"{{ .Host }}\")")
 		}
@@ -319,6 +284,40 @@ func (g *Gates) check(c *policy.Checker) {
 		}
 		checkUnreachable(c, at, a.OnUnreachable)
 	}
+}
+
+// checkName refuses a gate name given twice in one strategy.
+func checkName(c *policy.Checker, names map[string]bool, at, name string) {
+	if names[name] {
+		c.Errorf(at+".name", "%q: given twice (gate names are unique in a strategy)", name)
+	}
+	names[name] = true
+}
+
+// checkQuery refuses an empty PromQL expression and checks its
+// substitutions.
+func checkQuery(c *policy.Checker, at, q string) {
+	if strings.TrimSpace(q) == "" {
+		c.Errorf(at+".query", "empty: a PromQL expression")
+		return
+	}
+	checkTemplate(c, at+".query", q)
+}
+
+// checkCadence checks what the measured gates share: how often they
+// measure, how many measurements, how many may fail, and what an
+// unreachable component means.
+func checkCadence(c *policy.Checker, at string, interval duration.Duration, count, failureLimit int, o OnUnreachable) {
+	if interval != 0 && time.Duration(interval) < time.Second {
+		c.Errorf(at+".interval", "%s: want at least 1s", interval)
+	}
+	if count < 0 || count > 100 {
+		c.Errorf(at+".count", "%d: want 1 to 100 measurements", count)
+	}
+	if failureLimit < 0 {
+		c.Errorf(at+".failureLimit", "%d: want 0 or more", failureLimit)
+	}
+	checkUnreachable(c, at, o)
 }
 
 func checkUnreachable(c *policy.Checker, at string, o OnUnreachable) {
