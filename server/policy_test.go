@@ -23,6 +23,7 @@ import (
 	"github.com/patchbay/patchbay/patch"
 	"github.com/patchbay/patchbay/policy"
 	"github.com/patchbay/patchbay/risk"
+	"github.com/patchbay/patchbay/scorecard"
 	"github.com/patchbay/patchbay/server"
 )
 
@@ -415,6 +416,28 @@ func testPolicy(t *testing.T, backend string) {
 		}
 		if rr.Hosts != 3 || rr.Changed < 3 {
 			t.Errorf("reassessment: %+v", rr)
+		}
+		// The scorecard's kev fact reads the same catalog: the services
+		// of the hosts with CVE-2026-35189 fail no-kev.
+		if _, err := f.srv.ScoreNow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		code, b := f.do("GET", api.Prefix+"/scorecards/patch-hygiene", viewer, nil)
+		if code != 200 {
+			t.Fatalf("scorecard: %d %s", code, b)
+		}
+		var sc scorecard.Detail
+		f.decode(b, &sc)
+		var noKEV []string
+		for _, r := range sc.Results {
+			for _, ru := range r.Rules {
+				if ru.Rule == "no-kev" && !ru.Pass {
+					noKEV = append(noKEV, r.Entity)
+				}
+			}
+		}
+		if len(noKEV) == 0 {
+			t.Errorf("CVE-2026-35189 in KEV: no service fails no-kev (%d results)", len(sc.Results))
 		}
 		d := f.explain(viewer, webID)
 		if d.Finding.Priority != risk.P1 || d.Finding.Lane != "emergency" || d.Finding.Exploitation != "active" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchbay/patchbay/advisory"
 	"github.com/patchbay/patchbay/fleet"
 	"github.com/patchbay/patchbay/kpi"
 	"github.com/patchbay/patchbay/policy"
@@ -38,13 +39,25 @@ func (s *Server) scoreInputs(ctx context.Context) (scorecard.Inputs, error) {
 			in.Open = append(in.Open, iv)
 		}
 	}
-	vulns, err := s.db.Findings.Vulnerabilities(ctx)
+	// KEV, of the open findings' vulnerabilities only: the catalog is
+	// looked up by CVE as the vulnerabilities endpoint does (the fleet's
+	// aggregate of every vulnerability carries no KEV and is the slowest
+	// read there is at fleet scale).
+	var cves []string
+	seen := map[string]bool{}
+	for _, iv := range in.Open {
+		if c := advisory.CVEOf(iv.Vulnerability); c != "" && !seen[c] {
+			seen[c] = true
+			cves = append(cves, c)
+		}
+	}
+	kev, _, err := s.db.Exploitation(ctx, cves)
 	if err != nil {
 		return in, err
 	}
-	for _, v := range vulns {
-		if v.KEV {
-			in.KEV[v.ID] = true
+	for _, iv := range in.Open {
+		if _, ok := kev[advisory.CVEOf(iv.Vulnerability)]; ok {
+			in.KEV[iv.Vulnerability] = true
 		}
 	}
 	rep, err := s.KPI().Report(ctx, kpi.Query{From: now.Add(-90 * 24 * time.Hour), To: now, By: kpi.ByService})
